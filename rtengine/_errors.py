@@ -1,0 +1,165 @@
+"""rtengine's exception hierarchy.
+
+Every exception rtengine raises derives from :class:`RealtimeError`. Errors are split the way h11 and trio
+split them: *local* errors mean "you (or your configuration) asked for something impossible"; *remote*
+errors mean "the other side (the provider, the network, the local server) failed or refused"::
+
+    RealtimeError
+    ├── LocalError
+    │   ├── ConfigError ............ invalid SessionConfig, base URL, missing API key
+    │   └── ConversationNotRunning . a send after the conversation ended
+    └── RemoteError
+        ├── CallError .............. call creation (POST /realtime/calls) failed
+        │   ├── CallRejected ....... non-2xx answer: .status, .body, .retry_after
+        │   ├── InvalidLocation .... missing or unusable Location header (no valid call id)
+        │   └── InvalidAnswer ...... the 2xx body is not a usable SDP answer
+        ├── InvalidCallId .......... a call id that must not enter a URL
+        ├── TransportError ......... a socket or HTTP exchange failed
+        │   ├── ConnectFailed ...... TCP/TLS/websocket handshake failed (.status when rejected)
+        │   └── ConnectionLost ..... an open socket ended unexpectedly (.code, .reason)
+        ├── InvalidSdp ............. an SDP offer or answer that a WebRTC peer cannot use
+        └── ServerError ............ a server ``error`` event (.code, .type, .param, .event_id, .error_class)
+
+This module is re-exported from :mod:`rtengine`; import the names from there.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "CallError",
+    "CallRejected",
+    "ConfigError",
+    "ConnectFailed",
+    "ConnectionLost",
+    "ConversationNotRunning",
+    "ErrorClass",
+    "InvalidAnswer",
+    "InvalidCallId",
+    "InvalidLocation",
+    "InvalidSdp",
+    "LocalError",
+    "RealtimeError",
+    "RemoteError",
+    "ServerError",
+    "TransportError",
+]
+
+
+class ErrorClass(Enum):
+    """How a server ``error`` event affects a conversation (realtime-protocol §8)."""
+
+    #: "Conversation already has an active response": the ``response.create`` is deferred, nothing ends.
+    DEFERRAL = "deferral"
+    #: Harmless (e.g. ``response_cancel_not_active``): reported as a non-fatal error, the conversation goes on.
+    BENIGN = "benign"
+    #: Anything else: the conversation ends with an error. Never retried automatically.
+    FATAL = "fatal"
+
+
+class RealtimeError(Exception):
+    """Root of every exception rtengine raises."""
+
+
+class LocalError(RealtimeError):
+    """The caller asked for something that cannot be done; retrying the same request cannot help."""
+
+
+class ConfigError(LocalError, ValueError):
+    """Invalid configuration: a bad :class:`~rtengine.SessionConfig`, base URL, or a missing API key."""
+
+
+class ConversationNotRunning(LocalError):
+    """Raised by every send once the conversation has ended (closed, failed or replaced)."""
+
+    def __init__(self, message: str = "conversation is not running") -> None:
+        super().__init__(message)
+
+
+class RemoteError(RealtimeError):
+    """The provider, the network or the peer failed or refused."""
+
+
+class CallError(RemoteError):
+    """Creating a WebRTC call (``POST /realtime/calls``) failed."""
+
+
+class CallRejected(CallError):
+    """The call-creation request got a non-2xx answer.
+
+    ``status`` is the HTTP status, ``body`` the response text (possibly truncated), and ``retry_after`` the
+    ``Retry-After`` header in seconds when the server sent one.
+    """
+
+    def __init__(self, message: str, *, status: int, body: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+
+
+class InvalidLocation(CallError):
+    """The call-creation answer has no ``Location`` header, or one without a usable call id."""
+
+
+class InvalidAnswer(CallError):
+    """The call-creation answer's body is not a usable SDP answer (not UTF-8, or not SDP)."""
+
+
+class InvalidCallId(RemoteError, ValueError):
+    """A call id that does not match ``rtc_[A-Za-z0-9_-]+`` (bounded length); it never enters a URL."""
+
+
+class TransportError(RemoteError):
+    """A socket or HTTP exchange failed."""
+
+
+class ConnectFailed(TransportError):
+    """Connecting failed: TCP, TLS, a timeout, or a rejected websocket handshake.
+
+    ``status`` is the HTTP status of a rejected handshake (``None`` for network failures) and ``body`` its
+    response text.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class ConnectionLost(TransportError):
+    """An open socket ended without a clean close, or a read/write failed. ``code``/``reason`` as received."""
+
+    def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class InvalidSdp(RemoteError, ValueError):
+    """An SDP offer or answer a WebRTC peer cannot use."""
+
+
+class ServerError(RemoteError):
+    """A server ``error`` event, raised where an error event has to become an exception.
+
+    Carries the event's ``code``, ``type``, ``param`` and ``event_id`` and the §8 ``error_class``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        event_id: str | None = None,
+        error_class: ErrorClass = ErrorClass.FATAL,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.type = type
+        self.param = param
+        self.event_id = event_id
+        self.error_class = error_class

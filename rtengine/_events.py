@@ -1,0 +1,324 @@
+"""Typed server events (what the parser produces), as frozen, slotted dataclasses.
+
+One class per realtime-protocol §7.2 row; events rtengine does not model become :class:`UnknownEvent` with the
+raw dict; frames that are not events at all (invalid JSON, no ``type``, a binary frame, a known type missing a
+required field) become :class:`ProtocolWarning`. Nothing here raises on bad input; nothing here does I/O.
+Dataclasses were chosen over msgspec Structs after measuring (``benchmarks/parse_events.py``): parsing is
+dominated by ``json.loads``, and dataclasses keep the dependency list short.
+
+Do not subclass these classes; match on them (``match event: case AudioOut(): …``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ._errors import ErrorClass
+
+__all__ = [
+    "AudioOut",
+    "InputTranscriptDelta",
+    "InputTranscriptDone",
+    "ItemAdded",
+    "ItemDone",
+    "OutputAudioCleared",
+    "OutputAudioStarted",
+    "OutputAudioStopped",
+    "OutputTranscriptDelta",
+    "OutputTranscriptDone",
+    "ProtocolWarning",
+    "RateLimit",
+    "RateLimits",
+    "ResponseCancelled",
+    "ResponseCreated",
+    "ResponseDone",
+    "ServerErrorEvent",
+    "ServerEvent",
+    "SessionCreated",
+    "SessionUpdated",
+    "SpeechStarted",
+    "SpeechStopped",
+    "ToolCall",
+    "UnknownEvent",
+    "WarningKind",
+]
+
+
+def _raw() -> Any:
+    """The raw payload: kept for callers, hidden from repr and equality."""
+    return field(repr=False, compare=False, default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreated:
+    """``session.created``: the first event on every new connection."""
+
+    session_id: str
+    expires_at: int | None = None
+    session: Mapping[str, Any] = _raw()
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated:
+    """``session.updated``: the server applied a ``session.update``."""
+
+    session_id: str
+    instructions: str | None = None
+    session: Mapping[str, Any] = _raw()
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """``input_audio_buffer.speech_started``: the user began speaking (barge-in trigger)."""
+
+    item_id: str | None = None
+    audio_start_ms: int | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    """``input_audio_buffer.speech_stopped``."""
+
+    item_id: str | None = None
+    audio_end_ms: int | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemAdded:
+    """``conversation.item.added`` (or the older ``conversation.item.created``)."""
+
+    item_id: str | None
+    item: Mapping[str, Any] = _raw()
+    previous_item_id: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemDone:
+    """``conversation.item.done`` for any item that is not a function call."""
+
+    item_id: str | None
+    item: Mapping[str, Any] = _raw()
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model called a function. ``arguments`` is the raw JSON string (possibly incomplete)."""
+
+    call_id: str
+    name: str | None
+    arguments: str
+    item_id: str | None = None
+    event_id: str | None = None
+
+    def parsed_arguments(self) -> Any:
+        """The arguments decoded as JSON; raises ``ValueError`` when they are not valid JSON."""
+        return json.loads(self.arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscriptDelta:
+    """``conversation.item.input_audio_transcription.delta``: part of the user's transcript."""
+
+    delta: str
+    item_id: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscriptDone:
+    """``conversation.item.input_audio_transcription.completed``."""
+
+    transcript: str
+    item_id: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCreated:
+    """``response.created``: a response is in flight."""
+
+    response_id: str | None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """``response.done``: a response ended; ``status`` is ``completed``, ``cancelled``, ``failed``, …"""
+
+    response_id: str | None
+    status: str | None = None
+    response: Mapping[str, Any] = _raw()
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCancelled:
+    """``response.cancelled`` (accepted as the reference accepts it)."""
+
+    response_id: str | None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AudioOut:
+    """An output audio delta (websocket transport): base64 PCM16 in ``audio``; :meth:`pcm` decodes it."""
+
+    audio: str
+    item_id: str | None = None
+    response_id: str | None = None
+    sample_rate: int = 24000
+    num_channels: int = 1
+    samples_per_channel: int | None = None
+    event_id: str | None = None
+
+    def pcm(self) -> bytes:
+        """The decoded PCM16 bytes (empty when the delta is not valid base64)."""
+        try:
+            return base64.b64decode(self.audio, validate=True)
+        except (binascii.Error, ValueError):
+            return b""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTranscriptDelta:
+    """Part of the assistant's transcript (audio) or text (text modality)."""
+
+    delta: str
+    item_id: str | None = None
+    response_id: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTranscriptDone:
+    """The assistant's full transcript (audio) or text (text modality) for one output."""
+
+    transcript: str
+    item_id: str | None = None
+    response_id: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerErrorEvent:
+    """A server ``error`` event, with its §8 class (deferral, benign or fatal)."""
+
+    message: str
+    code: str | None = None
+    type: str | None = None
+    param: str | None = None
+    error_event_id: str | None = None
+    error_class: ErrorClass = ErrorClass.FATAL
+    event_id: str | None = None
+
+    @property
+    def fatal(self) -> bool:
+        """True when this error ends the conversation."""
+        return self.error_class is ErrorClass.FATAL
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """One entry of ``rate_limits.updated``."""
+
+    name: str
+    limit: int | None = None
+    remaining: int | None = None
+    reset_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """``rate_limits.updated``."""
+
+    limits: tuple[RateLimit, ...]
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAudioStarted:
+    """``output_audio_buffer.started`` (WebRTC/SIP): the server began playing a response."""
+
+    response_id: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAudioStopped:
+    """``output_audio_buffer.stopped`` (WebRTC/SIP): playback of a response finished."""
+
+    response_id: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAudioCleared:
+    """``output_audio_buffer.cleared`` (WebRTC/SIP): playback was cut."""
+
+    response_id: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """A well-formed event rtengine does not model. ``documented`` is True for GA types it deliberately skips."""
+
+    type: str
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    documented: bool = False
+
+
+class WarningKind(Enum):
+    """Why a frame was not an event."""
+
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_TYPE = "missing_type"
+    BINARY_FRAME = "binary_frame"
+    MISSING_FIELD = "missing_field"
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolWarning:
+    """A frame that is not a usable event. Never raised: returned, so it can be counted and logged."""
+
+    kind: WarningKind
+    detail: str
+    type: str | None = None
+
+
+ServerEvent = (
+    SessionCreated
+    | SessionUpdated
+    | SpeechStarted
+    | SpeechStopped
+    | ItemAdded
+    | ItemDone
+    | ToolCall
+    | InputTranscriptDelta
+    | InputTranscriptDone
+    | ResponseCreated
+    | ResponseDone
+    | ResponseCancelled
+    | AudioOut
+    | OutputTranscriptDelta
+    | OutputTranscriptDone
+    | ServerErrorEvent
+    | RateLimits
+    | OutputAudioStarted
+    | OutputAudioStopped
+    | OutputAudioCleared
+    | UnknownEvent
+)

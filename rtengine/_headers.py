@@ -1,0 +1,53 @@
+"""Request-header rules (realtime-protocol §3.2) and redaction, pure.
+
+Header names are compared case-insensitively and emitted in lower case. :func:`redact` is what every log,
+repr and record goes through, so an API key never leaves in clear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+__all__ = ["SECRET_HEADERS", "bearer", "merge_request_headers", "redact"]
+
+#: Headers whose values are secrets.
+SECRET_HEADERS: Final = frozenset({"authorization", "openai-api-key", "api-key", "x-api-key", "cookie"})
+
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def _items(headers: Headers) -> Iterable[tuple[str, str]]:
+    return headers.items() if isinstance(headers, Mapping) else headers
+
+
+def bearer(token: str) -> dict[str, str]:
+    """``{"authorization": "Bearer <token>"}``."""
+    return {"authorization": f"Bearer {token}"}
+
+
+def merge_request_headers(
+    base: Headers, overrides: Headers, identity: Headers = (), defaults: Headers = ()
+) -> dict[str, str]:
+    """Merge by HTTP precedence: ``base``, then ``overrides`` replace, then ``identity`` is set again, then
+    ``defaults`` are added only where the name is absent."""
+    merged: dict[str, str] = {}
+    for layer in (base, overrides, identity):
+        for name, value in _items(layer):
+            merged[name.lower()] = value
+    for name, value in _items(defaults):
+        merged.setdefault(name.lower(), value)
+    return merged
+
+
+def redact(headers: Headers) -> dict[str, str]:
+    """A copy safe to log: secret values become ``"<redacted>"`` (the scheme word of ``Bearer`` is kept)."""
+    out: dict[str, str] = {}
+    for name, value in _items(headers):
+        key = name.lower()
+        if key in SECRET_HEADERS:
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            out[key] = f"{scheme} <redacted>".strip()
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,332 @@
+"""Server-event parser: one websocket frame in, one typed event (or a :class:`ProtocolWarning`) out.
+
+Theory of operation (realtime-protocol §7.1): a bad frame must never end a conversation, so
+:func:`parse_server_event` never raises. Invalid JSON, a non-object, a missing or non-string ``type``, a binary
+frame, and a known type that lacks a required field all come back as a :class:`ProtocolWarning` the caller
+counts and logs. A wrongly typed optional field is treated as absent. Types rtengine does not model come back
+as :class:`UnknownEvent` with the raw dict.
+
+Dispatch is a table from ``type`` to a small builder; a builder raises :class:`_Missing` for a missing
+required field, which the table turns into a warning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from ._classify import classify_error
+from ._events import (
+    AudioOut,
+    InputTranscriptDelta,
+    InputTranscriptDone,
+    ItemAdded,
+    ItemDone,
+    OutputAudioCleared,
+    OutputAudioStarted,
+    OutputAudioStopped,
+    OutputTranscriptDelta,
+    OutputTranscriptDone,
+    ProtocolWarning,
+    RateLimit,
+    RateLimits,
+    ResponseCancelled,
+    ResponseCreated,
+    ResponseDone,
+    ServerErrorEvent,
+    ServerEvent,
+    SessionCreated,
+    SessionUpdated,
+    SpeechStarted,
+    SpeechStopped,
+    ToolCall,
+    UnknownEvent,
+    WarningKind,
+)
+
+__all__ = ["DOCUMENTED_UNMAPPED_TYPES", "parse_server_event", "parse_server_message"]
+
+#: GA server event types rtengine deliberately does not map (returned as ``UnknownEvent(documented=True)``).
+DOCUMENTED_UNMAPPED_TYPES: Final[frozenset[str]] = frozenset(
+    {
+        "input_audio_buffer.committed",
+        "input_audio_buffer.cleared",
+        "input_audio_buffer.timeout_triggered",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.content_part.added",
+        "response.content_part.done",
+        "response.output_audio.done",
+        "response.audio.done",
+        "response.function_call_arguments.delta",
+        "conversation.item.truncated",
+        "conversation.item.deleted",
+        "conversation.item.retrieved",
+        "conversation.item.input_audio_transcription.failed",
+        "conversation.item.input_audio_transcription.segment",
+    }
+)
+
+
+class _Missing(Exception):
+    """A required field is absent or has the wrong type."""
+
+
+def _str(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _int(obj: Mapping[str, Any], key: str) -> int | None:
+    value = obj.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _num(obj: Mapping[str, Any], key: str) -> float | None:
+    value = obj.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _obj(obj: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = obj.get(key)
+    return value if isinstance(value, dict) else None
+
+
+def _req_str(obj: Mapping[str, Any], key: str) -> str:
+    value = _str(obj, key)
+    if value is None:
+        raise _Missing(key)
+    return value
+
+
+def _req_obj(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = _obj(obj, key)
+    if value is None:
+        raise _Missing(key)
+    return value
+
+
+def _session_created(e: Mapping[str, Any]) -> ServerEvent:
+    session = _req_obj(e, "session")
+    return SessionCreated(
+        session_id=_req_str(session, "id"),
+        expires_at=_int(session, "expires_at"),
+        session=session,
+        event_id=_str(e, "event_id"),
+    )
+
+
+def _session_updated(e: Mapping[str, Any]) -> ServerEvent:
+    session = _req_obj(e, "session")
+    return SessionUpdated(
+        session_id=_req_str(session, "id"),
+        instructions=_str(session, "instructions"),
+        session=session,
+        event_id=_str(e, "event_id"),
+    )
+
+
+def _speech_started(e: Mapping[str, Any]) -> ServerEvent:
+    return SpeechStarted(_str(e, "item_id"), _int(e, "audio_start_ms"), _str(e, "event_id"))
+
+
+def _speech_stopped(e: Mapping[str, Any]) -> ServerEvent:
+    return SpeechStopped(_str(e, "item_id"), _int(e, "audio_end_ms"), _str(e, "event_id"))
+
+
+def _item_added(e: Mapping[str, Any]) -> ServerEvent:
+    item = _req_obj(e, "item")
+    return ItemAdded(_str(item, "id"), item, _str(e, "previous_item_id"), _str(e, "event_id"))
+
+
+def _item_done(e: Mapping[str, Any]) -> ServerEvent:
+    item = _req_obj(e, "item")
+    if item.get("type") == "function_call":
+        return ToolCall(
+            call_id=_req_str(item, "call_id"),
+            name=_str(item, "name"),
+            arguments=_str(item, "arguments") or "",
+            item_id=_str(item, "id"),
+            event_id=_str(e, "event_id"),
+        )
+    return ItemDone(_str(item, "id"), item, _str(e, "event_id"))
+
+
+def _arguments_done(e: Mapping[str, Any]) -> ServerEvent:
+    return ToolCall(
+        call_id=_req_str(e, "call_id"),
+        name=_str(e, "name"),
+        arguments=_str(e, "arguments") or "",
+        item_id=_str(e, "item_id"),
+        event_id=_str(e, "event_id"),
+    )
+
+
+def _input_delta(e: Mapping[str, Any]) -> ServerEvent:
+    return InputTranscriptDelta(_req_str(e, "delta"), _str(e, "item_id"), _str(e, "event_id"))
+
+
+def _input_done(e: Mapping[str, Any]) -> ServerEvent:
+    return InputTranscriptDone(_req_str(e, "transcript"), _str(e, "item_id"), _str(e, "event_id"))
+
+
+def _response_id(e: Mapping[str, Any]) -> str | None:
+    response = _obj(e, "response")
+    if response is not None and (rid := _str(response, "id")) is not None:
+        return rid
+    return _str(e, "response_id")
+
+
+def _response_created(e: Mapping[str, Any]) -> ServerEvent:
+    return ResponseCreated(_response_id(e), _str(e, "event_id"))
+
+
+def _response_done(e: Mapping[str, Any]) -> ServerEvent:
+    response = _obj(e, "response") or {}
+    return ResponseDone(_response_id(e), _str(response, "status"), response, _str(e, "event_id"))
+
+
+def _response_cancelled(e: Mapping[str, Any]) -> ServerEvent:
+    return ResponseCancelled(_response_id(e), _str(e, "event_id"))
+
+
+def _audio_delta(e: Mapping[str, Any]) -> ServerEvent:
+    channels = _int(e, "channels") or _int(e, "num_channels") or 1
+    return AudioOut(
+        audio=_req_str(e, "delta"),
+        item_id=_str(e, "item_id"),
+        response_id=_str(e, "response_id"),
+        sample_rate=_int(e, "sample_rate") or 24000,
+        num_channels=channels,
+        samples_per_channel=_int(e, "samples_per_channel"),
+        event_id=_str(e, "event_id"),
+    )
+
+
+def _output_delta(e: Mapping[str, Any]) -> ServerEvent:
+    return OutputTranscriptDelta(_req_str(e, "delta"), _str(e, "item_id"), _str(e, "response_id"), _str(e, "event_id"))
+
+
+def _transcript_done(e: Mapping[str, Any]) -> ServerEvent:
+    return OutputTranscriptDone(
+        _req_str(e, "transcript"), _str(e, "item_id"), _str(e, "response_id"), _str(e, "event_id")
+    )
+
+
+def _text_done(e: Mapping[str, Any]) -> ServerEvent:
+    return OutputTranscriptDone(_req_str(e, "text"), _str(e, "item_id"), _str(e, "response_id"), _str(e, "event_id"))
+
+
+def error_message(e: Mapping[str, Any]) -> str | None:
+    """The error text of an ``error`` frame: ``message``, else ``error.message``, else ``error`` as JSON (§6.1)."""
+    if (top := _str(e, "message")) is not None:
+        return top
+    error = e.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if error is None:
+        return None
+    return json.dumps(error, separators=(",", ":"), sort_keys=True)
+
+
+def _error(e: Mapping[str, Any]) -> ServerEvent:
+    message = error_message(e)
+    if message is None:
+        raise _Missing("error")
+    detail = _obj(e, "error") or {}
+    code = _str(detail, "code")
+    return ServerErrorEvent(
+        message=message,
+        code=code,
+        type=_str(detail, "type"),
+        param=_str(detail, "param"),
+        error_event_id=_str(detail, "event_id"),
+        error_class=classify_error(code, message),
+        event_id=_str(e, "event_id"),
+    )
+
+
+def _rate_limits(e: Mapping[str, Any]) -> ServerEvent:
+    raw = e.get("rate_limits")
+    if not isinstance(raw, list):
+        raise _Missing("rate_limits")
+    limits = tuple(
+        RateLimit(
+            name=_str(entry, "name") or "",
+            limit=_int(entry, "limit"),
+            remaining=_int(entry, "remaining"),
+            reset_seconds=_num(entry, "reset_seconds"),
+        )
+        for entry in raw
+        if isinstance(entry, dict)
+    )
+    return RateLimits(limits, _str(e, "event_id"))
+
+
+def _playback(cls: type[OutputAudioStarted | OutputAudioStopped | OutputAudioCleared]) -> Callable[..., ServerEvent]:
+    def build(e: Mapping[str, Any]) -> ServerEvent:
+        return cls(_str(e, "response_id"), _str(e, "event_id"))
+
+    return build
+
+
+_BUILDERS: Final[dict[str, Callable[[Mapping[str, Any]], ServerEvent]]] = {
+    "session.created": _session_created,
+    "session.updated": _session_updated,
+    "input_audio_buffer.speech_started": _speech_started,
+    "input_audio_buffer.speech_stopped": _speech_stopped,
+    "conversation.item.added": _item_added,
+    "conversation.item.created": _item_added,
+    "conversation.item.done": _item_done,
+    "conversation.item.input_audio_transcription.delta": _input_delta,
+    "conversation.item.input_audio_transcription.completed": _input_done,
+    "response.created": _response_created,
+    "response.done": _response_done,
+    "response.cancelled": _response_cancelled,
+    "response.output_audio.delta": _audio_delta,
+    "response.audio.delta": _audio_delta,
+    "response.output_audio_transcript.delta": _output_delta,
+    "response.output_audio_transcript.done": _transcript_done,
+    "response.output_text.delta": _output_delta,
+    "response.output_text.done": _text_done,
+    "response.function_call_arguments.done": _arguments_done,
+    "error": _error,
+    "rate_limits.updated": _rate_limits,
+    "output_audio_buffer.started": _playback(OutputAudioStarted),
+    "output_audio_buffer.stopped": _playback(OutputAudioStopped),
+    "output_audio_buffer.cleared": _playback(OutputAudioCleared),
+}
+
+
+def parse_server_message(message: Mapping[str, Any]) -> ServerEvent | ProtocolWarning:
+    """Type an already-decoded JSON object. Never raises."""
+    event_type = message.get("type")
+    if not isinstance(event_type, str):
+        return ProtocolWarning(WarningKind.MISSING_TYPE, "event has no string 'type'")
+    builder = _BUILDERS.get(event_type)
+    if builder is None:
+        return UnknownEvent(event_type, message, documented=event_type in DOCUMENTED_UNMAPPED_TYPES)
+    try:
+        return builder(message)
+    except _Missing as missing:
+        return ProtocolWarning(
+            WarningKind.MISSING_FIELD, f"{event_type} lacks required field {missing.args[0]!r}", event_type
+        )
+
+
+def parse_server_event(frame: str | bytes | bytearray) -> ServerEvent | ProtocolWarning:
+    """Parse one websocket frame. Text frames are JSON events; a binary frame is a protocol warning. Never raises."""
+    if not isinstance(frame, str):
+        return ProtocolWarning(
+            WarningKind.BINARY_FRAME, f"unexpected binary realtime websocket event ({len(frame)} bytes)"
+        )
+    try:
+        message = json.loads(frame)
+    except (ValueError, RecursionError) as exc:
+        return ProtocolWarning(WarningKind.INVALID_JSON, f"invalid JSON: {exc}"[:200])
+    if not isinstance(message, dict):
+        return ProtocolWarning(WarningKind.NOT_AN_OBJECT, f"event is a JSON {type(message).__name__}, not an object")
+    return parse_server_message(message)

@@ -1,0 +1,111 @@
+"""Options, latency and fault knobs of the local realtime server.
+
+Every knob is settable from Python (``ServerOptions(faults=Faults(...))`` or ``server.set_faults(...)``) and
+from the CLI (``rtengine serve --help``); the two share these dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+__all__ = ["INJECTIONS", "Faults", "ServerOptions", "ToolScript", "check_injection"]
+
+#: What ``Faults.inject`` may name (``error:<code>`` sends a server ``error`` event with that code).
+INJECTIONS: Final = ("malformed_json", "binary", "oversized", "unknown_event", "error:<code>")
+
+
+def check_injection(name: str) -> str:
+    """Validate one ``Faults.inject`` entry and return it."""
+    if name in INJECTIONS[:4] or (name.startswith("error:") and len(name) > len("error:")):
+        return name
+    raise ValueError(f"unknown injection {name!r}; use one of {', '.join(INJECTIONS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Latency and fault injection. The defaults inject nothing.
+
+    * ``call_delay`` — seconds to wait before answering ``POST /realtime/calls``.
+    * ``call_status`` — answer every call creation with this HTTP status and a JSON error body instead.
+    * ``sideband_accept_delay`` / ``websocket_accept_delay`` — seconds the websocket handshake of a sideband
+      (``?call_id=``) / direct (``?model=``) connection waits before the server accepts; a client that gives up
+      meanwhile is recorded as ``handshake_abandoned``.
+    * ``refuse_sideband_joins`` — reject the first N sideband handshakes with 503.
+    * ``websocket_status`` — reject every websocket handshake with this status.
+    * ``close_after_events`` — after N server events on a connection, end it: ``close_mode="clean"`` sends
+      CLOSE 1000, ``"abrupt"`` drops the TCP connection (RST) without a close frame.
+    * ``ignore_client_close`` — never answer a client's CLOSE frame (a dead peer; the TCP stays open).
+    * ``inject`` — frames sent right after the first ``session.updated``: ``malformed_json``, ``binary``,
+      ``oversized`` (``oversized_bytes`` of text), ``unknown_event``, ``error:<code>`` (a server ``error`` event).
+    * ``retry_after`` — a ``Retry-After`` header (seconds) on injected rejections.
+    """
+
+    call_delay: float = 0.0
+    call_status: int | None = None
+    sideband_accept_delay: float = 0.0
+    websocket_accept_delay: float = 0.0
+    refuse_sideband_joins: int = 0
+    websocket_status: int | None = None
+    close_after_events: int | None = None
+    close_mode: Literal["clean", "abrupt"] = "clean"
+    ignore_client_close: bool = False
+    inject: tuple[str, ...] = ()
+    oversized_bytes: int = 2 * 1024 * 1024
+    retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("call_delay", "sideband_accept_delay", "websocket_accept_delay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for name in ("call_status", "websocket_status"):
+            status = getattr(self, name)
+            if status is not None and not 400 <= status <= 599:
+                raise ValueError(f"{name} must be an HTTP error status (400-599), got {status}")
+        if self.refuse_sideband_joins < 0:
+            raise ValueError("refuse_sideband_joins must be >= 0")
+        if self.close_after_events is not None and self.close_after_events < 1:
+            raise ValueError("close_after_events must be >= 1")
+        if self.close_mode not in ("clean", "abrupt"):
+            raise ValueError("close_mode must be 'clean' or 'abrupt'")
+        for name in self.inject:
+            check_injection(name)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolScript:
+    """Make the server's first response a ``function_call`` of ``name`` with ``arguments`` (a JSON string).
+
+    The server then waits for the matching ``function_call_output``; the next response quotes it.
+    """
+
+    name: str = "lookup"
+    arguments: str = '{"query":"weather"}'
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """How the local server listens and behaves.
+
+    ``api_key`` — when set, every request needs ``Authorization: Bearer <api_key>`` (401 otherwise).
+    ``delta_interval`` — seconds between streamed response deltas (0 streams as fast as possible).
+    ``reply_text`` — the assistant's reply; by default it echoes the last user text ("You said: …").
+    ``audio_ms`` — length of the 440 Hz PCM16 tone streamed as output audio on direct websockets.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_key: str | None = field(default=None, repr=False)
+    delta_interval: float = 0.005
+    reply_text: str | None = None
+    audio_ms: int = 200
+    tool_call: ToolScript | None = None
+    max_body_bytes: int = 1024 * 1024
+    max_message_bytes: int = 16 * 1024 * 1024
+    faults: Faults = field(default_factory=Faults)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be within 0..65535")
+        if self.delta_interval < 0 or self.audio_ms < 0:
+            raise ValueError("delta_interval and audio_ms must be >= 0")

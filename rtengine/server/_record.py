@@ -1,0 +1,113 @@
+"""What the local server saw, for tests that assert on the wire.
+
+Every call creation becomes a :class:`CallRecord`, every websocket handshake (accepted or not) a
+:class:`ConnectionRecord`. Header values of secret headers are redacted in reprs; the raw values stay
+available to tests through ``headers``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from .._headers import redact
+
+__all__ = ["CallRecord", "ConnectionRecord", "ServerRecord"]
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One ``POST /realtime/calls``: what came in and what went out."""
+
+    path: str
+    query: str
+    headers: dict[str, str] = field(repr=False)
+    content_type: str
+    sdp: str | None = field(default=None, repr=False)
+    session: dict[str, Any] | None = None
+    part_names: list[str] = field(default_factory=list)
+    part_types: list[str] = field(default_factory=list)
+    status: int = 0
+    call_id: str | None = None
+    error: str | None = None
+
+    @property
+    def safe_headers(self) -> dict[str, str]:
+        return redact(self.headers)
+
+
+@dataclass(slots=True)
+class ConnectionRecord:
+    """One websocket connection. ``end`` says how it ended:
+
+    ``client_close`` (the client sent CLOSE ``close_code``), ``server_close`` (the server sent CLOSE),
+    ``abrupt`` (the server dropped TCP), ``eof`` (the client's TCP ended without CLOSE), ``rejected``
+    (handshake answered ``status``), ``handshake_abandoned`` (the client left before the accept),
+    ``protocol_error``, ``too_big``, ``server_shutdown``. ``None`` while it is open.
+    """
+
+    kind: str  # "direct" or "sideband"
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
+    call_id: str | None = None
+    accepted: bool = False
+    status: int | None = None
+    frames_in: list[Any] = field(default_factory=list, repr=False)
+    frames_out: list[Any] = field(default_factory=list, repr=False)
+    binary_in: int = 0
+    end: str | None = None
+    close_code: int | None = None
+    close_answered: bool | None = None
+
+    @property
+    def safe_headers(self) -> dict[str, str]:
+        return redact(self.headers)
+
+    def types_in(self) -> list[str]:
+        """The ``type`` of each client frame received, in order (``"<invalid>"`` for non-JSON frames)."""
+        return [f.get("type", "<untyped>") if isinstance(f, dict) else "<invalid>" for f in self.frames_in]
+
+    def types_out(self) -> list[str]:
+        """The ``type`` of each event the server sent, in order (``"<raw>"`` for injected non-events)."""
+        return [f.get("type", "<untyped>") if isinstance(f, dict) else "<raw>" for f in self.frames_out]
+
+
+def _frame(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class ServerRecord:
+    """Everything the server saw, in arrival order. :meth:`wait_until` blocks until a predicate holds."""
+
+    def __init__(self) -> None:
+        self.calls: list[CallRecord] = []
+        self.connections: list[ConnectionRecord] = []
+        self.hangups: list[str] = []
+        self._changed = trio.Event()
+
+    def changed(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def sidebands(self) -> list[ConnectionRecord]:
+        return [c for c in self.connections if c.kind == "sideband"]
+
+    def directs(self) -> list[ConnectionRecord]:
+        return [c for c in self.connections if c.kind == "direct"]
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` is true; re-checked after every recorded change. Put a deadline around it."""
+        while not predicate():
+            await self._changed.wait()
+
+    def frame_in(self, conn: ConnectionRecord, text: str) -> None:
+        conn.frames_in.append(_frame(text))
+        self.changed()

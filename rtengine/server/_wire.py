@@ -1,0 +1,230 @@
+"""HTTP/1.1 and websocket plumbing for the local server: h11 and wsproto state machines over trio streams.
+
+Why not hypercorn: it answers a client's CLOSE frame itself and reports code 1006 to the app, so "record the
+client's close code" and "never answer a CLOSE" cannot be built through ASGI (stack-notes §3). h11 and wsproto
+are the sans-IO parsers hypercorn itself uses; this module only moves bytes between them and a trio stream,
+so no HTTP or websocket parsing is written by hand.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Final
+
+import h11
+import trio
+import wsproto
+import wsproto.events as ws_events
+from wsproto.utilities import RemoteProtocolError
+
+__all__ = ["HttpRequest", "WebSocket", "WsClosed", "WsFrame", "read_request", "send_response"]
+
+RECEIVE_SIZE: Final = 65536
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """One parsed request head (and, once read, its body)."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    raw_head: bytes = field(repr=False)
+    body: bytes = field(default=b"", repr=False)
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+    @property
+    def query(self) -> str:
+        return self.target.split("?", 1)[1] if "?" in self.target else ""
+
+    @property
+    def is_websocket(self) -> bool:
+        return (
+            self.method == "GET"
+            and self.headers.get("upgrade", "").lower() == "websocket"
+            and "upgrade" in self.headers.get("connection", "").lower()
+        )
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpRequest | None:
+    """Read the next request head. ``None`` when the client closed the connection between requests."""
+    raw = bytearray(conn.trailing_data[0])
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(RECEIVE_SIZE)
+            raw += data
+            conn.receive_data(bytes(data))
+            continue
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        if isinstance(event, h11.Request):
+            headers: dict[str, str] = {}
+            for name, value in event.headers:
+                key = name.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            return HttpRequest(event.method.decode("ascii"), event.target.decode("latin-1"), headers, bytes(raw))
+        raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} before a request")
+
+
+async def read_body(stream: trio.abc.Stream, conn: h11.Connection, limit: int) -> bytes:
+    """Read the current request's body; raises :class:`BodyTooLarge` past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(bytes(await stream.receive_some(RECEIVE_SIZE)))
+        elif isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            return b"".join(chunks)
+        else:
+            raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} in a request body")
+
+
+async def send_response(
+    stream: trio.abc.Stream,
+    conn: h11.Connection,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    *,
+    close: bool = False,
+) -> None:
+    """Send a complete response (``Content-Length`` framing)."""
+    all_headers = [*headers, ("content-length", str(len(body))), ("server", "rtengine-local")]
+    if close:
+        all_headers.append(("connection", "close"))
+    data = conn.send(h11.Response(status_code=status, headers=all_headers))
+    assert data is not None
+    data += conn.send(h11.Data(data=body)) or b""
+    data += conn.send(h11.EndOfMessage()) or b""
+    await stream.send_all(data)
+
+
+@dataclass(frozen=True, slots=True)
+class WsFrame:
+    """One complete message from the client: ``text`` or ``data``."""
+
+    text: str | None = None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WsClosed:
+    """How the client side ended: ``kind`` is ``close`` (a CLOSE frame), ``eof`` or ``protocol_error``."""
+
+    kind: str
+    code: int | None = None
+    reason: str | None = None
+
+
+class WebSocket:
+    """A server-side websocket over a trio stream, driven by wsproto. Sends are serialized by a lock."""
+
+    def __init__(self, stream: trio.SocketStream, request: HttpRequest, max_message_size: int) -> None:
+        self.stream = stream
+        self._ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+        self._ws.receive_data(request.raw_head)
+        self._send_lock = trio.Lock()
+        self._max_message_size = max_message_size
+        self._parts: list[str | bytes] = []
+        self._size = 0
+        self._pending: list[ws_events.Event] = []
+        self.answer_close = True
+        self.client_closed: WsClosed | None = None
+        self.server_close_sent = False
+        for event in self._ws.events():
+            if not isinstance(event, ws_events.Request):
+                raise RemoteProtocolError("expected a websocket upgrade request")
+
+    async def _write(self, data: bytes) -> None:
+        async with self._send_lock:
+            await self.stream.send_all(data)
+
+    async def accept(self) -> None:
+        await self._write(self._ws.send(ws_events.AcceptConnection()))
+
+    async def reject(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        data = self._ws.send(ws_events.RejectConnection(status_code=status, headers=headers, has_body=True))
+        data += self._ws.send(ws_events.RejectData(data=body, body_finished=True))
+        await self._write(data)
+
+    async def send_text(self, text: str) -> None:
+        await self._write(self._ws.send(ws_events.TextMessage(data=text)))
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._write(self._ws.send(ws_events.BytesMessage(data=data)))
+
+    async def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start (or answer) the close handshake."""
+        if self.server_close_sent:
+            return
+        self.server_close_sent = True
+        await self._write(self._ws.send(ws_events.CloseConnection(code=code, reason=reason or None)))
+
+    def drop(self) -> None:
+        """Abrupt TCP drop: RST instead of FIN (SO_LINGER 0), no close frame. The stream is closed by its owner."""
+        self.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    async def receive(self) -> WsFrame | WsClosed:
+        """The next complete message, or how the client ended. Pings are answered here."""
+        while True:
+            while self._pending:
+                event = self._pending.pop(0)
+                outcome = await self._handle(event)
+                if outcome is not None:
+                    return outcome
+            try:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+            except trio.BrokenResourceError:
+                data = b""
+            if not data:
+                eof = WsClosed("eof")
+                self.client_closed = self.client_closed or eof
+                return eof
+            try:
+                self._ws.receive_data(data)
+                self._pending.extend(self._ws.events())
+            except RemoteProtocolError as exc:
+                self.client_closed = WsClosed("protocol_error", 1002, str(exc))
+                return self.client_closed
+
+    async def _handle(self, event: ws_events.Event) -> WsFrame | WsClosed | None:
+        if isinstance(event, ws_events.Ping):
+            await self._write(self._ws.send(event.response()))
+            return None
+        if isinstance(event, ws_events.CloseConnection):
+            self.client_closed = WsClosed("close", event.code, event.reason or None)
+            if self.answer_close and not self.server_close_sent:
+                self.server_close_sent = True
+                await self._write(self._ws.send(event.response()))
+            return self.client_closed
+        if isinstance(event, ws_events.Message):
+            self._parts.append(event.data)
+            self._size += len(event.data)
+            if self._size > self._max_message_size:
+                self.client_closed = WsClosed("too_big", 1009, "message too big")
+                return self.client_closed
+            if not event.message_finished:
+                return None
+            parts, self._parts, self._size = self._parts, [], 0
+            if isinstance(event, ws_events.TextMessage):
+                return WsFrame(text="".join(p for p in parts if isinstance(p, str)))
+            return WsFrame(data=b"".join(p for p in parts if isinstance(p, bytes)))
+        return None

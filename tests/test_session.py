@@ -1,0 +1,124 @@
+"""SessionConfig: the GA session shapes for session.update and for call creation."""
+
+import json
+
+import pytest
+
+import rtengine
+from rtengine import AudioFormat, ConfigError, FunctionTool, SessionConfig, TurnDetection
+
+
+def test_full_conversational_session_matches_ga_shape() -> None:
+    config = SessionConfig(
+        model="gpt-realtime",
+        instructions="Be brief.",
+        voice="marin",
+        output_modalities=("audio",),
+        input_format=AudioFormat(),
+        output_format=AudioFormat(),
+        transcription_model="gpt-4o-mini-transcribe",
+        noise_reduction="near_field",
+        turn_detection=TurnDetection(create_response=True, interrupt_response=True, silence_duration_ms=500),
+        tools=(FunctionTool("lookup", "Look something up"),),
+        tool_choice="auto",
+    )
+    assert config.update_payload() == {
+        "type": "realtime",
+        "instructions": "Be brief.",
+        "output_modalities": ["audio"],
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "transcription": {"model": "gpt-4o-mini-transcribe"},
+                "noise_reduction": {"type": "near_field"},
+                "turn_detection": {
+                    "type": "server_vad",
+                    "silence_duration_ms": 500,
+                    "create_response": True,
+                    "interrupt_response": True,
+                },
+            },
+            "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"},
+        },
+        "tools": [
+            {
+                "type": "function",
+                "name": "lookup",
+                "description": "Look something up",
+                "parameters": {"type": "object", "properties": {}},
+            }
+        ],
+        "tool_choice": "auto",
+    }
+
+
+def test_update_payload_never_has_id_or_model_and_call_session_adds_model() -> None:
+    config = SessionConfig(model="gpt-realtime-mini", instructions="x")
+    update = config.update_payload()
+    assert "model" not in update
+    assert "id" not in update
+    call = config.call_session()
+    assert call["model"] == "gpt-realtime-mini"
+    assert "id" not in call
+    assert json.loads(config.call_session_json()) == call
+
+
+def test_absent_fields_are_omitted_not_null() -> None:
+    payload = SessionConfig().update_payload()
+    assert payload == {"type": "realtime"}
+    assert "null" not in json.dumps(payload)
+
+
+def test_turn_detection_disabled_is_the_one_explicit_null() -> None:
+    payload = SessionConfig(turn_detection=rtengine.TURN_DETECTION_DISABLED).update_payload()
+    assert payload["audio"]["input"]["turn_detection"] is None
+
+
+def test_transcription_mode_omits_output_audio_and_instructions() -> None:
+    config = SessionConfig(type="transcription", input_format=AudioFormat(), transcription_model="whisper-1")
+    assert config.update_payload() == {
+        "type": "transcription",
+        "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}, "transcription": {"model": "whisper-1"}}},
+    }
+
+
+def test_tool_choice_naming_a_function() -> None:
+    config = SessionConfig(tools=(FunctionTool("lookup"),), tool_choice="lookup")
+    assert config.update_payload()["tool_choice"] == {"type": "function", "name": "lookup"}
+
+
+def test_g711_formats_have_no_rate() -> None:
+    assert AudioFormat("audio/pcmu", None).to_json() == {"type": "audio/pcmu"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": ""}, "model"),
+        ({"output_modalities": ("audio", "text")}, "output_modalities"),
+        ({"output_modalities": ("video",)}, "output_modalities"),
+        ({"tool_choice": "missing"}, "tool_choice"),
+        ({"tools": (FunctionTool("a"), FunctionTool("a"))}, "unique"),
+        ({"extra": {"model": "x"}}, "extra"),
+        ({"max_output_tokens": 0}, "max_output_tokens"),
+        ({"type": "transcription", "instructions": "x"}, "transcription session cannot set instructions"),
+        ({"turn_detection": "off"}, "turn_detection"),
+    ],
+)
+def test_invalid_configs_fail_where_they_are_built(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SessionConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_invalid_parts_fail_too() -> None:
+    with pytest.raises(ConfigError, match="rate"):
+        AudioFormat("audio/pcm", 16000)
+    with pytest.raises(ConfigError, match="tool name"):
+        FunctionTool("has space")
+    with pytest.raises(ConfigError, match="threshold"):
+        TurnDetection(threshold=2.0)
+
+
+def test_extra_is_merged_last() -> None:
+    payload = SessionConfig(extra={"tracing": "auto"}).update_payload()
+    assert payload["tracing"] == "auto"
