@@ -60,9 +60,13 @@ def _aio(fn: Callable[..., Any]) -> Callable[..., Any]:
 class Peer:
     """One aiortc ``RTCPeerConnection`` owned from trio. ``local_sdp`` is the offer or answer it produced."""
 
-    def __init__(self, service: PeerService, pc: aiortc.RTCPeerConnection, role: str) -> None:
+    def __init__(
+        self, service: PeerService, pc: aiortc.RTCPeerConnection, role: str, configuration: aiortc.RTCConfiguration
+    ) -> None:
         self._service = service
         self._pc = pc
+        #: The configuration the peer connection was built with (``iceServers`` is empty by default).
+        self.configuration = configuration
         self.role = role
         self.local_sdp: str = ""
         self.closed = False
@@ -113,7 +117,7 @@ class PeerService:
             iceServers=[aiortc.RTCIceServer(urls=url) for url in ice_servers],
             bundlePolicy=aiortc.RTCBundlePolicy.MAX_BUNDLE,
         )
-        peer = Peer(self, aiortc.RTCPeerConnection(configuration=config), role)
+        peer = Peer(self, aiortc.RTCPeerConnection(configuration=config), role, config)
         self._peers.add(peer)
         return peer
 

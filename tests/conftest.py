@@ -1,0 +1,29 @@
+"""Shared fixtures: one trio-asyncio peer service and one local realtime server per test, on 127.0.0.1:0."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from rtengine._peer import PeerService, open_peer_service
+from rtengine.server import LocalServer, ServerOptions, open_local_server
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[PeerService]:
+    async with open_peer_service() as service:
+        yield service
+
+
+@pytest.fixture
+async def server(peers: PeerService) -> AsyncIterator[LocalServer]:
+    async with open_local_server(ServerOptions(delta_interval=0.0), peers=peers) as local:
+        yield local
+
+
+@pytest.fixture
+async def offer_sdp(peers: PeerService) -> AsyncIterator[str]:
+    peer = await peers.create_offer()
+    try:
+        yield peer.local_sdp
+    finally:
+        await peer.aclose()

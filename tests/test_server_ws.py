@@ -1,0 +1,321 @@
+"""The local server's websockets: direct and sideband conversations, scripted responses, every fault knob."""
+
+import base64
+import json
+
+import pytest
+import trio
+from helpers import call_id_of, create_call, direct, loads, sideband
+
+from rtengine import ConnectFailed, SessionConfig
+from rtengine._audio import rms
+from rtengine._peer import PeerService
+from rtengine._ws import RealtimeSocket, open_socket
+from rtengine.protocol import (
+    function_call_output,
+    item_truncate,
+    response_cancel,
+    response_create,
+    session_update,
+    user_text,
+)
+from rtengine.server import Faults, LocalServer, ServerOptions, ToolScript, open_local_server
+
+
+async def until(sock: RealtimeSocket, event_type: str) -> list[dict[str, object]]:
+    """Read events up to and including the first of ``event_type``."""
+    seen = []
+    while True:
+        event = loads(await sock.receive())
+        seen.append(event)
+        if event["type"] == event_type:
+            return seen
+
+
+async def test_direct_conversation_round_trip(server: LocalServer) -> None:
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {"authorization": "Bearer k"}) as sock:
+            created = loads(await sock.receive())
+            assert created["type"] == "session.created"
+            assert created["event_id"]
+            assert created["session"]["model"] == "gpt-realtime"
+            await sock.send(session_update(SessionConfig(instructions="short answers")))
+            updated = loads(await sock.receive())
+            assert updated["type"] == "session.updated"
+            assert updated["session"]["instructions"] == "short answers"
+            await sock.send(user_text("hello there"))
+            assert [e["type"] for e in await until(sock, "conversation.item.done")] == [
+                "conversation.item.added",
+                "conversation.item.done",
+            ]
+            await sock.send(response_create())
+            events = await until(sock, "response.done")
+    types = [e["type"] for e in events]
+    assert types[0] == "response.created"
+    assert all("event_id" in e for e in events)
+    transcript = "".join(str(e["delta"]) for e in events if e["type"] == "response.output_audio_transcript.delta")
+    assert transcript == "You said: hello there"
+    pcm = b"".join(base64.b64decode(str(e["delta"])) for e in events if e["type"] == "response.output_audio.delta")
+    assert len(pcm) == 24000 * 2 * 200 // 1000  # 200 ms of PCM16 24 kHz
+    assert rms(pcm) > 0.1
+    assert events[-1]["response"]["status"] == "completed"  # type: ignore[index]
+    record = server.record.connections[-1]
+    assert record.kind == "direct"
+    assert record.query == {"model": "gpt-realtime"}
+    assert record.accepted
+    assert record.headers["authorization"] == "Bearer k"
+    assert record.types_in() == ["session.update", "conversation.item.create", "response.create"]
+    await server.record.wait_until(lambda: record.end is not None)
+    assert (record.end, record.close_code, record.close_answered) == ("client_close", 1000, True)
+
+
+async def test_text_modality_streams_text_and_one_done(server: LocalServer) -> None:
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            await sock.receive()
+            await sock.send(session_update(SessionConfig(output_modalities=("text",))))
+            await sock.send(response_create())
+            events = await until(sock, "response.done")
+    types = [e["type"] for e in events]
+    assert "response.output_audio.delta" not in types
+    assert types.count("response.output_text.done") == 1
+    assert types.count("response.output_text.delta") >= 2
+
+
+async def test_active_response_conflict_and_cancel(peers: PeerService) -> None:
+    async with open_local_server(ServerOptions(delta_interval=0.05), peers=peers) as server:
+        with trio.fail_after(10):
+            async with open_socket(direct(server), {}) as sock:
+                await sock.receive()
+                await sock.send(response_cancel())
+                benign = loads(await sock.receive())
+                assert benign["error"]["code"] == "response_cancel_not_active"
+                await sock.send(response_create())
+                await until(sock, "response.created")
+                await sock.send(response_create())
+                conflict = await until(sock, "error")
+                assert conflict[-1]["error"]["code"] == "conversation_already_has_active_response"  # type: ignore[index]
+                await sock.send(response_cancel())
+                done = (await until(sock, "response.done"))[-1]
+                assert done["response"]["status"] == "cancelled"  # type: ignore[index]
+
+
+async def test_sideband_of_a_call(server: LocalServer, offer_sdp: str) -> None:
+    with trio.fail_after(10):
+        call_id = call_id_of(await create_call(server, offer_sdp, SessionConfig(instructions="from the call")))
+        async with open_socket(sideband(server, call_id), {"authorization": "Bearer t"}) as sock:
+            created = loads(await sock.receive())
+            assert created["session"]["instructions"] == "from the call"
+            await sock.send(session_update(SessionConfig()))
+            await sock.send(response_create())
+            events = await until(sock, "response.done")
+            events += await until(sock, "output_audio_buffer.stopped")
+    types = [e["type"] for e in events]
+    assert "response.output_audio.delta" not in types  # audio travels over RTP on a call
+    assert "response.output_audio_transcript.delta" in types
+    assert "output_audio_buffer.started" in types
+    record = server.record.sidebands()[-1]
+    assert record.query == {"call_id": call_id}
+    await server.record.wait_until(lambda: call_id not in server.open_calls)
+
+
+async def test_sideband_rejections(server: LocalServer, offer_sdp: str) -> None:
+    with trio.fail_after(10):
+        with pytest.raises(ConnectFailed) as unknown:
+            async with open_socket(sideband(server, "rtc_unknown"), {}):
+                pass
+        assert unknown.value.status == 404
+        assert "not found" in unknown.value.body
+        call_id = call_id_of(await create_call(server, offer_sdp))
+        url = server.base_url.replace("http", "ws") + f"/realtime?model=m&call_id={call_id}"
+        with pytest.raises(ConnectFailed) as both:
+            async with open_socket(url, {}):
+                pass
+        assert both.value.status == 400
+    assert server.record.connections[-1].end == "rejected"
+
+
+async def test_websocket_needs_the_api_key(peers: PeerService) -> None:
+    async with open_local_server(ServerOptions(api_key="sk-x"), peers=peers) as server:
+        with trio.fail_after(10):
+            with pytest.raises(ConnectFailed) as info:
+                async with open_socket(direct(server), {"authorization": "Bearer nope"}):
+                    pass
+            assert info.value.status == 401
+            async with open_socket(direct(server), {"authorization": "Bearer sk-x"}) as sock:
+                assert loads(await sock.receive())["type"] == "session.created"
+
+
+async def test_tool_script_waits_for_the_function_output(peers: PeerService) -> None:
+    options = ServerOptions(delta_interval=0.0, tool_call=ToolScript("lookup", '{"q":"tides"}'))
+    async with open_local_server(options, peers=peers) as server:
+        with trio.fail_after(10):
+            async with open_socket(direct(server), {}) as sock:
+                await sock.receive()
+                await sock.send(response_create())
+                events = await until(sock, "response.done")
+                done = next(e for e in events if e["type"] == "response.function_call_arguments.done")
+                assert done["name"] == "lookup"
+                assert done["arguments"] == '{"q":"tides"}'
+                await sock.send(function_call_output(str(done["call_id"]), "high tide at noon"))
+                await until(sock, "conversation.item.done")
+                await sock.send(response_create())
+                reply = await until(sock, "response.output_audio_transcript.done")
+    assert reply[-1]["transcript"] == "The lookup tool returned: high tide at noon"
+
+
+async def test_truncate_rules(server: LocalServer) -> None:
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            await sock.receive()
+            await sock.send(item_truncate("item_missing", 10))
+            assert "Only model output audio" in loads(await sock.receive())["error"]["message"]
+            await sock.send(response_create())
+            events = await until(sock, "response.done")
+            item_id = next(e["item_id"] for e in events if e["type"] == "response.output_audio.delta")
+            await sock.send(item_truncate(str(item_id), 100))
+            assert loads(await sock.receive())["type"] == "conversation.item.truncated"
+            await sock.send(item_truncate(str(item_id), 5000))
+            assert "already shorter than" in loads(await sock.receive())["error"]["message"]
+
+
+async def test_bad_client_frames_get_error_events(server: LocalServer) -> None:
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            await sock.receive()
+            await sock.send_text("{oops")
+            assert loads(await sock.receive())["error"]["code"] == "invalid_event"
+            await sock.send({"type": "made.up"})
+            assert loads(await sock.receive())["error"]["param"] == "type"
+            await sock.send({"type": "session.update", "session": {"type": "realtime", "model": "x"}})
+            assert loads(await sock.receive())["error"]["param"] == "session.model"
+            await sock.send({"type": "session.update", "session": {}})
+            assert loads(await sock.receive())["error"]["code"] == "missing_required_parameter"
+
+
+async def test_sideband_accept_delay_and_abandoned_handshake(server: LocalServer, offer_sdp: str) -> None:
+    call_id = call_id_of(await create_call(server, offer_sdp))
+    server.set_faults(Faults(sideband_accept_delay=0.5))
+    with trio.fail_after(10):
+        with pytest.raises(ConnectFailed, match="timed out"):
+            async with open_socket(sideband(server, call_id), {}, connect_timeout=0.1):
+                pass
+        record = server.record.sidebands()[-1]
+        await server.record.wait_until(lambda: record.end is not None)
+        assert record.end == "handshake_abandoned"
+        assert not record.accepted
+        start = trio.current_time()
+        async with open_socket(sideband(server, call_id), {}) as sock:
+            assert trio.current_time() - start >= 0.5
+            assert loads(await sock.receive())["type"] == "session.created"
+
+
+async def test_refuse_first_sideband_joins_then_accept(server: LocalServer, offer_sdp: str) -> None:
+    call_id = call_id_of(await create_call(server, offer_sdp))
+    server.set_faults(Faults(refuse_sideband_joins=2))
+    with trio.fail_after(10):
+        for _ in range(2):
+            with pytest.raises(ConnectFailed) as info:
+                async with open_socket(sideband(server, call_id), {}):
+                    pass
+            assert info.value.status == 503
+        async with open_socket(sideband(server, call_id), {}) as sock:
+            assert loads(await sock.receive())["type"] == "session.created"
+
+
+async def test_websocket_status_rejects_every_handshake(server: LocalServer) -> None:
+    server.set_faults(Faults(websocket_status=429))
+    with trio.fail_after(10), pytest.raises(ConnectFailed) as info:
+        async with open_socket(direct(server), {}):
+            pass
+    assert info.value.status == 429
+
+
+async def test_close_after_events_clean(server: LocalServer) -> None:
+    server.set_faults(Faults(close_after_events=2))
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            await sock.receive()
+            await sock.send(session_update(SessionConfig()))
+            assert loads(await sock.receive())["type"] == "session.updated"
+            assert await sock.receive() is None
+            assert sock.close_code == 1000
+        record = server.record.connections[-1]
+        await server.record.wait_until(lambda: record.close_answered is not None)
+    assert record.end == "server_close"
+    assert record.close_answered
+
+
+async def test_close_after_events_abrupt(server: LocalServer) -> None:
+    server.set_faults(Faults(close_after_events=1, close_mode="abrupt"))
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            assert loads(await sock.receive())["type"] == "session.created"
+            assert await sock.receive() is None
+            assert sock.close_code == 1006  # no close frame: abnormal closure
+    assert server.record.connections[-1].end == "abrupt"
+
+
+async def test_ignore_client_close_makes_close_run_to_its_deadline(server: LocalServer) -> None:
+    server.set_faults(Faults(ignore_client_close=True))
+    with trio.fail_after(10):
+        start = trio.current_time()
+        async with open_socket(direct(server), {}, close_timeout=0.3) as sock:
+            await sock.receive()
+        assert 0.3 <= trio.current_time() - start < 2.0
+        record = server.record.connections[-1]
+        await server.record.wait_until(lambda: record.end is not None)
+    assert record.end == "client_close"
+    assert record.close_code == 1000
+    assert record.close_answered is False
+
+
+async def test_healthy_close_is_prompt(server: LocalServer) -> None:
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}, close_timeout=5) as sock:
+            await sock.receive()
+        assert sock.close_took is not None
+        assert sock.close_took < 1.0
+
+
+@pytest.mark.parametrize(
+    "injection",
+    ["malformed_json", "binary", "unknown_event", "error:invalid_api_key", "oversized"],
+)
+async def test_injections_follow_the_first_session_updated(server: LocalServer, injection: str) -> None:
+    server.set_faults(Faults(inject=(injection,), oversized_bytes=64 * 1024))
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}, max_message_size=32 * 1024) as sock:
+            await sock.receive()
+            await sock.send(session_update(SessionConfig()))
+            assert loads(await sock.receive())["type"] == "session.updated"
+            frame = await sock.receive()
+    if injection == "malformed_json":
+        assert isinstance(frame, str)
+        with pytest.raises(ValueError, match="Expecting"):
+            json.loads(frame)
+    elif injection == "binary":
+        assert isinstance(frame, bytes)
+    elif injection == "unknown_event":
+        assert loads(frame)["type"] == "rtengine.unknown_event"
+    elif injection == "oversized":
+        assert frame is None
+        assert sock.close_code == 1009  # the client's max_message_size refused it
+    else:
+        error = loads(frame)
+        assert error["type"] == "error"
+        assert error["error"]["code"] == "invalid_api_key"
+
+
+async def test_client_eof_is_recorded(server: LocalServer) -> None:
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+        async with stream:
+            await stream.send_all(
+                b"GET /v1/realtime?model=m HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            assert (await stream.receive_some(4096)).startswith(b"HTTP/1.1 101")
+        record = server.record.connections[-1]
+        await server.record.wait_until(lambda: record.end is not None)
+    assert record.end == "eof"
