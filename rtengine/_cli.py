@@ -1,0 +1,135 @@
+"""The ``rtengine`` command: ``serve`` (the local realtime server) and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from ._demo import DemoOptions
+from ._demo import main as demo_main
+from .server import INJECTIONS, Faults, ServerOptions, ToolScript, open_local_server
+from .server._options import check_injection
+
+__all__ = ["main"]
+
+
+def _injection(value: str) -> str:
+    try:
+        return check_injection(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8011, help="port to bind, 0 for any free port (default: 8011)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("RTENGINE_SERVER_API_KEY"),
+        help="require 'Authorization: Bearer KEY' (default: $RTENGINE_SERVER_API_KEY, else no auth)",
+    )
+    parser.add_argument("--delta-interval", type=float, default=0.02, help="seconds between response deltas")
+    parser.add_argument("--reply-text", help="the assistant's reply (default: echo the last user text)")
+    parser.add_argument(
+        "--tool-call", metavar="NAME[:ARGS_JSON]", help="make the first response call this function and wait"
+    )
+    faults = parser.add_argument_group("latency and fault injection")
+    faults.add_argument("--call-delay", type=float, default=0.0, help="seconds before answering a call")
+    faults.add_argument("--call-status", type=int, help="answer every call creation with this HTTP status")
+    faults.add_argument("--sideband-accept-delay", type=float, default=0.0, help="seconds before accepting a sideband")
+    faults.add_argument("--websocket-accept-delay", type=float, default=0.0, help="seconds before accepting ?model=")
+    faults.add_argument("--refuse-sideband-joins", type=int, default=0, metavar="N", help="reject the first N with 503")
+    faults.add_argument("--websocket-status", type=int, help="reject every websocket handshake with this status")
+    faults.add_argument("--close-after-events", type=int, metavar="N", help="end each connection after N events")
+    faults.add_argument(
+        "--close-mode", choices=("clean", "abrupt"), default="clean", help="how --close-after-events ends it"
+    )
+    faults.add_argument("--ignore-client-close", action="store_true", help="never answer a client's CLOSE frame")
+    faults.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        type=_injection,
+        metavar="KIND",
+        help=f"send after the first session.updated (repeatable): {', '.join(INJECTIONS)}",
+    )
+    faults.add_argument("--oversized-bytes", type=int, default=2 * 1024 * 1024, help="size of the oversized frame")
+    faults.add_argument("--retry-after", type=float, help="Retry-After seconds on injected call rejections")
+
+
+def _server_options(args: argparse.Namespace) -> ServerOptions:
+    tool = None
+    if args.tool_call:
+        name, _, arguments = args.tool_call.partition(":")
+        tool = ToolScript(name, arguments or "{}")
+    faults = Faults(
+        call_delay=args.call_delay,
+        call_status=args.call_status,
+        sideband_accept_delay=args.sideband_accept_delay,
+        websocket_accept_delay=args.websocket_accept_delay,
+        refuse_sideband_joins=args.refuse_sideband_joins,
+        websocket_status=args.websocket_status,
+        close_after_events=args.close_after_events,
+        close_mode=args.close_mode,
+        ignore_client_close=args.ignore_client_close,
+        inject=tuple(args.inject),
+        oversized_bytes=args.oversized_bytes,
+        retry_after=args.retry_after,
+    )
+    return ServerOptions(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        delta_interval=args.delta_interval,
+        reply_text=args.reply_text,
+        tool_call=tool,
+        faults=faults,
+    )
+
+
+async def _serve(options: ServerOptions) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_local_server(options) as server:
+            print(server.base_url, flush=True)
+            async for _ in signals:
+                break
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtengine", description="Realtime conversations for trio.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the local realtime server until Ctrl-C")
+    _add_server_arguments(serve)
+    demo = commands.add_parser("demo", help="one WebRTC call against the embedded local server")
+    demo.add_argument("--text", default="Hello from rtengine!", help="the user text to send")
+    demo.add_argument("--sideband-delay", type=float, default=0.0, help="seconds the local server delays the join")
+    demo.add_argument("--base-url", help="talk to this server instead (e.g. https://api.openai.com/v1)")
+    demo.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
+    if args.command == "serve":
+        try:
+            options = _server_options(args)
+        except ValueError as exc:
+            print(f"rtengine serve: {exc}", file=sys.stderr)
+            return 2
+        trio.run(_serve, options)
+        return 0
+    return demo_main(
+        DemoOptions(text=args.text, base_url=args.base_url, sideband_delay=args.sideband_delay, timeout=args.timeout)
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

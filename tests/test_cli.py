@@ -1,0 +1,112 @@
+"""The ``rtengine`` command as a user runs it: ``demo`` and ``serve`` in real subprocesses."""
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+import trio
+
+RTENGINE = [sys.executable, "-m", "rtengine"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env.update(extra)
+    return env
+
+
+def _timeline(stdout: str) -> dict[str, float]:
+    last = stdout.strip().splitlines()[-1]
+    value = json.loads(last)["timeline_ms"]
+    assert isinstance(value, dict)
+    return value
+
+
+async def _start_serve(nursery: trio.Nursery, *args: str) -> tuple[trio.Process, str]:
+    """Start ``rtengine serve --port 0 ARGS`` in ``nursery``; return the process and the base URL it printed."""
+    run = functools.partial(
+        trio.run_process, [*RTENGINE, "serve", "--port", "0", *args], stdout=subprocess.PIPE, check=False, env=_env()
+    )
+    process: trio.Process = await nursery.start(run)
+    assert process.stdout is not None
+    line = b""
+    while not line.endswith(b"\n"):
+        line += await process.stdout.receive_some(1)
+    return process, line.decode().strip()
+
+
+async def test_demo_runs_a_call_against_the_embedded_server() -> None:
+    with trio.fail_after(60):
+        result = await trio.run_process([*RTENGINE, "demo", "--text", "ping"], capture_stdout=True, env=_env())
+    out = result.stdout.decode()
+    assert "local realtime server at http://127.0.0.1:" in out
+    assert "transcript done 'You said: ping'" in out
+    timeline = _timeline(out)
+    assert list(timeline) == ["offer_created", "answer", "sideband_joined", "session_updated", "response_done"]
+    assert list(timeline.values()) == sorted(timeline.values())
+
+
+async def test_demo_sideband_delay_shows_in_the_timeline() -> None:
+    with trio.fail_after(60):
+        result = await trio.run_process([*RTENGINE, "demo", "--sideband-delay", "0.4"], capture_stdout=True, env=_env())
+    timeline = _timeline(result.stdout.decode())
+    assert timeline["sideband_joined"] - timeline["answer"] >= 400
+
+
+async def test_serve_prints_its_url_serves_and_stops_on_ctrl_c() -> None:
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            process, base_url = await _start_serve(nursery, "--api-key", "sk-cli-test", "--call-status", "503")
+            assert base_url.startswith("http://127.0.0.1:")
+            assert base_url.endswith("/v1")
+            async with httpx.AsyncClient() as http:
+                unauthorized = await http.post(base_url + "/realtime/calls", content=b"v=0")
+                assert unauthorized.status_code == 401
+                injected = await http.post(
+                    base_url + "/realtime/calls",
+                    content=b"v=0\r\nm=audio 9 UDP 0\r\n",
+                    headers={"authorization": "Bearer sk-cli-test", "content-type": "application/sdp"},
+                )
+                assert injected.status_code == 503
+            process.send_signal(signal.SIGINT)
+            assert await process.wait() == 0
+        assert process.returncode == 0
+
+
+async def test_demo_against_a_separate_serve_process() -> None:
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            process, base_url = await _start_serve(nursery, "--api-key", "sk-two", "--delta-interval", "0")
+            refused = await trio.run_process(
+                [*RTENGINE, "demo", "--base-url", base_url], capture_stdout=True, check=False, env=_env()
+            )
+            assert refused.returncode == 1
+            assert b"OPENAI_API_KEY" in refused.stdout
+            demo = await trio.run_process(
+                [*RTENGINE, "demo", "--base-url", base_url, "--text", "two processes"],
+                capture_stdout=True,
+                env=_env(OPENAI_API_KEY="sk-two"),
+            )
+            assert "You said: two processes" in demo.stdout.decode()
+            assert "sk-two" not in demo.stdout.decode()
+            process.send_signal(signal.SIGINT)
+            assert await process.wait() == 0
+
+
+async def test_serve_rejects_bad_fault_flags() -> None:
+    with trio.fail_after(60):
+        result = await trio.run_process(
+            [*RTENGINE, "serve", "--inject", "nonsense"], capture_stderr=True, check=False, env=_env()
+        )
+    assert result.returncode == 2
+    assert b"unknown injection" in result.stderr
+    with trio.fail_after(60):
+        status = await trio.run_process(
+            [*RTENGINE, "serve", "--call-status", "200"], capture_stderr=True, check=False, env=_env()
+        )
+    assert status.returncode == 2
+    assert b"call_status must be an HTTP error status" in status.stderr
