@@ -5,6 +5,13 @@ trio), thin adapters (httpx, trio-websocket, aiortc via trio-asyncio — the onl
 the local realtime server (:mod:`rtengine.server`), which runs everything offline.
 """
 
+from . import events as events
+from . import protocol as protocol
+from ._client import DEFAULT_BASE_URL as DEFAULT_BASE_URL
+from ._client import RealtimeClient as RealtimeClient
+from ._conversation import Capacities as Capacities
+from ._conversation import Conversation as Conversation
+from ._conversation import open_conversation as open_conversation
 from ._errors import CallError as CallError
 from ._errors import CallRejected as CallRejected
 from ._errors import ConfigError as ConfigError
@@ -21,6 +28,9 @@ from ._errors import RealtimeError as RealtimeError
 from ._errors import RemoteError as RemoteError
 from ._errors import ServerError as ServerError
 from ._errors import TransportError as TransportError
+from ._lifecycle import ConversationStats as ConversationStats
+from ._manager import ConversationManager as ConversationManager
+from ._manager import open_manager as open_manager
 from ._session import DEFAULT_MODEL as DEFAULT_MODEL
 from ._session import TURN_DETECTION_DISABLED as TURN_DETECTION_DISABLED
 from ._session import AudioFormat as AudioFormat
@@ -31,15 +41,20 @@ from ._session import TurnDetection as TurnDetection
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
     "TURN_DETECTION_DISABLED",
     "AudioFormat",
     "CallError",
+    "Capacities",
     "CallRejected",
     "ConfigError",
     "ConnectFailed",
     "ConnectionLost",
+    "Conversation",
+    "ConversationManager",
     "ConversationNotRunning",
+    "ConversationStats",
     "ErrorClass",
     "FunctionTool",
     "InvalidAnswer",
@@ -47,12 +62,15 @@ __all__ = [
     "InvalidLocation",
     "InvalidSdp",
     "LocalError",
+    "RealtimeClient",
     "RealtimeError",
     "RemoteError",
     "ServerError",
     "SessionConfig",
     "TransportError",
     "TurnDetection",
+    "open_conversation",
+    "open_manager",
 ]
 
 for _name in __all__:

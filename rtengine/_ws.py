@@ -17,7 +17,7 @@ trio-websocket, TLS and OS exceptions become rtengine errors in exactly one plac
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -29,7 +29,10 @@ from ._errors import ConfigError, ConnectFailed, ConnectionLost, RealtimeError
 from ._payloads import encode
 from ._util import collapse_single_group, sole_leaf
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "RealtimeSocket", "open_socket"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "RealtimeSocket", "StreamOpener", "open_socket"]
+
+#: ``open_stream(host, port)``: how a websocket gets its byte stream (default ``trio.open_tcp_stream``).
+StreamOpener = Callable[[str, int], Awaitable[trio.abc.Stream]]
 
 #: Largest frame accepted from the server (trio-websocket's default of 1 MiB is too small for sessions).
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
@@ -147,6 +150,7 @@ async def open_socket(
     ssl_context: ssl.SSLContext | None = None,
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    open_stream: StreamOpener | None = None,
 ) -> AsyncIterator[RealtimeSocket]:
     """Open a websocket to ``url`` with ``headers`` for the duration of the block.
 
@@ -159,8 +163,8 @@ async def open_socket(
     what = f"failed to connect realtime websocket {url}"
     with collapse_single_group():
         with _translate(what), trio.fail_after(connect_timeout):
-            tcp = await trio.open_tcp_stream(host, port)
-        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] = tcp
+            tcp = await (open_stream or trio.open_tcp_stream)(host, port)
+        stream: trio.abc.Stream = tcp
         try:
             if secure:
                 context = ssl_context or ssl.create_default_context()
@@ -173,7 +177,7 @@ async def open_socket(
                     with trio.fail_after(connect_timeout):
                         ws = await trio_websocket.wrap_client_stream(
                             nursery,
-                            stream,
+                            stream,  # type: ignore[arg-type]  # any trio Stream works
                             host_header,
                             resource,
                             extra_headers=extra,

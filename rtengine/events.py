@@ -3,6 +3,7 @@
 Match on the classes (``case AudioOut(): …``); never subclass them.
 """
 
+from ._conversation import ConversationEvent as ConversationEvent
 from ._events import AudioOut as AudioOut
 from ._events import InputTranscriptDelta as InputTranscriptDelta
 from ._events import InputTranscriptDone as InputTranscriptDone
@@ -28,9 +29,15 @@ from ._events import SpeechStopped as SpeechStopped
 from ._events import ToolCall as ToolCall
 from ._events import UnknownEvent as UnknownEvent
 from ._events import WarningKind as WarningKind
+from ._lifecycle import Closed as Closed
+from ._lifecycle import Error as Error
+from ._lifecycle import Started as Started
 
 __all__ = [
     "AudioOut",
+    "Closed",
+    "ConversationEvent",
+    "Error",
     "InputTranscriptDelta",
     "InputTranscriptDone",
     "ItemAdded",
@@ -52,6 +59,7 @@ __all__ = [
     "SessionUpdated",
     "SpeechStarted",
     "SpeechStopped",
+    "Started",
     "ToolCall",
     "UnknownEvent",
     "WarningKind",

@@ -1,0 +1,136 @@
+"""``RealtimeClient``: the provider endpoint, the credentials and the pooled resources shared by conversations.
+
+It owns one ``httpx.AsyncClient`` and one ``SSLContext`` (built once, on first use — never per call) and the
+settings every conversation uses: retries, timeouts, extra headers. The API key is never shown in its repr.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import ssl
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Final, Self
+
+import httpx
+import trio
+
+from ._backoff import DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES
+from ._errors import ConfigError
+from ._headers import bearer, merge_request_headers
+from ._urls import calls_url, realtime_ws_url
+from ._ws import DEFAULT_MAX_MESSAGE_SIZE, StreamOpener
+
+__all__ = ["DEFAULT_BASE_URL", "RealtimeClient"]
+
+#: The OpenAI API.
+DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+_USER_AGENT: Final = "rtengine/0.1"
+#: Concurrent call-creation POSTs per client, kept below the pool size (encode/httpcore#1093).
+_MAX_CONCURRENT_CALLS: Final = 8
+
+
+class RealtimeClient:
+    """Where and how to reach a Realtime API. Use as ``async with RealtimeClient(...) as client``.
+
+    ``api_key=None`` reads ``$OPENAI_API_KEY`` (a missing key fails when a conversation starts, with
+    :class:`~rtengine.ConfigError`). ``realtime_base_url`` routes websockets elsewhere than call creation.
+    ``http_client`` reuses the caller's ``httpx.AsyncClient`` (the caller then owns it; it should not follow
+    redirects). ``sideband_retries``/``call_retries`` are retries after the first attempt (0..100).
+    ``max_message_size`` caps server frames (larger ones end the conversation with an error, code 1009).
+    ``open_stream(host, port)`` replaces ``trio.open_tcp_stream`` for websockets (in-memory tests, proxies).
+    ``aclose()`` is the same as leaving the block; it closes the HTTP client rtengine created.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        *,
+        realtime_base_url: str | None = None,
+        sideband_retries: int = DEFAULT_RETRIES,
+        call_retries: int = DEFAULT_RETRIES,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        connect_timeout: float = 10.0,
+        close_timeout: float = 1.0,
+        http_client: httpx.AsyncClient | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        open_stream: StreamOpener | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        for name, value in (("sideband_retries", sideband_retries), ("call_retries", call_retries)):
+            if not 0 <= value <= 100:
+                raise ConfigError(f"{name} must be within 0..100, got {value}")
+        if connect_timeout <= 0 or close_timeout <= 0 or backoff_base < 0:
+            raise ConfigError("connect_timeout and close_timeout must be > 0 and backoff_base >= 0")
+        self.base_url = base_url.rstrip("/") if base_url.endswith("/v1/") else base_url
+        self.realtime_base_url = realtime_base_url or self.base_url
+        self.calls_url = calls_url(self.base_url)
+        realtime_ws_url(self.realtime_base_url, model=None)  # validate the websocket base now
+        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.sideband_retries = sideband_retries
+        self.call_retries = call_retries
+        self.backoff_base = backoff_base
+        self.connect_timeout = connect_timeout
+        self.close_timeout = close_timeout
+        self.extra_headers = dict(extra_headers or {})
+        self.rand = rand
+        self.max_message_size = max_message_size
+        self.open_stream = open_stream
+        self._http = http_client
+        self._owns_http = http_client is None
+        self._ssl: ssl.SSLContext | None = None
+        self._closed = False
+        self.call_limiter = trio.CapacityLimiter(_MAX_CONCURRENT_CALLS)
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "missing"
+        return f"<RealtimeClient {self.base_url} api_key={key}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client rtengine created (not one passed in). Idempotent.
+
+        Cancellation: the close is shielded, so the pool never leaks.
+        """
+        self._closed = True
+        if self._http is not None and self._owns_http:
+            http, self._http = self._http, None
+            with trio.CancelScope(shield=True):
+                await http.aclose()
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The one TLS context (CA bundle loaded once, ≈20 ms), shared by HTTP and websockets."""
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
+    def http(self) -> httpx.AsyncClient:
+        """The pooled HTTP client, created on first use (no redirects, keep-alive 30 s)."""
+        if self._closed:
+            raise ConfigError("this RealtimeClient is closed")
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                verify=self.ssl_context,
+                timeout=httpx.Timeout(self.connect_timeout, read=30.0),
+                limits=httpx.Limits(max_connections=_MAX_CONCURRENT_CALLS * 2, keepalive_expiry=30.0),
+                follow_redirects=False,
+                headers={"user-agent": _USER_AGENT},
+            )
+        return self._http
+
+    def auth_headers(self) -> dict[str, str]:
+        """Bearer auth plus the extra headers, merged by HTTP precedence. Raises when no API key is known."""
+        if not self._api_key:
+            raise ConfigError("realtime conversation requires API key auth (pass api_key or set OPENAI_API_KEY)")
+        return merge_request_headers(self.extra_headers, bearer(self._api_key), defaults={"user-agent": _USER_AGENT})

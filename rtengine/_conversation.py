@@ -1,0 +1,683 @@
+"""The conversation engine: one generation of a realtime conversation, as trio tasks, channels and cancel scopes.
+
+Theory of operation::
+
+    caller ── async with open_conversation(client, session, offer_sdp=…) as conv
+    ├─ inline: POST /realtime/calls ─► conv.answer_sdp, conv.call_id           (websocket: connect + session.update)
+    └─ conversation nursery
+       └─ generation scope (cancelled by close() before the join completed, by a replace, …)
+          └─ sideband task: join with retry/backoff ─► session.update ─► socket (reader alive)
+                └─ loop scope (cancelled first by close(), a fatal error, a transport end)
+                      ├─ reader: frames ─► parse ─► side effects ─► conv.events (awaited: backpressure)
+                      └─ pumps: text (64, awaited) · tools/requests (64, awaited) · audio (256, drop + count)
+
+Invariants, and what makes each one hold:
+
+* **Answer first.** In ``background`` mode nothing of the join is on the path to ``answer_sdp``.
+* **Inputs queue from the first moment.** The channels exist before ``open_conversation`` returns; the pumps
+  start only after ``session.update`` was written, so it is frame #0 and each channel goes out FIFO.
+* **One end, decided atomically.** :class:`~rtengine._state.EndClaim` is claimed with no checkpoint in between by
+  whichever path ends the conversation first: the caller's :meth:`Conversation.close` (→ ``Closed("requested")``)
+  or the conversation itself (→ one ``Error`` then ``Closed("error")``, or ``Closed("transport_closed")``). The
+  losing path does nothing. The failing work runs inside the generation's cancel scopes, so after ``close()``
+  it is cancelled before it can even reach the claim.
+* **The end is never held up.** ``Error`` and ``Closed`` are pushed synchronously; if the caller stopped reading,
+  the oldest undelivered events are dropped (counted in ``stats.events_dropped``) through a private clone of the
+  receive channel. The events channel is closed right after ``Closed``: nothing follows it.
+* **Bounded teardown.** A joined socket is closed after the loop scope ends and before its reader is
+  cancelled, so the close handshake completes promptly; ``close_timeout`` bounds it (shielded). A pending join
+  is cancelled outright; its TCP stream is closed by the websocket adapter.
+* **Nothing outlives the nursery.** Every task lives in the conversation's nursery (or the manager's).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import asdict, dataclass
+from types import MappingProxyType
+from typing import Final, Literal
+
+import trio
+
+from . import _events as ev
+from ._backoff import retry_delays
+from ._calls import check_sdp, multipart_body, raw_sdp_body
+from ._client import RealtimeClient
+from ._errors import ConfigError, ConnectionLost, ConversationNotRunning, ErrorClass, TransportError
+from ._http import create_call
+from ._lifecycle import Closed, ConversationStats, Error, Started
+from ._parse import parse_server_event
+from ._payloads import (
+    function_call_output,
+    input_audio_append,
+    item_truncate,
+    response_cancel,
+    response_create,
+    session_update,
+    user_text,
+)
+from ._session import SessionConfig
+from ._state import EndClaim, ResponseSequencer, ToolCallDedupe, TruncationTracker, audio_duration_ms
+from ._urls import realtime_ws_url, sideband_url
+from ._util import collapse_single_group
+from ._ws import RealtimeSocket, open_socket
+
+__all__ = ["Capacities", "Conversation", "ConversationEvent", "open_conversation", "start_conversation"]
+
+log = logging.getLogger("rtengine")
+
+ConversationEvent = Started | Error | Closed | ev.ServerEvent
+SidebandMode = Literal["background", "inline"]
+#: Extra time ``close()`` waits for the tasks beyond ``close_timeout`` (the socket close handshake).
+_TEARDOWN_MARGIN: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Capacities:
+    """Buffer sizes: text and tool outputs are awaited when full, audio is dropped (and counted)."""
+
+    text: int = 64
+    tools: int = 64
+    audio: int = 256
+    events: int = 256
+
+    def __post_init__(self) -> None:
+        if min(self.text, self.tools, self.audio, self.events) < 1:
+            raise ConfigError("every channel capacity must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class _ToolOutput:
+    call_id: str
+    output: str
+    respond: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _RequestResponse:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _CancelResponse:
+    response_id: str | None
+
+
+_ToolItem = _ToolOutput | _RequestResponse | _CancelResponse
+
+
+@dataclass(slots=True)
+class _Counters:
+    audio_frames_queued: int = 0
+    audio_frames_dropped: int = 0
+    audio_frames_sent: int = 0
+    texts_sent: int = 0
+    tool_outputs_sent: int = 0
+    responses_requested: int = 0
+    responses_deferred: int = 0
+    truncations_sent: int = 0
+    frames_received: int = 0
+    events_forwarded: int = 0
+    events_dropped: int = 0
+    protocol_warnings: int = 0
+    unknown_events: int = 0
+    duplicate_tool_calls: int = 0
+    join_attempts: int = 0
+    inputs_lost: int = 0
+
+
+class Conversation:
+    """One running conversation. Obtain it from :func:`open_conversation` or ``ConversationManager.start``.
+
+    ``answer_sdp``/``call_id`` are set for WebRTC (``None`` for a websocket); ``active`` is True from ``Started``
+    until the conversation ends; ``timeline`` maps phases to seconds since the start; ``stats`` is a snapshot of
+    the counters; ``events`` is the trio receive channel of events (``Started`` first, ``Closed`` last).
+    """
+
+    def __init__(
+        self,
+        client: RealtimeClient,
+        session: SessionConfig,
+        *,
+        transport: Literal["websocket", "webrtc"],
+        capacities: Capacities,
+    ) -> None:
+        self._client = client
+        self.session = session
+        self.transport = transport
+        self.answer_sdp: str | None = None
+        self.call_id: str | None = None
+        self._claim = EndClaim()
+        self._gen_scope = trio.CancelScope()
+        self._loop_scope: trio.CancelScope | None = None
+        self._done = trio.Event()
+        self._counts = _Counters()
+        self._sequencer = ResponseSequencer()
+        self._tracker = TruncationTracker()
+        self._dedupe = ToolCallDedupe()
+        self._text_tx, self._text_rx = trio.open_memory_channel[str](capacities.text)
+        self._tool_tx, self._tool_rx = trio.open_memory_channel[_ToolItem](capacities.tools)
+        self._audio_tx, self._audio_rx = trio.open_memory_channel[bytes](capacities.audio)
+        self._events_tx, self.events = trio.open_memory_channel[ConversationEvent](capacities.events)
+        self._events_spill = self.events.clone()
+        self._start = trio.current_time()
+        self._last_mark = self._start
+        self._timeline: dict[str, float] = {}
+        self.timeline: Mapping[str, float] = MappingProxyType(self._timeline)
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "ended"
+        call = f" {self.call_id}" if self.call_id else ""
+        return f"<Conversation {self.transport}{call} {state}>"
+
+    # --- public state ----------------------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        """True from ``Started`` until the conversation ends (closed, failed or replaced)."""
+        return self._claim.active
+
+    @property
+    def stats(self) -> ConversationStats:
+        """A snapshot of the counters."""
+        return ConversationStats(**asdict(self._counts))
+
+    # --- sending ---------------------------------------------------------------------------------------------
+
+    def _check_running(self) -> None:
+        if not self._claim.active:
+            raise ConversationNotRunning
+
+    async def send_text(self, text: str) -> None:
+        """Queue a user text (``conversation.item.create``; no response is requested).
+
+        Waits while the text buffer is full. Raises :class:`~rtengine.ConversationNotRunning` once the
+        conversation has ended, including for a sender that was waiting when it ended.
+        Cancellation: either the text is queued or ``Cancelled`` is raised with nothing queued.
+        """
+        self._check_running()
+        try:
+            await self._text_tx.send(text)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ConversationNotRunning from None
+
+    def send_audio(self, pcm16: bytes) -> bool:
+        """Queue a PCM16 audio frame; never blocks. Returns False (and counts it) when the buffer was full.
+
+        Raises :class:`~rtengine.ConversationNotRunning` once the conversation has ended.
+        """
+        self._check_running()
+        try:
+            self._audio_tx.send_nowait(pcm16)
+        except trio.WouldBlock:
+            self._counts.audio_frames_dropped += 1
+            log.warning("dropping input audio frame due to full queue (dropped=%d)", self._counts.audio_frames_dropped)
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ConversationNotRunning from None
+        self._counts.audio_frames_queued += 1
+        return True
+
+    async def _send_tool_item(self, item: _ToolItem) -> None:
+        self._check_running()
+        try:
+            await self._tool_tx.send(item)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ConversationNotRunning from None
+
+    async def send_tool_output(self, call_id: str, output: str, *, respond: bool = True) -> None:
+        """Queue a ``function_call_output`` for ``call_id`` (the handoff output), followed by a sequenced
+        ``response.create`` unless ``respond=False``.
+
+        Waits while the tool buffer is full; raises :class:`~rtengine.ConversationNotRunning` once ended.
+        Cancellation: either the output is queued or ``Cancelled`` is raised with nothing queued.
+        """
+        await self._send_tool_item(_ToolOutput(call_id, output, respond))
+
+    async def request_response(self) -> None:
+        """Queue a ``response.create``; it never overlaps an active response (it waits for ``response.done``).
+
+        Ordered after tool outputs queued before it. Cancellation: as :meth:`send_tool_output`.
+        """
+        await self._send_tool_item(_RequestResponse())
+
+    async def cancel_response(self, response_id: str | None = None) -> None:
+        """Queue a ``response.cancel`` (the server answers ``response.done`` with status ``cancelled``, or the benign
+        ``response_cancel_not_active`` error). Cancellation: as :meth:`send_tool_output`."""
+        await self._send_tool_item(_CancelResponse(response_id))
+
+    # --- ending ----------------------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """End the conversation: exactly one ``Closed("requested")``, unless it had already ended. Idempotent.
+
+        Returns after the sockets are closed and ``Closed`` is in ``events``. Shielded and bounded by the
+        client's ``close_timeout`` (plus a margin), so cancellation cannot interrupt it half way.
+        """
+        if self._claim.claim():
+            self._stop_tasks()
+            self._close_inputs()
+            await self._wait_done()
+            self._mark("closed")
+            log.info("realtime conversation closed reason=requested total_elapsed_ms=%.0f", self._total_ms())
+            self._push_now(Closed("requested"))
+            self._events_tx.close()
+        else:
+            await self._wait_done()
+
+    async def _replace(self) -> None:
+        """End without any ``Closed`` (a restart replaced this conversation); ``events`` just ends."""
+        if self._claim.claim():
+            self._stop_tasks()
+            self._close_inputs()
+            await self._wait_done()
+            self._mark("replaced")
+            self._events_tx.close()
+        else:
+            await self._wait_done()
+
+    def _stop_tasks(self) -> None:
+        # A joined socket: stop the loop only, so the close handshake runs with the reader alive.
+        # A join still pending: cancel it outright.
+        if self._loop_scope is not None:
+            self._loop_scope.cancel()
+        else:
+            self._gen_scope.cancel()
+
+    def _close_inputs(self) -> None:
+        # Wakes any sender blocked on a full buffer with ConversationNotRunning.
+        self._text_tx.close()
+        self._tool_tx.close()
+        self._audio_tx.close()
+
+    async def _wait_done(self) -> None:
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(self._client.close_timeout + _TEARDOWN_MARGIN):
+                await self._done.wait()
+            self._gen_scope.cancel()
+
+    def _end_inside(self, *, closed: Closed, error: Error | None = None) -> None:
+        """The conversation ended on its own. Synchronous: no checkpoint between the claim and the delivery."""
+        if not self._claim.claim():
+            return
+        self._stop_tasks()
+        self._close_inputs()
+        self._mark("closed")
+        if error is not None:
+            log.warning("realtime conversation error: %s", error.message)
+            self._push_now(error)
+        log.info("realtime conversation closed reason=%s total_elapsed_ms=%.0f", closed.reason, self._total_ms())
+        self._push_now(closed)
+        self._events_tx.close()
+
+    def _push_now(self, event: ConversationEvent) -> None:
+        """Deliver without waiting: drop the oldest undelivered events while the channel is full."""
+        while True:
+            try:
+                self._events_tx.send_nowait(event)
+            except trio.WouldBlock:
+                try:
+                    self._events_spill.receive_nowait()
+                except trio.WouldBlock:  # pragma: no cover - a full channel always has an item
+                    return
+                self._counts.events_dropped += 1
+                continue
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                return
+            self._counts.events_forwarded += 1
+            return
+
+    async def _forward(self, event: ConversationEvent) -> None:
+        await self._events_tx.send(event)
+        self._counts.events_forwarded += 1
+
+    # --- timeline and logs -----------------------------------------------------------------------------------
+
+    def _total_ms(self) -> float:
+        return (trio.current_time() - self._start) * 1000
+
+    def _mark(self, phase: str) -> float:
+        """Record ``phase`` (first time only); returns ms since the previous phase."""
+        now = trio.current_time()
+        elapsed = (now - self._last_mark) * 1000
+        self._last_mark = now
+        self._timeline.setdefault(phase, now - self._start)
+        return elapsed
+
+    # --- the generation tasks --------------------------------------------------------------------------------
+
+    def _open(self, url: str, headers: Mapping[str, str]) -> AbstractAsyncContextManager[RealtimeSocket]:
+        client = self._client
+        return open_socket(
+            url,
+            headers,
+            connect_timeout=client.connect_timeout,
+            close_timeout=client.close_timeout,
+            ssl_context=client.ssl_context if url.startswith("wss:") else None,
+            max_message_size=client.max_message_size,
+            open_stream=client.open_stream,
+        )
+
+    async def _run_websocket(
+        self, url: str, headers: Mapping[str, str], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Connect and send ``session.update`` (inline: failures raise from ``nursery.start``), then run."""
+        try:
+            with self._gen_scope:
+                async with self._open(url, headers) as sock:
+                    elapsed = self._mark("connected")
+                    await sock.send(session_update(self.session))
+                    self._mark("session_update_sent")
+                    log.info(
+                        "connected realtime websocket elapsed_ms=%.0f total_elapsed_ms=%.0f", elapsed, self._total_ms()
+                    )
+                    self._push_now(Started("websocket"))
+                    log.info("realtime conversation started transport=websocket")
+                    task_status.started()
+                    await self._run_joined(sock)
+        finally:
+            self._done.set()
+
+    async def _run_sideband(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        inline: bool,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Join the sideband (with retries), then run. Inline: a join failure raises from ``nursery.start``.
+        Background: a join failure while active becomes one ``Error`` and ``Closed("error")``."""
+        try:
+            with self._gen_scope:
+                if not self._claim.active:
+                    return
+                log.info("connecting realtime sideband websocket call_id=%s", self.call_id)
+                try:
+                    stack, sock = await self._join(url, headers)
+                except TransportError as exc:
+                    if inline:
+                        raise
+                    log.warning("failed to connect realtime sideband call_id=%s: %s", self.call_id, exc)
+                    self._end_inside(error=Error(f"failed to connect realtime sideband: {exc}"), closed=Closed("error"))
+                    return
+                async with stack:
+                    log.info(
+                        "connected realtime sideband websocket call_id=%s elapsed_ms=%.0f total_elapsed_ms=%.0f",
+                        self.call_id,
+                        (self._timeline["sideband_joined"] - self._timeline["answer"]) * 1000,
+                        self._total_ms(),
+                    )
+                    if inline:
+                        self._push_now(Started("webrtc", self.call_id))
+                        task_status.started()
+                    await self._run_joined(sock)
+        finally:
+            self._done.set()
+
+    async def _join(self, url: str, headers: Mapping[str, str]) -> tuple[AsyncExitStack, RealtimeSocket]:
+        """Open the sideband and send ``session.update``; every failure of an attempt is retried with backoff.
+
+        Returns the open socket and the stack that closes it. Raises the last attempt's error.
+        Cancellation: a pending attempt is abandoned, its TCP stream closed; ``Cancelled`` propagates.
+        """
+        client = self._client
+        delays = retry_delays(client.sideband_retries, client.backoff_base, client.rand)
+        attempt = 0
+        while True:
+            self._counts.join_attempts += 1
+            stack = AsyncExitStack()
+            try:
+                sock = await stack.enter_async_context(self._open(url, headers))
+                self._mark("sideband_joined")
+                await sock.send(session_update(self.session))
+                self._mark("session_update_sent")
+            except TransportError as exc:
+                with trio.CancelScope(shield=True):
+                    await stack.aclose()
+                if attempt >= len(delays):
+                    raise
+                delay = delays[attempt]
+                attempt += 1
+                log.warning(
+                    "realtime sideband join attempt %d failed call_id=%s; retrying in %.0f ms: %s",
+                    attempt,
+                    self.call_id,
+                    delay * 1000,
+                    exc,
+                )
+                await trio.sleep(delay)
+                continue
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await stack.aclose()
+                raise
+            return stack, sock
+
+    async def _run_joined(self, sock: RealtimeSocket) -> None:
+        """Run the input loop on a socket that has sent ``session.update``, until the conversation ends."""
+        scope = self._loop_scope = trio.CancelScope()
+        if not self._claim.active:
+            return  # ended during the last step of the join: leave, the stack closes the socket
+        with scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pump_text, sock)
+                nursery.start_soon(self._pump_tools, sock)
+                nursery.start_soon(self._pump_audio, sock)
+                await self._read(sock)
+                nursery.cancel_scope.cancel()
+
+    # --- the input loop --------------------------------------------------------------------------------------
+
+    async def _write(self, sock: RealtimeSocket, event: Mapping[str, object]) -> bool:
+        """Write one event; False when the socket has ended (the reader reports the end, the input is counted)."""
+        try:
+            await sock.send(event)
+        except ConnectionLost as exc:
+            self._counts.inputs_lost += 1
+            log.warning("realtime input not sent, the socket has ended: %s", exc)
+            return False
+        return True
+
+    async def _pump_text(self, sock: RealtimeSocket) -> None:
+        async for text in self._text_rx:
+            if not await self._write(sock, user_text(text)):
+                return
+            self._counts.texts_sent += 1
+
+    async def _pump_audio(self, sock: RealtimeSocket) -> None:
+        async for pcm in self._audio_rx:
+            if not await self._write(sock, input_audio_append(pcm)):
+                return
+            self._counts.audio_frames_sent += 1
+
+    async def _pump_tools(self, sock: RealtimeSocket) -> None:
+        async for item in self._tool_rx:
+            match item:
+                case _ToolOutput(call_id=call_id, output=output, respond=respond):
+                    if not await self._write(sock, function_call_output(call_id, output)):
+                        return
+                    self._counts.tool_outputs_sent += 1
+                    if respond and not await self._request(sock):
+                        return
+                case _RequestResponse():
+                    if not await self._request(sock):
+                        return
+                case _CancelResponse(response_id=response_id):
+                    if not await self._write(sock, response_cancel(response_id)):
+                        return
+
+    async def _request(self, sock: RealtimeSocket) -> bool:
+        if self._sequencer.request():
+            return await self._send_create(sock)
+        self._counts.responses_deferred += 1
+        return True
+
+    async def _send_create(self, sock: RealtimeSocket) -> bool:
+        if not await self._write(sock, response_create()):
+            return False
+        self._counts.responses_requested += 1
+        return True
+
+    async def _read(self, sock: RealtimeSocket) -> None:
+        """Read, type and forward server events until the socket ends or the conversation ends."""
+        while True:
+            frame = await sock.receive()
+            if frame is None:
+                if sock.close_code == 1009:
+                    message = "the server sent a frame larger than max_message_size (closed with 1009)"
+                    self._end_inside(error=Error(message), closed=Closed("error", 1009, sock.close_reason))
+                else:
+                    self._end_inside(closed=Closed("transport_closed", sock.close_code, sock.close_reason))
+                return
+            self._counts.frames_received += 1
+            await self._handle(sock, parse_server_event(frame))
+
+    async def _handle(self, sock: RealtimeSocket, event: ev.ServerEvent | ev.ProtocolWarning) -> None:
+        match event:
+            case ev.ProtocolWarning(detail=detail):
+                self._counts.protocol_warnings += 1
+                log.warning("ignoring realtime frame: %s", detail)
+                return
+            case ev.ServerErrorEvent(error_class=ErrorClass.DEFERRAL):
+                self._sequencer.on_conflict()
+                self._counts.responses_deferred += 1
+                log.info("response.create deferred: %s", event.message)
+                return
+            case ev.ServerErrorEvent(error_class=ErrorClass.BENIGN):
+                log.info("benign realtime server error: %s", event.message)
+                await self._forward(Error(event.message, event.code, fatal=False))
+                return
+            case ev.ServerErrorEvent():
+                self._end_inside(error=Error(event.message, event.code, fatal=True), closed=Closed("error"))
+                return
+            case ev.UnknownEvent():
+                self._counts.unknown_events += 1
+            case ev.AudioOut():
+                duration = audio_duration_ms(
+                    event.audio,
+                    sample_rate=event.sample_rate,
+                    num_channels=event.num_channels,
+                    samples_per_channel=event.samples_per_channel,
+                )
+                self._tracker.on_audio(event.item_id, duration)
+            case ev.SpeechStarted():
+                cut = self._tracker.take()
+                if cut is not None:
+                    try:
+                        await sock.send(item_truncate(cut[0], cut[1]))
+                        self._counts.truncations_sent += 1
+                    except ConnectionLost as exc:
+                        log.warning("barge-in truncate not sent: %s", exc)
+            case ev.ResponseCreated(response_id=response_id):
+                self._sequencer.on_created(response_id)
+            case ev.ResponseDone(response_id=response_id) | ev.ResponseCancelled(response_id=response_id):
+                self._tracker.clear()
+                if self._sequencer.on_done(response_id):
+                    await self._send_create(sock)
+            case ev.ToolCall(call_id=call_id):
+                if not self._dedupe.first(call_id):
+                    self._counts.duplicate_tool_calls += 1
+                    return
+                self._tracker.clear()
+            case ev.SessionUpdated(session_id=session_id):
+                if "session_updated" not in self._timeline:
+                    elapsed = self._mark("session_updated")
+                    log.info(
+                        "realtime session updated realtime_session_id=%s elapsed_ms=%.0f total_elapsed_ms=%.0f",
+                        session_id,
+                        elapsed,
+                        self._total_ms(),
+                    )
+            case _:
+                pass
+        await self._forward(event)
+
+
+async def start_conversation(
+    client: RealtimeClient,
+    session: SessionConfig,
+    nursery: trio.Nursery,
+    offer_sdp: str | None = None,
+    *,
+    sideband: SidebandMode = "background",
+    raw_sdp: bool = False,
+    capacities: Capacities | None = None,
+) -> Conversation:
+    """Start a conversation whose tasks live in ``nursery``; return once it runs (see :func:`open_conversation`)."""
+    if sideband not in ("background", "inline"):
+        raise ConfigError(f"sideband must be 'background' or 'inline', got {sideband!r}")
+    headers = client.auth_headers()
+    capacities = capacities or Capacities()
+    if offer_sdp is None:
+        conv = Conversation(client, session, transport="websocket", capacities=capacities)
+        log.info("starting realtime conversation transport=websocket")
+        url = realtime_ws_url(client.realtime_base_url, model=session.model)
+        await nursery.start(conv._run_websocket, url, headers)
+        return conv
+    check_sdp(offer_sdp, what="the SDP offer")
+    conv = Conversation(client, session, transport="webrtc", capacities=capacities)
+    log.info("starting realtime conversation; creating realtime call transport=webrtc")
+    body = raw_sdp_body(offer_sdp) if raw_sdp else multipart_body(offer_sdp, session.call_session_json())
+    async with client.call_limiter:
+        answer = await create_call(
+            client.http(),
+            client.calls_url,
+            body,
+            headers,
+            retries=client.call_retries,
+            backoff_base=client.backoff_base,
+            rand=client.rand,
+        )
+    conv.answer_sdp, conv.call_id = answer.sdp, answer.call_id
+    elapsed = conv._mark("answer")
+    log.info(
+        "realtime call created; sdp answer ready transport=webrtc call_id=%s elapsed_ms=%.0f total_elapsed_ms=%.0f",
+        answer.call_id,
+        elapsed,
+        conv._total_ms(),
+    )
+    url = sideband_url(client.realtime_base_url, answer.call_id)
+    if sideband == "inline":
+        await nursery.start(conv._run_sideband, url, headers, True)
+    else:
+        conv._push_now(Started("webrtc", answer.call_id))
+        nursery.start_soon(conv._run_sideband, url, headers, False)
+        log.info("spawned realtime sideband connection task; realtime conversation started call_id=%s", answer.call_id)
+    return conv
+
+
+@asynccontextmanager
+async def open_conversation(
+    client: RealtimeClient,
+    session: SessionConfig,
+    offer_sdp: str | None = None,
+    *,
+    sideband: SidebandMode = "background",
+    raw_sdp: bool = False,
+    capacities: Capacities | None = None,
+) -> AsyncIterator[Conversation]:
+    """Run one realtime conversation for the duration of the block.
+
+    Without ``offer_sdp``: a plain websocket conversation; the socket is connected and ``session.update`` sent
+    before the block starts. With ``offer_sdp``: a WebRTC call; the block starts as soon as the call exists
+    (``conv.answer_sdp``, ``conv.call_id``) and the sideband joins in the background (``sideband="inline"``
+    joins first, the pre-#20715 behaviour). ``raw_sdp=True`` posts the offer alone (``application/sdp``).
+
+    Raises, before the block: :class:`~rtengine.ConfigError` (no API key, bad arguments),
+    :class:`~rtengine.CallError` subclasses (call creation), :class:`~rtengine.ConnectFailed` (connect, or an
+    inline join). Leaving the block — normally, by exception or by cancellation — closes the conversation
+    (``Closed("requested")`` unless it had ended) and ends every task and socket, bounded by ``close_timeout``.
+    """
+    with collapse_single_group():
+        async with trio.open_nursery() as nursery:
+            conv = await start_conversation(
+                client, session, nursery, offer_sdp, sideband=sideband, raw_sdp=raw_sdp, capacities=capacities
+            )
+            try:
+                yield conv
+            finally:
+                with trio.CancelScope(shield=True):
+                    await conv.close()

@@ -1,0 +1,81 @@
+"""Lifecycle events of a conversation and its counters (pure values).
+
+``Started`` is always the first event on ``conv.events``; ``Closed`` the last (exactly one, unless the
+conversation was replaced by a restart); an ``Error`` with ``fatal=True`` is always followed by
+``Closed("error")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Closed", "ConversationStats", "Error", "Started"]
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The conversation is running: inputs are accepted (and queue until the sideband joins)."""
+
+    transport: Literal["websocket", "webrtc"]
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Something went wrong. ``fatal=True`` ends the conversation (``Closed("error")`` follows); a non-fatal
+    error (a benign server error) is informational and the conversation goes on. ``code`` is the server's error
+    code when there is one."""
+
+    message: str
+    code: str | None = None
+    fatal: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The conversation ended. ``reason``: ``requested`` (the caller closed it), ``transport_closed`` (the server
+    ended the socket) or ``error`` (after the one fatal ``Error``). ``code``/``detail``: the websocket close code
+    and reason when the server closed it."""
+
+    reason: Literal["requested", "transport_closed", "error"]
+    code: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationStats:
+    """A snapshot of a conversation's counters (``conv.stats``)."""
+
+    #: Audio frames accepted by ``send_audio`` (queued).
+    audio_frames_queued: int = 0
+    #: Audio frames dropped because the audio buffer was full (``send_audio`` never blocks).
+    audio_frames_dropped: int = 0
+    #: ``input_audio_buffer.append`` events written to the socket.
+    audio_frames_sent: int = 0
+    #: User texts written to the socket.
+    texts_sent: int = 0
+    #: ``function_call_output`` items written to the socket.
+    tool_outputs_sent: int = 0
+    #: ``response.create`` events written (after sequencing).
+    responses_requested: int = 0
+    #: ``response.create`` requests that were deferred behind an active response.
+    responses_deferred: int = 0
+    #: Barge-in ``conversation.item.truncate`` events written.
+    truncations_sent: int = 0
+    #: Frames received from the server.
+    frames_received: int = 0
+    #: Events delivered into ``conv.events``.
+    events_forwarded: int = 0
+    #: Undelivered events dropped so that ``Error``/``Closed`` could be delivered to a caller that stopped reading.
+    events_dropped: int = 0
+    #: Frames that were not usable events (invalid JSON, binary, missing fields): logged, never fatal.
+    protocol_warnings: int = 0
+    #: Well-formed events of a type rtengine does not model (forwarded as ``UnknownEvent``).
+    unknown_events: int = 0
+    #: Repeated announcements of a tool call already delivered (not forwarded).
+    duplicate_tool_calls: int = 0
+    #: Sideband join attempts (1 + retries used).
+    join_attempts: int = 0
+    #: Inputs taken from a buffer that could not be written because the socket had ended.
+    inputs_lost: int = 0

@@ -1,0 +1,106 @@
+"""``ConversationManager``: one current conversation at a time, restartable (realtime-protocol §1.6).
+
+Starting a new conversation first ends the current one **without** a ``Closed`` event (its ``events`` channel
+just ends), as the reference does on restart. Every conversation's tasks live in the manager's nursery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from ._client import RealtimeClient
+from ._conversation import Capacities, Conversation, SidebandMode, start_conversation
+from ._errors import ConversationNotRunning
+from ._session import SessionConfig
+from ._util import collapse_single_group
+
+__all__ = ["ConversationManager", "open_manager"]
+
+
+class ConversationManager:
+    """Holds the current :class:`Conversation` (``current``); get one from :func:`open_manager`."""
+
+    def __init__(self, client: RealtimeClient, nursery: trio.Nursery) -> None:
+        self._client = client
+        self._nursery = nursery
+        self.current: Conversation | None = None
+        self._lock = trio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<ConversationManager current={self.current!r}>"
+
+    async def start(
+        self,
+        session: SessionConfig,
+        offer_sdp: str | None = None,
+        *,
+        sideband: SidebandMode = "background",
+        raw_sdp: bool = False,
+        capacities: Capacities | None = None,
+    ) -> Conversation:
+        """Replace the current conversation (no ``Closed`` for it) with a new one, and return the new one.
+
+        Raises like :func:`~rtengine.open_conversation`; after a failed start there is no current conversation.
+        Cancellation: the old conversation is ended either way; a cancelled start installs nothing.
+        """
+        async with self._lock:
+            old, self.current = self.current, None
+            if old is not None:
+                await old._replace()
+            conv = await start_conversation(
+                self._client,
+                session,
+                self._nursery,
+                offer_sdp,
+                sideband=sideband,
+                raw_sdp=raw_sdp,
+                capacities=capacities,
+            )
+            self.current = conv
+            return conv
+
+    def _running(self) -> Conversation:
+        conv = self.current
+        if conv is None or not conv.active:
+            raise ConversationNotRunning
+        return conv
+
+    async def send_text(self, text: str) -> None:
+        """:meth:`Conversation.send_text` on the current conversation."""
+        await self._running().send_text(text)
+
+    def send_audio(self, pcm16: bytes) -> bool:
+        """:meth:`Conversation.send_audio` on the current conversation."""
+        return self._running().send_audio(pcm16)
+
+    async def send_tool_output(self, call_id: str, output: str, *, respond: bool = True) -> None:
+        """:meth:`Conversation.send_tool_output` on the current conversation."""
+        await self._running().send_tool_output(call_id, output, respond=respond)
+
+    async def request_response(self) -> None:
+        """:meth:`Conversation.request_response` on the current conversation."""
+        await self._running().request_response()
+
+    async def close(self) -> None:
+        """Close the current conversation (``Closed("requested")``), if any. Shielded and bounded."""
+        if self.current is not None:
+            await self.current.close()
+
+
+@asynccontextmanager
+async def open_manager(client: RealtimeClient) -> AsyncIterator[ConversationManager]:
+    """A :class:`ConversationManager` whose conversations live in a nursery owned by this block.
+
+    Leaving the block closes the current conversation and ends every task.
+    """
+    with collapse_single_group():
+        async with trio.open_nursery() as nursery:
+            manager = ConversationManager(client, nursery)
+            try:
+                yield manager
+            finally:
+                with trio.CancelScope(shield=True):
+                    await manager.close()

@@ -1,0 +1,153 @@
+"""The small state machines of a conversation (pure, no trio): response sequencing, barge-in truncation,
+tool-call dedupe, and the end-of-conversation claim.
+
+Theory of operation. The engine's tasks call these synchronously, between checkpoints, so each decision is
+atomic with respect to every other task: a decision returns *what to send*, and the task sends it afterwards.
+
+* :class:`ResponseSequencer` (realtime-protocol §5.3) — never two ``response.create`` in flight. ``request()``
+  returns True when a create must go out now; otherwise one create is owed (requests coalesce) and
+  ``on_done()`` returns True when it must go out. Terminal events are correlated by ``response_id``, so a stale
+  ``response.done`` (after a cancellation) cannot clear a newer response. The server's active-response error is a
+  deferral (``on_conflict``).
+* :class:`TruncationTracker` (§5.4) — how much assistant audio arrived for the current item; on barge-in,
+  ``take()`` returns the ``(item_id, audio_end_ms)`` to truncate at, clamped to what was received (and to the
+  playback position when the app reports one); nothing for an item with 0 ms.
+* :class:`ToolCallDedupe` (§7.3) — one ``ToolCall`` per ``call_id`` per generation.
+* :class:`EndClaim` — whichever path ends a conversation first (the caller's close, or a failure) wins; the
+  other becomes a no-op. ``claim()`` is check-then-set with no await in between.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+__all__ = ["EndClaim", "ResponseSequencer", "ToolCallDedupe", "TruncationTracker", "audio_duration_ms"]
+
+
+class ResponseSequencer:
+    """At most one ``response.create`` in flight; later requests coalesce into one owed create."""
+
+    def __init__(self) -> None:
+        #: A default-conversation response is in flight (ours or one the server started, e.g. by VAD).
+        self.active = False
+        #: One create is owed, to be sent when the active response ends.
+        self.pending = False
+        #: The id of the response in flight, once ``response.created`` named it.
+        self.response_id: str | None = None
+
+    def request(self) -> bool:
+        """The caller wants a response. True: send ``response.create`` now. False: it is owed (deferred)."""
+        if self.active:
+            self.pending = True
+            return False
+        self.active = True
+        self.response_id = None
+        return True
+
+    def on_created(self, response_id: str | None) -> None:
+        self.active = True
+        self.response_id = response_id
+
+    def on_done(self, response_id: str | None) -> bool:
+        """A response ended (``response.done`` whatever its status, or ``response.cancelled``).
+
+        Returns True when the owed create must be sent now. A terminal event for another response than the one
+        in flight is stale and changes nothing.
+        """
+        if response_id is not None and self.response_id is not None and response_id != self.response_id:
+            return False
+        self.active = False
+        self.response_id = None
+        if self.pending:
+            self.pending = False
+            self.active = True
+            return True
+        return False
+
+    def on_conflict(self) -> None:
+        """The server said a response is already active: our create is owed until that one ends."""
+        self.active = True
+        self.pending = True
+
+
+def audio_duration_ms(
+    audio_b64: str, *, sample_rate: int = 24000, num_channels: int = 1, samples_per_channel: int | None = None
+) -> int:
+    """Duration of one PCM16 delta in ms: from ``samples_per_channel`` when given, else from the decoded size."""
+    if sample_rate <= 0:
+        return 0
+    if samples_per_channel is None:
+        try:
+            size = len(base64.b64decode(audio_b64, validate=True))
+        except (binascii.Error, ValueError):
+            return 0
+        samples_per_channel = size // 2 // max(num_channels, 1)
+    return samples_per_channel * 1000 // sample_rate
+
+
+@dataclass(slots=True)
+class _Tracked:
+    item_id: str
+    received_ms: int
+
+
+class TruncationTracker:
+    """Assistant audio received per item, for barge-in truncation (websocket transport only)."""
+
+    def __init__(self) -> None:
+        self._current: _Tracked | None = None
+
+    @property
+    def received_ms(self) -> int:
+        return self._current.received_ms if self._current is not None else 0
+
+    def on_audio(self, item_id: str | None, duration_ms: int) -> None:
+        """Count a delta. Frames without an item id or with no duration are ignored; a new item id resets."""
+        if item_id is None or duration_ms <= 0:
+            return
+        if self._current is not None and self._current.item_id == item_id:
+            self._current.received_ms += duration_ms
+        else:
+            self._current = _Tracked(item_id, duration_ms)
+
+    def clear(self) -> None:
+        self._current = None
+
+    def take(self, played_ms: int | None = None) -> tuple[str, int] | None:
+        """On speech start: ``(item_id, audio_end_ms)`` to truncate at, or None. Clears the state."""
+        current, self._current = self._current, None
+        if current is None or current.received_ms <= 0:
+            return None
+        end = current.received_ms if played_ms is None else max(0, min(played_ms, current.received_ms))
+        if end <= 0:
+            return None
+        return current.item_id, end
+
+
+class ToolCallDedupe:
+    """Remembers the ``call_id`` of every tool call seen in this generation."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def first(self, call_id: str) -> bool:
+        """True the first time ``call_id`` is seen."""
+        if call_id in self._seen:
+            return False
+        self._seen.add(call_id)
+        return True
+
+
+class EndClaim:
+    """The one-way switch from active to ended. ``claim()`` returns True for exactly one caller."""
+
+    def __init__(self) -> None:
+        self.active = True
+
+    def claim(self) -> bool:
+        if not self.active:
+            return False
+        self.active = False
+        return True
