@@ -15,7 +15,9 @@ API_KEY = "sk-test-0123456789abcdef"
 
 @asynccontextmanager
 async def serving(peers: PeerService, **options: object) -> AsyncIterator[LocalServer]:
-    opts = ServerOptions(api_key=API_KEY, delta_interval=0.0, **options)  # type: ignore[arg-type]
+    settings: dict[str, object] = {"api_key": API_KEY, "delta_interval": 0.0}
+    settings.update(options)
+    opts = ServerOptions(**settings)  # type: ignore[arg-type]
     async with open_local_server(opts, peers=peers) as server:
         yield server
 

@@ -175,7 +175,20 @@ class LocalServer:
 
     # --- connections -----------------------------------------------------------------------------------------
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def respond(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Answer one HTTP request in-process, exactly as over a socket: ``(status, headers, body)``.
+
+        For transports that are not TCP (e.g. an ``httpx.MockTransport`` in tests run on a virtual clock).
+        """
+        request = HttpRequest(method, target, {k.lower(): v for k, v in headers.items()}, b"", body)
+        if len(body) > self.options.max_body_bytes:
+            message = f"Request body exceeds {self.options.max_body_bytes} bytes."
+            return 413, [("content-type", "application/json")], _error_body(message, "body_too_large")
+        return await self._route(request)
+
+    async def handle(self, stream: trio.abc.Stream) -> None:
         """Serve one TCP connection (HTTP keep-alive, or one websocket). Never raises."""
         try:
             conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HANDSHAKE_LIMIT)
@@ -271,7 +284,7 @@ class LocalServer:
         headers = [("content-type", "application/sdp"), ("location", f"{CALLS_PATH}/{call_id}")]
         return 201, headers, peer.local_sdp.encode("utf-8")
 
-    async def _websocket(self, stream: trio.SocketStream, request: HttpRequest) -> None:
+    async def _websocket(self, stream: trio.abc.Stream, request: HttpRequest) -> None:
         query = dict(parse_qsl(request.query, keep_blank_values=True))
         call_id = query.get("call_id")
         record = ConnectionRecord(

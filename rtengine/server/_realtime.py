@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from .._audio import tone
+from .._audio import rms, tone
 from .._events import ProtocolWarning
 from .._payloads import (
     FunctionCallOutput,
@@ -49,6 +49,9 @@ log = logging.getLogger("rtengine.server")
 
 AUDIO_CHUNK_MS: Final = 50
 CLOSE_REPLY_TIMEOUT: Final = 2.0
+#: Input audio louder than this (RMS, fraction of full scale) starts speech; quieter than SILENCE_LEVEL ends it.
+SPEECH_LEVEL: Final = 0.05
+SILENCE_LEVEL: Final = 0.01
 
 _ERROR_MESSAGES: Final = {
     "invalid_api_key": "Incorrect API key provided.",
@@ -194,6 +197,8 @@ class RealtimeSession:
         self._tool_used = False
         self._audio_items: dict[str, int] = {}
         self.audio_bytes_in = 0
+        self._speaking = False
+        self._speech_item: str | None = None
         self._nursery: trio.Nursery | None = None
 
     # --- sending ---------------------------------------------------------------------------------------------
@@ -293,7 +298,7 @@ class RealtimeSession:
             case SessionUpdate(session=session, event_id=eid):
                 await self._session_update(session, eid)
             case InputAudioAppend(audio=audio):
-                self.audio_bytes_in += len(audio)
+                await self._input_audio(audio)
             case UserText(text=user_text):
                 self._last_user_text = user_text
                 await self._add_item(
@@ -342,6 +347,29 @@ class RealtimeSession:
                         event_id=raw.get("event_id") if isinstance(raw.get("event_id"), str) else None,
                     )
                 )
+
+    async def _input_audio(self, pcm: bytes) -> None:
+        """A tiny energy VAD standing in for server VAD: loud audio starts speech (interrupting an active
+        response when ``interrupt_response`` allows), silence after speech stops it."""
+        start_ms = self.audio_bytes_in // 48  # PCM16 mono 24 kHz: 48 bytes per ms
+        self.audio_bytes_in += len(pcm)
+        detection = (self.session.get("audio") or {}).get("input", {}).get("turn_detection")
+        if not isinstance(detection, dict):
+            return
+        level = rms(pcm)
+        if not self._speaking and level >= SPEECH_LEVEL:
+            self._speaking = True
+            self._speech_item = new_id("item")
+            await self.send(
+                {"type": "input_audio_buffer.speech_started", "audio_start_ms": start_ms, "item_id": self._speech_item}
+            )
+            if self._response is not None and detection.get("interrupt_response", True):
+                self._response.scope.cancel()
+        elif self._speaking and level < SILENCE_LEVEL:
+            self._speaking = False
+            await self.send(
+                {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": start_ms, "item_id": self._speech_item}
+            )
 
     async def _session_update(self, session: Any, eid: str | None) -> None:
         for forbidden in ("id", "model"):

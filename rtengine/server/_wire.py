@@ -136,7 +136,7 @@ class WsClosed:
 class WebSocket:
     """A server-side websocket over a trio stream, driven by wsproto. Sends are serialized by a lock."""
 
-    def __init__(self, stream: trio.SocketStream, request: HttpRequest, max_message_size: int) -> None:
+    def __init__(self, stream: trio.abc.Stream, request: HttpRequest, max_message_size: int) -> None:
         self.stream = stream
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         self._ws.receive_data(request.raw_head)
@@ -180,7 +180,8 @@ class WebSocket:
 
     def drop(self) -> None:
         """Abrupt TCP drop: RST instead of FIN (SO_LINGER 0), no close frame. The stream is closed by its owner."""
-        self.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if isinstance(self.stream, trio.SocketStream):
+            self.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     async def receive(self) -> WsFrame | WsClosed:
         """The next complete message, or how the client ended. Pings are answered here."""
@@ -199,7 +200,7 @@ class WebSocket:
                 self.client_closed = self.client_closed or eof
                 return eof
             try:
-                self._ws.receive_data(data)
+                self._ws.receive_data(bytes(data))
                 self._pending.extend(self._ws.events())
             except RemoteProtocolError as exc:
                 self.client_closed = WsClosed("protocol_error", 1002, str(exc))
