@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass
 from types import MappingProxyType
 from typing import Final, Literal
@@ -367,16 +367,20 @@ class Conversation:
         try:
             with self._gen_scope:
                 async with self._open(url, headers) as sock:
+                    self._loop_scope = scope = trio.CancelScope()
                     elapsed = self._mark("connected")
-                    await sock.send(session_update(self.session))
-                    self._mark("session_update_sent")
-                    log.info(
-                        "connected realtime websocket elapsed_ms=%.0f total_elapsed_ms=%.0f", elapsed, self._total_ms()
-                    )
-                    self._push_now(Started("websocket"))
-                    log.info("realtime conversation started transport=websocket")
-                    task_status.started()
-                    await self._run_joined(sock)
+                    with scope:
+                        await sock.send(session_update(self.session))
+                        self._mark("session_update_sent")
+                        log.info(
+                            "connected realtime websocket elapsed_ms=%.0f total_elapsed_ms=%.0f",
+                            elapsed,
+                            self._total_ms(),
+                        )
+                        self._push_now(Started("websocket"))
+                        log.info("realtime conversation started transport=websocket")
+                        task_status.started()
+                        await self._loop(sock)
         finally:
             self._done.set()
 
@@ -388,86 +392,82 @@ class Conversation:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Join the sideband (with retries), then run. Inline: a join failure raises from ``nursery.start``.
-        Background: a join failure while active becomes one ``Error`` and ``Closed("error")``."""
+        """Join the sideband, then run the input loop on it.
+
+        A join attempt is the handshake plus ``session.update``; every failure of an attempt is retried with
+        backoff (realtime-protocol §3.4), the whole join inside the generation scope. Once the handshake has
+        completed, ``close()`` stops only the loop scope, so the socket still closes with a handshake. After the
+        last attempt: inline, the error raises from ``nursery.start``; background, it becomes one ``Error`` and
+        ``Closed("error")`` — only if the conversation is still active (the claim decides).
+        """
+        client = self._client
         try:
             with self._gen_scope:
                 if not self._claim.active:
                     return
+                delays = retry_delays(client.sideband_retries, client.backoff_base, client.rand)
                 log.info("connecting realtime sideband websocket call_id=%s", self.call_id)
-                try:
-                    stack, sock = await self._join(url, headers)
-                except TransportError as exc:
-                    if inline:
-                        raise
-                    log.warning("failed to connect realtime sideband call_id=%s: %s", self.call_id, exc)
-                    self._end_inside(error=Error(f"failed to connect realtime sideband: {exc}"), closed=Closed("error"))
-                    return
-                async with stack:
-                    log.info(
-                        "connected realtime sideband websocket call_id=%s elapsed_ms=%.0f total_elapsed_ms=%.0f",
-                        self.call_id,
-                        (self._timeline["sideband_joined"] - self._timeline["answer"]) * 1000,
-                        self._total_ms(),
-                    )
-                    if inline:
-                        self._push_now(Started("webrtc", self.call_id))
-                        task_status.started()
-                    await self._run_joined(sock)
+                for attempt in range(len(delays) + 1):
+                    self._counts.join_attempts += 1
+                    try:
+                        await self._sideband_attempt(url, headers, inline, task_status)
+                        return
+                    except TransportError as exc:
+                        self._loop_scope = None
+                        if attempt == len(delays):
+                            if inline:
+                                raise
+                            log.warning("failed to connect realtime sideband call_id=%s: %s", self.call_id, exc)
+                            message = f"failed to connect realtime sideband: {exc}"
+                            self._end_inside(error=Error(message), closed=Closed("error"))
+                            return
+                        log.warning(
+                            "realtime sideband join attempt %d failed call_id=%s; retrying in %.0f ms: %s",
+                            attempt + 1,
+                            self.call_id,
+                            delays[attempt] * 1000,
+                            exc,
+                        )
+                        await trio.sleep(delays[attempt])
         finally:
             self._done.set()
 
-    async def _join(self, url: str, headers: Mapping[str, str]) -> tuple[AsyncExitStack, RealtimeSocket]:
-        """Open the sideband and send ``session.update``; every failure of an attempt is retried with backoff.
-
-        Returns the open socket and the stack that closes it. Raises the last attempt's error.
-        Cancellation: a pending attempt is abandoned, its TCP stream closed; ``Cancelled`` propagates.
-        """
-        client = self._client
-        delays = retry_delays(client.sideband_retries, client.backoff_base, client.rand)
-        attempt = 0
-        while True:
-            self._counts.join_attempts += 1
-            stack = AsyncExitStack()
-            try:
-                sock = await stack.enter_async_context(self._open(url, headers))
-                self._mark("sideband_joined")
+    async def _sideband_attempt(
+        self, url: str, headers: Mapping[str, str], inline: bool, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """One join attempt, then (on success) the whole conversation. Raises ``TransportError`` only for a
+        failed attempt: after ``session.update`` went out, the loop reports its own ends."""
+        async with self._open(url, headers) as sock:
+            self._loop_scope = scope = trio.CancelScope()  # joined: from here close() stops only this scope
+            self._mark("sideband_joined")
+            with scope:
                 await sock.send(session_update(self.session))
                 self._mark("session_update_sent")
-            except TransportError as exc:
-                with trio.CancelScope(shield=True):
-                    await stack.aclose()
-                if attempt >= len(delays):
-                    raise
-                delay = delays[attempt]
-                attempt += 1
-                log.warning(
-                    "realtime sideband join attempt %d failed call_id=%s; retrying in %.0f ms: %s",
-                    attempt,
+                log.info(
+                    "connected realtime sideband websocket call_id=%s elapsed_ms=%.0f total_elapsed_ms=%.0f",
                     self.call_id,
-                    delay * 1000,
-                    exc,
+                    (self._timeline["sideband_joined"] - self._timeline["answer"]) * 1000,
+                    self._total_ms(),
                 )
-                await trio.sleep(delay)
-                continue
-            except BaseException:
-                with trio.CancelScope(shield=True):
-                    await stack.aclose()
-                raise
-            return stack, sock
+                if inline:
+                    self._push_now(Started("webrtc", self.call_id))
+                    task_status.started()
+                await self._loop(sock)
 
-    async def _run_joined(self, sock: RealtimeSocket) -> None:
-        """Run the input loop on a socket that has sent ``session.update``, until the conversation ends."""
-        scope = self._loop_scope = trio.CancelScope()
-        if not self._claim.active:
-            return  # ended during the last step of the join: leave, the stack closes the socket
-        with scope:
+    async def _loop(self, sock: RealtimeSocket) -> None:
+        """The input loop: pumps and the reader, until the conversation ends (the loop scope is cancelled)."""
+        try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump_text, sock)
                 nursery.start_soon(self._pump_tools, sock)
                 nursery.start_soon(self._pump_audio, sock)
                 await self._read(sock)
                 nursery.cancel_scope.cancel()
+        except* TransportError as group:
+            # Writes and reads report their own ends; this is a last line so a transport failure that slips
+            # through still ends the conversation with an error instead of being taken for a failed join.
+            first = group.exceptions[0]
+            self._end_inside(error=Error(f"realtime transport failed: {first}"), closed=Closed("error"))
 
     # --- the input loop --------------------------------------------------------------------------------------
 

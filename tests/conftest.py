@@ -1,6 +1,7 @@
 """Shared fixtures: one trio-asyncio peer service and one local realtime server per test, on 127.0.0.1:0."""
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -27,3 +28,12 @@ async def offer_sdp(peers: PeerService) -> AsyncIterator[str]:
         yield peer.local_sdp
     finally:
         await peer.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _server_never_logs_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """The local server logs an ERROR only for a bug of its own; any such record fails the test."""
+    caplog.set_level(logging.INFO, logger="rtengine")
+    yield
+    errors = [r for r in caplog.records if r.name.startswith("rtengine.server") and r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]

@@ -190,26 +190,29 @@ class LocalServer:
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         """Serve one TCP connection (HTTP keep-alive, or one websocket). Never raises."""
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HANDSHAKE_LIMIT)
         try:
-            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HANDSHAKE_LIMIT)
-            while True:
-                request = await read_request(stream, conn)
-                if request is None:
-                    return
-                if request.is_websocket:
-                    await self._websocket(stream, request)
-                    return
-                try:
-                    request.body = await read_body(stream, conn, self.options.max_body_bytes)
-                except BodyTooLarge:
-                    body = _error_body(f"Request body exceeds {self.options.max_body_bytes} bytes.", "body_too_large")
-                    await send_response(stream, conn, 413, [("content-type", "application/json")], body, close=True)
-                    return
-                status, headers, body = await self._route(request)
-                await send_response(stream, conn, status, headers, body)
-                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                    return
-                conn.start_next_cycle()
+            with collapse_single_group():
+                while True:
+                    request = await read_request(stream, conn)
+                    if request is None:
+                        return
+                    if request.is_websocket:
+                        await self._websocket(stream, request)
+                        return
+                    try:
+                        request.body = await read_body(stream, conn, self.options.max_body_bytes)
+                    except BodyTooLarge:
+                        body = _error_body(
+                            f"Request body exceeds {self.options.max_body_bytes} bytes.", "body_too_large"
+                        )
+                        await send_response(stream, conn, 413, [("content-type", "application/json")], body, close=True)
+                        return
+                    status, headers, body = await self._route(request)
+                    await send_response(stream, conn, status, headers, body)
+                    if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                        return
+                    conn.start_next_cycle()
         except h11.RemoteProtocolError as exc:
             log.debug("bad HTTP from client: %s", exc)
             if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
