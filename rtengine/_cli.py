@@ -107,12 +107,20 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the local realtime server until Ctrl-C")
     _add_server_arguments(serve)
-    demo = commands.add_parser("demo", help="one WebRTC call against the embedded local server")
-    demo.add_argument("--text", default="Hello from rtengine!", help="the user text to send")
+    demo = commands.add_parser("demo", help="one conversation against the embedded local server (offline)")
+    _add_conversation_arguments(demo)
     demo.add_argument("--sideband-delay", type=float, default=0.0, help="seconds the local server delays the join")
-    demo.add_argument("--base-url", help="talk to this server instead (e.g. https://api.openai.com/v1)")
-    demo.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
+    call = commands.add_parser("call", help="one conversation against any server ($OPENAI_API_KEY for the key)")
+    call.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or rtengine serve's URL")
+    call.add_argument("--model", help="the realtime model (default: gpt-realtime)")
+    _add_conversation_arguments(call)
     return parser
+
+
+def _add_conversation_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--transport", choices=("webrtc", "websocket"), default="webrtc", help="default: webrtc")
+    parser.add_argument("--text", default="Hello from rtengine!", help="the user text to send")
+    parser.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,8 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         trio.run(_serve, options)
         return 0
+    if args.command == "call":
+        return demo_main(
+            DemoOptions(
+                text=args.text, transport=args.transport, base_url=args.base_url, model=args.model, timeout=args.timeout
+            )
+        )
     return demo_main(
-        DemoOptions(text=args.text, base_url=args.base_url, sideband_delay=args.sideband_delay, timeout=args.timeout)
+        DemoOptions(text=args.text, transport=args.transport, sideband_delay=args.sideband_delay, timeout=args.timeout)
     )
 
 

@@ -10,7 +10,7 @@ import os
 import random
 import ssl
 from collections.abc import Callable, Mapping
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Final, Self
 
 import httpx
@@ -75,7 +75,7 @@ class RealtimeClient:
         self.backoff_base = backoff_base
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout
-        self.extra_headers = dict(extra_headers or {})
+        self.extra_headers: Mapping[str, str] = MappingProxyType(dict(extra_headers or {}))
         self.rand = rand
         self.max_message_size = max_message_size
         self.open_stream = open_stream
@@ -83,6 +83,7 @@ class RealtimeClient:
         self._owns_http = http_client is None
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
+        self._headers: Mapping[str, str] | None = None
         self.call_limiter = trio.CapacityLimiter(_MAX_CONCURRENT_CALLS)
 
     def __repr__(self) -> str:
@@ -109,10 +110,22 @@ class RealtimeClient:
                 await http.aclose()
 
     @property
+    def uses_tls(self) -> bool:
+        """True when either endpoint is https/wss."""
+        return any(url.split(":", 1)[0].lower() in ("https", "wss") for url in (self.base_url, self.realtime_base_url))
+
+    @property
     def ssl_context(self) -> ssl.SSLContext:
-        """The one TLS context (CA bundle loaded once, ≈20 ms), shared by HTTP and websockets."""
+        """The one TLS context (CA bundle loaded once, ≈20 ms), shared by HTTP and websockets.
+
+        For plain-http endpoints no CA bundle is loaded: the context verifies against no authority, so a TLS
+        connection (which rtengine never makes there: redirects are not followed) would fail closed.
+        """
         if self._ssl is None:
-            self._ssl = ssl.create_default_context()
+            if self.uses_tls:
+                self._ssl = ssl.create_default_context()
+            else:
+                self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         return self._ssl
 
     def http(self) -> httpx.AsyncClient:
@@ -129,8 +142,16 @@ class RealtimeClient:
             )
         return self._http
 
-    def auth_headers(self) -> dict[str, str]:
-        """Bearer auth plus the extra headers, merged by HTTP precedence. Raises when no API key is known."""
+    def auth_headers(self) -> Mapping[str, str]:
+        """Bearer auth plus the extra headers, merged by HTTP precedence (computed once; read-only).
+
+        Raises :class:`~rtengine.ConfigError` when no API key is known.
+        """
         if not self._api_key:
             raise ConfigError("realtime conversation requires API key auth (pass api_key or set OPENAI_API_KEY)")
-        return merge_request_headers(self.extra_headers, bearer(self._api_key), defaults={"user-agent": _USER_AGENT})
+        if self._headers is None:
+            merged = merge_request_headers(
+                self.extra_headers, bearer(self._api_key), defaults={"user-agent": _USER_AGENT}
+            )
+            self._headers = MappingProxyType(merged)
+        return self._headers

@@ -132,7 +132,9 @@ class Conversation:
     """One running conversation. Obtain it from :func:`open_conversation` or ``ConversationManager.start``.
 
     ``answer_sdp``/``call_id`` are set for WebRTC (``None`` for a websocket); ``active`` is True from ``Started``
-    until the conversation ends; ``timeline`` maps phases to seconds since the start; ``stats`` is a snapshot of
+    until the conversation ends; ``timeline`` maps phases to seconds since ``started_at`` (``trio.current_time()``
+    when the conversation began): ``answer`` or ``connected``, ``sideband_joined``, ``session_update_sent``,
+    ``session_updated``, ``first_response_done``, ``closed``; ``stats`` is a snapshot of
     the counters; ``events`` is the trio receive channel of events (``Started`` first, ``Closed`` last).
     """
 
@@ -162,7 +164,7 @@ class Conversation:
         self._audio_tx, self._audio_rx = trio.open_memory_channel[bytes](capacities.audio)
         self._events_tx, self.events = trio.open_memory_channel[ConversationEvent](capacities.events)
         self._events_spill = self.events.clone()
-        self._start = trio.current_time()
+        self._start = self.started_at = trio.current_time()
         self._last_mark = self._start
         self._timeline: dict[str, float] = {}
         self.timeline: Mapping[str, float] = MappingProxyType(self._timeline)
@@ -386,7 +388,6 @@ class Conversation:
 
     async def _run_sideband(
         self,
-        url: str,
         headers: Mapping[str, str],
         inline: bool,
         *,
@@ -405,6 +406,8 @@ class Conversation:
             with self._gen_scope:
                 if not self._claim.active:
                     return
+                assert self.call_id is not None
+                url = sideband_url(client.realtime_base_url, self.call_id)  # off the answer path
                 delays = retry_delays(client.sideband_retries, client.backoff_base, client.rand)
                 log.info("connecting realtime sideband websocket call_id=%s", self.call_id)
                 for attempt in range(len(delays) + 1):
@@ -574,6 +577,8 @@ class Conversation:
             case ev.ResponseCreated(response_id=response_id):
                 self._sequencer.on_created(response_id)
             case ev.ResponseDone(response_id=response_id) | ev.ResponseCancelled(response_id=response_id):
+                if "first_response_done" not in self._timeline:
+                    self._mark("first_response_done")
                 self._tracker.clear()
                 if self._sequencer.on_done(response_id):
                     await self._send_create(sock)
@@ -639,12 +644,11 @@ async def start_conversation(
         elapsed,
         conv._total_ms(),
     )
-    url = sideband_url(client.realtime_base_url, answer.call_id)
     if sideband == "inline":
-        await nursery.start(conv._run_sideband, url, headers, True)
+        await nursery.start(conv._run_sideband, headers, True)
     else:
         conv._push_now(Started("webrtc", answer.call_id))
-        nursery.start_soon(conv._run_sideband, url, headers, False)
+        nursery.start_soon(conv._run_sideband, headers, False)
         log.info("spawned realtime sideband connection task; realtime conversation started call_id=%s", answer.call_id)
     return conv
 

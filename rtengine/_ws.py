@@ -69,14 +69,46 @@ def _translate(what: str) -> Iterator[None]:
         raise ConnectFailed(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
+class _OwnedStream(trio.abc.Stream):
+    """The byte stream under a websocket, remembering whether a write was interrupted.
+
+    trio leaves a stream whose ``send_all`` was cancelled (or failed) in an unknown state — part of a frame may
+    be on the wire — so a close handshake on it could never complete. :meth:`RealtimeSocket.aclose` then skips the
+    handshake and the TCP stream is simply closed.
+    """
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.torn = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self.inner.send_all(data)
+        except BaseException:
+            self.torn = True
+            raise
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class RealtimeSocket:
     """An open realtime websocket. Sends never wait for a pending :meth:`receive`.
 
     ``close_code``/``close_reason`` say how the connection ended once it has (``None`` before).
     """
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection, url: str, close_timeout: float) -> None:
+    def __init__(
+        self, ws: trio_websocket.WebSocketConnection, stream: _OwnedStream, url: str, close_timeout: float
+    ) -> None:
         self._ws = ws
+        self._stream = stream
         self.url = url
         self.close_timeout = close_timeout
         self.close_took: float | None = None
@@ -117,8 +149,12 @@ class RealtimeSocket:
     async def aclose(self) -> None:
         """Run the close handshake, shielded and bounded by ``close_timeout``. Idempotent.
 
-        Cancellation: runs to completion or to the deadline even inside a cancelled scope.
+        When a write was interrupted (a frame may be half sent) there is no handshake to run: the TCP stream is
+        closed by :func:`open_socket`. Cancellation: runs to completion or to the deadline even inside a
+        cancelled scope.
         """
+        if self._stream.torn:
+            return
         start = trio.current_time()
         with trio.CancelScope(shield=True), trio.move_on_after(self.close_timeout):
             await self._ws.aclose()
@@ -171,13 +207,14 @@ async def open_socket(
                 stream = trio.SSLStream(tcp, context, server_hostname=host, https_compatible=True)
                 with _translate(what), trio.fail_after(connect_timeout):
                     await stream.do_handshake()
+            owned = _OwnedStream(stream)
             opened = False
             try:
                 async with trio.open_nursery() as nursery:
                     with trio.fail_after(connect_timeout):
                         ws = await trio_websocket.wrap_client_stream(
                             nursery,
-                            stream,  # type: ignore[arg-type]  # any trio Stream works
+                            owned,  # type: ignore[arg-type]  # any trio Stream works
                             host_header,
                             resource,
                             extra_headers=extra,
@@ -185,7 +222,7 @@ async def open_socket(
                             max_message_size=max_message_size,
                         )
                     opened = True
-                    socket = RealtimeSocket(ws, url, close_timeout)
+                    socket = RealtimeSocket(ws, owned, url, close_timeout)
                     try:
                         yield socket
                     finally:

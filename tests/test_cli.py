@@ -46,8 +46,27 @@ async def test_demo_runs_a_call_against_the_embedded_server() -> None:
     assert "local realtime server at http://127.0.0.1:" in out
     assert "transcript done 'You said: ping'" in out
     timeline = _timeline(out)
-    assert list(timeline) == ["offer_created", "answer", "sideband_joined", "session_updated", "response_done"]
+    assert list(timeline) == [
+        "answer",
+        "sideband_joined",
+        "session_update_sent",
+        "session_updated",
+        "first_response_done",
+        "closed",
+    ]
     assert list(timeline.values()) == sorted(timeline.values())
+    assert "phase                  ms since start" in out
+
+
+async def test_demo_over_a_plain_websocket() -> None:
+    with trio.fail_after(60):
+        result = await trio.run_process(
+            [*RTENGINE, "demo", "--transport", "websocket", "--text", "socket"], capture_stdout=True, env=_env()
+        )
+    out = result.stdout.decode()
+    assert "transcript done 'You said: socket'" in out
+    assert "audio out (" in out  # output audio travels in events on a websocket
+    assert list(_timeline(out))[:2] == ["connected", "session_update_sent"]
 
 
 async def test_demo_sideband_delay_shows_in_the_timeline() -> None:
@@ -77,22 +96,32 @@ async def test_serve_prints_its_url_serves_and_stops_on_ctrl_c() -> None:
         assert process.returncode == 0
 
 
-async def test_demo_against_a_separate_serve_process() -> None:
+async def test_call_against_a_separate_serve_process() -> None:
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             process, base_url = await _start_serve(nursery, "--api-key", "sk-two", "--delta-interval", "0")
             refused = await trio.run_process(
-                [*RTENGINE, "demo", "--base-url", base_url], capture_stdout=True, check=False, env=_env()
+                [*RTENGINE, "call", "--base-url", base_url], capture_stdout=True, check=False, env=_env()
             )
             assert refused.returncode == 1
             assert b"OPENAI_API_KEY" in refused.stdout
-            demo = await trio.run_process(
-                [*RTENGINE, "demo", "--base-url", base_url, "--text", "two processes"],
+            for transport in ("webrtc", "websocket"):
+                call = await trio.run_process(
+                    [*RTENGINE, "call", "--base-url", base_url, "--transport", transport, "--text", "two processes"],
+                    capture_stdout=True,
+                    env=_env(OPENAI_API_KEY="sk-two"),
+                )
+                assert "You said: two processes" in call.stdout.decode()
+                assert "sk-two" not in call.stdout.decode()
+            wrong = await trio.run_process(
+                [*RTENGINE, "call", "--base-url", base_url, "--transport", "websocket"],
                 capture_stdout=True,
-                env=_env(OPENAI_API_KEY="sk-two"),
+                check=False,
+                env=_env(OPENAI_API_KEY="sk-wrong"),
             )
-            assert "You said: two processes" in demo.stdout.decode()
-            assert "sk-two" not in demo.stdout.decode()
+            assert wrong.returncode == 1
+            assert b"401" in wrong.stdout
+            assert b"sk-wrong" not in wrong.stdout
             process.send_signal(signal.SIGINT)
             assert await process.wait() == 0
 

@@ -1,0 +1,186 @@
+"""Time to SDP answer: rtengine's background sideband against the bare POST (the floor) and the inline join.
+
+Run: ``python benchmarks/time_to_answer.py [--quick] [--json PATH]``.
+
+Everything runs in one process against the local realtime server over loopback (real aiortc answers), side by
+side in one run, interleaved call by call so that machine noise hits every mode alike:
+
+* ``floor`` — a bare ``POST /v1/realtime/calls`` of the same multipart bytes on the same warm httpx client;
+* ``background`` — ``open_conversation(..., sideband="background")`` until the block starts (answer in hand);
+* ``inline`` — ``open_conversation(..., sideband="inline")``: the pre-#20715 behaviour, join before the answer.
+
+Per round: three floor/background pairs, then one inline call (inline costs up to 3 s, the others ~10 ms), so
+floor and background get three times the samples. Besides the ratio of medians, the table gives the median of
+the per-pair ratios (each background call divided by the floor call just before it), which cancels slow drift.
+
+At sideband accept delays of 0, 250, 1000 and 3000 ms. Each call is ended server-side after it is measured
+(outside the timing) so answering peers do not pile up. Targets: background/floor ≤ 1.05 at every delay;
+background/inline ≤ 0.05 at 1000 ms. Ratios, not absolute numbers, are what to read on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import trio
+import trio.testing
+
+import rtengine
+from rtengine._peer import open_peer_service
+from rtengine.protocol import call_id_from_location, multipart_body
+from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
+
+KEY = "sk-benchmark"
+MODES = ("floor", "background", "inline")
+#: floor/background pairs measured per inline call (they cost ~10 ms, an inline call up to 3 s).
+FAST_REPEATS = 3
+
+
+def p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+
+
+async def run(delays: list[float], calls: int, warmup: int) -> list[dict[str, object]]:
+    options = ServerOptions(api_key=KEY, delta_interval=0.0)
+    async with open_peer_service() as peers, open_local_server(options, peers=peers) as server:
+        offer_peer = await peers.create_offer()
+        offer = without_candidates(offer_peer.local_sdp)
+        session = rtengine.SessionConfig(instructions="benchmark")
+        async with rtengine.RealtimeClient(server.base_url, api_key=KEY) as client:
+            body = multipart_body(offer, session.call_session_json())
+            floor_headers = {**client.auth_headers(), "content-type": body.content_type}
+            http = client.http()
+
+            async def floor() -> tuple[float, str]:
+                start = time.perf_counter_ns()
+                response = await http.post(client.calls_url, content=body.content, headers=floor_headers)
+                took = (time.perf_counter_ns() - start) / 1e6
+                assert response.status_code == 201, response.text
+                return took, call_id_from_location(response.headers["location"])
+
+            def conversation(mode: str) -> Callable[[], Awaitable[tuple[float, str]]]:
+                async def measure() -> tuple[float, str]:
+                    start = time.perf_counter_ns()
+                    async with rtengine.open_conversation(client, session, offer_sdp=offer, sideband=mode) as conv:  # type: ignore[arg-type]
+                        took = (time.perf_counter_ns() - start) / 1e6
+                        call_id = conv.call_id
+                    assert call_id is not None
+                    return took, call_id
+
+                return measure
+
+            measures = {"floor": floor, "background": conversation("background"), "inline": conversation("inline")}
+            results = []
+            for delay in delays:
+                server.set_faults(Faults(sideband_accept_delay=delay))
+                samples: dict[str, list[float]] = {mode: [] for mode in MODES}
+                pairs: list[float] = []
+                for i in range(warmup + calls):
+                    # floor and background are cheap: three interleaved pairs per round, inline once
+                    for mode in ("floor", "background") * FAST_REPEATS + ("inline",):
+                        took, call_id = await measures[mode]()
+                        await settle(server, call_id)
+                        if i >= warmup:
+                            samples[mode].append(took)
+                            if mode == "background":
+                                pairs.append(took / samples["floor"][-1])
+                for mode in MODES:
+                    results.append(
+                        {
+                            "mode": mode,
+                            "sideband_delay_ms": round(delay * 1000),
+                            "median_ms": statistics.median(samples[mode]),
+                            "p90_ms": p90(samples[mode]),
+                            "n": len(samples[mode]),
+                        }
+                    )
+                results.append(
+                    {
+                        "mode": "background/floor paired",
+                        "sideband_delay_ms": round(delay * 1000),
+                        "median_ratio": statistics.median(pairs),
+                        "n": len(pairs),
+                    }
+                )
+                print(f"  sideband delay {delay * 1000:.0f} ms done", file=sys.stderr)
+        await offer_peer.aclose()
+    return results
+
+
+def without_candidates(sdp: str) -> str:
+    """The offer without ICE candidates (valid: the API is ICE-lite). Answering peers then have nothing to check,
+    so no background ICE traffic adds noise to the next measurement. Every mode posts the same bytes."""
+    lines = sdp.split("\r\n")
+    return "\r\n".join(line for line in lines if not line.startswith(("a=candidate", "a=end-of-candidates")))
+
+
+async def settle(server: LocalServer, call_id: str) -> None:
+    """Outside the timing: end the call server-side and let every task go idle before the next measurement."""
+    await server.end_call(call_id)
+    await trio.testing.wait_all_tasks_blocked(cushion=0.002)
+    gc.collect()
+
+
+def table(results: list[dict[str, object]]) -> tuple[str, dict[str, float]]:
+    by = {(r["mode"], r["sideband_delay_ms"]): r for r in results}
+    delays = sorted({int(str(r["sideband_delay_ms"])) for r in results})
+    lines = [
+        "| sideband delay | floor median / p90 | background median / p90 | inline median / p90 "
+        "| background/floor | paired background/floor | background/inline |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ratios: dict[str, float] = {}
+    for delay in delays:
+        cells = []
+        for mode in MODES:
+            r = by[(mode, delay)]
+            cells.append(f"{float(str(r['median_ms'])):.2f} / {float(str(r['p90_ms'])):.2f} ms")
+        floor = float(str(by[("floor", delay)]["median_ms"]))
+        background = float(str(by[("background", delay)]["median_ms"]))
+        inline = float(str(by[("inline", delay)]["median_ms"]))
+        ratios[f"background/floor@{delay}"] = background / floor
+        ratios[f"background/inline@{delay}"] = background / inline
+        paired = float(str(by[("background/floor paired", delay)]["median_ratio"]))
+        ratios[f"paired background/floor@{delay}"] = paired
+        row = f"| {delay} ms | {' | '.join(cells)} | {background / floor:.3f} | {paired:.3f} "
+        lines.append(row + f"| {background / inline:.3f} |")
+    return "\n".join(lines), ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5 calls per mode and delay, 1 warm-up")
+    parser.add_argument("--calls", type=int, default=30, help="measured calls per mode and delay (default 30)")
+    parser.add_argument("--json", help="write the results to this file")
+    args = parser.parse_args()
+    calls, warmup = (5, 1) if args.quick else (args.calls, 3)
+    delays = [0.0, 0.25, 1.0, 3.0]
+    results = trio.run(run, delays, calls, warmup)
+    text, ratios = table(results)
+    print(
+        f"python {sys.version.split()[0]}; per delay: {calls} inline calls and {calls * FAST_REPEATS} floor and "
+        f"background calls, after {warmup} warm-up rounds"
+    )
+    print(text)
+    worst = max(v for k, v in ratios.items() if k.startswith("background/floor"))
+    at_1000 = ratios["background/inline@1000"]
+    print(
+        f"\nworst background/floor: {worst:.3f} (target <= 1.05); background/inline at 1000 ms: {at_1000:.3f} "
+        "(target <= 0.05)"
+    )
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(
+                {"python": sys.version.split()[0], "calls": calls, "results": results, "ratios": ratios}, fh, indent=2
+            )
+
+
+if __name__ == "__main__":
+    main()
