@@ -21,7 +21,6 @@ background/inline ≤ 0.05 at 1000 ms. Ratios, not absolute numbers, are what to
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import statistics
 import sys
@@ -125,7 +124,6 @@ async def settle(server: LocalServer, call_id: str) -> None:
     """Outside the timing: end the call server-side and let every task go idle before the next measurement."""
     await server.end_call(call_id)
     await trio.testing.wait_all_tasks_blocked(cushion=0.002)
-    gc.collect()
 
 
 def table(results: list[dict[str, object]]) -> tuple[str, dict[str, float]]:

@@ -159,10 +159,20 @@ class Conversation:
         self._sequencer = ResponseSequencer()
         self._tracker = TruncationTracker()
         self._dedupe = ToolCallDedupe()
-        self._text_tx, self._text_rx = trio.open_memory_channel[str](capacities.text)
-        self._tool_tx, self._tool_rx = trio.open_memory_channel[_ToolItem](capacities.tools)
-        self._audio_tx, self._audio_rx = trio.open_memory_channel[bytes](capacities.audio)
-        self._events_tx, self.events = trio.open_memory_channel[ConversationEvent](capacities.events)
+        # (plain calls, not ``open_memory_channel[T]``: subscripting builds a generic alias on every call)
+        self._text_tx: trio.MemorySendChannel[str]
+        self._text_rx: trio.MemoryReceiveChannel[str]
+        self._tool_tx: trio.MemorySendChannel[_ToolItem]
+        self._tool_rx: trio.MemoryReceiveChannel[_ToolItem]
+        self._audio_tx: trio.MemorySendChannel[bytes]
+        self._audio_rx: trio.MemoryReceiveChannel[bytes]
+        self._events_tx: trio.MemorySendChannel[ConversationEvent]
+        #: The events, in order: ``Started`` first, ``Closed`` last; the channel ends right after ``Closed``.
+        self.events: trio.MemoryReceiveChannel[ConversationEvent]
+        self._text_tx, self._text_rx = trio.open_memory_channel(capacities.text)
+        self._tool_tx, self._tool_rx = trio.open_memory_channel(capacities.tools)
+        self._audio_tx, self._audio_rx = trio.open_memory_channel(capacities.audio)
+        self._events_tx, self.events = trio.open_memory_channel(capacities.events)
         self._events_spill = self.events.clone()
         self._start = self.started_at = trio.current_time()
         self._last_mark = self._start
@@ -626,7 +636,12 @@ async def start_conversation(
     conv = Conversation(client, session, transport="webrtc", capacities=capacities)
     log.info("starting realtime conversation; creating realtime call transport=webrtc")
     body = raw_sdp_body(offer_sdp) if raw_sdp else multipart_body(offer_sdp, session.call_session_json())
-    async with client.call_limiter:
+    limiter = client.call_limiter
+    try:
+        limiter.acquire_nowait()  # no scheduler round trip on the answer path unless at capacity
+    except trio.WouldBlock:
+        await limiter.acquire()
+    try:
         answer = await create_call(
             client.http(),
             client.calls_url,
@@ -636,6 +651,8 @@ async def start_conversation(
             backoff_base=client.backoff_base,
             rand=client.rand,
         )
+    finally:
+        limiter.release()
     conv.answer_sdp, conv.call_id = answer.sdp, answer.call_id
     elapsed = conv._mark("answer")
     log.info(

@@ -307,3 +307,15 @@ async def test_separate_realtime_base_url_routes_the_socket(peers: PeerService) 
                 pass
     assert len(ws_server.record.directs()) == 1
     assert http_server.record.connections == []
+
+
+async def test_send_does_not_wait_for_the_parked_reader(peers: PeerService) -> None:
+    async with serving(peers) as server, client_for(server) as client:
+        with trio.fail_after(10):
+            async with rtengine.open_conversation(client, SESSION) as conv:
+                await until(conv, SessionUpdated)  # the server is silent now: the reader is parked
+                record = server.record.directs()[-1]
+                start = trio.current_time()
+                await conv.send_text("while the reader waits")
+                await server.record.wait_until(lambda: "conversation.item.create" in record.types_in())
+                assert trio.current_time() - start < 0.2
