@@ -2,38 +2,44 @@
 
 Run: ``python benchmarks/time_to_answer.py [--quick] [--json PATH]``.
 
-Everything runs in one process against the local realtime server over loopback (real aiortc answers), side by
+The local realtime server runs as ``rtengine serve`` in its own process (the provider is remote in real life; in one
+process its aiortc work and the client would share a CPU and a cache), reached over loopback. The modes run side by
 side in one run, interleaved call by call so that machine noise hits every mode alike:
 
 * ``floor`` — a bare ``POST /v1/realtime/calls`` of the same multipart bytes on the same warm httpx client;
 * ``background`` — ``open_conversation(..., sideband="background")`` until the block starts (answer in hand);
 * ``inline`` — ``open_conversation(..., sideband="inline")``: the pre-#20715 behaviour, join before the answer.
 
+Like ``timeit``, the garbage collector is off inside each timed call; between calls the call is hung up and a
+collection runs, so no call pays for the previous one's garbage.
+
 Per round: three floor/background pairs, then one inline call (inline costs up to 3 s, the others ~10 ms), so
 floor and background get three times the samples. Besides the ratio of medians, the table gives the median of
 the per-pair ratios (each background call divided by the floor call just before it), which cancels slow drift.
 
-At sideband accept delays of 0, 250, 1000 and 3000 ms. Each call is ended server-side after it is measured
-(outside the timing) so answering peers do not pile up. Targets: background/floor ≤ 1.05 at every delay;
+At sideband accept delays of 0, 250, 1000 and 3000 ms (one server process per delay). Each call is hung up after it
+is measured (outside the timing) so answering peers do not pile up. Targets: background/floor ≤ 1.05 at every delay;
 background/inline ≤ 0.05 at 1000 ms. Ratios, not absolute numbers, are what to read on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import json
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 
 import trio
-import trio.testing
 
 import rtengine
 from rtengine._peer import open_peer_service
 from rtengine.protocol import call_id_from_location, multipart_body
-from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
 
 KEY = "sk-benchmark"
 MODES = ("floor", "background", "inline")
@@ -46,73 +52,6 @@ def p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
-async def run(delays: list[float], calls: int, warmup: int) -> list[dict[str, object]]:
-    options = ServerOptions(api_key=KEY, delta_interval=0.0)
-    async with open_peer_service() as peers, open_local_server(options, peers=peers) as server:
-        offer_peer = await peers.create_offer()
-        offer = without_candidates(offer_peer.local_sdp)
-        session = rtengine.SessionConfig(instructions="benchmark")
-        async with rtengine.RealtimeClient(server.base_url, api_key=KEY) as client:
-            body = multipart_body(offer, session.call_session_json())
-            floor_headers = {**client.auth_headers(), "content-type": body.content_type}
-            http = client.http()
-
-            async def floor() -> tuple[float, str]:
-                start = time.perf_counter_ns()
-                response = await http.post(client.calls_url, content=body.content, headers=floor_headers)
-                took = (time.perf_counter_ns() - start) / 1e6
-                assert response.status_code == 201, response.text
-                return took, call_id_from_location(response.headers["location"])
-
-            def conversation(mode: str) -> Callable[[], Awaitable[tuple[float, str]]]:
-                async def measure() -> tuple[float, str]:
-                    start = time.perf_counter_ns()
-                    async with rtengine.open_conversation(client, session, offer_sdp=offer, sideband=mode) as conv:  # type: ignore[arg-type]
-                        took = (time.perf_counter_ns() - start) / 1e6
-                        call_id = conv.call_id
-                    assert call_id is not None
-                    return took, call_id
-
-                return measure
-
-            measures = {"floor": floor, "background": conversation("background"), "inline": conversation("inline")}
-            results = []
-            for delay in delays:
-                server.set_faults(Faults(sideband_accept_delay=delay))
-                samples: dict[str, list[float]] = {mode: [] for mode in MODES}
-                pairs: list[float] = []
-                for i in range(warmup + calls):
-                    # floor and background are cheap: three interleaved pairs per round, inline once
-                    for mode in ("floor", "background") * FAST_REPEATS + ("inline",):
-                        took, call_id = await measures[mode]()
-                        await settle(server, call_id)
-                        if i >= warmup:
-                            samples[mode].append(took)
-                            if mode == "background":
-                                pairs.append(took / samples["floor"][-1])
-                for mode in MODES:
-                    results.append(
-                        {
-                            "mode": mode,
-                            "sideband_delay_ms": round(delay * 1000),
-                            "median_ms": statistics.median(samples[mode]),
-                            "p90_ms": p90(samples[mode]),
-                            "n": len(samples[mode]),
-                        }
-                    )
-                results.append(
-                    {
-                        "mode": "background/floor paired",
-                        "sideband_delay_ms": round(delay * 1000),
-                        "median_ratio": statistics.median(pairs),
-                        "n": len(pairs),
-                    }
-                )
-                print(f"  sideband delay {delay * 1000:.0f} ms done", file=sys.stderr)
-        await offer_peer.aclose()
-    return results
-
-
 def without_candidates(sdp: str) -> str:
     """The offer without ICE candidates (valid: the API is ICE-lite). Answering peers then have nothing to check,
     so no background ICE traffic adds noise to the next measurement. Every mode posts the same bytes."""
@@ -120,10 +59,114 @@ def without_candidates(sdp: str) -> str:
     return "\r\n".join(line for line in lines if not line.startswith(("a=candidate", "a=end-of-candidates")))
 
 
-async def settle(server: LocalServer, call_id: str) -> None:
-    """Outside the timing: end the call server-side and let every task go idle before the next measurement."""
-    await server.end_call(call_id)
-    await trio.testing.wait_all_tasks_blocked(cushion=0.002)
+async def serve(delay: float, task_status: trio.TaskStatus[tuple[trio.Process, str]]) -> None:
+    """``rtengine serve`` in its own process (the provider is remote in real life), until cancelled."""
+    command = [
+        sys.executable,
+        "-m",
+        "rtengine",
+        "serve",
+        "--port",
+        "0",
+        "--api-key",
+        KEY,
+        "--delta-interval",
+        "0",
+        "--sideband-accept-delay",
+        str(delay),
+    ]
+    async with trio.open_nursery() as nursery:
+        run_server = functools.partial(trio.run_process, command, stdout=subprocess.PIPE, check=False)
+        process: trio.Process = await nursery.start(run_server)
+        assert process.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):
+            line += await process.stdout.receive_some(1)
+        task_status.started((process, line.decode().strip()))
+
+
+async def run(delays: list[float], calls: int, warmup: int) -> list[dict[str, object]]:
+    results = []
+    async with open_peer_service() as peers:
+        offer_peer = await peers.create_offer()
+        offer = without_candidates(offer_peer.local_sdp)
+        await offer_peer.aclose()
+        for delay in delays:
+            async with trio.open_nursery() as nursery:
+                process, base_url = await nursery.start(serve, delay)
+                results.extend(await measure_delay(base_url, offer, delay, calls, warmup))
+                process.send_signal(signal.SIGINT)
+            print(f"  sideband delay {delay * 1000:.0f} ms done", file=sys.stderr)
+    return results
+
+
+async def measure_delay(base_url: str, offer: str, delay: float, calls: int, warmup: int) -> list[dict[str, object]]:
+    session = rtengine.SessionConfig(instructions="benchmark")
+    async with rtengine.RealtimeClient(base_url, api_key=KEY) as client:
+        body = multipart_body(offer, session.call_session_json())
+        floor_headers = {**client.auth_headers(), "content-type": body.content_type}
+        http = client.http()
+
+        async def floor() -> tuple[float, str]:
+            start = time.perf_counter_ns()
+            response = await http.post(client.calls_url, content=body.content, headers=floor_headers)
+            took = (time.perf_counter_ns() - start) / 1e6
+            assert response.status_code == 201, response.text
+            return took, call_id_from_location(response.headers["location"])
+
+        def conversation(mode: str) -> Callable[[], Awaitable[tuple[float, str]]]:
+            async def measure() -> tuple[float, str]:
+                start = time.perf_counter_ns()
+                async with rtengine.open_conversation(client, session, offer_sdp=offer, sideband=mode) as conv:  # type: ignore[arg-type]
+                    took = (time.perf_counter_ns() - start) / 1e6
+                    call_id = conv.call_id
+                assert call_id is not None
+                return took, call_id
+
+            return measure
+
+        async def settle(call_id: str) -> None:
+            """Outside the timing: hang the call up, let things go idle, collect garbage."""
+            response = await http.post(f"{client.calls_url}/{call_id}/hangup", headers=floor_headers)
+            assert response.status_code in (200, 404), response.text
+            await trio.sleep(0.002)
+            gc.collect()
+
+        measures = {"floor": floor, "background": conversation("background"), "inline": conversation("inline")}
+        samples: dict[str, list[float]] = {mode: [] for mode in MODES}
+        pairs: list[float] = []
+        for i in range(warmup + calls):
+            # floor and background are cheap: three interleaved pairs per round, inline once
+            for mode in ("floor", "background") * FAST_REPEATS + ("inline",):
+                gc.disable()  # as timeit does: no collection inside a timed call, one between calls
+                try:
+                    took, call_id = await measures[mode]()
+                finally:
+                    gc.enable()
+                await settle(call_id)
+                if i >= warmup:
+                    samples[mode].append(took)
+                    if mode == "background":
+                        pairs.append(took / samples["floor"][-1])
+    results: list[dict[str, object]] = [
+        {
+            "mode": mode,
+            "sideband_delay_ms": round(delay * 1000),
+            "median_ms": statistics.median(samples[mode]),
+            "p90_ms": p90(samples[mode]),
+            "n": len(samples[mode]),
+        }
+        for mode in MODES
+    ]
+    results.append(
+        {
+            "mode": "background/floor paired",
+            "sideband_delay_ms": round(delay * 1000),
+            "median_ratio": statistics.median(pairs),
+            "n": len(pairs),
+        }
+    )
+    return results
 
 
 def table(results: list[dict[str, object]]) -> tuple[str, dict[str, float]]:
