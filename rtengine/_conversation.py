@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import trio
 
@@ -48,6 +48,7 @@ from ._client import RealtimeClient
 from ._errors import ConfigError, ConnectionLost, ConversationNotRunning, ErrorClass, TransportError
 from ._http import create_call
 from ._lifecycle import Closed, ConversationStats, Error, Started
+from ._media import MediaCall
 from ._parse import parse_server_event
 from ._payloads import (
     function_call_output,
@@ -63,6 +64,10 @@ from ._state import EndClaim, ResponseSequencer, ToolCallDedupe, TruncationTrack
 from ._urls import realtime_ws_url, sideband_url
 from ._util import collapse_single_group
 from ._ws import RealtimeSocket, open_socket
+
+if TYPE_CHECKING:
+    from ._peer import Peer
+    from .webrtc import Media
 
 __all__ = ["Capacities", "Conversation", "ConversationEvent", "open_conversation", "start_conversation"]
 
@@ -82,9 +87,10 @@ class Capacities:
     tools: int = 64
     audio: int = 256
     events: int = 256
+    audio_out: int = 500
 
     def __post_init__(self) -> None:
-        if min(self.text, self.tools, self.audio, self.events) < 1:
+        if min(self.text, self.tools, self.audio, self.events, self.audio_out) < 1:
             raise ConfigError("every channel capacity must be >= 1")
 
 
@@ -155,6 +161,10 @@ class Conversation:
         self._gen_scope = trio.CancelScope()
         self._loop_scope: trio.CancelScope | None = None
         self._done = trio.Event()
+        self._running = 0  # generation tasks still running; _done is set when the last one finishes
+        self._media_scope = trio.CancelScope()
+        #: The media side when rtengine is the WebRTC peer (``media=`` given), else ``None``.
+        self.media: MediaCall | None = None
         self._counts = _Counters()
         self._sequencer = ResponseSequencer()
         self._tracker = TruncationTracker()
@@ -293,6 +303,7 @@ class Conversation:
     def _stop_tasks(self) -> None:
         # A joined socket: stop the loop only, so the close handshake runs with the reader alive.
         # A join still pending: cancel it outright.
+        self._media_scope.cancel()
         if self._loop_scope is not None:
             self._loop_scope.cancel()
         else:
@@ -309,6 +320,7 @@ class Conversation:
             with trio.move_on_after(self._client.close_timeout + _TEARDOWN_MARGIN):
                 await self._done.wait()
             self._gen_scope.cancel()
+            self._media_scope.cancel()
 
     def _end_inside(self, *, closed: Closed, error: Error | None = None) -> None:
         """The conversation ended on its own. Synchronous: no checkpoint between the claim and the delivery."""
@@ -349,6 +361,11 @@ class Conversation:
 
     def _total_ms(self) -> float:
         return (trio.current_time() - self._start) * 1000
+
+    def _mark_at(self, phase: str, when: float | None) -> None:
+        """Record ``phase`` at trio time ``when`` (first time only; nothing when ``when`` is None)."""
+        if when is not None:
+            self._timeline.setdefault(phase, when - self._start)
 
     def _mark(self, phase: str) -> float:
         """Record ``phase`` (first time only); returns ms since the previous phase."""
@@ -394,6 +411,14 @@ class Conversation:
                         task_status.started()
                         await self._loop(sock)
         finally:
+            self._task_finished()
+
+    def _task_started(self) -> None:
+        self._running += 1
+
+    def _task_finished(self) -> None:
+        self._running -= 1
+        if self._running == 0:
             self._done.set()
 
     async def _run_sideband(
@@ -443,7 +468,7 @@ class Conversation:
                         )
                         await trio.sleep(delays[attempt])
         finally:
-            self._done.set()
+            self._task_finished()
 
     async def _sideband_attempt(
         self, url: str, headers: Mapping[str, str], inline: bool, task_status: trio.TaskStatus[None]
@@ -481,6 +506,55 @@ class Conversation:
             # through still ends the conversation with an error instead of being taken for a failed join.
             first = group.exceptions[0]
             self._end_inside(error=Error(f"realtime transport failed: {first}"), closed=Closed("error"))
+
+    async def _run_media(self, media: MediaCall, options: Media) -> None:
+        """Apply the answer, reach "connected" within ``connect_timeout``, then feed and drain audio until the
+        conversation ends. Failing to connect, or the connection failing later, ends the conversation with one
+        ``Error``. The peer connection is closed on the way out, shielded and bounded."""
+        peer = media.peer
+        media.track.on_first_audio = lambda when: self._mark_at("first_audio_sent", when)
+        try:
+            with self._media_scope:
+                assert self.answer_sdp is not None
+                await peer.apply_answer(self.answer_sdp)
+                self._mark("answer_applied")
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(peer.receive_audio, self._received_audio)
+                    with trio.move_on_after(options.connect_timeout):
+                        await peer.connected.wait()
+                    if not peer.connected.is_set():
+                        message = (
+                            f"the WebRTC connection did not reach 'connected' within {options.connect_timeout:g} s "
+                            f"(ICE/DTLS never completed; state {peer.connection_state!r}: is there a usable network "
+                            "interface, and can the peer reach it?)"
+                        )
+                        self._end_inside(error=Error(message, "webrtc_connect_timeout"), closed=Closed("error"))
+                        return
+                    self._mark_at("ice_connected", peer.times.get("ice_connected"))
+                    self._mark_at("dtls_connected", peer.times.get("dtls_connected"))
+                    log.info("webrtc connected call_id=%s total_elapsed_ms=%.0f", self.call_id, self._total_ms())
+                    if options.source is not None:
+                        nursery.start_soon(media.feed, options.source)
+                    nursery.start_soon(self._watch_channel, peer)
+                    await peer.failed.wait()
+                    self._end_inside(
+                        error=Error(f"the WebRTC connection failed (state {peer.connection_state!r})", "webrtc_failed"),
+                        closed=Closed("error"),
+                    )
+        finally:
+            media.end()
+            await peer.aclose()
+            self._task_finished()
+
+    async def _watch_channel(self, peer: Peer) -> None:
+        await peer.channel_open.wait()
+        self._mark_at("data_channel_open", peer.times.get("data_channel_open"))
+
+    def _received_audio(self, pcm16: bytes) -> None:
+        if "first_audio_received" not in self._timeline:
+            self._mark("first_audio_received")
+        assert self.media is not None
+        self.media.deliver(pcm16)
 
     # --- the input loop --------------------------------------------------------------------------------------
 
@@ -620,39 +694,58 @@ async def start_conversation(
     sideband: SidebandMode = "background",
     raw_sdp: bool = False,
     capacities: Capacities | None = None,
+    media: Media | None = None,
 ) -> Conversation:
     """Start a conversation whose tasks live in ``nursery``; return once it runs (see :func:`open_conversation`)."""
     if sideband not in ("background", "inline"):
         raise ConfigError(f"sideband must be 'background' or 'inline', got {sideband!r}")
+    if media is not None and offer_sdp is not None:
+        raise ConfigError("pass either offer_sdp (someone else is the media peer) or media (rtengine is), not both")
     headers = client.auth_headers()
     capacities = capacities or Capacities()
-    if offer_sdp is None:
+    if offer_sdp is None and media is None:
         conv = Conversation(client, session, transport="websocket", capacities=capacities)
         log.info("starting realtime conversation transport=websocket")
         url = realtime_ws_url(client.realtime_base_url, model=session.model)
+        conv._task_started()
         await nursery.start(conv._run_websocket, url, headers)
         return conv
-    check_sdp(offer_sdp, what="the SDP offer")
     conv = Conversation(client, session, transport="webrtc", capacities=capacities)
     log.info("starting realtime conversation; creating realtime call transport=webrtc")
-    body = raw_sdp_body(offer_sdp) if raw_sdp else multipart_body(offer_sdp, session.call_session_json())
-    limiter = client.call_limiter
+    peer = track = None
+    if media is not None:
+        track = media.engine.new_track()
+        peer = await media.engine.create_offer(ice_servers=media.ice_servers, source=track)
+        conv._mark_at("offer_created", peer.times.get("offer_created"))
+        conv._mark_at("ice_gathered", peer.times.get("ice_gathered"))
+        offer_sdp = peer.local_sdp
+    assert offer_sdp is not None
     try:
-        limiter.acquire_nowait()  # no scheduler round trip on the answer path unless at capacity
-    except trio.WouldBlock:
-        await limiter.acquire()
-    try:
-        answer = await create_call(
-            client.http(),
-            client.calls_url,
-            body,
-            headers,
-            retries=client.call_retries,
-            backoff_base=client.backoff_base,
-            rand=client.rand,
-        )
-    finally:
-        limiter.release()
+        check_sdp(offer_sdp, what="the SDP offer")
+        body = raw_sdp_body(offer_sdp) if raw_sdp else multipart_body(offer_sdp, session.call_session_json())
+        limiter = client.call_limiter
+        try:
+            limiter.acquire_nowait()  # no scheduler round trip on the answer path unless at capacity
+        except trio.WouldBlock:
+            await limiter.acquire()
+        try:
+            if media is not None:
+                conv._mark("call_posted")
+            answer = await create_call(
+                client.http(),
+                client.calls_url,
+                body,
+                headers,
+                retries=client.call_retries,
+                backoff_base=client.backoff_base,
+                rand=client.rand,
+            )
+        finally:
+            limiter.release()
+    except BaseException:
+        if peer is not None:
+            await peer.aclose()
+        raise
     conv.answer_sdp, conv.call_id = answer.sdp, answer.call_id
     elapsed = conv._mark("answer")
     log.info(
@@ -661,6 +754,13 @@ async def start_conversation(
         elapsed,
         conv._total_ms(),
     )
+    if media is not None:
+        assert peer is not None
+        assert track is not None
+        conv.media = MediaCall(peer, track, media.sink, capacities.audio_out)
+        conv._task_started()
+        nursery.start_soon(conv._run_media, conv.media, media)
+    conv._task_started()
     if sideband == "inline":
         await nursery.start(conv._run_sideband, headers, True)
     else:
@@ -679,6 +779,7 @@ async def open_conversation(
     sideband: SidebandMode = "background",
     raw_sdp: bool = False,
     capacities: Capacities | None = None,
+    media: Media | None = None,
 ) -> AsyncIterator[Conversation]:
     """Run one realtime conversation for the duration of the block.
 
@@ -686,6 +787,9 @@ async def open_conversation(
     before the block starts. With ``offer_sdp``: a WebRTC call; the block starts as soon as the call exists
     (``conv.answer_sdp``, ``conv.call_id``) and the sideband joins in the background (``sideband="inline"``
     joins first, the pre-#20715 behaviour). ``raw_sdp=True`` posts the offer alone (``application/sdp``).
+    With ``media=rtengine.webrtc.Media(engine, …)``: rtengine is the media peer — it creates the offer, and after
+    the block starts it applies the answer, connects (bounded by ``media.connect_timeout``) and carries audio both
+    ways (``conv.media``), in the conversation's nursery like the sideband join.
 
     Raises, before the block: :class:`~rtengine.ConfigError` (no API key, bad arguments),
     :class:`~rtengine.CallError` subclasses (call creation), :class:`~rtengine.ConnectFailed` (connect, or an
@@ -695,7 +799,14 @@ async def open_conversation(
     with collapse_single_group():
         async with trio.open_nursery() as nursery:
             conv = await start_conversation(
-                client, session, nursery, offer_sdp, sideband=sideband, raw_sdp=raw_sdp, capacities=capacities
+                client,
+                session,
+                nursery,
+                offer_sdp,
+                sideband=sideband,
+                raw_sdp=raw_sdp,
+                capacities=capacities,
+                media=media,
             )
             try:
                 yield conv

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -16,6 +17,9 @@ from ._conversation import Capacities, Conversation, SidebandMode, start_convers
 from ._errors import ConversationNotRunning
 from ._session import SessionConfig
 from ._util import collapse_single_group
+
+if TYPE_CHECKING:
+    from .webrtc import Media
 
 __all__ = ["ConversationManager", "open_manager"]
 
@@ -40,6 +44,7 @@ class ConversationManager:
         sideband: SidebandMode = "background",
         raw_sdp: bool = False,
         capacities: Capacities | None = None,
+        media: Media | None = None,
     ) -> Conversation:
         """Replace the current conversation (no ``Closed`` for it) with a new one, and return the new one.
 

@@ -2,13 +2,20 @@
 
 Theory of operation. :func:`open_peer_service` opens the trio-asyncio loop **once**, as a long-lived service
 owned by the caller's ``async with``; every aiortc coroutine is awaited from trio through ``aio_as_trio``.
-Peer connections are created through the service, which tracks them, and every one is closed from trio inside
-a shielded, deadline-bounded scope — by its owner (:meth:`Peer.aclose`) or, as a last resort, when the service
-closes. aiortc and SDP failures are translated into :class:`~rtengine.InvalidSdp` at exactly one place
-(:func:`_translate`).
+aiortc's events (connection state, remote track, data channel open/message) arrive as plain callbacks that only
+set trio events, record a timestamp, or ``send_nowait`` into a bounded trio channel (dropping and counting when
+full): no asyncio task is ever created here. Peer connections are created through the service, which tracks
+them, and every one is closed from trio inside a shielded, deadline-bounded scope — by its owner
+(:meth:`Peer.aclose`) or, as a last resort, when the service closes. aiortc and SDP failures are translated into
+:class:`~rtengine.InvalidSdp` at exactly one place (:func:`_translate`).
+
+Media at the boundary is PCM16 mono at 24 kHz (the GA ``audio/pcm`` format), in 20 ms frames:
+:class:`PcmTrack` is an outbound track fed from trio (silence when nothing is queued, so RTP keeps flowing), and
+:meth:`Peer.receive_audio` decodes the remote track into the same format.
 
 Defaults that matter (stack-notes §2): ``RTCConfiguration(iceServers=[])`` — aiortc's implicit Google STUN
-server costs 5 s of gathering offline; ``bundlePolicy=max-bundle`` — one transport to gather.
+server costs 5 s of gathering offline; ``bundlePolicy=max-bundle`` — one transport to gather. ``loopback=True``
+pins host candidates to 127.0.0.1 (aioice skips loopback otherwise) for hermetic tests and demos.
 
 Cancellation: a cancelled offer/answer closes the half-built peer connection (a cancelled gathering poisons
 it) and re-raises ``Cancelled``. Leaving the service closes every peer that is still open.
@@ -17,19 +24,31 @@ it) and re-raises ``Cancelled``. Leaving the service closes every peer that is s
 from __future__ import annotations
 
 import asyncio
+import fractions
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final
 
+import aioice.ice
 import aiortc
+import av
 import trio
 import trio_asyncio
+from aiortc.mediastreams import MediaStreamError
 
 from ._errors import InvalidSdp, RealtimeError
 from ._util import collapse_single_group
 
-__all__ = ["DATA_CHANNEL_LABEL", "Peer", "PeerService", "open_peer_service"]
+__all__ = [
+    "DATA_CHANNEL_LABEL",
+    "FRAME_BYTES",
+    "SAMPLE_RATE",
+    "Peer",
+    "PcmTrack",
+    "PeerService",
+    "open_peer_service",
+]
 
 log = logging.getLogger("rtengine.peer")
 
@@ -37,6 +56,11 @@ log = logging.getLogger("rtengine.peer")
 DATA_CHANNEL_LABEL: Final = "oai-events"
 #: Upper bound on closing one peer connection.
 PEER_CLOSE_TIMEOUT: Final = 2.0
+#: PCM16 mono at this rate crosses the media boundary, in frames of 20 ms.
+SAMPLE_RATE: Final = 24000
+FRAME_SAMPLES: Final = SAMPLE_RATE // 50
+FRAME_BYTES: Final = FRAME_SAMPLES * 2
+_TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 
 
 @contextmanager
@@ -57,8 +81,86 @@ def _aio(fn: Callable[..., Any]) -> Callable[..., Any]:
     return trio_asyncio.aio_as_trio(fn)  # type: ignore[no-any-return]
 
 
+class PcmTrack(aiortc.MediaStreamTrack):
+    """An outbound audio track fed from trio with PCM16 mono 24 kHz.
+
+    aiortc pulls a 20 ms frame every 20 ms (paced on the loop's clock, which is trio's); :meth:`push` queues audio
+    up to ``max_buffer_ms`` (the rest is dropped and counted). When nothing is queued the frame is silence.
+    """
+
+    kind = "audio"
+
+    def __init__(self, max_buffer_ms: int = 2000) -> None:
+        super().__init__()
+        self._buffer = bytearray()
+        self._limit = max_buffer_ms * SAMPLE_RATE * 2 // 1000
+        self._next: float | None = None
+        self._pts = 0
+        #: Frames carrying queued audio / frames of silence / bytes dropped because the buffer was full.
+        self.audio_frames = 0
+        self.silent_frames = 0
+        self.dropped_bytes = 0
+        #: trio time when the first frame with queued audio went out, and who wants to know.
+        self.first_audio_at: float | None = None
+        self.on_first_audio: Callable[[float], None] | None = None
+
+    @property
+    def buffered_ms(self) -> int:
+        return len(self._buffer) * 1000 // (SAMPLE_RATE * 2)
+
+    def room(self) -> int:
+        """Bytes that :meth:`push` would accept now."""
+        return max(0, self._limit - len(self._buffer))
+
+    def push(self, pcm16: bytes) -> int:
+        """Queue audio; returns how many bytes were accepted (the rest is dropped and counted)."""
+        accepted = min(len(pcm16), self.room())
+        accepted -= accepted % 2
+        self._buffer += pcm16[:accepted]
+        self.dropped_bytes += len(pcm16) - accepted
+        return accepted
+
+    def clear(self) -> None:
+        """Drop everything queued (e.g. on barge-in)."""
+        self._buffer.clear()
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_event_loop()
+        now = loop.time()
+        if self._next is None:
+            self._next = now
+        elif (wait := self._next - now) > 0:
+            await asyncio.sleep(wait)
+        self._next += FRAME_SAMPLES / SAMPLE_RATE
+        chunk = bytes(self._buffer[:FRAME_BYTES])
+        del self._buffer[:FRAME_BYTES]
+        if chunk:
+            self.audio_frames += 1
+            if self.first_audio_at is None:
+                self.first_audio_at = loop.time()
+                if self.on_first_audio is not None:
+                    self.on_first_audio(self.first_audio_at)
+        else:
+            self.silent_frames += 1
+        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+        frame.planes[0].update(chunk.ljust(FRAME_BYTES, b"\x00"))
+        frame.pts = self._pts
+        frame.sample_rate = SAMPLE_RATE
+        frame.time_base = _TIME_BASE
+        self._pts += FRAME_SAMPLES
+        return frame
+
+
 class Peer:
-    """One aiortc ``RTCPeerConnection`` owned from trio. ``local_sdp`` is the offer or answer it produced."""
+    """One aiortc ``RTCPeerConnection`` owned from trio. ``local_sdp`` is the offer or answer it produced.
+
+    ``times`` records trio timestamps of ``ice_connected``, ``dtls_connected``, ``data_channel_open``,
+    ``first_audio_received``; the matching trio events (``ice_connected``, ``connected``, ``channel_open``,
+    ``remote_track_ready``, ``failed``) let trio code wait for them. Data-channel messages arrive on
+    ``messages`` (bounded: when full they are dropped and counted in ``messages_dropped``).
+    """
 
     def __init__(
         self, service: PeerService, pc: aiortc.RTCPeerConnection, role: str, configuration: aiortc.RTCConfiguration
@@ -70,10 +172,73 @@ class Peer:
         self.role = role
         self.local_sdp: str = ""
         self.closed = False
+        self.source: PcmTrack | None = None
+        self.remote_track: aiortc.MediaStreamTrack | None = None
+        self.times: dict[str, float] = {}
+        self.ice_connected = trio.Event()
+        self.connected = trio.Event()
+        self.failed = trio.Event()
+        self.channel_open = trio.Event()
+        self.remote_track_ready = trio.Event()
+        self._channel: aiortc.RTCDataChannel | None = None
+        self._messages_tx, self.messages = trio.open_memory_channel[str](256)
+        self.messages_dropped = 0
+        self.frames_received = 0
+        pc.on("connectionstatechange", self._on_connection_state)
+        pc.on("iceconnectionstatechange", self._on_ice_state)
+        pc.on("track", self._on_track)
+        pc.on("datachannel", self._attach_channel)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else self._pc.connectionState
         return f"<Peer {self.role} {state}>"
+
+    # --- aiortc callbacks (sync; they only touch trio primitives that never block) ---------------------------
+
+    def _mark(self, name: str) -> None:
+        self.times.setdefault(name, trio.current_time())
+
+    def _on_connection_state(self) -> None:
+        state = self._pc.connectionState
+        if state == "connected":
+            self._mark("dtls_connected")
+            self.connected.set()
+        elif state in ("failed", "closed"):
+            self.failed.set()
+
+    def _on_ice_state(self) -> None:
+        if self._pc.iceConnectionState in ("connected", "completed"):
+            self._mark("ice_connected")
+            self.ice_connected.set()
+
+    def _on_track(self, track: aiortc.MediaStreamTrack) -> None:
+        if track.kind == "audio" and self.remote_track is None:
+            self.remote_track = track
+            self.remote_track_ready.set()
+
+    def _attach_channel(self, channel: aiortc.RTCDataChannel) -> None:
+        if channel.label != DATA_CHANNEL_LABEL:
+            return
+        self._channel = channel
+
+        def opened() -> None:
+            self._mark("data_channel_open")
+            self.channel_open.set()
+
+        def message(data: str | bytes) -> None:
+            if not isinstance(data, str):
+                return
+            try:
+                self._messages_tx.send_nowait(data)
+            except trio.WouldBlock:
+                self.messages_dropped += 1
+
+        channel.on("open", opened)
+        channel.on("message", message)
+        if channel.readyState == "open":
+            opened()
+
+    # --- trio side -------------------------------------------------------------------------------------------
 
     @property
     def connection_state(self) -> str:
@@ -82,6 +247,37 @@ class Peer:
     @property
     def ice_gathering_state(self) -> str:
         return str(self._pc.iceGatheringState)
+
+    def send_data(self, text: str) -> bool:
+        """Send a message on the ``oai-events`` channel; False when it is not open (nothing is sent)."""
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            return False
+        channel.send(text)
+        return True
+
+    async def apply_answer(self, answer_sdp: str) -> None:
+        """Apply the remote answer (offerer side); raises :class:`~rtengine.InvalidSdp` when unusable."""
+        with _translate("applying the SDP answer"):
+            await _aio(self._pc.setRemoteDescription)(aiortc.RTCSessionDescription(answer_sdp, "answer"))
+
+    async def receive_audio(self, deliver: Callable[[bytes], None]) -> None:
+        """Decode the remote audio track into PCM16 mono 24 kHz and hand each frame to ``deliver`` until the track
+        ends. Draining matters: aiortc queues remote frames without bound. Cancellation: stops at once; the
+        track stays usable."""
+        await self.remote_track_ready.wait()
+        track = self.remote_track
+        assert track is not None
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        while True:
+            try:
+                frame = await _aio(track.recv)()
+            except MediaStreamError:
+                return
+            for out in resampler.resample(frame):
+                self.frames_received += 1
+                self._mark("first_audio_received")
+                deliver(bytes(out.planes[0])[: out.samples * 2])
 
     async def aclose(self) -> None:
         """Close the peer connection. Idempotent, shielded, bounded by ``PEER_CLOSE_TIMEOUT``.
@@ -92,6 +288,9 @@ class Peer:
             return
         self.closed = True
         self._service._peers.discard(self)
+        self._messages_tx.close()
+        if self.source is not None:
+            self.source.stop()
         with trio.CancelScope(shield=True), trio.move_on_after(PEER_CLOSE_TIMEOUT) as scope:
             await _aio(self._pc.close)()
         if scope.cancelled_caught:
@@ -101,14 +300,20 @@ class Peer:
 class PeerService:
     """Creates and tracks peer connections on the one trio-asyncio loop. Obtain with :func:`open_peer_service`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, loopback: bool = False) -> None:
         self._peers: set[Peer] = set()
         self.open = True
+        #: Host candidates are pinned to 127.0.0.1 (hermetic tests and demos).
+        self.loopback = loopback
 
     @property
     def open_peers(self) -> int:
         """How many peer connections are currently open."""
         return len(self._peers)
+
+    def new_track(self, max_buffer_ms: int = 2000) -> PcmTrack:
+        """A new outbound PCM16 track for :meth:`create_offer` or :meth:`answer`."""
+        return PcmTrack(max_buffer_ms)
 
     def _new_peer(self, role: str, ice_servers: Sequence[str]) -> Peer:
         if not self.open:
@@ -121,33 +326,45 @@ class PeerService:
         self._peers.add(peer)
         return peer
 
-    async def create_offer(self, *, ice_servers: Sequence[str] = ()) -> Peer:
-        """A new offering peer: one sendrecv audio transceiver and the ``oai-events`` data channel, gathered.
+    async def create_offer(self, *, ice_servers: Sequence[str] = (), source: PcmTrack | None = None) -> Peer:
+        """A new offering peer: one sendrecv audio transceiver (sending ``source``, if given) and the
+        ``oai-events`` data channel, gathered. ``peer.times`` gets ``offer_created`` and ``ice_gathered``.
 
         Cancellation: the half-built peer is closed, then ``Cancelled`` propagates.
         """
         peer = self._new_peer("offerer", ice_servers)
+        peer.source = source
         try:
             with _translate("creating an SDP offer"):
-                peer._pc.addTransceiver("audio", direction="sendrecv")
-                peer._pc.createDataChannel(DATA_CHANNEL_LABEL)
+                peer._pc.addTransceiver(source if source is not None else "audio", direction="sendrecv")
+                peer._attach_channel(peer._pc.createDataChannel(DATA_CHANNEL_LABEL))
                 offer = await _aio(peer._pc.createOffer)()
+                peer._mark("offer_created")
                 await _aio(peer._pc.setLocalDescription)(offer)
+                peer._mark("ice_gathered")
                 peer.local_sdp = peer._pc.localDescription.sdp
         except BaseException:
             await peer.aclose()
             raise
         return peer
 
-    async def answer(self, offer_sdp: str, *, ice_servers: Sequence[str] = ()) -> Peer:
-        """A new answering peer for ``offer_sdp``; raises :class:`~rtengine.InvalidSdp` for an unusable offer.
+    async def answer(self, offer_sdp: str, *, ice_servers: Sequence[str] = (), source: PcmTrack | None = None) -> Peer:
+        """A new answering peer for ``offer_sdp`` (sending ``source`` on the offered audio transceiver, if given);
+        raises :class:`~rtengine.InvalidSdp` for an unusable offer.
 
         Cancellation: the half-built peer is closed, then ``Cancelled`` propagates.
         """
         peer = self._new_peer("answerer", ice_servers)
+        peer.source = source
         try:
             with _translate("answering the SDP offer"):
                 await _aio(peer._pc.setRemoteDescription)(aiortc.RTCSessionDescription(offer_sdp, "offer"))
+                if source is not None:
+                    for transceiver in peer._pc.getTransceivers():
+                        if transceiver.kind == "audio":
+                            transceiver.sender.replaceTrack(source)
+                            transceiver.direction = "sendrecv"
+                            break
                 answer = await _aio(peer._pc.createAnswer)()
                 await _aio(peer._pc.setLocalDescription)(answer)
                 peer.local_sdp = peer._pc.localDescription.sdp
@@ -163,17 +380,37 @@ class PeerService:
             await peer.aclose()
 
 
+def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return ["127.0.0.1"] if use_ipv4 else []
+
+
+@contextmanager
+def _pinned_to_loopback(enabled: bool) -> Iterator[None]:
+    """While the service runs, aioice gathers 127.0.0.1 only (it skips loopback addresses otherwise)."""
+    if not enabled:
+        yield
+        return
+    original = aioice.ice.get_host_addresses
+    aioice.ice.get_host_addresses = _loopback_addresses
+    try:
+        yield
+    finally:
+        aioice.ice.get_host_addresses = original
+
+
 @asynccontextmanager
-async def open_peer_service() -> AsyncIterator[PeerService]:
+async def open_peer_service(*, loopback: bool = False) -> AsyncIterator[PeerService]:
     """Open the trio-asyncio loop once and yield a :class:`PeerService` running on it.
 
-    An exception raised in the body comes out as itself: trio-asyncio's nested nurseries would wrap it twice
-    in exception groups, so a group holding exactly one exception is unwrapped. Cancellation: leaving the
-    block (in any way) closes every open peer connection first, shielded and bounded.
+    ``loopback=True`` pins the host candidates of every peer gathered in this process to 127.0.0.1 while the
+    service runs (hermetic tests and demos; off by default). An exception raised in the body comes out as itself:
+    trio-asyncio's nested nurseries would wrap it twice in exception groups, so a group holding exactly one
+    exception is unwrapped. Cancellation: leaving the block (in any way) closes every open peer connection
+    first, shielded and bounded.
     """
-    with collapse_single_group():
+    with collapse_single_group(), _pinned_to_loopback(loopback):
         async with trio_asyncio.open_loop():
-            service = PeerService()
+            service = PeerService(loopback=loopback)
             try:
                 yield service
             finally:

@@ -319,3 +319,32 @@ async def test_client_eof_is_recorded(server: LocalServer) -> None:
         record = server.record.connections[-1]
         await server.record.wait_until(lambda: record.end is not None)
     assert record.end == "eof"
+
+
+async def test_a_close_right_behind_a_request_is_answered_cleanly(server: LocalServer) -> None:
+    # session.update and CLOSE arrive in one read: the reply to the update must not be sent after the CLOSE.
+    import wsproto
+    import wsproto.events as wse
+
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+        async with stream:
+            await stream.send_all(client.send(wse.Request(host="x", target="/v1/realtime?model=m")))
+            handshake = b""
+            while not any(isinstance(e, wse.AcceptConnection) for e in client.events()):
+                handshake = await stream.receive_some(65536)
+                client.receive_data(handshake)
+            update = json.dumps({"type": "session.update", "session": {"type": "realtime"}})
+            await stream.send_all(client.send(wse.TextMessage(data=update)) + client.send(wse.CloseConnection(1000)))
+            closed = False
+            while not closed:
+                data = await stream.receive_some(65536)
+                if not data:
+                    break
+                client.receive_data(data)
+                closed = any(isinstance(e, wse.CloseConnection) for e in client.events())
+        record = server.record.connections[-1]
+        await server.record.wait_until(lambda: record.end is not None)
+    assert closed
+    assert (record.end, record.close_code, record.close_answered) == ("client_close", 1000, True)

@@ -30,9 +30,10 @@ from urllib.parse import parse_qsl
 import h11
 import trio
 
+from .._audio import tone
 from .._calls import check_sdp, validate_call_id
 from .._errors import InvalidCallId, InvalidSdp
-from .._peer import PeerService, open_peer_service
+from .._peer import PcmTrack, PeerService, open_peer_service
 from .._session import DEFAULT_MODEL
 from .._util import collapse_single_group
 from ._options import Faults, ServerOptions
@@ -47,6 +48,8 @@ log = logging.getLogger("rtengine.server")
 CALLS_PATH: Final = "/v1/realtime/calls"
 REALTIME_PATH: Final = "/v1/realtime"
 HANDSHAKE_LIMIT: Final = 64 * 1024
+#: Received call audio kept in the record for assertions (10 s of PCM16 mono 24 kHz).
+MAX_RECORDED_AUDIO: Final = 10 * 24000 * 2
 
 
 class _BadRequest(Exception):
@@ -126,6 +129,7 @@ class LocalServer:
         self._sideband_attempts = 0
         self.port = 0
         self.host = options.host
+        self._nursery: trio.Nursery | None = None
 
     def __repr__(self) -> str:
         return f"<LocalServer {self.base_url} calls={len(self._calls)}>"
@@ -161,6 +165,7 @@ class LocalServer:
         if call is None:
             return False
         call.ended = True
+        call.scope.cancel()
         for session in list(call.sidebands):
             if session.record.end is None:
                 session.record.end = "call_ended"
@@ -168,6 +173,26 @@ class LocalServer:
         await call.peer.aclose()
         self.record.changed()
         return True
+
+    async def _call_media(self, call: Call, record: CallRecord) -> None:
+        """The call's media, in the server's nursery until the call ends: drain the received audio (recording
+        it, echoing it back with ``echo``), and greet with a tone once the peer connection is up."""
+
+        def received(pcm: bytes) -> None:
+            record.audio_frames_in += 1
+            if len(record.audio_in) < MAX_RECORDED_AUDIO:
+                record.audio_in += pcm
+            if self.options.echo:
+                call.source.push(pcm)
+
+        with call.scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(call.peer.receive_audio, received)
+                await call.peer.connected.wait()
+                record.connected = True
+                self.record.changed()
+                if self.options.greeting_ms:
+                    call.source.push(tone(660.0, self.options.greeting_ms))
 
     async def aclose_calls(self) -> None:
         for call_id in list(self._calls):
@@ -268,8 +293,9 @@ class LocalServer:
                 await trio.sleep(faults.call_delay)
             if faults.call_status is not None:
                 raise _BadRequest(faults.call_status, "Injected failure (rtengine local server).", "injected")
+            source = PcmTrack()
             try:
-                peer = await self._peers.answer(sdp)
+                peer = await self._peers.answer(sdp, source=source)
             except InvalidSdp as exc:
                 raise _BadRequest(400, f"The SDP offer was rejected: {exc}", "invalid_offer") from exc
         except _BadRequest as exc:
@@ -281,7 +307,10 @@ class LocalServer:
             return exc.status, headers, _error_body(str(exc), exc.code)
         call_id = new_id("rtc")
         model = session.get("model") if session and isinstance(session.get("model"), str) else DEFAULT_MODEL
-        self._calls[call_id] = Call(call_id, peer, str(model), session)
+        call = Call(call_id, peer, source, str(model), session)
+        self._calls[call_id] = call
+        assert self._nursery is not None
+        self._nursery.start_soon(self._call_media, call, record)
         record.status, record.call_id = 201, call_id
         self.record.changed()
         headers = [("content-type", "application/sdp"), ("location", f"{CALLS_PATH}/{call_id}")]
@@ -390,12 +419,13 @@ async def open_local_server(
 async def _serving(options: ServerOptions, peers: PeerService | None) -> AsyncIterator[LocalServer]:
     async with AsyncExitStack() as stack:
         if peers is None:
-            peers = await stack.enter_async_context(open_peer_service())
+            peers = await stack.enter_async_context(open_peer_service(loopback=options.loopback))
         server = LocalServer(options, peers)
         listeners = await trio.open_tcp_listeners(options.port, host=options.host)
         server.port = listeners[0].socket.getsockname()[1]
         try:
             async with trio.open_nursery() as nursery:
+                server._nursery = nursery
                 nursery.start_soon(trio.serve_listeners, server.handle, listeners)
                 try:
                     yield server

@@ -90,7 +90,11 @@ class ServerOptions:
     ``api_key`` — when set, every request needs ``Authorization: Bearer <api_key>`` (401 otherwise).
     ``delta_interval`` — seconds between streamed response deltas (0 streams as fast as possible).
     ``reply_text`` — the assistant's reply; by default it echoes the last user text ("You said: …").
-    ``audio_ms`` — length of the 440 Hz PCM16 tone streamed as output audio on direct websockets.
+    ``audio_ms`` — length of the 440 Hz PCM16 tone a response plays: as output audio deltas on direct
+    websockets, over RTP on calls.
+    ``greeting_ms`` — a 660 Hz tone played over RTP when a call's peer connection is up (0: none).
+    ``echo`` — calls also play back, over RTP, the audio they receive.
+    ``loopback`` — when the server opens its own peer service: pin ICE host candidates to 127.0.0.1.
     """
 
     host: str = "127.0.0.1"
@@ -99,6 +103,9 @@ class ServerOptions:
     delta_interval: float = 0.005
     reply_text: str | None = None
     audio_ms: int = 200
+    greeting_ms: int = 300
+    echo: bool = False
+    loopback: bool = False
     tool_call: ToolScript | None = None
     max_body_bytes: int = 1024 * 1024
     max_message_bytes: int = 16 * 1024 * 1024

@@ -41,7 +41,7 @@ from ._record import ConnectionRecord, ServerRecord
 from ._wire import WebSocket, WsClosed
 
 if TYPE_CHECKING:
-    from .._peer import Peer
+    from .._peer import PcmTrack, Peer
 
 __all__ = ["Call", "RealtimeSession", "default_session", "error_event", "new_id"]
 
@@ -145,14 +145,17 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(eq=False)
 class Call:
-    """A WebRTC call the server created: its answering peer and the sidebands that joined it."""
+    """A WebRTC call the server created: its answering peer (with its outbound ``source`` track), the sidebands
+    that joined it, and ``scope``, which holds the call's media task."""
 
     call_id: str
     peer: Peer
+    source: PcmTrack
     model: str
     session: dict[str, Any] | None
     sidebands: set[RealtimeSession] = field(default_factory=set)
     ended: bool = False
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
 
 @dataclass
@@ -218,6 +221,8 @@ class RealtimeSession:
         else:
             assert text is not None
             await self.ws.send_text(text)
+            if self.call is not None:
+                self.call.peer.send_data(text)  # the same events on the call's oai-events data channel
         self.record.frames_out.append(recorded)
         self._records.changed()
         self._sent += 1
@@ -486,6 +491,8 @@ class RealtimeSession:
             else:
                 output = await self._message_response(rid, modality)
         status = "cancelled" if response.scope.cancelled_caught else "completed"
+        if status == "cancelled" and self.call is not None:
+            self.call.source.clear()
         self._response = None
         await self.send({"type": "response.done", "response": self._response_object(rid, status, output, modality)})
         if self.call is not None and modality == "audio":
@@ -525,6 +532,7 @@ class RealtimeSession:
         )
         await self.send({"type": "response.content_part.added", **where, "part": part})
         if audio and self.call is not None:
+            self.call.source.push(tone(440.0, self._options.audio_ms))  # the answer is heard over RTP
             await self.send({"type": "output_audio_buffer.started", "response_id": rid})
         chunks = self._audio_chunks() if audio and self.call is None else []
         words = text.split(" ")

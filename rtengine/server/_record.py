@@ -34,6 +34,10 @@ class CallRecord:
     status: int = 0
     call_id: str | None = None
     error: str | None = None
+    #: The call's peer connection reached "connected"; audio frames received over RTP (and their first 10 s).
+    connected: bool = False
+    audio_frames_in: int = 0
+    audio_in: bytearray = field(default_factory=bytearray, repr=False)
 
     @property
     def safe_headers(self) -> dict[str, str]:

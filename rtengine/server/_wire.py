@@ -17,6 +17,7 @@ import h11
 import trio
 import wsproto
 import wsproto.events as ws_events
+from wsproto.connection import ConnectionState
 from wsproto.utilities import RemoteProtocolError
 
 __all__ = ["HttpRequest", "WebSocket", "WsClosed", "WsFrame", "read_request", "send_response"]
@@ -166,10 +167,14 @@ class WebSocket:
         await self._write(data)
 
     async def send_text(self, text: str) -> None:
-        await self._write(self._ws.send(ws_events.TextMessage(data=text)))
+        """Send a text message; dropped when the client already started closing (no frames may follow its CLOSE)."""
+        if self._ws.state is ConnectionState.OPEN:
+            await self._write(self._ws.send(ws_events.TextMessage(data=text)))
 
     async def send_bytes(self, data: bytes) -> None:
-        await self._write(self._ws.send(ws_events.BytesMessage(data=data)))
+        """Send a binary message; dropped like :meth:`send_text` once the client is closing."""
+        if self._ws.state is ConnectionState.OPEN:
+            await self._write(self._ws.send(ws_events.BytesMessage(data=data)))
 
     async def send_close(self, code: int = 1000, reason: str = "") -> None:
         """Start (or answer) the close handshake."""
