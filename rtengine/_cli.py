@@ -61,6 +61,9 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     faults.add_argument("--oversized-bytes", type=int, default=2 * 1024 * 1024, help="size of the oversized frame")
     faults.add_argument("--retry-after", type=float, help="Retry-After seconds on injected call rejections")
+    faults.add_argument("--media-unreachable", action="store_true", help="answer calls but never complete ICE")
+    parser.add_argument("--echo", action="store_true", help="calls play back the audio they receive")
+    parser.add_argument("--loopback", action="store_true", help="pin ICE candidates to 127.0.0.1 (one machine)")
 
 
 def _server_options(args: argparse.Namespace) -> ServerOptions:
@@ -81,6 +84,7 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         inject=tuple(args.inject),
         oversized_bytes=args.oversized_bytes,
         retry_after=args.retry_after,
+        media_unreachable=args.media_unreachable,
     )
     return ServerOptions(
         host=args.host,
@@ -89,6 +93,8 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         delta_interval=args.delta_interval,
         reply_text=args.reply_text,
         tool_call=tool,
+        echo=args.echo,
+        loopback=args.loopback,
         faults=faults,
     )
 
@@ -113,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     call = commands.add_parser("call", help="one conversation against any server ($OPENAI_API_KEY for the key)")
     call.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or rtengine serve's URL")
     call.add_argument("--model", help="the realtime model (default: gpt-realtime)")
+    call.add_argument(
+        "--loopback", action="store_true", help="webrtc: pin ICE to 127.0.0.1 (for rtengine serve --loopback)"
+    )
     _add_conversation_arguments(call)
     return parser
 
@@ -121,6 +130,9 @@ def _add_conversation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transport", choices=("webrtc", "websocket"), default="webrtc", help="default: webrtc")
     parser.add_argument("--text", default="Hello from rtengine!", help="the user text to send")
     parser.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
+    parser.add_argument("--seconds", type=float, default=3.0, help="webrtc: seconds of 440 Hz tone to send")
+    parser.add_argument("--wav-in", help="webrtc: send this WAV (16-bit mono 24 kHz) instead of the tone")
+    parser.add_argument("--wav-out", default="rtengine-demo.wav", help="webrtc: write the received audio here")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,15 +146,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         trio.run(_serve, options)
         return 0
+    common = {
+        "text": args.text,
+        "transport": args.transport,
+        "timeout": args.timeout,
+        "seconds": args.seconds,
+        "wav_in": args.wav_in,
+        "wav_out": args.wav_out,
+    }
     if args.command == "call":
-        return demo_main(
-            DemoOptions(
-                text=args.text, transport=args.transport, base_url=args.base_url, model=args.model, timeout=args.timeout
-            )
-        )
-    return demo_main(
-        DemoOptions(text=args.text, transport=args.transport, sideband_delay=args.sideband_delay, timeout=args.timeout)
-    )
+        return demo_main(DemoOptions(base_url=args.base_url, model=args.model, loopback=args.loopback, **common))
+    return demo_main(DemoOptions(sideband_delay=args.sideband_delay, **common))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """``rtengine demo`` and ``rtengine call``: one conversation on the engine, its events and its timeline.
 
-``demo`` runs against the embedded local realtime server (offline); ``call`` against any base URL (the real
-API with ``OPENAI_API_KEY``, or ``rtengine serve``). With ``--transport webrtc`` an aiortc offer is created and
-the conversation is a WebRTC call controlled over the sideband (rtengine is not yet the media peer, so the
-answer is not applied); with ``websocket`` the conversation runs on a plain realtime websocket.
+``demo`` runs against the embedded local realtime server (offline, ICE pinned to loopback); ``call`` against
+any base URL (the real API with ``OPENAI_API_KEY``, or ``rtengine serve``). With ``--transport webrtc``
+rtengine is the media peer: it sends a tone (or ``--wav-in``) over RTP, writes what it receives to
+``--wav-out`` and controls the call over the sideband; with ``websocket`` the conversation runs on a plain
+realtime websocket.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from . import events as ev
 from ._client import RealtimeClient
 from ._conversation import open_conversation
 from ._errors import ConfigError, RealtimeError
-from ._peer import open_peer_service
 from ._session import SessionConfig
 from .server import Faults, ServerOptions, open_local_server
+from .webrtc import Media, WavWriter, open_media_engine, tone_source, wav_source
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -39,6 +40,10 @@ class DemoOptions:
     sideband_delay: float = 0.0
     model: str | None = None
     timeout: float = 30.0
+    seconds: float = 3.0
+    wav_in: str | None = None
+    wav_out: str = "rtengine-demo.wav"
+    loopback: bool = False
 
 
 def describe(event: object) -> str:
@@ -62,16 +67,18 @@ def describe(event: object) -> str:
 
 async def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> int:
     """Run one conversation and print it; returns the process exit status. Bounded by ``options.timeout``."""
+    embedded = options.base_url is None
     with trio.fail_after(options.timeout):
+        # One media engine (the trio-asyncio loop) for the process; pinned to loopback when both peers are here.
         async with AsyncExitStack() as stack:
-            peers = await stack.enter_async_context(open_peer_service())
+            engine = await stack.enter_async_context(open_media_engine(loopback=embedded or options.loopback))
             base_url = options.base_url
             api_key = options.api_key or os.environ.get("OPENAI_API_KEY")
             if base_url is None:
                 api_key = api_key or "sk-local-demo"
                 faults = Faults(sideband_accept_delay=options.sideband_delay)
                 server = await stack.enter_async_context(
-                    open_local_server(ServerOptions(api_key=api_key, faults=faults), peers=peers)
+                    open_local_server(ServerOptions(api_key=api_key, faults=faults, audio_ms=1000), peers=engine)
                 )
                 base_url = server.base_url
                 out(f"local realtime server at {base_url}")
@@ -82,39 +89,53 @@ async def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> 
                 model=options.model or SessionConfig().model,
                 instructions="You are the rtengine demo. Answer in one short sentence.",
             )
-            offer_sdp = None
+            media = None
             if options.transport == "webrtc":
-                peer = await peers.create_offer()
-                stack.push_async_callback(peer.aclose)
-                offer_sdp = peer.local_sdp
-            status = await _converse(client, session, offer_sdp, options.text, out)
-    return status
+                source = wav_source(options.wav_in) if options.wav_in else tone_source(440.0, options.seconds)
+                sink = WavWriter(options.wav_out)
+                stack.callback(sink.close)
+                media = Media(engine, source=source, sink=sink, connect_timeout=min(10.0, options.timeout))
+            return await _converse(client, session, media, options, out)
 
 
 async def _converse(
-    client: RealtimeClient, session: SessionConfig, offer_sdp: str | None, text: str, out: Callable[[str], None]
+    client: RealtimeClient,
+    session: SessionConfig,
+    media: Media | None,
+    options: DemoOptions,
+    out: Callable[[str], None],
 ) -> int:
     status = 1
-    async with open_conversation(client, session, offer_sdp=offer_sdp) as conv:
+    async with open_conversation(client, session, media=media) as conv:
         if conv.call_id is not None:
             out(f"call {conv.call_id}: SDP answer received ({len(conv.answer_sdp or '')} bytes)")
-        await conv.send_text(text)
+        await conv.send_text(options.text)
         await conv.request_response()
-        out(f"> {text}")
+        out(f"> {options.text}")
         async for event in conv.events:
             out(f"  {(trio.current_time() - conv.started_at) * 1000:8.1f} ms  {describe(event)}")
             if isinstance(event, ev.ResponseDone):
                 status = 0
                 break
+        if conv.media is not None and status == 0:
+            with trio.move_on_after(options.seconds + 2.0):
+                await conv.media.source_done.wait()  # let the source play out, and the reply be heard
+            await trio.sleep(0.5)
     out("")
     out("phase                  ms since start")
-    for phase, seconds in conv.timeline.items():
+    for phase, seconds in sorted(conv.timeline.items(), key=lambda item: item[1]):
         out(f"{phase:<22} {seconds * 1000:10.1f}")
     stats = conv.stats
     out(
-        f"frames received {stats.frames_received}, texts sent {stats.texts_sent}, "
-        f"audio frames dropped {stats.audio_frames_dropped}, join attempts {stats.join_attempts}"
+        f"events: frames received {stats.frames_received}, texts sent {stats.texts_sent}, "
+        f"events dropped {stats.events_dropped}, join attempts {stats.join_attempts}"
     )
+    if conv.media is not None:
+        out(
+            f"audio: frames sent {conv.media.frames_sent}, frames received {conv.media.frames_received}, "
+            f"dropped {conv.media.frames_dropped + conv.media.track.dropped_bytes // 960}; "
+            f"received audio written to {options.wav_out}"
+        )
     out(json.dumps({"timeline_ms": {phase: round(s * 1000, 3) for phase, s in conv.timeline.items()}}))
     return status
 

@@ -64,14 +64,24 @@ class MediaCall:
             pass
 
     async def feed(self, source: AsyncIterable[bytes]) -> None:
-        """Queue ``source`` into the track no faster than it plays (≈100 ms ahead)."""
-        async for chunk in source:
-            # aiortc's sender drains the track on the asyncio side every 20 ms; polling at half that pace is
-            # simpler than a cross-loop wakeup and keeps the queue ~100 ms ahead of playback.
-            while self.track.room() < len(chunk) or self.track.buffered_ms > 100:  # noqa: ASYNC110
-                await trio.sleep(0.01)
-            self.track.push(chunk)
-        self.source_done.set()
+        """Queue ``source`` into the track no faster than it plays (≈100 ms ahead).
+
+        Cancellation: stops at once; a source that can be closed (an async generator) is closed, shielded.
+        """
+        iterator = aiter(source)
+        try:
+            async for chunk in iterator:
+                # aiortc's sender drains the track on the asyncio side every 20 ms; polling at half that pace is
+                # simpler than a cross-loop wakeup and keeps the queue ~100 ms ahead of playback.
+                while self.track.room() < len(chunk) or self.track.buffered_ms > 100:  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+                self.track.push(chunk)
+            self.source_done.set()
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                with trio.CancelScope(shield=True):
+                    await aclose()
 
     def end(self) -> None:
         """No more frames: ``audio_out`` ends once drained."""

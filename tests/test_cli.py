@@ -3,12 +3,17 @@
 import functools
 import json
 import os
+import pathlib
+import re
 import signal
 import subprocess
 import sys
+import wave
 
 import httpx
 import trio
+
+from rtengine._audio import rms
 
 RTENGINE = [sys.executable, "-m", "rtengine"]
 
@@ -39,23 +44,40 @@ async def _start_serve(nursery: trio.Nursery, *args: str) -> tuple[trio.Process,
     return process, line.decode().strip()
 
 
-async def test_demo_runs_a_call_against_the_embedded_server() -> None:
+async def test_demo_runs_a_media_call_against_the_embedded_server(tmp_path: pathlib.Path) -> None:
+    wav_out = tmp_path / "received.wav"
     with trio.fail_after(60):
-        result = await trio.run_process([*RTENGINE, "demo", "--text", "ping"], capture_stdout=True, env=_env())
+        result = await trio.run_process(
+            [*RTENGINE, "demo", "--text", "ping", "--seconds", "1", "--wav-out", str(wav_out)],
+            capture_stdout=True,
+            env=_env(),
+        )
     out = result.stdout.decode()
     assert "local realtime server at http://127.0.0.1:" in out
     assert "transcript done 'You said: ping'" in out
     timeline = _timeline(out)
-    assert list(timeline) == [
+    for phase in (
+        "offer_created",
         "answer",
+        "answer_applied",
+        "dtls_connected",
+        "data_channel_open",
         "sideband_joined",
-        "session_update_sent",
         "session_updated",
-        "first_response_done",
+        "first_audio_sent",
+        "first_audio_received",
         "closed",
-    ]
-    assert list(timeline.values()) == sorted(timeline.values())
+    ):
+        assert phase in timeline, phase
+    assert timeline["answer"] < timeline["closed"]
     assert "phase                  ms since start" in out
+    frames = re.search(r"audio: frames sent (\d+), frames received (\d+)", out)
+    assert frames is not None
+    assert int(frames.group(1)) >= 45
+    assert int(frames.group(2)) >= 45
+    with wave.open(str(wav_out), "rb") as wav:
+        assert wav.getframerate() == 24000
+        assert rms(wav.readframes(wav.getnframes())) > 0.01
 
 
 async def test_demo_over_a_plain_websocket() -> None:
@@ -69,11 +91,12 @@ async def test_demo_over_a_plain_websocket() -> None:
     assert list(_timeline(out))[:2] == ["connected", "session_update_sent"]
 
 
-async def test_demo_sideband_delay_shows_in_the_timeline() -> None:
+async def test_demo_sideband_delay_shows_in_the_timeline(tmp_path: pathlib.Path) -> None:
     with trio.fail_after(60):
         result = await trio.run_process([*RTENGINE, "demo", "--sideband-delay", "0.4"], capture_stdout=True, env=_env())
     timeline = _timeline(result.stdout.decode())
     assert timeline["sideband_joined"] - timeline["answer"] >= 400
+    assert timeline["dtls_connected"] < timeline["sideband_joined"]  # media did not wait for the sideband
 
 
 async def test_serve_prints_its_url_serves_and_stops_on_ctrl_c() -> None:
@@ -96,10 +119,12 @@ async def test_serve_prints_its_url_serves_and_stops_on_ctrl_c() -> None:
         assert process.returncode == 0
 
 
-async def test_call_against_a_separate_serve_process() -> None:
+async def test_call_against_a_separate_serve_process(tmp_path: pathlib.Path) -> None:
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            process, base_url = await _start_serve(nursery, "--api-key", "sk-two", "--delta-interval", "0")
+            process, base_url = await _start_serve(
+                nursery, "--api-key", "sk-two", "--delta-interval", "0", "--loopback"
+            )
             refused = await trio.run_process(
                 [*RTENGINE, "call", "--base-url", base_url], capture_stdout=True, check=False, env=_env()
             )
@@ -107,7 +132,21 @@ async def test_call_against_a_separate_serve_process() -> None:
             assert b"OPENAI_API_KEY" in refused.stdout
             for transport in ("webrtc", "websocket"):
                 call = await trio.run_process(
-                    [*RTENGINE, "call", "--base-url", base_url, "--transport", transport, "--text", "two processes"],
+                    [
+                        *RTENGINE,
+                        "call",
+                        "--base-url",
+                        base_url,
+                        "--transport",
+                        transport,
+                        "--text",
+                        "two processes",
+                        "--loopback",
+                        "--seconds",
+                        "0.5",
+                        "--wav-out",
+                        str(tmp_path / f"{transport}.wav"),
+                    ],
                     capture_stdout=True,
                     env=_env(OPENAI_API_KEY="sk-two"),
                 )

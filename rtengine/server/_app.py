@@ -309,6 +309,8 @@ class LocalServer:
         model = session.get("model") if session and isinstance(session.get("model"), str) else DEFAULT_MODEL
         call = Call(call_id, peer, source, str(model), session)
         self._calls[call_id] = call
+        if self._faults.media_unreachable:
+            await peer.aclose()  # the answer stands, but nobody will ever answer ICE checks
         assert self._nursery is not None
         self._nursery.start_soon(self._call_media, call, record)
         record.status, record.call_id = 201, call_id

@@ -39,6 +39,7 @@ class Faults:
     * ``inject`` — frames sent right after the first ``session.updated``: ``malformed_json``, ``binary``,
       ``oversized`` (``oversized_bytes`` of text), ``unknown_event``, ``error:<code>`` (a server ``error`` event).
     * ``retry_after`` — a ``Retry-After`` header (seconds) on injected rejections.
+    * ``media_unreachable`` — answer calls, then drop the answering peer at once: the caller's ICE never completes.
     """
 
     call_delay: float = 0.0
@@ -53,6 +54,7 @@ class Faults:
     inject: tuple[str, ...] = ()
     oversized_bytes: int = 2 * 1024 * 1024
     retry_after: float | None = None
+    media_unreachable: bool = False
 
     def __post_init__(self) -> None:
         for name in ("call_delay", "sideband_accept_delay", "websocket_accept_delay"):

@@ -1,0 +1,230 @@
+"""rtengine as the WebRTC media peer: real loopback calls to the local server's answerer, audio both ways.
+
+The engine's peers and the server's answerers share one media engine with host candidates pinned to 127.0.0.1,
+so ICE, DTLS, SCTP and RTP all run over real UDP sockets on loopback. Real clock, under ``fail_after``.
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio_asyncio
+from engine_helpers import API_KEY, client_for, drain, engine_tasks, until
+
+import rtengine
+from rtengine import webrtc
+from rtengine._audio import dominant_frequency, rms
+from rtengine.events import Closed, Error, ResponseDone, SessionUpdated
+from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
+
+SESSION = rtengine.SessionConfig()
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[webrtc.MediaEngine]:
+    async with webrtc.open_media_engine(loopback=True) as media_engine:
+        yield media_engine
+
+
+@pytest.fixture
+async def media_server(engine: webrtc.MediaEngine) -> AsyncIterator[LocalServer]:
+    options = ServerOptions(api_key=API_KEY, delta_interval=0.0, audio_ms=600, greeting_ms=300)
+    async with open_local_server(options, peers=engine) as server:
+        yield server
+
+
+def udp_sockets() -> int:
+    """UDP sockets this process holds open (Linux /proc)."""
+    inodes: set[str] = set()
+    for name in ("udp", "udp6"):
+        with open(f"/proc/self/net/{name}") as table:
+            inodes.update(line.split()[9] for line in list(table)[1:])
+    held = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            held += 1
+    return held
+
+
+async def pending_asyncio_tasks() -> int:
+    async def count() -> int:
+        current = asyncio.current_task()
+        return len([t for t in asyncio.all_tasks() if t is not current and not t.done()])
+
+    return int(await trio_asyncio.aio_as_trio(count)())
+
+
+async def test_a_real_call_carries_audio_both_ways(engine: webrtc.MediaEngine, media_server: LocalServer) -> None:
+    media = webrtc.Media(engine, source=webrtc.tone_source(300, seconds=1.0), connect_timeout=5)
+    received = bytearray()
+    async with client_for(media_server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION, media=media) as conv:
+                assert conv.media is not None
+                assert conv.answer_sdp
+                assert conv.call_id
+
+                async def pull() -> None:
+                    assert conv.media is not None
+                    async for pcm in conv.media.audio_out:
+                        received.extend(pcm)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(pull)
+                    await until(conv, SessionUpdated)
+                    await conv.media.source_done.wait()
+                    await conv.request_response()  # the server answers with a 440 Hz tone over RTP
+                    await until(conv, ResponseDone)
+                    await trio.sleep(1.0)
+                    nursery.cancel_scope.cancel()
+                timeline = dict(conv.timeline)
+                sent, got = conv.media.frames_sent, conv.media.frames_received
+    record = media_server.record.calls[-1]
+    assert record.connected
+    assert sent >= 45  # 1 s of tone in 20 ms frames
+    assert got >= 50
+    assert record.audio_frames_in >= 50
+    assert dominant_frequency(bytes(record.audio_in)) == pytest.approx(300, rel=0.05)
+    assert rms(bytes(received)) > 0.02
+    assert dominant_frequency(bytes(received)) == pytest.approx(550, rel=0.3)  # 660 Hz greeting + 440 Hz reply
+    for phase in (
+        "offer_created",
+        "ice_gathered",
+        "call_posted",
+        "answer",
+        "answer_applied",
+        "ice_connected",
+        "dtls_connected",
+        "data_channel_open",
+        "sideband_joined",
+        "session_updated",
+        "first_audio_sent",
+        "first_audio_received",
+    ):
+        assert phase in timeline, phase
+    assert timeline["offer_created"] <= timeline["answer"] <= timeline["answer_applied"] <= timeline["dtls_connected"]
+    assert engine.open_peers == 0
+
+
+async def test_the_data_channel_carries_the_server_events(
+    engine: webrtc.MediaEngine, media_server: LocalServer
+) -> None:
+    media = webrtc.Media(engine, connect_timeout=5)
+    async with client_for(media_server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION, media=media) as conv:
+                assert conv.media is not None
+                await conv.media.peer.channel_open.wait()
+                await until(conv, SessionUpdated)
+                await conv.request_response()
+                await until(conv, ResponseDone)
+                types = []
+                with trio.move_on_after(1.0):
+                    async for message in conv.media.peer.messages:
+                        types.append(message.split('"type":"', 1)[1].split('"', 1)[0])
+                        if types[-1] == "response.done":
+                            break
+    assert "response.created" in types
+    assert types[-1] == "response.done"
+
+
+async def test_wav_sink_writes_what_was_received(
+    engine: webrtc.MediaEngine, media_server: LocalServer, tmp_path: object
+) -> None:
+    import pathlib
+    import wave
+
+    path = pathlib.Path(str(tmp_path)) / "received.wav"
+    sink = webrtc.WavWriter(path)
+    media = webrtc.Media(engine, sink=sink, connect_timeout=5)
+    async with client_for(media_server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION, media=media) as conv:
+                await until(conv, SessionUpdated)
+                await conv.request_response()
+                await until(conv, ResponseDone)
+                await trio.sleep(1.0)
+    sink.close()
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 24000)
+        assert wav.getnframes() >= 24000 // 2
+        assert rms(wav.readframes(wav.getnframes())) > 0.01
+
+
+@pytest.mark.parametrize("where", ["offer", "ice", "media", "exception"])
+async def test_every_exit_path_leaves_nothing_open(
+    engine: webrtc.MediaEngine, media_server: LocalServer, where: str
+) -> None:
+    udp_before = udp_sockets()
+    media = webrtc.Media(engine, source=webrtc.tone_source(300, seconds=5), connect_timeout=5)
+    async with client_for(media_server) as client:
+        with trio.fail_after(20):
+            with trio.CancelScope() as scope:
+                if where == "offer":
+                    scope.deadline = trio.current_time() + 0.0005  # while the offer is being created
+                try:
+                    async with rtengine.open_conversation(client, SESSION, media=media) as conv:
+                        assert conv.media is not None
+                        if where == "ice":
+                            scope.cancel()  # the answer is in, ICE has not completed yet
+                            await trio.sleep_forever()
+                        await conv.media.peer.connected.wait()
+                        await trio.sleep(0.3)
+                        if where == "exception":
+                            raise KeyError("the app failed")
+                        scope.cancel()
+                        await trio.sleep_forever()
+                except KeyError:
+                    assert where == "exception"
+        assert engine_tasks() == []
+        assert engine.open_peers == len(media_server.open_calls)  # only the server's answering peers remain
+        await media_server.aclose_calls()
+        assert engine.open_peers == 0
+        await trio.sleep(0.05)
+        assert await pending_asyncio_tasks() == 0
+        assert udp_sockets() <= udp_before
+
+
+async def test_cancelled_during_the_post(engine: webrtc.MediaEngine, media_server: LocalServer) -> None:
+    media_server.set_faults(Faults(call_delay=1.0))
+    media = webrtc.Media(engine, connect_timeout=5)
+    async with client_for(media_server) as client:
+        with trio.fail_after(20):
+            with trio.move_on_after(0.2) as scope:
+                async with rtengine.open_conversation(client, SESSION, media=media):
+                    raise AssertionError("the POST was delayed by 1 s")
+            assert scope.cancelled_caught
+            assert engine.open_peers == 0  # the half-used offering peer was closed
+
+
+async def test_a_peer_that_never_connects_fails_clearly_within_the_deadline(
+    engine: webrtc.MediaEngine, media_server: LocalServer
+) -> None:
+    media_server.set_faults(Faults(media_unreachable=True))
+    media = webrtc.Media(engine, connect_timeout=1.0)
+    async with client_for(media_server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION, media=media) as conv:
+                start = trio.current_time()
+                events = await drain(conv)
+                elapsed = trio.current_time() - start
+    errors = [e for e in events if isinstance(e, Error)]
+    assert len(errors) == 1
+    assert errors[0].code == "webrtc_connect_timeout"
+    assert "did not reach 'connected' within 1 s" in errors[0].message
+    assert events[-1] == Closed("error")
+    assert 1.0 <= elapsed < 2.5
+    assert engine.open_peers == len(media_server.open_calls)
+
+
+async def test_media_and_offer_sdp_are_exclusive(engine: webrtc.MediaEngine, media_server: LocalServer) -> None:
+    async with client_for(media_server) as client:
+        with pytest.raises(rtengine.ConfigError, match="either offer_sdp"):
+            async with rtengine.open_conversation(client, SESSION, offer_sdp="v=0", media=webrtc.Media(engine)):
+                pass
