@@ -17,6 +17,7 @@ this boundary is PCM16 mono at 24 kHz. Everything asyncio stays inside ``rtengin
 
 from __future__ import annotations
 
+import logging
 import wave
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -24,18 +25,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import httpx
 import trio
 
 from ._audio import tone
+from ._client import RealtimeClient
 from ._errors import ConfigError
-from ._peer import FRAME_BYTES, SAMPLE_RATE, PeerService, open_peer_service
+from ._peer import FRAME_BYTES, SAMPLE_RATE, PcmTrack, Peer, PeerService, open_peer_service
+from ._util import collapse_single_group
+
+log = logging.getLogger("rtengine.webrtc")
 
 __all__ = [
     "SAMPLE_RATE",
     "Media",
     "MediaEngine",
+    "PrewarmPool",
     "WavWriter",
     "open_media_engine",
+    "open_prewarm_pool",
     "tone_source",
     "wav_source",
 ]
@@ -120,7 +128,112 @@ class Media:
     sink: Callable[[bytes], None] | None = None
     connect_timeout: float = 10.0
     ice_servers: Sequence[str] = field(default_factory=tuple)
+    pool: PrewarmPool | None = None
 
     def __post_init__(self) -> None:
         if self.connect_timeout <= 0:
             raise ConfigError("connect_timeout must be > 0")
+
+
+class PrewarmPool:
+    """Keeps one spare offering peer, already gathered, so the next WebRTC conversation's offer costs nothing.
+
+    Use through :func:`open_prewarm_pool` and pass as ``Media(engine, pool=pool)``. A spare is handed out once
+    (:meth:`take`) and never comes back: a used or cancelled peer is never reused. A spare older than ``max_age``
+    is closed and replaced (its candidates may be stale). With ``client``, the pool also keeps that client's HTTP
+    connection to the provider warm (a cheap request every ``keepalive`` seconds), so the call-creation POST does
+    not pay for TCP and TLS.
+    """
+
+    def __init__(self, engine: MediaEngine, *, max_age: float = 30.0, ice_servers: Sequence[str] = ()) -> None:
+        if max_age <= 0:
+            raise ConfigError("max_age must be > 0")
+        self.engine = engine
+        self.max_age = max_age
+        self.ice_servers = tuple(ice_servers)
+        self._spare: tuple[Peer, PcmTrack, float] | None = None
+        self._handed: Peer | None = None
+        self._taken = trio.Event()
+        self._ready = trio.Event()
+        self.created = 0
+        self.handed_out = 0
+        self.expired = 0
+
+    async def wait_ready(self) -> None:
+        """Return once a spare is available."""
+        await self._ready.wait()
+
+    def take(self) -> tuple[Peer, PcmTrack] | None:
+        """The spare (peer, track), if there is a fresh one; the pool starts making the next one."""
+        spare, self._spare = self._spare, None
+        self._taken.set()
+        self._ready = trio.Event()
+        if spare is None:
+            return None
+        peer, track, born = spare
+        if peer.closed or trio.current_time() - born > self.max_age:
+            return None  # stale: the keeper closes it
+        self._handed = peer
+        self.handed_out += 1
+        return peer, track
+
+    async def _keep(self, task_status: trio.TaskStatus[None]) -> None:
+        started = False
+        while True:
+            track = self.engine.new_track()
+            peer = await self.engine.create_offer(ice_servers=self.ice_servers, source=track)
+            self._spare = (peer, track, trio.current_time())
+            self.created += 1
+            self._taken = trio.Event()
+            self._ready.set()
+            if not started:
+                started = True
+                task_status.started()
+            with trio.move_on_after(self.max_age):
+                await self._taken.wait()
+            if self._handed is not peer:  # expired, or refused as stale by take(): never reused
+                if self._spare is not None and self._spare[0] is peer:
+                    self._spare = None
+                self.expired += 1
+                await peer.aclose()
+
+    async def _warm(self, client: RealtimeClient, keepalive: float) -> None:
+        url = client.calls_url.rsplit("/realtime/calls", 1)[0] + "/models"
+        while True:
+            try:
+                await client.http().get(url, headers=dict(client.auth_headers()))
+            except httpx.HTTPError as exc:  # a warm-up that fails costs nothing but the next POST's handshake
+                log.debug("connection warm-up failed: %s", exc)
+            await trio.sleep(keepalive)
+
+    async def aclose(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            await spare[0].aclose()
+
+
+@asynccontextmanager
+async def open_prewarm_pool(
+    engine: MediaEngine,
+    *,
+    client: RealtimeClient | None = None,
+    max_age: float = 30.0,
+    keepalive: float = 2.0,
+    ice_servers: Sequence[str] = (),
+) -> AsyncIterator[PrewarmPool]:
+    """Run a :class:`PrewarmPool` for the duration of the block (its tasks live in a nursery of this block).
+
+    The first spare is ready when the block starts. Leaving the block closes the spare, shielded and bounded.
+    """
+    pool = PrewarmPool(engine, max_age=max_age, ice_servers=ice_servers)
+    with collapse_single_group():
+        async with trio.open_nursery() as nursery:
+            try:
+                await nursery.start(pool._keep)
+                if client is not None:
+                    nursery.start_soon(pool._warm, client, keepalive)
+                yield pool
+            finally:
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await pool.aclose()

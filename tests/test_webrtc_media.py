@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+import trio.testing
 import trio_asyncio
 from engine_helpers import API_KEY, client_for, drain, engine_tasks, until
 
@@ -228,3 +229,40 @@ async def test_media_and_offer_sdp_are_exclusive(engine: webrtc.MediaEngine, med
         with pytest.raises(rtengine.ConfigError, match="either offer_sdp"):
             async with rtengine.open_conversation(client, SESSION, offer_sdp="v=0", media=webrtc.Media(engine)):
                 pass
+
+
+async def test_the_prewarm_pool_makes_the_offer_free_and_never_reuses_a_peer(
+    engine: webrtc.MediaEngine, media_server: LocalServer
+) -> None:
+    async with client_for(media_server) as client:
+        with trio.fail_after(20):
+            async with webrtc.open_prewarm_pool(engine, client=client, max_age=30) as pool:
+                assert pool.created == 1
+                assert engine.open_peers == 1
+                media = webrtc.Media(engine, pool=pool, connect_timeout=5)
+                used = []
+                for _ in range(2):
+                    async with rtengine.open_conversation(client, SESSION, media=media) as conv:
+                        assert conv.media is not None
+                        used.append(conv.media.peer)
+                        assert "offer_from_pool" in conv.timeline
+                        assert "offer_created" not in conv.timeline
+                    await trio.testing.wait_all_tasks_blocked()
+                assert used[0] is not used[1]
+                assert all(peer.closed for peer in used)  # handed out once, closed with its conversation
+                assert pool.handed_out == 2
+                assert pool.created == 3
+            assert engine.open_peers == len(media_server.open_calls)  # the pool's spare is closed too
+
+
+async def test_stale_spares_are_closed_and_replaced(engine: webrtc.MediaEngine) -> None:
+    with trio.fail_after(20):
+        async with webrtc.open_prewarm_pool(engine, max_age=0.2) as pool:
+            first = pool._spare
+            assert first is not None
+            await trio.sleep(0.5)
+            assert pool.expired >= 1
+            assert first[0].closed
+            assert pool._spare is not None
+            assert pool._spare[0] is not first[0]
+        assert engine.open_peers == 0
