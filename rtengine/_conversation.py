@@ -364,15 +364,22 @@ class Conversation:
 
     def _mark_at(self, phase: str, when: float | None) -> None:
         """Record ``phase`` at trio time ``when`` (first time only; nothing when ``when`` is None)."""
-        if when is not None:
-            self._timeline.setdefault(phase, when - self._start)
+        if when is not None and phase not in self._timeline:
+            self._timeline[phase] = when - self._start
+            log.info(
+                "realtime phase %s call_id=%s total_elapsed_ms=%.0f", phase, self.call_id, self._timeline[phase] * 1000
+            )
 
     def _mark(self, phase: str) -> float:
         """Record ``phase`` (first time only); returns ms since the previous phase."""
         now = trio.current_time()
         elapsed = (now - self._last_mark) * 1000
         self._last_mark = now
-        self._timeline.setdefault(phase, now - self._start)
+        if phase not in self._timeline:
+            self._timeline[phase] = now - self._start
+            log.debug(
+                "realtime phase %s call_id=%s total_elapsed_ms=%.0f", phase, self.call_id, (now - self._start) * 1000
+            )
         return elapsed
 
     # --- the generation tasks --------------------------------------------------------------------------------
@@ -751,6 +758,9 @@ async def start_conversation(
         if peer is not None:
             await peer.aclose()
         raise
+    finally:
+        if media is not None and media.pool is not None:
+            media.pool.refill()  # after the POST: gathering the next spare must not compete with it
     conv.answer_sdp, conv.call_id = answer.sdp, answer.call_id
     elapsed = conv._mark("answer")
     log.info(

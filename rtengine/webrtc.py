@@ -159,19 +159,25 @@ class PrewarmPool:
         self.handed_out = 0
         self.expired = 0
 
+    def refill(self) -> None:
+        """Start making the next spare (idempotent)."""
+        self._taken.set()
+
     async def wait_ready(self) -> None:
         """Return once a spare is available."""
         await self._ready.wait()
 
     def take(self) -> tuple[Peer, PcmTrack] | None:
-        """The spare (peer, track), if there is a fresh one; the pool starts making the next one."""
+        """The spare (peer, track), if there is a fresh one. The next spare is made after :meth:`refill` — the
+        engine calls it once the call's answer is in, so gathering a new peer never competes with the POST."""
         spare, self._spare = self._spare, None
-        self._taken.set()
         self._ready = trio.Event()
         if spare is None:
+            self._taken.set()
             return None
         peer, track, born = spare
         if peer.closed or trio.current_time() - born > self.max_age:
+            self._taken.set()
             return None  # stale: the keeper closes it
         self._handed = peer
         self.handed_out += 1

@@ -158,7 +158,7 @@ async def test_wav_sink_writes_what_was_received(
         assert rms(wav.readframes(wav.getnframes())) > 0.01
 
 
-@pytest.mark.parametrize("where", ["offer", "ice", "media", "exception"])
+@pytest.mark.parametrize("where", ["normal", "offer", "ice", "media", "exception"])
 async def test_every_exit_path_leaves_nothing_open(
     engine: webrtc.MediaEngine, media_server: LocalServer, where: str
 ) -> None:
@@ -176,11 +176,13 @@ async def test_every_exit_path_leaves_nothing_open(
                             scope.cancel()  # the answer is in, ICE has not completed yet
                             await trio.sleep_forever()
                         await conv.media.peer.connected.wait()
-                        await trio.sleep(0.3)
+                        await trio.sleep(0.3)  # media flowing
                         if where == "exception":
                             raise KeyError("the app failed")
-                        scope.cancel()
-                        await trio.sleep_forever()
+                        if where == "media":
+                            scope.cancel()
+                            await trio.sleep_forever()
+                        # "normal": leave the block
                 except KeyError:
                     assert where == "exception"
         assert engine_tasks() == []
@@ -193,6 +195,7 @@ async def test_every_exit_path_leaves_nothing_open(
 
 
 async def test_cancelled_during_the_post(engine: webrtc.MediaEngine, media_server: LocalServer) -> None:
+    udp_before = udp_sockets()
     media_server.set_faults(Faults(call_delay=1.0))
     media = webrtc.Media(engine, connect_timeout=5)
     async with client_for(media_server) as client:
@@ -202,6 +205,8 @@ async def test_cancelled_during_the_post(engine: webrtc.MediaEngine, media_serve
                     raise AssertionError("the POST was delayed by 1 s")
             assert scope.cancelled_caught
             assert engine.open_peers == 0  # the half-used offering peer was closed
+            assert engine_tasks() == []
+            assert udp_sockets() <= udp_before
 
 
 async def test_a_peer_that_never_connects_fails_clearly_within_the_deadline(
