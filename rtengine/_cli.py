@@ -8,11 +8,16 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 
 import trio
 
+from ._client import RealtimeClient
 from ._demo import DemoOptions
 from ._demo import main as demo_main
+from ._errors import RealtimeError
+from ._session import SessionConfig
+from ._web import open_web_app
 from .server import INJECTIONS, Faults, ServerOptions, ToolScript, open_local_server
 from .server._options import check_injection
 
@@ -107,6 +112,24 @@ async def _serve(options: ServerOptions) -> None:
                 break
 
 
+async def _web(host: str, port: int, base_url: str | None) -> None:
+    session = SessionConfig(instructions="You are the rtengine web demo. Answer in one short sentence.")
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with AsyncExitStack() as stack:
+            if base_url is None:
+                key = "sk-local-web"
+                server = await stack.enter_async_context(open_local_server(ServerOptions(api_key=key)))
+                client = RealtimeClient(server.base_url, api_key=key)
+            else:
+                client = RealtimeClient(base_url)
+                client.auth_headers()  # fail now, not on the first call, when $OPENAI_API_KEY is missing
+            await stack.enter_async_context(client)
+            app = await stack.enter_async_context(open_web_app(client, session, host=host, port=port))
+            print(f"rtengine web on http://{host}:{app.port}/ (provider {client.base_url})", flush=True)
+            async for _ in signals:
+                break
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtengine", description="Realtime conversations for trio.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level to stderr")
@@ -116,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="one conversation against the embedded local server (offline)")
     _add_conversation_arguments(demo)
     demo.add_argument("--sideband-delay", type=float, default=0.0, help="seconds the local server delays the join")
+    web = commands.add_parser("web", help="a web page holding the call in the browser, with server-side controls")
+    web.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    web.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080)")
+    web.add_argument(
+        "--base-url", help="the realtime provider (default: an embedded local server; else $OPENAI_API_KEY)"
+    )
     call = commands.add_parser("call", help="one conversation against any server ($OPENAI_API_KEY for the key)")
     call.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or rtengine serve's URL")
     call.add_argument("--model", help="the realtime model (default: gpt-realtime)")
@@ -145,6 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"rtengine serve: {exc}", file=sys.stderr)
             return 2
         trio.run(_serve, options)
+        return 0
+    if args.command == "web":
+        try:
+            trio.run(_web, args.host, args.port, args.base_url)
+        except RealtimeError as exc:
+            print(f"rtengine web: {exc}", file=sys.stderr)
+            return 1
         return 0
     common = {
         "text": args.text,

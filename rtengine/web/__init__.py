@@ -1,0 +1,1 @@
+"""Static assets of ``rtengine web`` (the page)."""
