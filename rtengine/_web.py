@@ -129,7 +129,7 @@ class WebApp:
         """Forward the conversation's events to the page; close it when the page never subscribes."""
         call.publish_phases()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._abandon_unwatched, call, nursery.cancel_scope)
+            nursery.start_soon(self._abandon_unwatched, call)
             async for event in call.conv.events:
                 call.publish_phases()
                 message = _message(event)
@@ -143,7 +143,7 @@ class WebApp:
         for channel in list(call.subscribers):
             channel.close()
 
-    async def _abandon_unwatched(self, call: AppCall, scope: trio.CancelScope) -> None:
+    async def _abandon_unwatched(self, call: AppCall) -> None:
         with trio.move_on_after(SUBSCRIBE_TIMEOUT):
             await call.subscribed.wait()
             return
@@ -210,6 +210,8 @@ class WebApp:
                 return await self._text(call, request)
             if action == "hangup" and request.method == "POST":
                 await call.conv.close()
+                with trio.move_on_after(2.0):
+                    await call.ended.wait()  # the follower has seen Closed: the state below is final
                 return _ok(self._state(call))
         return _error(404, f"no route for {request.method} {request.path[:200]}", "not_found")
 
