@@ -134,3 +134,21 @@ async def test_a_page_that_goes_away_ends_its_conversation(app: tuple[WebApp, Lo
         await offer.aclose()
     assert state["closed"] == "requested"
     assert state["active"] is False
+
+
+async def test_shutting_the_app_down_ends_every_conversation(peers: PeerService) -> None:
+    options = ServerOptions(api_key=API_KEY, delta_interval=0.0)
+    with trio.fail_after(20):
+        offers = [await peers.create_offer() for _ in range(2)]
+        async with open_local_server(options, peers=peers) as server, client_for(server) as client:
+            async with open_web_app(client, rtengine.SessionConfig()) as web:
+                async with httpx.AsyncClient(base_url=web.url) as http:
+                    for offer in offers:
+                        created = await http.post("api/calls", content=offer.local_sdp.encode())
+                        assert created.status_code == 200
+                calls = list(web.calls.values())
+                assert all(call.conv.active for call in calls)
+            assert [call.closed for call in calls] == [rtengine.events.Closed("requested")] * 2
+            assert engine_tasks() == []
+        for offer in offers:
+            await offer.aclose()
