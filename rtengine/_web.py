@@ -18,7 +18,6 @@ served by the same h11/wsproto stack as the local realtime server.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import secrets
@@ -28,7 +27,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final
 
-import h11
 import trio
 
 from . import events as ev
@@ -37,7 +35,7 @@ from ._conversation import Conversation, start_conversation
 from ._errors import CallError, ConfigError, InvalidSdp, RealtimeError, TransportError
 from ._session import SessionConfig
 from ._util import collapse_single_group
-from .server._wire import BodyTooLarge, HttpRequest, WebSocket, WsClosed, read_body, read_request, send_response
+from .server._wire import HttpRequest, WebSocket, WsClosed, serve_connection
 
 __all__ = ["WebApp", "open_web_app"]
 
@@ -49,8 +47,12 @@ SUBSCRIBE_TIMEOUT: Final = 30.0
 JSON: Final = [("content-type", "application/json")]
 
 
+def _error_json(message: str, code: str) -> bytes:
+    return json.dumps({"error": {"message": message, "code": code}}).encode()
+
+
 def _error(status: int, message: str, code: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    return status, JSON, json.dumps({"error": {"message": message, "code": code}}).encode()
+    return status, JSON, _error_json(message, code)
 
 
 def _ok(payload: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -158,39 +160,9 @@ class WebApp:
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         """Serve one TCP connection. Never raises."""
-        conn = h11.Connection(h11.SERVER)
-        try:
-            with collapse_single_group():
-                while True:
-                    request = await read_request(stream, conn)
-                    if request is None:
-                        return
-                    if request.is_websocket:
-                        await self._events_socket(stream, request)
-                        return
-                    try:
-                        request.body = await read_body(stream, conn, MAX_BODY)
-                    except BodyTooLarge:
-                        status, headers, body = _error(413, f"request body exceeds {MAX_BODY} bytes", "too_large")
-                        await send_response(stream, conn, status, headers, body, close=True)
-                        return
-                    status, headers, body = await self._route(request)
-                    await send_response(stream, conn, status, headers, body)
-                    if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                        return
-                    conn.start_next_cycle()
-        except h11.RemoteProtocolError as exc:
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                status, headers, body = _error(400, f"bad HTTP request: {exc}", "bad_request")
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
-                    await send_response(stream, conn, status, headers, body, close=True)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        except Exception:
-            log.exception("rtengine web: unexpected error while serving a connection")
-        finally:
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
+        await serve_connection(
+            stream, route=self._route, websocket=self._events_socket, max_body=MAX_BODY, error_body=_error_json
+        )
 
     async def _route(self, request: HttpRequest) -> tuple[int, list[tuple[str, str]], bytes]:
         path = request.path.rstrip("/") or "/"

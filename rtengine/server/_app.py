@@ -16,7 +16,6 @@ Leaving the block cancels every connection, then closes every call's peer, shiel
 
 from __future__ import annotations
 
-import contextlib
 import email.parser
 import email.policy
 import hmac
@@ -39,7 +38,7 @@ from .._util import collapse_single_group
 from ._options import Faults, ServerOptions
 from ._realtime import Call, RealtimeSession, new_id
 from ._record import CallRecord, ConnectionRecord, ServerRecord
-from ._wire import BodyTooLarge, HttpRequest, WebSocket, read_body, read_request, send_response
+from ._wire import HttpRequest, WebSocket, serve_connection
 
 __all__ = ["LocalServer", "open_local_server"]
 
@@ -215,42 +214,14 @@ class LocalServer:
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         """Serve one TCP connection (HTTP keep-alive, or one websocket). Never raises."""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HANDSHAKE_LIMIT)
-        try:
-            with collapse_single_group():
-                while True:
-                    request = await read_request(stream, conn)
-                    if request is None:
-                        return
-                    if request.is_websocket:
-                        await self._websocket(stream, request)
-                        return
-                    try:
-                        request.body = await read_body(stream, conn, self.options.max_body_bytes)
-                    except BodyTooLarge:
-                        body = _error_body(
-                            f"Request body exceeds {self.options.max_body_bytes} bytes.", "body_too_large"
-                        )
-                        await send_response(stream, conn, 413, [("content-type", "application/json")], body, close=True)
-                        return
-                    status, headers, body = await self._route(request)
-                    await send_response(stream, conn, status, headers, body)
-                    if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                        return
-                    conn.start_next_cycle()
-        except h11.RemoteProtocolError as exc:
-            log.debug("bad HTTP from client: %s", exc)
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                body = _error_body(f"Bad HTTP request: {exc}", "bad_request")
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
-                    await send_response(stream, conn, 400, [("content-type", "application/json")], body, close=True)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        except Exception:
-            log.exception("local server: unexpected error while serving a connection")
-        finally:
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
+        await serve_connection(
+            stream,
+            route=self._route,
+            websocket=self._websocket,
+            max_body=self.options.max_body_bytes,
+            error_body=_error_body,
+            max_head=HANDSHAKE_LIMIT,
+        )
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         key = self.options.api_key

@@ -8,8 +8,11 @@ so no HTTP or websocket parsing is written by hand.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -20,7 +23,25 @@ import wsproto.events as ws_events
 from wsproto.connection import ConnectionState
 from wsproto.utilities import RemoteProtocolError
 
-__all__ = ["HttpRequest", "WebSocket", "WsClosed", "WsFrame", "read_request", "send_response"]
+from .._util import collapse_single_group
+
+__all__ = [
+    "HttpRequest",
+    "Response",
+    "WebSocket",
+    "WsClosed",
+    "WsFrame",
+    "read_request",
+    "send_response",
+    "serve_connection",
+]
+
+log = logging.getLogger("rtengine.server")
+
+#: ``(status, headers, body)``.
+Response = tuple[int, list[tuple[str, str]], bytes]
+#: Builds a JSON error body from a message and a code.
+ErrorBody = Callable[[str, str], bytes]
 
 RECEIVE_SIZE: Final = 65536
 
@@ -115,6 +136,55 @@ async def send_response(
     data += conn.send(h11.Data(data=body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""
     await stream.send_all(data)
+
+
+async def serve_connection(
+    stream: trio.abc.Stream,
+    *,
+    route: Callable[[HttpRequest], Awaitable[Response]],
+    websocket: Callable[[trio.abc.Stream, HttpRequest], Awaitable[None]],
+    max_body: int,
+    error_body: ErrorBody,
+    max_head: int = 64 * 1024,
+) -> None:
+    """Serve one TCP connection: HTTP/1.1 requests (keep-alive) through ``route``, or one websocket upgrade handed
+    to ``websocket``. A body over ``max_body`` gets 413, bad HTTP gets 400. Never raises; always closes the stream.
+    """
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
+    json_type = [("content-type", "application/json")]
+    try:
+        with collapse_single_group():
+            while True:
+                request = await read_request(stream, conn)
+                if request is None:
+                    return
+                if request.is_websocket:
+                    await websocket(stream, request)
+                    return
+                try:
+                    request.body = await read_body(stream, conn, max_body)
+                except BodyTooLarge:
+                    body = error_body(f"Request body exceeds {max_body} bytes.", "body_too_large")
+                    await send_response(stream, conn, 413, json_type, body, close=True)
+                    return
+                status, headers, body = await route(request)
+                await send_response(stream, conn, status, headers, body)
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+    except h11.RemoteProtocolError as exc:
+        log.debug("bad HTTP from client: %s", exc)
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            body = error_body(f"Bad HTTP request: {exc}", "bad_request")
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
+                await send_response(stream, conn, 400, json_type, body, close=True)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    except Exception:
+        log.exception("unexpected error while serving a connection")
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
 
 
 @dataclass(frozen=True, slots=True)
