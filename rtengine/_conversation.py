@@ -777,7 +777,14 @@ async def start_conversation(
         nursery.start_soon(conv._run_media, conv.media, media)
     conv._task_started()
     if sideband == "inline":
-        await nursery.start(conv._run_sideband, headers, True)
+        try:
+            await nursery.start(conv._run_sideband, headers, True)
+        except BaseException:
+            # The join failed (or was cancelled): no conversation; stop what already runs (the media task).
+            if conv._claim.claim():
+                conv._stop_tasks()
+                conv._media_scope.cancel()
+            raise
     else:
         conv._push_now(Started("webrtc", answer.call_id))
         nursery.start_soon(conv._run_sideband, headers, False)

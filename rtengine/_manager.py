@@ -63,6 +63,7 @@ class ConversationManager:
                 sideband=sideband,
                 raw_sdp=raw_sdp,
                 capacities=capacities,
+                media=media,
             )
             self.current = conv
             return conv

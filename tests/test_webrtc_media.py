@@ -271,3 +271,19 @@ async def test_stale_spares_are_closed_and_replaced(engine: webrtc.MediaEngine) 
             assert pool._spare is not None
             assert pool._spare[0] is not first[0]
         assert engine.open_peers == 0
+
+
+async def test_an_inline_join_failure_with_media_stops_everything(
+    engine: webrtc.MediaEngine, media_server: LocalServer
+) -> None:
+    media_server.set_faults(Faults(refuse_sideband_joins=100))
+    media = webrtc.Media(engine, connect_timeout=5)
+    async with client_for(media_server, sideband_retries=0) as client:
+        with trio.fail_after(10):
+            async with rtengine.open_manager(client) as manager:  # its nursery outlives the failed start
+                with pytest.raises(rtengine.ConnectFailed):
+                    await manager.start(SESSION, media=media, sideband="inline")
+                assert manager.current is None
+                await trio.testing.wait_all_tasks_blocked()
+                assert engine_tasks() == []
+            assert engine.open_peers == len(media_server.open_calls)
