@@ -178,3 +178,37 @@ async def test_serve_rejects_bad_fault_flags() -> None:
         )
     assert status.returncode == 2
     assert b"call_status must be an HTTP error status" in status.stderr
+
+
+async def test_web_serves_the_page_and_stops_on_ctrl_c() -> None:
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            run = functools.partial(
+                trio.run_process, [*RTENGINE, "web", "--port", "0"], stdout=subprocess.PIPE, check=False, env=_env()
+            )
+            process: trio.Process = await nursery.start(run)
+            assert process.stdout is not None
+            line = b""
+            while not line.endswith(b"\n"):
+                line += await process.stdout.receive_some(1)
+            url = line.decode().split(" on ", 1)[1].split(" ", 1)[0]
+            async with httpx.AsyncClient() as http:
+                page = await http.get(url)
+                assert page.status_code == 200
+                assert 'id="start"' in page.text
+                refused = await http.post(url + "api/calls", content=b"not sdp")
+                assert refused.status_code == 400
+            process.send_signal(signal.SIGINT)
+            assert await process.wait() == 0
+
+
+async def test_web_without_a_key_for_a_real_provider_fails_clearly() -> None:
+    with trio.fail_after(60):
+        result = await trio.run_process(
+            [*RTENGINE, "web", "--port", "0", "--base-url", "https://api.openai.com/v1"],
+            capture_stderr=True,
+            check=False,
+            env=_env(),
+        )
+    assert result.returncode == 1
+    assert b"OPENAI_API_KEY" in result.stderr
