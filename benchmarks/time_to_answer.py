@@ -18,8 +18,10 @@ Like ``timeit``, the garbage collector is off inside each timed call; between ca
 collection runs, so no call pays for the previous one's garbage.
 
 Per round: three floor/background pairs, then one inline call (inline costs up to 3 s, the others ~10 ms), so
-floor and background get three times the samples. Besides the ratio of medians, the table gives the median of
-the per-pair ratios (each background call divided by the floor call just before it), which cancels slow drift.
+floor and background get three times the samples. Inside a pair the order alternates: a call's latency depends
+measurably on its position and on the call before it (up to ≈0.8 ms here), so a fixed order would bias the
+ratio. Besides the ratio of medians, the table gives the median of the per-pair ratios (each background call
+divided by the floor call of its pair), which cancels slow drift.
 
 At sideband accept delays of 0, 250, 1000 and 3000 ms (one server process per delay). Each call is hung up after it
 is measured (outside the timing) so answering peers do not pile up. Targets: background/floor ≤ 1.05 at every delay;
@@ -56,6 +58,17 @@ FAST_REPEATS = 3
 def p90(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+
+
+async def timed(measure: Callable[[], Awaitable[tuple[float, str]]], settle: Callable[[str], Awaitable[None]]) -> float:
+    """One timed call (GC off inside it, as timeit does), then the settling outside the timing."""
+    gc.disable()
+    try:
+        took, call_id = await measure()
+    finally:
+        gc.enable()
+    await settle(call_id)
+    return took
 
 
 def without_candidates(sdp: str) -> str:
@@ -205,18 +218,21 @@ async def measure_delay(base_url: str, offer: str, delay: float, calls: int, war
         samples: dict[str, list[float]] = {mode: [] for mode in MODES}
         pairs: list[float] = []
         for i in range(warmup + calls):
-            # floor and background are cheap: three interleaved pairs per round, inline once
-            for mode in ("floor", "background") * FAST_REPEATS + ("inline",):
-                gc.disable()  # as timeit does: no collection inside a timed call, one between calls
-                try:
-                    took, call_id = await measures[mode]()
-                finally:
-                    gc.enable()
-                await settle(call_id)
+            # floor and background are cheap: three pairs per round, then inline once. The order inside a pair
+            # alternates (floor first, then background first, …): a call's latency depends measurably on its
+            # position and on the call before it, so a fixed order would bias the comparison.
+            for pair in range(FAST_REPEATS):
+                order = ("floor", "background") if (i + pair) % 2 == 0 else ("background", "floor")
+                took_in_pair: dict[str, float] = {}
+                for mode in order:
+                    took_in_pair[mode] = await timed(measures[mode], settle)
                 if i >= warmup:
-                    samples[mode].append(took)
-                    if mode == "background":
-                        pairs.append(took / samples["floor"][-1])
+                    for mode, took in took_in_pair.items():
+                        samples[mode].append(took)
+                    pairs.append(took_in_pair["background"] / took_in_pair["floor"])
+            took = await timed(measures["inline"], settle)
+            if i >= warmup:
+                samples["inline"].append(took)
     results: list[dict[str, object]] = [
         {
             "mode": mode,
