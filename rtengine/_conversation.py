@@ -99,11 +99,12 @@ class _ToolOutput:
     call_id: str
     output: str
     respond: bool
+    after_texts: int  # its response.create waits until this many texts were written
 
 
 @dataclass(frozen=True, slots=True)
 class _RequestResponse:
-    pass
+    after_texts: int  # texts queued before the request: the response must see them
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,10 @@ class Conversation:
         #: The events, in order: ``Started`` first, ``Closed`` last; the channel ends right after ``Closed``.
         self.events: trio.MemoryReceiveChannel[ConversationEvent]
         self._text_tx, self._text_rx = trio.open_memory_channel(capacities.text)
+        # Texts and requests travel on different channels; a response.create waits for the texts queued before it.
+        self._texts_queued = 0
+        self._texts_written = 0
+        self._text_progress = trio.Event()
         self._tool_tx, self._tool_rx = trio.open_memory_channel(capacities.tools)
         self._audio_tx, self._audio_rx = trio.open_memory_channel(capacities.audio)
         self._events_tx, self.events = trio.open_memory_channel(capacities.events)
@@ -224,6 +229,7 @@ class Conversation:
             await self._text_tx.send(text)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise ConversationNotRunning from None
+        self._texts_queued += 1
 
     def send_audio(self, pcm16: bytes) -> bool:
         """Queue a PCM16 audio frame; never blocks. Returns False (and counts it) when the buffer was full.
@@ -256,14 +262,15 @@ class Conversation:
         Waits while the tool buffer is full; raises :class:`~rtengine.ConversationNotRunning` once ended.
         Cancellation: either the output is queued or ``Cancelled`` is raised with nothing queued.
         """
-        await self._send_tool_item(_ToolOutput(call_id, output, respond))
+        await self._send_tool_item(_ToolOutput(call_id, output, respond, self._texts_queued))
 
     async def request_response(self) -> None:
         """Queue a ``response.create``; it never overlaps an active response (it waits for ``response.done``).
 
-        Ordered after tool outputs queued before it. Cancellation: as :meth:`send_tool_output`.
+        It goes out after every text and tool output queued before it, so ``send_text`` then ``request_response``
+        answers that text. Cancellation: as :meth:`send_tool_output`.
         """
-        await self._send_tool_item(_RequestResponse())
+        await self._send_tool_item(_RequestResponse(self._texts_queued))
 
     async def cancel_response(self, response_id: str | None = None) -> None:
         """Queue a ``response.cancel`` (the server answers ``response.done`` with status ``cancelled``, or the benign
@@ -580,6 +587,13 @@ class Conversation:
             if not await self._write(sock, user_text(text)):
                 return
             self._counts.texts_sent += 1
+            self._texts_written += 1
+            progress, self._text_progress = self._text_progress, trio.Event()
+            progress.set()
+
+    async def _texts_written_up_to(self, count: int) -> None:
+        while self._texts_written < count:
+            await self._text_progress.wait()
 
     async def _pump_audio(self, sock: RealtimeSocket) -> None:
         async for pcm in self._audio_rx:
@@ -590,13 +604,16 @@ class Conversation:
     async def _pump_tools(self, sock: RealtimeSocket) -> None:
         async for item in self._tool_rx:
             match item:
-                case _ToolOutput(call_id=call_id, output=output, respond=respond):
+                case _ToolOutput(call_id=call_id, output=output, respond=respond, after_texts=after):
                     if not await self._write(sock, function_call_output(call_id, output)):
                         return
                     self._counts.tool_outputs_sent += 1
-                    if respond and not await self._request(sock):
-                        return
-                case _RequestResponse():
+                    if respond:
+                        await self._texts_written_up_to(after)
+                        if not await self._request(sock):
+                            return
+                case _RequestResponse(after_texts=after):
+                    await self._texts_written_up_to(after)
                     if not await self._request(sock):
                         return
                 case _CancelResponse(response_id=response_id):

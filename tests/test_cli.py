@@ -150,7 +150,7 @@ async def test_call_against_a_separate_serve_process(tmp_path: pathlib.Path) -> 
                     capture_stdout=True,
                     env=_env(OPENAI_API_KEY="sk-two"),
                 )
-                assert "You said: two processes" in call.stdout.decode()
+                assert "You said: two processes" in call.stdout.decode(), call.stdout.decode()[-3000:]
                 assert "sk-two" not in call.stdout.decode()
             wrong = await trio.run_process(
                 [*RTENGINE, "call", "--base-url", base_url, "--transport", "websocket"],

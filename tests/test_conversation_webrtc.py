@@ -169,3 +169,22 @@ async def test_bad_offer_and_wrong_key_fail_before_anything_starts(peers: PeerSe
                     pass
         assert info.value.status == 401
         assert "sk-wrong-key-42" not in str(info.value) + repr(wrong)
+
+
+@pytest.mark.parametrize("round_", range(5))
+async def test_a_response_requested_after_a_text_answers_that_text(
+    peers: PeerService, offer_sdp: str, round_: int
+) -> None:
+    # Queued before the join, the text and the request leave from different buffers at the same moment:
+    # the response.create must still follow the text.
+    async with serving(peers, faults=Faults(sideband_accept_delay=0.05)) as server, client_for(server) as client:
+        with trio.fail_after(10):
+            async with rtengine.open_conversation(client, rtengine.SessionConfig(), offer_sdp=offer_sdp) as conv:
+                await conv.send_text(f"text {round_}")
+                await conv.request_response()
+                events = await until(conv, rtengine.events.OutputTranscriptDone)
+    assert events[-1] == rtengine.events.OutputTranscriptDone(
+        f"You said: text {round_}", events[-1].item_id, events[-1].response_id, events[-1].event_id
+    )
+    types = server.record.sidebands()[-1].types_in()
+    assert types.index("conversation.item.create") < types.index("response.create")

@@ -180,6 +180,16 @@ async def serve_connection(
                 await send_response(stream, conn, 400, json_type, body, close=True)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+    except BaseExceptionGroup as group:
+        # Several failures at once, e.g. a peer that vanished mid-write while the server shuts down (Cancelled):
+        # a vanished peer is ordinary, cancellation goes on up, anything else is a bug worth an ERROR.
+        _, rest = group.split((trio.BrokenResourceError, trio.ClosedResourceError))
+        if rest is not None:
+            cancelled, others = rest.split(trio.Cancelled)
+            if others is not None:
+                log.exception("unexpected error while serving a connection", exc_info=others)
+            if cancelled is not None:
+                raise cancelled from None
     except Exception:
         log.exception("unexpected error while serving a connection")
     finally:
