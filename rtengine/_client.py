@@ -19,6 +19,7 @@ import trio
 from ._backoff import DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES
 from ._errors import ConfigError
 from ._headers import bearer, merge_request_headers
+from ._session import SessionConfig
 from ._urls import calls_url, realtime_ws_url
 from ._ws import DEFAULT_MAX_MESSAGE_SIZE, StreamOpener
 
@@ -84,6 +85,7 @@ class RealtimeClient:
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
         self._headers: Mapping[str, str] | None = None
+        self._session_json: tuple[SessionConfig, str] | None = None
         self.call_limiter = trio.CapacityLimiter(_MAX_CONCURRENT_CALLS)
 
     def __repr__(self) -> str:
@@ -141,6 +143,15 @@ class RealtimeClient:
                 headers={"user-agent": _USER_AGENT},
             )
         return self._http
+
+    def session_json(self, session: SessionConfig) -> str:
+        """``session.call_session_json()``, remembered for the last session used (configs are immutable)."""
+        cached = self._session_json
+        if cached is not None and cached[0] is session:
+            return cached[1]
+        rendered = session.call_session_json()
+        self._session_json = (session, rendered)
+        return rendered
 
     def auth_headers(self) -> Mapping[str, str]:
         """Bearer auth plus the extra headers, merged by HTTP precedence (computed once; read-only).

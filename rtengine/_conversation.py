@@ -113,6 +113,7 @@ class _CancelResponse:
 
 
 _ToolItem = _ToolOutput | _RequestResponse | _CancelResponse
+_DEFAULT_CAPACITIES: Final = Capacities()
 
 
 @dataclass(slots=True)
@@ -726,7 +727,7 @@ async def start_conversation(
     if media is not None and offer_sdp is not None:
         raise ConfigError("pass either offer_sdp (someone else is the media peer) or media (rtengine is), not both")
     headers = client.auth_headers()
-    capacities = capacities or Capacities()
+    capacities = capacities or _DEFAULT_CAPACITIES
     if offer_sdp is None and media is None:
         conv = Conversation(client, session, transport="websocket", capacities=capacities)
         log.info("starting realtime conversation transport=websocket")
@@ -751,7 +752,7 @@ async def start_conversation(
     assert offer_sdp is not None
     try:
         check_sdp(offer_sdp, what="the SDP offer")
-        body = raw_sdp_body(offer_sdp) if raw_sdp else multipart_body(offer_sdp, session.call_session_json())
+        body = raw_sdp_body(offer_sdp) if raw_sdp else multipart_body(offer_sdp, client.session_json(session))
         limiter = client.call_limiter
         try:
             limiter.acquire_nowait()  # no scheduler round trip on the answer path unless at capacity

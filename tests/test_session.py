@@ -122,3 +122,13 @@ def test_invalid_parts_fail_too() -> None:
 def test_extra_is_merged_last() -> None:
     payload = SessionConfig(extra={"tracing": "auto"}).update_payload()
     assert payload["tracing"] == "auto"
+
+
+def test_the_client_renders_a_session_once() -> None:
+    import rtengine
+
+    client = rtengine.RealtimeClient("http://127.0.0.1:1/v1", api_key="k")
+    first = SessionConfig(instructions="a")
+    rendered = client.session_json(first)
+    assert client.session_json(first) is rendered
+    assert json.loads(client.session_json(SessionConfig(instructions="b")))["instructions"] == "b"
