@@ -51,31 +51,33 @@ class CallAnswer:
     call_id: str
 
 
+_BOUNDARY: Final = re.compile(r"[A-Za-z0-9'()+_,./:=?-]{1,70}")
+_SDP_HEAD: Final = b'\r\nContent-Disposition: form-data; name="sdp"\r\nContent-Type: application/sdp\r\n\r\n'
+_SESSION_HEAD: Final = b'\r\nContent-Disposition: form-data; name="session"\r\nContent-Type: application/json\r\n\r\n'
+#: The default boundary: random, drawn once per process (it is not a secret, it only must not occur in a body).
+_PROCESS_BOUNDARY: Final = f"rtengine-{secrets.token_hex(12)}"
+
+
 def multipart_body(offer_sdp: str, session_json: str, *, boundary: str | None = None) -> CallBody:
     """``multipart/form-data`` with the ``sdp`` part (``application/sdp``) then ``session`` (``application/json``).
 
-    CRLF line ends, no preamble, form fields without filenames. ``boundary`` is random unless given.
+    CRLF line ends, no preamble, form fields without filenames. Without ``boundary``, a random per-process
+    boundary is used, or a fresh random one in the (adversarial) case where it occurs in the body. A given
+    ``boundary`` that is invalid or occurs in the body raises ``ValueError``.
     """
-    boundary = boundary or f"rtengine-{secrets.token_hex(12)}"
-    if not re.fullmatch(r"[A-Za-z0-9'()+_,./:=?-]{1,70}", boundary):
-        raise ValueError(f"invalid multipart boundary {boundary!r}")
-    marker = f"--{boundary}".encode("ascii")
-    if marker in offer_sdp.encode() or marker in session_json.encode():
-        raise ValueError("multipart boundary occurs in the body")
-    content = b"".join(
-        (
-            marker,
-            b'\r\nContent-Disposition: form-data; name="sdp"\r\nContent-Type: application/sdp\r\n\r\n',
-            offer_sdp.encode("utf-8"),
-            b"\r\n",
-            marker,
-            b'\r\nContent-Disposition: form-data; name="session"\r\nContent-Type: application/json\r\n\r\n',
-            session_json.encode("utf-8"),
-            b"\r\n",
-            marker,
-            b"--\r\n",
-        )
-    )
+    sdp = offer_sdp.encode("utf-8")
+    session = session_json.encode("utf-8")
+    if boundary is None:
+        boundary = _PROCESS_BOUNDARY
+        while (marker := f"--{boundary}".encode("ascii")) in sdp or marker in session:
+            boundary = f"rtengine-{secrets.token_hex(12)}"
+    else:
+        if not _BOUNDARY.fullmatch(boundary):
+            raise ValueError(f"invalid multipart boundary {boundary!r}")
+        marker = f"--{boundary}".encode("ascii")
+        if marker in sdp or marker in session:
+            raise ValueError("multipart boundary occurs in the body")
+    content = b"".join((marker, _SDP_HEAD, sdp, b"\r\n", marker, _SESSION_HEAD, session, b"\r\n", marker, b"--\r\n"))
     return CallBody(f"multipart/form-data; boundary={boundary}", content)
 
 

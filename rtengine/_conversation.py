@@ -66,7 +66,7 @@ from ._util import collapse_single_group
 from ._ws import RealtimeSocket, open_socket
 
 if TYPE_CHECKING:
-    from ._peer import Peer
+    from ._peer import PcmTrack, Peer
     from .webrtc import Media
 
 __all__ = ["Capacities", "Conversation", "ConversationEvent", "open_conversation", "start_conversation"]
@@ -153,10 +153,12 @@ class Conversation:
         *,
         transport: Literal["websocket", "webrtc"],
         capacities: Capacities,
+        started_at: float | None = None,
     ) -> None:
         self._client = client
         self.session = session
         self.transport = transport
+        self._capacities = capacities
         self.answer_sdp: str | None = None
         self.call_id: str | None = None
         self._claim = EndClaim()
@@ -190,7 +192,7 @@ class Conversation:
         self._audio_tx, self._audio_rx = trio.open_memory_channel(capacities.audio)
         self._events_tx, self.events = trio.open_memory_channel(capacities.events)
         self._events_spill = self.events.clone()
-        self._start = self.started_at = trio.current_time()
+        self._start = self.started_at = trio.current_time() if started_at is None else started_at
         self._last_mark = self._start
         self._timeline: dict[str, float] = {}
         self.timeline: Mapping[str, float] = MappingProxyType(self._timeline)
@@ -710,45 +712,60 @@ class Conversation:
         await self._forward(event)
 
 
-async def start_conversation(
-    client: RealtimeClient,
-    session: SessionConfig,
-    nursery: trio.Nursery,
-    offer_sdp: str | None = None,
-    *,
-    sideband: SidebandMode = "background",
-    raw_sdp: bool = False,
-    capacities: Capacities | None = None,
-    media: Media | None = None,
-) -> Conversation:
-    """Start a conversation whose tasks live in ``nursery``; return once it runs (see :func:`open_conversation`)."""
+def _check_arguments(sideband: str, offer_sdp: str | None, media: Media | None) -> None:
     if sideband not in ("background", "inline"):
         raise ConfigError(f"sideband must be 'background' or 'inline', got {sideband!r}")
     if media is not None and offer_sdp is not None:
         raise ConfigError("pass either offer_sdp (someone else is the media peer) or media (rtengine is), not both")
-    headers = client.auth_headers()
-    capacities = capacities or _DEFAULT_CAPACITIES
-    if offer_sdp is None and media is None:
-        conv = Conversation(client, session, transport="websocket", capacities=capacities)
-        log.info("starting realtime conversation transport=websocket")
-        url = realtime_ws_url(client.realtime_base_url, model=session.model)
-        conv._task_started()
-        await nursery.start(conv._run_websocket, url, headers)
-        return conv
-    conv = Conversation(client, session, transport="webrtc", capacities=capacities)
+
+
+@dataclass(slots=True)
+class _CreatedCall:
+    """A WebRTC call that exists (``conv.answer_sdp``/``call_id`` set) and has no task yet."""
+
+    conv: Conversation
+    peer: Peer | None = None
+    track: PcmTrack | None = None
+
+
+async def _create_call(
+    client: RealtimeClient,
+    session: SessionConfig,
+    headers: Mapping[str, str],
+    offer_sdp: str | None,
+    *,
+    raw_sdp: bool,
+    capacities: Capacities,
+    media: Media | None,
+) -> _CreatedCall:
+    """The inline step of a WebRTC conversation: the offer (made here when ``media`` is given), then the POST.
+
+    Nothing but the request body is built before the POST: the :class:`Conversation` is built while the request
+    is in flight (``on_sent``), so its setup is off the time to answer. Raises the call-creation errors; the
+    peer made here is closed on any failure. Cancellation: the request is abandoned, the peer closed.
+    """
+    started_at = trio.current_time()
     log.info("starting realtime conversation; creating realtime call transport=webrtc")
-    peer = track = None
+    built: list[Conversation] = []
+
+    def build() -> None:
+        built.append(Conversation(client, session, transport="webrtc", capacities=capacities, started_at=started_at))
+
+    peer: Peer | None = None
+    track: PcmTrack | None = None
+    offer_marks: list[tuple[str, float | None]] = []
     if media is not None:
         spare = media.pool.take() if media.pool is not None else None
         if spare is not None:
             peer, track = spare  # pre-gathered: the offer costs nothing
-            conv._mark("offer_from_pool")
+            offer_marks.append(("offer_from_pool", trio.current_time()))
         else:
             track = media.engine.new_track()
             peer = await media.engine.create_offer(ice_servers=media.ice_servers, source=track)
-            conv._mark_at("offer_created", peer.times.get("offer_created"))
-            conv._mark_at("ice_gathered", peer.times.get("ice_gathered"))
+            offer_marks += [("offer_created", peer.times.get("offer_created"))]
+            offer_marks += [("ice_gathered", peer.times.get("ice_gathered"))]
         offer_sdp = peer.local_sdp
+        offer_marks.append(("call_posted", trio.current_time()))
     assert offer_sdp is not None
     try:
         check_sdp(offer_sdp, what="the SDP offer")
@@ -759,8 +776,6 @@ async def start_conversation(
         except trio.WouldBlock:
             await limiter.acquire()
         try:
-            if media is not None:
-                conv._mark("call_posted")
             answer = await create_call(
                 client.http(),
                 client.calls_url,
@@ -769,16 +784,23 @@ async def start_conversation(
                 retries=client.call_retries,
                 backoff_base=client.backoff_base,
                 rand=client.rand,
+                on_sent=build,
             )
         finally:
             limiter.release()
     except BaseException:
         if peer is not None:
-            await peer.aclose()
+            with trio.CancelScope(shield=True):
+                await peer.aclose()
         raise
     finally:
         if media is not None and media.pool is not None:
             media.pool.refill()  # after the POST: gathering the next spare must not compete with it
+    if not built:  # a transport that never read the body (custom http_client)
+        build()
+    conv = built[0]
+    for phase, when in offer_marks:
+        conv._mark_at(phase, when)
     conv.answer_sdp, conv.call_id = answer.sdp, answer.call_id
     elapsed = conv._mark("answer")
     log.info(
@@ -787,10 +809,25 @@ async def start_conversation(
         elapsed,
         conv._total_ms(),
     )
+    return _CreatedCall(conv, peer, track)
+
+
+async def _launch_call(
+    call: _CreatedCall,
+    nursery: trio.Nursery,
+    headers: Mapping[str, str],
+    *,
+    sideband: SidebandMode,
+    media: Media | None,
+) -> Conversation:
+    """Start the tasks of a created call in ``nursery``: the media task (which owns the peer from here) and the
+    sideband join — in the background (``Started`` first) or inline (raises when the join fails, after stopping
+    the media task)."""
+    conv = call.conv
     if media is not None:
-        assert peer is not None
-        assert track is not None
-        conv.media = MediaCall(peer, track, media.sink, capacities.audio_out)
+        assert call.peer is not None
+        assert call.track is not None
+        conv.media = MediaCall(call.peer, call.track, media.sink, conv._capacities.audio_out)
         conv._task_started()
         nursery.start_soon(conv._run_media, conv.media, media)
     conv._task_started()
@@ -804,10 +841,46 @@ async def start_conversation(
                 conv._media_scope.cancel()
             raise
     else:
-        conv._push_now(Started("webrtc", answer.call_id))
+        conv._push_now(Started("webrtc", conv.call_id))
         nursery.start_soon(conv._run_sideband, headers, False)
-        log.info("spawned realtime sideband connection task; realtime conversation started call_id=%s", answer.call_id)
+        log.info("spawned realtime sideband connection task; realtime conversation started call_id=%s", conv.call_id)
     return conv
+
+
+async def _start_websocket(
+    client: RealtimeClient,
+    session: SessionConfig,
+    nursery: trio.Nursery,
+    headers: Mapping[str, str],
+    capacities: Capacities,
+) -> Conversation:
+    conv = Conversation(client, session, transport="websocket", capacities=capacities)
+    log.info("starting realtime conversation transport=websocket")
+    url = realtime_ws_url(client.realtime_base_url, model=session.model)
+    conv._task_started()
+    await nursery.start(conv._run_websocket, url, headers)
+    return conv
+
+
+async def start_conversation(
+    client: RealtimeClient,
+    session: SessionConfig,
+    nursery: trio.Nursery,
+    offer_sdp: str | None = None,
+    *,
+    sideband: SidebandMode = "background",
+    raw_sdp: bool = False,
+    capacities: Capacities | None = None,
+    media: Media | None = None,
+) -> Conversation:
+    """Start a conversation whose tasks live in ``nursery``; return once it runs (see :func:`open_conversation`)."""
+    _check_arguments(sideband, offer_sdp, media)
+    headers = client.auth_headers()
+    capacities = capacities or _DEFAULT_CAPACITIES
+    if offer_sdp is None and media is None:
+        return await _start_websocket(client, session, nursery, headers, capacities)
+    call = await _create_call(client, session, headers, offer_sdp, raw_sdp=raw_sdp, capacities=capacities, media=media)
+    return await _launch_call(call, nursery, headers, sideband=sideband, media=media)
 
 
 @asynccontextmanager
@@ -831,23 +904,29 @@ async def open_conversation(
     the block starts it applies the answer, connects (bounded by ``media.connect_timeout``) and carries audio both
     ways (``conv.media``), in the conversation's nursery like the sideband join.
 
+    The call is created first, the conversation's nursery opened after it, so nothing but the request body
+    precedes the POST.
+
     Raises, before the block: :class:`~rtengine.ConfigError` (no API key, bad arguments),
     :class:`~rtengine.CallError` subclasses (call creation), :class:`~rtengine.ConnectFailed` (connect, or an
     inline join). Leaving the block — normally, by exception or by cancellation — closes the conversation
     (``Closed("requested")`` unless it had ended) and ends every task and socket, bounded by ``close_timeout``.
     """
+    _check_arguments(sideband, offer_sdp, media)
+    headers = client.auth_headers()
+    capacities = capacities or _DEFAULT_CAPACITIES
+    call = None
+    if offer_sdp is not None or media is not None:
+        call = await _create_call(
+            client, session, headers, offer_sdp, raw_sdp=raw_sdp, capacities=capacities, media=media
+        )
+    # No checkpoint from here until _launch_call hands the peer to the media task, so a created peer cannot leak.
     with collapse_single_group():
         async with trio.open_nursery() as nursery:
-            conv = await start_conversation(
-                client,
-                session,
-                nursery,
-                offer_sdp,
-                sideband=sideband,
-                raw_sdp=raw_sdp,
-                capacities=capacities,
-                media=media,
-            )
+            if call is None:
+                conv = await _start_websocket(client, session, nursery, headers, capacities)
+            else:
+                conv = await _launch_call(call, nursery, headers, sideband=sideband, media=media)
             try:
                 yield conv
             finally:

@@ -60,6 +60,18 @@ def test_fixed_boundary_gives_exact_bytes_and_rejects_collisions() -> None:
         multipart_body("x--b", "{}", boundary="b")
 
 
+def test_default_boundary_never_occurs_in_the_body() -> None:
+    """An offer that happens to contain the default boundary gets a fresh one, and still parses into its parts."""
+    first = multipart_body(OFFER, "{}")
+    boundary = first.content_type.split("boundary=", 1)[1]
+    hostile = OFFER + f"a=note:--{boundary}\r\n"
+    body = multipart_body(hostile, "{}")
+    assert body.content_type != first.content_type
+    parts = _parts(body.content_type, body.content)
+    assert parts[0][2].decode() == hostile
+    assert parts[1][2] == b"{}"
+
+
 def test_sends_sdp_offer_as_raw_body() -> None:
     body = raw_sdp_body(OFFER)
     assert body.content_type == "application/sdp"
