@@ -33,10 +33,10 @@ Invariants, and what makes each one hold:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Final, Literal
 
 import trio
@@ -883,8 +883,86 @@ async def start_conversation(
     return await _launch_call(call, nursery, headers, sideband=sideband, media=media)
 
 
-@asynccontextmanager
-async def open_conversation(
+class _ConversationBlock:
+    """The async context manager :func:`open_conversation` returns (single use).
+
+    A class rather than ``@asynccontextmanager``: entering it is on the time to answer, and the generator
+    machinery cost more there than the work it wraps. It enters and leaves the conversation's nursery by hand,
+    exactly as ``async with`` would, and a group of exactly one exception comes out as that exception.
+    """
+
+    __slots__ = ("_args", "_conv", "_nursery")
+
+    def __init__(
+        self,
+        client: RealtimeClient,
+        session: SessionConfig,
+        offer_sdp: str | None,
+        sideband: SidebandMode,
+        raw_sdp: bool,
+        capacities: Capacities | None,
+        media: Media | None,
+    ) -> None:
+        self._args = (client, session, offer_sdp, sideband, raw_sdp, capacities, media)
+        self._nursery: AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._conv: Conversation | None = None
+
+    async def __aenter__(self) -> Conversation:
+        if self._nursery is not None:
+            raise RuntimeError("open_conversation(...) can be entered only once")
+        client, session, offer_sdp, sideband, raw_sdp, capacities, media = self._args
+        _check_arguments(sideband, offer_sdp, media)
+        headers = client.auth_headers()
+        capacities = capacities or _DEFAULT_CAPACITIES
+        call = None
+        if offer_sdp is not None or media is not None:
+            call = await _create_call(
+                client, session, headers, offer_sdp, raw_sdp=raw_sdp, capacities=capacities, media=media
+            )
+        # No checkpoint from here until _launch_call hands the peer to the media task, so a created peer cannot
+        # leak (entering a nursery does not checkpoint).
+        self._nursery = manager = trio.open_nursery()
+        nursery = await manager.__aenter__()
+        try:
+            if call is None:
+                conv = await _start_websocket(client, session, nursery, headers, capacities)
+            else:
+                conv = await _launch_call(call, nursery, headers, sideband=sideband, media=media)
+        except BaseException as exc:
+            await _leave_nursery(manager, exc)
+            raise
+        self._conv = conv
+        return conv
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        assert self._nursery is not None
+        assert self._conv is not None
+        try:
+            with trio.CancelScope(shield=True):
+                await self._conv.close()
+        except BaseException as close_exc:  # pragma: no cover - close() does not raise; never lose it if it did
+            exc = close_exc
+        return await _leave_nursery(self._nursery, exc)
+
+
+async def _leave_nursery(manager: AbstractAsyncContextManager[trio.Nursery], exc: BaseException | None) -> bool:
+    """Leave a nursery entered by hand, as ``async with`` would: True when ``exc`` is absorbed, False to let
+    ``exc`` itself propagate; any other error (or a group holding several) raises. A group of exactly one
+    exception is unwrapped, so callers get their own exception back."""
+    try:
+        with collapse_single_group():
+            if exc is None:
+                return bool(await manager.__aexit__(None, None, None))
+            return bool(await manager.__aexit__(type(exc), exc, exc.__traceback__))
+    except BaseException as raised:
+        if raised is exc:
+            return False
+        raise
+
+
+def open_conversation(
     client: RealtimeClient,
     session: SessionConfig,
     offer_sdp: str | None = None,
@@ -893,8 +971,8 @@ async def open_conversation(
     raw_sdp: bool = False,
     capacities: Capacities | None = None,
     media: Media | None = None,
-) -> AsyncIterator[Conversation]:
-    """Run one realtime conversation for the duration of the block.
+) -> AbstractAsyncContextManager[Conversation]:
+    """Run one realtime conversation for the duration of an ``async with`` block.
 
     Without ``offer_sdp``: a plain websocket conversation; the socket is connected and ``session.update`` sent
     before the block starts. With ``offer_sdp``: a WebRTC call; the block starts as soon as the call exists
@@ -904,31 +982,13 @@ async def open_conversation(
     the block starts it applies the answer, connects (bounded by ``media.connect_timeout``) and carries audio both
     ways (``conv.media``), in the conversation's nursery like the sideband join.
 
-    The call is created first, the conversation's nursery opened after it, so nothing but the request body
-    precedes the POST.
+    The call is created first and the conversation's nursery opened after it, so nothing but the request body
+    precedes the POST; the conversation itself is built while the request is in flight.
 
     Raises, before the block: :class:`~rtengine.ConfigError` (no API key, bad arguments),
     :class:`~rtengine.CallError` subclasses (call creation), :class:`~rtengine.ConnectFailed` (connect, or an
     inline join). Leaving the block — normally, by exception or by cancellation — closes the conversation
-    (``Closed("requested")`` unless it had ended) and ends every task and socket, bounded by ``close_timeout``.
+    (``Closed("requested")`` unless it had ended) and ends every task and socket, bounded by ``close_timeout``;
+    the block's own exception comes out as itself.
     """
-    _check_arguments(sideband, offer_sdp, media)
-    headers = client.auth_headers()
-    capacities = capacities or _DEFAULT_CAPACITIES
-    call = None
-    if offer_sdp is not None or media is not None:
-        call = await _create_call(
-            client, session, headers, offer_sdp, raw_sdp=raw_sdp, capacities=capacities, media=media
-        )
-    # No checkpoint from here until _launch_call hands the peer to the media task, so a created peer cannot leak.
-    with collapse_single_group():
-        async with trio.open_nursery() as nursery:
-            if call is None:
-                conv = await _start_websocket(client, session, nursery, headers, capacities)
-            else:
-                conv = await _launch_call(call, nursery, headers, sideband=sideband, media=media)
-            try:
-                yield conv
-            finally:
-                with trio.CancelScope(shield=True):
-                    await conv.close()
+    return _ConversationBlock(client, session, offer_sdp, sideband, raw_sdp, capacities, media)

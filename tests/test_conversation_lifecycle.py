@@ -30,6 +30,24 @@ async def test_leaving_the_block_by_exception_closes_everything(peers: PeerServi
     assert (record.end, record.close_code, record.close_answered) == ("client_close", 1000, True)
 
 
+async def test_the_block_is_single_use_and_its_own_exception_comes_out_as_itself(
+    peers: PeerService, offer_sdp: str
+) -> None:
+    async with serving(peers) as server, client_for(server) as client:
+        with trio.fail_after(10):
+            block = rtengine.open_conversation(client, SESSION, offer_sdp=offer_sdp)
+            with pytest.raises(KeyError) as info:  # not an exception group
+                async with block as conv:
+                    raise KeyError("mine")
+            assert info.value.args == ("mine",)
+            assert info.traceback[-1].name == "test_the_block_is_single_use_and_its_own_exception_comes_out_as_itself"
+            assert engine_tasks() == []
+            assert ends(await drain(conv)) == [Closed("requested")]
+            with pytest.raises(RuntimeError, match="only once"):
+                async with block:
+                    pass
+
+
 async def test_outer_cancellation_closes_everything(peers: PeerService, offer_sdp: str) -> None:
     async with serving(peers) as server, client_for(server) as client:
         with trio.fail_after(10):
