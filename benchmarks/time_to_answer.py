@@ -20,10 +20,10 @@ collection runs, so no call pays for the previous one's garbage.
 Per round: fifteen floor/background pairs, then one inline call (inline costs up to 3 s, the others ~10 ms), so
 floor and background get fifteen times the samples. They need them: the local server's answer time (real aiortc
 work) spreads over ≈4 ms (p10 ≈ 6.5 ms, p90 ≈ 10.5 ms), so the median of 90 calls moves by ≈2 % between runs,
-as much as the overhead being measured; with 450 it moves by ≈1 %. Inside a pair the order alternates: a call's latency depends
-measurably on its position and on the call before it (up to ≈0.8 ms here), so a fixed order would bias the
-ratio. Besides the ratio of medians, the table gives the median of the per-pair ratios (each background call
-divided by the floor call of its pair), which cancels slow drift.
+as much as the overhead being measured; with 450 it moves by ≈1 %. Inside a pair the order alternates: a
+call's latency depends measurably on its position and on the call before it (up to ≈0.8 ms here), so a fixed
+order would bias the ratio. Besides the ratio of medians, the table gives the median of the per-pair ratios
+(each background call divided by the floor call of its pair), which cancels slow drift.
 
 At sideband accept delays of 0, 250, 1000 and 3000 ms (one server process per delay). Each call is hung up after it
 is measured (outside the timing) so answering peers do not pile up. Targets: background/floor ≤ 1.05 at every delay;
