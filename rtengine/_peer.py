@@ -158,8 +158,9 @@ class Peer:
 
     ``times`` records trio timestamps of ``ice_connected``, ``dtls_connected``, ``data_channel_open``,
     ``first_audio_received``; the matching trio events (``ice_connected``, ``connected``, ``channel_open``,
-    ``remote_track_ready``, ``failed``) let trio code wait for them. Data-channel messages arrive on
-    ``messages`` (bounded: when full they are dropped and counted in ``messages_dropped``).
+    ``remote_track_ready``, ``failed``) let trio code wait for them. Data-channel messages (``str``, or ``bytes``
+    for a binary message) arrive on ``messages`` (bounded: when full they are dropped and counted in
+    ``messages_dropped``).
     """
 
     def __init__(
@@ -181,7 +182,7 @@ class Peer:
         self.channel_open = trio.Event()
         self.remote_track_ready = trio.Event()
         self._channel: aiortc.RTCDataChannel | None = None
-        self._messages_tx, self.messages = trio.open_memory_channel[str](256)
+        self._messages_tx, self.messages = trio.open_memory_channel[str | bytes](256)
         self.messages_dropped = 0
         self.frames_received = 0
         pc.on("connectionstatechange", self._on_connection_state)
@@ -226,8 +227,6 @@ class Peer:
             self.channel_open.set()
 
         def message(data: str | bytes) -> None:
-            if not isinstance(data, str):
-                return
             try:
                 self._messages_tx.send_nowait(data)
             except trio.WouldBlock:
@@ -248,12 +247,13 @@ class Peer:
     def ice_gathering_state(self) -> str:
         return str(self._pc.iceGatheringState)
 
-    def send_data(self, text: str) -> bool:
-        """Send a message on the ``oai-events`` channel; False when it is not open (nothing is sent)."""
+    def send_data(self, message: str | bytes) -> bool:
+        """Send a message (text, or ``bytes`` as a binary message) on the ``oai-events`` channel; False when it
+        is not open (nothing is sent)."""
         channel = self._channel
         if channel is None or channel.readyState != "open":
             return False
-        channel.send(text)
+        channel.send(message)
         return True
 
     async def apply_answer(self, answer_sdp: str) -> None:

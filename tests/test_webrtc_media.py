@@ -5,8 +5,10 @@ so ICE, DTLS, SCTP and RTP all run over real UDP sockets on loopback. Real clock
 """
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import trio
@@ -17,6 +19,7 @@ from engine_helpers import API_KEY, client_for, drain, engine_tasks, until
 import rtengine
 from rtengine import webrtc
 from rtengine._audio import dominant_frequency, rms
+from rtengine._peer import Peer
 from rtengine.events import Closed, Error, ResponseDone, SessionUpdated
 from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
 
@@ -128,11 +131,65 @@ async def test_the_data_channel_carries_the_server_events(
                 types = []
                 with trio.move_on_after(1.0):
                     async for message in conv.media.peer.messages:
+                        assert isinstance(message, str)
                         types.append(message.split('"type":"', 1)[1].split('"', 1)[0])
                         if types[-1] == "response.done":
                             break
     assert "response.created" in types
     assert types[-1] == "response.done"
+
+
+async def next_data_event(peer: Peer, kind: str) -> Any:
+    """The next event of type ``kind`` on a peer's data channel (parsed JSON)."""
+    async for message in peer.messages:
+        assert isinstance(message, str)
+        event = json.loads(message)
+        if event["type"] == kind:
+            return event
+    raise AssertionError(f"the data channel ended before {kind}")
+
+
+async def test_client_events_on_the_data_channel_reach_the_calls_conversation(
+    engine: webrtc.MediaEngine, media_server: LocalServer
+) -> None:
+    media = webrtc.Media(engine, connect_timeout=5)
+    async with client_for(media_server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION, media=media) as conv:
+                assert conv.media is not None
+                peer = conv.media.peer
+                await peer.channel_open.wait()
+                await until(conv, SessionUpdated)
+                assert peer.send_data('{"type":"response.create","event_id":"evt_from_the_browser"}')
+                # The sideband sees the response the data channel asked for, and so does the data channel.
+                done = await until(conv, ResponseDone)
+                assert any(isinstance(e, rtengine.events.ResponseCreated) for e in done)
+                await next_data_event(peer, "response.done")
+    record = media_server.record.calls[-1]
+    assert record.data_frames_in == [{"type": "response.create", "event_id": "evt_from_the_browser"}]
+    assert record.data_frames_refused == 0
+
+
+async def test_data_channel_events_without_a_sideband_get_an_error_event(
+    engine: webrtc.MediaEngine, media_server: LocalServer
+) -> None:
+    media_server.set_faults(Faults(sideband_accept_delay=30.0))  # the sideband never joins during the test
+    media = webrtc.Media(engine, connect_timeout=5)
+    async with client_for(media_server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION, media=media) as conv:
+                assert conv.media is not None
+                peer = conv.media.peer
+                await peer.channel_open.wait()
+                assert peer.send_data('{"type":"response.create"}')
+                error = await next_data_event(peer, "error")
+                assert error["error"]["code"] == "sideband_not_joined"
+                assert peer.send_data(b"\x00binary")
+                error = await next_data_event(peer, "error")
+                assert error["error"]["code"] == "invalid_json"
+    record = media_server.record.calls[-1]
+    assert record.data_frames_in == [{"type": "response.create"}, "<binary>"]
+    assert record.data_frames_refused == 2
 
 
 async def test_wav_sink_writes_what_was_received(

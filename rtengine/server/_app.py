@@ -36,7 +36,7 @@ from .._peer import PcmTrack, PeerService, open_peer_service
 from .._session import DEFAULT_MODEL
 from .._util import collapse_single_group
 from ._options import Faults, ServerOptions
-from ._realtime import Call, RealtimeSession, new_id
+from ._realtime import Call, RealtimeSession, error_event, new_id
 from ._record import CallRecord, ConnectionRecord, ServerRecord
 from ._wire import HttpRequest, WebSocket, serve_connection
 
@@ -187,11 +187,34 @@ class LocalServer:
         with call.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(call.peer.receive_audio, received)
+                nursery.start_soon(self._serve_data_channel, call, record)
                 await call.peer.connected.wait()
                 record.connected = True
                 self.record.changed()
                 if self.options.greeting_ms:
                     call.source.push(tone(660.0, self.options.greeting_ms))
+
+    async def _serve_data_channel(self, call: Call, record: CallRecord) -> None:
+        """Client events on the call's ``oai-events`` data channel go to the call's conversation, which the
+        local server keeps on its sideband: the most recently joined sideband handles them as its own frames.
+        Without a joined sideband (or a binary message) the data channel gets an ``error`` event: never dropped
+        silently."""
+        async for message in call.peer.messages:
+            self.record.data_frame_in(record, message)
+            if isinstance(message, bytes):
+                reply = error_event("Binary messages are not supported; send JSON text.", code="invalid_json")
+            else:
+                session = call.sidebands[-1] if call.sidebands else None
+                if session is not None and session.deliver(message):
+                    continue
+                reply = error_event(
+                    "rtengine local server: client events on the data channel are served by the call's sideband "
+                    "conversation, and no sideband has joined this call (or it is not keeping up).",
+                    code="sideband_not_joined",
+                )
+            record.data_frames_refused += 1
+            self.record.changed()
+            call.peer.send_data(json.dumps({**reply, "event_id": new_id("event")}, separators=(",", ":")))
 
     async def aclose_calls(self) -> None:
         for call_id in list(self._calls):
@@ -347,12 +370,12 @@ class LocalServer:
             ws, record, self.record, self.options, model=model, call=call, faults_getter=lambda: self._faults
         )
         if call is not None:
-            call.sidebands.add(session)
+            call.sidebands.append(session)
         try:
             await session.run()
         finally:
             if call is not None:
-                call.sidebands.discard(session)
+                call.sidebands.remove(session)
                 if not call.ended:
                     # The controlling connection left: the call ends with it (keeps peers from piling up).
                     await self.end_call(call.call_id)

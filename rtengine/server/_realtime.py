@@ -49,6 +49,8 @@ log = logging.getLogger("rtengine.server")
 
 AUDIO_CHUNK_MS: Final = 50
 CLOSE_REPLY_TIMEOUT: Final = 2.0
+#: Data-channel client events waiting for a sideband session (beyond this they are refused with an error event).
+INBOX_SIZE: Final = 64
 #: Input audio louder than this (RMS, fraction of full scale) starts speech; quieter than SILENCE_LEVEL ends it.
 SPEECH_LEVEL: Final = 0.05
 SILENCE_LEVEL: Final = 0.01
@@ -146,14 +148,15 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 @dataclass(eq=False)
 class Call:
     """A WebRTC call the server created: its answering peer (with its outbound ``source`` track), the sidebands
-    that joined it, and ``scope``, which holds the call's media task."""
+    that joined it (in joining order: the last one serves the call's data channel), and ``scope``, which holds the
+    call's media tasks."""
 
     call_id: str
     peer: Peer
     source: PcmTrack
     model: str
     session: dict[str, Any] | None
-    sidebands: set[RealtimeSession] = field(default_factory=set)
+    sidebands: list[RealtimeSession] = field(default_factory=list)
     ended: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
@@ -203,6 +206,8 @@ class RealtimeSession:
         self._speaking = False
         self._speech_item: str | None = None
         self._nursery: trio.Nursery | None = None
+        # Client events from the call's data channel, handled by this session like its own frames.
+        self._inbox_tx, self._inbox_rx = trio.open_memory_channel[str](INBOX_SIZE)
 
     # --- sending ---------------------------------------------------------------------------------------------
 
@@ -245,14 +250,32 @@ class RealtimeSession:
 
     # --- the connection --------------------------------------------------------------------------------------
 
+    def deliver(self, text: str) -> bool:
+        """Queue a client event that arrived on the call's data channel; it is handled like a frame of this
+        session (its replies go out on the sideband and, mirrored, on the data channel). False when the session
+        has ended or its inbox is full (nothing was queued)."""
+        try:
+            self._inbox_tx.send_nowait(text)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
     async def run(self) -> None:
         """Serve until the client ends, a fault ends it, or :attr:`scope` is cancelled."""
-        with self.scope:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                await self.send({"type": "session.created", "session": self.session})
-                await self._read_loop()
-                nursery.cancel_scope.cancel()
+        try:
+            with self.scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    await self.send({"type": "session.created", "session": self.session})
+                    nursery.start_soon(self._serve_inbox)
+                    await self._read_loop()
+                    nursery.cancel_scope.cancel()
+        finally:
+            self._inbox_tx.close()
+
+    async def _serve_inbox(self) -> None:
+        async for text in self._inbox_rx:
+            await self._handle(text)
 
     async def _read_loop(self) -> None:
         while True:

@@ -38,6 +38,10 @@ class CallRecord:
     connected: bool = False
     audio_frames_in: int = 0
     audio_in: bytearray = field(default_factory=bytearray, repr=False)
+    #: Client events received on the call's ``oai-events`` data channel (parsed JSON, the raw text, or
+    #: ``"<binary>"``), and how many of them were refused with an ``error`` event (binary, or no sideband).
+    data_frames_in: list[Any] = field(default_factory=list, repr=False)
+    data_frames_refused: int = 0
 
     @property
     def safe_headers(self) -> dict[str, str]:
@@ -114,4 +118,8 @@ class ServerRecord:
 
     def frame_in(self, conn: ConnectionRecord, text: str) -> None:
         conn.frames_in.append(_frame(text))
+        self.changed()
+
+    def data_frame_in(self, call: CallRecord, message: str | bytes) -> None:
+        call.data_frames_in.append(_frame(message) if isinstance(message, str) else "<binary>")
         self.changed()
