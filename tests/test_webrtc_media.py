@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -116,29 +117,6 @@ async def test_a_real_call_carries_audio_both_ways(engine: webrtc.MediaEngine, m
     assert engine.open_peers == 0
 
 
-async def test_the_data_channel_carries_the_server_events(
-    engine: webrtc.MediaEngine, media_server: LocalServer
-) -> None:
-    media = webrtc.Media(engine, connect_timeout=5)
-    async with client_for(media_server) as client:
-        with trio.fail_after(20):
-            async with rtengine.open_conversation(client, SESSION, media=media) as conv:
-                assert conv.media is not None
-                await conv.media.peer.channel_open.wait()
-                await until(conv, SessionUpdated)
-                await conv.request_response()
-                await until(conv, ResponseDone)
-                types = []
-                with trio.move_on_after(1.0):
-                    async for message in conv.media.peer.messages:
-                        assert isinstance(message, str)
-                        types.append(message.split('"type":"', 1)[1].split('"', 1)[0])
-                        if types[-1] == "response.done":
-                            break
-    assert "response.created" in types
-    assert types[-1] == "response.done"
-
-
 async def next_data_event(peer: Peer, kind: str) -> Any:
     """The next event of type ``kind`` on a peer's data channel (parsed JSON)."""
     async for message in peer.messages:
@@ -149,22 +127,31 @@ async def next_data_event(peer: Peer, kind: str) -> Any:
     raise AssertionError(f"the data channel ended before {kind}")
 
 
-async def test_client_events_on_the_data_channel_reach_the_calls_conversation(
+@asynccontextmanager
+async def data_channel_call(
+    engine: webrtc.MediaEngine, server: LocalServer
+) -> AsyncIterator[tuple[rtengine.Conversation, Peer]]:
+    """A conversation with rtengine as the media peer, once its data channel is open."""
+    media = webrtc.Media(engine, connect_timeout=5)
+    async with client_for(server) as client, rtengine.open_conversation(client, SESSION, media=media) as conv:
+        assert conv.media is not None
+        await conv.media.peer.channel_open.wait()
+        yield conv, conv.media.peer
+
+
+async def test_the_data_channel_carries_the_events_both_ways(
     engine: webrtc.MediaEngine, media_server: LocalServer
 ) -> None:
-    media = webrtc.Media(engine, connect_timeout=5)
-    async with client_for(media_server) as client:
-        with trio.fail_after(20):
-            async with rtengine.open_conversation(client, SESSION, media=media) as conv:
-                assert conv.media is not None
-                peer = conv.media.peer
-                await peer.channel_open.wait()
-                await until(conv, SessionUpdated)
-                assert peer.send_data('{"type":"response.create","event_id":"evt_from_the_browser"}')
-                # The sideband sees the response the data channel asked for, and so does the data channel.
-                done = await until(conv, ResponseDone)
-                assert any(isinstance(e, rtengine.events.ResponseCreated) for e in done)
-                await next_data_event(peer, "response.done")
+    """A client event sent on the data channel reaches the call's conversation; the server events come back on
+    the sideband and, mirrored, on the data channel."""
+    with trio.fail_after(20):
+        async with data_channel_call(engine, media_server) as (conv, peer):
+            await until(conv, SessionUpdated)
+            assert peer.send_data('{"type":"response.create","event_id":"evt_from_the_browser"}')
+            done = await until(conv, ResponseDone)
+            assert any(isinstance(e, rtengine.events.ResponseCreated) for e in done)
+            await next_data_event(peer, "response.created")
+            await next_data_event(peer, "response.done")
     record = media_server.record.calls[-1]
     assert record.data_frames_in == [{"type": "response.create", "event_id": "evt_from_the_browser"}]
     assert record.data_frames_refused == 0
@@ -174,19 +161,14 @@ async def test_data_channel_events_without_a_sideband_get_an_error_event(
     engine: webrtc.MediaEngine, media_server: LocalServer
 ) -> None:
     media_server.set_faults(Faults(sideband_accept_delay=30.0))  # the sideband never joins during the test
-    media = webrtc.Media(engine, connect_timeout=5)
-    async with client_for(media_server) as client:
-        with trio.fail_after(20):
-            async with rtengine.open_conversation(client, SESSION, media=media) as conv:
-                assert conv.media is not None
-                peer = conv.media.peer
-                await peer.channel_open.wait()
-                assert peer.send_data('{"type":"response.create"}')
-                error = await next_data_event(peer, "error")
-                assert error["error"]["code"] == "sideband_not_joined"
-                assert peer.send_data(b"\x00binary")
-                error = await next_data_event(peer, "error")
-                assert error["error"]["code"] == "invalid_json"
+    with trio.fail_after(20):
+        async with data_channel_call(engine, media_server) as (_, peer):
+            assert peer.send_data('{"type":"response.create"}')
+            error = await next_data_event(peer, "error")
+            assert error["error"]["code"] == "sideband_not_joined"
+            assert peer.send_data(b"\x00binary")
+            error = await next_data_event(peer, "error")
+            assert error["error"]["code"] == "invalid_json"
     record = media_server.record.calls[-1]
     assert record.data_frames_in == [{"type": "response.create"}, "<binary>"]
     assert record.data_frames_refused == 2
