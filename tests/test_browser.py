@@ -64,6 +64,8 @@ async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
     assert "You said: hello from chromium" in shown["transcript"]
     assert "answer" in shown["timeline"]
     assert "sideband_joined" in shown["timeline"]
+    for phase in ("answer received", "ice connected", "connected", "data channel open", "first audio received"):
+        assert f"browser: {phase}" in shown["timeline"], phase
     assert call.closed == Closed("requested")
     assert engine_tasks() == []
     assert screenshot.stat().st_size > 10_000
