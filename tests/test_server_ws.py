@@ -119,6 +119,29 @@ async def test_sideband_of_a_call(server: LocalServer, offer_sdp: str) -> None:
     await server.record.wait_until(lambda: call_id not in server.open_calls)
 
 
+async def test_two_sidebands_are_views_of_one_conversation(server: LocalServer, offer_sdp: str) -> None:
+    """A text sent on one sideband is answered on both; the call ends only when the last sideband leaves."""
+    with trio.fail_after(10):
+        call_id = call_id_of(await create_call(server, offer_sdp))
+        async with open_socket(sideband(server, call_id), {}) as first:
+            assert loads(await first.receive())["type"] == "session.created"
+            async with open_socket(sideband(server, call_id), {}) as second:
+                assert loads(await second.receive())["type"] == "session.created"
+                await first.send(user_text("one conversation"))
+                await first.send(response_create())
+                for sock in (first, second):
+                    events = await until(sock, "response.done")
+                    transcripts = [e["transcript"] for e in events if e["type"].endswith("transcript.done")]
+                    assert transcripts == ["You said: one conversation"]
+            inner = server.record.sidebands()[1]
+            await server.record.wait_until(lambda: inner.end is not None)
+            assert call_id in server.open_calls  # one sideband left, the other still holds the call
+            await first.send(response_create())
+            await until(first, "response.done")
+        await server.record.wait_until(lambda: call_id not in server.open_calls)
+    assert [c.end for c in server.record.sidebands()] == ["client_close", "client_close"]
+
+
 async def test_sideband_rejections(server: LocalServer, offer_sdp: str) -> None:
     with trio.fail_after(10):
         with pytest.raises(ConnectFailed) as unknown:

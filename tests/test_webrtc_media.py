@@ -21,7 +21,7 @@ import rtengine
 from rtengine import webrtc
 from rtengine._audio import dominant_frequency, rms
 from rtengine._peer import Peer
-from rtengine.events import Closed, Error, ResponseDone, SessionUpdated
+from rtengine.events import Closed, Error, ItemAdded, OutputTranscriptDone, ResponseDone, SessionUpdated
 from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
 
 SESSION = rtengine.SessionConfig()
@@ -139,39 +139,60 @@ async def data_channel_call(
         yield conv, conv.media.peer
 
 
-async def test_the_data_channel_carries_the_events_both_ways(
+async def test_the_data_channel_and_the_sideband_share_the_calls_conversation(
     engine: webrtc.MediaEngine, media_server: LocalServer
 ) -> None:
-    """A client event sent on the data channel reaches the call's conversation; the server events come back on
-    the sideband and, mirrored, on the data channel."""
+    """A text sent on the sideband and a response asked for on the data channel are one conversation: the reply
+    answers the text, and its events come back on the sideband and on the data channel."""
     with trio.fail_after(20):
         async with data_channel_call(engine, media_server) as (conv, peer):
+            await next_data_event(peer, "session.created")
             await until(conv, SessionUpdated)
+            await conv.send_text("from the sideband")
+            await until(conv, ItemAdded)
             assert peer.send_data('{"type":"response.create","event_id":"evt_from_the_browser"}')
-            done = await until(conv, ResponseDone)
-            assert any(isinstance(e, rtengine.events.ResponseCreated) for e in done)
-            await next_data_event(peer, "response.created")
-            await next_data_event(peer, "response.done")
+            events = await until(conv, OutputTranscriptDone)
+            assert any(isinstance(e, rtengine.events.ResponseCreated) for e in events)
+            last = events[-1]
+            assert isinstance(last, OutputTranscriptDone)
+            assert last.transcript == "You said: from the sideband"
+            done = await next_data_event(peer, "response.done")
+            assert done["response"]["output"][0]["content"][0]["transcript"] == "You said: from the sideband"
     record = media_server.record.calls[-1]
     assert record.data_frames_in == [{"type": "response.create", "event_id": "evt_from_the_browser"}]
     assert record.data_frames_refused == 0
 
 
-async def test_data_channel_events_without_a_sideband_get_an_error_event(
+async def test_the_data_channel_alone_drives_the_calls_conversation(
     engine: webrtc.MediaEngine, media_server: LocalServer
 ) -> None:
+    """As with the API, a call's data channel is a view of its conversation even when no sideband has joined."""
     media_server.set_faults(Faults(sideband_accept_delay=30.0))  # the sideband never joins during the test
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "over the channel"}]}
     with trio.fail_after(20):
         async with data_channel_call(engine, media_server) as (_, peer):
+            await next_data_event(peer, "session.created")
+            assert peer.send_data(
+                json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": "dc"}})
+            )
+            updated = await next_data_event(peer, "session.updated")
+            assert updated["session"]["instructions"] == "dc"
+            assert peer.send_data(json.dumps({"type": "conversation.item.create", "item": item}))
             assert peer.send_data('{"type":"response.create"}')
-            error = await next_data_event(peer, "error")
-            assert error["error"]["code"] == "sideband_not_joined"
+            done = await next_data_event(peer, "response.done")
+            assert done["response"]["output"][0]["content"][0]["transcript"] == "You said: over the channel"
             assert peer.send_data(b"\x00binary")
             error = await next_data_event(peer, "error")
             assert error["error"]["code"] == "invalid_json"
     record = media_server.record.calls[-1]
-    assert record.data_frames_in == [{"type": "response.create"}, "<binary>"]
-    assert record.data_frames_refused == 2
+    assert [f if isinstance(f, str) else f["type"] for f in record.data_frames_in] == [
+        "session.update",
+        "conversation.item.create",
+        "response.create",
+        "<binary>",
+    ]
+    assert record.data_frames_refused == 1
+    assert not any(c.accepted for c in media_server.record.sidebands())
 
 
 async def test_wav_sink_writes_what_was_received(

@@ -8,6 +8,8 @@ Routes (the base URL is ``http://HOST:PORT/v1``):
 * ``POST /v1/realtime/calls/{call_id}/hangup`` — ends a call (closes its peer and sidebands).
 * websocket ``/v1/realtime?model=…`` — a direct conversation; ``/v1/realtime?call_id=rtc_…`` — the sideband of
   a known call (unknown id → 404; a ``model`` beside ``call_id`` → 400).
+* A call has one conversation (:class:`~rtengine.server._realtime.RealtimeSession`); its ``oai-events`` data
+  channel and every sideband that joins are views of it. The call ends when its last sideband leaves.
 
 Structure: :func:`open_local_server` owns a nursery holding the listener and one task per TCP connection,
 and a :class:`~rtengine._peer.PeerService` for the answering peers (its own, unless one is passed in).
@@ -165,17 +167,15 @@ class LocalServer:
             return False
         call.ended = True
         call.scope.cancel()
-        for session in list(call.sidebands):
-            if session.record.end is None:
-                session.record.end = "call_ended"
-            session.scope.cancel()
+        call.conversation.drop_all("call_ended")
         await call.peer.aclose()
         self.record.changed()
         return True
 
     async def _call_media(self, call: Call, record: CallRecord) -> None:
-        """The call's media, in the server's nursery until the call ends: drain the received audio (recording
-        it, echoing it back with ``echo``), and greet with a tone once the peer connection is up."""
+        """The call, in the server's nursery until it ends: its conversation (served on the data channel and on
+        every sideband that joins), the received audio (recorded, echoed back with ``echo``), and a greeting tone
+        once the peer connection is up."""
 
         def received(pcm: bytes) -> None:
             record.audio_frames_in += 1
@@ -186,6 +186,7 @@ class LocalServer:
 
         with call.scope:
             async with trio.open_nursery() as nursery:
+                await nursery.start(call.conversation.run)
                 nursery.start_soon(call.peer.receive_audio, received)
                 nursery.start_soon(self._serve_data_channel, call, record)
                 await call.peer.connected.wait()
@@ -195,23 +196,19 @@ class LocalServer:
                     call.source.push(tone(660.0, self.options.greeting_ms))
 
     async def _serve_data_channel(self, call: Call, record: CallRecord) -> None:
-        """Client events on the call's ``oai-events`` data channel go to the call's conversation, which the
-        local server keeps on its sideband: the most recently joined sideband handles them as its own frames.
-        Without a joined sideband (or a binary message) the data channel gets an ``error`` event: never dropped
-        silently."""
+        """The call's ``oai-events`` data channel is a view of its conversation, like a sideband: it gets
+        ``session.created`` when it opens, then every server event; its client events go into the conversation.
+        A binary message, or one beyond the conversation's inbox, gets an ``error`` event: never dropped silently."""
+        await call.peer.channel_open.wait()
+        call.conversation.greet_data_channel()
         async for message in call.peer.messages:
             self.record.data_frame_in(record, message)
             if isinstance(message, bytes):
                 reply = error_event("Binary messages are not supported; send JSON text.", code="invalid_json")
+            elif call.conversation.deliver(message):
+                continue
             else:
-                session = call.sidebands[-1] if call.sidebands else None
-                if session is not None and session.deliver(message):
-                    continue
-                reply = error_event(
-                    "rtengine local server: client events on the data channel are served by the call's sideband "
-                    "conversation, and no sideband has joined this call (or it is not keeping up).",
-                    code="sideband_not_joined",
-                )
+                reply = error_event("rtengine local server: too many client events at once.", code="rate_limited")
             record.data_frames_refused += 1
             self.record.changed()
             call.peer.send_data(json.dumps({**reply, "event_id": new_id("event")}, separators=(",", ":")))
@@ -302,6 +299,9 @@ class LocalServer:
         call_id = new_id("rtc")
         model = session.get("model") if session and isinstance(session.get("model"), str) else DEFAULT_MODEL
         call = Call(call_id, peer, source, str(model), session)
+        call.conversation = RealtimeSession(
+            self.record, self.options, model=call.model, call=call, faults_getter=lambda: self._faults
+        )
         self._calls[call_id] = call
         if self._faults.media_unreachable:
             await peer.aclose()  # the answer stands, but nobody will ever answer ICE checks
@@ -365,20 +365,19 @@ class LocalServer:
         record.accepted = True
         record.status = 101
         self.record.changed()
-        model = call.model if call is not None else query.get("model") or DEFAULT_MODEL
-        session = RealtimeSession(
-            ws, record, self.record, self.options, model=model, call=call, faults_getter=lambda: self._faults
-        )
-        if call is not None:
-            call.sidebands.append(session)
+        if call is None:
+            model = query.get("model") or DEFAULT_MODEL
+            session = RealtimeSession(
+                self.record, self.options, model=model, call=None, faults_getter=lambda: self._faults
+            )
+            await session.serve_alone(ws, record)
+            return None
         try:
-            await session.run()
+            await call.conversation.serve(ws, record)
         finally:
-            if call is not None:
-                call.sidebands.remove(session)
-                if not call.ended:
-                    # The controlling connection left: the call ends with it (keeps peers from piling up).
-                    await self.end_call(call.call_id)
+            if not call.ended and not call.conversation.links:
+                # The last controlling connection left: the call ends with it (keeps peers from piling up).
+                await self.end_call(call.call_id)
         return None
 
     async def _client_left_during(self, ws: WebSocket, delay: float) -> bool:

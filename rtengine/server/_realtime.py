@@ -134,6 +134,15 @@ def default_session(model: str) -> dict[str, Any]:
     }
 
 
+def _with_id(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` with a fresh ``event_id`` right after its ``type`` (every server event has both)."""
+    return {"type": event["type"], "event_id": new_id("event"), **{k: v for k, v in event.items() if k != "type"}}
+
+
+def _encode(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"))
+
+
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge ``update`` into a copy of ``base`` (objects merge, everything else replaces)."""
     out = dict(base)
@@ -147,16 +156,16 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(eq=False)
 class Call:
-    """A WebRTC call the server created: its answering peer (with its outbound ``source`` track), the sidebands
-    that joined it (in joining order: the last one serves the call's data channel), and ``scope``, which holds the
-    call's media tasks."""
+    """A WebRTC call the server created: its answering peer (with its outbound ``source`` track), its one
+    ``conversation`` (shared by the call's data channel and every sideband that joins), and ``scope``, which holds
+    the call's media and conversation tasks."""
 
     call_id: str
     peer: Peer
     source: PcmTrack
     model: str
     session: dict[str, Any] | None
-    sidebands: list[RealtimeSession] = field(default_factory=list)
+    conversation: RealtimeSession = field(init=False)
     ended: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
@@ -167,13 +176,29 @@ class _Response:
     scope: trio.CancelScope
 
 
+@dataclass(eq=False)
+class Link:
+    """One websocket attached to a conversation: its record, what it was sent (for ``close_after_events``), and
+    its scope (cancelled to drop it)."""
+
+    ws: WebSocket
+    record: ConnectionRecord
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    sent: int = 0
+    closing: bool = False
+
+
 class RealtimeSession:
-    """Plays the realtime API on one accepted websocket until either side ends it."""
+    """One conversation as the realtime API plays it.
+
+    A plain websocket has a conversation of its own (:meth:`serve_alone`). A WebRTC call has one conversation for
+    its lifetime (:meth:`run`, in the call's scope): its ``oai-events`` data channel and every sideband websocket
+    that joins (:meth:`serve`) are views of it — client events from any of them go into it, and its server events
+    go out on all of them (``session.created`` only to the view that just opened).
+    """
 
     def __init__(
         self,
-        ws: WebSocket,
-        record: ConnectionRecord,
         server_record: ServerRecord,
         options: ServerOptions,
         *,
@@ -181,8 +206,6 @@ class RealtimeSession:
         call: Call | None,
         faults_getter: Callable[[], Any],
     ) -> None:
-        self.ws = ws
-        self.record = record
         self._records = server_record
         self._options = options
         self._faults = faults_getter
@@ -191,9 +214,7 @@ class RealtimeSession:
         if call is not None and call.session:
             base = merge(base, {k: v for k, v in call.session.items() if k != "model"})
         self.session = base
-        self.scope = trio.CancelScope()
-        self._sent = 0
-        self._closing = False
+        self.links: list[Link] = []
         self._injected = False
         self._response: _Response | None = None
         self._last_item_id: str | None = None
@@ -206,114 +227,168 @@ class RealtimeSession:
         self._speaking = False
         self._speech_item: str | None = None
         self._nursery: trio.Nursery | None = None
-        # Client events from the call's data channel, handled by this session like its own frames.
+        self._running = trio.Event()
+        self.ended = False
+        # Client events from the call's data channel, handled like frames from a websocket.
         self._inbox_tx, self._inbox_rx = trio.open_memory_channel[str](INBOX_SIZE)
 
     # --- sending ---------------------------------------------------------------------------------------------
 
     async def send(self, event: dict[str, Any]) -> None:
-        """Send one server event (adds ``event_id``), honouring ``close_after_events``."""
-        if self._closing:
-            return
-        event = {"type": event["type"], "event_id": new_id("event"), **{k: v for k, v in event.items() if k != "type"}}
-        await self._send_raw(json.dumps(event, separators=(",", ":")), event)
+        """Send one server event (adds ``event_id``) to every view of the conversation."""
+        full = _with_id(event)
+        await self._broadcast(_encode(full), full)
 
-    async def _send_raw(self, text: str | None, recorded: Any, data: bytes | None = None) -> None:
-        if self._closing:
+    async def _broadcast(self, text: str | None, recorded: Any, data: bytes | None = None) -> None:
+        for link in list(self.links):
+            await self._send_link(link, text, recorded, data)
+        if self.call is not None and text is not None:
+            self.call.peer.send_data(text)  # the same events on the call's oai-events data channel
+
+    async def _send_link(self, link: Link, text: str | None, recorded: Any, data: bytes | None = None) -> None:
+        """Send on one websocket, honouring ``close_after_events``. A client that vanished is not an error of
+        the conversation: the link stops being written to, and its reader records how it ended."""
+        if link.closing:
             return
-        if data is not None:
-            await self.ws.send_bytes(data)
-        else:
-            assert text is not None
-            await self.ws.send_text(text)
-            if self.call is not None:
-                self.call.peer.send_data(text)  # the same events on the call's oai-events data channel
-        self.record.frames_out.append(recorded)
+        try:
+            if data is not None:
+                await link.ws.send_bytes(data)
+            else:
+                assert text is not None
+                await link.ws.send_text(text)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            link.closing = True
+            return
+        link.record.frames_out.append(recorded)
         self._records.changed()
-        self._sent += 1
+        link.sent += 1
         limit = self._faults().close_after_events
-        if limit is not None and self._sent >= limit:
-            await self._close_by_fault()
+        if limit is not None and link.sent >= limit:
+            await self._close_by_fault(link)
 
-    async def _close_by_fault(self) -> None:
-        self._closing = True
+    async def _close_by_fault(self, link: Link) -> None:
+        link.closing = True
         if self._faults().close_mode == "abrupt":
-            self.ws.drop()
-            self.record.end = "abrupt"
+            link.ws.drop()
+            link.record.end = "abrupt"
             self._records.changed()
-            self.scope.cancel()
+            link.scope.cancel()
             return
-        self.record.end = "server_close"
-        self.record.close_code = 1000
+        link.record.end = "server_close"
+        link.record.close_code = 1000
         self._records.changed()
-        await self.ws.send_close(1000, "rtengine local server: close_after_events")
+        try:
+            await link.ws.send_close(1000, "rtengine local server: close_after_events")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
 
-    # --- the connection --------------------------------------------------------------------------------------
+    # --- running ---------------------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the conversation's tasks (streamed responses, data-channel client events) until cancelled."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._serve_inbox)
+                self._running.set()
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self.ended = True
+            self._nursery = None
+            self._inbox_tx.close()
+            self._running.set()  # a view still waiting to attach sees the end
+            self.drop_all("call_ended")
+
+    async def serve_alone(self, ws: WebSocket, record: ConnectionRecord) -> None:
+        """A plain websocket's conversation: it lives exactly as long as the connection."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.run)
+            await self.serve(ws, record)
+            nursery.cancel_scope.cancel()
+
+    async def serve(self, ws: WebSocket, record: ConnectionRecord) -> None:
+        """Attach one accepted websocket (``session.created`` first) until the client ends it, a fault ends it
+        or :meth:`drop_all` cancels it."""
+        link = Link(ws, record)
+        self.links.append(link)
+        try:
+            with link.scope:
+                await self._running.wait()
+                if self.ended:
+                    record.end = record.end or "call_ended"
+                    return
+                created = _with_id({"type": "session.created", "session": self.session})
+                await self._send_link(link, _encode(created), created)
+                await self._read_loop(link)
+        finally:
+            self.links.remove(link)
+
+    def drop_all(self, end: str) -> None:
+        """Cancel every attached websocket, recording ``end`` for those that had not ended."""
+        for link in self.links:
+            if link.record.end is None:
+                link.record.end = end
+            link.scope.cancel()
+
+    def greet_data_channel(self) -> None:
+        """``session.created`` on the call's data channel, once it opens."""
+        assert self.call is not None
+        self.call.peer.send_data(_encode(_with_id({"type": "session.created", "session": self.session})))
 
     def deliver(self, text: str) -> bool:
-        """Queue a client event that arrived on the call's data channel; it is handled like a frame of this
-        session (its replies go out on the sideband and, mirrored, on the data channel). False when the session
-        has ended or its inbox is full (nothing was queued)."""
+        """Queue a client event that arrived on the call's data channel; it is handled like a websocket frame.
+        False when the conversation has ended or its inbox is full (nothing was queued)."""
         try:
             self._inbox_tx.send_nowait(text)
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             return False
         return True
 
-    async def run(self) -> None:
-        """Serve until the client ends, a fault ends it, or :attr:`scope` is cancelled."""
-        try:
-            with self.scope:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    await self.send({"type": "session.created", "session": self.session})
-                    nursery.start_soon(self._serve_inbox)
-                    await self._read_loop()
-                    nursery.cancel_scope.cancel()
-        finally:
-            self._inbox_tx.close()
-
     async def _serve_inbox(self) -> None:
         async for text in self._inbox_rx:
             await self._handle(text)
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, link: Link) -> None:
+        ws, record = link.ws, link.record
         while True:
-            if self.record.end == "server_close":
+            if record.end == "server_close":
                 with trio.move_on_after(CLOSE_REPLY_TIMEOUT):
-                    outcome = await self.ws.receive()
+                    outcome = await ws.receive()
                     while not isinstance(outcome, WsClosed):
-                        outcome = await self.ws.receive()
-                    self.record.close_answered = outcome.kind == "close"
+                        outcome = await ws.receive()
+                    record.close_answered = outcome.kind == "close"
                     self._records.changed()
                 return
-            outcome = await self.ws.receive()
+            outcome = await ws.receive()
             if isinstance(outcome, WsClosed):
-                await self._client_ended(outcome)
+                link.closing = True
+                await self._client_ended(link, outcome)
                 return
             if outcome.data is not None:
-                self.record.binary_in += 1
+                record.binary_in += 1
                 self._records.changed()
                 await self.send(error_event("Binary frames are not supported; send JSON text.", code="invalid_json"))
                 continue
             assert outcome.text is not None
-            self._records.frame_in(self.record, outcome.text)
+            self._records.frame_in(record, outcome.text)
             await self._handle(outcome.text)
 
-    async def _client_ended(self, outcome: WsClosed) -> None:
-        if self.record.end is None:
-            self.record.end = {"close": "client_close", "eof": "eof"}.get(outcome.kind, outcome.kind)
-            self.record.close_code = outcome.code
+    async def _client_ended(self, link: Link, outcome: WsClosed) -> None:
+        ws, record = link.ws, link.record
+        if record.end is None:
+            record.end = {"close": "client_close", "eof": "eof"}.get(outcome.kind, outcome.kind)
+            record.close_code = outcome.code
         if outcome.kind == "close":
-            self.record.close_answered = self.ws.answer_close
-            if not self.ws.answer_close:
+            record.close_answered = ws.answer_close
+            if not ws.answer_close:
                 # A dead peer: never answer, keep the TCP open until the client drops it.
                 while True:
-                    again = await self.ws.receive()
+                    again = await ws.receive()
                     if isinstance(again, WsClosed) and again.kind == "eof":
                         break
         elif outcome.kind in ("protocol_error", "too_big") and outcome.code is not None:
-            await self.ws.send_close(outcome.code, outcome.reason or "")
+            await ws.send_close(outcome.code, outcome.reason or "")
         self._records.changed()
 
     # --- client events ---------------------------------------------------------------------------------------
@@ -431,9 +506,9 @@ class RealtimeSession:
         faults = self._faults()
         for name in faults.inject:
             if name == "malformed_json":
-                await self._send_raw('{"type": "response.created", "event_id": ', "<malformed>")
+                await self._broadcast('{"type": "response.created", "event_id": ', "<malformed>")
             elif name == "binary":
-                await self._send_raw(None, "<binary>", data=b"\x00rtengine-binary-frame")
+                await self._broadcast(None, "<binary>", data=b"\x00rtengine-binary-frame")
             elif name == "oversized":
                 padding = "x" * faults.oversized_bytes
                 await self.send({"type": "rtengine.oversized", "padding": padding})
@@ -479,9 +554,10 @@ class RealtimeSession:
                 )
             )
             return
+        if self._nursery is None:  # the conversation has ended; its views are being dropped
+            return
         response = _Response(new_id("resp"), trio.CancelScope())
         self._response = response
-        assert self._nursery is not None
         self._nursery.start_soon(self._respond, response)
 
     # --- scripted responses ----------------------------------------------------------------------------------
