@@ -140,7 +140,7 @@ async def run_native(calls: int, warmup: int) -> list[dict[str, object]]:
                     await peer.aclose()
                     return took, call_id_from_location(response.headers["location"])
 
-                measures = {
+                measures: dict[str, Callable[[], Awaitable[tuple[float, str]]]] = {
                     "native floor": floor,
                     "native cold": lambda: native(cold),
                     "native prewarmed": lambda: native(warm),

@@ -33,7 +33,9 @@ def _parts(content_type: str, body: bytes) -> list[tuple[str | None, str, bytes]
     for part in message.iter_parts():
         payload = part.get_payload(decode=True)
         assert isinstance(payload, bytes)
-        out.append((part.get_param("name", header="content-disposition"), part.get_content_type(), payload))
+        name = part.get_param("name", header="content-disposition")
+        assert name is None or isinstance(name, str)
+        out.append((name, part.get_content_type(), payload))
     return out
 
 

@@ -164,8 +164,9 @@ async def test_audio_beyond_capacity_is_dropped_and_counted_and_the_rest_arrives
                 accepted = [conv.send_audio(i.to_bytes(2, "little")) for i in range(300)]
                 assert accepted == [True] * 256 + [False] * 44
                 assert conv.stats.audio_frames_dropped == 44
-                record_ready = lambda: server.record.sidebands() and len(server.record.sidebands()[-1].frames_in) >= 257  # noqa: E731
-                await server.record.wait_until(record_ready)
+                await server.record.wait_until(
+                    lambda: bool(server.record.sidebands()) and len(server.record.sidebands()[-1].frames_in) >= 257
+                )
     frames = server.record.sidebands()[-1].frames_in
     assert frames[0]["type"] == "session.update"
     import base64

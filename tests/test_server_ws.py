@@ -131,7 +131,7 @@ async def test_two_sidebands_are_views_of_one_conversation(server: LocalServer, 
                 await first.send(response_create())
                 for sock in (first, second):
                     events = await until(sock, "response.done")
-                    transcripts = [e["transcript"] for e in events if e["type"].endswith("transcript.done")]
+                    transcripts = [e["transcript"] for e in events if str(e["type"]).endswith("transcript.done")]
                     assert transcripts == ["You said: one conversation"]
             inner = server.record.sidebands()[1]
             await server.record.wait_until(lambda: inner.end is not None)

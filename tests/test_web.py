@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -26,9 +27,9 @@ async def app(peers: PeerService) -> AsyncIterator[tuple[WebApp, LocalServer]]:
         yield web, server
 
 
-async def _events_until(web: WebApp, call_id: str, predicate: object, send: str | None = None) -> list[dict]:
+async def _events_until(web: WebApp, call_id: str, predicate: object, send: str | None = None) -> list[dict[str, Any]]:
     url = web.url.replace("http://", "ws://") + f"api/calls/{call_id}/events"
-    seen: list[dict] = []
+    seen: list[dict[str, Any]] = []
     async with open_socket(url, {}) as sock:
         while True:
             frame = await sock.receive()
@@ -91,7 +92,7 @@ async def test_two_concurrent_conversations(app: tuple[WebApp, LocalServer], pee
             assert len({r.json()["call_id"] for r in created}) == 2
             bad = await http.post(f"api/calls/{ids[0]}/text", content=b"not json")
             assert bad.status_code == 400
-            replies: dict[str, list[dict]] = {}
+            replies: dict[str, list[dict[str, Any]]] = {}
 
             async def converse(call_id: str, text: str) -> None:
                 async with trio.open_nursery() as nursery:
