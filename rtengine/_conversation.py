@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -116,26 +116,6 @@ _ToolItem = _ToolOutput | _RequestResponse | _CancelResponse
 _DEFAULT_CAPACITIES: Final = Capacities()
 
 
-@dataclass(slots=True)
-class _Counters:
-    audio_frames_queued: int = 0
-    audio_frames_dropped: int = 0
-    audio_frames_sent: int = 0
-    texts_sent: int = 0
-    tool_outputs_sent: int = 0
-    responses_requested: int = 0
-    responses_deferred: int = 0
-    truncations_sent: int = 0
-    frames_received: int = 0
-    events_forwarded: int = 0
-    events_dropped: int = 0
-    protocol_warnings: int = 0
-    unknown_events: int = 0
-    duplicate_tool_calls: int = 0
-    join_attempts: int = 0
-    inputs_lost: int = 0
-
-
 class Conversation:
     """One running conversation. Obtain it from :func:`open_conversation` or ``ConversationManager.start``.
 
@@ -169,7 +149,7 @@ class Conversation:
         self._media_scope = trio.CancelScope()
         #: The media side when rtengine is the WebRTC peer (``media=`` given), else ``None``.
         self.media: MediaCall | None = None
-        self._counts = _Counters()
+        self._counts = ConversationStats()
         self._sequencer = ResponseSequencer()
         self._tracker = TruncationTracker()
         self._dedupe = ToolCallDedupe()
@@ -212,7 +192,7 @@ class Conversation:
     @property
     def stats(self) -> ConversationStats:
         """A snapshot of the counters."""
-        return ConversationStats(**asdict(self._counts))
+        return replace(self._counts)
 
     # --- sending ---------------------------------------------------------------------------------------------
 

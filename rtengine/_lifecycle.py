@@ -43,9 +43,10 @@ class Closed:
     detail: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConversationStats:
-    """A snapshot of a conversation's counters (``conv.stats``)."""
+    """A conversation's counters. ``conv.stats`` returns a snapshot: a copy, taken when it is read (the engine
+    keeps counting in its own instance)."""
 
     #: Audio frames accepted by ``send_audio`` (queued).
     audio_frames_queued: int = 0

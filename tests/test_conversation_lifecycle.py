@@ -163,7 +163,12 @@ async def test_audio_beyond_capacity_is_dropped_and_counted_and_the_rest_arrives
             async with rtengine.open_conversation(client, SESSION, offer_sdp=offer_sdp) as conv:
                 accepted = [conv.send_audio(i.to_bytes(2, "little")) for i in range(300)]
                 assert accepted == [True] * 256 + [False] * 44
-                assert conv.stats.audio_frames_dropped == 44
+                snapshot = conv.stats
+                assert (snapshot.audio_frames_queued, snapshot.audio_frames_dropped) == (256, 44)
+                snapshot.audio_frames_dropped = 0  # a copy: the conversation's own counters are untouched
+                conv.send_audio(b"\x00\x00")
+                assert conv.stats.audio_frames_dropped == 45
+                assert snapshot.audio_frames_dropped == 0
                 await server.record.wait_until(
                     lambda: bool(server.record.sidebands()) and len(server.record.sidebands()[-1].frames_in) >= 257
                 )

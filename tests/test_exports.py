@@ -68,11 +68,3 @@ def test_the_protocol_core_is_pure() -> None:
     for module in pure:
         imported = _imports(PACKAGE / f"{module}.py")
         assert not imported & {"trio", "httpx", "trio_websocket", "asyncio", "aiortc", "h11", "wsproto"}, module
-
-
-def test_internal_counters_and_public_stats_have_the_same_fields() -> None:
-    from dataclasses import fields
-
-    from rtengine._conversation import _Counters
-
-    assert [f.name for f in fields(_Counters)] == [f.name for f in fields(rtengine.ConversationStats)]
