@@ -5,7 +5,8 @@ run (ratios, not absolute numbers, are what to read on a shared machine):
 
 * ``json.loads`` alone (the floor);
 * ``rtengine.protocol.parse_server_event`` (json + frozen slotted dataclasses);
-* msgspec ``Struct`` decoding of the same shapes, when msgspec is installed (it is in the ``dev`` extras, not a dependency of rtengine).
+* msgspec ``Struct`` decoding of the same shapes, when msgspec is installed (it is in the ``dev`` extras, not a
+  dependency of rtengine).
 
 Frames: 1.5 KB audio deltas, transcript deltas and ``response.done`` events, as the local server sends them.
 """
