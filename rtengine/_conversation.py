@@ -742,8 +742,8 @@ async def _create_call(
         else:
             track = media.engine.new_track()
             peer = await media.engine.create_offer(ice_servers=media.ice_servers, source=track)
-            offer_marks += [("offer_created", peer.times.get("offer_created"))]
-            offer_marks += [("ice_gathered", peer.times.get("ice_gathered"))]
+            offer_marks.append(("offer_created", peer.times.get("offer_created")))
+            offer_marks.append(("ice_gathered", peer.times.get("ice_gathered")))
         offer_sdp = peer.local_sdp
         offer_marks.append(("call_posted", trio.current_time()))
     assert offer_sdp is not None
