@@ -128,6 +128,26 @@ async def test_inline_sideband_answers_after_the_join_and_raises_its_failure(
             assert info.value.status == 503
 
 
+async def test_call_creation_against_nothing_listening_retries_then_fails_to_connect(
+    offer_sdp: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    await listeners[0].aclose()  # nothing listens there any more: connections are refused
+    client = rtengine.RealtimeClient(f"http://127.0.0.1:{port}/v1", api_key=API_KEY, call_retries=2, backoff_base=0.01)
+    async with client:
+        with trio.fail_after(10), pytest.raises(rtengine.ConnectFailed) as info:
+            async with rtengine.open_conversation(client, rtengine.SessionConfig(), offer_sdp=offer_sdp):
+                raise AssertionError("must not start")
+    assert str(info.value).startswith("realtime call creation failed: ConnectError")
+    retries = [r.getMessage() for r in caplog.records if "call creation attempt" in r.getMessage()]
+    assert [m.split(" failed")[0] for m in retries] == [
+        "realtime call creation attempt 1",
+        "realtime call creation attempt 2",
+    ]
+    assert engine_tasks() == []
+
+
 async def test_realtime_webrtc_start_surfaces_backend_error(peers: PeerService, offer_sdp: str) -> None:
     async with (
         serving(peers, faults=Faults(call_status=500)) as server,

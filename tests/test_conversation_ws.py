@@ -216,6 +216,30 @@ async def test_request_response_never_overlaps_an_active_response(peers: PeerSer
     assert conv.stats.responses_deferred == 2
 
 
+async def test_cancel_response_ends_the_active_response_and_is_benign_when_none_is_active(peers: PeerService) -> None:
+    async with serving(peers, delta_interval=0.05) as server, client_for(server) as client:
+        with trio.fail_after(10):
+            async with rtengine.open_conversation(client, SESSION) as conv:
+                await conv.cancel_response()  # nothing active: the server's benign error, the conversation goes on
+                events = await until(conv, Error)
+                assert events[-1] == Error(
+                    "Cancellation failed: no active response found", "response_cancel_not_active", fatal=False
+                )
+                await conv.request_response()
+                created = (await until(conv, rtengine.events.ResponseCreated))[-1]
+                await conv.cancel_response()
+                done = (await until(conv, ResponseDone))[-1]
+                assert isinstance(created, rtengine.events.ResponseCreated)
+                assert isinstance(done, ResponseDone)
+                assert (done.status, done.response_id) == ("cancelled", created.response_id)
+                assert conv.active
+                await conv.request_response()  # the sequencer is free again
+                again = (await until(conv, ResponseDone))[-1]
+                assert isinstance(again, ResponseDone)
+                assert again.status == "completed"
+    assert server.record.directs()[-1].types_in().count("response.cancel") == 2
+
+
 async def test_barge_in_truncates_clamped_to_received_audio(peers: PeerService) -> None:
     async with serving(peers, delta_interval=0.03, audio_ms=2000) as server, client_for(server) as client:
         with trio.fail_after(10):
