@@ -143,15 +143,21 @@ async def test_the_data_channel_and_the_sideband_share_the_calls_conversation(
     engine: webrtc.MediaEngine, media_server: LocalServer
 ) -> None:
     """A text sent on the sideband and a response asked for on the data channel are one conversation: the reply
-    answers the text, and its events come back on the sideband and on the data channel."""
+    answers the text, and its events come back on the sideband and on the data channel. An error goes back to the
+    view that caused it only."""
     with trio.fail_after(20):
         async with data_channel_call(engine, media_server) as (conv, peer):
             await next_data_event(peer, "session.created")
             await until(conv, SessionUpdated)
             await conv.send_text("from the sideband")
             await until(conv, ItemAdded)
+            # An error answers the view whose event caused it: the data channel hears it, the sideband does not.
+            assert peer.send_data('{"type":"no.such.event","event_id":"evt_bad"}')
+            error = await next_data_event(peer, "error")
+            assert (error["error"]["code"], error["error"]["event_id"]) == ("invalid_value", "evt_bad")
             assert peer.send_data('{"type":"response.create","event_id":"evt_from_the_browser"}')
             events = await until(conv, OutputTranscriptDone)
+            assert not any(isinstance(e, Error) for e in events)
             assert any(isinstance(e, rtengine.events.ResponseCreated) for e in events)
             last = events[-1]
             assert isinstance(last, OutputTranscriptDone)
@@ -159,8 +165,31 @@ async def test_the_data_channel_and_the_sideband_share_the_calls_conversation(
             done = await next_data_event(peer, "response.done")
             assert done["response"]["output"][0]["content"][0]["transcript"] == "You said: from the sideband"
     record = media_server.record.calls[-1]
-    assert record.data_frames_in == [{"type": "response.create", "event_id": "evt_from_the_browser"}]
+    assert [f["type"] for f in record.data_frames_in] == ["no.such.event", "response.create"]
     assert record.data_frames_refused == 0
+    assert "error" not in media_server.record.sidebands()[-1].types_out()
+
+
+async def test_an_active_response_error_defers_the_create_until_that_response_ends(
+    engine: webrtc.MediaEngine, media_server: LocalServer
+) -> None:
+    """The server says a response is already active: no ``Error`` reaches the caller, the create is owed, and it
+    goes out once a response ends — here one the browser side started on the data channel."""
+    media_server.set_faults(Faults(inject=("error:conversation_already_has_active_response",)))
+    with trio.fail_after(20):
+        async with data_channel_call(engine, media_server) as (conv, peer):
+            await until(conv, SessionUpdated)
+            assert peer.send_data('{"type":"response.create"}')
+            first = await until(conv, rtengine.events.ResponseCreated)  # after the error on the socket
+            assert conv.stats.responses_deferred == 1
+            await conv.request_response()  # owed already: coalesces
+            first += await until(conv, ResponseDone)
+            second = await until(conv, ResponseDone)  # the owed create, sent after the first response ended
+    assert not any(isinstance(e, Error) for e in first + second)
+    sideband = media_server.record.sidebands()[-1]
+    assert "error" in sideband.types_out()
+    assert sideband.types_in().count("response.create") == 1
+    assert conv.stats.responses_requested == 1
 
 
 async def test_the_data_channel_alone_drives_the_calls_conversation(

@@ -239,6 +239,15 @@ class RealtimeSession:
         full = _with_id(event)
         await self._broadcast(_encode(full), full)
 
+    async def _reply(self, origin: Link | None, event: dict[str, Any]) -> None:
+        """Send an event that answers one client event (an ``error``) to the view that sent it only: the
+        websocket ``origin``, or the call's data channel when ``origin`` is None."""
+        full = _with_id(event)
+        if origin is not None:
+            await self._send_link(origin, _encode(full), full)
+        elif self.call is not None:
+            self.call.peer.send_data(_encode(full))
+
     async def _broadcast(self, text: str | None, recorded: Any, data: bytes | None = None) -> None:
         for link in list(self.links):
             await self._send_link(link, text, recorded, data)
@@ -347,7 +356,7 @@ class RealtimeSession:
 
     async def _serve_inbox(self) -> None:
         async for text in self._inbox_rx:
-            await self._handle(text)
+            await self._handle(text, None)
 
     async def _read_loop(self, link: Link) -> None:
         ws, record = link.ws, link.record
@@ -368,11 +377,13 @@ class RealtimeSession:
             if outcome.data is not None:
                 record.binary_in += 1
                 self._records.changed()
-                await self.send(error_event("Binary frames are not supported; send JSON text.", code="invalid_json"))
+                await self._reply(
+                    link, error_event("Binary frames are not supported; send JSON text.", code="invalid_json")
+                )
                 continue
             assert outcome.text is not None
             self._records.frame_in(record, outcome.text)
-            await self._handle(outcome.text)
+            await self._handle(outcome.text, link)
 
     async def _client_ended(self, link: Link, outcome: WsClosed) -> None:
         ws, record = link.ws, link.record
@@ -393,13 +404,15 @@ class RealtimeSession:
 
     # --- client events ---------------------------------------------------------------------------------------
 
-    async def _handle(self, text: str) -> None:
+    async def _handle(self, text: str, origin: Link | None) -> None:
+        """One client event from ``origin`` (a websocket, or None for the call's data channel). State changes go
+        to every view; an ``error`` goes back to ``origin`` only, as a reply to the event that caused it."""
         event = parse_client_event(text)
         match event:
             case ProtocolWarning(detail=detail):
-                await self.send(error_event(f"Invalid client event: {detail}", code="invalid_event"))
+                await self._reply(origin, error_event(f"Invalid client event: {detail}", code="invalid_event"))
             case SessionUpdate(session=session, event_id=eid):
-                await self._session_update(session, eid)
+                await self._session_update(session, eid, origin)
             case InputAudioAppend(audio=audio):
                 await self._input_audio(audio)
             case UserText(text=user_text):
@@ -415,40 +428,43 @@ class RealtimeSession:
             case ItemCreate(item=item):
                 await self._add_item(dict(item))
             case ResponseCreate(event_id=eid):
-                await self._response_create(eid)
+                await self._response_create(eid, origin)
             case ResponseCancel(event_id=eid):
                 if self._response is None:
-                    await self.send(
+                    await self._reply(
+                        origin,
                         error_event(
                             _ERROR_MESSAGES["response_cancel_not_active"],
                             code="response_cancel_not_active",
                             event_id=eid,
-                        )
+                        ),
                     )
                 else:
                     self._response.scope.cancel()
             case ItemTruncate():
-                await self._truncate(event)
+                await self._truncate(event, origin)
             case OutputAudioBufferClear(event_id=eid):
                 if self.call is None:
-                    await self.send(
+                    await self._reply(
+                        origin,
                         error_event(
                             "output_audio_buffer.clear is only supported for WebRTC calls.",
                             code="invalid_value",
                             param="type",
                             event_id=eid,
-                        )
+                        ),
                     )
                 else:
                     await self.send({"type": "output_audio_buffer.cleared", "response_id": None})
             case UnknownClientEvent(type=unknown, raw=raw):
-                await self.send(
+                await self._reply(
+                    origin,
                     error_event(
                         f"Invalid value: '{unknown}'. Supported values are: {_SUPPORTED_CLIENT_EVENTS}.",
                         code="invalid_value",
                         param="type",
                         event_id=raw.get("event_id") if isinstance(raw.get("event_id"), str) else None,
-                    )
+                    ),
                 )
 
     async def _input_audio(self, pcm: bytes) -> None:
@@ -474,26 +490,28 @@ class RealtimeSession:
                 {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": start_ms, "item_id": self._speech_item}
             )
 
-    async def _session_update(self, session: Any, eid: str | None) -> None:
+    async def _session_update(self, session: Any, eid: str | None, origin: Link | None) -> None:
         for forbidden in ("id", "model"):
             if forbidden in session:
-                await self.send(
+                await self._reply(
+                    origin,
                     error_event(
                         f"Unknown parameter: 'session.{forbidden}'.",
                         code="unknown_parameter",
                         param=f"session.{forbidden}",
                         event_id=eid,
-                    )
+                    ),
                 )
                 return
         if session.get("type") not in ("realtime", "transcription"):
-            await self.send(
+            await self._reply(
+                origin,
                 error_event(
                     "Missing required parameter: 'session.type'.",
                     code="missing_required_parameter",
                     param="session.type",
                     event_id=eid,
-                )
+                ),
             )
             return
         self.session = merge(self.session, dict(session))
@@ -523,15 +541,19 @@ class RealtimeSession:
         await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
         await self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
 
-    async def _truncate(self, event: ItemTruncate) -> None:
+    async def _truncate(self, event: ItemTruncate, origin: Link | None) -> None:
         received = self._audio_items.get(event.item_id)
         if received is None:
-            await self.send(
-                error_event("Only model output audio messages can be truncated.", code=None, event_id=event.event_id)
+            await self._reply(
+                origin,
+                error_event("Only model output audio messages can be truncated.", code=None, event_id=event.event_id),
             )
         elif event.audio_end_ms > received:
-            await self.send(
-                error_event(f"Audio content of {received}ms is already shorter than {event.audio_end_ms}ms.", code=None)
+            await self._reply(
+                origin,
+                error_event(
+                    f"Audio content of {received}ms is already shorter than {event.audio_end_ms}ms.", code=None
+                ),
             )
         else:
             await self.send(
@@ -543,15 +565,16 @@ class RealtimeSession:
                 }
             )
 
-    async def _response_create(self, eid: str | None) -> None:
+    async def _response_create(self, eid: str | None, origin: Link | None) -> None:
         if self._response is not None:
-            await self.send(
+            await self._reply(
+                origin,
                 error_event(
                     f"Conversation already has an active response in progress: {self._response.response_id}. "
                     "Wait until the response is finished before creating a new one.",
                     code="conversation_already_has_active_response",
                     event_id=eid,
-                )
+                ),
             )
             return
         if self._nursery is None:  # the conversation has ended; its views are being dropped
