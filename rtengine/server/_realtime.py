@@ -194,7 +194,8 @@ class RealtimeSession:
     A plain websocket has a conversation of its own (:meth:`serve_alone`). A WebRTC call has one conversation for
     its lifetime (:meth:`run`, in the call's scope): its ``oai-events`` data channel and every sideband websocket
     that joins (:meth:`serve`) are views of it — client events from any of them go into it, and its server events
-    go out on all of them (``session.created`` only to the view that just opened).
+    go out on all of them (``session.created`` only to the view that just opened; an ``error`` only to the view
+    whose client event caused it).
     """
 
     def __init__(
