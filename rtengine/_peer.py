@@ -19,6 +19,13 @@ pins host candidates to 127.0.0.1 (aioice skips loopback otherwise) for hermetic
 
 Cancellation: a cancelled offer/answer closes the half-built peer connection (a cancelled gathering poisons
 it) and re-raises ``Cancelled``. Leaving the service closes every peer that is still open.
+
+Errors of aiortc's own background tasks: trio-asyncio's default handler re-raises any asyncio error it is told
+about into the loop's nursery, which would take the whole service — every call on it — down. aiortc routinely
+leaves one behind: a peer connection closed while its connect task is still running (a hangup right after
+"connected") ends that task with ``InvalidStateError``, "never retrieved". The service installs its own
+handler (:func:`_background_error_handler`): every such error is counted in ``PeerService.background_errors``;
+``InvalidStateError`` after a close is expected and logged at INFO, anything else at ERROR with its traceback.
 """
 
 from __future__ import annotations
@@ -305,6 +312,8 @@ class PeerService:
         self.open = True
         #: Host candidates are pinned to 127.0.0.1 (hermetic tests and demos).
         self.loopback = loopback
+        #: Errors aiortc's background tasks left behind (logged; see the module docstring).
+        self.background_errors = 0
 
     @property
     def open_peers(self) -> int:
@@ -380,6 +389,21 @@ class PeerService:
             await peer.aclose()
 
 
+def _background_error_handler(service: PeerService) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """The loop's exception handler: count and log instead of re-raising into the service's nursery."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        service.background_errors += 1
+        exception = context.get("exception")
+        message = context.get("message") or "unhandled error in an aiortc task"
+        if isinstance(exception, aiortc.exceptions.InvalidStateError):
+            log.info("aiortc task ended after its peer connection closed: %s (%s)", exception, message)
+            return
+        log.error("aiortc background error: %s", message, exc_info=exception)
+
+    return handle
+
+
 def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return ["127.0.0.1"] if use_ipv4 else []
 
@@ -409,8 +433,9 @@ async def open_peer_service(*, loopback: bool = False) -> AsyncIterator[PeerServ
     first, shielded and bounded.
     """
     with collapse_single_group(), _pinned_to_loopback(loopback):
-        async with trio_asyncio.open_loop():
+        async with trio_asyncio.open_loop() as loop:
             service = PeerService(loopback=loopback)
+            loop.set_exception_handler(_background_error_handler(service))
             try:
                 yield service
             finally:

@@ -32,8 +32,10 @@ async def offer_sdp(peers: PeerService) -> AsyncIterator[str]:
 
 @pytest.fixture(autouse=True)
 def _server_never_logs_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """The local server logs an ERROR only for a bug of its own; any such record fails the test."""
+    """The local server and the aiortc bridge log an ERROR only for a bug (the server's own, or an unexpected
+    error of an aiortc task); any such record fails the test."""
     caplog.set_level(logging.INFO, logger="rtengine")
     yield
-    errors = [r for r in caplog.records if r.name.startswith("rtengine.server") and r.levelno >= logging.ERROR]
+    watched = ("rtengine.server", "rtengine.peer")
+    errors = [r for r in caplog.records if r.name.startswith(watched) and r.levelno >= logging.ERROR]
     assert errors == [], [r.getMessage() for r in errors]

@@ -1,8 +1,12 @@
 """The aiortc bridge: defaults that matter, translation of SDP failures, and cleanup on every exit."""
 
+import asyncio
+
+import aiortc.exceptions
 import aiortc.sdp
 import pytest
 import trio
+import trio_asyncio
 
 from rtengine import InvalidSdp
 from rtengine._peer import DATA_CHANNEL_LABEL, PeerService, open_peer_service
@@ -61,3 +65,27 @@ async def test_service_exit_closes_open_peers_and_unwraps_errors() -> None:
             raise KeyError("boom")
     assert seen[0].open_peers == 0
     assert not seen[0].open
+
+
+async def test_a_background_asyncio_error_is_counted_and_logged_never_raised(
+    peers: PeerService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """trio-asyncio would re-raise it into the service and end every call on it; the service's handler logs it."""
+
+    async def report(exception: BaseException) -> None:
+        asyncio.get_running_loop().call_exception_handler(
+            {"message": "Task exception was never retrieved", "exception": exception}
+        )
+
+    with trio.fail_after(10):
+        await trio_asyncio.aio_as_trio(report)(aiortc.exceptions.InvalidStateError("RTCIceTransport is closed"))
+        await trio_asyncio.aio_as_trio(report)(RuntimeError("a bug in a media task"))
+        await trio.sleep(0.05)
+        peer = await peers.create_offer()  # the service still works
+        await peer.aclose()
+    assert peers.background_errors == 2
+    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "rtengine.peer"]
+    closed_late = "aiortc task ended after its peer connection closed: RTCIceTransport is closed"
+    assert ("INFO", f"{closed_late} (Task exception was never retrieved)") in records
+    assert ("ERROR", "aiortc background error: Task exception was never retrieved") in records
+    caplog.clear()  # the ERROR above is the one this test provoked

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import trio.testing
@@ -190,6 +191,28 @@ async def test_an_active_response_error_defers_the_create_until_that_response_en
     assert "error" in sideband.types_out()
     assert sideband.types_in().count("response.create") == 1
     assert conv.stats.responses_requested == 1
+
+
+async def test_a_hangup_right_after_connecting_leaves_the_media_engine_running(
+    engine: webrtc.MediaEngine, media_server: LocalServer
+) -> None:
+    """Ending a call while aiortc still connects leaves an aiortc task failing in the background; that must not
+    take the engine (and every call on it) down."""
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    async with client_for(media_server) as client, httpx.AsyncClient() as http:
+        with trio.fail_after(30):
+            for _ in range(3):
+                async with rtengine.open_conversation(client, SESSION, media=webrtc.Media(engine)) as conv:
+                    assert conv.media is not None
+                    await conv.media.peer.connected.wait()  # DTLS is up; aiortc has not finished connecting yet
+                    await http.post(f"{client.calls_url}/{conv.call_id}/hangup", headers=headers)
+                    closed = (await drain(conv))[-1]
+                    assert isinstance(closed, Closed)
+                    assert closed.reason in ("transport_closed", "error")
+                await trio.sleep(0.3)  # aiortc's leftover connect task fails in here
+            async with data_channel_call(engine, media_server) as (conv, _):  # the engine still works
+                await until(conv, SessionUpdated)
+    assert engine.open_peers == 0
 
 
 async def test_the_data_channel_alone_drives_the_calls_conversation(
