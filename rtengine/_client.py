@@ -40,6 +40,8 @@ class RealtimeClient:
     ``http_client`` reuses the caller's ``httpx.AsyncClient`` (the caller then owns it; it should not follow
     redirects). ``sideband_retries``/``call_retries`` are retries after the first attempt (0..100).
     ``max_message_size`` caps server frames (larger ones end the conversation with an error, code 1009).
+    ``ssl_context`` replaces the default TLS context (the system's CA bundle) for both HTTPS and WSS: a private CA,
+    a proxy that re-signs, client certificates.
     ``open_stream(host, port)`` replaces ``trio.open_tcp_stream`` for websockets (in-memory tests, proxies).
     ``aclose()`` is the same as leaving the block; it closes the HTTP client rtengine created.
     """
@@ -60,6 +62,7 @@ class RealtimeClient:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         open_stream: StreamOpener | None = None,
         rand: Callable[[], float] = random.random,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         for name, value in (("sideband_retries", sideband_retries), ("call_retries", call_retries)):
             if not 0 <= value <= 100:
@@ -82,7 +85,7 @@ class RealtimeClient:
         self.open_stream = open_stream
         self._http = http_client
         self._owns_http = http_client is None
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl: ssl.SSLContext | None = ssl_context
         self._closed = False
         self._headers: Mapping[str, str] | None = None
         self._session_json: tuple[SessionConfig, str] | None = None
@@ -118,7 +121,8 @@ class RealtimeClient:
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
-        """The one TLS context (CA bundle loaded once, ≈20 ms), shared by HTTP and websockets.
+        """The one TLS context (CA bundle loaded once, ≈20 ms), shared by HTTP and websockets: the one passed as
+        ``ssl_context``, else built on first use.
 
         For plain-http endpoints no CA bundle is loaded: the context verifies against no authority, so a TLS
         connection (which rtengine never makes there: redirects are not followed) would fail closed.

@@ -23,6 +23,7 @@ import trio
 from ._backoff import DEFAULT_BACKOFF_BASE, backoff
 from ._calls import CallAnswer, CallBody, interpret_call_response, is_retryable_status
 from ._errors import CallRejected, ConnectFailed, RealtimeError
+from ._util import describe_exception
 
 __all__ = ["create_call", "post_call"]
 
@@ -39,7 +40,7 @@ def _translate(what: str) -> Iterator[None]:
     except httpx.TimeoutException as exc:
         raise ConnectFailed(f"{what}: timed out ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
-        raise ConnectFailed(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise ConnectFailed(f"{what}: {describe_exception(exc)}") from exc
 
 
 class _ThenNotify:

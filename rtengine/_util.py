@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["collapse_single_group", "sole_leaf"]
+__all__ = ["collapse_single_group", "describe_exception", "sole_leaf"]
 
 
 def sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
@@ -33,3 +33,17 @@ def collapse_single_group() -> Iterator[None]:
         if leaf is None:
             raise
         raise leaf from leaf.__cause__
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` of an adapter's exception and of what caused it. Library errors often carry an empty
+    message (httpx's ``ConnectError``, trio's ``BrokenResourceError`` around a refused TLS certificate); the
+    reason is in the chained exception, so the innermost one with a message is added in parentheses."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    root, seen = exc, {id(exc)}
+    while (inner := root.__cause__ or root.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        root = inner
+    if root is not exc and str(root) and str(root) not in text:
+        text += f" ({type(root).__name__}: {root})"
+    return text

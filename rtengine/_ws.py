@@ -27,7 +27,7 @@ import trio_websocket
 
 from ._errors import ConfigError, ConnectFailed, ConnectionLost, RealtimeError
 from ._payloads import encode
-from ._util import collapse_single_group, sole_leaf
+from ._util import collapse_single_group, describe_exception, sole_leaf
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "RealtimeSocket", "StreamOpener", "open_socket"]
 
@@ -66,7 +66,7 @@ def _translate(what: str) -> Iterator[None]:
     except trio.TooSlowError as exc:
         raise ConnectFailed(f"{what}: timed out") from exc
     except (OSError, ssl.SSLError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        raise ConnectFailed(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise ConnectFailed(f"{what}: {describe_exception(exc)}") from exc
 
 
 class _OwnedStream(trio.abc.Stream):
