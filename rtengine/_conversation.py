@@ -532,7 +532,7 @@ class Conversation:
                     log.info("webrtc connected call_id=%s total_elapsed_ms=%.0f", self.call_id, self._total_ms())
                     if options.source is not None:
                         nursery.start_soon(media.feed, options.source)
-                    nursery.start_soon(self._watch_channel, peer)
+                    nursery.start_soon(self._watch_channel, media, options.data_channel)
                     await peer.failed.wait()
                     self._end_inside(
                         error=Error(f"the WebRTC connection failed (state {peer.connection_state!r})", "webrtc_failed"),
@@ -543,9 +543,15 @@ class Conversation:
             await peer.aclose()
             self._task_finished()
 
-    async def _watch_channel(self, peer: Peer) -> None:
+    async def _watch_channel(self, media: MediaCall, keep: bool) -> None:
+        """Mark the data channel open; unless the app keeps its messages, read them off and count them (they
+        repeat the sideband's events, and unread they would pile up for the whole call)."""
+        peer = media.peer
         await peer.channel_open.wait()
         self._mark_at("data_channel_open", peer.times.get("data_channel_open"))
+        if not keep:
+            async for _ in peer.messages:
+                media.data_messages += 1
 
     def _received_audio(self, pcm16: bytes) -> None:
         if "first_audio_received" not in self._timeline:

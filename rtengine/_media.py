@@ -34,6 +34,8 @@ class MediaCall:
         self.audio_out: trio.MemoryReceiveChannel[bytes]
         self._out_tx, self.audio_out = trio.open_memory_channel(capacity)
         self.frames_dropped = 0
+        #: Messages read off the data channel and only counted (``Media(data_channel=False)``, the default).
+        self.data_messages = 0
         self.source_done = trio.Event()
 
     def __repr__(self) -> str:

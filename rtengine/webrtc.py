@@ -120,7 +120,10 @@ class Media:
     ``sink``: a callable receiving each decoded 20 ms frame (e.g. a :class:`WavWriter`); by default frames go to
     ``conv.media.audio_out``. ``connect_timeout``: the deadline on reaching "connected" (ICE + DTLS), after which
     the conversation ends with a clear error. ``ice_servers``: STUN/TURN URLs (none by default: the realtime API is
-    ICE-lite and an unreachable STUN server costs 5 s of gathering).
+    ICE-lite and an unreachable STUN server costs 5 s of gathering). ``data_channel=True`` keeps what arrives on the
+    call's ``oai-events`` data channel for the app, on ``conv.media.peer.messages`` (JSON text: the same server
+    events the sideband delivers as ``conv.events``); by default those messages are read off and only counted, in
+    ``conv.media.data_messages``, so a long call holds no backlog of them.
     """
 
     engine: MediaEngine
@@ -129,6 +132,7 @@ class Media:
     connect_timeout: float = 10.0
     ice_servers: Sequence[str] = field(default_factory=tuple)
     pool: PrewarmPool | None = None
+    data_channel: bool = False
 
     def __post_init__(self) -> None:
         if self.connect_timeout <= 0:

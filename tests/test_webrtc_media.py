@@ -128,12 +128,30 @@ async def next_data_event(peer: Peer, kind: str) -> Any:
     raise AssertionError(f"the data channel ended before {kind}")
 
 
+async def test_by_default_the_data_channel_is_read_off_and_counted(
+    engine: webrtc.MediaEngine, media_server: LocalServer
+) -> None:
+    """The data channel repeats the sideband's events; unless the app keeps them, nothing piles up for the call."""
+    async with client_for(media_server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION, media=webrtc.Media(engine)) as conv:
+                assert conv.media is not None
+                await conv.media.peer.channel_open.wait()
+                await until(conv, SessionUpdated)
+                await conv.request_response()
+                await until(conv, ResponseDone)
+                while conv.media.data_messages < 3:  # noqa: ASYNC110 - a counter, no event to wait on
+                    await trio.sleep(0.01)
+                assert conv.media.peer.messages.statistics().current_buffer_used == 0
+    assert conv.media.peer.messages_dropped == 0
+
+
 @asynccontextmanager
 async def data_channel_call(
     engine: webrtc.MediaEngine, server: LocalServer
 ) -> AsyncIterator[tuple[rtengine.Conversation, Peer]]:
-    """A conversation with rtengine as the media peer, once its data channel is open."""
-    media = webrtc.Media(engine, connect_timeout=5)
+    """A conversation with rtengine as the media peer that keeps its data channel's messages, once it is open."""
+    media = webrtc.Media(engine, connect_timeout=5, data_channel=True)
     async with client_for(server) as client, rtengine.open_conversation(client, SESSION, media=media) as conv:
         assert conv.media is not None
         await conv.media.peer.channel_open.wait()
