@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from engine_helpers import API_KEY, client_for, drain, engine_tasks, until
 
 import rtengine
 from rtengine import webrtc
-from rtengine._audio import dominant_frequency, rms
+from rtengine._audio import dominant_frequency, rms, tone
 from rtengine._peer import Peer
 from rtengine.events import Closed, Error, ItemAdded, OutputTranscriptDone, ResponseDone, SessionUpdated
 from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
@@ -286,6 +287,26 @@ async def test_wav_sink_writes_what_was_received(
         assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 24000)
         assert wav.getnframes() >= 24000 // 2
         assert rms(wav.readframes(wav.getnframes())) > 0.01
+
+
+async def test_wav_source_plays_back_what_wav_writer_wrote_and_rejects_other_formats(tmp_path: Path) -> None:
+    import wave
+
+    sent = tone(300, 100)  # 100 ms of PCM16 mono 24 kHz
+    writer = webrtc.WavWriter(tmp_path / "tone.wav")
+    writer(sent)
+    writer.close()
+    chunks = [chunk async for chunk in webrtc.wav_source(tmp_path / "tone.wav")]
+    assert b"".join(chunks) == sent
+    assert {len(c) for c in chunks[:-1]} == {960}  # 20 ms frames
+    with wave.open(str(tmp_path / "cd.wav"), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(44100)
+        wav.writeframes(bytes(400))
+    frames = webrtc.wav_source(tmp_path / "cd.wav")
+    with pytest.raises(rtengine.ConfigError, match="expected 16-bit mono 24000 Hz WAV, got 16-bit 2 channel"):
+        await anext(frames)  # the first frame is refused, before any audio
 
 
 @pytest.mark.parametrize("where", ["normal", "offer", "ice", "media", "exception"])
