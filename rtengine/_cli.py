@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 import trio
 
 from ._client import RealtimeClient
-from ._demo import DemoOptions
+from ._demo import DemoOptions, tls_context
 from ._demo import main as demo_main
 from ._errors import RealtimeError
 from ._session import SessionConfig
@@ -112,7 +112,7 @@ async def _serve(options: ServerOptions) -> None:
                 break
 
 
-async def _web(host: str, port: int, base_url: str | None) -> None:
+async def _web(host: str, port: int, base_url: str | None, ca_file: str | None) -> None:
     session = SessionConfig(instructions="You are the rtengine web demo. Answer in one short sentence.")
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with AsyncExitStack() as stack:
@@ -121,7 +121,7 @@ async def _web(host: str, port: int, base_url: str | None) -> None:
                 server = await stack.enter_async_context(open_local_server(ServerOptions(api_key=key)))
                 client = RealtimeClient(server.base_url, api_key=key)
             else:
-                client = RealtimeClient(base_url)
+                client = RealtimeClient(base_url, ssl_context=tls_context(ca_file))
                 client.auth_headers()  # fail now, not on the first call, when $OPENAI_API_KEY is missing
             await stack.enter_async_context(client)
             app = await stack.enter_async_context(open_web_app(client, session, host=host, port=port))
@@ -145,12 +145,14 @@ def _parser() -> argparse.ArgumentParser:
     web.add_argument(
         "--base-url", help="the realtime provider (default: an embedded local server; else $OPENAI_API_KEY)"
     )
+    web.add_argument("--ca-file", help="trust this CA (PEM) for the provider's TLS, instead of the system's CAs")
     call = commands.add_parser("call", help="one conversation against any server ($OPENAI_API_KEY for the key)")
     call.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or rtengine serve's URL")
     call.add_argument("--model", help="the realtime model (default: gpt-realtime)")
     call.add_argument(
         "--loopback", action="store_true", help="webrtc: pin ICE to 127.0.0.1 (for rtengine serve --loopback)"
     )
+    call.add_argument("--ca-file", help="trust this CA (PEM) for the server's TLS, instead of the system's CAs")
     _add_conversation_arguments(call)
     return parser
 
@@ -177,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "web":
         try:
-            trio.run(_web, args.host, args.port, args.base_url)
+            trio.run(_web, args.host, args.port, args.base_url, args.ca_file)
         except RealtimeError as exc:
             print(f"rtengine web: {exc}", file=sys.stderr)
             return 1
@@ -191,7 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wav_out": args.wav_out,
     }
     if args.command == "call":
-        return demo_main(DemoOptions(base_url=args.base_url, model=args.model, loopback=args.loopback, **common))
+        call_options = DemoOptions(
+            base_url=args.base_url, model=args.model, loopback=args.loopback, ca_file=args.ca_file, **common
+        )
+        return demo_main(call_options)
     return demo_main(DemoOptions(sideband_delay=args.sideband_delay, **common))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -44,6 +45,17 @@ class DemoOptions:
     wav_in: str | None = None
     wav_out: str = "rtengine-demo.wav"
     loopback: bool = False
+    ca_file: str | None = None
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
+    """The TLS context trusting ``ca_file`` (PEM), or None for the system's CAs. Raises ``ConfigError``."""
+    if ca_file is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot use --ca-file {ca_file}: {exc}") from exc
 
 
 def describe(event: object) -> str:
@@ -84,7 +96,9 @@ async def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> 
                 out(f"local realtime server at {base_url}")
             if api_key is None:
                 raise ConfigError("realtime conversation requires API key auth: set OPENAI_API_KEY")
-            client = await stack.enter_async_context(RealtimeClient(base_url, api_key=api_key))
+            client = await stack.enter_async_context(
+                RealtimeClient(base_url, api_key=api_key, ssl_context=tls_context(options.ca_file))
+            )
             session = SessionConfig(
                 model=options.model or SessionConfig().model,
                 instructions="You are the rtengine demo. Answer in one short sentence.",

@@ -6,7 +6,9 @@ made here (cryptography, which aiortc already needs); the client trusts that CA 
 
 import datetime
 import ipaddress
+import os
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,3 +141,23 @@ async def test_an_untrusted_certificate_is_refused_with_a_clear_error(tls_server
                 raise AssertionError("must not start")
     assert tls_server.server.record.calls == []
     assert engine_tasks() == []
+
+
+async def test_rtengine_call_trusts_the_ca_file_it_is_given(tls_server: TlsServer, tmp_path: Path) -> None:
+    """The command line reaches a TLS server whose CA the system does not know through ``--ca-file``."""
+    command = [sys.executable, "-m", "rtengine", "call", "--base-url", tls_server.base_url, "--transport", "websocket"]
+    env = {**os.environ, "OPENAI_API_KEY": API_KEY}
+    with trio.fail_after(30):
+        trusted = await trio.run_process(
+            [*command, "--ca-file", str(tls_server.pki.ca_pem)], capture_stdout=True, check=False, env=env
+        )
+        untrusted = await trio.run_process(command, capture_stdout=True, check=False, env=env)
+        missing = await trio.run_process(
+            [*command, "--ca-file", str(tmp_path / "missing.pem")], capture_stdout=True, check=False, env=env
+        )
+    assert trusted.returncode == 0, trusted.stdout.decode()
+    assert "You said: Hello from rtengine!" in trusted.stdout.decode()
+    assert untrusted.returncode == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stdout.decode()
+    assert missing.returncode == 1
+    assert f"cannot use --ca-file {tmp_path / 'missing.pem'}" in missing.stdout.decode()
