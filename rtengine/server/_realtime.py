@@ -1,11 +1,14 @@
-"""One realtime websocket conversation as the local server plays it (GA event shapes).
+"""One realtime conversation as the local server plays it (GA event shapes).
 
-A :class:`RealtimeSession` owns one accepted websocket: it sends ``session.created``, answers each client
-event the way the API does, streams scripted responses from a child task (so the reader keeps reading and a
-second ``response.create`` meets the API's active-response error), and applies the connection-level faults
-(injections after the first ``session.updated``, close after N events). Every server event carries ``type``
-and ``event_id``. Client events are parsed with rtengine's own sans-IO parser, so the server and the engine
-agree on shapes by construction.
+A :class:`RealtimeSession` is one conversation. A plain websocket has its own; a WebRTC call has one for its
+lifetime, and its views — the ``oai-events`` data channel and every sideband websocket that joins (a
+:class:`Link` each) — all feed it client events and all receive its server events (``session.created`` only to
+a view as it opens; an ``error`` only to the view whose event caused it). It answers each client event the way
+the API does, streams scripted responses from a child task (so readers keep reading and a second
+``response.create`` meets the API's active-response error), and applies the faults: injections after the first
+``session.updated``, and per connection, close after N events. Every server event carries ``type`` and
+``event_id``. Client events are parsed with rtengine's own sans-IO parser, so the server and the engine agree on
+shapes by construction.
 """
 
 from __future__ import annotations
