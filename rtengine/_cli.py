@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -69,6 +70,8 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--media-unreachable", action="store_true", help="answer calls but never complete ICE")
     parser.add_argument("--echo", action="store_true", help="calls play back the audio they receive")
     parser.add_argument("--loopback", action="store_true", help="pin ICE candidates to 127.0.0.1 (one machine)")
+    parser.add_argument("--certfile", help="serve HTTPS and WSS with this certificate chain (PEM)")
+    parser.add_argument("--keyfile", help="the private key of --certfile (PEM; default: inside --certfile)")
 
 
 def _server_options(args: argparse.Namespace) -> ServerOptions:
@@ -91,7 +94,17 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         retry_after=args.retry_after,
         media_unreachable=args.media_unreachable,
     )
+    tls = None
+    if args.certfile:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(args.certfile, args.keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load --certfile {args.certfile}: {exc}") from exc
+    elif args.keyfile:
+        raise ValueError("--keyfile needs --certfile")
     return ServerOptions(
+        tls=tls,
         host=args.host,
         port=args.port,
         api_key=args.api_key,

@@ -1,13 +1,16 @@
 """HTTPS and WSS end to end: the real API is TLS-only, so the engine is tested over TLS too.
 
-The local server's connection handler is served behind a ``trio.SSLListener`` with a certificate from a test CA
-made here (cryptography, which aiortc already needs); the client trusts that CA through ``ssl_context``.
+The local server speaks TLS (``ServerOptions(tls=…)``, ``rtengine serve --certfile``) with a certificate from a
+test CA made here (cryptography, which aiortc already needs); the client trusts that CA through ``ssl_context``.
 """
 
 import datetime
+import functools
 import ipaddress
 import os
+import signal
 import ssl
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -112,14 +115,10 @@ async def tls_server(peers: PeerService, tmp_path: Path) -> AsyncIterator[TlsSer
     pki = make_pki(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pki.cert_pem, pki.key_pem)
-    options = ServerOptions(api_key=API_KEY, delta_interval=0.0)
-    async with open_local_server(options, peers=peers) as server, trio.open_nursery() as nursery:
-        (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        port = listener.socket.getsockname()[1]
-        tls = trio.SSLListener(listener, context, https_compatible=True)
-        await nursery.start(trio.serve_listeners, server.handle, [tls])
-        yield TlsServer(server, f"https://127.0.0.1:{port}/v1", pki)
-        nursery.cancel_scope.cancel()
+    options = ServerOptions(api_key=API_KEY, delta_interval=0.0, tls=context)
+    async with open_local_server(options, peers=peers) as server:
+        assert server.base_url.startswith("https://127.0.0.1:")
+        yield TlsServer(server, server.base_url, pki)
 
 
 def tls_client(tls: TlsServer, *, trusted: bool = True) -> rtengine.RealtimeClient:
@@ -186,3 +185,29 @@ async def test_rtengine_call_trusts_the_ca_file_it_is_given(tls_server: TlsServe
     assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stdout.decode()
     assert missing.returncode == 1
     assert f"cannot use --ca-file {tmp_path / 'missing.pem'}" in missing.stdout.decode()
+
+
+async def test_rtengine_serve_speaks_tls_with_the_certificate_it_is_given(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    serve = [sys.executable, "-m", "rtengine", "serve", "--port", "0", "--api-key", API_KEY]
+    with trio.fail_after(30):
+        refused = await trio.run_process(
+            [*serve, "--certfile", str(tmp_path / "missing.pem")], capture_stderr=True, check=False
+        )
+        assert refused.returncode == 2
+        assert f"cannot load --certfile {tmp_path / 'missing.pem'}" in refused.stderr.decode()
+        async with trio.open_nursery() as nursery:
+            command = [*serve, "--certfile", str(pki.cert_pem), "--keyfile", str(pki.key_pem)]
+            run = functools.partial(trio.run_process, command, stdout=subprocess.PIPE, check=False)
+            process: trio.Process = await nursery.start(run)
+            assert process.stdout is not None
+            line = b""
+            while not line.endswith(b"\n"):
+                line += await process.stdout.receive_some(1)
+            base_url = line.decode().strip()
+            assert base_url.startswith("https://127.0.0.1:")
+            context = ssl.create_default_context(cafile=str(pki.ca_pem))
+            client = rtengine.RealtimeClient(base_url, api_key=API_KEY, ssl_context=context)
+            async with client, rtengine.open_conversation(client, rtengine.SessionConfig()) as conv:
+                await until(conv, SessionUpdated)
+            process.send_signal(signal.SIGINT)

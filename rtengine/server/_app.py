@@ -117,7 +117,8 @@ def _parse_call_body(request: HttpRequest) -> tuple[str, dict[str, Any] | None, 
 class LocalServer:
     """A running local realtime server. Get one from :func:`open_local_server` (or ``rtengine serve``).
 
-    ``base_url`` is ``http://HOST:PORT/v1``; ``record`` holds what the server saw; ``faults`` can be swapped
+    ``base_url`` is ``http://HOST:PORT/v1`` (``https://`` with ``ServerOptions(tls=…)``); ``record`` holds what
+    the server saw; ``faults`` can be swapped
     at any time with :meth:`set_faults`.
     """
 
@@ -138,7 +139,8 @@ class LocalServer:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/v1"
+        scheme = "https" if self.options.tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}/v1"
 
     @property
     def faults(self) -> Faults:
@@ -416,8 +418,11 @@ async def _serving(options: ServerOptions, peers: PeerService | None) -> AsyncIt
         if peers is None:
             peers = await stack.enter_async_context(open_peer_service(loopback=options.loopback))
         server = LocalServer(options, peers)
-        listeners = await trio.open_tcp_listeners(options.port, host=options.host)
-        server.port = listeners[0].socket.getsockname()[1]
+        tcp_listeners = await trio.open_tcp_listeners(options.port, host=options.host)
+        server.port = tcp_listeners[0].socket.getsockname()[1]
+        listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(tcp_listeners)
+        if options.tls is not None:
+            listeners = [trio.SSLListener(tcp, options.tls, https_compatible=True) for tcp in tcp_listeners]
         try:
             async with trio.open_nursery() as nursery:
                 server._nursery = nursery

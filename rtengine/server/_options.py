@@ -6,6 +6,7 @@ from the CLI (``rtengine serve --help``); the two share these dataclasses.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -97,6 +98,8 @@ class ServerOptions:
     ``greeting_ms`` — a 660 Hz tone played over RTP when a call's peer connection is up (0: none).
     ``echo`` — calls also play back, over RTP, the audio they receive.
     ``loopback`` — when the server opens its own peer service: pin ICE host candidates to 127.0.0.1.
+    ``tls`` — a server-side ``ssl.SSLContext`` (certificate loaded): the server speaks HTTPS and WSS, like the API,
+    and ``base_url`` starts with ``https://``.
     """
 
     host: str = "127.0.0.1"
@@ -112,6 +115,7 @@ class ServerOptions:
     max_body_bytes: int = 1024 * 1024
     max_message_bytes: int = 16 * 1024 * 1024
     faults: Faults = field(default_factory=Faults)
+    tls: ssl.SSLContext | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
