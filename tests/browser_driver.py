@@ -42,12 +42,14 @@ def drive(url: str, text: str, screenshot: pathlib.Path) -> dict[str, object]:
                 f"document.getElementById('transcript').textContent.includes('You said: {text}')", timeout=15000
             )
             page.wait_for_function("document.getElementById('timeline').textContent.includes('session_updated')")
+            page.wait_for_function("document.getElementById('datachannel').textContent.includes('response.done')")
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
             shown = {
                 "packets": packets,
                 "transcript": page.inner_text("#transcript"),
                 "timeline": page.inner_text("#timeline"),
+                "datachannel": page.inner_text("#datachannel"),
             }
             page.click("#hangup")
             page.wait_for_function("document.getElementById('status').textContent === 'closed'")

@@ -64,6 +64,9 @@ async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
     assert "You said: hello from chromium" in shown["transcript"]
     assert "answer" in shown["timeline"]
     assert "sideband_joined" in shown["timeline"]
+    # the call's data channel (Chromium's SCTP to aiortc's) carried the conversation's events to the page
+    assert "session.created ×1" in shown["datachannel"]
+    assert "response.done" in shown["datachannel"]
     for phase in ("answer received", "ice connected", "connected", "data channel open", "first audio received"):
         assert f"browser: {phase}" in shown["timeline"], phase
     assert call.closed == Closed("requested")
