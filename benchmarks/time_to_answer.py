@@ -12,7 +12,8 @@ side in one run, interleaved call by call so that machine noise hits every mode 
 
 Then rtengine as the media peer (``media=``): ``native floor`` (a bare POST of an offer made beforehand), ``native
 cold`` (create and gather the offer, then POST) and ``native prewarmed`` (a spare peer from the
-:class:`~rtengine.webrtc.PrewarmPool`, then POST). Target: pre-warmed answer − bare POST ≤ 1 ms (median).
+:class:`~rtengine.webrtc.PrewarmPool`, then POST), in an order that rotates every round. Target: pre-warmed
+answer − bare POST ≤ 1 ms (median).
 
 Like ``timeit``, the garbage collector is off inside each timed call; between calls the call is hung up and a
 collection runs, so no call pays for the previous one's garbage.
@@ -146,7 +147,9 @@ async def run_native(calls: int, warmup: int) -> list[dict[str, object]]:
                     "native prewarmed": lambda: native(warm),
                 }
                 for i in range(warmup + calls):
-                    for mode in NATIVE_MODES:
+                    # Rotate the order every round: a call's latency depends on the call before it.
+                    shift = i % len(NATIVE_MODES)
+                    for mode in NATIVE_MODES[shift:] + NATIVE_MODES[:shift]:
                         await pool.wait_ready()
                         gc.collect()
                         gc.disable()
