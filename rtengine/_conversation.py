@@ -929,7 +929,8 @@ class _ConversationBlock:
             with trio.CancelScope(shield=True):
                 await self._conv.close()
         except BaseException as close_exc:  # pragma: no cover - close() does not raise; never lose it if it did
-            exc = close_exc
+            await _leave_nursery(self._nursery, close_exc)
+            raise  # as a generator context manager would: the close error, chained to the block's
         return await _leave_nursery(self._nursery, exc)
 
 

@@ -1,13 +1,32 @@
 """Small helpers for tests that talk to the local server over loopback."""
 
+import functools
 import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
+import trio
 
 from rtengine import SessionConfig
 from rtengine.protocol import multipart_body, sideband_url
 from rtengine.server import LocalServer
+
+#: The ``rtengine`` command, run by this interpreter.
+RTENGINE = [sys.executable, "-m", "rtengine"]
+
+
+async def start_serve(nursery: trio.Nursery, *args: str, env: dict[str, str] | None = None) -> tuple[trio.Process, str]:
+    """Start ``rtengine serve --port 0 ARGS`` in ``nursery``; return the process and the base URL it printed."""
+    command = [*RTENGINE, "serve", "--port", "0", *args]
+    run = functools.partial(trio.run_process, command, stdout=subprocess.PIPE, check=False, env=env)
+    process: trio.Process = await nursery.start(run)
+    assert process.stdout is not None
+    line = b""
+    while not line.endswith(b"\n"):
+        line += await process.stdout.receive_some(1)
+    return process, line.decode().strip()
 
 
 async def create_call(server: LocalServer, offer_sdp: str, session: SessionConfig | None = None) -> httpx.Response:

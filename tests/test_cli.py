@@ -7,15 +7,13 @@ import pathlib
 import re
 import signal
 import subprocess
-import sys
 import wave
 
 import httpx
 import trio
+from helpers import RTENGINE, start_serve
 
 from rtengine._audio import rms
-
-RTENGINE = [sys.executable, "-m", "rtengine"]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -29,19 +27,6 @@ def _timeline(stdout: str) -> dict[str, float]:
     value = json.loads(last)["timeline_ms"]
     assert isinstance(value, dict)
     return value
-
-
-async def _start_serve(nursery: trio.Nursery, *args: str) -> tuple[trio.Process, str]:
-    """Start ``rtengine serve --port 0 ARGS`` in ``nursery``; return the process and the base URL it printed."""
-    run = functools.partial(
-        trio.run_process, [*RTENGINE, "serve", "--port", "0", *args], stdout=subprocess.PIPE, check=False, env=_env()
-    )
-    process: trio.Process = await nursery.start(run)
-    assert process.stdout is not None
-    line = b""
-    while not line.endswith(b"\n"):
-        line += await process.stdout.receive_some(1)
-    return process, line.decode().strip()
 
 
 async def test_demo_runs_a_media_call_against_the_embedded_server(tmp_path: pathlib.Path) -> None:
@@ -102,7 +87,9 @@ async def test_demo_sideband_delay_shows_in_the_timeline(tmp_path: pathlib.Path)
 async def test_serve_prints_its_url_serves_and_stops_on_ctrl_c() -> None:
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            process, base_url = await _start_serve(nursery, "--api-key", "sk-cli-test", "--call-status", "503")
+            process, base_url = await start_serve(
+                nursery, "--api-key", "sk-cli-test", "--call-status", "503", env=_env()
+            )
             assert base_url.startswith("http://127.0.0.1:")
             assert base_url.endswith("/v1")
             async with httpx.AsyncClient() as http:
@@ -122,8 +109,8 @@ async def test_serve_prints_its_url_serves_and_stops_on_ctrl_c() -> None:
 async def test_call_against_a_separate_serve_process(tmp_path: pathlib.Path) -> None:
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            process, base_url = await _start_serve(
-                nursery, "--api-key", "sk-two", "--delta-interval", "0", "--loopback"
+            process, base_url = await start_serve(
+                nursery, "--api-key", "sk-two", "--delta-interval", "0", "--loopback", env=_env()
             )
             refused = await trio.run_process(
                 [*RTENGINE, "call", "--base-url", base_url], capture_stdout=True, check=False, env=_env()

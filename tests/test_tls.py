@@ -5,13 +5,10 @@ test CA made here (cryptography, which aiortc already needs); the client trusts 
 """
 
 import datetime
-import functools
 import ipaddress
 import os
 import signal
 import ssl
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from engine_helpers import API_KEY, drain, ends, engine_tasks, until
+from helpers import RTENGINE, start_serve
 
 import rtengine
 from rtengine._peer import PeerService
@@ -169,7 +167,7 @@ async def test_an_untrusted_certificate_is_refused_with_a_clear_error(tls_server
 
 async def test_rtengine_call_trusts_the_ca_file_it_is_given(tls_server: TlsServer, tmp_path: Path) -> None:
     """The command line reaches a TLS server whose CA the system does not know through ``--ca-file``."""
-    command = [sys.executable, "-m", "rtengine", "call", "--base-url", tls_server.base_url, "--transport", "websocket"]
+    command = [*RTENGINE, "call", "--base-url", tls_server.base_url, "--transport", "websocket"]
     env = {**os.environ, "OPENAI_API_KEY": API_KEY}
     with trio.fail_after(30):
         trusted = await trio.run_process(
@@ -189,22 +187,15 @@ async def test_rtengine_call_trusts_the_ca_file_it_is_given(tls_server: TlsServe
 
 async def test_rtengine_serve_speaks_tls_with_the_certificate_it_is_given(tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
-    serve = [sys.executable, "-m", "rtengine", "serve", "--port", "0", "--api-key", API_KEY]
     with trio.fail_after(30):
         refused = await trio.run_process(
-            [*serve, "--certfile", str(tmp_path / "missing.pem")], capture_stderr=True, check=False
+            [*RTENGINE, "serve", "--certfile", str(tmp_path / "missing.pem")], capture_stderr=True, check=False
         )
         assert refused.returncode == 2
         assert f"cannot load --certfile {tmp_path / 'missing.pem'}" in refused.stderr.decode()
         async with trio.open_nursery() as nursery:
-            command = [*serve, "--certfile", str(pki.cert_pem), "--keyfile", str(pki.key_pem)]
-            run = functools.partial(trio.run_process, command, stdout=subprocess.PIPE, check=False)
-            process: trio.Process = await nursery.start(run)
-            assert process.stdout is not None
-            line = b""
-            while not line.endswith(b"\n"):
-                line += await process.stdout.receive_some(1)
-            base_url = line.decode().strip()
+            certificate = ("--certfile", str(pki.cert_pem), "--keyfile", str(pki.key_pem))
+            process, base_url = await start_serve(nursery, "--api-key", API_KEY, *certificate)
             assert base_url.startswith("https://127.0.0.1:")
             context = ssl.create_default_context(cafile=str(pki.ca_pem))
             client = rtengine.RealtimeClient(base_url, api_key=API_KEY, ssl_context=context)
