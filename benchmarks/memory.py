@@ -30,7 +30,7 @@ import trio
 from time_to_answer import KEY, serve, without_candidates
 
 import rtengine
-from rtengine._peer import open_peer_service
+from rtengine.adapters._peer import open_peer_service
 from rtengine.events import SessionUpdated
 
 SESSION = rtengine.SessionConfig(instructions="benchmark")

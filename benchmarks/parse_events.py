@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rtengine._audio import tone
 from rtengine.protocol import parse_server_event
+from rtengine.protocol._audio import tone
 
 
 def frames() -> list[str]:

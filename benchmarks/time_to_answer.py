@@ -48,7 +48,7 @@ import trio
 
 import rtengine
 from rtengine import webrtc
-from rtengine._peer import open_peer_service
+from rtengine.adapters._peer import open_peer_service
 from rtengine.protocol import call_id_from_location, multipart_body
 
 KEY = "sk-benchmark"

@@ -16,12 +16,12 @@ from typing import Final, Self
 import httpx
 import trio
 
-from ._backoff import DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES
-from ._errors import ConfigError
-from ._headers import bearer, merge_request_headers
-from ._session import SessionConfig
-from ._urls import calls_url, realtime_ws_url
-from ._ws import DEFAULT_MAX_MESSAGE_SIZE, StreamOpener
+from .adapters._ws import DEFAULT_MAX_MESSAGE_SIZE, StreamOpener
+from .protocol._backoff import DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES
+from .protocol._errors import ConfigError
+from .protocol._headers import bearer, merge_request_headers
+from .protocol._session import SessionConfig
+from .protocol._urls import calls_url, realtime_ws_url
 
 __all__ = ["DEFAULT_BASE_URL", "RealtimeClient"]
 

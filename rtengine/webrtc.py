@@ -28,11 +28,11 @@ from typing import Final
 import httpx
 import trio
 
-from ._audio import tone
 from ._client import RealtimeClient
-from ._errors import ConfigError
-from ._peer import FRAME_BYTES, SAMPLE_RATE, PcmTrack, Peer, PeerService, open_peer_service
-from ._util import collapse_single_group
+from .adapters._peer import FRAME_BYTES, SAMPLE_RATE, PcmTrack, Peer, PeerService, open_peer_service
+from .protocol._audio import tone
+from .protocol._errors import ConfigError
+from .protocol._util import collapse_single_group
 
 log = logging.getLogger("rtengine.webrtc")
 

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from rtengine._peer import PeerService, open_peer_service
+from rtengine.adapters._peer import PeerService, open_peer_service
 from rtengine.server import LocalServer, ServerOptions, open_local_server
 
 

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 import trio
 
 import rtengine
-from rtengine._peer import PeerService
+from rtengine.adapters._peer import PeerService
 from rtengine.events import Closed, ConversationEvent, Error
 from rtengine.server import LocalServer, ServerOptions, open_local_server
 
@@ -61,7 +61,12 @@ def live_tasks() -> set[trio.lowlevel.Task]:
     return found
 
 
-ENGINE_TASK_MARKERS = ("rtengine._conversation", "rtengine._manager", "rtengine._ws", "trio_websocket")
+ENGINE_TASK_MARKERS = (
+    "rtengine.engine._conversation",
+    "rtengine.engine._manager",
+    "rtengine.adapters._ws",
+    "trio_websocket",
+)
 
 
 def engine_tasks() -> list[str]:

@@ -19,7 +19,7 @@ import trio
 from engine_helpers import API_KEY, client_for, engine_tasks
 
 import rtengine
-from rtengine._web import WebApp, open_web_app
+from rtengine.apps._web import WebApp, open_web_app
 from rtengine.events import Closed
 from rtengine.server import ServerOptions, open_local_server
 

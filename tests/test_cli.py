@@ -13,7 +13,7 @@ import httpx
 import trio
 from helpers import RTENGINE, start_serve
 
-from rtengine._audio import rms
+from rtengine.protocol._audio import rms
 
 
 def _env(**extra: str) -> dict[str, str]:

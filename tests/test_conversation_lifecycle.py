@@ -8,7 +8,7 @@ import trio.testing
 from engine_helpers import API_KEY, client_for, drain, ends, engine_tasks, serving, until
 
 import rtengine
-from rtengine._peer import PeerService
+from rtengine.adapters._peer import PeerService
 from rtengine.events import Closed, Error, ResponseDone, SessionUpdated, Started
 from rtengine.server import Faults
 

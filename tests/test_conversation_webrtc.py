@@ -5,7 +5,7 @@ import trio
 from engine_helpers import API_KEY, client_for, drain, ends, engine_tasks, serving, until
 
 import rtengine
-from rtengine._peer import PeerService
+from rtengine.adapters._peer import PeerService
 from rtengine.events import Closed, Error, SessionUpdated, Started
 from rtengine.server import Faults
 

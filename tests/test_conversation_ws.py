@@ -5,8 +5,7 @@ import trio
 from engine_helpers import API_KEY, client_for, drain, ends, serving, until
 
 import rtengine
-from rtengine._audio import tone
-from rtengine._peer import PeerService
+from rtengine.adapters._peer import PeerService
 from rtengine.events import (
     AudioOut,
     Closed,
@@ -19,6 +18,7 @@ from rtengine.events import (
     Started,
     ToolCall,
 )
+from rtengine.protocol._audio import tone
 from rtengine.server import Faults, ToolScript
 
 SESSION = rtengine.SessionConfig(instructions="test")

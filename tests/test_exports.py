@@ -66,5 +66,5 @@ def test_the_protocol_core_is_pure() -> None:
         "_audio",
     ]
     for module in pure:
-        imported = _imports(PACKAGE / f"{module}.py")
+        imported = _imports(PACKAGE / "protocol" / f"{module}.py")
         assert not imported & {"trio", "httpx", "trio_websocket", "asyncio", "aiortc", "h11", "wsproto"}, module

@@ -6,8 +6,8 @@ import trio
 from engine_helpers import API_KEY, client_for, serving
 
 import rtengine
-from rtengine._http import create_call
-from rtengine._peer import PeerService
+from rtengine.adapters._http import create_call
+from rtengine.adapters._peer import PeerService
 from rtengine.protocol import multipart_body
 from rtengine.server import Faults
 

@@ -7,17 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtengine import SessionConfig
-from rtengine._payloads import (
-    FunctionCallOutput,
-    InputAudioAppend,
-    ItemTruncate,
-    OutputAudioBufferClear,
-    ResponseCancel,
-    ResponseCreate,
-    SessionUpdate,
-    UnknownClientEvent,
-    UserText,
-)
 from rtengine.events import ProtocolWarning
 from rtengine.protocol import (
     encode,
@@ -30,6 +19,17 @@ from rtengine.protocol import (
     response_create,
     session_update,
     user_text,
+)
+from rtengine.protocol._payloads import (
+    FunctionCallOutput,
+    InputAudioAppend,
+    ItemTruncate,
+    OutputAudioBufferClear,
+    ResponseCancel,
+    ResponseCreate,
+    SessionUpdate,
+    UnknownClientEvent,
+    UserText,
 )
 
 

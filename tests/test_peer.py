@@ -9,7 +9,7 @@ import trio
 import trio_asyncio
 
 from rtengine import InvalidSdp
-from rtengine._peer import DATA_CHANNEL_LABEL, PeerService, open_peer_service
+from rtengine.adapters._peer import DATA_CHANNEL_LABEL, PeerService, open_peer_service
 
 
 async def test_offer_has_one_audio_transceiver_and_the_events_channel(peers: PeerService) -> None:

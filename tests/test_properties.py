@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from memnet import MemoryNetwork
 
 import rtengine
-from rtengine._peer import PeerService, open_peer_service
+from rtengine.adapters._peer import PeerService, open_peer_service
 from rtengine.events import Closed, ConversationEvent, Error, Started
 from rtengine.server import Faults, ServerOptions, ServerRecord, open_local_server
 

@@ -13,7 +13,7 @@ import trio.testing
 from engine_helpers import client_for, drain, engine_tasks, serving
 
 import rtengine
-from rtengine._peer import PeerService
+from rtengine.adapters._peer import PeerService
 from rtengine.events import Closed, Started
 
 

@@ -9,7 +9,7 @@ import trio
 from helpers import call_id_of, create_call
 
 from rtengine import SessionConfig
-from rtengine._peer import PeerService
+from rtengine.adapters._peer import PeerService
 from rtengine.protocol import interpret_call_response, multipart_body, raw_sdp_body
 from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
 

@@ -8,9 +8,8 @@ import trio
 from helpers import call_id_of, create_call, direct, loads, sideband
 
 from rtengine import ConnectFailed, SessionConfig
-from rtengine._audio import rms
-from rtengine._peer import PeerService
-from rtengine._ws import RealtimeSocket, open_socket
+from rtengine.adapters._peer import PeerService
+from rtengine.adapters._ws import RealtimeSocket, open_socket
 from rtengine.protocol import (
     function_call_output,
     item_truncate,
@@ -19,6 +18,7 @@ from rtengine.protocol import (
     session_update,
     user_text,
 )
+from rtengine.protocol._audio import rms
 from rtengine.server import Faults, LocalServer, ServerOptions, ToolScript, open_local_server
 
 

@@ -5,7 +5,7 @@ import base64
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtengine._state import EndClaim, ResponseSequencer, ToolCallDedupe, TruncationTracker, audio_duration_ms
+from rtengine.protocol._state import EndClaim, ResponseSequencer, ToolCallDedupe, TruncationTracker, audio_duration_ms
 
 
 def test_request_sends_at_once_when_idle_and_defers_when_active() -> None:

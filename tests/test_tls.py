@@ -23,7 +23,7 @@ from engine_helpers import API_KEY, drain, ends, engine_tasks, until
 from helpers import RTENGINE, start_serve
 
 import rtengine
-from rtengine._peer import PeerService
+from rtengine.adapters._peer import PeerService
 from rtengine.events import Closed, OutputTranscriptDone, SessionUpdated
 from rtengine.server import LocalServer, ServerOptions, open_local_server
 

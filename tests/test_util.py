@@ -2,7 +2,7 @@
 
 import ssl
 
-from rtengine._util import describe_exception
+from rtengine.protocol._util import describe_exception
 
 
 def _chained(outer: BaseException, inner: BaseException) -> BaseException:

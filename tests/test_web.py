@@ -10,9 +10,9 @@ import trio
 from engine_helpers import API_KEY, client_for, engine_tasks
 
 import rtengine
-from rtengine._peer import PeerService
-from rtengine._web import WebApp, open_web_app
-from rtengine._ws import open_socket
+from rtengine.adapters._peer import PeerService
+from rtengine.adapters._ws import open_socket
+from rtengine.apps._web import WebApp, open_web_app
 from rtengine.server import LocalServer, ServerOptions, open_local_server
 
 

@@ -21,9 +21,9 @@ from engine_helpers import API_KEY, client_for, drain, engine_tasks, until
 
 import rtengine
 from rtengine import webrtc
-from rtengine._audio import dominant_frequency, rms, tone
-from rtengine._peer import Peer
+from rtengine.adapters._peer import Peer
 from rtengine.events import Closed, Error, ItemAdded, OutputTranscriptDone, ResponseDone, SessionUpdated
+from rtengine.protocol._audio import dominant_frequency, rms, tone
 from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
 
 SESSION = rtengine.SessionConfig()

@@ -31,16 +31,16 @@ from urllib.parse import parse_qsl
 import h11
 import trio
 
-from .._audio import tone
-from .._calls import check_sdp, validate_call_id
-from .._errors import InvalidCallId, InvalidSdp
-from .._peer import PcmTrack, PeerService, open_peer_service
-from .._session import DEFAULT_MODEL
-from .._util import collapse_single_group
+from ..adapters._peer import PcmTrack, PeerService, open_peer_service
+from ..adapters._serving import HttpRequest, WebSocket, serve_connection
+from ..protocol._audio import tone
+from ..protocol._calls import check_sdp, validate_call_id
+from ..protocol._errors import InvalidCallId, InvalidSdp
+from ..protocol._session import DEFAULT_MODEL
+from ..protocol._util import collapse_single_group
 from ._options import Faults, ServerOptions
 from ._realtime import Call, RealtimeSession, error_event, new_id
 from ._record import CallRecord, ConnectionRecord, ServerRecord
-from ._wire import HttpRequest, WebSocket, serve_connection
 
 __all__ = ["LocalServer", "open_local_server"]
 

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from .._audio import rms, tone
-from .._events import ProtocolWarning
-from .._payloads import (
+from ..adapters._serving import WebSocket, WsClosed
+from ..protocol._audio import rms, tone
+from ..protocol._events import ProtocolWarning
+from ..protocol._payloads import (
     FunctionCallOutput,
     InputAudioAppend,
     ItemCreate,
@@ -41,10 +42,9 @@ from .._payloads import (
 )
 from ._options import ServerOptions
 from ._record import ConnectionRecord, ServerRecord
-from ._wire import WebSocket, WsClosed
 
 if TYPE_CHECKING:
-    from .._peer import PcmTrack, Peer
+    from ..adapters._peer import PcmTrack, Peer
 
 __all__ = ["Call", "RealtimeSession", "default_session", "error_event", "new_id"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from .._headers import redact
+from ..protocol._headers import redact
 
 __all__ = ["CallRecord", "ConnectionRecord", "ServerRecord"]
 

@@ -41,16 +41,16 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import trio
 
-from . import _events as ev
-from ._backoff import retry_delays
-from ._calls import check_sdp, multipart_body, raw_sdp_body
-from ._client import RealtimeClient
-from ._errors import ConfigError, ConnectionLost, ConversationNotRunning, ErrorClass, TransportError
-from ._http import create_call
-from ._lifecycle import Closed, ConversationStats, Error, Started
-from ._media import MediaCall
-from ._parse import parse_server_event
-from ._payloads import (
+from .._client import RealtimeClient
+from ..adapters._http import create_call
+from ..adapters._ws import RealtimeSocket, open_socket
+from ..protocol import _events as ev
+from ..protocol._backoff import retry_delays
+from ..protocol._calls import check_sdp, multipart_body, raw_sdp_body
+from ..protocol._errors import ConfigError, ConnectionLost, ConversationNotRunning, ErrorClass, TransportError
+from ..protocol._lifecycle import Closed, ConversationStats, Error, Started
+from ..protocol._parse import parse_server_event
+from ..protocol._payloads import (
     function_call_output,
     input_audio_append,
     item_truncate,
@@ -59,15 +59,15 @@ from ._payloads import (
     session_update,
     user_text,
 )
-from ._session import SessionConfig
-from ._state import EndClaim, ResponseSequencer, ToolCallDedupe, TruncationTracker, audio_duration_ms
-from ._urls import realtime_ws_url, sideband_url
-from ._util import collapse_single_group
-from ._ws import RealtimeSocket, open_socket
+from ..protocol._session import SessionConfig
+from ..protocol._state import EndClaim, ResponseSequencer, ToolCallDedupe, TruncationTracker, audio_duration_ms
+from ..protocol._urls import realtime_ws_url, sideband_url
+from ..protocol._util import collapse_single_group
+from ._media import MediaCall
 
 if TYPE_CHECKING:
-    from ._peer import PcmTrack, Peer
-    from .webrtc import Media
+    from ..adapters._peer import PcmTrack, Peer
+    from ..webrtc import Media
 
 __all__ = ["Capacities", "Conversation", "ConversationEvent", "open_conversation", "start_conversation"]
 

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 import trio
 import trio_websocket
 
-from ._errors import ConfigError, ConnectFailed, ConnectionLost, RealtimeError
-from ._payloads import encode
-from ._util import collapse_single_group, describe_exception, sole_leaf
+from ..protocol._errors import ConfigError, ConnectFailed, ConnectionLost, RealtimeError
+from ..protocol._payloads import encode
+from ..protocol._util import collapse_single_group, describe_exception, sole_leaf
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "RealtimeSocket", "StreamOpener", "open_socket"]
 

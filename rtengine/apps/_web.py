@@ -29,17 +29,17 @@ from typing import Any, Final
 
 import trio
 
-from . import events as ev
-from ._client import RealtimeClient
-from ._conversation import Conversation, start_conversation
-from ._errors import CallError, ConfigError, InvalidSdp, RealtimeError, TransportError
-from ._session import SessionConfig
-from ._util import collapse_single_group
-from .server._wire import HttpRequest, WebSocket, WsClosed, serve_connection
+from .. import events as ev
+from .._client import RealtimeClient
+from ..adapters._serving import HttpRequest, WebSocket, WsClosed, serve_connection
+from ..engine._conversation import Conversation, start_conversation
+from ..protocol._errors import CallError, ConfigError, InvalidSdp, RealtimeError, TransportError
+from ..protocol._session import SessionConfig
+from ..protocol._util import collapse_single_group
 
 __all__ = ["WebApp", "open_web_app"]
 
-log = logging.getLogger("rtengine.web")
+log = logging.getLogger("rtengine.apps.web")
 
 MAX_BODY: Final = 64 * 1024
 #: A conversation whose page never subscribes to its events within this time is closed.
@@ -111,7 +111,7 @@ class WebApp:
         self.session = session
         self._nursery = nursery
         self.calls: dict[str, AppCall] = {}
-        self._page = resources.files("rtengine.web").joinpath("index.html").read_bytes()
+        self._page = resources.files("rtengine.apps.web").joinpath("index.html").read_bytes()
         self.port = 0
 
     @property

@@ -44,8 +44,8 @@ import trio
 import trio_asyncio
 from aiortc.mediastreams import MediaStreamError
 
-from ._errors import InvalidSdp, RealtimeError
-from ._util import collapse_single_group
+from ..protocol._errors import InvalidSdp, RealtimeError
+from ..protocol._util import collapse_single_group
 
 __all__ = [
     "DATA_CHANNEL_LABEL",

@@ -19,13 +19,13 @@ from typing import Literal
 
 import trio
 
-from . import events as ev
-from ._client import RealtimeClient
-from ._conversation import open_conversation
-from ._errors import ConfigError, RealtimeError
-from ._session import SessionConfig
-from .server import Faults, ServerOptions, open_local_server
-from .webrtc import Media, WavWriter, open_media_engine, tone_source, wav_source
+from .. import events as ev
+from .._client import RealtimeClient
+from ..engine._conversation import open_conversation
+from ..protocol._errors import ConfigError, RealtimeError
+from ..protocol._session import SessionConfig
+from ..server import Faults, ServerOptions, open_local_server
+from ..webrtc import Media, WavWriter, open_media_engine, tone_source, wav_source
 
 __all__ = ["DemoOptions", "run_demo"]
 

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ._client import RealtimeClient
+from .._client import RealtimeClient
+from ..protocol._errors import ConversationNotRunning
+from ..protocol._session import SessionConfig
+from ..protocol._util import collapse_single_group
 from ._conversation import Capacities, Conversation, SidebandMode, start_conversation
-from ._errors import ConversationNotRunning
-from ._session import SessionConfig
-from ._util import collapse_single_group
 
 if TYPE_CHECKING:
-    from .webrtc import Media
+    from ..webrtc import Media
 
 __all__ = ["ConversationManager", "open_manager"]
 

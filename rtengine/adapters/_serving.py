@@ -23,7 +23,7 @@ import wsproto.events as ws_events
 from wsproto.connection import ConnectionState
 from wsproto.utilities import RemoteProtocolError
 
-from .._util import collapse_single_group
+from ..protocol._util import collapse_single_group
 
 __all__ = [
     "HttpRequest",

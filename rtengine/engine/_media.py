@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import trio
 
 if TYPE_CHECKING:
-    from ._peer import PcmTrack, Peer
+    from ..adapters._peer import PcmTrack, Peer
 
 __all__ = ["MediaCall"]
 

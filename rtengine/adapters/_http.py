@@ -20,10 +20,10 @@ from contextlib import contextmanager
 import httpx
 import trio
 
-from ._backoff import DEFAULT_BACKOFF_BASE, backoff
-from ._calls import CallAnswer, CallBody, interpret_call_response, is_retryable_status
-from ._errors import CallRejected, ConnectFailed, RealtimeError
-from ._util import describe_exception
+from ..protocol._backoff import DEFAULT_BACKOFF_BASE, backoff
+from ..protocol._calls import CallAnswer, CallBody, interpret_call_response, is_retryable_status
+from ..protocol._errors import CallRejected, ConnectFailed, RealtimeError
+from ..protocol._util import describe_exception
 
 __all__ = ["create_call", "post_call"]
 
