@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Closed", "ConversationStats", "Error", "Started"]
+__all__ = ["Closed", "ConversationStats", "Error", "SocketEnd", "Started"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +80,19 @@ class ConversationStats:
     join_attempts: int = 0
     #: Inputs taken from a buffer that could not be written because the socket had ended.
     inputs_lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SocketEnd:
+    """How a websocket ended, as the socket adapter reports it (never an exception).
+
+    ``clean`` is True when the server sent a close frame: ``code``/``reason`` are then what it sent (``code``
+    ``None`` for a close frame without a code). ``clean`` False is an abnormal loss — a reset, an EOF without a
+    close frame, a failed read or write — and ``code`` is ``None`` ("no close frame received"; the websocket RFC
+    calls this 1006, which is never sent on the wire). ``detail`` says what happened, for messages.
+    """
+
+    clean: bool
+    code: int | None = None
+    reason: str | None = None
+    detail: str = ""

@@ -24,7 +24,7 @@ from rtengine.events import Closed
 from rtengine.server import ServerOptions, open_local_server
 
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
-ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / "artifacts"
+ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "artifacts"
 
 missing = [
     what
@@ -53,7 +53,7 @@ async def web() -> AsyncIterator[WebApp]:
 async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
     screenshot = ARTIFACTS / "browser-call.png"
     with trio.fail_after(90):
-        driver = pathlib.Path(__file__).with_name("browser_driver.py")
+        driver = pathlib.Path(__file__).parents[1] / "browser_driver.py"
         result = await trio.run_process(
             [sys.executable, str(driver), web.url, "hello from chromium", str(screenshot)], capture_stdout=True
         )
