@@ -42,6 +42,14 @@ class CallRecord:
     #: ``"<binary>"``), and how many of them were refused with an ``error`` event (binary, or no sideband).
     data_frames_in: list[Any] = field(default_factory=list, repr=False)
     data_frames_refused: int = 0
+    #: How the call ended, ``None`` while it is live: ``hangup`` (``POST …/hangup`` answered 200),
+    #: ``last_sideband_left`` (its last sideband websocket closed), ``server_shutdown`` (the server stopped).
+    end: str | None = None
+
+    @property
+    def hung_up(self) -> bool:
+        """The call was ended by ``POST /v1/realtime/calls/{call_id}/hangup``."""
+        return self.end == "hangup"
 
     @property
     def safe_headers(self) -> dict[str, str]:
@@ -98,7 +106,11 @@ class ServerRecord:
     def __init__(self) -> None:
         self.calls: list[CallRecord] = []
         self.connections: list[ConnectionRecord] = []
+        #: Call ids ended by ``POST …/hangup`` (answered 200), in order.
         self.hangups: list[str] = []
+        #: The ``{call_id}`` of every hang-up answered 404 (unknown, malformed, or already ended; at most 200
+        #: characters each), in order.
+        self.refused_hangups: list[str] = []
         self._changed = trio.Event()
 
     def changed(self) -> None:
@@ -110,6 +122,10 @@ class ServerRecord:
 
     def directs(self) -> list[ConnectionRecord]:
         return [c for c in self.connections if c.kind == "direct"]
+
+    def hung_up_calls(self) -> list[CallRecord]:
+        """The calls ended by a hang-up, in creation order."""
+        return [c for c in self.calls if c.hung_up]
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Return once ``predicate()`` is true; re-checked after every recorded change. Put a deadline around it."""

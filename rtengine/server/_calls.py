@@ -1,0 +1,199 @@
+"""Call management: creating WebRTC calls, running their media and data channel, ending them.
+
+``POST /v1/realtime/calls`` answers the offer with a real aiortc peer (:class:`CallManager.create`); the call then
+lives in the server's nursery (:meth:`CallManager._run_call`) with its one conversation, until it is hung up
+(:meth:`CallManager.hang_up`, ``POST /v1/realtime/calls/{call_id}/hangup``), its last sideband leaves, or the
+server stops (:meth:`CallManager.end`). An ended call is forgotten: its id answers 404 from then on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import trio
+
+from ..adapters._peer import PcmTrack, Peer, PeerService
+from ..adapters._serving import HttpRequest
+from ..protocol._audio import tone
+from ..protocol._calls import check_sdp, validate_call_id
+from ..protocol._errors import InvalidCallId, InvalidSdp
+from ..protocol._session import DEFAULT_MODEL
+from ._http import CALLS_PATH, HttpError, Reply, parse_call_body
+from ._options import Faults, ServerOptions
+from ._realtime import RealtimeSession
+from ._record import CallRecord, ServerRecord
+from ._shapes import encode, error_event, new_id
+
+__all__ = ["Call", "CallManager"]
+
+#: Received call audio kept in the record for assertions (10 s of PCM16 mono 24 kHz).
+MAX_RECORDED_AUDIO: Final = 10 * 24000 * 2
+#: What the API answers to a hang-up of a call it does not know (recorded from api.openai.com; see
+#: tests/server/test_server_hangup.py for the source).
+CALL_NOT_FOUND: Final = "No session found for the provided call_id"
+
+
+@dataclass(eq=False)
+class Call:
+    """A WebRTC call the server created: its answering peer (with its outbound ``source`` track), its one
+    ``conversation`` (shared by the call's data channel and every sideband that joins), its record, and ``scope``,
+    which holds the call's media and conversation tasks."""
+
+    call_id: str
+    peer: Peer
+    source: PcmTrack
+    model: str
+    session: dict[str, Any] | None
+    record: CallRecord
+    conversation: RealtimeSession = field(init=False)
+    ended: bool = False
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+
+class CallManager:
+    """The live calls of one server, by id. ``nursery`` (set while the server runs) hosts each call's tasks."""
+
+    def __init__(
+        self, record: ServerRecord, options: ServerOptions, faults: Callable[[], Faults], peers: PeerService
+    ) -> None:
+        self._record = record
+        self._options = options
+        self._faults = faults
+        self._peers = peers
+        self.calls: dict[str, Call] = {}
+        self.nursery: trio.Nursery | None = None
+
+    # --- creating --------------------------------------------------------------------------------------------
+
+    async def create(self, request: HttpRequest, *, authorized: bool) -> Reply:
+        """Answer ``POST /v1/realtime/calls``: ``201`` with the SDP answer and ``Location``, or a JSON error."""
+        record = CallRecord(request.path, request.query, dict(request.headers), request.headers.get("content-type", ""))
+        self._record.calls.append(record)
+        try:
+            if not authorized:
+                raise HttpError(401, "Incorrect API key provided.", "invalid_api_key")
+            sdp, session, record.part_names, record.part_types = parse_call_body(request)
+            record.sdp, record.session = sdp, session
+            peer, source = await self._answer(sdp)
+        except HttpError as exc:
+            record.status, record.error = exc.status, str(exc)
+            self._record.changed()
+            status, headers, body = exc.reply()
+            if exc.code == "injected" and self._faults().retry_after is not None:
+                headers.append(("retry-after", f"{self._faults().retry_after:g}"))
+            return status, headers, body
+        call_id = new_id("rtc")
+        model = session.get("model") if session and isinstance(session.get("model"), str) else DEFAULT_MODEL
+        call = Call(call_id, peer, source, str(model), session, record)
+        call.conversation = RealtimeSession(
+            self._record, self._options, model=call.model, call=call, faults_getter=self._faults
+        )
+        self.calls[call_id] = call
+        if self._faults().media_unreachable:
+            await peer.aclose()  # the answer stands, but nobody will ever answer ICE checks
+        assert self.nursery is not None
+        self.nursery.start_soon(self._run_call, call)
+        record.status, record.call_id = 201, call_id
+        self._record.changed()
+        headers = [("content-type", "application/sdp"), ("location", f"{CALLS_PATH}/{call_id}")]
+        return 201, headers, peer.local_sdp.encode("utf-8")
+
+    async def _answer(self, sdp: str) -> tuple[Peer, PcmTrack]:
+        """Check the offer, apply the call faults, and answer with a new peer (and its outbound track)."""
+        try:
+            check_sdp(sdp, what="The SDP offer")
+        except InvalidSdp as exc:
+            raise HttpError(400, str(exc), "invalid_offer") from exc
+        faults = self._faults()
+        if faults.call_delay:
+            await trio.sleep(faults.call_delay)
+        if faults.call_status is not None:
+            raise HttpError(faults.call_status, "Injected failure (rtengine local server).", "injected")
+        source = PcmTrack()
+        try:
+            peer = await self._peers.answer(sdp, source=source)
+        except InvalidSdp as exc:
+            raise HttpError(400, f"The SDP offer was rejected: {exc}", "invalid_offer") from exc
+        return peer, source
+
+    # --- ending ----------------------------------------------------------------------------------------------
+
+    async def end(self, call_id: str, reason: str = "server_shutdown") -> bool:
+        """End a call: cancel its sidebands and close its peer. False if the call is unknown or already ended."""
+        call = self.calls.pop(call_id, None)
+        if call is None:
+            return False
+        call.ended = True
+        call.record.end = reason
+        call.scope.cancel()
+        call.conversation.drop_all("call_ended")
+        await call.peer.aclose()
+        self._record.changed()
+        return True
+
+    async def hang_up(self, raw_call_id: str) -> Reply:
+        """Answer ``POST /v1/realtime/calls/{call_id}/hangup`` like the API: ``200`` with an empty body for a live
+        call (which ends), else ``404`` ``call_id_not_found`` — an unknown id, an ended call, or an id that is not
+        a call id at all (it is validated before any lookup)."""
+        try:
+            call_id = validate_call_id(raw_call_id)
+        except InvalidCallId:
+            call_id = None
+        if call_id is not None and await self.end(call_id, "hangup"):
+            self._record.hangups.append(call_id)
+            self._record.changed()
+            return 200, [], b""
+        self._record.refused_hangups.append(raw_call_id[:200])
+        self._record.changed()
+        # The API's body, param and all (it sends "param": "" here, not null).
+        return HttpError(404, CALL_NOT_FOUND, "call_id_not_found", param="").reply()
+
+    async def end_all(self) -> None:
+        for call_id in list(self.calls):
+            await self.end(call_id)
+
+    # --- a live call -----------------------------------------------------------------------------------------
+
+    async def _run_call(self, call: Call) -> None:
+        """The call, in the server's nursery until it ends: its conversation (served on the data channel and on
+        every sideband that joins), the received audio (recorded, echoed back with ``echo``), and a greeting tone
+        once the peer connection is up."""
+        record = call.record
+
+        def received(pcm: bytes) -> None:
+            record.audio_frames_in += 1
+            if len(record.audio_in) < MAX_RECORDED_AUDIO:
+                record.audio_in += pcm
+            if self._options.echo:
+                call.source.push(pcm)
+
+        with call.scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(call.conversation.run)
+                nursery.start_soon(call.peer.receive_audio, received)
+                nursery.start_soon(self._serve_data_channel, call)
+                await call.peer.connected.wait()
+                record.connected = True
+                self._record.changed()
+                if self._options.greeting_ms:
+                    call.source.push(tone(660.0, self._options.greeting_ms))
+
+    async def _serve_data_channel(self, call: Call) -> None:
+        """The call's ``oai-events`` data channel is a view of its conversation, like a sideband: it gets
+        ``session.created`` when it opens, then every server event; its client events go into the conversation.
+        A binary message, or one beyond the conversation's inbox, gets an ``error`` event: never dropped silently."""
+        await call.peer.channel_open.wait()
+        call.conversation.greet_data_channel()
+        async for message in call.peer.messages:
+            self._record.data_frame_in(call.record, message)
+            if isinstance(message, bytes):
+                reply = error_event("Binary messages are not supported; send JSON text.", code="invalid_json")
+            elif call.conversation.deliver(message):
+                continue
+            else:
+                reply = error_event("rtengine local server: too many client events at once.", code="rate_limited")
+            call.record.data_frames_refused += 1
+            self._record.changed()
+            call.peer.send_data(encode({**reply, "event_id": new_id("event")}))

@@ -1,0 +1,99 @@
+"""The faults a conversation plays on its views, as :class:`~rtengine.server._options.Faults` asks.
+
+Per websocket view: ``close_after_events`` (a clean CLOSE 1000, then a bounded wait for the client's answer, or an
+abrupt TCP drop), ``ignore_client_close`` (a dead peer: never answer a CLOSE, hold the TCP open). Per
+conversation: ``inject`` (frames sent once, right after the first ``session.updated``). The settings are read
+at the moment they apply, so ``server.set_faults`` takes effect on live conversations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from ..adapters._serving import WebSocket, WsClosed
+from ._options import Faults
+from ._record import ServerRecord
+from ._shapes import ERROR_MESSAGES, error_event
+
+if TYPE_CHECKING:
+    from ._views import ConversationViews, Link
+
+__all__ = ["CLOSE_REPLY_TIMEOUT", "ConversationFaults", "injected_error"]
+
+#: How long a view closed by ``close_after_events`` waits for the client's CLOSE in reply.
+CLOSE_REPLY_TIMEOUT: Final = 2.0
+
+
+def injected_error(code: str) -> dict[str, Any]:
+    """The server ``error`` event ``inject=("error:<code>",)`` sends (the API's message when it is known)."""
+    return error_event(ERROR_MESSAGES.get(code, f"Injected error '{code}'."), code=code)
+
+
+class ConversationFaults:
+    """Applies the current :class:`Faults` to one conversation and its websocket views."""
+
+    def __init__(self, records: ServerRecord, faults: Callable[[], Faults]) -> None:
+        self._records = records
+        self._faults = faults
+        self._injected = False
+
+    async def after_send(self, link: Link) -> None:
+        """Count one event sent on ``link``; close the link once ``close_after_events`` is reached."""
+        link.sent += 1
+        limit = self._faults().close_after_events
+        if limit is not None and link.sent >= limit:
+            await self._close(link)
+
+    async def _close(self, link: Link) -> None:
+        link.closing = True
+        if self._faults().close_mode == "abrupt":
+            link.ws.drop()
+            link.record.end = "abrupt"
+            self._records.changed()
+            link.scope.cancel()
+            return
+        link.record.end = "server_close"
+        link.record.close_code = 1000
+        self._records.changed()
+        try:
+            await link.ws.send_close(1000, "rtengine local server: close_after_events")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+    async def await_close_reply(self, link: Link) -> None:
+        """After a fault's clean CLOSE: wait (bounded) for the client's CLOSE and record whether it answered."""
+        with trio.move_on_after(CLOSE_REPLY_TIMEOUT):
+            outcome = await link.ws.receive()
+            while not isinstance(outcome, WsClosed):
+                outcome = await link.ws.receive()
+            link.record.close_answered = outcome.kind == "close"
+            self._records.changed()
+
+    @staticmethod
+    async def play_dead(ws: WebSocket) -> None:
+        """``ignore_client_close``: never answer the client's CLOSE; keep the TCP open until the client drops it."""
+        while True:
+            again = await ws.receive()
+            if isinstance(again, WsClosed) and again.kind == "eof":
+                return
+
+    async def inject_once(self, views: ConversationViews) -> None:
+        """Send the ``inject`` frames to every view, the first time only (after the first ``session.updated``)."""
+        if self._injected:
+            return
+        self._injected = True
+        faults = self._faults()
+        for name in faults.inject:
+            if name == "malformed_json":
+                await views.broadcast('{"type": "response.created", "event_id": ', "<malformed>")
+            elif name == "binary":
+                await views.broadcast(None, "<binary>", data=b"\x00rtengine-binary-frame")
+            elif name == "oversized":
+                await views.send({"type": "rtengine.oversized", "padding": "x" * faults.oversized_bytes})
+            elif name == "unknown_event":
+                await views.send({"type": "rtengine.unknown_event", "detail": "injected by the local server"})
+            else:
+                await views.send(injected_error(name.split(":", 1)[1]))

@@ -1,0 +1,155 @@
+"""The views of one conversation, and the fan-out of its server events to them.
+
+A WebRTC call has one conversation seen through several views: its ``oai-events`` data channel and every
+sideband websocket that joins (a :class:`Link` each); a plain websocket is the one view of its own conversation.
+Client events from any view go into the conversation; its server events go out on all of them, except
+``session.created`` (only to the view that just opened) and an ``error`` (only to the view whose client event
+caused it). A client that vanished is not an error of the conversation: its link stops being written to, and its
+reader records how it ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..adapters._serving import WebSocket, WsClosed
+from ._faults import ConversationFaults
+from ._record import ConnectionRecord, ServerRecord
+from ._shapes import encode, error_event, with_event_id
+
+if TYPE_CHECKING:
+    from ._calls import Call
+
+__all__ = ["ConversationViews", "Link"]
+
+#: Handles one client event (its text) from a view: a websocket link, or None for the call's data channel.
+ClientEventHandler = Callable[[str, "Link | None"], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Link:
+    """One websocket attached to a conversation: its record, what it was sent (for ``close_after_events``), and
+    its scope (cancelled to drop it)."""
+
+    ws: WebSocket
+    record: ConnectionRecord
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    sent: int = 0
+    closing: bool = False
+
+
+class ConversationViews:
+    """The websockets attached to one conversation (``links``), plus the call's data channel when it has a call."""
+
+    def __init__(self, records: ServerRecord, faults: ConversationFaults, call: Call | None) -> None:
+        self._records = records
+        self._faults = faults
+        self._call = call
+        self.links: list[Link] = []
+
+    # --- fan-out ---------------------------------------------------------------------------------------------
+
+    async def send(self, event: dict[str, Any]) -> None:
+        """Send one server event (adds ``event_id``) to every view of the conversation."""
+        full = with_event_id(event)
+        await self.broadcast(encode(full), full)
+
+    async def reply(self, origin: Link | None, event: dict[str, Any]) -> None:
+        """Send an event that answers one client event (an ``error``) to the view that sent it only: the
+        websocket ``origin``, or the call's data channel when ``origin`` is None."""
+        full = with_event_id(event)
+        if origin is not None:
+            await self.send_to(origin, encode(full), full)
+        elif self._call is not None:
+            self._call.peer.send_data(encode(full))
+
+    async def broadcast(self, text: str | None, recorded: Any, data: bytes | None = None) -> None:
+        """Send a text (or, with ``data``, a binary) frame to every view; ``recorded`` is what the records keep."""
+        for link in list(self.links):
+            await self.send_to(link, text, recorded, data)
+        if self._call is not None and text is not None:
+            self._call.peer.send_data(text)  # the same events on the call's oai-events data channel
+
+    async def send_to(self, link: Link, text: str | None, recorded: Any, data: bytes | None = None) -> None:
+        """Send on one websocket, honouring ``close_after_events``."""
+        if link.closing:
+            return
+        try:
+            if data is not None:
+                await link.ws.send_bytes(data)
+            else:
+                assert text is not None
+                await link.ws.send_text(text)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            link.closing = True
+            return
+        link.record.frames_out.append(recorded)
+        self._records.changed()
+        await self._faults.after_send(link)
+
+    async def greet(self, link: Link, session: dict[str, Any]) -> None:
+        """``session.created`` to one websocket that just attached."""
+        created = with_event_id({"type": "session.created", "session": session})
+        await self.send_to(link, encode(created), created)
+
+    def greet_data_channel(self, session: dict[str, Any]) -> None:
+        """``session.created`` on the call's data channel, once it opens."""
+        assert self._call is not None
+        self._call.peer.send_data(encode(with_event_id({"type": "session.created", "session": session})))
+
+    # --- attached websockets ---------------------------------------------------------------------------------
+
+    def attach(self, ws: WebSocket, record: ConnectionRecord) -> Link:
+        link = Link(ws, record)
+        self.links.append(link)
+        return link
+
+    def detach(self, link: Link) -> None:
+        self.links.remove(link)
+
+    def drop_all(self, end: str) -> None:
+        """Cancel every attached websocket, recording ``end`` for those that had not ended."""
+        for link in self.links:
+            if link.record.end is None:
+                link.record.end = end
+            link.scope.cancel()
+
+    async def read(self, link: Link, handle: ClientEventHandler) -> None:
+        """Read client frames from ``link`` into ``handle`` until the client or a fault ends the connection."""
+        ws, record = link.ws, link.record
+        while True:
+            if record.end == "server_close":
+                await self._faults.await_close_reply(link)
+                return
+            outcome = await ws.receive()
+            if isinstance(outcome, WsClosed):
+                link.closing = True
+                await self._client_ended(link, outcome)
+                return
+            if outcome.data is not None:
+                record.binary_in += 1
+                self._records.changed()
+                await self.reply(
+                    link, error_event("Binary frames are not supported; send JSON text.", code="invalid_json")
+                )
+                continue
+            assert outcome.text is not None
+            self._records.frame_in(record, outcome.text)
+            await handle(outcome.text, link)
+
+    async def _client_ended(self, link: Link, outcome: WsClosed) -> None:
+        ws, record = link.ws, link.record
+        if record.end is None:
+            record.end = {"close": "client_close", "eof": "eof"}.get(outcome.kind, outcome.kind)
+            record.close_code = outcome.code
+        if outcome.kind == "close":
+            record.close_answered = ws.answer_close
+            if not ws.answer_close:
+                await self._faults.play_dead(ws)
+        elif outcome.kind in ("protocol_error", "too_big") and outcome.code is not None:
+            await ws.send_close(outcome.code, outcome.reason or "")
+        self._records.changed()

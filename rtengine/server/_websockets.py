@@ -1,0 +1,125 @@
+"""The websocket side of the local server: which handshakes it accepts, and what each accepted socket serves.
+
+``/v1/realtime?model=…`` is a direct conversation of its own; ``/v1/realtime?call_id=rtc_…`` is a sideband, one
+more view of a live call's conversation (unknown call → 404, a malformed id or ``model`` beside ``call_id`` →
+400). The handshake faults apply here (``websocket_status``, ``refuse_sideband_joins``, the accept delays, and
+``ignore_client_close``, which is set on the socket before it is served). When the last sideband of a call
+leaves, the call ends with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+import h11
+import trio
+
+from ..adapters._serving import HttpRequest, WebSocket
+from ..protocol._calls import validate_call_id
+from ..protocol._errors import InvalidCallId
+from ..protocol._session import DEFAULT_MODEL
+from ._calls import Call, CallManager
+from ._http import REALTIME_PATH, authorized, error_body
+from ._options import Faults, ServerOptions
+from ._realtime import RealtimeSession
+from ._record import ConnectionRecord, ServerRecord
+
+__all__ = ["WebSocketGate"]
+
+
+class WebSocketGate:
+    """Accepts (or rejects) websocket handshakes and serves each accepted socket until it ends."""
+
+    def __init__(
+        self, record: ServerRecord, options: ServerOptions, faults: Callable[[], Faults], calls: CallManager
+    ) -> None:
+        self._record = record
+        self._options = options
+        self._faults = faults
+        self._calls = calls
+        self._sideband_attempts = 0
+
+    def reset_counters(self) -> None:
+        """Count ``refuse_sideband_joins`` from zero again (new fault settings)."""
+        self._sideband_attempts = 0
+
+    async def serve(self, stream: trio.abc.Stream, request: HttpRequest) -> None:
+        """One websocket upgrade request: record it, then reject it or serve it until it ends."""
+        query = dict(parse_qsl(request.query, keep_blank_values=True))
+        call_id = query.get("call_id")
+        record = ConnectionRecord(
+            "sideband" if call_id is not None else "direct", request.path, query, dict(request.headers), call_id
+        )
+        self._record.connections.append(record)
+        self._record.changed()
+        ws = WebSocket(stream, request, self._options.max_message_bytes)
+        faults = self._faults()
+        ws.answer_close = not faults.ignore_client_close
+        try:
+            await self._serve(ws, record, request, query, faults)
+        finally:
+            if record.end is None:
+                record.end = "server_shutdown"
+            self._record.changed()
+
+    async def _reject(self, ws: WebSocket, record: ConnectionRecord, status: int, message: str, code: str) -> None:
+        record.status, record.end = status, "rejected"
+        await ws.reject(status, error_body(message, code))
+
+    async def _serve(
+        self, ws: WebSocket, record: ConnectionRecord, request: HttpRequest, query: dict[str, str], faults: Faults
+    ) -> None:
+        call: Call | None = None
+        if request.path.rstrip("/") != REALTIME_PATH:
+            return await self._reject(ws, record, 404, f"No websocket route {request.path[:200]}.", "not_found")
+        if not authorized(self._options.api_key, request.headers):
+            return await self._reject(ws, record, 401, "Incorrect API key provided.", "invalid_api_key")
+        if record.call_id is not None:
+            if "model" in query:
+                return await self._reject(ws, record, 400, "Do not send 'model' with 'call_id'.", "invalid_request")
+            try:
+                validate_call_id(record.call_id)
+            except InvalidCallId:
+                return await self._reject(ws, record, 400, "Invalid call_id.", "invalid_call_id")
+            call = self._calls.calls.get(record.call_id)
+            if call is None:
+                return await self._reject(ws, record, 404, f"Call {record.call_id!r} not found.", "call_not_found")
+            self._sideband_attempts += 1
+            if self._sideband_attempts <= faults.refuse_sideband_joins:
+                return await self._reject(ws, record, 503, "Sideband temporarily unavailable (injected).", "injected")
+        if faults.websocket_status is not None:
+            return await self._reject(ws, record, faults.websocket_status, "Injected rejection.", "injected")
+        delay = faults.sideband_accept_delay if call is not None else faults.websocket_accept_delay
+        if delay and await self._client_left_during(ws, delay):
+            record.end = "handshake_abandoned"
+            return None
+        await ws.accept()
+        record.accepted = True
+        record.status = 101
+        self._record.changed()
+        if call is None:
+            model = query.get("model") or DEFAULT_MODEL
+            session = RealtimeSession(self._record, self._options, model=model, call=None, faults_getter=self._faults)
+            await session.serve_alone(ws, record)
+            return None
+        try:
+            await call.conversation.serve(ws, record)
+        finally:
+            if not call.ended and not call.conversation.links:
+                # The last controlling connection left: the call ends with it (keeps peers from piling up).
+                await self._calls.end(call.call_id, "last_sideband_left")
+        return None
+
+    async def _client_left_during(self, ws: WebSocket, delay: float) -> bool:
+        """Hold the handshake for ``delay`` seconds; True if the client hung up meanwhile."""
+        with trio.move_on_after(delay):
+            try:
+                data = await ws.stream.receive_some(1)
+            except trio.BrokenResourceError:
+                return True
+            if not data:
+                return True
+            # A client must not send frames before the accept; treat it as a protocol error.
+            raise h11.RemoteProtocolError("data before the websocket handshake completed")
+        return False
