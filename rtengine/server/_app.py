@@ -88,8 +88,9 @@ class LocalServer:
     # --- lifecycle -------------------------------------------------------------------------------------------
 
     async def end_call(self, call_id: str) -> bool:
-        """End a call: cancel its sidebands and close its peer. False if the call is unknown or already ended."""
-        return await self._calls.end(call_id)
+        """End a call: cancel its sidebands and close its peer (recorded as ``end_call``). False if the call is
+        unknown or already ended."""
+        return await self._calls.end(call_id, "end_call")
 
     async def aclose_calls(self) -> None:
         await self._calls.end_all()

@@ -43,7 +43,8 @@ class CallRecord:
     data_frames_in: list[Any] = field(default_factory=list, repr=False)
     data_frames_refused: int = 0
     #: How the call ended, ``None`` while it is live: ``hangup`` (``POST …/hangup`` answered 200),
-    #: ``last_sideband_left`` (its last sideband websocket closed), ``server_shutdown`` (the server stopped).
+    #: ``last_sideband_left`` (its last sideband websocket closed), ``end_call`` (``LocalServer.end_call``),
+    #: ``server_shutdown`` (the server stopped).
     end: str | None = None
 
     @property
