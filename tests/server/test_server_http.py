@@ -1,6 +1,5 @@
 """The local server's HTTP side: call creation, hangup, auth, bad input — over real loopback sockets."""
 
-
 import aiortc.sdp
 import httpx
 import pytest
