@@ -1,4 +1,5 @@
-"""The aiortc bridge: the only module in rtengine that touches asyncio (through trio-asyncio) or aiortc.
+"""The aiortc bridge: with :mod:`~rtengine.adapters._pcm_track`, the only code in rtengine that touches asyncio
+(through trio-asyncio) or aiortc. This module holds the peer connections and the service that owns them.
 
 Theory of operation. :func:`open_peer_service` opens the trio-asyncio loop **once**, as a long-lived service
 owned by the caller's ``async with``; every aiortc coroutine is awaited from trio through ``aio_as_trio``.
@@ -10,7 +11,7 @@ them, and every one is closed from trio inside a shielded, deadline-bounded scop
 :class:`~rtengine.InvalidSdp` at exactly one place (:func:`_translate`).
 
 Media at the boundary is PCM16 mono at 24 kHz (the GA ``audio/pcm`` format), in 20 ms frames:
-:class:`PcmTrack` is an outbound track fed from trio (silence when nothing is queued, so RTP keeps flowing), and
+:class:`~rtengine.adapters._pcm_track.PcmTrack` (re-exported here) is an outbound track fed from trio, and
 :meth:`Peer.receive_audio` decodes the remote track into the same format.
 
 Defaults that matter (stack-notes §2): ``RTCConfiguration(iceServers=[])`` — aiortc's implicit Google STUN
@@ -31,7 +32,6 @@ handler (:func:`_background_error_handler`): every such error is counted in ``Pe
 from __future__ import annotations
 
 import asyncio
-import fractions
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -46,6 +46,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from ..protocol._errors import InvalidSdp, RealtimeError
 from ..protocol._util import collapse_single_group
+from ._pcm_track import FRAME_BYTES, SAMPLE_RATE, PcmTrack
 
 __all__ = [
     "DATA_CHANNEL_LABEL",
@@ -63,11 +64,6 @@ log = logging.getLogger("rtengine.peer")
 DATA_CHANNEL_LABEL: Final = "oai-events"
 #: Upper bound on closing one peer connection.
 PEER_CLOSE_TIMEOUT: Final = 2.0
-#: PCM16 mono at this rate crosses the media boundary, in frames of 20 ms.
-SAMPLE_RATE: Final = 24000
-FRAME_SAMPLES: Final = SAMPLE_RATE // 50
-FRAME_BYTES: Final = FRAME_SAMPLES * 2
-_TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 
 
 @contextmanager
@@ -86,78 +82,6 @@ def _translate(what: str) -> Iterator[None]:
 
 def _aio(fn: Callable[..., Any]) -> Callable[..., Any]:
     return trio_asyncio.aio_as_trio(fn)  # type: ignore[no-any-return]
-
-
-class PcmTrack(aiortc.MediaStreamTrack):
-    """An outbound audio track fed from trio with PCM16 mono 24 kHz.
-
-    aiortc pulls a 20 ms frame every 20 ms (paced on the loop's clock, which is trio's); :meth:`push` queues audio
-    up to ``max_buffer_ms`` (the rest is dropped and counted). When nothing is queued the frame is silence.
-    """
-
-    kind = "audio"
-
-    def __init__(self, max_buffer_ms: int = 2000) -> None:
-        super().__init__()
-        self._buffer = bytearray()
-        self._limit = max_buffer_ms * SAMPLE_RATE * 2 // 1000
-        self._next: float | None = None
-        self._pts = 0
-        #: Frames carrying queued audio / frames of silence / bytes dropped because the buffer was full.
-        self.audio_frames = 0
-        self.silent_frames = 0
-        self.dropped_bytes = 0
-        #: trio time when the first frame with queued audio went out, and who wants to know.
-        self.first_audio_at: float | None = None
-        self.on_first_audio: Callable[[float], None] | None = None
-
-    @property
-    def buffered_ms(self) -> int:
-        return len(self._buffer) * 1000 // (SAMPLE_RATE * 2)
-
-    def room(self) -> int:
-        """Bytes that :meth:`push` would accept now."""
-        return max(0, self._limit - len(self._buffer))
-
-    def push(self, pcm16: bytes) -> int:
-        """Queue audio; returns how many bytes were accepted (the rest is dropped and counted)."""
-        accepted = min(len(pcm16), self.room())
-        accepted -= accepted % 2
-        self._buffer += pcm16[:accepted]
-        self.dropped_bytes += len(pcm16) - accepted
-        return accepted
-
-    def clear(self) -> None:
-        """Drop everything queued (e.g. on barge-in)."""
-        self._buffer.clear()
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_event_loop()
-        now = loop.time()
-        if self._next is None:
-            self._next = now
-        elif (wait := self._next - now) > 0:
-            await asyncio.sleep(wait)
-        self._next += FRAME_SAMPLES / SAMPLE_RATE
-        chunk = bytes(self._buffer[:FRAME_BYTES])
-        del self._buffer[:FRAME_BYTES]
-        if chunk:
-            self.audio_frames += 1
-            if self.first_audio_at is None:
-                self.first_audio_at = loop.time()
-                if self.on_first_audio is not None:
-                    self.on_first_audio(self.first_audio_at)
-        else:
-            self.silent_frames += 1
-        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(chunk.ljust(FRAME_BYTES, b"\x00"))
-        frame.pts = self._pts
-        frame.sample_rate = SAMPLE_RATE
-        frame.time_base = _TIME_BASE
-        self._pts += FRAME_SAMPLES
-        return frame
 
 
 class Peer:

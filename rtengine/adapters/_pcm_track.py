@@ -1,0 +1,98 @@
+"""The outbound audio track of the aiortc bridge: PCM16 mono 24 kHz from trio, in 20 ms frames.
+
+Media at the boundary is PCM16 mono at 24 kHz (the GA ``audio/pcm`` format). :class:`PcmTrack` is fed from trio
+with :meth:`PcmTrack.push` and pulled by aiortc every 20 ms on the loop's clock (trio's, through trio-asyncio); when
+nothing is queued the frame is silence, so RTP keeps flowing. Its peer-connection side lives in
+:mod:`~rtengine.adapters._peer`, which re-exports these names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+from collections.abc import Callable
+from typing import Final
+
+import aiortc
+import av
+from aiortc.mediastreams import MediaStreamError
+
+__all__ = ["FRAME_BYTES", "FRAME_SAMPLES", "SAMPLE_RATE", "PcmTrack"]
+
+#: PCM16 mono at this rate crosses the media boundary, in frames of 20 ms.
+SAMPLE_RATE: Final = 24000
+FRAME_SAMPLES: Final = SAMPLE_RATE // 50
+FRAME_BYTES: Final = FRAME_SAMPLES * 2
+_TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
+
+
+class PcmTrack(aiortc.MediaStreamTrack):
+    """An outbound audio track fed from trio with PCM16 mono 24 kHz.
+
+    aiortc pulls a 20 ms frame every 20 ms (paced on the loop's clock, which is trio's); :meth:`push` queues audio
+    up to ``max_buffer_ms`` (the rest is dropped and counted). When nothing is queued the frame is silence.
+    """
+
+    kind = "audio"
+
+    def __init__(self, max_buffer_ms: int = 2000) -> None:
+        super().__init__()
+        self._buffer = bytearray()
+        self._limit = max_buffer_ms * SAMPLE_RATE * 2 // 1000
+        self._next: float | None = None
+        self._pts = 0
+        #: Frames carrying queued audio / frames of silence / bytes dropped because the buffer was full.
+        self.audio_frames = 0
+        self.silent_frames = 0
+        self.dropped_bytes = 0
+        #: trio time when the first frame with queued audio went out, and who wants to know.
+        self.first_audio_at: float | None = None
+        self.on_first_audio: Callable[[float], None] | None = None
+
+    @property
+    def buffered_ms(self) -> int:
+        return len(self._buffer) * 1000 // (SAMPLE_RATE * 2)
+
+    def room(self) -> int:
+        """Bytes that :meth:`push` would accept now."""
+        return max(0, self._limit - len(self._buffer))
+
+    def push(self, pcm16: bytes) -> int:
+        """Queue audio; returns how many bytes were accepted (the rest is dropped and counted)."""
+        accepted = min(len(pcm16), self.room())
+        accepted -= accepted % 2
+        self._buffer += pcm16[:accepted]
+        self.dropped_bytes += len(pcm16) - accepted
+        return accepted
+
+    def clear(self) -> None:
+        """Drop everything queued (e.g. on barge-in)."""
+        self._buffer.clear()
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_event_loop()
+        now = loop.time()
+        if self._next is None:
+            self._next = now
+        elif (wait := self._next - now) > 0:
+            await asyncio.sleep(wait)
+        self._next += FRAME_SAMPLES / SAMPLE_RATE
+        chunk = bytes(self._buffer[:FRAME_BYTES])
+        del self._buffer[:FRAME_BYTES]
+        if chunk:
+            self.audio_frames += 1
+            if self.first_audio_at is None:
+                self.first_audio_at = loop.time()
+                if self.on_first_audio is not None:
+                    self.on_first_audio(self.first_audio_at)
+        else:
+            self.silent_frames += 1
+        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+        frame.planes[0].update(chunk.ljust(FRAME_BYTES, b"\x00"))
+        frame.pts = self._pts
+        frame.sample_rate = SAMPLE_RATE
+        frame.time_base = _TIME_BASE
+        self._pts += FRAME_SAMPLES
+        return frame
