@@ -243,8 +243,8 @@ def test_interpret_truncated_bodies() -> None:
 
 
 def test_interpret_hangup_response() -> None:
-    assert interpret_hangup_response(200, {}, b"") is None
-    assert interpret_hangup_response(204, {}, b"") is None
+    interpret_hangup_response(200, {}, b"")
+    interpret_hangup_response(204, {}, b"")
     not_found = b'{"error":{"message":"no such call","type":"invalid_request_error","code":"call_id_not_found"}}'
     with pytest.raises(CallNotFound, match="call_id_not_found") as info:
         interpret_hangup_response(404, {}, not_found)
