@@ -15,6 +15,7 @@ from .engine._conversation import open_conversation as open_conversation
 from .engine._manager import ConversationManager as ConversationManager
 from .engine._manager import open_manager as open_manager
 from .protocol._errors import CallError as CallError
+from .protocol._errors import CallNotFound as CallNotFound
 from .protocol._errors import CallRejected as CallRejected
 from .protocol._errors import ConfigError as ConfigError
 from .protocol._errors import ConnectFailed as ConnectFailed
@@ -47,6 +48,7 @@ __all__ = [
     "AudioFormat",
     "CallError",
     "Capacities",
+    "CallNotFound",
     "CallRejected",
     "ConfigError",
     "ConnectFailed",

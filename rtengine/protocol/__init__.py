@@ -13,8 +13,10 @@ from ._calls import CALL_ID_MAX_LENGTH as CALL_ID_MAX_LENGTH
 from ._calls import CallAnswer as CallAnswer
 from ._calls import CallBody as CallBody
 from ._calls import call_id_from_location as call_id_from_location
+from ._calls import call_retry_delay as call_retry_delay
 from ._calls import check_sdp as check_sdp
 from ._calls import interpret_call_response as interpret_call_response
+from ._calls import interpret_hangup_response as interpret_hangup_response
 from ._calls import is_retryable_status as is_retryable_status
 from ._calls import multipart_body as multipart_body
 from ._calls import parse_retry_after as parse_retry_after
@@ -51,6 +53,7 @@ __all__ = [
     "backoff",
     "bearer",
     "call_id_from_location",
+    "call_retry_delay",
     "calls_url",
     "check_sdp",
     "classify_error",
@@ -58,6 +61,7 @@ __all__ = [
     "function_call_output",
     "input_audio_append",
     "interpret_call_response",
+    "interpret_hangup_response",
     "is_retryable_status",
     "item_truncate",
     "merge_request_headers",

@@ -7,21 +7,28 @@ The HTTP adapter only moves the bytes built here and hands the status, headers a
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Final
 
-from ._errors import CallRejected, InvalidAnswer, InvalidCallId, InvalidLocation, InvalidSdp
+from ._backoff import backoff
+from ._errors import CallNotFound, CallRejected, InvalidAnswer, InvalidCallId, InvalidLocation, InvalidSdp
 
 __all__ = [
     "CALL_ID_MAX_LENGTH",
     "CallAnswer",
     "CallBody",
     "call_id_from_location",
+    "call_retry_delay",
     "check_sdp",
     "interpret_call_response",
+    "interpret_hangup_response",
     "is_retryable_status",
     "multipart_body",
     "parse_retry_after",
@@ -128,19 +135,61 @@ def call_id_from_location(location: str | None) -> str:
 
 
 def is_retryable_status(status: int) -> bool:
-    """5xx is retried; 429 and every other 4xx are not (§2.3)."""
+    """5xx is retried; 429 and every other 4xx are not (§2.3). A 429 *with* ``Retry-After`` is the one exception,
+    decided by :func:`call_retry_delay`."""
     return 500 <= status <= 599
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds form only); ``None`` when absent or not a number."""
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` in seconds: delta-seconds, or an HTTP-date (RFC 9110 §10.2.3) taken relative to ``now``
+    (POSIX seconds; :func:`time.time` when omitted), a date in the past giving 0. ``None`` when absent,
+    negative or unparsable."""
     if value is None:
         return None
+    text = value.strip()
     try:
-        seconds = float(value.strip())
+        seconds = float(text)
     except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # "-0000" zone: a date without a known zone; HTTP-dates are GMT
+            return None
+        reference = time.time() if now is None else now
+        return max(0.0, when.timestamp() - reference)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def call_retry_delay(
+    attempt: int,
+    retries: int,
+    *,
+    status: int | None,
+    retry_after: float | None,
+    base: float,
+    rand: Callable[[], float],
+    ceiling: float,
+) -> float | None:
+    """The sleep before retry ``attempt`` (1-based) of a call request, or ``None`` when it must not be retried.
+
+    ``status`` is the failed attempt's HTTP status, ``None`` for a transport error. Rules: no more than
+    ``retries`` retries; transport errors and 5xx are retried after the §3.4 :func:`~rtengine.protocol.backoff`,
+    or after ``Retry-After`` when the server sent one; 429 is retried only when it carries ``Retry-After``;
+    other statuses never. A ``Retry-After`` above ``ceiling`` is not waited for: ``None`` (the caller raises
+    the rejection at once, with the server's delay in ``.retry_after``).
+    """
+    if attempt > retries:
         return None
-    return seconds if seconds >= 0 else None
+    if status is None:
+        return backoff(base, attempt, rand)
+    if not (is_retryable_status(status) or (status == 429 and retry_after is not None)):
+        return None
+    if retry_after is None:
+        return backoff(base, attempt, rand)
+    if retry_after > ceiling:
+        return None
+    return retry_after
 
 
 def _rejection_message(status: int, body: str, retry_after: float | None) -> str:
@@ -158,18 +207,32 @@ def _rejection_message(status: int, body: str, retry_after: float | None) -> str
     return f"{head}: {body}{tail}" if body else head + tail
 
 
-def interpret_call_response(status: int, headers: Mapping[str, str], body: bytes) -> CallAnswer:
+def _body_text(body: bytes, truncated: bool) -> str:
+    text = body[:_ERROR_BODY_LIMIT].decode("utf-8", "replace").strip()
+    if truncated or len(body) > _ERROR_BODY_LIMIT:
+        text += " [truncated]"
+    return text
+
+
+def interpret_call_response(
+    status: int, headers: Mapping[str, str], body: bytes, *, truncated: bool = False, now: float | None = None
+) -> CallAnswer:
     """Turn a call-creation response into a :class:`CallAnswer` or raise the specific error.
 
     ``headers`` must be case-insensitive for ``location`` and ``retry-after`` (httpx's are); plain dicts are
-    looked up in lower case. A non-2xx body is never passed to the SDP check.
+    looked up in lower case. A non-2xx body is never passed to the SDP check. ``truncated`` says the adapter
+    stopped reading the body at its cap (``body`` is the prefix it kept): an error's text is marked as cut, and
+    a 2xx answer is refused as too large. ``now`` is for an HTTP-date ``Retry-After`` (see
+    :func:`parse_retry_after`).
     """
     if not 200 <= status <= 299:
-        text = body[:_ERROR_BODY_LIMIT].decode("utf-8", "replace").strip()
-        retry_after = parse_retry_after(headers.get("retry-after"))
+        text = _body_text(body, truncated)
+        retry_after = parse_retry_after(headers.get("retry-after"), now=now)
         raise CallRejected(
             _rejection_message(status, text, retry_after), status=status, body=text, retry_after=retry_after
         )
+    if truncated:
+        raise InvalidAnswer(f"realtime call SDP answer is too large (more than {len(body)} bytes)")
     try:
         sdp = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -180,3 +243,43 @@ def interpret_call_response(status: int, headers: Mapping[str, str], body: bytes
     except InvalidSdp as exc:
         raise InvalidAnswer(str(exc)) from exc
     return CallAnswer(sdp, call_id)
+
+
+def _error_code(body: bytes) -> str | None:
+    """``error.code`` of an OpenAI-style JSON error body, or ``None``."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def interpret_hangup_response(
+    status: int, headers: Mapping[str, str], body: bytes, *, truncated: bool = False, now: float | None = None
+) -> None:
+    """Accept a hang-up answer (any 2xx: the API sends 200 or 204) or raise.
+
+    404 with ``error.code == "call_id_not_found"`` → :class:`~rtengine.CallNotFound` (a :class:`CallRejected`,
+    ``.status == 404``); any other non-2xx → :class:`CallRejected` (5xx is retryable, see
+    :func:`call_retry_delay`). Error bodies as in :func:`interpret_call_response`.
+    """
+    if 200 <= status <= 299:
+        return
+    text = _body_text(body, truncated)
+    retry_after = parse_retry_after(headers.get("retry-after"), now=now)
+    tail = f"; retry after {retry_after:g} s" if retry_after is not None else ""
+    if status == 404 and not truncated and _error_code(body) == "call_id_not_found":
+        message = f"realtime call hang-up failed: call_id_not_found, no such call (HTTP 404): {text}"
+        raise CallNotFound(message + tail, status=status, body=text, retry_after=retry_after)
+    if status >= 500:
+        head = f"realtime call hang-up failed: server error (HTTP {status})"
+    elif status in (401, 403):
+        head = f"realtime call hang-up was refused: check the API key (HTTP {status})"
+    elif 300 <= status <= 399:
+        head = f"realtime call hang-up was redirected (HTTP {status}); redirects are never followed"
+    else:
+        head = f"realtime call hang-up was rejected (HTTP {status})"
+    message = f"{head}: {text}{tail}" if text else head + tail
+    raise CallRejected(message, status=status, body=text, retry_after=retry_after)

@@ -9,8 +9,9 @@ errors mean "the other side (the provider, the network, the local server) failed
     │   ├── ConfigError ............ invalid SessionConfig, base URL, missing API key
     │   └── ConversationNotRunning . a send after the conversation ended
     └── RemoteError
-        ├── CallError .............. call creation (POST /realtime/calls) failed
+        ├── CallError .............. call creation (POST /realtime/calls) or hang-up failed
         │   ├── CallRejected ....... non-2xx answer: .status, .body, .retry_after
+        │   │   └── CallNotFound ... hang-up of a call the server does not know (404 call_id_not_found)
         │   ├── InvalidLocation .... missing or unusable Location header (no valid call id)
         │   └── InvalidAnswer ...... the 2xx body is not a usable SDP answer
         ├── InvalidCallId .......... a call id that must not enter a URL
@@ -29,6 +30,7 @@ from enum import Enum
 
 __all__ = [
     "CallError",
+    "CallNotFound",
     "CallRejected",
     "ConfigError",
     "ConnectFailed",
@@ -82,11 +84,11 @@ class RemoteError(RealtimeError):
 
 
 class CallError(RemoteError):
-    """Creating a WebRTC call (``POST /realtime/calls``) failed."""
+    """Creating a WebRTC call (``POST /realtime/calls``) or hanging it up failed."""
 
 
 class CallRejected(CallError):
-    """The call-creation request got a non-2xx answer.
+    """A call-creation (or hang-up) request got a non-2xx answer.
 
     ``status`` is the HTTP status, ``body`` the response text (possibly truncated), and ``retry_after`` the
     ``Retry-After`` header in seconds when the server sent one.
@@ -97,6 +99,11 @@ class CallRejected(CallError):
         self.status = status
         self.body = body
         self.retry_after = retry_after
+
+
+class CallNotFound(CallRejected):
+    """A hang-up (``POST /realtime/calls/{id}/hangup``) answered 404 with ``error.code == "call_id_not_found"``:
+    the server does not know the call (it never existed, or it has already ended)."""
 
 
 class InvalidLocation(CallError):

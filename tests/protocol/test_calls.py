@@ -8,12 +8,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtengine import CallRejected, InvalidAnswer, InvalidCallId, InvalidLocation, InvalidSdp, SessionConfig
+from rtengine import (
+    CallNotFound,
+    CallRejected,
+    InvalidAnswer,
+    InvalidCallId,
+    InvalidLocation,
+    InvalidSdp,
+    SessionConfig,
+)
 from rtengine.protocol import (
     CALL_ID_MAX_LENGTH,
     call_id_from_location,
+    call_retry_delay,
     check_sdp,
     interpret_call_response,
+    interpret_hangup_response,
     is_retryable_status,
     multipart_body,
     parse_retry_after,
@@ -177,9 +187,82 @@ def test_retry_rules() -> None:
     assert not is_retryable_status(400)
     assert not is_retryable_status(401)
     assert parse_retry_after("2.5") == 2.5
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
     assert parse_retry_after(None) is None
     assert parse_retry_after("-1") is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after("inf") is None
+
+
+def test_retry_after_as_an_http_date_is_relative_to_now() -> None:
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"  # 1445412480
+    assert parse_retry_after(date, now=1445412480 - 30) == 30.0
+    assert parse_retry_after(date, now=1445412480 + 5) == 0.0  # in the past: retry now
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 -0000") is None  # no known zone
+    assert parse_retry_after("Wed, 99 Foo 2015 07:28:00 GMT") is None
+    assert parse_retry_after(date) == 0.0  # against the wall clock: long past
+
+
+def _delay(attempt: int, status: int | None, retry_after: float | None, *, retries: int = 4) -> float | None:
+    return call_retry_delay(
+        attempt, retries, status=status, retry_after=retry_after, base=0.2, rand=lambda: 0.5, ceiling=10.0
+    )
+
+
+def test_call_retry_delay_backoff_retry_after_and_ceiling() -> None:
+    # Transport errors and 5xx: the §3.4 backoff (jitter pinned to 1.0).
+    assert _delay(1, None, None) == pytest.approx(0.2)
+    assert _delay(3, 503, None) == pytest.approx(0.8)
+    # Retry-After wins over the backoff, up to the ceiling; above it, no retry at all.
+    assert _delay(1, 503, 2.5) == 2.5
+    assert _delay(1, 503, 10.0) == 10.0
+    assert _delay(1, 503, 30.0) is None
+    # 429 only with Retry-After; other 4xx never.
+    assert _delay(1, 429, None) is None
+    assert _delay(1, 429, 1.0) == 1.0
+    assert _delay(1, 400, 1.0) is None
+    assert _delay(1, 404, None) is None
+    # The retry budget.
+    assert _delay(4, 500, None) is not None
+    assert _delay(5, 500, None) is None
+    assert _delay(1, None, None, retries=0) is None
+
+
+def test_interpret_truncated_bodies() -> None:
+    with pytest.raises(InvalidAnswer, match="too large"):
+        interpret_call_response(201, {"location": "/rtc_a"}, OFFER.encode(), truncated=True)
+    with pytest.raises(CallRejected) as info:
+        interpret_call_response(
+            503, {"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"}, b"x" * 10, truncated=True, now=1445412480
+        )
+    assert info.value.body == "x" * 10 + " [truncated]"
+    assert info.value.retry_after == 10.0
+    with pytest.raises(CallRejected) as info:
+        interpret_call_response(500, {}, b"y" * 5000)
+    assert info.value.body == "y" * 2000 + " [truncated]"
+
+
+def test_interpret_hangup_response() -> None:
+    interpret_hangup_response(200, {}, b"")
+    interpret_hangup_response(204, {}, b"")
+    not_found = b'{"error":{"message":"no such call","type":"invalid_request_error","code":"call_id_not_found"}}'
+    with pytest.raises(CallNotFound, match="call_id_not_found") as info:
+        interpret_hangup_response(404, {}, not_found)
+    assert info.value.status == 404
+    assert isinstance(info.value, CallRejected)
+    with pytest.raises(CallRejected) as other:
+        interpret_hangup_response(404, {}, b"<html>not here</html>")
+    assert type(other.value) is CallRejected
+    assert other.value.status == 404
+    with pytest.raises(CallRejected, match="API key"):
+        interpret_hangup_response(401, {}, b"{}")
+    with pytest.raises(CallRejected, match="server error") as busy:
+        interpret_hangup_response(503, {"retry-after": "2"}, b"busy")
+    assert busy.value.retry_after == 2.0
+    for body in (b"[]", b'{"error": "x"}', b'{"error": {"code": 7}}', b"\xff", b"[" * 100_000):
+        with pytest.raises(CallRejected) as weird:
+            interpret_hangup_response(404, {}, body)
+        assert type(weird.value) is CallRejected
 
 
 def test_check_sdp() -> None:
