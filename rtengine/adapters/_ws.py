@@ -58,7 +58,7 @@ from wsproto.connection import ConnectionState
 
 from ..protocol._errors import ConfigError, ConnectFailed, ConnectionLost, RealtimeError
 from ..protocol._lifecycle import SocketEnd
-from ..protocol._util import describe_exception
+from ..protocol._util import describe_exception, sole_leaf
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -103,7 +103,11 @@ def _translate(what: str, error: type[ConnectFailed] | type[ConnectionLost]) -> 
     except (wsproto.utilities.ProtocolError, h11.ProtocolError) as exc:
         raise error(f"{what}: invalid handshake answer: {exc}") from exc
     except Exception as exc:  # OSError, ssl.SSLError, trio.BrokenResourceError/ClosedResourceError, anything else
-        raise error(f"{what}: {describe_exception(exc)}") from exc
+        detail = describe_exception(exc)
+        if isinstance(exc.__cause__, BaseExceptionGroup) and (leaf := sole_leaf(exc.__cause__)) is not None:
+            # trio.open_tcp_stream: "all attempts to connect failed", the reason (refused, unreachable) in a group
+            detail = f"{type(exc).__name__}: {exc} ({describe_exception(leaf)})"
+        raise error(f"{what}: {detail}") from exc
 
 
 def _fail(what: str, message: str) -> NoReturn:
