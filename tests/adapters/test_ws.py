@@ -22,6 +22,7 @@ from helpers import direct, loads
 
 from rtengine import ConnectFailed, ConnectionLost
 from rtengine.adapters._ws import RealtimeSocket, WebSocketOpener, open_socket
+from rtengine.engine._seams import SocketOpener
 from rtengine.protocol._lifecycle import SocketEnd
 from rtengine.server import LocalServer
 
@@ -534,3 +535,9 @@ async def test_a_cancelled_opening_leaves_nothing_behind() -> None:
                         pytest.fail("the opening should have been cancelled")
                 assert scope.cancelled_caught
     gc.collect()  # an unclosed socket would warn here (ResourceWarning is an error in this suite)
+
+
+def test_the_opener_and_its_sockets_fit_the_engine_seams() -> None:
+    opener: SocketOpener = WebSocketOpener()  # checked by mypy: the structural contract of the engine
+    assert callable(opener.open)
+    assert "connect_timeout=10" in repr(WebSocketOpener())
