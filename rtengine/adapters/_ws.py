@@ -218,9 +218,6 @@ class RealtimeSocket:
         """Write one text frame. Raises :class:`~rtengine.ConnectionLost` when the connection has ended, the socket
         is closed or torn, or the write fails. Cancellation: see the module docstring (a send cancelled before any
         byte was written leaves the socket whole)."""
-        if self._end is not None:
-            end = self._end
-            raise ConnectionLost(f"the realtime websocket has ended: {end.detail}", code=end.code, reason=end.reason)
         await self._write(wse.TextMessage(data=text))
 
     async def _write(self, event: wse.Event) -> None:
@@ -228,6 +225,9 @@ class RealtimeSocket:
         async with self._send_lock:
             if self._finished or self._torn:
                 raise ConnectionLost(f"{what}: the socket is {'closed' if self._finished else 'torn'}")
+            if isinstance(event, wse.Message) and (end := self._end) is not None:
+                message = f"{what}: the connection has ended: {end.detail}"
+                raise ConnectionLost(message, code=end.code, reason=end.reason)
             if isinstance(event, wse.Message | wse.Pong) and self._ws.state is not ConnectionState.OPEN:
                 raise ConnectionLost(f"{what}: the connection is closing", code=self.close_code)
             # A pending cancellation is taken here, before any byte is written: such a send is not torn.
