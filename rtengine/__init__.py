@@ -1,7 +1,7 @@
 """rtengine: realtime conversations with the OpenAI Realtime API (and anything that speaks it) for trio.
 
 Layers, bottom up: the sans-IO protocol core (:mod:`rtengine.protocol`, :mod:`rtengine.events`; pure, no
-trio), thin adapters (httpx, trio-websocket, aiortc via trio-asyncio — the only asyncio in the package), and
+trio), thin adapters (httpx, a wsproto websocket client, aiortc via trio-asyncio — the only asyncio in the package), and
 the local realtime server (:mod:`rtengine.server`), which runs everything offline.
 """
 

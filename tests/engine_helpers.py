@@ -65,7 +65,6 @@ ENGINE_TASK_MARKERS = (
     "rtengine.engine._conversation",
     "rtengine.engine._manager",
     "rtengine.adapters._ws",
-    "trio_websocket",
 )
 
 

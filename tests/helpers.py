@@ -49,7 +49,7 @@ def direct(server: LocalServer, model: str = "gpt-realtime") -> str:
     return server.base_url.replace("http://", "ws://") + f"/realtime?model={model}"
 
 
-def loads(frame: str | bytes | None) -> dict[str, Any]:
+def loads(frame: object) -> dict[str, Any]:
     assert isinstance(frame, str), frame
     value = json.loads(frame)
     assert isinstance(value, dict)

@@ -72,4 +72,4 @@ def test_the_protocol_core_is_pure() -> None:
     ]
     for module in pure:
         imported = _imports(PACKAGE / "protocol" / f"{module}.py")
-        assert not imported & {"trio", "httpx", "trio_websocket", "asyncio", "aiortc", "h11", "wsproto"}, module
+        assert not imported & {"trio", "httpx", "asyncio", "aiortc", "h11", "wsproto"}, module

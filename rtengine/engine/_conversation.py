@@ -48,9 +48,10 @@ from ..protocol import _events as ev
 from ..protocol._backoff import retry_delays
 from ..protocol._calls import check_sdp, multipart_body, raw_sdp_body
 from ..protocol._errors import ConfigError, ConnectionLost, ConversationNotRunning, ErrorClass, TransportError
-from ..protocol._lifecycle import Closed, ConversationStats, Error, Started
+from ..protocol._lifecycle import Closed, ConversationStats, Error, SocketEnd, Started
 from ..protocol._parse import parse_server_event
 from ..protocol._payloads import (
+    encode,
     function_call_output,
     input_audio_append,
     item_truncate,
@@ -396,7 +397,7 @@ class Conversation:
                     self._loop_scope = scope = trio.CancelScope()
                     elapsed = self._mark("connected")
                     with scope:
-                        await sock.send(session_update(self.session))
+                        await sock.send(encode(session_update(self.session)))
                         self._mark("session_update_sent")
                         log.info(
                             "connected realtime websocket elapsed_ms=%.0f total_elapsed_ms=%.0f",
@@ -476,7 +477,7 @@ class Conversation:
             self._loop_scope = scope = trio.CancelScope()  # joined: from here close() stops only this scope
             self._mark("sideband_joined")
             with scope:
-                await sock.send(session_update(self.session))
+                await sock.send(encode(session_update(self.session)))
                 self._mark("session_update_sent")
                 log.info(
                     "connected realtime sideband websocket call_id=%s elapsed_ms=%.0f total_elapsed_ms=%.0f",
@@ -564,7 +565,7 @@ class Conversation:
     async def _write(self, sock: RealtimeSocket, event: Mapping[str, object]) -> bool:
         """Write one event; False when the socket has ended (the reader reports the end, the input is counted)."""
         try:
-            await sock.send(event)
+            await sock.send(encode(event))
         except ConnectionLost as exc:
             self._counts.inputs_lost += 1
             log.warning("realtime input not sent, the socket has ended: %s", exc)
@@ -625,12 +626,14 @@ class Conversation:
         """Read, type and forward server events until the socket ends or the conversation ends."""
         while True:
             frame = await sock.receive()
-            if frame is None:
-                if sock.close_code == 1009:
+            if isinstance(frame, SocketEnd):
+                # An end without a close frame is reported as 1006, as the websocket RFC names it.
+                code = 1006 if frame.code is None and not frame.clean else frame.code
+                if code == 1009:
                     message = "the server sent a frame larger than max_message_size (closed with 1009)"
-                    self._end_inside(error=Error(message), closed=Closed("error", 1009, sock.close_reason))
+                    self._end_inside(error=Error(message), closed=Closed("error", 1009, frame.reason))
                 else:
-                    self._end_inside(closed=Closed("transport_closed", sock.close_code, sock.close_reason))
+                    self._end_inside(closed=Closed("transport_closed", code, frame.reason))
                 return
             self._counts.frames_received += 1
             await self._handle(sock, parse_server_event(frame))
@@ -667,7 +670,7 @@ class Conversation:
                 cut = self._tracker.take()
                 if cut is not None:
                     try:
-                        await sock.send(item_truncate(cut[0], cut[1]))
+                        await sock.send(encode(item_truncate(cut[0], cut[1])))
                         self._counts.truncations_sent += 1
                     except ConnectionLost as exc:
                         log.warning("barge-in truncate not sent: %s", exc)

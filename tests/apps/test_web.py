@@ -13,6 +13,7 @@ import rtengine
 from rtengine.adapters._peer import PeerService
 from rtengine.adapters._ws import open_socket
 from rtengine.apps._web import WebApp, open_web_app
+from rtengine.protocol._lifecycle import SocketEnd
 from rtengine.server import LocalServer, ServerOptions, open_local_server
 
 
@@ -33,7 +34,7 @@ async def _events_until(web: WebApp, call_id: str, predicate: object, send: str 
     async with open_socket(url, {}) as sock:
         while True:
             frame = await sock.receive()
-            if frame is None:
+            if isinstance(frame, SocketEnd):
                 return seen
             seen.append(json.loads(frame))
             if callable(predicate) and predicate(seen[-1]):

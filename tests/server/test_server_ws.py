@@ -19,6 +19,8 @@ from rtengine.protocol import (
     user_text,
 )
 from rtengine.protocol._audio import rms
+from rtengine.protocol._lifecycle import SocketEnd
+from rtengine.protocol._payloads import encode
 from rtengine.server import Faults, LocalServer, ServerOptions, ToolScript, open_local_server
 
 
@@ -39,16 +41,16 @@ async def test_direct_conversation_round_trip(server: LocalServer) -> None:
             assert created["type"] == "session.created"
             assert created["event_id"]
             assert created["session"]["model"] == "gpt-realtime"
-            await sock.send(session_update(SessionConfig(instructions="short answers")))
+            await sock.send(encode(session_update(SessionConfig(instructions="short answers"))))
             updated = loads(await sock.receive())
             assert updated["type"] == "session.updated"
             assert updated["session"]["instructions"] == "short answers"
-            await sock.send(user_text("hello there"))
+            await sock.send(encode(user_text("hello there")))
             assert [e["type"] for e in await until(sock, "conversation.item.done")] == [
                 "conversation.item.added",
                 "conversation.item.done",
             ]
-            await sock.send(response_create())
+            await sock.send(encode(response_create()))
             events = await until(sock, "response.done")
     types = [e["type"] for e in events]
     assert types[0] == "response.created"
@@ -73,8 +75,8 @@ async def test_text_modality_streams_text_and_one_done(server: LocalServer) -> N
     with trio.fail_after(10):
         async with open_socket(direct(server), {}) as sock:
             await sock.receive()
-            await sock.send(session_update(SessionConfig(output_modalities=("text",))))
-            await sock.send(response_create())
+            await sock.send(encode(session_update(SessionConfig(output_modalities=("text",)))))
+            await sock.send(encode(response_create()))
             events = await until(sock, "response.done")
     types = [e["type"] for e in events]
     assert "response.output_audio.delta" not in types
@@ -87,15 +89,15 @@ async def test_active_response_conflict_and_cancel(peers: PeerService) -> None:
         with trio.fail_after(10):
             async with open_socket(direct(server), {}) as sock:
                 await sock.receive()
-                await sock.send(response_cancel())
+                await sock.send(encode(response_cancel()))
                 benign = loads(await sock.receive())
                 assert benign["error"]["code"] == "response_cancel_not_active"
-                await sock.send(response_create())
+                await sock.send(encode(response_create()))
                 await until(sock, "response.created")
-                await sock.send(response_create())
+                await sock.send(encode(response_create()))
                 conflict = await until(sock, "error")
                 assert conflict[-1]["error"]["code"] == "conversation_already_has_active_response"  # type: ignore[index]
-                await sock.send(response_cancel())
+                await sock.send(encode(response_cancel()))
                 done = (await until(sock, "response.done"))[-1]
                 assert done["response"]["status"] == "cancelled"  # type: ignore[index]
 
@@ -106,8 +108,8 @@ async def test_sideband_of_a_call(server: LocalServer, offer_sdp: str) -> None:
         async with open_socket(sideband(server, call_id), {"authorization": "Bearer t"}) as sock:
             created = loads(await sock.receive())
             assert created["session"]["instructions"] == "from the call"
-            await sock.send(session_update(SessionConfig()))
-            await sock.send(response_create())
+            await sock.send(encode(session_update(SessionConfig())))
+            await sock.send(encode(response_create()))
             events = await until(sock, "response.done")
             events += await until(sock, "output_audio_buffer.stopped")
     types = [e["type"] for e in events]
@@ -127,8 +129,8 @@ async def test_two_sidebands_are_views_of_one_conversation(server: LocalServer, 
             assert loads(await first.receive())["type"] == "session.created"
             async with open_socket(sideband(server, call_id), {}) as second:
                 assert loads(await second.receive())["type"] == "session.created"
-                await first.send(user_text("one conversation"))
-                await first.send(response_create())
+                await first.send(encode(user_text("one conversation")))
+                await first.send(encode(response_create()))
                 for sock in (first, second):
                     events = await until(sock, "response.done")
                     transcripts = [e["transcript"] for e in events if str(e["type"]).endswith("transcript.done")]
@@ -136,7 +138,7 @@ async def test_two_sidebands_are_views_of_one_conversation(server: LocalServer, 
             inner = server.record.sidebands()[1]
             await server.record.wait_until(lambda: inner.end is not None)
             assert call_id in server.open_calls  # one sideband left, the other still holds the call
-            await first.send(response_create())
+            await first.send(encode(response_create()))
             await until(first, "response.done")
         await server.record.wait_until(lambda: call_id not in server.open_calls)
     assert [c.end for c in server.record.sidebands()] == ["client_close", "client_close"]
@@ -175,14 +177,14 @@ async def test_tool_script_waits_for_the_function_output(peers: PeerService) -> 
         with trio.fail_after(10):
             async with open_socket(direct(server), {}) as sock:
                 await sock.receive()
-                await sock.send(response_create())
+                await sock.send(encode(response_create()))
                 events = await until(sock, "response.done")
                 done = next(e for e in events if e["type"] == "response.function_call_arguments.done")
                 assert done["name"] == "lookup"
                 assert done["arguments"] == '{"q":"tides"}'
-                await sock.send(function_call_output(str(done["call_id"]), "high tide at noon"))
+                await sock.send(encode(function_call_output(str(done["call_id"]), "high tide at noon")))
                 await until(sock, "conversation.item.done")
-                await sock.send(response_create())
+                await sock.send(encode(response_create()))
                 reply = await until(sock, "response.output_audio_transcript.done")
     assert reply[-1]["transcript"] == "The lookup tool returned: high tide at noon"
 
@@ -191,14 +193,14 @@ async def test_truncate_rules(server: LocalServer) -> None:
     with trio.fail_after(10):
         async with open_socket(direct(server), {}) as sock:
             await sock.receive()
-            await sock.send(item_truncate("item_missing", 10))
+            await sock.send(encode(item_truncate("item_missing", 10)))
             assert "Only model output audio" in loads(await sock.receive())["error"]["message"]
-            await sock.send(response_create())
+            await sock.send(encode(response_create()))
             events = await until(sock, "response.done")
             item_id = next(e["item_id"] for e in events if e["type"] == "response.output_audio.delta")
-            await sock.send(item_truncate(str(item_id), 100))
+            await sock.send(encode(item_truncate(str(item_id), 100)))
             assert loads(await sock.receive())["type"] == "conversation.item.truncated"
-            await sock.send(item_truncate(str(item_id), 5000))
+            await sock.send(encode(item_truncate(str(item_id), 5000)))
             assert "already shorter than" in loads(await sock.receive())["error"]["message"]
 
 
@@ -206,13 +208,13 @@ async def test_bad_client_frames_get_error_events(server: LocalServer) -> None:
     with trio.fail_after(10):
         async with open_socket(direct(server), {}) as sock:
             await sock.receive()
-            await sock.send_text("{oops")
+            await sock.send("{oops")
             assert loads(await sock.receive())["error"]["code"] == "invalid_event"
-            await sock.send({"type": "made.up"})
+            await sock.send(encode({"type": "made.up"}))
             assert loads(await sock.receive())["error"]["param"] == "type"
-            await sock.send({"type": "session.update", "session": {"type": "realtime", "model": "x"}})
+            await sock.send(encode({"type": "session.update", "session": {"type": "realtime", "model": "x"}}))
             assert loads(await sock.receive())["error"]["param"] == "session.model"
-            await sock.send({"type": "session.update", "session": {}})
+            await sock.send(encode({"type": "session.update", "session": {}}))
             assert loads(await sock.receive())["error"]["code"] == "missing_required_parameter"
 
 
@@ -259,9 +261,11 @@ async def test_close_after_events_clean(server: LocalServer) -> None:
     with trio.fail_after(10):
         async with open_socket(direct(server), {}) as sock:
             await sock.receive()
-            await sock.send(session_update(SessionConfig()))
+            await sock.send(encode(session_update(SessionConfig())))
             assert loads(await sock.receive())["type"] == "session.updated"
-            assert await sock.receive() is None
+            end = await sock.receive()
+            assert isinstance(end, SocketEnd)
+            assert (end.clean, end.code, end.reason) == (True, 1000, "rtengine local server: close_after_events")
             assert sock.close_code == 1000
         record = server.record.connections[-1]
         await server.record.wait_until(lambda: record.close_answered is not None)
@@ -274,8 +278,10 @@ async def test_close_after_events_abrupt(server: LocalServer) -> None:
     with trio.fail_after(10):
         async with open_socket(direct(server), {}) as sock:
             assert loads(await sock.receive())["type"] == "session.created"
-            assert await sock.receive() is None
-            assert sock.close_code == 1006  # no close frame: abnormal closure
+            end = await sock.receive()
+            assert isinstance(end, SocketEnd)
+            assert (end.clean, end.code) == (False, None)  # no close frame: abnormal closure
+            assert sock.close_code is None
     assert server.record.connections[-1].end == "abrupt"
 
 
@@ -310,7 +316,7 @@ async def test_injections_follow_the_first_session_updated(server: LocalServer, 
     with trio.fail_after(10):
         async with open_socket(direct(server), {}, max_message_size=32 * 1024) as sock:
             await sock.receive()
-            await sock.send(session_update(SessionConfig()))
+            await sock.send(encode(session_update(SessionConfig())))
             assert loads(await sock.receive())["type"] == "session.updated"
             frame = await sock.receive()
     if injection == "malformed_json":
@@ -322,7 +328,8 @@ async def test_injections_follow_the_first_session_updated(server: LocalServer, 
     elif injection == "unknown_event":
         assert loads(frame)["type"] == "rtengine.unknown_event"
     elif injection == "oversized":
-        assert frame is None
+        assert isinstance(frame, SocketEnd)
+        assert (frame.clean, frame.code, frame.reason) == (False, 1009, "message too big")
         assert sock.close_code == 1009  # the client's max_message_size refused it
     else:
         error = loads(frame)
