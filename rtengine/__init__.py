@@ -11,9 +11,9 @@ from ._client import DEFAULT_BASE_URL as DEFAULT_BASE_URL
 from ._client import RealtimeClient as RealtimeClient
 from .engine._conversation import Capacities as Capacities
 from .engine._conversation import Conversation as Conversation
-from .engine._conversation import open_conversation as open_conversation
 from .engine._manager import ConversationManager as ConversationManager
 from .engine._manager import open_manager as open_manager
+from .engine._open import open_conversation as open_conversation
 from .protocol._errors import CallError as CallError
 from .protocol._errors import CallNotFound as CallNotFound
 from .protocol._errors import CallRejected as CallRejected

@@ -6,6 +6,7 @@ settings every conversation uses: retries, timeouts, extra headers. The API key 
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import ssl
@@ -16,14 +17,18 @@ from typing import Final, Self
 import httpx
 import trio
 
-from .adapters._ws import DEFAULT_MAX_MESSAGE_SIZE, StreamOpener
+from .adapters._http import HttpCalls
+from .adapters._ws import DEFAULT_MAX_MESSAGE_SIZE, StreamOpener, WebSocketOpener
 from .protocol._backoff import DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES
+from .protocol._calls import CallAnswer, CallBody
 from .protocol._errors import ConfigError
 from .protocol._headers import bearer, merge_request_headers
 from .protocol._session import SessionConfig
 from .protocol._urls import calls_url, realtime_ws_url
 
 __all__ = ["DEFAULT_BASE_URL", "RealtimeClient"]
+
+log = logging.getLogger("rtengine")
 
 #: The OpenAI API.
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
@@ -42,6 +47,7 @@ class RealtimeClient:
     ``max_message_size`` caps server frames (larger ones end the conversation with an error, code 1009).
     ``ssl_context`` replaces the default TLS context (the system's CA bundle) for both HTTPS and WSS: a private CA,
     a proxy that re-signs, client certificates.
+    ``call_timeout`` bounds one call creation as a whole (every attempt and retry wait).
     ``open_stream(host, port)`` replaces ``trio.open_tcp_stream`` for websockets (in-memory tests, proxies).
     ``aclose()`` is the same as leaving the block; it closes the HTTP client rtengine created.
     """
@@ -63,12 +69,13 @@ class RealtimeClient:
         open_stream: StreamOpener | None = None,
         rand: Callable[[], float] = random.random,
         ssl_context: ssl.SSLContext | None = None,
+        call_timeout: float = 15.0,
     ) -> None:
         for name, value in (("sideband_retries", sideband_retries), ("call_retries", call_retries)):
             if not 0 <= value <= 100:
                 raise ConfigError(f"{name} must be within 0..100, got {value}")
-        if connect_timeout <= 0 or close_timeout <= 0 or backoff_base < 0:
-            raise ConfigError("connect_timeout and close_timeout must be > 0 and backoff_base >= 0")
+        if connect_timeout <= 0 or close_timeout <= 0 or call_timeout <= 0 or backoff_base < 0:
+            raise ConfigError("connect_timeout, close_timeout and call_timeout must be > 0 and backoff_base >= 0")
         self.base_url = base_url.rstrip("/") if base_url.endswith("/v1/") else base_url
         self.realtime_base_url = realtime_base_url or self.base_url
         self.calls_url = calls_url(self.base_url)
@@ -90,6 +97,26 @@ class RealtimeClient:
         self._headers: Mapping[str, str] | None = None
         self._session_json: tuple[SessionConfig, str] | None = None
         self.call_limiter = trio.CapacityLimiter(_MAX_CONCURRENT_CALLS)
+        #: The call seam (creation, hang-up) and the socket seam the engine uses.
+        self.calls = _Calls(
+            self,
+            HttpCalls(
+                self.http,
+                self.calls_url,
+                retries=call_retries,
+                backoff_base=backoff_base,
+                rand=rand,
+                timeout=call_timeout,
+                hangup_timeout=close_timeout + 1.0,
+            ),
+        )
+        self.sockets = WebSocketOpener(
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            ssl_context=lambda: self.ssl_context,
+            max_message_size=max_message_size,
+            open_stream=open_stream,
+        )
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "missing"
@@ -170,3 +197,35 @@ class RealtimeClient:
             )
             self._headers = MappingProxyType(merged)
         return self._headers
+
+    async def warm_up(self) -> None:
+        """One cheap request to the provider, so the next call creation finds a warm connection. Never raises."""
+        url = self.calls_url.rsplit("/realtime/calls", 1)[0] + "/models"
+        try:
+            await self.http().get(url, headers=dict(self.auth_headers()))
+        except (httpx.HTTPError, ConfigError) as exc:  # a warm-up that fails costs nothing but the next handshake
+            log.debug("connection warm-up failed: %s", exc)
+
+
+class _Calls:
+    """The call seam: :class:`~rtengine.adapters._http.HttpCalls` behind the client's concurrency limit."""
+
+    def __init__(self, client: RealtimeClient, calls: HttpCalls) -> None:
+        self._limiter = client.call_limiter
+        self._calls = calls
+
+    async def create(
+        self, body: CallBody, headers: Mapping[str, str], *, on_sent: Callable[[], None] | None = None
+    ) -> CallAnswer:
+        limiter = self._limiter
+        try:
+            limiter.acquire_nowait()  # no scheduler round trip on the answer path unless at capacity
+        except trio.WouldBlock:
+            await limiter.acquire()
+        try:
+            return await self._calls.create(body, headers, on_sent=on_sent)
+        finally:
+            limiter.release()
+
+    async def hangup(self, call_id: str, headers: Mapping[str, str]) -> None:
+        await self._calls.hangup(call_id, headers)

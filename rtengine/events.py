@@ -3,7 +3,6 @@
 Match on the classes (``case AudioOut(): …``); never subclass them.
 """
 
-from .engine._conversation import ConversationEvent as ConversationEvent
 from .protocol._events import AudioOut as AudioOut
 from .protocol._events import InputTranscriptDelta as InputTranscriptDelta
 from .protocol._events import InputTranscriptDone as InputTranscriptDone
@@ -30,6 +29,7 @@ from .protocol._events import ToolCall as ToolCall
 from .protocol._events import UnknownEvent as UnknownEvent
 from .protocol._events import WarningKind as WarningKind
 from .protocol._lifecycle import Closed as Closed
+from .protocol._lifecycle import ConversationEvent as ConversationEvent
 from .protocol._lifecycle import Error as Error
 from .protocol._lifecycle import Started as Started
 

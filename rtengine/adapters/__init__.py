@@ -1,0 +1,16 @@
+"""The adapters room: thin layers over third-party libraries, each translating its library's exceptions into
+rtengine's at one place — ``_http`` (httpx: the call seam), ``_ws`` (wsproto over trio streams: the socket seam),
+``_peer``/``_pcm_track`` (aiortc through trio-asyncio: the only asyncio in the package), and ``_serving`` (h11 and
+wsproto serving plumbing shared by the local server and the web app).
+
+This face exports only the serving plumbing the apps use; the engine reaches the other adapters through the seams
+``RealtimeClient`` builds.
+"""
+
+from ..protocol._util import collapse_single_group as collapse_single_group
+from ._serving import HttpRequest as HttpRequest
+from ._serving import WebSocket as WebSocket
+from ._serving import WsClosed as WsClosed
+from ._serving import serve_connection as serve_connection
+
+__all__ = ["HttpRequest", "WebSocket", "WsClosed", "collapse_single_group", "serve_connection"]

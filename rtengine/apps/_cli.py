@@ -13,11 +13,8 @@ from contextlib import AsyncExitStack
 
 import trio
 
-from .._client import RealtimeClient
-from ..protocol._errors import RealtimeError
-from ..protocol._session import SessionConfig
-from ..server import INJECTIONS, Faults, ServerOptions, ToolScript, open_local_server
-from ..server._options import check_injection
+from .. import RealtimeClient, RealtimeError, SessionConfig
+from ..server import INJECTIONS, Faults, ServerOptions, ToolScript, check_injection, open_local_server
 from ._demo import DemoOptions, tls_context
 from ._demo import main as demo_main
 from ._web import open_web_app

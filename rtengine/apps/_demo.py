@@ -19,11 +19,9 @@ from typing import Literal
 
 import trio
 
+from .. import ConfigError, RealtimeClient, RealtimeError, SessionConfig
 from .. import events as ev
-from .._client import RealtimeClient
-from ..engine._conversation import open_conversation
-from ..protocol._errors import ConfigError, RealtimeError
-from ..protocol._session import SessionConfig
+from ..engine import open_conversation
 from ..server import Faults, ServerOptions, open_local_server
 from ..webrtc import Media, WavWriter, open_media_engine, tone_source, wav_source
 

@@ -29,13 +29,10 @@ from typing import Any, Final
 
 import trio
 
+from .. import CallError, ConfigError, InvalidSdp, RealtimeClient, RealtimeError, SessionConfig, TransportError
 from .. import events as ev
-from .._client import RealtimeClient
-from ..adapters._serving import HttpRequest, WebSocket, WsClosed, serve_connection
-from ..engine._conversation import Conversation, start_conversation
-from ..protocol._errors import CallError, ConfigError, InvalidSdp, RealtimeError, TransportError
-from ..protocol._session import SessionConfig
-from ..protocol._util import collapse_single_group
+from ..adapters import HttpRequest, WebSocket, WsClosed, collapse_single_group, serve_connection
+from ..engine import Conversation, start_conversation
 
 __all__ = ["WebApp", "open_web_app"]
 

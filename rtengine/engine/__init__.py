@@ -1,0 +1,55 @@
+"""The engine room: trio only. A conversation as tasks, scopes and one outlet; the world through three seams.
+
+Theory of operation::
+
+    caller ── async with open_conversation(client, session, offer_sdp=…) as conv:
+    ├─ inline, in the caller's task: POST /realtime/calls (call seam) ─► conv.answer_sdp, conv.call_id
+    │     the Conversation is built while the request is in flight; websocket: connect + session.update instead
+    └─ the block's nursery
+       └─ runner (Conversation._run)
+          ├─ owner watch ── cancelled with the owner's scope → the end, as close() does
+          └─ root scope, shielded: outer cancellation never reaches the work directly
+             ├─ work scope ── cancelled by every end, unconditionally
+             │  ├─ sideband job: join (retries) ─► session.update ─► loop: reader + control pump + audio pump
+             │  └─ media job (rtengine as the WebRTC peer): answer ─► connected ─► audio both ways
+             └─ afterwards, bounded: hang up the call; then Closed is delivered and the stream ends
+
+Why each guarantee holds:
+
+* **Answer first.** Nothing of the join precedes ``answer_sdp``: the runner is spawned after the answer.
+* **Inputs buffer from the first moment** (:class:`~rtengine.engine._inputs.Inputs`, built while the POST is in
+  flight) and go out after ``session.update``, FIFO; what is never sent is counted per kind.
+* **One end.** ``Conversation._end`` claims the end synchronously, once, and in the same step refuses further
+  ordinary events, delivers the ``Error`` (if any), closes the inputs and cancels the work scope. Whichever path
+  claims first — ``close()``, the owner's cancellation, a job's failure — wins; the others do nothing. After the
+  claim the work scope is cancelled, so no connection can be opened, nothing written but the close, no event
+  delivered but ``Closed``.
+* **Prompt, bounded teardown.** The socket adapter has no background reader: leaving a socket's block runs the close
+  handshake by itself (shielded, bounded by ``close_timeout``), so cancelling the work never costs the handshake.
+  ``close()`` bounds the rest and, past the bound, cancels the root scope.
+* **Errors are not swallowed, not leaked.** A ``RealtimeError`` in a job becomes one ``Error`` + ``Closed("error")``;
+  any other exception also propagates out of the block as itself.
+* **Nothing outlives the block**: every task is a descendant of the runner, in the owner's nursery.
+"""
+
+from ._conversation import Capacities as Capacities
+from ._conversation import Conversation as Conversation
+from ._manager import ConversationManager as ConversationManager
+from ._manager import open_manager as open_manager
+from ._media import Media as Media
+from ._open import open_conversation as open_conversation
+from ._open import start_conversation as start_conversation
+from ._prewarm import PrewarmPool as PrewarmPool
+from ._prewarm import open_prewarm_pool as open_prewarm_pool
+
+__all__ = [
+    "Capacities",
+    "Conversation",
+    "ConversationManager",
+    "Media",
+    "PrewarmPool",
+    "open_conversation",
+    "open_manager",
+    "open_prewarm_pool",
+    "start_conversation",
+]

@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .._client import RealtimeClient
 from ..protocol._errors import ConversationNotRunning
 from ..protocol._session import SessionConfig
-from ..protocol._util import collapse_single_group
-from ._conversation import Capacities, Conversation, SidebandMode, start_conversation
+from ._conversation import Capacities, Conversation
+from ._open import start_conversation
+from ._start import SidebandMode
 
 if TYPE_CHECKING:
-    from ..webrtc import Media
+    from ._media import Media
+    from ._seams import Endpoint
 
 __all__ = ["ConversationManager", "open_manager"]
 
@@ -27,11 +28,12 @@ __all__ = ["ConversationManager", "open_manager"]
 class ConversationManager:
     """Holds the current :class:`Conversation` (``current``); get one from :func:`open_manager`."""
 
-    def __init__(self, client: RealtimeClient, nursery: trio.Nursery) -> None:
+    def __init__(self, client: Endpoint, nursery: trio.Nursery) -> None:
         self._client = client
         self._nursery = nursery
         self.current: Conversation | None = None
-        self._lock = trio.Lock()
+        self._lock = trio.Lock()  # start() and close() are serialized
+        self._starting: trio.CancelScope | None = None
 
     def __repr__(self) -> str:
         return f"<ConversationManager current={self.current!r}>"
@@ -49,24 +51,31 @@ class ConversationManager:
         """Replace the current conversation (no ``Closed`` for it) with a new one, and return the new one.
 
         Raises like :func:`~rtengine.open_conversation`; after a failed start there is no current conversation.
-        Cancellation: the old conversation is ended either way; a cancelled start installs nothing.
+        A :meth:`close` during the start wins: the start is cancelled (a call it created is hung up) and raises
+        :class:`~rtengine.ConversationNotRunning`. Cancellation: the old conversation is ended either way; a
+        cancelled start installs nothing.
         """
         async with self._lock:
             old, self.current = self.current, None
             if old is not None:
                 await old._replace()
-            conv = await start_conversation(
-                self._client,
-                session,
-                self._nursery,
-                offer_sdp,
-                sideband=sideband,
-                raw_sdp=raw_sdp,
-                capacities=capacities,
-                media=media,
-            )
-            self.current = conv
-            return conv
+            with trio.CancelScope() as self._starting:
+                try:
+                    conv = await start_conversation(
+                        self._client,
+                        session,
+                        self._nursery,
+                        offer_sdp,
+                        sideband=sideband,
+                        raw_sdp=raw_sdp,
+                        capacities=capacities,
+                        media=media,
+                    )
+                finally:
+                    self._starting = None
+                self.current = conv
+                return conv
+            raise ConversationNotRunning("the manager was closed while this conversation was starting")
 
     def _running(self) -> Conversation:
         conv = self.current
@@ -91,22 +100,25 @@ class ConversationManager:
         await self._running().request_response()
 
     async def close(self) -> None:
-        """Close the current conversation (``Closed("requested")``), if any. Shielded and bounded."""
-        if self.current is not None:
-            await self.current.close()
+        """Close the current conversation (``Closed("requested")``), if any; a start in flight is cancelled first
+        (it raises :class:`~rtengine.ConversationNotRunning`). Shielded and bounded."""
+        with trio.CancelScope(shield=True):
+            if self._starting is not None:
+                self._starting.cancel()
+            async with self._lock:
+                if self.current is not None:
+                    await self.current.close()
 
 
 @asynccontextmanager
-async def open_manager(client: RealtimeClient) -> AsyncIterator[ConversationManager]:
+async def open_manager(client: Endpoint) -> AsyncIterator[ConversationManager]:
     """A :class:`ConversationManager` whose conversations live in a nursery owned by this block.
 
     Leaving the block closes the current conversation and ends every task.
     """
-    with collapse_single_group():
-        async with trio.open_nursery() as nursery:
-            manager = ConversationManager(client, nursery)
-            try:
-                yield manager
-            finally:
-                with trio.CancelScope(shield=True):
-                    await manager.close()
+    async with trio.open_nursery() as nursery:
+        manager = ConversationManager(client, nursery)
+        try:
+            yield manager
+        finally:
+            await manager.close()

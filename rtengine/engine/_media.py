@@ -7,15 +7,54 @@ wait for "connected" under a deadline, feed the source, drain the remote audio, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import AsyncIterable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
 
 import trio
 
-if TYPE_CHECKING:
-    from ..adapters._peer import PcmTrack, Peer
+from ..protocol._errors import ConfigError
+from ..protocol._lifecycle import Closed, Error
 
-__all__ = ["MediaCall"]
+if TYPE_CHECKING:
+    from ._conversation import Core
+    from ._prewarm import PrewarmPool
+    from ._seams import PeerFactory, PeerLike, TrackLike
+
+__all__ = ["Media", "MediaCall", "run_media"]
+
+log = logging.getLogger("rtengine")
+
+#: Bound on closing the app's audio source when the media task ends.
+SOURCE_CLOSE_TIMEOUT: Final = 1.0
+
+
+@dataclass
+class Media:
+    """Make rtengine the media peer of a WebRTC conversation (pass as ``open_conversation(..., media=…)``).
+
+    ``source``: audio to send (an async iterable of PCM16 mono 24 kHz chunks: ``tone_source``, ``wav_source``, or
+    the app's own); besides it, ``conv.media.play(pcm)`` queues audio directly. ``sink``: a callable receiving each
+    decoded 20 ms frame (e.g. a ``WavWriter``); by default frames go to ``conv.media.audio_out``.
+    ``connect_timeout``: the deadline on reaching "connected" (ICE + DTLS), after which the conversation ends with
+    a clear error. ``ice_servers``: STUN/TURN URLs (none by default: the realtime API is ICE-lite and an
+    unreachable STUN server costs 5 s of gathering). ``data_channel=True`` keeps what arrives on the call's
+    ``oai-events`` data channel for the app, on ``conv.media.peer.messages``; by default those messages are read
+    off and only counted, in ``conv.media.data_messages``, so a long call holds no backlog of them.
+    """
+
+    engine: PeerFactory
+    source: AsyncIterable[bytes] | None = None
+    sink: Callable[[bytes], None] | None = None
+    connect_timeout: float = 10.0
+    ice_servers: Sequence[str] = field(default_factory=tuple)
+    pool: PrewarmPool | None = None
+    data_channel: bool = False
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout <= 0:
+            raise ConfigError("connect_timeout must be > 0")
 
 
 class MediaCall:
@@ -26,7 +65,7 @@ class MediaCall:
     audio to send (besides the ``source``). ``peer`` exposes the connection state and the data channel.
     """
 
-    def __init__(self, peer: Peer, track: PcmTrack, sink: Callable[[bytes], None] | None, capacity: int) -> None:
+    def __init__(self, peer: PeerLike, track: TrackLike, sink: Callable[[bytes], None] | None, capacity: int) -> None:
         self.peer = peer
         self.track = track
         self._sink = sink
@@ -82,9 +121,66 @@ class MediaCall:
         finally:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
-                with trio.CancelScope(shield=True):
+                with trio.CancelScope(shield=True), trio.move_on_after(SOURCE_CLOSE_TIMEOUT) as scope:
                     await aclose()
+                if scope.cancelled_caught:
+                    log.warning("the audio source did not close within %g s", SOURCE_CLOSE_TIMEOUT)
 
     def end(self) -> None:
         """No more frames: ``audio_out`` ends once drained."""
         self._out_tx.close()
+
+
+async def run_media(
+    media: MediaCall, options: Media, answer_sdp: str, core: Core, task_status: trio.TaskStatus[None]
+) -> None:
+    """Apply the answer, reach "connected" within ``connect_timeout``, then feed and drain audio until the
+    conversation ends. Failing to connect, or the connection failing later, ends the conversation with one
+    ``Error``; an invalid answer raises ``InvalidSdp``, which the runner turns into one. The peer connection is
+    closed on the way out, shielded and bounded (by the peer adapter)."""
+    peer, timeline = media.peer, core.timeline
+    media.track.on_first_audio = lambda when: timeline.mark_at("first_audio_sent", when)
+
+    def received(pcm16: bytes) -> None:
+        if "first_audio_received" not in timeline:
+            timeline.mark("first_audio_received")
+        media.deliver(pcm16)
+
+    try:
+        await peer.apply_answer(answer_sdp)
+        timeline.mark("answer_applied")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peer.receive_audio, received)
+            with trio.move_on_after(options.connect_timeout):
+                await peer.connected.wait()
+            if not peer.connected.is_set():
+                message = (
+                    f"the WebRTC connection did not reach 'connected' within {options.connect_timeout:g} s "
+                    f"(ICE/DTLS never completed; state {peer.connection_state!r}: is there a usable network "
+                    "interface, and can the peer reach it?)"
+                )
+                core.end(Closed("error"), Error(message, "webrtc_connect_timeout"))
+                return
+            timeline.mark_at("ice_connected", peer.times.get("ice_connected"))
+            timeline.mark_at("dtls_connected", peer.times.get("dtls_connected"))
+            log.info("webrtc connected call_id=%s total_elapsed_ms=%.0f", timeline.call_id, timeline.total_ms())
+            if options.source is not None:
+                nursery.start_soon(media.feed, options.source)
+            nursery.start_soon(_watch_channel, media, options.data_channel, core)
+            await peer.failed.wait()
+            message = f"the WebRTC connection failed (state {peer.connection_state!r})"
+            core.end(Closed("error"), Error(message, "webrtc_failed"))
+    finally:
+        media.end()
+        await peer.aclose()
+
+
+async def _watch_channel(media: MediaCall, keep: bool, core: Core) -> None:
+    """Mark the data channel open; unless the app keeps its messages, read them off and count them (they repeat
+    the sideband's events, and unread they would pile up for the whole call)."""
+    peer = media.peer
+    await peer.channel_open.wait()
+    core.timeline.mark_at("data_channel_open", peer.times.get("data_channel_open"))
+    if not keep:
+        async for _ in peer.messages:
+            media.data_messages += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import trio
@@ -68,8 +68,15 @@ class SocketOpener(Protocol):
 class TrackLike(Protocol):
     """The outbound audio track of a peer."""
 
-    audio_frames: int
-    buffered_ms: int
+    on_first_audio: Callable[[float], None] | None
+
+    @property
+    def audio_frames(self) -> int: ...
+    @property
+    def dropped_bytes(self) -> int: ...
+
+    @property
+    def buffered_ms(self) -> int: ...
 
     def push(self, pcm16: bytes) -> int: ...
 
@@ -77,15 +84,24 @@ class TrackLike(Protocol):
 
 
 class PeerLike(Protocol):
-    """A WebRTC peer connection, as the engine drives it."""
+    """A WebRTC peer connection, as the engine drives it (its events are trio events set by the adapter)."""
 
-    local_sdp: str
-    times: Mapping[str, float]
-    frames_received: int
-    closed: bool
-    connected: trio.Event
-    failed: trio.Event
-    channel_open: trio.Event
+    @property
+    def local_sdp(self) -> str: ...
+    @property
+    def times(self) -> Mapping[str, float]: ...
+    @property
+    def frames_received(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def connected(self) -> trio.Event: ...
+    @property
+    def failed(self) -> trio.Event: ...
+    @property
+    def channel_open(self) -> trio.Event: ...
+    @property
+    def messages(self) -> trio.MemoryReceiveChannel[str | bytes]: ...
 
     @property
     def connection_state(self) -> str: ...
@@ -102,14 +118,19 @@ class PeerFactory(Protocol):
 
     def new_track(self) -> TrackLike: ...
 
-    async def create_offer(self, *, ice_servers: Sequence[str] = (), source: TrackLike | None = None) -> PeerLike: ...
+    # ``source`` is the factory's own track type (what ``new_track`` made).
+    async def create_offer(self, *, ice_servers: Sequence[str] = (), source: Any = None) -> PeerLike: ...
 
 
 class Endpoint(Protocol):
     """What a conversation needs from its client: the seams and the settings (a :class:`~rtengine.RealtimeClient`)."""
 
-    calls: CallService
-    sockets: SocketOpener
+    @property
+    def calls(self) -> CallService: ...
+
+    @property
+    def sockets(self) -> SocketOpener: ...
+
     realtime_base_url: str
     sideband_retries: int
     backoff_base: float

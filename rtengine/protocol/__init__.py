@@ -9,6 +9,14 @@ from ._backoff import DEFAULT_BACKOFF_BASE as DEFAULT_BACKOFF_BASE
 from ._backoff import DEFAULT_RETRIES as DEFAULT_RETRIES
 from ._backoff import backoff as backoff
 from ._backoff import retry_delays as retry_delays
+from ._brain import Brain as Brain
+from ._brain import CancelResponse as CancelResponse
+from ._brain import Command as Command
+from ._brain import Reaction as Reaction
+from ._brain import RequestResponse as RequestResponse
+from ._brain import SendText as SendText
+from ._brain import SendToolOutput as SendToolOutput
+from ._brain import socket_end as socket_end
 from ._calls import CALL_ID_MAX_LENGTH as CALL_ID_MAX_LENGTH
 from ._calls import CallAnswer as CallAnswer
 from ._calls import CallBody as CallBody
@@ -26,6 +34,7 @@ from ._classify import classify_error as classify_error
 from ._headers import bearer as bearer
 from ._headers import merge_request_headers as merge_request_headers
 from ._headers import redact as redact
+from ._lifecycle import SocketEnd as SocketEnd
 from ._parse import parse_server_event as parse_server_event
 from ._parse import parse_server_message as parse_server_message
 from ._payloads import ClientEvent as ClientEvent
@@ -44,6 +53,15 @@ from ._urls import realtime_ws_url as realtime_ws_url
 from ._urls import sideband_url as sideband_url
 
 __all__ = [
+    "Brain",
+    "CancelResponse",
+    "Command",
+    "Reaction",
+    "RequestResponse",
+    "SendText",
+    "SendToolOutput",
+    "SocketEnd",
+    "socket_end",
     "CALL_ID_MAX_LENGTH",
     "DEFAULT_BACKOFF_BASE",
     "DEFAULT_RETRIES",

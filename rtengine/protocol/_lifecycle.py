@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Closed", "ConversationStats", "Error", "SocketEnd", "Started"]
+from ._events import ServerEvent
+
+__all__ = ["Closed", "ConversationEvent", "ConversationStats", "Error", "SocketEnd", "Started"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,18 @@ class ConversationStats:
     join_attempts: int = 0
     #: Inputs taken from a buffer that could not be written because the socket had ended.
     inputs_lost: int = 0
+    #: Binary frames received (not part of the protocol; each is a non-fatal ``Error``).
+    binary_frames: int = 0
+    #: Texts still buffered when the conversation ended (accepted, never sent).
+    texts_discarded: int = 0
+    #: Tool outputs, response requests and cancels still buffered when the conversation ended.
+    tool_items_discarded: int = 0
+    #: Audio frames still buffered when the conversation ended.
+    audio_frames_discarded: int = 0
+    #: Calls this conversation hung up when it ended (0 or 1).
+    hangups: int = 0
+    #: Hang-ups that failed or timed out (logged; never raised).
+    hangup_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +110,7 @@ class SocketEnd:
     code: int | None = None
     reason: str | None = None
     detail: str = ""
+
+
+#: Everything ``conv.events`` carries.
+ConversationEvent = Started | Error | Closed | ServerEvent

@@ -15,11 +15,13 @@ from ._options import INJECTIONS as INJECTIONS
 from ._options import Faults as Faults
 from ._options import ServerOptions as ServerOptions
 from ._options import ToolScript as ToolScript
+from ._options import check_injection as check_injection
 from ._record import CallRecord as CallRecord
 from ._record import ConnectionRecord as ConnectionRecord
 from ._record import ServerRecord as ServerRecord
 
 __all__ = [
+    "check_injection",
     "INJECTIONS",
     "CallRecord",
     "ConnectionRecord",

@@ -106,16 +106,19 @@ async def test_conversation_transport_close_emits_closed_event(peers: PeerServic
     assert ends(events) == [Closed("transport_closed", 1000, "rtengine local server: close_after_events")]
 
 
-async def test_abrupt_drop_is_a_transport_close(peers: PeerService) -> None:
+async def test_abrupt_drop_is_an_error_then_closed(peers: PeerService) -> None:
+    """A loss without a close frame (RST) is not a clean end: Error("connection_lost") then Closed("error"), and
+    the code says no close frame was received (None, never a made-up 1006)."""
     faults = Faults(close_after_events=2, close_mode="abrupt")
     async with serving(peers, faults=faults) as server, client_for(server) as client:
         with trio.fail_after(10):
             async with rtengine.open_conversation(client, SESSION) as conv:
                 events = await drain(conv)
-    closed = events[-1]
-    assert isinstance(closed, Closed)
-    assert closed.reason == "transport_closed"
-    assert closed.code == 1006
+    error, closed = events[-2:]
+    assert isinstance(error, Error)
+    assert error.code == "connection_lost"
+    assert error.fatal
+    assert closed == Closed("error", None, None)
 
 
 async def test_fatal_server_error_ends_with_error_then_closed(peers: PeerService) -> None:
@@ -158,11 +161,16 @@ async def test_malformed_and_unknown_frames_never_end_the_conversation(peers: Pe
                 await conv.request_response()
                 events = await until(conv, ResponseDone)
                 assert conv.active
-    assert not any(isinstance(e, Error) for e in events)
+    errors = [e for e in events if isinstance(e, Error)]
+    if injection == "binary":  # reported, not fatal, counted
+        assert errors == [Error(errors[0].message, "unexpected_binary_frame", fatal=False)]
+        assert conv.stats.binary_frames == 1
+    else:
+        assert errors == []
     if injection == "unknown_event":
         assert conv.stats.unknown_events >= 1
         assert any(isinstance(e, rtengine.events.UnknownEvent) and e.type == "rtengine.unknown_event" for e in events)
-    else:
+    elif injection != "binary":
         assert conv.stats.protocol_warnings == 1
 
 

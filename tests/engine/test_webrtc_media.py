@@ -10,7 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -144,7 +144,8 @@ async def test_by_default_the_data_channel_is_read_off_and_counted(
                 while conv.media.data_messages < 3:  # noqa: ASYNC110 - a counter, no event to wait on
                     await trio.sleep(0.01)
                 assert conv.media.peer.messages.statistics().current_buffer_used == 0
-    assert conv.media.peer.messages_dropped == 0
+    assert conv.media is not None
+    assert cast(Peer, conv.media.peer).messages_dropped == 0
 
 
 @asynccontextmanager
@@ -156,7 +157,7 @@ async def data_channel_call(
     async with client_for(server) as client, rtengine.open_conversation(client, SESSION, media=media) as conv:
         assert conv.media is not None
         await conv.media.peer.channel_open.wait()
-        yield conv, conv.media.peer
+        yield conv, cast(Peer, conv.media.peer)
 
 
 async def test_the_data_channel_and_the_sideband_share_the_calls_conversation(

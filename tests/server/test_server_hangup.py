@@ -14,6 +14,7 @@ from helpers import call_id_of, create_call, loads, sideband
 
 from rtengine.adapters._peer import PeerService
 from rtengine.adapters._ws import open_socket
+from rtengine.protocol import SocketEnd
 from rtengine.server import LocalServer, ServerOptions, open_local_server
 
 NOT_FOUND = {
@@ -49,7 +50,7 @@ async def test_hangup_of_a_live_call_is_200_empty_and_closes_its_sideband(
             assert response.status_code == 200
             assert response.content == b""
             assert response.headers["content-length"] == "0"
-            assert await sock.receive() is None  # the server ended the sideband
+            assert isinstance(await sock.receive(), SocketEnd)  # the server ended the sideband
         await server.record.wait_until(lambda: server.record.sidebands()[0].end is not None)
     assert server.record.sidebands()[0].end == "call_ended"
     assert peers.open_peers == before

@@ -1,0 +1,132 @@
+"""The caller's inputs, buffered from the first moment: :class:`Inputs`.
+
+Two queues. **Control** — texts, tool outputs, response requests and cancels — is one FIFO, so the wire order is the
+order of the calls (a ``response.create`` asked for after a text follows that text), with a capacity per kind
+(``Capacities.text`` for texts, ``Capacities.tools`` for the rest): a sender waits while its kind is full.
+**Audio** is a separate queue that never blocks: a full buffer drops the frame and counts it.
+
+:meth:`Inputs.close` ends both at the moment the conversation's end is claimed: waiting senders wake with
+:class:`~rtengine.ConversationNotRunning`; :meth:`Inputs.discard` then counts what was accepted and never sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import trio
+
+from ..protocol._brain import Command, SendText
+from ..protocol._errors import ConversationNotRunning
+from ..protocol._lifecycle import ConversationStats
+
+__all__ = ["Inputs"]
+
+log = logging.getLogger("rtengine")
+
+
+class Inputs:
+    """The input buffers of one conversation (see the module docstring)."""
+
+    __slots__ = (
+        "_audio",
+        "_audio_cap",
+        "_audio_ready",
+        "_control",
+        "_control_ready",
+        "_open",
+        "_room",
+        "_stats",
+        "_text_cap",
+        "_texts",
+        "_tool_cap",
+        "_tools",
+    )
+
+    def __init__(self, *, text: int, tools: int, audio: int, stats: ConversationStats) -> None:
+        self._control: deque[Command] = deque()
+        self._audio: deque[bytes] = deque()
+        self._text_cap, self._tool_cap, self._audio_cap = text, tools, audio
+        self._texts = self._tools = 0
+        self._open = True
+        self._stats = stats
+        self._room = trio.lowlevel.ParkingLot()  # senders waiting for room
+        self._control_ready = trio.lowlevel.ParkingLot()  # the control pump waiting for a command
+        self._audio_ready = trio.lowlevel.ParkingLot()  # the audio pump waiting for a frame
+
+    @property
+    def open(self) -> bool:
+        return self._open
+
+    async def put(self, command: Command) -> None:
+        """Queue a control command, waiting while its kind is full. Raises ``ConversationNotRunning`` once closed
+        (also for a sender that was waiting). Cancellation: either queued or ``Cancelled`` with nothing queued."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        text = isinstance(command, SendText)
+        while self._open and (self._texts >= self._text_cap if text else self._tools >= self._tool_cap):
+            await self._room.park()
+        if not self._open:
+            raise ConversationNotRunning
+        self._control.append(command)
+        if text:
+            self._texts += 1
+        else:
+            self._tools += 1
+        self._control_ready.unpark()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def put_audio(self, pcm16: bytes) -> bool:
+        """Queue an audio frame; False (counted) when the buffer is full. Raises ``ConversationNotRunning``."""
+        if not self._open:
+            raise ConversationNotRunning
+        if len(self._audio) >= self._audio_cap:
+            self._stats.audio_frames_dropped += 1
+            if self._stats.audio_frames_dropped & (self._stats.audio_frames_dropped - 1) == 0:  # 1, 2, 4, 8, …
+                log.warning("input audio buffer full: frames dropped so far %d", self._stats.audio_frames_dropped)
+            return False
+        self._audio.append(pcm16)
+        self._stats.audio_frames_queued += 1
+        self._audio_ready.unpark()
+        return True
+
+    async def next_command(self) -> Command:
+        """The oldest control command (for the control pump). Cancellation: takes nothing."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._control:
+            await self._control_ready.park()
+        command = self._control.popleft()
+        if isinstance(command, SendText):
+            self._texts -= 1
+        else:
+            self._tools -= 1
+        self._room.unpark_all()
+        return command
+
+    async def next_audio(self) -> bytes:
+        """The oldest audio frame (for the audio pump). Cancellation: takes nothing."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._audio:
+            await self._audio_ready.park()
+        return self._audio.popleft()
+
+    def close(self) -> None:
+        """No more inputs: waiting and later senders get ``ConversationNotRunning``. Idempotent."""
+        self._open = False
+        self._room.unpark_all()
+
+    def discard(self) -> None:
+        """Count (per kind) and drop what is still buffered. Called once the conversation's tasks have ended."""
+        stats = self._stats
+        stats.texts_discarded += self._texts
+        stats.tool_items_discarded += self._tools
+        stats.audio_frames_discarded += len(self._audio)
+        if self._texts or self._tools or self._audio:
+            log.info(
+                "realtime inputs never sent: texts=%d tool_items=%d audio_frames=%d",
+                self._texts,
+                self._tools,
+                len(self._audio),
+            )
+        self._control.clear()
+        self._audio.clear()
+        self._texts = self._tools = 0

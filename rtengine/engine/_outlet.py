@@ -1,0 +1,166 @@
+"""The one way out for a conversation's events: :class:`Outlet` (the engine's side) and :class:`EventStream`
+(``conv.events``, the caller's side).
+
+Theory of operation. Every event leaves through :meth:`Outlet.forward` (server events: waits for room, which is the
+backpressure onto the socket reader) or :meth:`Outlet.put_now` (``Started``). The end is claimed once
+(:meth:`Outlet.claim`, synchronous): from that instant ordinary events are refused (dropped and counted), and only
+the final ``Error``/``Closed`` can follow. They go into **reserved slots** beyond the capacity, so the end is never
+held up by a caller who stopped reading and nothing has to be dropped to make room — ``Started`` stays the first
+event delivered. :meth:`Outlet.finish` puts ``Closed`` (or nothing, for a replaced conversation) and ends the
+stream; :meth:`Outlet.wait_finished` returns only once it has.
+
+Closing ``conv.events`` (``aclose()``) means "not listening": buffered and later events are dropped and counted in
+``stats.events_dropped``; the conversation goes on and nothing stalls.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Final
+
+import trio
+
+from ..protocol._lifecycle import Closed, ConversationEvent, ConversationStats, Error, Started
+
+__all__ = ["EventStream", "Outlet"]
+
+#: Room beyond the capacity for the final ``Error`` and ``Closed``.
+_RESERVED: Final = 2
+
+
+class Outlet:
+    """The engine's end of the events (see the module docstring)."""
+
+    __slots__ = ("_buffer", "_capacity", "_finished", "_listening", "_open", "_readers", "_stats", "_writers", "stream")
+
+    def __init__(self, capacity: int, stats: ConversationStats) -> None:
+        self._buffer: deque[ConversationEvent] = deque()
+        self._capacity = capacity
+        self._stats = stats
+        self._open = True  # ordinary events accepted (until the end is claimed)
+        self._listening = True  # the caller has not closed conv.events
+        self._finished = trio.Event()
+        self._readers = trio.lowlevel.ParkingLot()
+        self._writers = trio.lowlevel.ParkingLot()
+        #: ``conv.events``.
+        self.stream = EventStream(self)
+
+    @property
+    def open(self) -> bool:
+        """True until the end is claimed."""
+        return self._open
+
+    def claim(self) -> bool:
+        """Claim the end: True for exactly one caller. Synchronous, so no task runs between the check and the set."""
+        if not self._open:
+            return False
+        self._open = False
+        self._writers.unpark_all()
+        return True
+
+    async def forward(self, event: ConversationEvent) -> None:
+        """Deliver a server event, waiting while the buffer is full. After the end was claimed, or while nobody
+        listens, the event is dropped and counted. Cancellation: either delivered or not, never half."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while self._open and self._listening and len(self._buffer) >= self._capacity:
+            await self._writers.park()
+        self._put(event) if self._open else self._drop()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def put_now(self, event: Started | Error) -> None:
+        """Deliver without waiting (``Started``, non-fatal errors of a failing setup); dropped after the end."""
+        self._put(event) if self._open else self._drop()
+
+    def put_final(self, event: Error | Closed) -> None:
+        """The end's ``Error`` or ``Closed``: into the reserved room, whatever the capacity."""
+        self._put(event)
+
+    def finish(self, closed: Closed | None) -> None:
+        """Put ``closed`` (``None`` for a replaced conversation: no event) and end the stream. Idempotent."""
+        if self._finished.is_set():
+            return
+        self._open = False
+        if closed is not None:
+            self._put(closed)
+        self._finished.set()
+        self._readers.unpark_all()
+        self._writers.unpark_all()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    async def wait_finished(self) -> None:
+        await self._finished.wait()
+
+    def _put(self, event: ConversationEvent) -> None:
+        if not self._listening:
+            self._drop()
+            return
+        self._buffer.append(event)
+        self._stats.events_forwarded += 1
+        self._readers.unpark()
+
+    def _drop(self) -> None:
+        self._stats.events_dropped += 1
+
+    # --- the caller's side -------------------------------------------------------------------------------------
+
+    def _take(self) -> ConversationEvent:
+        event = self._buffer.popleft()
+        self._writers.unpark()
+        return event
+
+    def _stop_listening(self) -> None:
+        self._listening = False
+        self._stats.events_dropped += len(self._buffer)
+        self._buffer.clear()
+        self._writers.unpark_all()
+        self._readers.unpark_all()
+
+
+class EventStream(trio.abc.ReceiveChannel[ConversationEvent]):
+    """``conv.events``: ``Started`` first, server events in server order, ``Closed`` last; then it ends
+    (``trio.EndOfChannel``, so ``async for`` stops). One reader at a time is the intended use.
+
+    Cancellation: a cancelled :meth:`receive` takes nothing. :meth:`aclose` stops listening (see
+    :class:`Outlet`); a receive after it raises ``trio.ClosedResourceError``.
+    """
+
+    __slots__ = ("_closed", "_outlet")
+
+    def __init__(self, outlet: Outlet) -> None:
+        self._outlet = outlet
+        self._closed = False
+
+    def receive_nowait(self) -> ConversationEvent:
+        """The next event, or ``trio.WouldBlock``; ``trio.EndOfChannel`` after ``Closed``."""
+        if self._closed:
+            raise trio.ClosedResourceError("conv.events was closed")
+        outlet = self._outlet
+        if outlet._buffer:
+            return outlet._take()
+        if outlet.finished:
+            raise trio.EndOfChannel
+        raise trio.WouldBlock
+
+    async def receive(self) -> ConversationEvent:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                event = self.receive_nowait()
+            except trio.WouldBlock:
+                await self._outlet._readers.park()
+                continue
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return event
+
+    def pending(self) -> int:
+        """Events buffered and not yet received."""
+        return len(self._outlet._buffer)
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._outlet._stop_listening()
+        await trio.lowlevel.checkpoint()

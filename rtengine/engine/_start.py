@@ -1,0 +1,188 @@
+"""Starting a conversation: one path, one options value, for ``open_conversation``, ``start_conversation`` and the
+manager.
+
+WebRTC: the offer (made here when rtengine is the media peer), then the POST — the :class:`Conversation` is built
+while the request is in flight (the call seam's ``on_sent``), so nothing but the request body precedes the POST —
+then the conversation's runner, with the sideband job in the background (``Started`` first) or inline. Websocket:
+the runner with the connect job inline. A start that fails or is cancelled after the call exists hangs it up.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Literal
+
+import trio
+
+from ..protocol._calls import CallAnswer, check_sdp, multipart_body, raw_sdp_body
+from ..protocol._errors import ConfigError
+from ..protocol._lifecycle import Started
+from ..protocol._session import SessionConfig
+from ..protocol._urls import realtime_ws_url
+from ._conversation import Capacities, Conversation, Job
+from ._media import MediaCall, run_media
+from ._sideband import run_sideband, run_websocket
+
+if TYPE_CHECKING:
+    from ._media import Media
+    from ._seams import Endpoint, PeerLike, TrackLike
+
+__all__ = ["SidebandMode", "StartOptions", "start"]
+
+log = logging.getLogger("rtengine")
+
+SidebandMode = Literal["background", "inline"]
+
+
+_DEFAULT_CAPACITIES: Final = Capacities()
+
+
+@dataclass(frozen=True, slots=True)
+class StartOptions:
+    """How to start a conversation (see :func:`~rtengine.open_conversation` for each field)."""
+
+    offer_sdp: str | None = None
+    sideband: SidebandMode = "background"
+    raw_sdp: bool = False
+    capacities: Capacities = _DEFAULT_CAPACITIES
+    media: Media | None = None
+    hangup: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sideband not in ("background", "inline"):
+            raise ConfigError(f"sideband must be 'background' or 'inline', got {self.sideband!r}")
+        if self.media is not None and self.offer_sdp is not None:
+            raise ConfigError("pass either offer_sdp (someone else is the media peer) or media (rtengine is), not both")
+
+    @property
+    def webrtc(self) -> bool:
+        return self.offer_sdp is not None or self.media is not None
+
+
+_DEFAULT: Final = StartOptions()
+
+
+@dataclass(slots=True)
+class CreatedCall:
+    """A WebRTC call that exists (``conv.answer_sdp``/``call_id`` set) and has no task yet."""
+
+    conv: Conversation
+    peer: PeerLike | None = None
+    track: TrackLike | None = None
+
+
+async def create_call(endpoint: Endpoint, session: SessionConfig, options: StartOptions) -> CreatedCall:
+    """The inline step of a WebRTC conversation: the offer (when rtengine is the media peer), then the POST.
+
+    Raises the call-creation errors; a peer made here is closed on any failure. Cancellation: the request is
+    abandoned (a call created meanwhile is hung up by the call seam), the peer closed.
+    """
+    started_at = trio.current_time()
+    log.info("starting realtime conversation; creating realtime call transport=webrtc")
+    headers = endpoint.auth_headers()
+    built: list[Conversation] = []
+
+    def build() -> None:
+        conv = Conversation(endpoint, session, transport="webrtc", capacities=options.capacities, started_at=started_at)
+        built.append(conv)
+
+    media, offer_sdp = options.media, options.offer_sdp
+    peer: PeerLike | None = None
+    track: TrackLike | None = None
+    marks: list[tuple[str, float | None]] = []
+    if media is not None:
+        spare = media.pool.take() if media.pool is not None else None
+        if spare is not None:
+            peer, track = spare  # pre-gathered: the offer costs nothing
+            marks.append(("offer_from_pool", trio.current_time()))
+        else:
+            track = media.engine.new_track()
+            peer = await media.engine.create_offer(ice_servers=media.ice_servers, source=track)
+            marks += [
+                ("offer_created", peer.times.get("offer_created")),
+                ("ice_gathered", peer.times.get("ice_gathered")),
+            ]
+        offer_sdp = peer.local_sdp
+        marks.append(("call_posted", trio.current_time()))
+    assert offer_sdp is not None
+    try:
+        check_sdp(offer_sdp, what="the SDP offer")
+        body = raw_sdp_body(offer_sdp) if options.raw_sdp else multipart_body(offer_sdp, endpoint.session_json(session))
+        answer = await endpoint.calls.create(body, headers, on_sent=build)
+    except BaseException:
+        if peer is not None:
+            with trio.CancelScope(shield=True):
+                await peer.aclose()
+        raise
+    finally:
+        if media is not None and media.pool is not None:
+            media.pool.refill()  # after the POST: gathering the next spare must not compete with it
+    if not built:  # a call seam that never reported the body sent
+        build()
+    conv = built[0]
+    _answered(conv, answer, marks)
+    conv.hangup = options.hangup
+    return CreatedCall(conv, peer, track)
+
+
+def _answered(conv: Conversation, answer: CallAnswer, marks: list[tuple[str, float | None]]) -> None:
+    timeline = conv._timeline
+    for phase, when in marks:
+        timeline.mark_at(phase, when)
+    conv.answer_sdp, conv.call_id = answer.sdp, answer.call_id
+    timeline.call_id = answer.call_id
+    elapsed = timeline.mark("answer")
+    log.info(
+        "realtime call created; sdp answer ready transport=webrtc call_id=%s elapsed_ms=%.0f total_elapsed_ms=%.0f",
+        answer.call_id,
+        elapsed,
+        timeline.total_ms(),
+    )
+
+
+async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, options: StartOptions) -> Conversation:
+    """Start a created call's runner in ``nursery``: the media job (which owns the peer from here) and the sideband
+    job — in the background (``Started`` first; no checkpoint on this path) or inline (raises when the join fails;
+    the call is hung up)."""
+    conv = call.conv
+    assert conv.call_id is not None
+    jobs: list[Job] = []
+    if options.media is not None:
+        assert call.peer is not None
+        assert call.track is not None
+        assert conv.answer_sdp is not None
+        conv.media = MediaCall(call.peer, call.track, options.media.sink, options.capacities.audio_out)
+        jobs.append(functools.partial(run_media, conv.media, options.media, conv.answer_sdp))
+    inline = options.sideband == "inline"
+    sideband = functools.partial(run_sideband, endpoint, conv.call_id, endpoint.auth_headers(), inline)
+    if inline:
+        await nursery.start(conv._run, jobs, sideband)
+    else:
+        jobs.append(sideband)
+        conv._outlet.put_now(Started("webrtc", conv.call_id))
+        nursery.start_soon(conv._run, jobs)
+        log.info("spawned realtime sideband connection task; realtime conversation started call_id=%s", conv.call_id)
+    return conv
+
+
+async def start_websocket(
+    endpoint: Endpoint, session: SessionConfig, nursery: trio.Nursery, options: StartOptions
+) -> Conversation:
+    """A plain websocket conversation: connect and ``session.update`` inline (failures raise), then run."""
+    conv = Conversation(endpoint, session, transport="websocket", capacities=options.capacities)
+    log.info("starting realtime conversation transport=websocket")
+    url = realtime_ws_url(endpoint.realtime_base_url, model=session.model)
+    await nursery.start(conv._run, [], functools.partial(run_websocket, endpoint, url, endpoint.auth_headers()))
+    return conv
+
+
+async def start(
+    endpoint: Endpoint, session: SessionConfig, nursery: trio.Nursery, options: StartOptions = _DEFAULT
+) -> Conversation:
+    """Start a conversation whose runner lives in ``nursery``; return once it runs."""
+    if not options.webrtc:
+        return await start_websocket(endpoint, session, nursery, options)
+    call = await create_call(endpoint, session, options)
+    return await launch(call, nursery, endpoint, options)

@@ -1,0 +1,125 @@
+"""One-method fakes of the engine's seams, for tests that pin an exact interleaving (no server needed).
+
+Every fake records what the engine did (opens, frames sent, hang-ups) and lets the test hold it at a gate.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+
+from rtengine import ConnectionLost, SessionConfig
+from rtengine.protocol import CallAnswer, CallBody, SocketEnd
+
+ANSWER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+OFFER = ANSWER
+
+
+@dataclass
+class FakeSocket:
+    """A socket the test drives: ``push(text)`` delivers a server frame, ``end(...)`` ends it."""
+
+    log: list[str] = field(default_factory=list)
+    fail_sends: bool = False
+    send_gate: trio.Event | None = None
+    _tx: trio.MemorySendChannel[str | bytes | SocketEnd] | None = None
+    _rx: trio.MemoryReceiveChannel[str | bytes | SocketEnd] | None = None
+
+    def __post_init__(self) -> None:
+        self._tx, self._rx = trio.open_memory_channel[str | bytes | SocketEnd](10_000)
+
+    async def send(self, text: str) -> None:
+        if self.send_gate is not None:
+            await self.send_gate.wait()
+        if self.fail_sends:
+            raise ConnectionLost("fake write failed")
+        await trio.lowlevel.checkpoint()
+        self.log.append(text)
+
+    async def receive(self) -> str | bytes | SocketEnd:
+        assert self._rx is not None
+        return await self._rx.receive()
+
+    def push(self, frame: str | bytes | SocketEnd) -> None:
+        assert self._tx is not None
+        self._tx.send_nowait(frame)
+
+
+@dataclass
+class FakeSockets:
+    """The socket seam: each ``open`` takes the next socket from ``make`` and records the open and the close."""
+
+    make: Callable[[int], FakeSocket] = lambda _n: FakeSocket()
+    opened: list[FakeSocket] = field(default_factory=list)
+    closed: int = 0
+    #: Set to hold the exit of an ``open`` block (the stream close is a schedule point).
+    exit_gate: trio.Event | None = None
+    #: Opens refused (``ConnectFailed``) before one succeeds.
+    refuse: int = 0
+    #: Trio time of each open.
+    open_times: list[float] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def open(self, url: str, headers: Mapping[str, str]) -> AsyncIterator[FakeSocket]:
+        from rtengine import ConnectFailed
+
+        await trio.lowlevel.checkpoint()
+        self.open_times.append(trio.current_time())
+        if self.refuse > 0:
+            self.refuse -= 1
+            raise ConnectFailed("fake refusal", status=503)
+        sock = self.make(len(self.opened))
+        self.opened.append(sock)
+        try:
+            yield sock
+        finally:
+            with trio.CancelScope(shield=True):
+                if self.exit_gate is not None:
+                    await self.exit_gate.wait()
+                await trio.lowlevel.checkpoint()
+            self.closed += 1
+
+
+@dataclass
+class FakeCalls:
+    """The call seam: answers at once (or after ``delay``), records hang-ups."""
+
+    delay: float = 0.0
+    hangups: list[str] = field(default_factory=list)
+    created: int = 0
+
+    async def create(
+        self, body: CallBody, headers: Mapping[str, str], *, on_sent: Callable[[], None] | None = None
+    ) -> CallAnswer:
+        if on_sent is not None:
+            on_sent()
+        await trio.sleep(self.delay)
+        self.created += 1
+        return CallAnswer(ANSWER, f"rtc_fake{self.created}")
+
+    async def hangup(self, call_id: str, headers: Mapping[str, str]) -> None:
+        await trio.lowlevel.checkpoint()
+        self.hangups.append(call_id)
+
+
+@dataclass
+class FakeEndpoint:
+    """What ``open_conversation`` needs from a client, built from fakes."""
+
+    calls: FakeCalls = field(default_factory=FakeCalls)
+    sockets: FakeSockets = field(default_factory=FakeSockets)
+    realtime_base_url: str = "http://fake.invalid/v1"
+    sideband_retries: int = 2
+    backoff_base: float = 0.1
+    close_timeout: float = 1.0
+    rand: Callable[[], float] = field(default_factory=lambda: random.Random(1).random)
+
+    def auth_headers(self) -> Mapping[str, str]:
+        return {"authorization": "Bearer sk-fake"}
+
+    def session_json(self, session: SessionConfig) -> str:
+        return session.call_session_json()
