@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final, Literal
 import trio
 
 from ..protocol._brain import Brain, CancelResponse, RequestResponse, SendText, SendToolOutput
-from ..protocol._errors import ConfigError, RealtimeError
+from ..protocol._errors import CallNotFound, ConfigError, RealtimeError
 from ..protocol._lifecycle import Closed, ConversationStats, Error
 from ..protocol._session import SessionConfig
 from ..protocol._util import sole_leaf
@@ -300,6 +300,8 @@ class Conversation:
         with trio.CancelScope(shield=True), trio.move_on_after(HANGUP_TIMEOUT) as scope:
             try:
                 await self._endpoint.calls.hangup(self.call_id, self._endpoint.auth_headers())
+            except CallNotFound:
+                log.info("realtime call had already ended call_id=%s", self.call_id)  # over either way
             except RealtimeError as exc:
                 self._stats.hangup_failures += 1
                 log.warning("hanging up realtime call failed call_id=%s: %s", self.call_id, exc)
