@@ -1,0 +1,292 @@
+"""Call creation and hang-up: :class:`HttpCalls` (attempts, retries, deadlines, the cancellation of a call
+being created), its defaults, and :func:`_translate`, the one place where httpx exceptions become rtengine errors.
+The theory of operation is in :mod:`rtengine.adapters._http`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Final
+
+import httpx
+import trio
+
+from ..protocol._backoff import DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES
+from ..protocol._calls import (
+    CallAnswer,
+    CallBody,
+    call_retry_delay,
+    interpret_call_response,
+    interpret_hangup_response,
+    validate_call_id,
+)
+from ..protocol._errors import CallRejected, ConnectFailed, RealtimeError
+from ..protocol._util import describe_exception
+from ._http_exchange import _BodyStream, _Progress, _read_capped
+
+log = logging.getLogger("rtengine")
+
+#: The overall deadline of one ``create()``: 5 attempts with the default backoff sleep ≈ 3 s, which leaves the
+#: server ≈ 1.4 s per attempt; a healthy call creation takes well under a second.
+DEFAULT_CALL_TIMEOUT: Final = 10.0
+#: The longest ``Retry-After`` that is waited for; a longer one fails at once.
+DEFAULT_RETRY_AFTER_CEILING: Final = 10.0
+#: An SDP answer is a few KiB; anything past this is refused.
+DEFAULT_MAX_ANSWER_BYTES: Final = 1 << 20
+#: How much of an error body is read (the rejection's text is further cut to 2000 characters).
+DEFAULT_MAX_ERROR_BYTES: Final = 64 << 10
+#: After a cancellation with the body sent: how long the answer is still awaited to learn the call id.
+DEFAULT_ANSWER_GRACE: Final = 2.0
+#: The overall deadline of one ``hangup()`` (retries included).
+DEFAULT_HANGUP_TIMEOUT: Final = 5.0
+
+
+@contextmanager
+def _translate(what: str) -> Iterator[None]:
+    """The one place where httpx exceptions become rtengine errors."""
+    try:
+        yield
+    except RealtimeError:
+        raise
+    except httpx.TimeoutException as exc:
+        raise ConnectFailed(f"{what}: timed out ({type(exc).__name__})") from exc
+    except httpx.HTTPError as exc:
+        raise ConnectFailed(f"{what}: {describe_exception(exc)}") from exc
+
+
+class HttpCalls:
+    """Call creation and hang-up over a pooled ``httpx.AsyncClient``: the engine's ``CallService``.
+
+    ``http`` returns the pooled client (called once per request, so a client created lazily works).
+    ``calls_url`` is ``{base}/realtime/calls``. ``retries``, ``backoff_base`` and ``rand`` drive the §2.3
+    retries; ``timeout`` bounds one ``create()`` as a whole (a :class:`~rtengine.RealtimeClient` may derive it
+    from its ``connect_timeout``); ``retry_after_ceiling``, ``max_answer_bytes``, ``max_error_bytes``,
+    ``answer_grace`` and ``hangup_timeout`` as in :mod:`rtengine.adapters._http`.
+    """
+
+    def __init__(
+        self,
+        http: Callable[[], httpx.AsyncClient],
+        calls_url: str,
+        *,
+        retries: int = DEFAULT_RETRIES,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        rand: Callable[[], float] = random.random,
+        timeout: float = DEFAULT_CALL_TIMEOUT,
+        retry_after_ceiling: float = DEFAULT_RETRY_AFTER_CEILING,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        max_error_bytes: int = DEFAULT_MAX_ERROR_BYTES,
+        answer_grace: float = DEFAULT_ANSWER_GRACE,
+        hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT,
+    ) -> None:
+        if not 0 <= retries <= 100:
+            raise ValueError("retries must be within 0..100")
+        for name, value in (("timeout", timeout), ("answer_grace", answer_grace), ("hangup_timeout", hangup_timeout)):
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number of seconds")
+        if retry_after_ceiling < 0 or backoff_base < 0 or max_answer_bytes < 1 or max_error_bytes < 0:
+            raise ValueError("retry_after_ceiling and backoff_base must be >= 0, the byte caps positive")
+        self._http = http
+        self.calls_url = calls_url.rstrip("/")
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.rand = rand
+        self.timeout = timeout
+        self.retry_after_ceiling = retry_after_ceiling
+        self.max_answer_bytes = max_answer_bytes
+        self.max_error_bytes = max_error_bytes
+        self.answer_grace = answer_grace
+        self.hangup_timeout = hangup_timeout
+
+    def __repr__(self) -> str:
+        return f"<HttpCalls {self.calls_url} retries={self.retries} timeout={self.timeout:g}>"
+
+    # -- create ---------------------------------------------------------------------------------------------
+
+    async def create(
+        self, body: CallBody, headers: Mapping[str, str], *, on_sent: Callable[[], None] | None = None
+    ) -> CallAnswer:
+        """Create a call: the answer, or :class:`~rtengine.CallError` / :class:`~rtengine.ConnectFailed`.
+
+        ``on_sent`` runs at most once, when the first attempt that gets its body out has written it.
+        Bounded as a whole by ``timeout``. Cancellation: see :mod:`rtengine.adapters._http` (before the body is sent:
+        at once; after: the answer is read within ``answer_grace`` and that call hung up, then ``Cancelled``).
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        progress = _Progress(on_sent)
+        deadline = trio.current_time() + self.timeout
+        with trio.move_on_at(deadline):
+            return await self._create(body, headers, progress, deadline)
+        raise ConnectFailed(f"realtime call creation timed out after {self.timeout:g} s")
+
+    async def _create(
+        self, body: CallBody, headers: Mapping[str, str], progress: _Progress, deadline: float
+    ) -> CallAnswer:
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(body, headers, progress)
+            except CallRejected as exc:
+                error: RealtimeError = exc
+                status: int | None = exc.status
+                retry_after = exc.retry_after
+            except ConnectFailed as exc:
+                error, status, retry_after = exc, None, None
+            attempt += 1
+            delay = call_retry_delay(
+                attempt,
+                self.retries,
+                status=status,
+                retry_after=retry_after,
+                base=self.backoff_base,
+                rand=self.rand,
+                ceiling=self.retry_after_ceiling,
+            )
+            if delay is None or trio.current_time() + delay >= deadline:
+                raise error
+            log.warning(
+                "realtime call creation attempt %d failed (%s); retrying in %.0f ms", attempt, error, delay * 1000
+            )
+            await trio.sleep(delay)
+
+    async def _attempt(self, body: CallBody, headers: Mapping[str, str], progress: _Progress) -> CallAnswer:
+        """One POST: its exchange runs shielded in a child task while this task watches for a cancellation."""
+        progress.new_attempt()
+        exchange = trio.CancelScope(shield=True)
+        done = trio.Event()
+        outcome: list[CallAnswer | Exception] = []
+        interrupted = False
+
+        async def run() -> None:
+            try:
+                with exchange:
+                    try:
+                        outcome.append(await self._post(body, headers, progress))
+                    except Exception as exc:  # carried out of the nursery unwrapped, re-raised below
+                        outcome.append(exc)
+            finally:
+                done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            try:
+                await done.wait()
+            except trio.Cancelled:
+                # The caller (or the overall deadline) cancelled us. Body not sent: abort now. Sent: the server may
+                # have made a call; give the answer answer_grace to arrive. Cancelled is raised again below, by the
+                # checkpoint after the hang-up, so it leaves this attempt unwrapped.
+                interrupted = True
+                if progress.sent:
+                    exchange.deadline = min(exchange.deadline, trio.current_time() + self.answer_grace)
+                else:
+                    exchange.cancel()
+                with trio.CancelScope(shield=True):
+                    await done.wait()
+        result = outcome[0] if outcome else None
+        if not interrupted:
+            if isinstance(result, Exception):
+                raise result
+            assert result is not None  # the exchange is cancelled only after an interruption
+            return result
+        if isinstance(result, CallAnswer):
+            await self._hangup_quietly(result.call_id, headers)
+        elif result is None and progress.sent:
+            log.warning(
+                "realtime call creation was interrupted after the request was sent and no answer came within "
+                "%g s; a call may be left behind until the server ends it",
+                self.answer_grace,
+            )
+        await trio.lowlevel.checkpoint()  # raises the caller's Cancelled (or the deadline's)
+        raise ConnectFailed("realtime call creation was interrupted")  # the cancellation was withdrawn meanwhile
+
+    async def _post(self, body: CallBody, headers: Mapping[str, str], progress: _Progress) -> CallAnswer:
+        client = self._http()
+        with _translate("realtime call creation failed"):
+            request = client.build_request(
+                "POST",
+                self.calls_url,
+                content=body.content,  # sets Content-Length; the stream is replaced just below
+                headers={**headers, "content-type": body.content_type},
+                extensions={"trace": progress.trace},
+            )
+            request.stream = _BodyStream(body.content)
+            response = await client.send(request, stream=True)
+            try:
+                progress.mark_sent()  # a transport without trace events: the answer implies the body was read
+                ok = 200 <= response.status_code <= 299
+                content, truncated = await _read_capped(response, self.max_answer_bytes if ok else self.max_error_bytes)
+            finally:
+                await response.aclose()
+        return interpret_call_response(
+            response.status_code, response.headers, content, truncated=truncated, now=time.time()
+        )
+
+    async def _hangup_quietly(self, call_id: str, headers: Mapping[str, str]) -> None:
+        """Hang up a call whose creation was cancelled: shielded, bounded, failures logged."""
+        with trio.CancelScope(shield=True):
+            try:
+                await self.hangup(call_id, headers)
+            except RealtimeError as exc:
+                log.warning("could not hang up realtime call %s after its creation was cancelled: %s", call_id, exc)
+            else:
+                log.info("realtime call %s hung up: its creation was cancelled", call_id)
+
+    # -- hangup ---------------------------------------------------------------------------------------------
+
+    async def hangup(self, call_id: str, headers: Mapping[str, str]) -> None:
+        """End a call (``POST {calls_url}/{call_id}/hangup``, empty body).
+
+        The id is validated before it enters the URL (:class:`~rtengine.InvalidCallId`). 2xx → done; 404
+        ``call_id_not_found`` → :class:`~rtengine.CallNotFound`; other 4xx → :class:`~rtengine.CallRejected`;
+        5xx and transport errors are retried with backoff (a hang-up is idempotent). Bounded as a whole by
+        ``hangup_timeout`` → :class:`~rtengine.ConnectFailed`. Cancellation: ``Cancelled`` propagates at once,
+        and the call may or may not have ended.
+        """
+        url = f"{self.calls_url}/{validate_call_id(call_id)}/hangup"
+        deadline = trio.current_time() + self.hangup_timeout
+        with trio.move_on_at(deadline):
+            attempt = 0
+            while True:
+                try:
+                    await self._post_hangup(url, headers)
+                    return
+                except CallRejected as exc:
+                    error: RealtimeError = exc
+                    status: int | None = exc.status
+                    retry_after = exc.retry_after
+                except ConnectFailed as exc:
+                    error, status, retry_after = exc, None, None
+                attempt += 1
+                delay = call_retry_delay(
+                    attempt,
+                    self.retries,
+                    status=status,
+                    retry_after=retry_after,
+                    base=self.backoff_base,
+                    rand=self.rand,
+                    ceiling=self.retry_after_ceiling,
+                )
+                if delay is None or trio.current_time() + delay >= deadline:
+                    raise error
+                log.warning(
+                    "realtime call hang-up attempt %d failed (%s); retrying in %.0f ms", attempt, error, delay * 1000
+                )
+                await trio.sleep(delay)
+        raise ConnectFailed(f"realtime call hang-up timed out after {self.hangup_timeout:g} s")
+
+    async def _post_hangup(self, url: str, headers: Mapping[str, str]) -> None:
+        client = self._http()
+        with _translate("realtime call hang-up failed"):
+            request = client.build_request("POST", url, headers=dict(headers))
+            request.stream = _BodyStream(b"")
+            response = await client.send(request, stream=True)
+            try:
+                content, truncated = await _read_capped(response, self.max_error_bytes)
+            finally:
+                await response.aclose()
+        interpret_hangup_response(response.status_code, response.headers, content, truncated=truncated, now=time.time())

@@ -1,0 +1,151 @@
+"""The opening of a realtime websocket: the URL, TCP, TLS and the HTTP upgrade (see :mod:`rtengine.adapters._ws`).
+
+It also holds :func:`_translate`, the one place where OS, TLS, trio-stream, wsproto and h11 exceptions become
+rtengine errors, both while opening and on an open socket (:mod:`rtengine.adapters._ws_socket`).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Final, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import h11
+import trio
+import wsproto
+import wsproto.events as wse
+import wsproto.utilities
+
+from ..protocol._errors import ConfigError, ConnectFailed, ConnectionLost, RealtimeError
+from ..protocol._util import describe_exception, sole_leaf
+
+#: ``open_stream(host, port)``: how a websocket gets its byte stream (default ``trio.open_tcp_stream``).
+StreamOpener = Callable[[str, int], Awaitable[trio.abc.Stream]]
+#: ``ssl_context``: a context, or a function that builds (or returns a cached) one when a ``wss://`` URL needs it.
+SslContextSource = Callable[[], ssl.SSLContext] | ssl.SSLContext | None
+
+#: Largest body of a rejected upgrade that is read, and the characters of it that are kept.
+_REJECT_BODY_CAP: Final = 64 * 1024
+_REJECT_TEXT_CAP: Final = 2000
+
+
+@contextmanager
+def _translate(what: str, error: type[ConnectFailed] | type[ConnectionLost]) -> Iterator[None]:
+    """The one place where OS, TLS, trio-stream, wsproto and h11 exceptions become rtengine errors.
+
+    ``error`` is :class:`ConnectFailed` while opening and :class:`ConnectionLost` on an open socket. rtengine's
+    own errors and ``BaseException``\\ s (``Cancelled``, ``KeyboardInterrupt``) pass through unchanged.
+    """
+    try:
+        yield
+    except RealtimeError:
+        raise
+    except trio.TooSlowError as exc:
+        raise error(f"{what}: timed out") from exc
+    except (wsproto.utilities.ProtocolError, h11.ProtocolError) as exc:
+        raise error(f"{what}: invalid handshake answer: {exc}") from exc
+    except Exception as exc:  # OSError, ssl.SSLError, trio.BrokenResourceError/ClosedResourceError, anything else
+        detail = describe_exception(exc)
+        if isinstance(exc.__cause__, BaseExceptionGroup) and (leaf := sole_leaf(exc.__cause__)) is not None:
+            # trio.open_tcp_stream: "all attempts to connect failed", the reason (refused, unreachable) in a group
+            detail = f"{type(exc).__name__}: {exc} ({describe_exception(leaf)})"
+        raise error(f"{what}: {detail}") from exc
+
+
+def _fail(what: str, message: str) -> NoReturn:
+    raise ConnectFailed(f"{what}: {message}")
+
+
+def _rejected(what: str, status: int, body: bytes) -> ConnectFailed:
+    text = body.decode("utf-8", "replace")[:_REJECT_TEXT_CAP]
+    return ConnectFailed(
+        f"{what}: handshake rejected with HTTP {status}: {text}".rstrip(": "), status=status, body=text
+    )
+
+
+def _endpoint(url: str) -> tuple[bool, str, int, str, str]:
+    """``(secure, host, port, target, host_header)`` of a ``ws://``/``wss://`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError(f"not a websocket URL: {_public(url)!r}")
+    secure = parts.scheme == "wss"
+    try:
+        port = parts.port or (443 if secure else 80)
+    except ValueError as exc:
+        raise ConfigError(f"not a websocket URL: {_public(url)!r} ({exc})") from None
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    default_port = port == (443 if secure else 80)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return secure, parts.hostname, port, target, host if default_port else f"{host}:{port}"
+
+
+def _public(url: str) -> str:
+    """``url`` without its query string and fragment (they may carry secrets)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+async def open_connection(
+    url: str,
+    headers: Mapping[str, str],
+    *,
+    open_stream: StreamOpener,
+    ssl_context: Callable[[], ssl.SSLContext],
+    connect_timeout: float,
+    receive_size: int,
+) -> tuple[trio.abc.Stream, wsproto.WSConnection]:
+    """Open ``url`` and run the upgrade: the stream and the (open) wsproto connection, all within
+    ``connect_timeout``.
+
+    Raises :class:`~rtengine.ConnectFailed` (``.status``/``.body`` for a rejected upgrade) or
+    :class:`~rtengine.ConfigError` for a URL that is not ``ws://``/``wss://``. ``ssl_context`` is called for
+    ``wss://`` only. Any failure or cancellation closes the stream (shielded) before it propagates.
+    """
+    secure, host, port, target, host_header = _endpoint(url)
+    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    what = f"failed to connect realtime websocket {url}"
+    stream: trio.abc.Stream | None = None
+    try:
+        with _translate(what, ConnectFailed), trio.fail_after(connect_timeout):
+            stream = await open_stream(host, port)
+            if secure:
+                stream = trio.SSLStream(stream, ssl_context(), server_hostname=host, https_compatible=True)
+                await stream.do_handshake()
+            ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+            await stream.send_all(ws.send(wse.Request(host=host_header, target=target, extra_headers=extra)))
+            await _upgrade(stream, ws, what, receive_size)
+    except BaseException:
+        if stream is not None:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+        raise
+    return stream, ws
+
+
+async def _upgrade(stream: trio.abc.Stream, ws: wsproto.WSConnection, what: str, receive_size: int) -> None:
+    """Read the answer to the upgrade request: return on 101, raise :class:`ConnectFailed` otherwise."""
+    status: int | None = None
+    body = bytearray()
+    while True:
+        for event in ws.events():
+            if isinstance(event, wse.AcceptConnection):
+                return  # bytes after the answer stay in wsproto for the first receive()
+            if isinstance(event, wse.RejectConnection):
+                status = event.status_code
+                if not event.has_body:
+                    raise _rejected(what, status, b"")
+            elif isinstance(event, wse.RejectData) and status is not None:
+                body += event.data[: _REJECT_BODY_CAP - len(body)]
+                if event.body_finished or len(body) >= _REJECT_BODY_CAP:
+                    raise _rejected(what, status, bytes(body))
+        data = await stream.receive_some(receive_size)
+        if not data:
+            if status is not None:
+                raise _rejected(what, status, bytes(body))
+            _fail(what, "the server closed the connection before answering the websocket upgrade")
+        ws.receive_data(bytes(data))

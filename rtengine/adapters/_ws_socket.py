@@ -1,0 +1,290 @@
+"""An open realtime websocket: :class:`RealtimeSocket`, its frames and its close handshake (see
+:mod:`rtengine.adapters._ws` for the theory of operation and the cancellation semantics).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import trio
+import wsproto
+import wsproto.events as wse
+from wsproto.connection import ConnectionState
+
+from ..protocol._errors import ConnectionLost
+from ..protocol._lifecycle import SocketEnd
+from ..protocol._util import describe_exception
+from ._ws_opening import _public, _translate
+
+log = logging.getLogger("rtengine.websocket")
+
+#: wsproto's "no status code in the close frame" (never on the wire).
+_NO_STATUS: Final = 1005
+
+
+def _text_size(data: str | bytes | bytearray) -> int:
+    """Bytes of a message part as it was on the wire (UTF-8 for text; ASCII text is counted without encoding)."""
+    if isinstance(data, str) and not data.isascii():
+        return len(data.encode("utf-8"))
+    return len(data)
+
+
+class RealtimeSocket:
+    """An open realtime websocket (the :class:`~rtengine.engine._seams.Socket` seam). Created by
+    :meth:`~rtengine.adapters._ws.WebSocketOpener.open`.
+
+    One task receives; any number of tasks may send (sends are serialized). ``close_code``/``close_reason`` say how
+    the connection ended once it has (``None`` before, and ``close_code`` stays ``None`` for an end without a close
+    frame); ``close_took`` is how long leaving the block took.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        ws: wsproto.WSConnection,
+        url: str,
+        *,
+        close_timeout: float,
+        max_message_size: int,
+        receive_size: int,
+    ) -> None:
+        self._stream = stream
+        self._ws = ws
+        self.url = url
+        self.close_timeout = close_timeout
+        self.max_message_size = max_message_size
+        self.receive_size = receive_size
+        self.close_took: float | None = None
+        self._send_lock = trio.Lock()
+        self._read_lock = trio.Lock()
+        self._parts: list[str | bytes] = []
+        self._size = 0
+        self._end: SocketEnd | None = None
+        #: A write was interrupted after it may have begun: part of a frame may be on the wire.
+        self._torn = False
+        #: The server broke the protocol: the frame parser is unusable, no handshake is attempted.
+        self._broken = False
+        #: The block was left (the stream is closed or being closed).
+        self._finished = False
+
+    def __repr__(self) -> str:
+        return f"<RealtimeSocket {_public(self.url)} {'closed' if self.closed else 'open'}>"
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended (either side) or the block was left."""
+        return self._end is not None or self._finished
+
+    @property
+    def end(self) -> SocketEnd | None:
+        """How the connection ended, once it has."""
+        return self._end
+
+    @property
+    def close_code(self) -> int | None:
+        return self._end.code if self._end is not None else None
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._end.reason if self._end is not None else None
+
+    # --- sending ------------------------------------------------------------------------------------------------
+
+    async def send(self, text: str) -> None:
+        """Write one text frame. Raises :class:`~rtengine.ConnectionLost` when the connection has ended, the socket
+        is closed or torn, or the write fails. Cancellation: see :mod:`rtengine.adapters._ws` (a send cancelled
+        before any byte was written leaves the socket whole)."""
+        await self._write(wse.TextMessage(data=text))
+
+    async def _write(self, event: wse.Event) -> None:
+        what = "failed to send on the realtime websocket"
+        async with self._send_lock:
+            if self._finished or self._torn:
+                raise ConnectionLost(f"{what}: the socket is {'closed' if self._finished else 'torn'}")
+            if isinstance(event, wse.Message) and (end := self._end) is not None:
+                message = f"{what}: the connection has ended: {end.detail}"
+                raise ConnectionLost(message, code=end.code, reason=end.reason)
+            if isinstance(event, wse.Message | wse.Pong) and self._ws.state is not ConnectionState.OPEN:
+                raise ConnectionLost(f"{what}: the connection is closing", code=self.close_code)
+            # A pending cancellation is taken here, before any byte is written: such a send is not torn.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            with _translate(what, ConnectionLost):
+                data = self._ws.send(event)
+            try:
+                with _translate(what, ConnectionLost):
+                    await self._stream.send_all(data)
+            except BaseException:
+                self._torn = True
+                raise
+
+    # --- receiving ----------------------------------------------------------------------------------------------
+
+    async def receive(self) -> str | bytes | SocketEnd:
+        """The next complete message (text as ``str``, binary as ``bytes``), or how the connection ended.
+
+        Pings are answered and a server CLOSE is answered here. Once ended, every call returns the same
+        :class:`~rtengine.protocol.SocketEnd`. Cancellation: nothing is lost; the socket stays usable.
+        """
+        async with self._read_lock:
+            while True:
+                if (end := self._end_now()) is not None:
+                    return end
+                event = self._next_event()
+                if event is None:
+                    await self._fill()
+                    continue
+                message = await self._on_event(event)
+                if message is not None:
+                    return message
+
+    def _end_now(self) -> SocketEnd | None:
+        return self._end  # a call: mypy keeps no narrowing of ``_end`` across the awaits of the loop
+
+    def _next_event(self) -> wse.Event | None:
+        """One event wsproto already has (taking one at a time loses nothing if the caller is cancelled later)."""
+        return next(iter(self._ws.events()), None)
+
+    def _genuine_close(self) -> bool:
+        """After a CloseConnection event: True when the server sent a close frame (wsproto moved its state), False
+        when wsproto synthesized it for a protocol violation (a frame it could not parse)."""
+        return self._ws.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED)
+
+    async def _fill(self) -> bool:
+        """Read once and feed wsproto. False at EOF or after a failed read: the connection has ended (not cleanly)."""
+        try:
+            with _translate("reading the realtime websocket failed", ConnectionLost):
+                data = await self._stream.receive_some(self.receive_size)
+        except ConnectionLost as exc:
+            self._ended(SocketEnd(clean=False, detail=str(exc)))
+            return False
+        if not data:
+            self._ended(SocketEnd(clean=False, detail="the server closed the connection without a close frame"))
+            return False
+        self._ws.receive_data(bytes(data))
+        return True
+
+    def _ended(self, end: SocketEnd) -> None:
+        if self._end is None:
+            self._end = end
+            self._parts, self._size = [], 0
+
+    async def _on_event(self, event: wse.Event) -> str | bytes | None:
+        if isinstance(event, wse.TextMessage | wse.BytesMessage):
+            return await self._on_message(event)
+        if isinstance(event, wse.Ping):
+            try:
+                await self._write(event.response())
+            except ConnectionLost as exc:
+                log.debug("pong not sent: %s", exc)
+            return None
+        if isinstance(event, wse.CloseConnection):
+            await self._on_close(event)
+        return None
+
+    async def _on_message(self, event: wse.TextMessage | wse.BytesMessage) -> str | bytes | None:
+        data = event.data if isinstance(event.data, str) else bytes(event.data)
+        self._size += _text_size(data)
+        if self._size > self.max_message_size:
+            self._ended(
+                SocketEnd(
+                    clean=False,
+                    code=1009,
+                    reason="message too big",
+                    detail=f"the server sent a message larger than max_message_size ({self.max_message_size} bytes)",
+                )
+            )
+            await self._send_close(1009, "message too big")
+            return None
+        self._parts.append(data)
+        if not event.message_finished:
+            return None
+        parts, self._parts, self._size = self._parts, [], 0
+        if isinstance(event, wse.TextMessage):
+            return "".join(p for p in parts if isinstance(p, str))
+        return b"".join(p for p in parts if isinstance(p, bytes))
+
+    async def _on_close(self, event: wse.CloseConnection) -> None:
+        code = int(event.code)
+        if not self._genuine_close():
+            # wsproto could not parse what the server sent: fail the connection with wsproto's code (1002 for a
+            # protocol error, 1007 for invalid UTF-8).
+            self._broken = True
+            reason = event.reason or "protocol error"
+            self._ended(
+                SocketEnd(clean=False, code=code, reason=reason, detail=f"protocol violation by the server: {reason}")
+            )
+            await self._send_close(code, reason[:100])
+            return
+        public_code = None if code == _NO_STATUS else code
+        self._ended(
+            SocketEnd(
+                clean=True,
+                code=public_code,
+                reason=event.reason or None,
+                detail=f"the server closed the websocket ({public_code} {event.reason or ''})".replace(" )", ")"),
+            )
+        )
+        if self._ws.state is ConnectionState.REMOTE_CLOSING:
+            await self._send_close(1000 if public_code is None else public_code)
+
+    async def _send_close(self, code: int, reason: str | None = None) -> None:
+        """Send a close frame (ours, or the reply to the server's); a failed write is not an error here."""
+        try:
+            await self._write(wse.CloseConnection(code=code, reason=reason))
+        except ConnectionLost as exc:
+            log.debug("close frame not sent: %s", exc)
+
+    # --- closing ------------------------------------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        """Leave the block: the close handshake (unless torn or broken), then close the stream. Shielded, bounded by
+        ``close_timeout`` as a whole, never raises."""
+        start = trio.current_time()
+        deadline = start + self.close_timeout
+        try:
+            with trio.CancelScope(deadline=deadline, shield=True):
+                await self._close_handshake()
+        except Exception as exc:  # the exit never raises: the block's own exception (if any) must propagate
+            log.debug("websocket close handshake failed: %s", describe_exception(exc))
+        finally:
+            self._finished = True
+            with trio.CancelScope(deadline=deadline, shield=True):
+                try:
+                    await self._stream.aclose()  # cancelled at the deadline: still closed, forcefully
+                except Exception as exc:
+                    log.debug("closing the websocket stream failed: %s", describe_exception(exc))
+            self.close_took = trio.current_time() - start
+            self._ended(SocketEnd(clean=False, detail="the socket was closed locally"))
+
+    async def _close_handshake(self) -> None:
+        if self._torn or self._broken:
+            return
+        async with self._read_lock:
+            state = self._ws.state
+            if state is ConnectionState.OPEN:
+                await self._write(wse.CloseConnection(code=1000))
+            elif state is ConnectionState.REMOTE_CLOSING:
+                code = self.close_code
+                await self._write(wse.CloseConnection(code=1000 if code is None else code))
+            while self._ws.state is ConnectionState.LOCAL_CLOSING and not self._broken:
+                event = self._next_event()
+                if event is None:
+                    if not await self._fill():
+                        return  # EOF or a failed read: nothing more will come
+                    continue
+                if isinstance(event, wse.CloseConnection):
+                    if not self._genuine_close():
+                        return
+                    code = int(event.code)
+                    public_code = None if code == _NO_STATUS else code
+                    self._ended(
+                        SocketEnd(
+                            clean=True,
+                            code=public_code,
+                            reason=event.reason or None,
+                            detail="the websocket was closed by the client",
+                        )
+                    )
+                    return
+                # Data frames and pings after our CLOSE are discarded (no pong may follow a CLOSE).
