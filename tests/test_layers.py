@@ -125,3 +125,8 @@ def test_apps_reach_other_rooms_through_their_faces() -> None:
 def test_asyncio_lives_in_the_aiortc_bridge_only() -> None:
     users = [_module_name(p) for p in _modules() if any(n.split(".")[0] == "asyncio" for n in _imports(p))]
     assert set(users) <= BRIDGE
+
+
+def test_the_public_events_do_not_import_the_engine() -> None:
+    imported = _imports(PACKAGE / "events.py")
+    assert {name for name in imported if name.startswith("rtengine.") and _room(name) != "protocol"} == set()
