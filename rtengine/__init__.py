@@ -14,6 +14,7 @@ from .engine._conversation import Conversation as Conversation
 from .engine._manager import ConversationManager as ConversationManager
 from .engine._manager import open_manager as open_manager
 from .engine._open import open_conversation as open_conversation
+from .engine._open import start_conversation as start_conversation
 from .protocol._errors import CallError as CallError
 from .protocol._errors import CallNotFound as CallNotFound
 from .protocol._errors import CallRejected as CallRejected
@@ -73,6 +74,7 @@ __all__ = [
     "TurnDetection",
     "open_conversation",
     "open_manager",
+    "start_conversation",
 ]
 
 for _name in __all__:

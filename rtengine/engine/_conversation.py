@@ -40,8 +40,8 @@ __all__ = ["Capacities", "Conversation", "Core", "Job"]
 
 log = logging.getLogger("rtengine")
 
-#: Time ``close()`` allows beyond ``close_timeout`` for the rest of the teardown (peer close, hang-up).
-_TEARDOWN_MARGIN: Final = 3.0
+#: Time ``close()`` allows beyond ``close_timeout`` for the rest of the teardown (source, peer, hang-up: each bounded).
+_TEARDOWN_MARGIN: Final = 5.0
 #: Bound on hanging up a call when its conversation ends.
 HANGUP_TIMEOUT: Final = 2.0
 
@@ -266,10 +266,22 @@ class Conversation:
             raise
         finally:
             self._inputs.discard()
+            if self._core.brain.owes_response:  # a deferred request_response the end overtook
+                self._stats.tool_items_discarded += 1
             self._timeline.mark("closed")
             reason = self._closing.reason if self._closing is not None else "replaced"
             log.info("realtime conversation closed reason=%s total_elapsed_ms=%.0f", reason, self._timeline.total_ms())
             self._outlet.finish(self._closing)
+
+    async def _abandon(self) -> None:
+        """Never started (its owner's nursery was closed): end silently, hang the call up. Shielded, bounded."""
+        self._end(None, None)
+        with trio.CancelScope(shield=True):
+            await self._hang_up()
+            if self.media is not None:
+                await self.media.peer.aclose()
+        self._inputs.discard()
+        self._outlet.finish(None)
 
     async def _watch_owner(self) -> None:
         try:

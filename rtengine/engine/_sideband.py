@@ -151,6 +151,9 @@ async def _pump_audio(core: Core, sock: Socket) -> None:
         pcm = await inputs.next_audio()
         try:
             await sock.send(encode(input_audio_append(pcm)))
+        except trio.Cancelled:
+            stats.inputs_lost += 1  # taken from the buffer, never written
+            raise
         except ConnectionLost as exc:
             stats.inputs_lost += 1
             core.end(Closed("error"), Error(f"realtime connection lost: {exc}", "connection_lost"))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final, Literal
 import trio
 
 from ..protocol._calls import CallAnswer, check_sdp, multipart_body, raw_sdp_body
-from ..protocol._errors import ConfigError
+from ..protocol._errors import ConfigError, ConversationNotRunning
 from ..protocol._lifecycle import Started
 from ..protocol._session import SessionConfig
 from ..protocol._urls import realtime_ws_url
@@ -157,13 +157,19 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
         jobs.append(functools.partial(run_media, conv.media, options.media, conv.answer_sdp))
     inline = options.sideband == "inline"
     sideband = functools.partial(run_sideband, endpoint, conv.call_id, endpoint.auth_headers(), inline)
-    if inline:
-        await nursery.start(conv._run, jobs, sideband)
-    else:
-        jobs.append(sideband)
-        conv._outlet.put_now(Started("webrtc", conv.call_id))
-        nursery.start_soon(conv._run, jobs)
-        log.info("spawned realtime sideband connection task; realtime conversation started call_id=%s", conv.call_id)
+    try:
+        if inline:
+            await nursery.start(conv._run, jobs, sideband)
+        else:
+            jobs.append(sideband)
+            nursery.start_soon(conv._run, jobs)
+            conv._outlet.put_now(Started("webrtc", conv.call_id))
+            log.info("spawned realtime sideband task; realtime conversation started call_id=%s", conv.call_id)
+    except RuntimeError as exc:  # trio: the nursery is closed to new arrivals
+        if "closed" not in str(exc):
+            raise
+        await conv._abandon()
+        raise ConversationNotRunning("the nursery the conversation was to run in is closed") from exc
     return conv
 
 
@@ -174,7 +180,13 @@ async def start_websocket(
     conv = Conversation(endpoint, session, transport="websocket", capacities=options.capacities)
     log.info("starting realtime conversation transport=websocket")
     url = realtime_ws_url(endpoint.realtime_base_url, model=session.model)
-    await nursery.start(conv._run, [], functools.partial(run_websocket, endpoint, url, endpoint.auth_headers()))
+    try:
+        await nursery.start(conv._run, [], functools.partial(run_websocket, endpoint, url, endpoint.auth_headers()))
+    except RuntimeError as exc:  # trio: the nursery is closed to new arrivals
+        if "closed" not in str(exc):
+            raise
+        await conv._abandon()
+        raise ConversationNotRunning("the nursery the conversation was to run in is closed") from exc
     return conv
 
 

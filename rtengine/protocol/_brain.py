@@ -143,6 +143,11 @@ class Brain:
                 return (response_cancel(response_id),)
         raise TypeError(f"not a command: {command!r}")  # pragma: no cover - the union is closed
 
+    @property
+    def owes_response(self) -> bool:
+        """A deferred ``response.create`` is still owed (it goes out when the active response ends)."""
+        return self._sequencer.pending
+
     def wrote(self, payload: Payload) -> None:
         """Count a payload once it is on the wire."""
         kind = payload["type"]

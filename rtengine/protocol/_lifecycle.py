@@ -86,7 +86,8 @@ class ConversationStats:
     binary_frames: int = 0
     #: Texts still buffered when the conversation ended (accepted, never sent).
     texts_discarded: int = 0
-    #: Tool outputs, response requests and cancels still buffered when the conversation ended.
+    #: Tool outputs, response requests and cancels still buffered when the conversation ended, plus a deferred
+    #: ``response.create`` still owed then (requests made during an active response coalesce into one).
     tool_items_discarded: int = 0
     #: Audio frames still buffered when the conversation ended.
     audio_frames_discarded: int = 0

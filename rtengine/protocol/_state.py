@@ -1,8 +1,8 @@
 """The small state machines of a conversation (pure, no trio): response sequencing, barge-in truncation,
-tool-call dedupe, and the end-of-conversation claim.
+tool-call dedupe.
 
-Theory of operation. The engine's tasks call these synchronously, between checkpoints, so each decision is
-atomic with respect to every other task: a decision returns *what to send*, and the task sends it afterwards.
+Theory of operation. The :class:`~rtengine.protocol.Brain` calls these synchronously, between checkpoints, so each
+decision is atomic with respect to every other task: a decision returns *what to send*; the task sends it afterwards.
 
 * :class:`ResponseSequencer` (realtime-protocol §5.3) — never two ``response.create`` in flight. ``request()``
   returns True when a create must go out now; otherwise one create is owed (requests coalesce) and
@@ -13,15 +13,13 @@ atomic with respect to every other task: a decision returns *what to send*, and 
   ``take()`` returns the ``(item_id, audio_end_ms)`` to truncate at, clamped to what was received (and to the
   playback position when the app reports one); nothing for an item with 0 ms.
 * :class:`ToolCallDedupe` (§7.3) — one ``ToolCall`` per ``call_id`` per generation.
-* :class:`EndClaim` — whichever path ends a conversation first (the caller's close, or a failure) wins; the
-  other becomes a no-op. ``claim()`` is check-then-set with no await in between.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EndClaim", "ResponseSequencer", "ToolCallDedupe", "TruncationTracker", "audio_duration_ms"]
+__all__ = ["ResponseSequencer", "ToolCallDedupe", "TruncationTracker", "audio_duration_ms"]
 
 
 class ResponseSequencer:
@@ -133,17 +131,4 @@ class ToolCallDedupe:
         if call_id in self._seen:
             return False
         self._seen.add(call_id)
-        return True
-
-
-class EndClaim:
-    """The one-way switch from active to ended. ``claim()`` returns True for exactly one caller."""
-
-    def __init__(self) -> None:
-        self.active = True
-
-    def claim(self) -> bool:
-        if not self.active:
-            return False
-        self.active = False
         return True

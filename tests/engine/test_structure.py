@@ -256,3 +256,40 @@ async def test_a_created_call_is_hung_up_when_the_conversation_ends(
         await trio.sleep(1)
     assert endpoint.calls.hangups == ([conv.call_id] if hangup else [])
     assert conv.stats.hangups == (1 if hangup else 0)
+
+
+@pytest.mark.parametrize("offer", [OFFER, None])
+async def test_a_start_into_a_closed_nursery_leaves_no_call(autojump_clock: trio.abc.Clock, offer: str | None) -> None:
+    """Review finding: the call was created, the task could not start, and the call was never hung up."""
+    endpoint = FakeEndpoint()
+    async with trio.open_nursery() as nursery:
+        pass
+    with pytest.raises(rtengine.ConversationNotRunning):
+        await start_conversation(endpoint, SESSION, nursery, offer)  # type: ignore[arg-type]
+    assert endpoint.calls.hangups == (["rtc_fake1"] if offer else [])
+    async with rtengine.open_manager(endpoint) as manager:  # type: ignore[arg-type]
+        pass
+    with pytest.raises(rtengine.ConversationNotRunning):
+        await manager.start(SESSION, offer)
+
+
+async def test_every_accepted_input_is_accounted_for(autojump_clock: trio.abc.Clock) -> None:
+    """Review finding: an audio frame taken off the buffer and cancelled mid-send, and a deferred response.create
+    still owed at the end, were counted nowhere."""
+    gate = trio.Event()
+    sock = FakeSocket()
+    endpoint = FakeEndpoint(sockets=FakeSockets(make=lambda _n: sock))
+    async with rtengine.open_conversation(endpoint, SESSION, offer_sdp=OFFER) as conv:  # type: ignore[arg-type]
+        await trio.sleep(1)  # joined
+        await conv.request_response()
+        await conv.request_response()  # deferred: the first is still active (no response.done ever comes)
+        await trio.sleep(1)
+        sock.send_gate = gate  # writes now hang: the pumps hold what they took
+        for _ in range(20):
+            conv.send_audio(b"\x00\x00" * 480)
+        await trio.sleep(1)
+    stats = conv.stats
+    assert stats.audio_frames_queued == stats.audio_frames_sent + stats.audio_frames_discarded + stats.inputs_lost
+    assert stats.inputs_lost == 1
+    assert stats.responses_requested == 1
+    assert stats.tool_items_discarded == 1  # the owed create

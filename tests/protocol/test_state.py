@@ -5,7 +5,7 @@ import base64
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtengine.protocol._state import EndClaim, ResponseSequencer, ToolCallDedupe, TruncationTracker, audio_duration_ms
+from rtengine.protocol._state import ResponseSequencer, ToolCallDedupe, TruncationTracker, audio_duration_ms
 
 
 def test_request_sends_at_once_when_idle_and_defers_when_active() -> None:
@@ -100,11 +100,3 @@ def test_tool_calls_are_deduplicated_by_call_id() -> None:
     assert dedupe.first("call_1")
     assert not dedupe.first("call_1")
     assert dedupe.first("call_2")
-
-
-def test_end_claim_has_exactly_one_winner() -> None:
-    claim = EndClaim()
-    assert claim.active
-    assert claim.claim() is True
-    assert claim.claim() is False
-    assert not claim.active
