@@ -26,6 +26,10 @@ class FakeSocket:
     log: list[str] = field(default_factory=list)
     fail_sends: bool = False
     send_gate: trio.Event | None = None
+    #: Whether the conversation's end has begun (set by the sockets seam from its own ``closing``).
+    closing: Callable[[], bool] = lambda: False
+    #: Frames that went out although ``closing()`` was already true.
+    sent_late: list[str] = field(default_factory=list)
     _tx: trio.MemorySendChannel[str | bytes | SocketEnd] | None = None
     _rx: trio.MemoryReceiveChannel[str | bytes | SocketEnd] | None = None
 
@@ -38,6 +42,8 @@ class FakeSocket:
         if self.fail_sends:
             raise ConnectionLost("fake write failed")
         await trio.lowlevel.checkpoint()
+        if self.closing():
+            self.sent_late.append(text)
         self.log.append(text)
 
     async def receive(self) -> str | bytes | SocketEnd:
@@ -62,6 +68,10 @@ class FakeSockets:
     refuse: int = 0
     #: Trio time of each open.
     open_times: list[float] = field(default_factory=list)
+    #: ``closing(url)``: has the end of the conversation behind ``url`` begun? (the test decides)
+    closing: Callable[[str], bool] = lambda _url: False
+    #: URLs of the opens attempted although ``closing(url)`` was already true.
+    opened_late: list[str] = field(default_factory=list)
 
     @asynccontextmanager
     async def open(self, url: str, headers: Mapping[str, str]) -> AsyncIterator[FakeSocket]:
@@ -69,10 +79,13 @@ class FakeSockets:
 
         await trio.lowlevel.checkpoint()
         self.open_times.append(trio.current_time())
+        if self.closing(url):
+            self.opened_late.append(url)
         if self.refuse > 0:
             self.refuse -= 1
             raise ConnectFailed("fake refusal", status=503)
         sock = self.make(len(self.opened))
+        sock.closing = lambda: self.closing(url)
         self.opened.append(sock)
         try:
             yield sock
@@ -91,6 +104,9 @@ class FakeCalls:
     delay: float = 0.0
     hangups: list[str] = field(default_factory=list)
     created: int = 0
+    #: ``closing()``: has the end begun? (the test decides) Calls created although it had are recorded.
+    closing: Callable[[], bool] = lambda: False
+    created_late: list[str] = field(default_factory=list)
 
     async def create(
         self, body: CallBody, headers: Mapping[str, str], *, on_sent: Callable[[], None] | None = None
@@ -99,6 +115,8 @@ class FakeCalls:
             on_sent()
         await trio.sleep(self.delay)
         self.created += 1
+        if self.closing():
+            self.created_late.append(f"rtc_fake{self.created}")
         return CallAnswer(ANSWER, f"rtc_fake{self.created}")
 
     async def hangup(self, call_id: str, headers: Mapping[str, str]) -> None:

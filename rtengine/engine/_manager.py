@@ -33,7 +33,7 @@ class ConversationManager:
         self._nursery = nursery
         self.current: Conversation | None = None
         self._lock = trio.Lock()  # start() and close() are serialized
-        self._starting: trio.CancelScope | None = None
+        self._starts: set[trio.CancelScope] = set()  # the starts in flight (close() cancels them)
 
     def __repr__(self) -> str:
         return f"<ConversationManager current={self.current!r}>"
@@ -55,12 +55,14 @@ class ConversationManager:
         :class:`~rtengine.ConversationNotRunning`. Cancellation: the old conversation is ended either way; a
         cancelled start installs nothing.
         """
-        async with self._lock:
-            old, self.current = self.current, None
-            if old is not None:
-                await old._replace()
-            with trio.CancelScope() as self._starting:
-                try:
+        starting = trio.CancelScope()  # close() from here on wins, also while this start waits for the lock
+        self._starts.add(starting)
+        try:
+            with starting:
+                async with self._lock:
+                    old, self.current = self.current, None
+                    if old is not None:
+                        await old._replace()
                     conv = await start_conversation(
                         self._client,
                         session,
@@ -71,11 +73,11 @@ class ConversationManager:
                         capacities=capacities,
                         media=media,
                     )
-                finally:
-                    self._starting = None
-                self.current = conv
-                return conv
-            raise ConversationNotRunning("the manager was closed while this conversation was starting")
+                    self.current = conv
+                    return conv
+        finally:
+            self._starts.discard(starting)
+        raise ConversationNotRunning("the manager was closed while this conversation was starting")
 
     def _running(self) -> Conversation:
         conv = self.current
@@ -103,8 +105,10 @@ class ConversationManager:
         """Close the current conversation (``Closed("requested")``), if any; a start in flight is cancelled first
         (it raises :class:`~rtengine.ConversationNotRunning`). Shielded and bounded."""
         with trio.CancelScope(shield=True):
-            if self._starting is not None:
-                self._starting.cancel()
+            for starting in self._starts:
+                starting.cancel()
+            if self.current is not None:  # claimed before any checkpoint: close() wins from its first instant
+                await self.current.close()
             async with self._lock:
                 if self.current is not None:
                     await self.current.close()

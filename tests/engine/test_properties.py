@@ -1,16 +1,20 @@
 """Ordering and cancellation races as properties, schedule-as-data (stack-notes §5).
 
 Each example draws a schedule — transport, join delay, refused joins and retries, timed inputs of every kind,
-when the caller closes or cancels, server-side endings (a clean close, a fatal error) and buffer sizes — and runs
+when the caller closes or cancels, server-side endings (a clean close — also after the very first server event —,
+a fatal error), a benign server error (``response_cancel_not_active``) and buffer sizes — and runs
 it in a fresh ``trio.run`` on ``MockClock(autojump_threshold=0)`` against the real local server, reached through
 an in-memory network (see ``memnet``). The invariants:
 
 * ``Started`` first, exactly one ``Closed`` last, nothing after it; at most one fatal ``Error``, always right
-  before ``Closed("error")``; never an ``Error`` when the caller's close won;
+  before ``Closed("error")``; never an ``Error`` when the caller's close won; a benign error never ends anything;
 * on the server, ``session.update`` is frame #0 and each input kind arrived as an in-order, duplicate-free prefix
   of what the caller queued — all of it when nothing ended the conversation early;
 * every dropped audio frame is counted; sends after the end raise ``ConversationNotRunning``;
 * no engine task outlives the block; ``close()`` and the whole run stay within virtual-time bounds.
+
+Post-handshake join failures (a sideband whose ``session.update`` write fails) are not drawn here: no server fault
+makes the client's write fail after an accepted handshake; ``test_sweep`` covers them with fake seams.
 """
 
 import base64
@@ -56,6 +60,7 @@ class Schedule:
     cancel: bool
     server_close_after: int | None
     fatal_error: bool
+    benign_error: bool
     text_capacity: int
     audio_capacity: int
     tool_capacity: int
@@ -73,8 +78,9 @@ schedules = st.builds(
     ).map(lambda xs: tuple(sorted(xs))),
     close_at=st.none() | times,
     cancel=st.booleans(),
-    server_close_after=st.none() | st.integers(2, 40),
+    server_close_after=st.none() | st.just(1) | st.integers(2, 40),
     fatal_error=st.sampled_from([False, False, False, True]),
+    benign_error=st.booleans(),
     text_capacity=st.integers(1, 4),
     audio_capacity=st.integers(1, 6),
     tool_capacity=st.integers(1, 4),
@@ -101,7 +107,8 @@ async def scenario(s: Schedule, out: Outcome) -> None:
         websocket_accept_delay=s.join_delay if s.transport == "websocket" else 0.0,
         refuse_sideband_joins=s.refused,
         close_after_events=s.server_close_after,
-        inject=("error:server_error",) if s.fatal_error else (),
+        inject=(("error:response_cancel_not_active",) if s.benign_error else ())
+        + (("error:server_error",) if s.fatal_error else ()),
     )
     options = ServerOptions(api_key=KEY, delta_interval=0.0, faults=faults)
     start = trio.current_time()
@@ -237,6 +244,8 @@ def check(s: Schedule, out: Outcome) -> None:
     assert events[-1] is closed[0]
     fatal = [e for e in events if isinstance(e, Error) and e.fatal]
     assert len(fatal) <= 1
+    benign = [e for e in events if isinstance(e, Error) and not e.fatal]
+    assert [e.code for e in benign] == (["response_cancel_not_active"] if s.benign_error else [])[: len(benign)]
     if closed[0].reason == "error":
         assert len(fatal) == 1
         assert events[-2] is fatal[0]
