@@ -8,8 +8,8 @@ Theory of operation::
     └─ the block's nursery
        └─ runner (Conversation._run)
           ├─ owner watch ── cancelled with the owner's scope → the end, as close() does
-          └─ root scope, shielded: outer cancellation never reaches the work directly
-             ├─ work scope ── cancelled by every end, unconditionally
+          └─ root scope ── cancelled only as the last resort of an overrunning teardown
+             ├─ work scope ── cancelled by every end, unconditionally (and by the owner's cancellation, directly)
              │  ├─ sideband job: join (retries) ─► session.update ─► loop: reader + control pump + audio pump
              │  └─ media job (rtengine as the WebRTC peer): answer ─► connected ─► audio both ways
              └─ afterwards, bounded: hang up the call; then Closed is delivered and the stream ends

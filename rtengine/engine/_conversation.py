@@ -5,9 +5,13 @@ The task tree (see the engine package docstring for the whole picture)::
     owner's nursery (the open_conversation block's own, or the one given to start_conversation)
     └─ runner: Conversation._run
        ├─ owner watch: sleeps; cancelled with the owner's scope, it ends the conversation as close() does
-       └─ root scope (shielded: the owner's cancellation never reaches the work directly)
+       └─ root scope (cancelled only as the last resort of an overrunning teardown)
           ├─ work scope (cancelled by every end, unconditionally) ── jobs: sideband/websocket, media
-          └─ then, still shielded and bounded: hang up the call; then Closed is delivered
+          └─ then, shielded and bounded: hang up the call; then Closed is delivered
+
+The work sits in the owner's scope, so the owner's cancellation reaches it at once (at its next checkpoint), exactly
+like ``close()`` cancelling the work scope; every teardown step shields itself and has a bound (the socket's close
+handshake, the audio source, the peer, the hang-up), so no cancellation can cut one short or stretch it.
 
 A job never ends the conversation by returning: it calls ``core.end(closed, error)``, or raises. A
 :class:`~rtengine.RealtimeError` raised by a job ends the conversation with one ``Error`` then ``Closed("error")``
@@ -126,7 +130,7 @@ class Conversation:
             self._end,
         )
         self._work = trio.CancelScope()
-        self._root = trio.CancelScope(shield=True)
+        self._root = trio.CancelScope()
         self._closing: Closed | None = None
 
     def __repr__(self) -> str:
