@@ -43,11 +43,13 @@ Cancellation
   WARNING says a call may be left behind until the server ends it.
 * ``hangup()`` cancelled: ``Cancelled`` propagates at once; the call may or may not have ended.
 
-Mechanism: each attempt runs its exchange in a child task, in a shielded cancel scope, while the calling task
-waits for it in the caller's (unshielded) context. When the caller is cancelled, the calling task wakes and either
-cancels the exchange (body not sent) or gives it a deadline of now + ``answer_grace`` (body sent), waits for it
-(shielded, so bounded by that), hangs up the call it answered, and re-raises ``Cancelled`` at a checkpoint: the
-caller sees a plain ``Cancelled``, never an exception group.
+Mechanism: each attempt runs its exchange in the calling task, so nothing is added to the answer path (a child
+task cost ≈1.3 % of a loopback call creation in scheduler round trips). Until the body is on the wire the
+exchange is cancellable as usual. The trace event that says the body is out shields the exchange and spawns a
+watcher task in the attempt's nursery (off the path: it starts while the answer is awaited). When the caller is
+cancelled, the watcher gives the exchange a deadline of now + ``answer_grace``; the attempt then hangs up the call
+it answered and re-raises ``Cancelled`` unwrapped: the caller sees a plain ``Cancelled``, never an exception
+group.
 
 Layout: :class:`HttpCalls`, its defaults and ``_translate`` are in :mod:`rtengine.adapters._http_calls`; the body
 stream, the capped reads and the ``on_sent`` trace plumbing in :mod:`rtengine.adapters._http_exchange`; this module

@@ -26,7 +26,7 @@ from ..protocol._calls import (
     validate_call_id,
 )
 from ..protocol._errors import CallRejected, ConnectFailed, RealtimeError
-from ..protocol._util import describe_exception
+from ..protocol._util import describe_exception, sole_leaf
 from ._http_exchange import _BodyStream, _Progress, _read_capped
 
 log = logging.getLogger("rtengine")
@@ -57,6 +57,16 @@ def _translate(what: str) -> Iterator[None]:
         raise ConnectFailed(f"{what}: timed out ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
         raise ConnectFailed(f"{what}: {describe_exception(exc)}") from exc
+
+
+class _AttemptState:
+    """What the watcher of one attempt and the attempt tell each other."""
+
+    __slots__ = ("finished", "interrupted")
+
+    def __init__(self) -> None:
+        self.finished = False  # the exchange is over (a cancellation of the watcher is then the attempt's own)
+        self.interrupted = False  # the caller was cancelled while the answer was awaited
 
 
 class HttpCalls:
@@ -155,54 +165,67 @@ class HttpCalls:
             await trio.sleep(delay)
 
     async def _attempt(self, body: CallBody, headers: Mapping[str, str], progress: _Progress) -> CallAnswer:
-        """One POST: its exchange runs shielded in a child task while this task watches for a cancellation."""
-        progress.new_attempt()
-        exchange = trio.CancelScope(shield=True)
-        done = trio.Event()
-        outcome: list[CallAnswer | Exception] = []
-        interrupted = False
+        """One POST, in this task. Until its body is on the wire a cancellation aborts it. From then on the exchange
+        is shielded and a watcher task (spawned at that moment, off the answer path) turns a cancellation into a
+        deadline of ``answer_grace`` on the exchange; the call it answered is then hung up and ``Cancelled``
+        raised. No task and no scheduler round trip is added before the body is out."""
+        exchange = trio.CancelScope()
+        state = _AttemptState()
+        outcome: CallAnswer | BaseException | None = None
+        interrupted_by: BaseException | None = None
 
-        async def run() -> None:
+        async def watch() -> None:
             try:
+                await trio.sleep_forever()
+            finally:
+                if not state.finished:  # the caller (or the overall deadline) cancelled us while the answer was awaited
+                    state.interrupted = True
+                    exchange.deadline = min(exchange.deadline, trio.current_time() + self.answer_grace)
+
+        try:
+            async with trio.open_nursery() as nursery:
+
+                def guard_the_answer() -> None:
+                    exchange.shield = True
+                    nursery.start_soon(watch)
+
+                progress.new_attempt(guard_the_answer)
                 with exchange:
                     try:
-                        outcome.append(await self._post(body, headers, progress))
-                    except Exception as exc:  # carried out of the nursery unwrapped, re-raised below
-                        outcome.append(exc)
-            finally:
-                done.set()
+                        outcome = await self._post(body, headers, progress)
+                    except BaseException as exc:  # carried out of the nursery unwrapped, re-raised below
+                        outcome = exc
+                state.finished = True
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # the nursery's exit met the caller's cancellation: raise it unwrapped
+            leaf = sole_leaf(group)
+            if leaf is None:
+                raise
+            interrupted_by = leaf
+        finally:
+            progress.on_attempt_sent = None
+            if state.interrupted:
+                await self._after_interruption(outcome, headers)
+        if interrupted_by is not None:
+            raise interrupted_by
+        if not state.interrupted:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            assert outcome is not None
+            return outcome
+        await trio.lowlevel.checkpoint()  # raises the caller's Cancelled (or the deadline's)
+        raise ConnectFailed("realtime call creation was interrupted")  # the cancellation was withdrawn meanwhile
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run)
-            try:
-                await done.wait()
-            except trio.Cancelled:
-                # The caller (or the overall deadline) cancelled us. Body not sent: abort now. Sent: the server may
-                # have made a call; give the answer answer_grace to arrive. Cancelled is raised again below, by the
-                # checkpoint after the hang-up, so it leaves this attempt unwrapped.
-                interrupted = True
-                if progress.sent:
-                    exchange.deadline = min(exchange.deadline, trio.current_time() + self.answer_grace)
-                else:
-                    exchange.cancel()
-                with trio.CancelScope(shield=True):
-                    await done.wait()
-        result = outcome[0] if outcome else None
-        if not interrupted:
-            if isinstance(result, Exception):
-                raise result
-            assert result is not None  # the exchange is cancelled only after an interruption
-            return result
-        if isinstance(result, CallAnswer):
-            await self._hangup_quietly(result.call_id, headers)
-        elif result is None and progress.sent:
+    async def _after_interruption(self, outcome: CallAnswer | BaseException | None, headers: Mapping[str, str]) -> None:
+        """A create interrupted after its body was sent: hang up the call it made, or say that none came."""
+        if isinstance(outcome, CallAnswer):
+            await self._hangup_quietly(outcome.call_id, headers)
+        else:
             log.warning(
                 "realtime call creation was interrupted after the request was sent and no answer came within "
                 "%g s; a call may be left behind until the server ends it",
                 self.answer_grace,
             )
-        await trio.lowlevel.checkpoint()  # raises the caller's Cancelled (or the deadline's)
-        raise ConnectFailed("realtime call creation was interrupted")  # the cancellation was withdrawn meanwhile
 
     async def _post(self, body: CallBody, headers: Mapping[str, str], progress: _Progress) -> CallAnswer:
         client = self._http()

@@ -52,21 +52,26 @@ class _BodyStream(httpx.AsyncByteStream):
 class _Progress:
     """What one ``create()`` knows about its current attempt's request; fed by httpcore's trace events."""
 
-    __slots__ = ("body_event", "on_sent", "sent")
+    __slots__ = ("body_event", "on_attempt_sent", "on_sent", "sent")
 
     def __init__(self, on_sent: Callable[[], None] | None) -> None:
         self.on_sent = on_sent  # pending until the first attempt gets its body out
         self.sent = False
         self.body_event = False
+        #: Called when the current attempt's body is out (the attempt then guards its answer).
+        self.on_attempt_sent: Callable[[], None] | None = None
 
-    def new_attempt(self) -> None:
+    def new_attempt(self, on_attempt_sent: Callable[[], None] | None = None) -> None:
         self.sent = False
         self.body_event = False
+        self.on_attempt_sent = on_attempt_sent
 
     def mark_sent(self) -> None:
         if self.sent:
             return
         self.sent = True
+        if self.on_attempt_sent is not None:
+            self.on_attempt_sent()
         if self.on_sent is not None:
             on_sent, self.on_sent = self.on_sent, None
             on_sent()

@@ -259,7 +259,9 @@ class Conversation:
                                 Closed("error"), Error("the conversation's tasks ended on their own", "internal_error")
                             )
                         finally:
-                            self._end(None, None)  # a failed inline start: no conversation, no events
+                            # Unclaimed here: a failed inline start (no conversation, no events), or the owner's
+                            # cancellation unwinding the work before the owner watch ran (the same end as close()).
+                            self._end(None if inline is not None and not started else Closed("requested"), None)
                             await self._hang_up()
                 finally:
                     watch.cancel_scope.cancel()
