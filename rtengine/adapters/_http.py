@@ -35,7 +35,8 @@ Cancellation
 * Cancelled **before the body was sent**: the request is abandoned at once (httpx closes the connection);
   nothing reached the server, so no call exists. ``Cancelled`` propagates.
 * Cancelled **after the body was sent**: the server may have created a call. The answer is still read, shielded,
-  for at most ``answer_grace`` seconds, to learn the call id; that call is then hung up (shielded, bounded by
+  within ``answer_grace`` seconds of the body being sent (the bound on every attempt's answer: 10 s by default,
+  ten times a real call creation), to learn the call id; that call is then hung up (shielded, bounded by
   ``hangup_timeout``; a failure is logged at WARNING, never raised), and ``Cancelled`` propagates. The same
   happens when the overall ``timeout`` expires mid-request (then :class:`~rtengine.ConnectFailed` is raised).
   So a cancelled ``create()`` can take up to ``answer_grace + hangup_timeout`` to return. If no call id could be
@@ -43,13 +44,12 @@ Cancellation
   WARNING says a call may be left behind until the server ends it.
 * ``hangup()`` cancelled: ``Cancelled`` propagates at once; the call may or may not have ended.
 
-Mechanism: each attempt runs its exchange in the calling task, so nothing is added to the answer path (a child
-task cost ≈1.3 % of a loopback call creation in scheduler round trips). Until the body is on the wire the
-exchange is cancellable as usual. The trace event that says the body is out shields the exchange and spawns a
-watcher task in the attempt's nursery (off the path: it starts while the answer is awaited). When the caller is
-cancelled, the watcher gives the exchange a deadline of now + ``answer_grace``; the attempt then hangs up the call
-it answered and re-raises ``Cancelled`` unwrapped: the caller sees a plain ``Cancelled``, never an exception
-group.
+Mechanism: each attempt runs its exchange in the calling task, with no task added to the answer path (a watcher
+task per attempt cost ≈2 % of a loopback call creation in scheduler round trips, measured paired). Until the body
+is on the wire the exchange is cancellable as usual. The trace event that says the body is out shields the
+exchange and gives it the deadline ``answer_grace`` (or the overall deadline, if sooner). After the answer a
+checkpoint that costs nothing unless the caller was cancelled meanwhile tells whether to hang that call up and
+re-raise ``Cancelled`` — unwrapped: the caller never sees an exception group.
 
 Layout: :class:`HttpCalls`, its defaults and ``_translate`` are in :mod:`rtengine.adapters._http_calls`; the body
 stream, the capped reads and the ``on_sent`` trace plumbing in :mod:`rtengine.adapters._http_exchange`; this module

@@ -26,7 +26,7 @@ from ..protocol._calls import (
     validate_call_id,
 )
 from ..protocol._errors import CallRejected, ConnectFailed, RealtimeError
-from ..protocol._util import describe_exception, sole_leaf
+from ..protocol._util import describe_exception
 from ._http_exchange import _BodyStream, _Progress, _read_capped
 
 log = logging.getLogger("rtengine")
@@ -40,8 +40,9 @@ DEFAULT_RETRY_AFTER_CEILING: Final = 10.0
 DEFAULT_MAX_ANSWER_BYTES: Final = 1 << 20
 #: How much of an error body is read (the rejection's text is further cut to 2000 characters).
 DEFAULT_MAX_ERROR_BYTES: Final = 64 << 10
-#: After a cancellation with the body sent: how long the answer is still awaited to learn the call id.
-DEFAULT_ANSWER_GRACE: Final = 2.0
+#: How long an attempt's answer is awaited once its body is out (shielded: also after a cancellation, to learn the
+#: call id and hang that call up).
+DEFAULT_ANSWER_GRACE: Final = 10.0
 #: The overall deadline of one ``hangup()`` (retries included).
 DEFAULT_HANGUP_TIMEOUT: Final = 5.0
 
@@ -57,16 +58,6 @@ def _translate(what: str) -> Iterator[None]:
         raise ConnectFailed(f"{what}: timed out ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
         raise ConnectFailed(f"{what}: {describe_exception(exc)}") from exc
-
-
-class _AttemptState:
-    """What the watcher of one attempt and the attempt tell each other."""
-
-    __slots__ = ("finished", "interrupted")
-
-    def __init__(self) -> None:
-        self.finished = False  # the exchange is over (a cancellation of the watcher is then the attempt's own)
-        self.interrupted = False  # the caller was cancelled while the answer was awaited
 
 
 class HttpCalls:
@@ -140,7 +131,7 @@ class HttpCalls:
         attempt = 0
         while True:
             try:
-                return await self._attempt(body, headers, progress)
+                return await self._attempt(body, headers, progress, deadline)
             except CallRejected as exc:
                 error: RealtimeError = exc
                 status: int | None = exc.status
@@ -164,68 +155,41 @@ class HttpCalls:
             )
             await trio.sleep(delay)
 
-    async def _attempt(self, body: CallBody, headers: Mapping[str, str], progress: _Progress) -> CallAnswer:
-        """One POST, in this task. Until its body is on the wire a cancellation aborts it. From then on the exchange
-        is shielded and a watcher task (spawned at that moment, off the answer path) turns a cancellation into a
-        deadline of ``answer_grace`` on the exchange; the call it answered is then hung up and ``Cancelled``
-        raised. No task and no scheduler round trip is added before the body is out."""
+    async def _attempt(
+        self, body: CallBody, headers: Mapping[str, str], progress: _Progress, deadline: float
+    ) -> CallAnswer:
+        """One POST, in this task, with no task and no scheduler round trip added to the answer path.
+
+        Until the body is on the wire a cancellation aborts it. The trace event that says the body is out shields
+        the exchange and bounds it by ``answer_grace`` (and the overall deadline): from then on the server may have
+        made a call, so its answer is read even if the caller is cancelled meanwhile — that call is then hung up
+        and ``Cancelled`` raised, unwrapped."""
         exchange = trio.CancelScope()
-        state = _AttemptState()
-        outcome: CallAnswer | BaseException | None = None
-        interrupted_by: BaseException | None = None
 
-        async def watch() -> None:
-            try:
-                await trio.sleep_forever()
-            finally:
-                if not state.finished:  # the caller (or the overall deadline) cancelled us while the answer was awaited
-                    state.interrupted = True
-                    exchange.deadline = min(exchange.deadline, trio.current_time() + self.answer_grace)
+        def guard_the_answer() -> None:
+            exchange.shield = True
+            exchange.deadline = min(deadline, trio.current_time() + self.answer_grace)
 
+        progress.new_attempt(guard_the_answer)
         try:
-            async with trio.open_nursery() as nursery:
-
-                def guard_the_answer() -> None:
-                    exchange.shield = True
-                    nursery.start_soon(watch)
-
-                progress.new_attempt(guard_the_answer)
-                with exchange:
-                    try:
-                        outcome = await self._post(body, headers, progress)
-                    except BaseException as exc:  # carried out of the nursery unwrapped, re-raised below
-                        outcome = exc
-                state.finished = True
-                nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:  # the nursery's exit met the caller's cancellation: raise it unwrapped
-            leaf = sole_leaf(group)
-            if leaf is None:
-                raise
-            interrupted_by = leaf
+            with exchange:
+                answer = await self._post(body, headers, progress)
         finally:
             progress.on_attempt_sent = None
-            if state.interrupted:
-                await self._after_interruption(outcome, headers)
-        if interrupted_by is not None:
-            raise interrupted_by
-        if not state.interrupted:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            assert outcome is not None
-            return outcome
-        await trio.lowlevel.checkpoint()  # raises the caller's Cancelled (or the deadline's)
-        raise ConnectFailed("realtime call creation was interrupted")  # the cancellation was withdrawn meanwhile
-
-    async def _after_interruption(self, outcome: CallAnswer | BaseException | None, headers: Mapping[str, str]) -> None:
-        """A create interrupted after its body was sent: hang up the call it made, or say that none came."""
-        if isinstance(outcome, CallAnswer):
-            await self._hangup_quietly(outcome.call_id, headers)
-        else:
+        if exchange.cancelled_caught:
             log.warning(
-                "realtime call creation was interrupted after the request was sent and no answer came within "
-                "%g s; a call may be left behind until the server ends it",
+                "no answer to the call-creation request within %g s of sending it; a call may be left behind "
+                "until the server ends it",
                 self.answer_grace,
             )
+            await trio.lowlevel.checkpoint_if_cancelled()  # the caller's cancellation or the overall deadline
+            raise ConnectFailed(f"realtime call creation failed: no answer within {self.answer_grace:g} s")
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()  # free unless the caller was cancelled meanwhile
+        except trio.Cancelled:
+            await self._hangup_quietly(answer.call_id, headers)
+            raise
+        return answer
 
     async def _post(self, body: CallBody, headers: Mapping[str, str], progress: _Progress) -> CallAnswer:
         client = self._http()
