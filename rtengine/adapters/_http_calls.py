@@ -119,11 +119,8 @@ class HttpCalls:
         at once; after: the answer is read within ``answer_grace`` and that call hung up, then ``Cancelled``).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        progress = _Progress(on_sent)
-        deadline = trio.current_time() + self.timeout
-        with trio.move_on_at(deadline):
-            return await self._create(body, headers, progress, deadline)
-        raise ConnectFailed(f"realtime call creation timed out after {self.timeout:g} s")
+        # One deadline over everything: each attempt's exchange carries it, and no retry sleeps past it.
+        return await self._create(body, headers, _Progress(on_sent), trio.current_time() + self.timeout)
 
     async def _create(
         self, body: CallBody, headers: Mapping[str, str], progress: _Progress, deadline: float
@@ -160,11 +157,11 @@ class HttpCalls:
     ) -> CallAnswer:
         """One POST, in this task, with no task and no scheduler round trip added to the answer path.
 
-        Until the body is on the wire a cancellation aborts it. The trace event that says the body is out shields
-        the exchange and bounds it by ``answer_grace`` (and the overall deadline): from then on the server may have
-        made a call, so its answer is read even if the caller is cancelled meanwhile — that call is then hung up
-        and ``Cancelled`` raised, unwrapped."""
-        exchange = trio.CancelScope()
+        Until the body is on the wire a cancellation aborts it. Once the body is out (the transport asks the body
+        stream for more), the exchange is shielded and bounded by ``answer_grace`` (and the overall deadline): the
+        server may have made a call, so its answer is read even if the caller is cancelled meanwhile — that call is
+        then hung up and ``Cancelled`` raised, unwrapped."""
+        exchange = trio.CancelScope(deadline=deadline)
 
         def guard_the_answer() -> None:
             exchange.shield = True
@@ -177,12 +174,15 @@ class HttpCalls:
         finally:
             progress.on_attempt_sent = None
         if exchange.cancelled_caught:
+            if trio.current_time() >= deadline and not progress.sent:
+                raise ConnectFailed(f"realtime call creation timed out after {self.timeout:g} s")
             log.warning(
-                "no answer to the call-creation request within %g s of sending it; a call may be left behind "
-                "until the server ends it",
-                self.answer_grace,
+                "no answer to the call-creation request in time after sending it; a call may be left behind until "
+                "the server ends it"
             )
-            await trio.lowlevel.checkpoint_if_cancelled()  # the caller's cancellation or the overall deadline
+            await trio.lowlevel.checkpoint_if_cancelled()  # the caller's cancellation, if that is what it was
+            if trio.current_time() >= deadline:
+                raise ConnectFailed(f"realtime call creation timed out after {self.timeout:g} s")
             raise ConnectFailed(f"realtime call creation failed: no answer within {self.answer_grace:g} s")
         try:
             await trio.lowlevel.checkpoint_if_cancelled()  # free unless the caller was cancelled meanwhile
@@ -199,12 +199,11 @@ class HttpCalls:
                 self.calls_url,
                 content=body.content,  # sets Content-Length; the stream is replaced just below
                 headers={**headers, "content-type": body.content_type},
-                extensions={"trace": progress.trace},
             )
-            request.stream = _BodyStream(body.content)
+            request.stream = _BodyStream(body.content, progress.mark_sent)
             response = await client.send(request, stream=True)
             try:
-                progress.mark_sent()  # a transport without trace events: the answer implies the body was read
+                progress.mark_sent()  # a transport that never iterated the body: the answer implies it was read
                 ok = 200 <= response.status_code <= 299
                 content, truncated = await _read_capped(response, self.max_answer_bytes if ok else self.max_error_bytes)
             finally:
