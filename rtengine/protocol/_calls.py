@@ -122,7 +122,7 @@ def call_id_from_location(location: str | None) -> str:
     """
     if location is None:
         raise InvalidLocation("realtime call response missing Location")
-    if not location or not all(0x21 <= ord(c) <= 0x7E for c in location):
+    if not (location.isascii() and location.isprintable()) or " " in location or not location:  # visible ASCII
         raise InvalidLocation(f"invalid realtime call Location: {location[:200]!r}")
     path = location.split("?", 1)[0]
     for segment in reversed(path.split("/")):
