@@ -129,28 +129,28 @@ class HttpCalls:
         while True:
             try:
                 return await self._attempt(body, headers, progress, deadline)
-            except CallRejected as exc:
-                error: RealtimeError = exc
-                status: int | None = exc.status
-                retry_after = exc.retry_after
-            except ConnectFailed as exc:
-                error, status, retry_after = exc, None, None
+            except (CallRejected, ConnectFailed) as exc:
+                error = exc
             attempt += 1
-            delay = call_retry_delay(
-                attempt,
-                self.retries,
-                status=status,
-                retry_after=retry_after,
-                base=self.backoff_base,
-                rand=self.rand,
-                ceiling=self.retry_after_ceiling,
-            )
-            if delay is None or trio.current_time() + delay >= deadline:
-                raise error
-            log.warning(
-                "realtime call creation attempt %d failed (%s); retrying in %.0f ms", attempt, error, delay * 1000
-            )
-            await trio.sleep(delay)
+            await trio.sleep(self._next_delay(error, attempt, deadline, "realtime call creation"))
+
+    def _next_delay(self, error: CallRejected | ConnectFailed, attempt: int, deadline: float, what: str) -> float:
+        """The wait before the attempt after ``error`` (§2.3, ``Retry-After``); raises ``error`` when it must not
+        be retried or the wait would pass ``deadline``."""
+        rejected = isinstance(error, CallRejected)
+        delay = call_retry_delay(
+            attempt,
+            self.retries,
+            status=error.status if rejected else None,
+            retry_after=error.retry_after if isinstance(error, CallRejected) else None,
+            base=self.backoff_base,
+            rand=self.rand,
+            ceiling=self.retry_after_ceiling,
+        )
+        if delay is None or trio.current_time() + delay >= deadline:
+            raise error
+        log.warning("%s attempt %d failed (%s); retrying in %.0f ms", what, attempt, error, delay * 1000)
+        return delay
 
     async def _attempt(
         self, body: CallBody, headers: Mapping[str, str], progress: _Progress, deadline: float
@@ -241,28 +241,10 @@ class HttpCalls:
                 try:
                     await self._post_hangup(url, headers)
                     return
-                except CallRejected as exc:
-                    error: RealtimeError = exc
-                    status: int | None = exc.status
-                    retry_after = exc.retry_after
-                except ConnectFailed as exc:
-                    error, status, retry_after = exc, None, None
+                except (CallRejected, ConnectFailed) as exc:
+                    error = exc
                 attempt += 1
-                delay = call_retry_delay(
-                    attempt,
-                    self.retries,
-                    status=status,
-                    retry_after=retry_after,
-                    base=self.backoff_base,
-                    rand=self.rand,
-                    ceiling=self.retry_after_ceiling,
-                )
-                if delay is None or trio.current_time() + delay >= deadline:
-                    raise error
-                log.warning(
-                    "realtime call hang-up attempt %d failed (%s); retrying in %.0f ms", attempt, error, delay * 1000
-                )
-                await trio.sleep(delay)
+                await trio.sleep(self._next_delay(error, attempt, deadline, "realtime call hang-up"))
         raise ConnectFailed(f"realtime call hang-up timed out after {self.hangup_timeout:g} s")
 
     async def _post_hangup(self, url: str, headers: Mapping[str, str]) -> None:
