@@ -38,11 +38,13 @@ Cancellation
 * Cancelled **after the body was sent**: the server may have created a call. The answer is still read, shielded,
   within ``answer_grace`` seconds of the body being sent (the bound on every attempt's answer: 10 s by default,
   ten times a real call creation), to learn the call id; that call is then hung up (shielded, bounded by
-  ``hangup_timeout``; a failure is logged at WARNING, never raised), and ``Cancelled`` propagates. The same
-  happens when the overall ``timeout`` expires mid-request (then :class:`~rtengine.ConnectFailed` is raised).
-  So a cancelled ``create()`` can take up to ``answer_grace + hangup_timeout`` to return. If no call id could be
-  learned (no answer within the grace, or a transport that never iterated the body, cancelled after its write), a
-  WARNING says a call may be left behind until the server ends it.
+  ``hangup_timeout``; a failure is logged at WARNING, never raised), and ``Cancelled`` propagates — also when the
+  answer is an error (the cancellation wins). So a cancelled ``create()`` can take up to ``answer_grace +
+  hangup_timeout`` to return. The overall ``timeout`` bounds that wait too: at the deadline there is no answer and
+  no call id, and :class:`~rtengine.ConnectFailed` is raised. If no call id could be learned (no answer in time, or
+  a transport that never iterated the body, cancelled after its write), a WARNING says a call may be left behind
+  until the server ends it. An attempt whose body was read but which got no answer within ``answer_grace`` is not
+  retried (a second POST could make a second call): it raises :class:`~rtengine.ConnectionLost`.
 * ``hangup()`` cancelled: ``Cancelled`` propagates at once; the call may or may not have ended.
 
 Mechanism: each attempt runs its exchange in the calling task, with no task added to the answer path (a watcher

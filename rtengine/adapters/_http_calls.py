@@ -25,7 +25,7 @@ from ..protocol._calls import (
     interpret_hangup_response,
     validate_call_id,
 )
-from ..protocol._errors import CallRejected, ConnectFailed, RealtimeError
+from ..protocol._errors import CallRejected, ConnectFailed, ConnectionLost, RealtimeError
 from ..protocol._util import describe_exception
 from ._http_exchange import _BodyStream, _Progress, _read_capped
 
@@ -168,9 +168,16 @@ class HttpCalls:
             exchange.deadline = min(deadline, trio.current_time() + self.answer_grace)
 
         progress.new_attempt(guard_the_answer)
+        answer: CallAnswer | None = None
+        failure: RealtimeError | None = None
         try:
             with exchange:
-                answer = await self._post(body, headers, progress)
+                try:
+                    answer = await self._post(body, headers, progress)
+                except RealtimeError as exc:
+                    if not progress.sent:
+                        raise
+                    failure = exc  # the caller's cancellation, if it came meanwhile, wins over the answer's error
         finally:
             progress.on_attempt_sent = None
         if exchange.cancelled_caught:
@@ -183,12 +190,17 @@ class HttpCalls:
             await trio.lowlevel.checkpoint_if_cancelled()  # the caller's cancellation, if that is what it was
             if trio.current_time() >= deadline:
                 raise ConnectFailed(f"realtime call creation timed out after {self.timeout:g} s")
-            raise ConnectFailed(f"realtime call creation failed: no answer within {self.answer_grace:g} s")
+            # Not retried: the server read the request and may have made a call; a second POST could make another.
+            raise ConnectionLost(f"realtime call creation failed: no answer within {self.answer_grace:g} s")
         try:
             await trio.lowlevel.checkpoint_if_cancelled()  # free unless the caller was cancelled meanwhile
         except trio.Cancelled:
-            await self._hangup_quietly(answer.call_id, headers)
+            if answer is not None:
+                await self._hangup_quietly(answer.call_id, headers)
             raise
+        if failure is not None:
+            raise failure
+        assert answer is not None
         return answer
 
     async def _post(self, body: CallBody, headers: Mapping[str, str], progress: _Progress) -> CallAnswer:

@@ -515,3 +515,57 @@ async def test_transport_errors_are_translated_without_secrets() -> None:
     for error in (info.value, hung.value):
         assert SECRET not in str(error)
         assert "Bearer" not in str(error)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(response(400, {"content-type": "application/json"}, b'{"error": {"message": "bad"}}'), id="4xx"),
+        pytest.param(response(503), id="503-no-retries-left"),
+        pytest.param(response(201, {"content-type": "application/sdp"}, b"v=0\r\n"), id="201-without-location"),
+    ],
+)
+async def test_a_cancellation_after_the_body_was_sent_wins_over_the_answers_error(answer: bytes) -> None:
+    """Review finding: cancelled while the (shielded) answer was awaited, the caller got the answer's error — a
+    CallRejected or InvalidLocation escaping a cancelled scope — instead of Cancelled."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        reader = Reader(stream)
+        await reader.request()
+        await trio.sleep(0.3)
+        await stream.send_all(answer)
+        await trio.sleep_forever()
+
+    async with raw_server(handler) as url, httpx.AsyncClient() as http:
+        calls = HttpCalls(lambda: http, url, retries=0)
+        sent = trio.Event()
+        with trio.fail_after(10):
+            with trio.CancelScope() as scope:
+                async with trio.open_nursery() as nursery:
+
+                    async def cancel_soon() -> None:
+                        await sent.wait()
+                        await trio.sleep(0.1)
+                        scope.cancel()
+
+                    nursery.start_soon(cancel_soon)
+                    await calls.create(BODY, AUTH, on_sent=sent.set)
+            assert scope.cancelled_caught
+
+
+async def test_a_request_read_but_never_answered_is_not_posted_again() -> None:
+    """Review finding: with answer_grace shorter than the timeout, a POST the server had read but not answered was
+    retried — each retry could create another call, none hung up."""
+    posts: list[int] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        reader = Reader(stream)
+        await reader.request()
+        posts.append(1)
+        await trio.sleep_forever()
+
+    async with raw_server(handler) as url, httpx.AsyncClient() as http:
+        calls = HttpCalls(lambda: http, url, timeout=3, answer_grace=0.3, backoff_base=0.01)
+        with trio.fail_after(10), pytest.raises(rtengine.ConnectionLost, match=r"no answer within 0\.3 s"):
+            await calls.create(BODY, AUTH)
+    assert posts == [1]

@@ -145,3 +145,17 @@ async def test_a_source_that_never_closes_cannot_hold_the_teardown() -> None:
                 took = trio.current_time() - start
             assert media_call.peer.closed
     assert took < 3.0  # the source's 100 s cleanup was cut at its bound
+
+
+async def test_an_owner_cancelled_during_the_post_is_cancelled_whatever_the_answer(
+    peers: PeerService, offer_sdp: str
+) -> None:
+    """Review finding: a 400 answered to a POST whose caller had meanwhile been cancelled escaped the cancelled
+    scope as CallRejected."""
+    async with serving(peers, faults=Faults(call_delay=0.3, call_status=400)) as server, client_for(server) as client:
+        with trio.fail_after(10):
+            with trio.move_on_after(0.1) as scope:
+                async with rtengine.open_conversation(client, SESSION, offer_sdp=offer_sdp):
+                    raise AssertionError("the start was cancelled; the block never runs")
+            assert scope.cancelled_caught
+            assert engine_tasks() == []
