@@ -158,9 +158,10 @@ def open_conversation(
 
     Raises, before the block: :class:`~rtengine.ConfigError` (no API key, bad arguments),
     :class:`~rtengine.CallError` subclasses (call creation), :class:`~rtengine.ConnectFailed` (connect, or an
-    inline join), :class:`~rtengine.ConnectionLost` (a call-creation request read but never answered). Leaving the block — normally, by exception or by cancellation — closes the conversation
-    (``Closed("requested")`` unless it had ended), bounded by ``close_timeout``: cancellation from outside is
-    handled as ``close()``, with the close handshake intact. The block's own exception comes out exactly as raised.
+    inline join), :class:`~rtengine.ConnectionLost` (a call-creation request read but never answered). Leaving
+    the block — normally, by exception or by cancellation — closes the conversation (``Closed("requested")``
+    unless it had ended), bounded by ``close_timeout``: cancellation from outside is handled as ``close()``, with
+    the close handshake intact. The block's own exception comes out exactly as raised.
     A bug in rtengine's tasks delivers ``Error("internal_error")`` and ``Closed("error")``, then raises.
     """
     options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup)
