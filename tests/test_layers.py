@@ -32,8 +32,8 @@ LIBRARIES: dict[str, set[str]] = {
     "apps": {"trio"},
 }
 STDLIB = sys.stdlib_module_names
-#: The aiortc bridge: the only modules where asyncio may appear.
-BRIDGE = {"rtengine.adapters._peer", "rtengine.adapters._pcm_track"}
+#: The aiortc bridge: the only module where asyncio may appear.
+BRIDGE = {"rtengine.adapters._peer"}
 
 
 def _module_name(path: pathlib.Path) -> str:

@@ -1,7 +1,7 @@
 """The adapters room: thin layers over third-party libraries, each translating its library's exceptions into
 rtengine's at one place — ``_http`` (httpx: the call seam), ``_ws`` (wsproto over trio streams: the socket seam),
-``_peer``/``_pcm_track`` (aiortc through trio-asyncio: the only asyncio in the package), and ``_serving`` (h11 and
-wsproto serving plumbing shared by the local server and the web app).
+``_peer`` (aiortc through trio-asyncio: the only asyncio in the package) with ``_pcm_track`` (its audio frames),
+and ``_serving`` (h11 and wsproto serving plumbing shared by the local server and the web app).
 
 This face exports only the serving plumbing the apps use; the engine reaches the other adapters through the seams
 ``RealtimeClient`` builds.

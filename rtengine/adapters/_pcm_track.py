@@ -1,23 +1,21 @@
-"""The outbound audio track of the aiortc bridge: PCM16 mono 24 kHz from trio, in 20 ms frames.
+"""The outbound audio of the aiortc bridge, without its asyncio part: PCM16 mono 24 kHz from trio, in 20 ms frames.
 
-Media at the boundary is PCM16 mono at 24 kHz (the GA ``audio/pcm`` format). :class:`PcmTrack` is fed from trio
-with :meth:`PcmTrack.push` and pulled by aiortc every 20 ms on the loop's clock (trio's, through trio-asyncio); when
-nothing is queued the frame is silence, so RTP keeps flowing. Its peer-connection side lives in
-:mod:`~rtengine.adapters._peer`, which re-exports these names.
+Media at the boundary is PCM16 mono at 24 kHz (the GA ``audio/pcm`` format). :class:`PcmSource` holds what trio
+queues with :meth:`PcmSource.push` and makes the frames (silence when nothing is queued, so RTP keeps flowing).
+Pacing them on the loop's clock is asyncio's business, so it lives with the rest of the bridge:
+:class:`~rtengine.adapters._peer.PcmTrack` (this module imports no asyncio).
 """
 
 from __future__ import annotations
 
-import asyncio
 import fractions
 from collections.abc import Callable
 from typing import Final
 
 import aiortc
 import av
-from aiortc.mediastreams import MediaStreamError
 
-__all__ = ["FRAME_BYTES", "FRAME_SAMPLES", "SAMPLE_RATE", "PcmTrack"]
+__all__ = ["FRAME_BYTES", "FRAME_SAMPLES", "SAMPLE_RATE", "PcmSource"]
 
 #: PCM16 mono at this rate crosses the media boundary, in frames of 20 ms.
 SAMPLE_RATE: Final = 24000
@@ -26,7 +24,7 @@ FRAME_BYTES: Final = FRAME_SAMPLES * 2
 _TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 
 
-class PcmTrack(aiortc.MediaStreamTrack):
+class PcmSource(aiortc.MediaStreamTrack):
     """An outbound audio track fed from trio with PCM16 mono 24 kHz.
 
     aiortc pulls a 20 ms frame every 20 ms (paced on the loop's clock, which is trio's); :meth:`push` queues audio
@@ -69,22 +67,21 @@ class PcmTrack(aiortc.MediaStreamTrack):
         """Drop everything queued (e.g. on barge-in)."""
         self._buffer.clear()
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_event_loop()
-        now = loop.time()
+    def _due_in(self, now: float) -> float:
+        """Seconds until the next frame is due on the loop's clock (the first one at once). The asyncio side of
+        the bridge (:class:`~rtengine.adapters._peer.PcmTrack`) waits that long, then calls :meth:`_next_frame`."""
         if self._next is None:
             self._next = now
-        elif (wait := self._next - now) > 0:
-            await asyncio.sleep(wait)
-        self._next += FRAME_SAMPLES / SAMPLE_RATE
+        return self._next - now
+
+    def _next_frame(self, now: float) -> av.AudioFrame:
+        self._next = (now if self._next is None else self._next) + FRAME_SAMPLES / SAMPLE_RATE
         chunk = bytes(self._buffer[:FRAME_BYTES])
         del self._buffer[:FRAME_BYTES]
         if chunk:
             self.audio_frames += 1
             if self.first_audio_at is None:
-                self.first_audio_at = loop.time()
+                self.first_audio_at = now
                 if self.on_first_audio is not None:
                     self.on_first_audio(self.first_audio_at)
         else:

@@ -1,5 +1,6 @@
-"""The aiortc bridge: with :mod:`~rtengine.adapters._pcm_track`, the only code in rtengine that touches asyncio
-(through trio-asyncio) or aiortc. This module holds the peer connections and the service that owns them.
+"""The aiortc bridge: the only module in rtengine that touches asyncio (through trio-asyncio). It holds the peer
+connections, the service that owns them and the paced outbound track; :mod:`~rtengine.adapters._pcm_track` makes
+that track's frames (aiortc, no asyncio).
 
 Theory of operation. :func:`open_peer_service` opens the trio-asyncio loop **once**, as a long-lived service
 owned by the caller's ``async with``; every aiortc coroutine is awaited from trio through ``aio_as_trio``.
@@ -11,8 +12,8 @@ them, and every one is closed from trio inside a shielded, deadline-bounded scop
 :class:`~rtengine.InvalidSdp` at exactly one place (:func:`_translate`).
 
 Media at the boundary is PCM16 mono at 24 kHz (the GA ``audio/pcm`` format), in 20 ms frames:
-:class:`~rtengine.adapters._pcm_track.PcmTrack` (re-exported here) is an outbound track fed from trio, and
-:meth:`Peer.receive_audio` decodes the remote track into the same format.
+:class:`PcmTrack` (its frames made by :class:`~rtengine.adapters._pcm_track.PcmSource`) is an outbound track fed
+from trio, and :meth:`Peer.receive_audio` decodes the remote track into the same format.
 
 Defaults that matter (stack-notes §2): ``RTCConfiguration(iceServers=[])`` — aiortc's implicit Google STUN
 server costs 5 s of gathering offline; ``bundlePolicy=max-bundle`` — one transport to gather. ``loopback=True``
@@ -46,7 +47,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from ..protocol._errors import InvalidSdp, RealtimeError
 from ..protocol._util import collapse_single_group
-from ._pcm_track import FRAME_BYTES, SAMPLE_RATE, PcmTrack
+from ._pcm_track import FRAME_BYTES, SAMPLE_RATE, PcmSource
 
 __all__ = [
     "DATA_CHANNEL_LABEL",
@@ -82,6 +83,19 @@ def _translate(what: str) -> Iterator[None]:
 
 def _aio(fn: Callable[..., Any]) -> Callable[..., Any]:
     return trio_asyncio.aio_as_trio(fn)  # type: ignore[no-any-return]
+
+
+class PcmTrack(PcmSource):
+    """The outbound track: a :class:`~rtengine.adapters._pcm_track.PcmSource` that aiortc pulls every 20 ms, paced
+    on the loop's clock (trio's, through trio-asyncio)."""
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_event_loop()
+        if (wait := self._due_in(loop.time())) > 0:
+            await asyncio.sleep(wait)
+        return self._next_frame(loop.time())
 
 
 class Peer:

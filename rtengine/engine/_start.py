@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, NoReturn
 
 import trio
 
@@ -166,11 +166,17 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
             conv._outlet.put_now(Started("webrtc", conv.call_id))
             log.info("spawned realtime sideband task; realtime conversation started call_id=%s", conv.call_id)
     except RuntimeError as exc:  # trio: the nursery is closed to new arrivals
-        if "closed" not in str(exc):
-            raise
-        await conv._abandon()
-        raise ConversationNotRunning("the nursery the conversation was to run in is closed") from exc
+        await _refused(conv, exc)
     return conv
+
+
+async def _refused(conv: Conversation, exc: RuntimeError) -> NoReturn:
+    """The runner could not be spawned: a closed nursery ends the conversation before it started (its call hung up)
+    as :class:`~rtengine.ConversationNotRunning`; any other ``RuntimeError`` is raised as it is."""
+    if "closed" not in str(exc):
+        raise exc
+    await conv._abandon()
+    raise ConversationNotRunning("the nursery the conversation was to run in is closed") from exc
 
 
 async def start_websocket(
@@ -183,10 +189,7 @@ async def start_websocket(
     try:
         await nursery.start(conv._run, [], functools.partial(run_websocket, endpoint, url, endpoint.auth_headers()))
     except RuntimeError as exc:  # trio: the nursery is closed to new arrivals
-        if "closed" not in str(exc):
-            raise
-        await conv._abandon()
-        raise ConversationNotRunning("the nursery the conversation was to run in is closed") from exc
+        await _refused(conv, exc)
     return conv
 
 
