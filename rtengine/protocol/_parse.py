@@ -6,8 +6,10 @@ frame, and a known type that lacks a required field all come back as a :class:`P
 counts and logs. A wrongly typed optional field is treated as absent. Types rtengine does not model come back
 as :class:`UnknownEvent` with the raw dict.
 
-Dispatch is a table from ``type`` to a small builder; a builder raises :class:`_Missing` for a missing
-required field, which the table turns into a warning.
+Dispatch is a table from ``type`` to a small builder (the MCP, ``conversation.created`` and DTMF builders live in
+:mod:`._parse_more`); a builder raises ``Missing`` for a missing required field, which the table turns into a
+warning. Audio deltas never state their format, so the caller passes the session's (``output_format``; the engine
+passes :attr:`Brain.output_format <rtengine.protocol.Brain.output_format>`) and :class:`AudioOut` carries it.
 """
 
 from __future__ import annotations
