@@ -23,6 +23,9 @@ task. The state they keep:
   prefix and a counter); a server ``error`` whose ``event_id`` names one carries that request on its ``Error``. Only
   an active-response error naming a ``response.create`` rtengine sent defers that create; an unsolicited one (no
   id, or an id that is not our ``response.create``) is a non-fatal ``Error`` and leaves the sequencer alone.
+* **Message phase**: models that label assistant messages (``phase``: ``commentary`` preamble or ``final_answer``)
+  do so on the item; the brain remembers the phase per item for the response in flight and puts it on that
+  item's transcript events (nothing is remembered, and nothing copied, for models that do not label them).
 * **Output audio format**: the session's (``session.updated`` confirms it; the configured one until then). The
   engine parses frames with :attr:`Brain.output_format`, so audio durations and ``AudioOut.pcm()`` follow it.
 * **Ends**: a fatal server error ends with that ``Error``; a clean close frame is ``Closed("transport_closed")``; an
@@ -36,7 +39,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from . import _events as ev
@@ -126,7 +129,7 @@ class Brain:
     truncation (websocket transport); ``output_format`` is the configured output audio format type;
     ``id_prefix`` starts every client ``event_id`` (default: ``rte_`` and 8 random hex digits)."""
 
-    __slots__ = ("_dedupe", "_sent", "_sequencer", "_tracker", "_truncate", "output_format", "stats")
+    __slots__ = ("_dedupe", "_phases", "_sent", "_sequencer", "_tracker", "_truncate", "output_format", "stats")
 
     def __init__(
         self,
@@ -143,6 +146,7 @@ class Brain:
         self._sequencer = ResponseSequencer()
         self._tracker = TruncationTracker()
         self._dedupe = ToolCallDedupe()
+        self._phases: dict[str, str] = {}  # item id -> phase, for the labelled messages of the current response
         self._sent = SentEvents(f"rte_{secrets.token_hex(4)}_" if id_prefix is None else id_prefix)
 
     def stamp(self, payload: Payload) -> Payload:
@@ -213,8 +217,15 @@ class Brain:
                     return Reaction(send=(item_truncate(*cut),), deliver=event)
             case ev.ResponseCreated(response_id=response_id):
                 self._sequencer.on_created(response_id)
+            case ev.OutputTranscriptDelta(item_id=item_id) | ev.OutputTranscriptDone(item_id=item_id) if self._phases:
+                phase = self._phases.get(item_id) if item_id is not None else None
+                if phase is not None:
+                    return Reaction(deliver=replace(event, phase=phase))
+            case ev.ItemAdded(item_id=item_id, phase=phase) if phase is not None and item_id is not None:
+                self._phases[item_id] = phase
             case ev.ResponseDone(response_id=response_id) | ev.ResponseCancelled(response_id=response_id):
                 self._tracker.clear()
+                self._phases.clear()
                 send = (response_create(),) if self._sequencer.on_done(response_id) else ()
                 return Reaction(send=send, deliver=event, mark="first_response_done")
             case ev.ToolCall(call_id=call_id):

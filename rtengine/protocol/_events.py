@@ -232,22 +232,27 @@ class AudioOut:
 
 @dataclass(frozen=True, slots=True)
 class OutputTranscriptDelta:
-    """Part of the assistant's transcript (audio) or text (text modality)."""
+    """Part of the assistant's transcript (audio) or text (text modality). ``phase``: the ``phase`` of the message
+    it belongs to (``commentary`` or ``final_answer``) when the model labelled that message (in a conversation;
+    the parser alone cannot know it)."""
 
     delta: str
     item_id: str | None = None
     response_id: str | None = None
     event_id: str | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class OutputTranscriptDone:
-    """The assistant's full transcript (audio) or text (text modality) for one output."""
+    """The assistant's full transcript (audio) or text (text modality) for one output. ``phase``: as on
+    :class:`OutputTranscriptDelta`."""
 
     transcript: str
     item_id: str | None = None
     response_id: str | None = None
     event_id: str | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

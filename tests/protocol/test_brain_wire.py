@@ -15,6 +15,9 @@ from rtengine import ConversationStats, ErrorClass
 from rtengine.events import (
     AudioOut,
     Error,
+    ItemAdded,
+    OutputTranscriptDelta,
+    OutputTranscriptDone,
     ResponseCreated,
     ResponseDone,
     ServerErrorEvent,
@@ -154,3 +157,32 @@ def test_the_configured_format_holds_until_the_server_states_one() -> None:
     b.server_event(_delta("item_b", bytes(4800)))  # 100 ms of PCM16
     (truncate,) = b.server_event(SpeechStarted()).send
     assert truncate["audio_end_ms"] == 100
+
+
+def test_the_phase_of_a_labelled_message_reaches_its_transcript_events() -> None:
+    b = brain()
+    preamble = parse_server_event(
+        json.dumps(
+            {
+                "type": "conversation.item.added",
+                "item": {"id": "item_1", "type": "message", "role": "assistant", "phase": "commentary"},
+            }
+        )
+    )
+    assert isinstance(preamble, ItemAdded)
+    assert b.server_event(preamble).deliver == preamble
+    b.server_event(ItemAdded("item_2", phase="final_answer"))
+    first = b.server_event(OutputTranscriptDelta("Let me check", "item_1")).deliver
+    assert first == OutputTranscriptDelta("Let me check", "item_1", phase="commentary")
+    answer = b.server_event(OutputTranscriptDone("It is 4", "item_2")).deliver
+    assert answer == OutputTranscriptDone("It is 4", "item_2", phase="final_answer")
+    b.server_event(ResponseDone("resp_1", "completed"))
+    later = OutputTranscriptDelta("x", "item_1")
+    assert b.server_event(later).deliver is later  # the response ended: nothing remembered
+
+
+def test_unlabelled_messages_cost_no_copy() -> None:
+    b = brain()
+    b.server_event(ItemAdded("item_1"))
+    delta = OutputTranscriptDelta("hello", "item_1")
+    assert b.server_event(delta).deliver is delta
