@@ -4,9 +4,13 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from sdk_events import sdk_problems
 
 from rtengine.adapters._peer import PeerService, open_peer_service
-from rtengine.server import LocalServer, ServerOptions, open_local_server
+from rtengine.server import LocalServer, ServerOptions, ServerRecord, open_local_server
+
+#: What the records keep for the raw frames fault injection sends (not JSON events, by design).
+RAW_INJECTIONS = ("<malformed>", "<binary>")
 
 
 @pytest.fixture
@@ -39,3 +43,33 @@ def _server_never_logs_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None
     watched = ("rtengine.server", "rtengine.peer")
     errors = [r for r in caplog.records if r.name.startswith(watched) and r.levelno >= logging.ERROR]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+@pytest.fixture(autouse=True)
+def _every_server_event_is_sdk_valid(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every event every local server of the test sent — on each websocket and on each call's data channel — is
+    a valid GA server event for the ``openai`` package (model by ``type``, no undeclared field at any depth).
+
+    Exempt, explicitly: the frames fault injection makes invalid on purpose (their ``event_id`` is in
+    ``ServerRecord.injected_event_ids``; raw injected frames are recorded as ``<malformed>``/``<binary>``)."""
+    records: list[ServerRecord] = []
+    original_init = ServerRecord.__init__
+
+    def recording_init(self: ServerRecord) -> None:
+        original_init(self)
+        records.append(self)
+
+    monkeypatch.setattr(ServerRecord, "__init__", recording_init)
+    yield
+    problems: list[str] = []
+    for record in records:
+        streams = [(f"websocket {c.path} #{n}", c.frames_out) for n, c in enumerate(record.connections)]
+        streams += [(f"data channel of {c.call_id}", c.data_frames_out) for c in record.calls]
+        for where, frames in streams:
+            for frame in frames:
+                if frame in RAW_INJECTIONS:
+                    continue
+                if isinstance(frame, dict) and frame.get("event_id") in record.injected_event_ids:
+                    continue
+                problems += [f"{where}: {problem}" for problem in sdk_problems(frame)]
+    assert problems == [], "server events invalid for the openai SDK:\n" + "\n".join(problems[:40])
