@@ -1,5 +1,10 @@
 """The SDK validator the suite-wide fixture uses finds what an SDK-typed client would choke on."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from sdk_events import assert_sdk_valid, sdk_problems
@@ -54,3 +59,20 @@ def test_fields_the_real_api_sends_beyond_the_sdk_are_allowed_only_where_recorde
     }
     assert sdk_problems(delta) == []
     assert sdk_problems({**PART_ADDED, "obfuscation": "abc"}) != []
+
+
+SUBPROCESS_SERVER = """
+from rtengine.server import ConnectionRecord, ServerRecord
+record = ServerRecord()
+conn = ConnectionRecord("direct", "/v1/realtime", {}, {})
+conn.frames_out.append({"type": "rate_limits.updated", "event_id": "event_sub", "rate_limits": []})
+record.connections.append(conn)
+"""
+
+
+def test_subprocess_servers_are_checked_too() -> None:
+    """A local server in a subprocess of the suite leaves what it sent for the fixture (which checks it)."""
+    events_dir = Path(os.environ["RTENGINE_TEST_EVENTS_DIR"])
+    subprocess.run([sys.executable, "-c", SUBPROCESS_SERVER], check=True, timeout=30)
+    (dump,) = events_dir.glob("*.jsonl")
+    assert json.loads(dump.read_text())["event"]["event_id"] == "event_sub"
