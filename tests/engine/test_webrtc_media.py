@@ -188,6 +188,8 @@ async def test_the_data_channel_and_the_sideband_share_the_calls_conversation(
     record = media_server.record.calls[-1]
     assert [f["type"] for f in record.data_frames_in] == ["no.such.event", "response.create"]
     assert record.data_frames_refused == 0
+    # what the data channel was sent is recorded too (and so checked against the SDK by conftest's fixture)
+    assert {"session.created", "error", "response.done"} <= {f["type"] for f in record.data_frames_out}
     assert "error" not in media_server.record.sidebands()[-1].types_out()
 
 
