@@ -1,7 +1,7 @@
-"""The simulated model: the conversation's state, a tiny voice activity detector, and the scripted responses.
+"""The simulated model: the conversation's state and the scripted responses.
 
 :class:`ModelState` is what the conversation remembers (its session, the last item, the last user text, the tool
-calls awaiting output, how much output audio each item carried). :class:`EnergyVad` stands in for server VAD.
+calls awaiting output, how much output audio each item carried); server VAD lives in :mod:`~rtengine.server._turns`.
 :class:`ResponseStreamer` streams one scripted response — a message (text, or audio: output audio deltas on a
 plain websocket, a tone over RTP on a call) or, once, the :class:`~rtengine.server.ToolScript` function call —
 through the ``send`` it is given, so it never knows who is watching.
@@ -16,20 +16,17 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from ..protocol._audio import rms, tone
+from ..protocol._audio import tone
 from ._options import ServerOptions
 from ._shapes import new_id
 
 if TYPE_CHECKING:
     from ._calls import Call
 
-__all__ = ["ActiveResponse", "EnergyVad", "ModelState", "ResponseStreamer"]
+__all__ = ["ActiveResponse", "ModelState", "ResponseStreamer"]
 
 #: Output audio per ``response.output_audio.delta`` on a plain websocket.
 AUDIO_CHUNK_MS: Final = 50
-#: Input audio louder than this (RMS, fraction of full scale) starts speech; quieter than SILENCE_LEVEL ends it.
-SPEECH_LEVEL: Final = 0.05
-SILENCE_LEVEL: Final = 0.01
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -40,6 +37,13 @@ class ActiveResponse:
 
     response_id: str
     scope: trio.CancelScope
+    #: Why it was cancelled (``client_cancelled``, ``turn_detected``), once it was.
+    reason: str | None = None
+
+    def cancel(self, reason: str) -> None:
+        """Cancel the response, recording ``reason`` (the ``status_details.reason`` of its ``response.done``)."""
+        self.reason = reason
+        self.scope.cancel()
 
 
 @dataclass
@@ -69,32 +73,6 @@ class ModelState:
         return full, self.follow(full["id"])
 
 
-class EnergyVad:
-    """A tiny energy VAD standing in for server VAD: loud audio starts speech, silence after speech stops it."""
-
-    def __init__(self) -> None:
-        self.bytes_in = 0
-        self.speaking = False
-        self._item_id: str | None = None
-
-    def feed(self, pcm: bytes, detection: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Account for ``pcm`` (PCM16 mono 24 kHz); the ``speech_started``/``speech_stopped`` event it causes, if
-        any. With ``detection`` None (turn detection off) no event is ever produced."""
-        start_ms = self.bytes_in // 48  # 48 bytes per ms
-        self.bytes_in += len(pcm)
-        if detection is None:
-            return None
-        level = rms(pcm)
-        if not self.speaking and level >= SPEECH_LEVEL:
-            self.speaking = True
-            self._item_id = new_id("item")
-            return {"type": "input_audio_buffer.speech_started", "audio_start_ms": start_ms, "item_id": self._item_id}
-        if self.speaking and level < SILENCE_LEVEL:
-            self.speaking = False
-            return {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": start_ms, "item_id": self._item_id}
-        return None
-
-
 class ResponseStreamer:
     """Streams scripted responses for one conversation through ``send``."""
 
@@ -104,12 +82,15 @@ class ResponseStreamer:
         self._call = call
         self._send = send
 
-    def _response_object(self, response_id: str, status: str, output: list[Any], modality: str) -> dict[str, Any]:
+    def _response_object(
+        self, response_id: str, status: str, output: list[Any], modality: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        details = {"type": "cancelled", "reason": reason or "client_cancelled"}
         return {
             "object": "realtime.response",
             "id": response_id,
             "status": status,
-            "status_details": None if status != "cancelled" else {"type": "cancelled", "reason": "client_cancelled"},
+            "status_details": None if status != "cancelled" else details,
             "output": output,
             "conversation_id": "conv_local",
             "output_modalities": [modality],
@@ -137,7 +118,8 @@ class ResponseStreamer:
         if status == "cancelled" and self._call is not None:
             self._call.source.clear()
         state.response = None
-        await send({"type": "response.done", "response": self._response_object(rid, status, output, modality)})
+        done = self._response_object(rid, status, output, modality, response.reason)
+        await send({"type": "response.done", "response": done})
         if self._call is not None and modality == "audio":
             kind = "output_audio_buffer.cleared" if status == "cancelled" else "output_audio_buffer.stopped"
             await send({"type": kind, "response_id": rid})

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..adapters._serving import WebSocket
+from ..protocol._buffer_events import InputAudioClear, InputAudioCommit, ItemDelete, ItemRetrieve
 from ..protocol._events import ProtocolWarning
 from ..protocol._payloads import (
     FunctionCallOutput,
@@ -33,10 +34,13 @@ from ..protocol._payloads import (
     parse_client_event,
 )
 from ._faults import ConversationFaults
-from ._model import ActiveResponse, EnergyVad, ModelState, ResponseStreamer
+from ._items import ConversationItems
+from ._model import ActiveResponse, ModelState, ResponseStreamer
 from ._options import Faults, ServerOptions
 from ._record import ConnectionRecord, ServerRecord
 from ._shapes import ERROR_MESSAGES, SUPPORTED_CLIENT_EVENTS, default_session, error_event, merge, new_id
+from ._turns import Turns
+from ._vad import settle_turn_detection
 from ._views import ConversationViews, Link
 
 if TYPE_CHECKING:
@@ -74,8 +78,9 @@ class RealtimeSession:
         self.state = ModelState(session)
         self.faults = ConversationFaults(server_record, faults_getter)
         self.views = ConversationViews(server_record, self.faults, call)
-        self._responses = ResponseStreamer(self.state, options, call, self.views.send)
-        self._vad = EnergyVad()
+        self._responses = ResponseStreamer(self.state, options, call, self._send)
+        self.items = ConversationItems(self.state, self._send, self.views.reply)
+        self.turns = Turns(self.state, self.items, self._send, self.views.reply, self._start_response)
         self._nursery: trio.Nursery | None = None
         self._running = trio.Event()
         self.ended = False
@@ -158,14 +163,22 @@ class RealtimeSession:
     async def _handle(self, text: str, origin: Link | None) -> None:
         """One client event from ``origin`` (a websocket, or None for the call's data channel). State changes go
         to every view; an ``error`` goes back to ``origin`` only, as a reply to the event that caused it."""
-        reply, send, state = self.views.reply, self.views.send, self.state
+        reply, send, state = self.views.reply, self._send, self.state
         match parse_client_event(text):
             case ProtocolWarning(detail=detail):
                 await reply(origin, error_event(f"Invalid client event: {detail}", code="invalid_event"))
             case SessionUpdate(session=session, event_id=eid):
                 await self._session_update(session, eid, origin)
             case InputAudioAppend(audio=audio):
-                await self._input_audio(audio)
+                await self.turns.append(audio)
+            case InputAudioCommit(event_id=eid):
+                await self.turns.commit(eid, origin)
+            case InputAudioClear():
+                await self.turns.clear()
+            case ItemDelete(item_id=item_id, event_id=eid):
+                await self.items.delete(item_id, eid, origin)
+            case ItemRetrieve(item_id=item_id, event_id=eid):
+                await self.items.retrieve(item_id, eid, origin)
             case UserText(text=user_text):
                 state.last_user_text = user_text
                 await self._add_item(
@@ -185,7 +198,7 @@ class RealtimeSession:
                     code = "response_cancel_not_active"
                     await reply(origin, error_event(ERROR_MESSAGES[code], code=code, event_id=eid))
                 else:
-                    state.response.scope.cancel()
+                    state.response.cancel("client_cancelled")
             case ItemTruncate() as truncate:
                 await self._truncate(truncate, origin)
             case OutputAudioBufferClear(event_id=eid):
@@ -199,20 +212,11 @@ class RealtimeSession:
                 eid = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
                 await reply(origin, error_event(message, code="invalid_value", param="type", event_id=eid))
 
-    async def _input_audio(self, pcm: bytes) -> None:
-        """Server VAD: loud audio starts speech (interrupting an active response when ``interrupt_response``
-        allows), silence after speech stops it."""
-        detection = (self.session.get("audio") or {}).get("input", {}).get("turn_detection")
-        if not isinstance(detection, dict):
-            detection = None
-        event = self._vad.feed(pcm, detection)
-        if event is None:
-            return
+    async def _send(self, event: dict[str, Any]) -> None:
+        """Send a server event to every view; the item store and the turns follow what the conversation says."""
+        self.items.observe(event)
+        self.turns.observe(event)
         await self.views.send(event)
-        response = self.state.response
-        started = event["type"] == "input_audio_buffer.speech_started"
-        if started and response is not None and detection is not None and detection.get("interrupt_response", True):
-            response.scope.cancel()
 
     async def _session_update(self, session: Any, eid: str | None, origin: Link | None) -> None:
         for forbidden in ("id", "model"):
@@ -234,14 +238,16 @@ class RealtimeSession:
             )
             await self.views.reply(origin, error)
             return
-        self.state.session = merge(self.session, dict(session))
-        await self.views.send({"type": "session.updated", "session": self.session})
+        before = self.session
+        self.state.session = merge(before, dict(session))
+        settle_turn_detection(self.state.session, before, dict(session))
+        await self._send({"type": "session.updated", "session": self.session})
         await self.faults.inject_once(self.views)
 
     async def _add_item(self, item: dict[str, Any]) -> None:
         full, previous = self.state.new_item(item)
-        await self.views.send({"type": "conversation.item.added", "previous_item_id": previous, "item": full})
-        await self.views.send({"type": "conversation.item.done", "previous_item_id": previous, "item": full})
+        await self._send({"type": "conversation.item.added", "previous_item_id": previous, "item": full})
+        await self._send({"type": "conversation.item.done", "previous_item_id": previous, "item": full})
 
     async def _truncate(self, event: ItemTruncate, origin: Link | None) -> None:
         received = self.state.audio_items.get(event.item_id)
@@ -252,7 +258,7 @@ class RealtimeSession:
             message = f"Audio content of {received}ms is already shorter than {event.audio_end_ms}ms."
             await self.views.reply(origin, error_event(message, code=None))
         else:
-            await self.views.send(
+            await self._send(
                 {
                     "type": "conversation.item.truncated",
                     "item_id": event.item_id,
@@ -271,8 +277,14 @@ class RealtimeSession:
             code = "conversation_already_has_active_response"
             await self.views.reply(origin, error_event(message, code=code, event_id=eid))
             return
-        if self._nursery is None:  # the conversation has ended; its views are being dropped
-            return
+        self._start_response()
+
+    def _start_response(self) -> bool:
+        """Start streaming a response, unless one is active or the conversation has ended (its views are being
+        dropped); whether it started."""
+        if self.state.response is not None or self._nursery is None:
+            return False
         response = ActiveResponse(new_id("resp"), trio.CancelScope())
         self.state.response = response
         self._nursery.start_soon(self._responses.stream, response)
+        return True
