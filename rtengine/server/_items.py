@@ -2,8 +2,9 @@
 
 :class:`ConversationItems` learns every item from the server events that announce it
 (``conversation.item.added``/``.done``, seen through :meth:`ConversationItems.observe`), so it never depends on
-who built the item. A user audio item also keeps its audio and, once transcribed, its transcript: the API's
-``conversation.item.retrieved`` returns both ("to inspect user audio after noise cancellation and VAD").
+who built the item. A user audio item also keeps its audio and, once transcribed, its transcript, and an assistant
+item the output audio streamed for it (``response.output_audio.delta``): the API's ``conversation.item.retrieved``
+returns the audio ("to inspect user audio after noise cancellation and VAD").
 """
 
 from __future__ import annotations
@@ -35,14 +36,20 @@ class ConversationItems:
         self._send = send
         self._reply = reply
         self._items: dict[str, dict[str, Any]] = {}
-        self._audio: dict[str, bytes] = {}
+        self._audio: dict[str, bytearray] = {}
         self._transcripts: dict[str, str] = {}
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._items
 
     def observe(self, event: dict[str, Any]) -> None:
-        """Learn the item an outgoing ``conversation.item.added``/``.done`` carries (the latest shape wins)."""
+        """Learn the item an outgoing ``conversation.item.added``/``.done`` carries (the latest shape wins), and
+        the output audio of an assistant item."""
+        if event.get("type") == "response.output_audio.delta":
+            item_id, delta = event.get("item_id"), event.get("delta")
+            if isinstance(item_id, str) and isinstance(delta, str):
+                self._audio.setdefault(item_id, bytearray()).extend(base64.b64decode(delta))
+            return
         if event.get("type") not in _ITEM_EVENTS:
             return
         item = event.get("item")
@@ -51,20 +58,22 @@ class ConversationItems:
 
     def keep_audio(self, item_id: str, audio: bytes) -> None:
         """The input audio (in the session's input format) a committed user item holds."""
-        self._audio[item_id] = audio
+        self._audio[item_id] = bytearray(audio)
 
     def keep_transcript(self, item_id: str, transcript: str) -> None:
         """The input transcription of a user audio item, once completed."""
         self._transcripts[item_id] = transcript
 
     def retrieved(self, item_id: str) -> dict[str, Any]:
-        """The server's copy of an item (``object`` set; user audio with its ``audio`` and ``transcript``)."""
+        """The server's copy of an item (``object`` set; an audio part with its ``audio``, user audio with its
+        ``transcript``)."""
         item = copy.deepcopy(self._items[item_id])
         item.setdefault("object", "realtime.item")
         if item_id in self._audio:
             for part in item.get("content") or []:
-                if isinstance(part, dict) and part.get("type") == "input_audio":
+                if isinstance(part, dict) and part.get("type") in ("input_audio", "output_audio"):
                     part["audio"] = base64.b64encode(self._audio[item_id]).decode("ascii")
+                if isinstance(part, dict) and part.get("type") == "input_audio":
                     part["transcript"] = self._transcripts.get(item_id, part.get("transcript"))
         return item
 

@@ -132,9 +132,10 @@ class Turns:
         self._buffer += audio
         self._bytes_in += len(audio)
         detection = _detection(session)
-        if detection is None:
+        if detection is None:  # the client commits; a speech in progress is forgotten
             self._pending.clear()
             self._voice.reset()
+            self._item_id = None
             return
         settings = VadSettings.of(detection)
         respond = settings.create_response and session.get("type") != "transcription"

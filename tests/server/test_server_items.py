@@ -70,7 +70,8 @@ async def test_retrieve_returns_the_item_and_the_user_audio(server: LocalServer)
             await sock.send(encode(item_retrieve(item_id)))
             retrieved = (await until(sock, "conversation.item.retrieved"))[-1]
             await sock.send(encode(response_create()))
-            answer = (await until(sock, "response.done"))[-1]["response"]["output"][0]
+            answering = await until(sock, "response.done")
+            answer = answering[-1]["response"]["output"][0]
             await sock.send(encode(item_retrieve(answer["id"])))
             assistant = (await until(sock, "conversation.item.retrieved"))[-1]
     item = retrieved["item"]
@@ -80,7 +81,11 @@ async def test_retrieve_returns_the_item_and_the_user_audio(server: LocalServer)
     assert base64.b64decode(part["audio"]) == audio  # the audio as the server holds it
     assert part["transcript"] == "Tone of 440 Hz for 0.2 seconds."
     assert assistant["item"]["id"] == answer["id"]
-    assert assistant["item"]["content"] == answer["content"]
+    streamed = b"".join(base64.b64decode(e["delta"]) for e in answering if e["type"] == "response.output_audio.delta")
+    assert len(streamed) == 48 * 200  # the server's 200 ms answer
+    assert assistant["item"]["content"] == [
+        {**answer["content"][0], "audio": base64.b64encode(streamed).decode("ascii")}
+    ]
 
 
 async def test_retrieve_of_an_unknown_item_is_an_error_to_the_asker(server: LocalServer) -> None:
