@@ -24,7 +24,6 @@ import trio
 from .. import ConfigError, Conversation, RealtimeClient, RealtimeError, SessionConfig, TurnDetection
 from .. import events as ev
 from ..engine import open_conversation
-from ..protocol._audio import tone
 from ..server import Faults, ServerOptions, open_local_server
 from ..webrtc import Media, WavWriter, open_media_engine, tone_source, wav_source
 
@@ -35,7 +34,6 @@ Transport = Literal["webrtc", "websocket"]
 #: ``--speak``: the spoken turn (a tone standing in for speech), then the silence that ends it, in 20 ms frames.
 SPOKEN_MS = 800
 PAUSE_MS = 700
-FRAME_BYTES = 24000 * 20 // 1000 * 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +142,7 @@ async def _converse(
         if conv.call_id is not None:
             out(f"call {conv.call_id}: SDP answer received ({len(conv.answer_sdp or '')} bytes)")
         if options.speak:
-            _say(conv)
+            await _say(conv)
             out(f"> (speaking: {SPOKEN_MS} ms of a 440 Hz tone, then {PAUSE_MS} ms of silence; server VAD answers)")
         else:
             await conv.send_text(options.text)
@@ -184,11 +182,11 @@ def _speaking() -> dict[str, Any]:
     return {"turn_detection": detection, "transcription_model": "gpt-realtime-whisper"}
 
 
-def _say(conv: Conversation) -> None:
+async def _say(conv: Conversation) -> None:
     """Queue the spoken turn as microphone frames (the audio queue holds them all; none is dropped)."""
-    pcm = tone(440.0, SPOKEN_MS, amplitude=0.3) + b"\x00" * (24000 * PAUSE_MS // 1000 * 2)
-    for start in range(0, len(pcm), FRAME_BYTES):
-        if not conv.send_audio(pcm[start : start + FRAME_BYTES]):
+    speech = [frame async for frame in tone_source(440.0, SPOKEN_MS / 1000)]  # 20 ms frames
+    for frame in speech + [bytes(len(speech[0]))] * (PAUSE_MS // 20):
+        if not conv.send_audio(frame):
             raise RealtimeError("the spoken turn did not fit the audio queue")
 
 
