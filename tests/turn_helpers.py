@@ -10,8 +10,8 @@ from openai import BaseModel
 from openai.types.realtime.realtime_server_event import RealtimeServerEvent
 
 from rtengine.adapters._ws import RealtimeSocket
+from rtengine.protocol._g711 import alaw_sample, ulaw_sample
 from rtengine.protocol._payloads import encode, input_audio_append
-from rtengine.server._vad import G711_TABLES
 
 #: Microphone chunk size: 20 ms of PCM16 at 24 kHz.
 CHUNK_MS = 20
@@ -30,7 +30,8 @@ def silence(ms: int, *, bytes_per_ms: int = 48) -> bytes:
 
 @functools.cache
 def _g711_index(kind: str) -> tuple[list[int], list[int]]:
-    pairs = sorted((value, code) for code, value in enumerate(G711_TABLES[kind]))
+    decode = ulaw_sample if kind == "audio/pcmu" else alaw_sample
+    pairs = sorted((decode(code), code) for code in range(256))
     return [v for v, _ in pairs], [c for _, c in pairs]
 
 

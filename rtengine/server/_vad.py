@@ -16,12 +16,11 @@ Pure: no I/O, no trio.
 
 from __future__ import annotations
 
-import array
-import sys
 from dataclasses import dataclass
 from typing import Any, Final
 
 from ..protocol._audio import rms
+from ..protocol._g711 import alaw_to_pcm16, ulaw_to_pcm16
 
 __all__ = [
     "FRAME_MS",
@@ -39,28 +38,8 @@ FRAME_MS: Final = 10
 _SEMANTIC_SILENCE_MS: Final = {"high": 200, "medium": 500, "auto": 500, "low": 1000}
 
 
-def _ulaw_to_linear(code: int) -> int:
-    code = ~code & 0xFF
-    magnitude = (((code & 0x0F) << 3) + 0x84) << ((code & 0x70) >> 4)
-    return 0x84 - magnitude if code & 0x80 else magnitude - 0x84
-
-
-def _alaw_to_linear(code: int) -> int:
-    code ^= 0x55
-    magnitude = (code & 0x0F) << 4
-    segment = (code & 0x70) >> 4
-    if segment == 0:
-        magnitude += 8
-    else:
-        magnitude = (magnitude + 0x108) << (segment - 1)
-    return magnitude if code & 0x80 else -magnitude
-
-
-#: G.711 code → PCM16 sample, per format.
-G711_TABLES: Final = {
-    "audio/pcmu": tuple(_ulaw_to_linear(c) for c in range(256)),
-    "audio/pcma": tuple(_alaw_to_linear(c) for c in range(256)),
-}
+#: G.711 decoders to PCM16, per format type.
+G711_DECODERS: Final = {"audio/pcmu": ulaw_to_pcm16, "audio/pcma": alaw_to_pcm16}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +63,14 @@ class InputFormat:
 
     def pcm16(self, audio: bytes) -> bytes:
         """``audio`` as PCM16 little-endian mono at :attr:`rate` (G.711 decoded)."""
-        table = G711_TABLES.get(self.type)
-        if table is None:
-            return audio
-        samples = array.array("h", (table[b] for b in audio))
-        if sys.byteorder == "big":
-            samples.byteswap()
-        return samples.tobytes()
+        decode = G711_DECODERS.get(self.type)
+        return audio if decode is None else decode(audio)
 
 
 def input_format(session: dict[str, Any]) -> InputFormat:
     """The input format a session names (``audio.input.format``); PCM16 24 kHz when absent or unknown."""
     fmt = ((session.get("audio") or {}).get("input") or {}).get("format")
-    if isinstance(fmt, dict) and fmt.get("type") in G711_TABLES:
+    if isinstance(fmt, dict) and fmt.get("type") in G711_DECODERS:
         return InputFormat(str(fmt["type"]), 8000)
     return InputFormat()
 

@@ -4,14 +4,15 @@ and how a ``session.update`` switching VAD variants is settled."""
 from typing import Any
 
 from rtengine.server._shapes import default_session, merge
-from rtengine.server._vad import G711_TABLES, InputFormat, VadSettings, input_format, settle_turn_detection
+from rtengine.server._vad import InputFormat, VadSettings, input_format, settle_turn_detection
 
 
-def test_g711_tables_decode_the_reference_values() -> None:
-    ulaw, alaw = G711_TABLES["audio/pcmu"], G711_TABLES["audio/pcma"]
-    assert (ulaw[0xFF], ulaw[0x7F], ulaw[0x00], ulaw[0x80]) == (0, 0, -32124, 32124)
-    assert (alaw[0xD5], alaw[0x55], alaw[0xAA], alaw[0x2A]) == (8, -8, 32256, -32256)
+def test_g711_input_is_decoded_to_pcm16() -> None:
     assert InputFormat("audio/pcmu", 8000).pcm16(b"\x00\xff") == (-32124).to_bytes(2, "little", signed=True) + bytes(2)
+    assert InputFormat("audio/pcma", 8000).pcm16(b"\xaa\x55") == (32256).to_bytes(2, "little") + (-8).to_bytes(
+        2, "little", signed=True
+    )
+    assert InputFormat().pcm16(b"\x01\x02") == b"\x01\x02"
 
 
 def test_input_format_follows_the_session() -> None:
