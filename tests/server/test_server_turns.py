@@ -269,3 +269,43 @@ async def test_audio_positions_count_every_byte_of_the_session(server: LocalServ
             await speak(sock, silence(200) + tone(440, 200) + silence(300))
             events = await until(sock, "input_audio_buffer.speech_stopped")
     assert (events[0]["audio_start_ms"], events[1]["audio_end_ms"]) == (500, 900)
+
+
+#: The recorded turn (pydantic-ai test_audio_in_server_vad_turn, real API, see the module docstring): the client's
+#: session.update verbatim, and the server's event types up to the response, input transcription set aside (the API
+#: runs it concurrently with the response; the recording has its deltas after ``response.created``).
+RECORDED_UPDATE = (
+    '{"type": "session.update", "session": {"type": "realtime", "instructions": "Reply in a few words.", '
+    '"output_modalities": ["audio"], "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}, '
+    '"turn_detection": {"type": "server_vad", "create_response": true, "interrupt_response": true}, '
+    '"transcription": {"model": "gpt-realtime-whisper"}}, "output": {"format": {"type": "audio/pcm", "rate": 24000}}}}}'
+)
+RECORDED_TYPES = [
+    "session.created",
+    "session.updated",
+    *TURN_TYPES,
+    "response.created",
+]
+
+
+async def test_the_recorded_vad_turn_plays_in_the_recorded_order(server: LocalServer) -> None:
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            await sock.send(RECORDED_UPDATE)
+            await speak(sock, silence(1760) + tone(220, 2300) + silence(400))
+            events = await until(sock, "response.created")
+    types = [e["type"] for e in events if "input_audio_transcription" not in e["type"]]
+    assert types == RECORDED_TYPES
+    updated = events[1]["session"]
+    assert updated["audio"]["input"]["turn_detection"] == {
+        "type": "server_vad",
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": 200,
+        "idle_timeout_ms": None,
+        "create_response": True,
+        "interrupt_response": True,
+    }  # the recorded session.updated shows the same defaults
+    started, stopped = events[2], events[3]
+    assert started["audio_start_ms"] == 1460  # as recorded: speech from 1760 ms, less the 300 ms prefix padding
+    assert stopped["audio_end_ms"] == 4260  # recorded 4256; the local VAD works in 10 ms frames
