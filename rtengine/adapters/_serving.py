@@ -14,6 +14,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Final
 
 import h11
@@ -26,7 +27,9 @@ from wsproto.utilities import RemoteProtocolError
 from ..protocol._util import collapse_single_group
 
 __all__ = [
+    "HandshakeError",
     "HttpRequest",
+    "Limits",
     "Response",
     "WebSocket",
     "WsClosed",
@@ -126,16 +129,36 @@ async def send_response(
     body: bytes,
     *,
     close: bool = False,
+    head: bool = False,
 ) -> None:
-    """Send a complete response (``Content-Length`` framing)."""
+    """Send a complete response (``Content-Length`` framing); ``head``: the answer to a HEAD, without the body."""
     all_headers = [*headers, ("content-length", str(len(body))), ("server", "rtengine-local")]
     if close:
         all_headers.append(("connection", "close"))
     data = conn.send(h11.Response(status_code=status, headers=all_headers))
     assert data is not None
-    data += conn.send(h11.Data(data=body)) or b""
+    if not head:
+        data += conn.send(h11.Data(data=body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""
     await stream.send_all(data)
+
+
+class HandshakeError(Exception):
+    """A websocket upgrade request wsproto cannot take (answered 400 before anything else was sent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How long a client may take and what it may send: ``header_timeout`` — seconds for a whole request head
+    (and for an idle keep-alive connection's next one); ``body_timeout`` — seconds for a whole request body;
+    ``max_body`` — bytes of a request body (413 beyond); ``max_head`` — bytes of a request head; ``refuse`` —
+    the server is at its connection cap: read the request head, answer 503, close."""
+
+    max_body: int
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_head: int = 64 * 1024
+    refuse: bool = False
 
 
 async def serve_connection(
@@ -143,41 +166,61 @@ async def serve_connection(
     *,
     route: Callable[[HttpRequest], Awaitable[Response]],
     websocket: Callable[[trio.abc.Stream, HttpRequest], Awaitable[None]],
-    max_body: int,
+    limits: Limits,
     error_body: ErrorBody,
-    max_head: int = 64 * 1024,
 ) -> None:
     """Serve one TCP connection: HTTP/1.1 requests (keep-alive) through ``route``, or one websocket upgrade handed
-    to ``websocket``. A body over ``max_body`` gets 413, bad HTTP gets 400. Never raises; always closes the stream.
+    to ``websocket``. A body over ``limits.max_body`` gets 413, bad HTTP 400, a client too slow for the limits'
+    timeouts 408 (or, idle between requests, a plain close). Never raises; always closes the stream.
     """
-    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head)
+
+    async def fail(status: int, message: str, code: str, extra: list[tuple[str, str]] | None = None) -> None:
+        headers = [*json_type, *(extra or [])]
+        body = error_body(message, code)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            try:
+                await send_response(stream, conn, status, headers, body, close=True, head=_is_head(conn))
+            except h11.LocalProtocolError:
+                if conn.our_state is h11.IDLE:  # no request head was parsed, so h11 cannot answer: by hand
+                    await stream.send_all(_raw_response(status, headers, body))
+
     json_type = [("content-type", "application/json")]
     try:
         with collapse_single_group():
             while True:
-                request = await read_request(stream, conn)
+                with trio.move_on_after(limits.header_timeout) as head_timer:
+                    request = await read_request(stream, conn)
+                if head_timer.cancelled_caught:
+                    if conn.trailing_data[0]:  # a head begun but not finished; an idle connection just closes
+                        await fail(408, "Request head not received in time.", "request_timeout")
+                    return None
                 if request is None:
-                    return
+                    return None
+                if limits.refuse:
+                    message = "The server is at its connection limit; try again shortly."
+                    return await fail(503, message, "server_busy", [("retry-after", "1")])
                 if request.is_websocket:
-                    await websocket(stream, request)
-                    return
-                try:
-                    request.body = await read_body(stream, conn, max_body)
-                except BodyTooLarge:
-                    body = error_body(f"Request body exceeds {max_body} bytes.", "body_too_large")
-                    await send_response(stream, conn, 413, json_type, body, close=True)
-                    return
+                    try:
+                        await websocket(stream, request)
+                    except HandshakeError as exc:
+                        await fail(400, f"Bad websocket upgrade request: {exc}", "bad_request")
+                    return None
+                with trio.move_on_after(limits.body_timeout) as body_timer:
+                    try:
+                        request.body = await read_body(stream, conn, limits.max_body)
+                    except BodyTooLarge:
+                        return await fail(413, f"Request body exceeds {limits.max_body} bytes.", "body_too_large")
+                if body_timer.cancelled_caught:
+                    return await fail(408, "Request body not received in time.", "request_timeout")
                 status, headers, body = await route(request)
-                await send_response(stream, conn, status, headers, body)
+                await send_response(stream, conn, status, headers, body, head=request.method == "HEAD")
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                    return
+                    return None
                 conn.start_next_cycle()
     except h11.RemoteProtocolError as exc:
         log.debug("bad HTTP from client: %s", exc)
-        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            body = error_body(f"Bad HTTP request: {exc}", "bad_request")
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
-                await send_response(stream, conn, 400, json_type, body, close=True)
+        await fail(400, f"Bad HTTP request: {exc}", "bad_request")
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     except BaseExceptionGroup as group:
@@ -195,6 +238,19 @@ async def serve_connection(
     finally:
         with trio.CancelScope(shield=True):
             await stream.aclose()
+
+
+def _raw_response(status: int, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """A complete ``Connection: close`` response, for when h11 has no request to answer."""
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", *(f"{k}: {v}" for k, v in headers)]
+    lines += [f"content-length: {len(body)}", "server: rtengine-local", "connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _is_head(conn: h11.Connection) -> bool:
+    """Whether the request being answered is a HEAD (h11 then forbids a response body)."""
+    method = getattr(conn, "_request_method", None)
+    return method == b"HEAD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +276,6 @@ class WebSocket:
     def __init__(self, stream: trio.abc.Stream, request: HttpRequest, max_message_size: int) -> None:
         self.stream = stream
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
-        self._ws.receive_data(request.raw_head)
         self._send_lock = trio.Lock()
         self._max_message_size = max_message_size
         self._parts: list[str | bytes] = []
@@ -229,9 +284,13 @@ class WebSocket:
         self.answer_close = True
         self.client_closed: WsClosed | None = None
         self.server_close_sent = False
-        for event in self._ws.events():
-            if not isinstance(event, ws_events.Request):
-                raise RemoteProtocolError("expected a websocket upgrade request")
+        try:
+            self._ws.receive_data(request.raw_head)
+            events = list(self._ws.events())
+        except RemoteProtocolError as exc:
+            raise HandshakeError(str(exc)) from None
+        if not events or not all(isinstance(event, ws_events.Request) for event in events):
+            raise HandshakeError("expected one websocket upgrade request")
 
     async def _write(self, data: bytes) -> None:
         async with self._send_lock:
@@ -290,6 +349,19 @@ class WebSocket:
             except RemoteProtocolError as exc:
                 self.client_closed = WsClosed("protocol_error", 1002, str(exc))
                 return self.client_closed
+            if self._size + self._declared_payload() > self._max_message_size:
+                # Refused from the frame header: a client never gets to make the server wait for (or buffer) it.
+                self.client_closed = WsClosed("too_big", 1009, "message too big")
+                return self.client_closed
+
+    def _declared_payload(self) -> int:
+        """Payload bytes the frame being received still declares (0 between frames). wsproto keeps the parsed
+        header on its frame decoder and has no public accessor, so this peeks (tests/server cover it)."""
+        connection = getattr(self._ws, "_connection", None)
+        decoder = getattr(getattr(connection, "_proto", None), "_frame_decoder", None)
+        length = getattr(getattr(decoder, "header", None), "payload_len", 0)
+        consumed = getattr(decoder, "payload_consumed", 0)
+        return length - consumed if isinstance(length, int) and isinstance(consumed, int) else 0
 
     async def _handle(self, event: ws_events.Event) -> WsFrame | WsClosed | None:
         if isinstance(event, ws_events.Ping):

@@ -20,6 +20,7 @@ from ..protocol._audio import tone
 from ..protocol._calls import check_sdp, validate_call_id
 from ..protocol._errors import InvalidCallId, InvalidSdp
 from ..protocol._session import DEFAULT_MODEL
+from ._guard import guarded
 from ._http import CALLS_PATH, HttpError, Reply, parse_call_body
 from ._options import Faults, ServerOptions
 from ._realtime import RealtimeSession
@@ -94,7 +95,7 @@ class CallManager:
         if self._faults().media_unreachable:
             await peer.aclose()  # the answer stands, but nobody will ever answer ICE checks
         assert self.nursery is not None
-        self.nursery.start_soon(self._run_call, call)
+        self.nursery.start_soon(guarded, f"call {call_id}", self._run_call, call)
         record.status, record.call_id = 201, call_id
         self._record.changed()
         headers = [("content-type", "application/sdp"), ("location", f"{CALLS_PATH}/{call_id}")]

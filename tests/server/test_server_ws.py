@@ -212,8 +212,8 @@ async def test_bad_client_frames_get_error_events(server: LocalServer) -> None:
             assert loads(await sock.receive())["error"]["code"] == "invalid_event"
             await sock.send(encode({"type": "made.up"}))
             assert loads(await sock.receive())["error"]["param"] == "type"
-            await sock.send(encode({"type": "session.update", "session": {"type": "realtime", "model": "x"}}))
-            assert loads(await sock.receive())["error"]["param"] == "session.model"
+            await sock.send(encode({"type": "session.update", "session": {"type": "realtime", "id": "x"}}))
+            assert loads(await sock.receive())["error"]["param"] == "session.id"
             await sock.send(encode({"type": "session.update", "session": {}}))
             assert loads(await sock.receive())["error"]["code"] == "missing_required_parameter"
 
