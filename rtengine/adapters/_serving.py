@@ -357,7 +357,7 @@ class WebSocket:
     def _declared_payload(self) -> int:
         """Payload bytes the frame being received still declares (0 between frames). wsproto keeps the parsed
         header on its frame decoder and has no public accessor, so this peeks (tests/server cover it)."""
-        connection = getattr(self._ws, "_connection", None)
+        connection = self._ws.connection
         decoder = getattr(getattr(connection, "_proto", None), "_frame_decoder", None)
         length = getattr(getattr(decoder, "header", None), "payload_len", 0)
         consumed = getattr(decoder, "payload_consumed", 0)

@@ -8,6 +8,7 @@ server stops (:meth:`CallManager.end`). An ended call is forgotten: its id answe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -95,7 +96,8 @@ class CallManager:
         if self._faults().media_unreachable:
             await peer.aclose()  # the answer stands, but nobody will ever answer ICE checks
         assert self.nursery is not None
-        self.nursery.start_soon(guarded, f"call {call_id}", self._run_call, call)
+        ended = functools.partial(self.end, call_id, "server_error")
+        self.nursery.start_soon(functools.partial(guarded, f"call {call_id}", self._run_call, call, on_bug=ended))
         record.status, record.call_id = 201, call_id
         self._record.changed()
         headers = [("content-type", "application/sdp"), ("location", f"{CALLS_PATH}/{call_id}")]

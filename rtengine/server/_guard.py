@@ -11,6 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trio
+
 __all__ = ["guarded", "split_bug"]
 
 log = logging.getLogger("rtengine.server")
@@ -27,8 +29,14 @@ def split_bug(exc: BaseException) -> tuple[BaseException | None, BaseException |
     return exc, None
 
 
-async def guarded(what: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-    """Run ``fn(*args)``; a bug it raises is logged once (naming ``what``) and goes no further."""
+async def guarded(
+    what: str,
+    fn: Callable[..., Awaitable[Any]],
+    *args: Any,
+    on_bug: Callable[[], Awaitable[Any]] | None = None,
+) -> None:
+    """Run ``fn(*args)``; a bug it raises is logged once (naming ``what``), then ``on_bug`` cleans up (shielded),
+    and it goes no further."""
     try:
         await fn(*args)
     except BaseException as exc:
@@ -36,5 +44,8 @@ async def guarded(what: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> N
         if bug is None:
             raise
         log.exception("bug in the local server (%s); only it was ended", what, exc_info=bug)
+        if on_bug is not None:
+            with trio.CancelScope(shield=True):
+                await on_bug()
         if passing is not None:
             raise passing from None

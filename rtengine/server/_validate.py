@@ -118,6 +118,18 @@ def enum(*values: str) -> Check:
     return check
 
 
+def integer_of(*values: int) -> Check:
+    def check(value: Any, param: str) -> Invalid | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return _wrong_type(value, param, "an integer")
+        if value not in values:
+            supported = ", ".join(str(v) for v in values)
+            return Invalid("invalid_value", f"Invalid value: {value}. Supported values are: {supported}.", param)
+        return None
+
+    return check
+
+
 def number(low: float, high: float, *, integer: bool = False) -> Check:
     what = "integer" if integer else "decimal"
 
@@ -219,7 +231,7 @@ _TURN_DETECTION: Final = tagged(
 )
 _FORMAT: Final = tagged(
     {
-        "audio/pcm": obj({"type": string, "rate": number(24000, 24000, integer=True)}),
+        "audio/pcm": obj({"type": string, "rate": integer_of(24000)}),
         "audio/pcmu": obj({"type": string}),
         "audio/pcma": obj({"type": string}),
     }
