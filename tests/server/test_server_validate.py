@@ -7,22 +7,25 @@ nursery, and ``rtengine serve`` exited — every call ended.
 
 import json
 import logging
+import signal
 from typing import Any
 
+import httpx
 import pytest
 import trio
-from helpers import call_id_of, create_call, direct, loads, sideband
+from helpers import call_id_of, create_call, direct, loads, sideband, start_serve
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rawnet import valid_error
 
 from rtengine import SessionConfig
 from rtengine.adapters._ws import RealtimeSocket, open_socket
-from rtengine.protocol import response_create, session_update
+from rtengine.protocol import multipart_body, response_create, session_update, sideband_url
 from rtengine.protocol._payloads import encode
 from rtengine.server import LocalServer
 from rtengine.server._calls import CallManager
 from rtengine.server._model import ResponseStreamer
+from rtengine.server._realtime import RealtimeSession
 from rtengine.server._validate import check_session
 
 
@@ -234,4 +237,49 @@ async def test_a_bug_in_one_call_never_ends_the_server(
             assert (await update(sock, {"type": "realtime"}))["type"] == "session.updated"
     bugs = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert bugs == [f"bug in the local server (call {first}); only it was ended"]
+    caplog.clear()
+
+
+async def test_rtengine_serve_survives_the_crash_sequence(offer_sdp: str) -> None:
+    """The fuzzing finding end to end: ``rtengine serve`` used to exit (code 1) on this sequence from a sideband."""
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            process, base_url = await start_serve(nursery, "--delta-interval", "0")
+            body = multipart_body(offer_sdp, SessionConfig().call_session_json())
+            async with httpx.AsyncClient() as http:
+                created = await http.post(
+                    base_url + "/realtime/calls", content=body.content, headers={"content-type": body.content_type}
+                )
+            assert created.status_code == 201
+            async with open_socket(sideband_url(base_url, call_id_of(created)), {}) as sock:
+                answer = await update(sock, {"type": "realtime", "output_modalities": {"audio": True}})
+                assert answer["error"]["code"] == "invalid_type"
+                await sock.send(encode(response_create()))
+                assert (await first_of(sock, "response.done"))["response"]["status"] == "completed"
+            assert process.returncode is None
+            async with open_socket(base_url.replace("http://", "ws://") + "/realtime?model=m", {}) as sock:
+                assert (await update(sock, {"type": "realtime"}))["type"] == "session.updated"
+            process.send_signal(signal.SIGINT)
+            assert await process.wait() == 0
+
+
+async def test_a_bug_handling_one_client_event_is_answered_server_error_and_the_socket_goes_on(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def truncate(self: RealtimeSession, event: Any, origin: Any) -> None:
+        raise KeyError("injected bug")
+
+    monkeypatch.setattr(RealtimeSession, "_truncate", truncate)
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            await sock.send(
+                json.dumps(
+                    {"type": "conversation.item.truncate", "item_id": "i", "content_index": 0, "audio_end_ms": 0}
+                )
+            )
+            error = valid_error(await first_of(sock, "error"))
+            assert (error["code"], error["type"]) == ("server_error", "server_error")
+            assert (await update(sock, {"type": "realtime"}))["type"] == "session.updated"
+    bugs = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert bugs == ["bug in the local server while handling a client event"]
     caplog.clear()
