@@ -9,8 +9,9 @@ This face exports only the serving plumbing the apps use; the engine reaches the
 
 from ..protocol._util import collapse_single_group as collapse_single_group
 from ._serving import HttpRequest as HttpRequest
+from ._serving import Limits as Limits
 from ._serving import WebSocket as WebSocket
 from ._serving import WsClosed as WsClosed
 from ._serving import serve_connection as serve_connection
 
-__all__ = ["HttpRequest", "WebSocket", "WsClosed", "collapse_single_group", "serve_connection"]
+__all__ = ["HttpRequest", "Limits", "WebSocket", "WsClosed", "collapse_single_group", "serve_connection"]

@@ -74,7 +74,15 @@ def _translate(what: str) -> Iterator[None]:
         yield
     except RealtimeError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, aiortc.exceptions.InvalidStateError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        AssertionError,  # aiortc's SDP parser asserts on lines it cannot take (e.g. "m=audio x")
+        aiortc.exceptions.InvalidStateError,
+    ) as exc:
         raise InvalidSdp(f"{what} failed: {type(exc).__name__}: {exc}") from exc
     except asyncio.CancelledError as exc:
         # asyncio-side cancellation of our own operation (never a trio cancellation).

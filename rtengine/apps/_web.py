@@ -31,7 +31,7 @@ import trio
 
 from .. import CallError, ConfigError, InvalidSdp, RealtimeClient, RealtimeError, SessionConfig, TransportError
 from .. import events as ev
-from ..adapters import HttpRequest, WebSocket, WsClosed, collapse_single_group, serve_connection
+from ..adapters import HttpRequest, Limits, WebSocket, WsClosed, collapse_single_group, serve_connection
 from ..engine import Conversation, start_conversation
 
 __all__ = ["WebApp", "open_web_app"]
@@ -158,7 +158,7 @@ class WebApp:
     async def handle(self, stream: trio.abc.Stream) -> None:
         """Serve one TCP connection. Never raises."""
         await serve_connection(
-            stream, route=self._route, websocket=self._events_socket, max_body=MAX_BODY, error_body=_error_json
+            stream, route=self._route, websocket=self._events_socket, limits=Limits(MAX_BODY), error_body=_error_json
         )
 
     async def _route(self, request: HttpRequest) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -28,10 +28,10 @@ from typing import Final
 import trio
 
 from ..adapters._peer import PeerService, open_peer_service
-from ..adapters._serving import HttpRequest, serve_connection
+from ..adapters._serving import HttpRequest, Limits, serve_connection
 from ..protocol._util import collapse_single_group
 from ._calls import CallManager
-from ._http import CALLS_PATH, JSON_TYPE, Reply, authorized, error_body, hangup_target
+from ._http import CALLS_PATH, JSON_TYPE, REALTIME_PATH, Reply, authorized, error_body, hangup_target
 from ._options import Faults, ServerOptions
 from ._record import ServerRecord
 from ._websockets import WebSocketGate
@@ -57,6 +57,8 @@ class LocalServer:
         self._websockets = WebSocketGate(self.record, options, lambda: self._faults, self._calls)
         self.port = 0
         self.host = options.host
+        #: TCP connections being served now (``max_connections`` caps it).
+        self.connections = 0
 
     def __repr__(self) -> str:
         return f"<LocalServer {self.base_url} calls={len(self._calls.calls)}>"
@@ -112,29 +114,44 @@ class LocalServer:
         return await self._route(request)
 
     async def handle(self, stream: trio.abc.Stream) -> None:
-        """Serve one TCP connection (HTTP keep-alive, or one websocket). Never raises."""
-        await serve_connection(
-            stream,
-            route=self._route,
-            websocket=self._websockets.serve,
-            max_body=self.options.max_body_bytes,
-            error_body=error_body,
+        """Serve one TCP connection (HTTP keep-alive, or one websocket). Never raises. Beyond ``max_connections``
+        open at once, the connection's request is answered 503 and it is closed."""
+        options = self.options
+        limits = Limits(
+            max_body=options.max_body_bytes,
+            header_timeout=options.header_timeout,
+            body_timeout=options.body_timeout,
             max_head=HANDSHAKE_LIMIT,
+            refuse=self.connections >= options.max_connections,
         )
+        self.connections += 1
+        try:
+            await serve_connection(
+                stream, route=self._route, websocket=self._websockets.serve, limits=limits, error_body=error_body
+            )
+        finally:
+            self.connections -= 1
 
     async def _route(self, request: HttpRequest) -> Reply:
+        """Every method gets an answer: a route's own method, 405 (with ``Allow``) for another method on a known
+        path, 404 elsewhere. A HEAD is answered like a GET, without the body."""
         path = request.path.rstrip("/")
         allowed = authorized(self.options.api_key, request.headers)
-        if path == CALLS_PATH:
-            if request.method != "POST":
-                return 405, [JSON_TYPE, ("allow", "POST")], error_body("Use POST to create a call.", None)
-            return await self._calls.create(request, authorized=allowed)
         call_id = hangup_target(path)
-        if call_id is not None and request.method == "POST":
-            if not allowed:
-                return 401, [JSON_TYPE], error_body("Incorrect API key provided.", "invalid_api_key")
-            return await self._calls.hang_up(call_id)
-        return 404, [JSON_TYPE], error_body(f"No route for {request.method} {request.path[:200]}.", "not_found")
+        if path == REALTIME_PATH:
+            message = "The realtime endpoint takes websocket upgrades (GET with Upgrade: websocket)."
+            return 405, [JSON_TYPE, ("allow", "GET")], error_body(message, "method_not_allowed")
+        if path != CALLS_PATH and call_id is None:
+            message = f"No route for {request.method[:20]} {request.path[:200]}."
+            return 404, [JSON_TYPE], error_body(message, "not_found")
+        if request.method != "POST":
+            message = f"Method {request.method[:20]} not allowed; use POST."
+            return 405, [JSON_TYPE, ("allow", "POST")], error_body(message, "method_not_allowed")
+        if call_id is None:
+            return await self._calls.create(request, authorized=allowed)
+        if not allowed:
+            return 401, [JSON_TYPE], error_body("Incorrect API key provided.", "invalid_api_key")
+        return await self._calls.hang_up(call_id)
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ server stops (:meth:`CallManager.end`). An ended call is forgotten: its id answe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -20,6 +21,7 @@ from ..protocol._audio import tone
 from ..protocol._calls import check_sdp, validate_call_id
 from ..protocol._errors import InvalidCallId, InvalidSdp
 from ..protocol._session import DEFAULT_MODEL
+from ._guard import guarded
 from ._http import CALLS_PATH, HttpError, Reply, parse_call_body
 from ._options import Faults, ServerOptions
 from ._realtime import RealtimeSession
@@ -94,7 +96,8 @@ class CallManager:
         if self._faults().media_unreachable:
             await peer.aclose()  # the answer stands, but nobody will ever answer ICE checks
         assert self.nursery is not None
-        self.nursery.start_soon(self._run_call, call)
+        ended = functools.partial(self.end, call_id, "server_error")
+        self.nursery.start_soon(functools.partial(guarded, f"call {call_id}", self._run_call, call, on_bug=ended))
         record.status, record.call_id = 201, call_id
         self._record.changed()
         headers = [("content-type", "application/sdp"), ("location", f"{CALLS_PATH}/{call_id}")]

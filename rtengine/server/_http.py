@@ -8,6 +8,7 @@ the status and the API's error ``code``.
 
 from __future__ import annotations
 
+import email.message
 import email.parser
 import email.policy
 import hmac
@@ -15,6 +16,7 @@ import json
 from typing import Any, Final
 
 from ..adapters._serving import HttpRequest
+from ._validate import check_session, load_json
 
 __all__ = [
     "CALLS_PATH",
@@ -29,6 +31,8 @@ __all__ = [
     "parse_call_body",
 ]
 
+#: A call-creation body has an ``sdp`` and a ``session`` part; beyond this many parts it is refused unparsed.
+MAX_PARTS: Final = 8
 CALLS_PATH: Final = "/v1/realtime/calls"
 REALTIME_PATH: Final = "/v1/realtime"
 HANGUP_SUFFIX: Final = "/hangup"
@@ -86,6 +90,7 @@ def parse_call_body(request: HttpRequest) -> tuple[str, dict[str, Any] | None, l
         raise HttpError(
             400, f"Unsupported Content-Type {mime or '(none)'!r}; send multipart/form-data or application/sdp."
         )
+    _check_multipart_size(content_type, request.body)
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
     if not message.is_multipart() or message.defects:
@@ -115,13 +120,28 @@ def parse_call_body(request: HttpRequest) -> tuple[str, dict[str, Any] | None, l
     return sdp, session, names, types
 
 
+def _check_multipart_size(content_type: str, body: bytes) -> None:
+    """Refuse, before parsing, a body with more than :data:`MAX_PARTS` parts or with a nested multipart part
+    (both cheap byte counts: the parser's cost grows with parts, and it recurses into nested multiparts)."""
+    boundary = email.message.Message()
+    boundary["content-type"] = content_type
+    value = boundary.get_param("boundary")
+    if not isinstance(value, str) or not value:
+        raise HttpError(400, "Malformed multipart body: no boundary.")
+    if body.count(b"--" + value.encode("latin-1", "replace")) > MAX_PARTS + 1:
+        raise HttpError(400, f"Too many multipart parts (at most {MAX_PARTS}).")
+    if b"multipart/" in body.lower():
+        raise HttpError(400, "Malformed multipart body: a part may not itself be multipart.")
+
+
 def _session_part(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
+        value = load_json(text)
     except ValueError as exc:
-        raise HttpError(400, f"The 'session' part is not valid JSON: {exc}") from exc
+        raise HttpError(400, f"The 'session' part is not valid JSON: {exc}"[:300]) from exc
     if not isinstance(value, dict):
         raise HttpError(400, "The 'session' part must be a JSON object.")
-    if "id" in value:
-        raise HttpError(400, "Unknown parameter: 'session.id'.", "unknown_parameter")
+    problem = check_session(value, require_type=False)
+    if problem is not None:
+        raise HttpError(400, problem.message, problem.code, problem.param)
     return value

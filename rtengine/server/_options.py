@@ -100,6 +100,12 @@ class ServerOptions:
     ``loopback`` — when the server opens its own peer service: pin ICE host candidates to 127.0.0.1.
     ``tls`` — a server-side ``ssl.SSLContext`` (certificate loaded): the server speaks HTTPS and WSS, like the API,
     and ``base_url`` starts with ``https://``.
+    ``max_body_bytes`` — largest HTTP request body (413 beyond); ``max_message_bytes`` — largest websocket message
+    (closed with 1009 as soon as a frame header declares more).
+    ``header_timeout`` / ``body_timeout`` — seconds a client has to send a whole request head (also the idle time
+    allowed between keep-alive requests) / a whole body; a slower one gets 408 and the connection is closed.
+    ``max_connections`` — open TCP connections served at once; one more is answered 503 (``Retry-After: 1``) and
+    closed.
     """
 
     host: str = "127.0.0.1"
@@ -114,6 +120,9 @@ class ServerOptions:
     tool_call: ToolScript | None = None
     max_body_bytes: int = 1024 * 1024
     max_message_bytes: int = 16 * 1024 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
     faults: Faults = field(default_factory=Faults)
     tls: ssl.SSLContext | None = field(default=None, repr=False)
 
@@ -122,3 +131,7 @@ class ServerOptions:
             raise ValueError("port must be within 0..65535")
         if self.delta_interval < 0 or self.audio_ms < 0:
             raise ValueError("delta_interval and audio_ms must be >= 0")
+        if not (self.header_timeout > 0 and self.body_timeout > 0):
+            raise ValueError("header_timeout and body_timeout must be > 0")
+        if self.max_connections < 1 or self.max_body_bytes < 1 or self.max_message_bytes < 1:
+            raise ValueError("max_connections, max_body_bytes and max_message_bytes must be >= 1")

@@ -34,6 +34,7 @@ from ..protocol._payloads import (
     parse_client_event,
 )
 from ._faults import ConversationFaults
+from ._guard import split_bug
 from ._item_store import ConversationItems
 from ._items import create_error
 from ._model import ActiveResponse, ModelState
@@ -43,6 +44,7 @@ from ._responses import ResponseStreamer
 from ._sessions import apply_session_update
 from ._shapes import ERROR_MESSAGES, SUPPORTED_CLIENT_EVENTS, default_session, error_event, merge, new_id
 from ._turns import Turns
+from ._validate import check_session, load_json
 from ._views import ConversationViews, Link
 
 if TYPE_CHECKING:
@@ -164,8 +166,27 @@ class RealtimeSession:
 
     async def _handle(self, text: str, origin: Link | None) -> None:
         """One client event from ``origin`` (a websocket, or None for the call's data channel). State changes go
-        to every view; an ``error`` goes back to ``origin`` only, as a reply to the event that caused it."""
+        to every view; an ``error`` goes back to ``origin`` only, as a reply to the event that caused it. A bug
+        while handling it is logged once and answered with a ``server_error`` to ``origin``; nothing else ends."""
+        try:
+            await self._dispatch(text, origin)
+        except BaseException as exc:
+            passing, bug = split_bug(exc)
+            if bug is None:
+                raise
+            log.exception("bug in the local server while handling a client event", exc_info=bug)
+            if passing is not None:
+                raise passing from None
+            code = "server_error"
+            await self.views.reply(origin, error_event(ERROR_MESSAGES[code], code=code, type="server_error"))
+
+    async def _dispatch(self, text: str, origin: Link | None) -> None:
         reply, state = self.views.reply, self.state
+        try:
+            load_json(text)
+        except ValueError as exc:
+            await reply(origin, error_event(f"Invalid client event: {exc}"[:300], code="invalid_event"))
+            return
         refused = create_error(text)  # an item the API refuses is answered, never echoed
         if refused is not None:
             await reply(origin, refused)
@@ -234,25 +255,9 @@ class RealtimeSession:
             await self._send({"type": "output_audio_buffer.cleared", "response_id": response_id})
 
     async def _session_update(self, session: Any, eid: str | None, origin: Link | None) -> None:
-        # ``model`` is a field of the session the API accepts (the openai-agents SDK always sends it); ``id`` is
-        # not one (the SDK's session request types have no ``id``): refused like any unknown parameter.
-        for forbidden in ("id",):
-            if forbidden in session:
-                error = error_event(
-                    f"Unknown parameter: 'session.{forbidden}'.",
-                    code="unknown_parameter",
-                    param=f"session.{forbidden}",
-                    event_id=eid,
-                )
-                await self.views.reply(origin, error)
-                return
-        if session.get("type") not in ("realtime", "transcription"):
-            error = error_event(
-                "Missing required parameter: 'session.type'.",
-                code="missing_required_parameter",
-                param="session.type",
-                event_id=eid,
-            )
+        problem = check_session(session)
+        if problem is not None:
+            error = error_event(problem.message, code=problem.code, param=problem.param, event_id=eid)
             await self.views.reply(origin, error)
             return
         self.state.session = apply_session_update(self.session, dict(session))
@@ -301,5 +306,21 @@ class RealtimeSession:
             return False
         response = ActiveResponse(new_id("resp"), trio.CancelScope(), request or {})
         self.state.response = response
-        self._nursery.start_soon(self._responses.stream, response)
+        self._nursery.start_soon(self._stream, response)
         return True
+
+    async def _stream(self, response: ActiveResponse) -> None:
+        """Stream one response; a bug while streaming it ends only that response (``server_error`` to every view)."""
+        try:
+            await self._responses.stream(response)
+        except BaseException as exc:
+            passing, bug = split_bug(exc)
+            if bug is None:
+                raise
+            log.exception("bug in the local server while streaming a response", exc_info=bug)
+            if self.state.response is response:
+                self.state.response = None
+            if passing is not None:
+                raise passing from None
+            code = "server_error"
+            await self.views.send(error_event(ERROR_MESSAGES[code], code=code, type="server_error"))

@@ -7,7 +7,6 @@ available to tests through ``headers``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import trio
 
 from ..protocol._headers import redact
+from ._validate import load_json
 
 __all__ = ["CallRecord", "ConnectionRecord", "ServerRecord"]
 
@@ -98,7 +98,7 @@ class ConnectionRecord:
 
 def _frame(text: str) -> Any:
     try:
-        return json.loads(text)
+        return load_json(text)
     except ValueError:
         return text
 
