@@ -10,7 +10,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-__all__ = ["INJECTIONS", "Faults", "ServerOptions", "ToolScript", "check_injection"]
+__all__ = ["INJECTIONS", "Faults", "ServerOptions", "ToolScript", "check_injection", "session_cap_message"]
 
 #: What ``Faults.inject`` may name (``error:<code>`` sends a server ``error`` event with that code).
 INJECTIONS: Final = ("malformed_json", "binary", "oversized", "unknown_event", "error:<code>")
@@ -100,6 +100,11 @@ class ServerOptions:
     ``loopback`` — when the server opens its own peer service: pin ICE host candidates to 127.0.0.1.
     ``tls`` — a server-side ``ssl.SSLContext`` (certificate loaded): the server speaks HTTPS and WSS, like the API,
     and ``base_url`` starts with ``https://``.
+    ``session_max_seconds`` — the session cap (the API's is 60 minutes): that long after a direct websocket's
+    handshake or a call's creation, the server closes every socket of the session with ``1001`` "Your session hit
+    the maximum duration of 60 minutes." (the minutes follow the knob) and ends the call.
+    ``call_connect_seconds`` — a call whose media peer has not connected this long after its creation ends (a caller
+    that never completes ICE cannot leave calls behind); once connected, a call ends when its peer goes away.
     """
 
     host: str = "127.0.0.1"
@@ -116,9 +121,25 @@ class ServerOptions:
     max_message_bytes: int = 16 * 1024 * 1024
     faults: Faults = field(default_factory=Faults)
     tls: ssl.SSLContext | None = field(default=None, repr=False)
+    session_max_seconds: float = 3600.0
+    call_connect_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be within 0..65535")
         if self.delta_interval < 0 or self.audio_ms < 0:
             raise ValueError("delta_interval and audio_ms must be >= 0")
+        if not self.session_max_seconds > 0 or not self.call_connect_seconds > 0:  # NaN fails too
+            raise ValueError("session_max_seconds and call_connect_seconds must be > 0")
+
+    @property
+    def session_cap_message(self) -> str:
+        """The close reason at the session cap, worded like the API's ("… of 60 minutes.")."""
+        return session_cap_message(self.session_max_seconds)
+
+
+def session_cap_message(seconds: float) -> str:
+    """The API's close reason at a cap of ``seconds``: "Your session hit the maximum duration of N minutes."."""
+    minutes = round(seconds / 60, 2)
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"Your session hit the maximum duration of {minutes:g} {unit}."
