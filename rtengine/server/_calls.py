@@ -18,6 +18,7 @@ forgotten: its id answers 404 from then on.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from ._record import CallRecord, ServerRecord
 from ._shapes import encode, error_event, new_id
 
 __all__ = ["Call", "CallManager", "stamp_session"]
+
+log = logging.getLogger("rtengine.server")
 
 #: Received call audio kept in the record for assertions (10 s of PCM16 mono 24 kHz).
 MAX_RECORDED_AUDIO: Final = 10 * 24000 * 2
@@ -153,6 +156,7 @@ class CallManager:
             return False
         call.ended = True
         call.record.end = reason
+        log.info("call ended call_id=%s reason=%s", call_id, reason)
         call.scope.cancel()
         call.conversation.drop_all("call_ended")
         await call.peer.aclose()

@@ -40,7 +40,8 @@ class Faults:
     * ``inject`` — frames sent right after the first ``session.updated``: ``malformed_json``, ``binary``,
       ``oversized`` (``oversized_bytes`` of text), ``unknown_event``, ``error:<code>`` (a server ``error`` event).
     * ``retry_after`` — a ``Retry-After`` header (seconds) on injected rejections.
-    * ``media_unreachable`` — answer calls, then drop the answering peer at once: the caller's ICE never completes.
+    * ``media_unreachable`` — answer calls, then drop the answering peer at once: the caller's ICE never completes
+      (the call itself lives on until ``ServerOptions.call_connect_seconds``, like a call nobody connects).
     """
 
     call_delay: float = 0.0
