@@ -141,6 +141,6 @@ class ServerOptions:
 
 def session_cap_message(seconds: float) -> str:
     """The API's close reason at a cap of ``seconds``: "Your session hit the maximum duration of N minutes."."""
-    minutes = round(seconds / 60, 2)
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"Your session hit the maximum duration of {minutes:g} {unit}."
+    minutes = f"{seconds / 60:.2f}".rstrip("0").rstrip(".")  # 60, 1.5, 0.03: no exponent, no trailing zeros
+    unit = "minute" if minutes == "1" else "minutes"
+    return f"Your session hit the maximum duration of {minutes} {unit}."

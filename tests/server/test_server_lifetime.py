@@ -22,6 +22,8 @@ import pytest
 import trio
 import trio.testing
 from helpers import call_id_of, create_call, direct, loads, sideband
+from hypothesis import given
+from hypothesis import strategies as st
 from memnet import MemoryNetwork
 from openai.types.realtime import RealtimeServerEvent
 
@@ -185,6 +187,15 @@ def test_id_makers_draw_fresh_api_shaped_ids() -> None:
 def test_the_cap_message_reads_like_the_apis(seconds: float, minutes: str) -> None:
     assert session_cap_message(seconds) == f"Your session hit the maximum duration of {minutes}."
     assert ServerOptions(session_max_seconds=seconds).session_cap_message == session_cap_message(seconds)
+
+
+@given(st.floats(min_value=0.6, max_value=1e7, allow_nan=False))
+def test_the_cap_message_states_the_cap_in_minutes(seconds: float) -> None:
+    message = session_cap_message(seconds)
+    match = re.fullmatch(r"Your session hit the maximum duration of (\d+(?:\.\d{1,2})?) minutes?\.", message)
+    assert match is not None, message
+    assert abs(float(match.group(1)) - seconds / 60) <= 0.005 + 1e-9
+    assert match.group(0).endswith(" minute.") is (match.group(1) == "1")
 
 
 @pytest.mark.parametrize("field", ["session_max_seconds", "call_connect_seconds"])
