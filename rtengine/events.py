@@ -32,16 +32,30 @@ from .protocol._lifecycle import Closed as Closed
 from .protocol._lifecycle import ConversationEvent as ConversationEvent
 from .protocol._lifecycle import Error as Error
 from .protocol._lifecycle import Started as Started
+from .protocol._more_events import ConversationCreated as ConversationCreated
+from .protocol._more_events import DtmfReceived as DtmfReceived
+from .protocol._more_events import McpArgumentsDelta as McpArgumentsDelta
+from .protocol._more_events import McpArgumentsDone as McpArgumentsDone
+from .protocol._more_events import McpCall as McpCall
+from .protocol._more_events import McpListTools as McpListTools
+from .protocol._more_events import McpStatus as McpStatus
 
 __all__ = [
     "AudioOut",
     "Closed",
+    "ConversationCreated",
     "ConversationEvent",
+    "DtmfReceived",
     "Error",
     "InputTranscriptDelta",
     "InputTranscriptDone",
     "ItemAdded",
     "ItemDone",
+    "McpArgumentsDelta",
+    "McpArgumentsDone",
+    "McpCall",
+    "McpListTools",
+    "McpStatus",
     "OutputAudioCleared",
     "OutputAudioStarted",
     "OutputAudioStopped",

@@ -123,7 +123,11 @@ class Conversation:
         self._core = Core(
             session,
             self._stats,
-            Brain(self._stats, truncate=transport == "websocket"),
+            Brain(
+                self._stats,
+                truncate=transport == "websocket",
+                output_format=session.output_format.type if session.output_format is not None else "audio/pcm",
+            ),
             self._inputs,
             self._outlet,
             self._timeline,

@@ -42,7 +42,7 @@ async def run_websocket(
     starter), deliver ``Started``, then run the loop."""
     async with endpoint.sockets.open(url, headers) as sock:
         elapsed = core.timeline.mark("connected")
-        await sock.send(encode(session_update(core.session)))
+        await sock.send(encode(core.brain.stamp(session_update(core.session))))
         core.timeline.mark("session_update_sent")
         log.info(
             "connected realtime websocket elapsed_ms=%.0f total_elapsed_ms=%.0f", elapsed, core.timeline.total_ms()
@@ -70,7 +70,7 @@ async def run_sideband(
     """
     url = sideband_url(endpoint.realtime_base_url, call_id)  # off the answer path
     delays = retry_delays(endpoint.sideband_retries, endpoint.backoff_base, endpoint.rand)
-    update = encode(session_update(core.session))
+    update = session_update(core.session)  # built once; each attempt stamps a fresh event_id on it
     log.info("connecting realtime sideband websocket call_id=%s", call_id)
     for attempt in range(len(delays) + 1):
         core.stats.join_attempts += 1
@@ -78,7 +78,7 @@ async def run_sideband(
         try:
             async with endpoint.sockets.open(url, headers) as sock:
                 core.timeline.mark("sideband_joined")
-                await sock.send(update)
+                await sock.send(encode(core.brain.stamp(update)))
                 joined = True
                 core.timeline.mark("session_update_sent")
                 log.info(
@@ -122,7 +122,7 @@ async def run_loop(core: Core, sock: Socket) -> None:
 async def _write(core: Core, sock: Socket, payload: dict[str, object]) -> bool:
     """Write one payload; on failure end the conversation (``connection_lost``) and return False."""
     try:
-        await sock.send(encode(payload))
+        await sock.send(encode(core.brain.stamp(payload)))
     except ConnectionLost as exc:
         core.stats.inputs_lost += 1
         core.end(Closed("error"), Error(f"realtime connection lost: {exc}", "connection_lost"))
@@ -146,11 +146,11 @@ async def _pump_control(core: Core, sock: Socket) -> None:
 
 
 async def _pump_audio(core: Core, sock: Socket) -> None:
-    inputs, stats = core.inputs, core.stats
+    inputs, stats, brain = core.inputs, core.stats, core.brain
     while True:
         pcm = await inputs.next_audio()
         try:
-            await sock.send(encode(input_audio_append(pcm)))
+            await sock.send(encode(brain.stamp(input_audio_append(pcm))))
         except trio.Cancelled:
             stats.inputs_lost += 1  # taken from the buffer, never written
             raise
@@ -170,7 +170,7 @@ async def _read(core: Core, sock: Socket) -> None:
             core.end(closed, error)
             return
         stats.frames_received += 1
-        reaction = brain.server_event(parse_server_event(message))
+        reaction = brain.server_event(parse_server_event(message, brain.output_format))
         for payload in reaction.send:
             if not await _write(core, sock, payload):
                 return

@@ -19,6 +19,15 @@ task. The state they keep:
 * **Barge-in truncation** (§5.4): on ``speech_started`` during output audio, a ``conversation.item.truncate``
   clamped to the audio actually received (websocket transport; a call's audio is truncated by the provider).
 * **Tool-call dedupe** (§7.3): one ``ToolCall`` per ``call_id``.
+* **Client event ids**: the engine stamps every payload it writes with :meth:`Brain.stamp` (a per-conversation
+  prefix and a counter); a server ``error`` whose ``event_id`` names one carries that request on its ``Error``. Only
+  an active-response error naming a ``response.create`` rtengine sent defers that create; an unsolicited one (no
+  id, or an id that is not our ``response.create``) is a non-fatal ``Error`` and leaves the sequencer alone.
+* **Message phase**: models that label assistant messages (``phase``: ``commentary`` preamble or ``final_answer``)
+  do so on the item; the brain remembers the phase per item for the response in flight and puts it on that
+  item's transcript events (nothing is remembered, and nothing copied, for models that do not label them).
+* **Output audio format**: the session's (``session.updated`` confirms it; the configured one until then). The
+  engine parses frames with :attr:`Brain.output_format`, so audio durations and ``AudioOut.pcm()`` follow it.
 * **Ends**: a fatal server error ends with that ``Error``; a clean close frame is ``Closed("transport_closed")``; an
   abnormal loss (no close frame) is ``Error("connection_lost")`` then ``Closed("error")``.
 
@@ -28,14 +37,17 @@ Counters are kept in the :class:`~rtengine.ConversationStats` the brain is given
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from . import _events as ev
 from ._errors import ErrorClass
+from ._g711 import FORMAT_GEOMETRY, PCM_FORMAT
 from ._lifecycle import Closed, ConversationStats, Error, SocketEnd
 from ._payloads import function_call_output, item_truncate, response_cancel, response_create, user_text
-from ._state import ResponseSequencer, ToolCallDedupe, TruncationTracker, audio_duration_ms
+from ._state import ResponseSequencer, SentEvents, ToolCallDedupe, TruncationTracker
 
 __all__ = [
     "Brain",
@@ -45,6 +57,7 @@ __all__ = [
     "RequestResponse",
     "SendText",
     "SendToolOutput",
+    "confirmed_output_format",
     "socket_end",
 ]
 
@@ -113,16 +126,32 @@ def socket_end(end: SocketEnd) -> tuple[Error | None, Closed]:
 
 class Brain:
     """The decision state of one conversation (see the module docstring). ``truncate`` enables barge-in
-    truncation (websocket transport)."""
+    truncation (websocket transport); ``output_format`` is the configured output audio format type;
+    ``id_prefix`` starts every client ``event_id`` (default: ``rte_`` and 8 random hex digits)."""
 
-    __slots__ = ("_dedupe", "_sequencer", "_tracker", "_truncate", "stats")
+    __slots__ = ("_dedupe", "_phases", "_sent", "_sequencer", "_tracker", "_truncate", "output_format", "stats")
 
-    def __init__(self, stats: ConversationStats, *, truncate: bool) -> None:
+    def __init__(
+        self,
+        stats: ConversationStats,
+        *,
+        truncate: bool,
+        output_format: str = PCM_FORMAT,
+        id_prefix: str | None = None,
+    ) -> None:
         self.stats = stats
         self._truncate = truncate
+        #: The format audio deltas are in: the server-confirmed one once ``session.updated`` names it.
+        self.output_format = output_format
         self._sequencer = ResponseSequencer()
         self._tracker = TruncationTracker()
         self._dedupe = ToolCallDedupe()
+        self._phases: dict[str, str] = {}  # item id -> phase, for the labelled messages of the current response
+        self._sent = SentEvents(f"rte_{secrets.token_hex(4)}_" if id_prefix is None else id_prefix)
+
+    def stamp(self, payload: Payload) -> Payload:
+        """Give a payload about to be written its ``event_id`` (and remember its type); returns it."""
+        return self._sent.stamp(payload)
 
     # --- caller commands ---------------------------------------------------------------------------------------
 
@@ -169,7 +198,7 @@ class Brain:
         match event:
             case ev.AudioOut():
                 if self._truncate:
-                    self._tracker.on_audio(event.item_id, _duration(event))
+                    self._tracker.on_audio(event.item_id, event.duration_ms)
                 return Reaction(deliver=event)
             case ev.ProtocolWarning(kind=ev.WarningKind.BINARY_FRAME, detail=detail):
                 self.stats.binary_frames += 1
@@ -178,16 +207,8 @@ class Brain:
                 self.stats.protocol_warnings += 1
                 log.warning("ignoring realtime frame: %s", detail)
                 return _NOTHING
-            case ev.ServerErrorEvent(error_class=ErrorClass.DEFERRAL):
-                self._sequencer.on_conflict()
-                self.stats.responses_deferred += 1
-                log.info("response.create deferred: %s", event.message)
-                return _NOTHING
-            case ev.ServerErrorEvent(error_class=ErrorClass.BENIGN):
-                log.info("benign realtime server error: %s", event.message)
-                return Reaction(deliver=Error(event.message, event.code, fatal=False))
             case ev.ServerErrorEvent():
-                return Reaction(end=(Error(event.message, event.code, fatal=True), Closed("error")))
+                return self._server_error(event)
             case ev.UnknownEvent():
                 self.stats.unknown_events += 1
             case ev.SpeechStarted():
@@ -196,8 +217,15 @@ class Brain:
                     return Reaction(send=(item_truncate(*cut),), deliver=event)
             case ev.ResponseCreated(response_id=response_id):
                 self._sequencer.on_created(response_id)
+            case ev.OutputTranscriptDelta(item_id=item_id) | ev.OutputTranscriptDone(item_id=item_id) if self._phases:
+                phase = self._phases.get(item_id) if item_id is not None else None
+                if phase is not None:
+                    return Reaction(deliver=replace(event, phase=phase))
+            case ev.ItemAdded(item_id=item_id, phase=phase) if phase is not None and item_id is not None:
+                self._phases[item_id] = phase
             case ev.ResponseDone(response_id=response_id) | ev.ResponseCancelled(response_id=response_id):
                 self._tracker.clear()
+                self._phases.clear()
                 send = (response_create(),) if self._sequencer.on_done(response_id) else ()
                 return Reaction(send=send, deliver=event, mark="first_response_done")
             case ev.ToolCall(call_id=call_id):
@@ -205,15 +233,34 @@ class Brain:
                     self.stats.duplicate_tool_calls += 1
                     return _NOTHING
                 self._tracker.clear()
-            case ev.SessionUpdated():
+            case ev.SessionUpdated(session=session):
+                self.output_format = confirmed_output_format(session) or self.output_format
                 return Reaction(deliver=event, mark="session_updated")
         return Reaction(deliver=event)
 
+    def _server_error(self, event: ev.ServerErrorEvent) -> Reaction:
+        request_type = self._sent.lookup(event.error_event_id)
+        if event.error_class is ErrorClass.DEFERRAL and request_type == "response.create":
+            self._sequencer.on_conflict()
+            self.stats.responses_deferred += 1
+            log.info("response.create deferred: %s", event.message)
+            return _NOTHING
+        request_id = event.error_event_id if request_type is not None else None
+        fatal = event.error_class is ErrorClass.FATAL
+        error = Error(event.message, event.code, fatal, request_type, request_id)
+        if fatal:
+            return Reaction(end=(error, Closed("error")))
+        if event.error_class is ErrorClass.DEFERRAL:
+            log.warning("active-response error not caused by a response.create of ours: %s", event.message)
+        else:
+            log.info("benign realtime server error: %s", event.message)
+        return Reaction(deliver=error)
 
-def _duration(event: ev.AudioOut) -> int:
-    return audio_duration_ms(
-        event.audio,
-        sample_rate=event.sample_rate,
-        num_channels=event.num_channels,
-        samples_per_channel=event.samples_per_channel,
-    )
+
+def confirmed_output_format(session: Mapping[str, Any]) -> str | None:
+    """The output audio format type a ``session.updated`` session states (``audio.output.format.type``), if any."""
+    audio = session.get("audio")
+    output = audio.get("output") if isinstance(audio, dict) else None
+    fmt = output.get("format") if isinstance(output, dict) else None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    return kind if kind in FORMAT_GEOMETRY else None

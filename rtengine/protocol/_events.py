@@ -22,6 +22,16 @@ from enum import Enum
 from typing import Any
 
 from ._errors import ErrorClass
+from ._g711 import G711_FORMATS, PCM_FORMAT, alaw_to_pcm16, ulaw_to_pcm16
+from ._more_events import (
+    ConversationCreated,
+    DtmfReceived,
+    McpArgumentsDelta,
+    McpArgumentsDone,
+    McpCall,
+    McpListTools,
+)
+from ._state import audio_duration_ms
 
 __all__ = [
     "AudioOut",
@@ -97,21 +107,24 @@ class SpeechStopped:
 
 @dataclass(frozen=True, slots=True)
 class ItemAdded:
-    """``conversation.item.added`` (or the older ``conversation.item.created``)."""
+    """``conversation.item.added`` (or the older ``conversation.item.created``). ``phase``: an assistant message's
+    ``commentary`` (a preamble while the model works) or ``final_answer``, from models that label them."""
 
     item_id: str | None
     item: Mapping[str, Any] = _raw()
     previous_item_id: str | None = None
     event_id: str | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ItemDone:
-    """``conversation.item.done`` for any item that is not a function call."""
+    """``conversation.item.done`` for any item that is not a function call. ``phase``: as on :class:`ItemAdded`."""
 
     item_id: str | None
     item: Mapping[str, Any] = _raw()
     event_id: str | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +188,10 @@ class ResponseCancelled:
 
 @dataclass(frozen=True, slots=True)
 class AudioOut:
-    """An output audio delta (websocket transport): base64 PCM16 in ``audio``; :meth:`pcm` decodes it."""
+    """An output audio delta (websocket transport): base64 audio in ``audio``, in the session's output ``format``
+    (``audio/pcm`` PCM16 24 kHz, or G.711 ``audio/pcmu``/``audio/pcma`` at 8 kHz; the delta itself never says, so
+    the format is the one the server confirmed in ``session.updated``, else the configured one).
+    :meth:`pcm` always returns PCM16 (G.711 decoded); :meth:`data` the bytes as sent."""
 
     audio: str
     item_id: str | None = None
@@ -184,33 +200,59 @@ class AudioOut:
     num_channels: int = 1
     samples_per_channel: int | None = None
     event_id: str | None = None
+    format: str = PCM_FORMAT
 
-    def pcm(self) -> bytes:
-        """The decoded PCM16 bytes (empty when the delta is not valid base64)."""
+    def data(self) -> bytes:
+        """The decoded base64 bytes, in :attr:`format` (empty when the delta is not valid base64)."""
         try:
             return base64.b64decode(self.audio, validate=True)
         except (binascii.Error, ValueError):
             return b""
 
+    def pcm(self) -> bytes:
+        """The audio as little-endian PCM16 at :attr:`sample_rate` (G.711 is decoded; empty when not base64)."""
+        data = self.data()
+        if self.format == "audio/pcmu":
+            return ulaw_to_pcm16(data)
+        if self.format == "audio/pcma":
+            return alaw_to_pcm16(data)
+        return data
+
+    @property
+    def duration_ms(self) -> int:
+        """How much audio this delta carries, in ms (from its size and format; nothing is decoded)."""
+        return audio_duration_ms(
+            self.audio,
+            sample_rate=self.sample_rate,
+            num_channels=self.num_channels,
+            samples_per_channel=self.samples_per_channel,
+            bytes_per_sample=1 if self.format in G711_FORMATS else 2,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class OutputTranscriptDelta:
-    """Part of the assistant's transcript (audio) or text (text modality)."""
+    """Part of the assistant's transcript (audio) or text (text modality). ``phase``: the ``phase`` of the message
+    it belongs to (``commentary`` or ``final_answer``) when the model labelled that message (in a conversation;
+    the parser alone cannot know it)."""
 
     delta: str
     item_id: str | None = None
     response_id: str | None = None
     event_id: str | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class OutputTranscriptDone:
-    """The assistant's full transcript (audio) or text (text modality) for one output."""
+    """The assistant's full transcript (audio) or text (text modality) for one output. ``phase``: as on
+    :class:`OutputTranscriptDelta`."""
 
     transcript: str
     item_id: str | None = None
     response_id: str | None = None
     event_id: str | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,5 +364,11 @@ ServerEvent = (
     | OutputAudioStarted
     | OutputAudioStopped
     | OutputAudioCleared
+    | ConversationCreated
+    | DtmfReceived
+    | McpListTools
+    | McpCall
+    | McpArgumentsDelta
+    | McpArgumentsDone
     | UnknownEvent
 )

@@ -27,11 +27,15 @@ class Started:
 class Error:
     """Something went wrong. ``fatal=True`` ends the conversation (``Closed("error")`` follows); a non-fatal
     error (a benign server error) is informational and the conversation goes on. ``code`` is the server's error
-    code when there is one."""
+    code when there is one. ``request_type``/``request_event_id``: the client event rtengine sent that the server's
+    error names (its ``error.event_id``), e.g. ``("response.create", "rte_1a2b3c4d_7")``; ``None`` when the error
+    names no event rtengine sent."""
 
     message: str
     code: str | None = None
     fatal: bool = True
+    request_type: str | None = None
+    request_event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

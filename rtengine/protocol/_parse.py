@@ -6,8 +6,10 @@ frame, and a known type that lacks a required field all come back as a :class:`P
 counts and logs. A wrongly typed optional field is treated as absent. Types rtengine does not model come back
 as :class:`UnknownEvent` with the raw dict.
 
-Dispatch is a table from ``type`` to a small builder; a builder raises :class:`_Missing` for a missing
-required field, which the table turns into a warning.
+Dispatch is a table from ``type`` to a small builder (the MCP, ``conversation.created`` and DTMF builders live in
+:mod:`._parse_more`); a builder raises ``Missing`` for a missing required field, which the table turns into a
+warning. Audio deltas never state their format, so the caller passes the session's (``output_format``; the engine
+passes :attr:`Brain.output_format <rtengine.protocol.Brain.output_format>`) and :class:`AudioOut` carries it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ from ._events import (
     UnknownEvent,
     WarningKind,
 )
+from ._fields import Missing as _Missing
+from ._fields import int_field as _int
+from ._fields import num_field as _num
+from ._fields import obj_field as _obj
+from ._fields import req_obj as _req_obj
+from ._fields import req_str as _req_str
+from ._fields import str_field as _str
+from ._g711 import PCM_FORMAT, format_geometry
+from ._parse_more import MORE_BUILDERS
 
 __all__ = ["DOCUMENTED_UNMAPPED_TYPES", "parse_server_event", "parse_server_message"]
 
@@ -67,46 +78,6 @@ DOCUMENTED_UNMAPPED_TYPES: Final[frozenset[str]] = frozenset(
         "conversation.item.input_audio_transcription.segment",
     }
 )
-
-
-class _Missing(Exception):
-    """A required field is absent or has the wrong type."""
-
-
-def _str(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _int(obj: Mapping[str, Any], key: str) -> int | None:
-    value = obj.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _num(obj: Mapping[str, Any], key: str) -> float | None:
-    value = obj.get(key)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _obj(obj: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
-    value = obj.get(key)
-    return value if isinstance(value, dict) else None
-
-
-def _req_str(obj: Mapping[str, Any], key: str) -> str:
-    value = _str(obj, key)
-    if value is None:
-        raise _Missing(key)
-    return value
-
-
-def _req_obj(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = _obj(obj, key)
-    if value is None:
-        raise _Missing(key)
-    return value
 
 
 def _session_created(e: Mapping[str, Any]) -> ServerEvent:
@@ -139,7 +110,7 @@ def _speech_stopped(e: Mapping[str, Any]) -> ServerEvent:
 
 def _item_added(e: Mapping[str, Any]) -> ServerEvent:
     item = _req_obj(e, "item")
-    return ItemAdded(_str(item, "id"), item, _str(e, "previous_item_id"), _str(e, "event_id"))
+    return ItemAdded(_str(item, "id"), item, _str(e, "previous_item_id"), _str(e, "event_id"), _str(item, "phase"))
 
 
 def _item_done(e: Mapping[str, Any]) -> ServerEvent:
@@ -152,7 +123,7 @@ def _item_done(e: Mapping[str, Any]) -> ServerEvent:
             item_id=_str(item, "id"),
             event_id=_str(e, "event_id"),
         )
-    return ItemDone(_str(item, "id"), item, _str(e, "event_id"))
+    return ItemDone(_str(item, "id"), item, _str(e, "event_id"), _str(item, "phase"))
 
 
 def _arguments_done(e: Mapping[str, Any]) -> ServerEvent:
@@ -193,16 +164,18 @@ def _response_cancelled(e: Mapping[str, Any]) -> ServerEvent:
     return ResponseCancelled(_response_id(e), _str(e, "event_id"))
 
 
-def _audio_delta(e: Mapping[str, Any]) -> ServerEvent:
+def _audio_delta(e: Mapping[str, Any], output_format: str) -> AudioOut:
+    rate, _ = format_geometry(output_format)
     channels = _int(e, "channels") or _int(e, "num_channels") or 1
     return AudioOut(
         audio=_req_str(e, "delta"),
         item_id=_str(e, "item_id"),
         response_id=_str(e, "response_id"),
-        sample_rate=_int(e, "sample_rate") or 24000,
+        sample_rate=_int(e, "sample_rate") or rate,
         num_channels=channels,
         samples_per_channel=_int(e, "samples_per_channel"),
         event_id=_str(e, "event_id"),
+        format=output_format,
     )
 
 
@@ -286,8 +259,6 @@ _BUILDERS: Final[dict[str, Callable[[Mapping[str, Any]], ServerEvent]]] = {
     "response.created": _response_created,
     "response.done": _response_done,
     "response.cancelled": _response_cancelled,
-    "response.output_audio.delta": _audio_delta,
-    "response.audio.delta": _audio_delta,
     "response.output_audio_transcript.delta": _output_delta,
     "response.output_audio_transcript.done": _transcript_done,
     "response.output_text.delta": _output_delta,
@@ -298,18 +269,23 @@ _BUILDERS: Final[dict[str, Callable[[Mapping[str, Any]], ServerEvent]]] = {
     "output_audio_buffer.started": _playback(OutputAudioStarted),
     "output_audio_buffer.stopped": _playback(OutputAudioStopped),
     "output_audio_buffer.cleared": _playback(OutputAudioCleared),
+    **MORE_BUILDERS,
 }
+#: The audio deltas: their format is the session's, which the caller passes (the delta never states it).
+_AUDIO_DELTAS: Final = frozenset({"response.output_audio.delta", "response.audio.delta"})
 
 
-def parse_server_message(message: Mapping[str, Any]) -> ServerEvent | ProtocolWarning:
-    """Type an already-decoded JSON object. Never raises."""
+def parse_server_message(message: Mapping[str, Any], output_format: str = PCM_FORMAT) -> ServerEvent | ProtocolWarning:
+    """Type an already-decoded JSON object; audio deltas are in ``output_format`` (the session's). Never raises."""
     event_type = message.get("type")
     if not isinstance(event_type, str):
         return ProtocolWarning(WarningKind.MISSING_TYPE, "event has no string 'type'")
-    builder = _BUILDERS.get(event_type)
-    if builder is None:
-        return UnknownEvent(event_type, message, documented=event_type in DOCUMENTED_UNMAPPED_TYPES)
     try:
+        if event_type in _AUDIO_DELTAS:
+            return _audio_delta(message, output_format)
+        builder = _BUILDERS.get(event_type)
+        if builder is None:
+            return UnknownEvent(event_type, message, documented=event_type in DOCUMENTED_UNMAPPED_TYPES)
         return builder(message)
     except _Missing as missing:
         return ProtocolWarning(
@@ -317,8 +293,12 @@ def parse_server_message(message: Mapping[str, Any]) -> ServerEvent | ProtocolWa
         )
 
 
-def parse_server_event(frame: str | bytes | bytearray) -> ServerEvent | ProtocolWarning:
-    """Parse one websocket frame. Text frames are JSON events; a binary frame is a protocol warning. Never raises."""
+def parse_server_event(
+    frame: str | bytes | bytearray, output_format: str = PCM_FORMAT
+) -> ServerEvent | ProtocolWarning:
+    """Parse one websocket frame. Text frames are JSON events; a binary frame is a protocol warning. Audio deltas
+    are taken to be in ``output_format`` (``audio/pcm``, ``audio/pcmu`` or ``audio/pcma``: the session's output
+    format, which the deltas never state). Never raises."""
     if not isinstance(frame, str):
         return ProtocolWarning(
             WarningKind.BINARY_FRAME, f"unexpected binary realtime websocket event ({len(frame)} bytes)"
@@ -329,4 +309,4 @@ def parse_server_event(frame: str | bytes | bytearray) -> ServerEvent | Protocol
         return ProtocolWarning(WarningKind.INVALID_JSON, f"invalid JSON: {exc}"[:200])
     if not isinstance(message, dict):
         return ProtocolWarning(WarningKind.NOT_AN_OBJECT, f"event is a JSON {type(message).__name__}, not an object")
-    return parse_server_message(message)
+    return parse_server_message(message, output_format)

@@ -54,9 +54,20 @@ class AudioFormat:
         return {"type": self.type}
 
 
+#: The fields only one VAD variant takes (the SDK models ``ServerVad`` and ``SemanticVad`` separately).
+_VAD_ONLY: Final = {
+    "server_vad": ("threshold", "prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms"),
+    "semantic_vad": ("eagerness",),
+}
+_OTHER_VAD: Final = {"server_vad": "semantic_vad", "semantic_vad": "server_vad"}
+
+
 @dataclass(frozen=True, slots=True)
 class TurnDetection:
-    """Server-side voice activity detection (``server_vad`` or ``semantic_vad``); ``None`` fields are omitted."""
+    """Server-side voice activity detection; ``None`` fields are omitted. ``server_vad`` takes ``threshold``,
+    ``prefix_padding_ms``, ``silence_duration_ms`` and ``idle_timeout_ms``; ``semantic_vad`` takes ``eagerness``;
+    both take ``create_response`` and ``interrupt_response``. Setting a field of the other variant raises
+    :class:`~rtengine.ConfigError`."""
 
     type: Literal["server_vad", "semantic_vad"] = "server_vad"
     threshold: float | None = None
@@ -70,6 +81,12 @@ class TurnDetection:
     def __post_init__(self) -> None:
         if self.type not in ("server_vad", "semantic_vad"):
             raise ConfigError(f"turn_detection type must be server_vad or semantic_vad, got {self.type!r}")
+        foreign = [name for name in _VAD_ONLY[_OTHER_VAD[self.type]] if getattr(self, name) is not None]
+        if foreign:
+            raise ConfigError(
+                f"turn_detection {self.type} does not take {', '.join(foreign)} "
+                f"(only {_OTHER_VAD[self.type]} does); remove it or use type={_OTHER_VAD[self.type]!r}"
+            )
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"turn_detection threshold must be within [0, 1], got {self.threshold!r}")
 

@@ -13,13 +13,17 @@ decision is atomic with respect to every other task: a decision returns *what to
   ``take()`` returns the ``(item_id, audio_end_ms)`` to truncate at, clamped to what was received (and to the
   playback position when the app reports one); nothing for an item with 0 ms.
 * :class:`ToolCallDedupe` (§7.3) — one ``ToolCall`` per ``call_id`` per generation.
+* :class:`SentEvents` — every client event rtengine sends gets an ``event_id`` (a per-conversation prefix and a
+  counter); the types of the most recent ones are remembered, so a server ``error`` naming one can be traced to
+  the request that caused it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["ResponseSequencer", "ToolCallDedupe", "TruncationTracker", "audio_duration_ms"]
+__all__ = ["ResponseSequencer", "SentEvents", "ToolCallDedupe", "TruncationTracker", "audio_duration_ms"]
 
 
 class ResponseSequencer:
@@ -69,15 +73,21 @@ class ResponseSequencer:
 
 
 def audio_duration_ms(
-    audio_b64: str, *, sample_rate: int = 24000, num_channels: int = 1, samples_per_channel: int | None = None
+    audio_b64: str,
+    *,
+    sample_rate: int = 24000,
+    num_channels: int = 1,
+    samples_per_channel: int | None = None,
+    bytes_per_sample: int = 2,
 ) -> int:
-    """Duration of one PCM16 delta in ms: from ``samples_per_channel`` when given, else from the length of the
-    base64 text (nothing is decoded: 4 characters carry 3 bytes, less the padding)."""
+    """Duration of one audio delta in ms: from ``samples_per_channel`` when given, else from the length of the
+    base64 text (nothing is decoded: 4 characters carry 3 bytes, less the padding). ``bytes_per_sample`` is 2 for
+    PCM16 and 1 for G.711 (``audio/pcmu``/``audio/pcma``, 8 kHz)."""
     if sample_rate <= 0:
         return 0
     if samples_per_channel is None:
         size = len(audio_b64) // 4 * 3 - audio_b64[-2:].count("=")
-        samples_per_channel = max(size, 0) // 2 // max(num_channels, 1)
+        samples_per_channel = max(size, 0) // max(bytes_per_sample, 1) // max(num_channels, 1)
     return samples_per_channel * 1000 // sample_rate
 
 
@@ -132,3 +142,38 @@ class ToolCallDedupe:
             return False
         self._seen.add(call_id)
         return True
+
+
+class SentEvents:
+    """Client event ids: ``prefix`` + a counter, stamped on each payload as it is sent; the types of the last
+    ``capacity`` ids are kept in a ring, so :meth:`lookup` is O(1) and memory is bounded."""
+
+    __slots__ = ("_capacity", "_next", "_types", "prefix")
+
+    def __init__(self, prefix: str, capacity: int = 1024) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.prefix = prefix
+        self._capacity = capacity
+        self._types: list[str] = [""] * capacity
+        self._next = 0
+
+    def stamp(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Give ``payload`` the next ``event_id`` (replacing any it had) and remember its type; returns it."""
+        number = self._next
+        self._next = number + 1
+        payload["event_id"] = f"{self.prefix}{number}"
+        self._types[number % self._capacity] = str(payload["type"])
+        return payload
+
+    def lookup(self, event_id: str | None) -> str | None:
+        """The type of the sent event with this id, or None (not ours, or too old to be remembered)."""
+        if event_id is None or not event_id.startswith(self.prefix):
+            return None
+        digits = event_id[len(self.prefix) :]
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 18 or digits[:1] == "0" != digits:
+            return None
+        number = int(digits)
+        if number >= self._next or self._next - number > self._capacity:
+            return None
+        return self._types[number % self._capacity]

@@ -257,7 +257,9 @@ class CallManager:
                 reply = error_event("rtengine local server: too many client events at once.", code="rate_limited")
             call.record.data_frames_refused += 1
             self._record.changed()
-            call.peer.send_data(encode({**reply, "event_id": new_id("event")}))
+            sent = {**reply, "event_id": new_id("event")}
+            call.peer.send_data(encode(sent))
+            call.record.data_frames_out.append(sent)
 
 
 async def _first_set(events: list[trio.Event]) -> None:

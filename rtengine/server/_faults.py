@@ -92,8 +92,10 @@ class ConversationFaults:
             elif name == "binary":
                 await views.broadcast(None, "<binary>", data=b"\x00rtengine-binary-frame")
             elif name == "oversized":
-                await views.send({"type": "rtengine.oversized", "padding": "x" * faults.oversized_bytes})
+                sent = await views.send({"type": "rtengine.oversized", "padding": "x" * faults.oversized_bytes})
+                self._records.injected_event_ids.add(sent["event_id"])  # deliberately not a GA event
             elif name == "unknown_event":
-                await views.send({"type": "rtengine.unknown_event", "detail": "injected by the local server"})
+                sent = await views.send({"type": "rtengine.unknown_event", "detail": "injected by the local server"})
+                self._records.injected_event_ids.add(sent["event_id"])  # deliberately not a GA event
             else:
                 await views.send(injected_error(name.split(":", 1)[1]))

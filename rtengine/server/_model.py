@@ -1,29 +1,22 @@
-"""The simulated model: the conversation's state, a tiny voice activity detector, and the scripted responses.
+"""The simulated model: the conversation's state, a tiny voice activity detector, and the active response.
 
 :class:`ModelState` is what the conversation remembers (its session, the last item, the last user text, the tool
 calls awaiting output, how much output audio each item carried). :class:`EnergyVad` stands in for server VAD.
-:class:`ResponseStreamer` streams one scripted response — a message (text, or audio: output audio deltas on a
-plain websocket, a tone over RTP on a call) or, once, the :class:`~rtengine.server.ToolScript` function call —
-through the ``send`` it is given, so it never knows who is watching.
+:class:`ActiveResponse` is the response being streamed (by :mod:`~rtengine.server._responses`).
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import trio
 
-from ..protocol._audio import rms, tone
-from ._options import ServerOptions
+from ..protocol._audio import rms
 from ._shapes import new_id
 
-if TYPE_CHECKING:
-    from ._calls import Call
-
-__all__ = ["ActiveResponse", "EnergyVad", "ModelState", "ResponseStreamer"]
+__all__ = ["ActiveResponse", "EnergyVad", "ModelState"]
 
 #: Output audio per ``response.output_audio.delta`` on a plain websocket.
 AUDIO_CHUNK_MS: Final = 50
@@ -31,15 +24,24 @@ AUDIO_CHUNK_MS: Final = 50
 SPEECH_LEVEL: Final = 0.05
 SILENCE_LEVEL: Final = 0.01
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
 
 @dataclass
 class ActiveResponse:
-    """The response being streamed; cancelling ``scope`` cancels it (``response.cancel``, barge-in)."""
+    """The response being streamed: ``request`` is the ``response`` object of its ``response.create`` (``{}``
+    for an automatic one); :meth:`cancel` cancels it (``response.cancel``, a VAD interruption)."""
 
     response_id: str
     scope: trio.CancelScope
+    request: Mapping[str, Any] = field(default_factory=dict)
+    #: ``status_details.reason`` of its ``response.done`` when cancelled.
+    reason: str = "client_cancelled"
+
+    def cancel(self, reason: str) -> None:
+        """Cancel the response, recording why: ``client_cancelled`` (``response.cancel``) or ``turn_detected``
+        (the user's speech interrupted it). The first cancellation's reason stands."""
+        if not self.scope.cancel_called:
+            self.reason = reason
+        self.scope.cancel()
 
 
 @dataclass
@@ -64,8 +66,11 @@ class ModelState:
         return previous
 
     def new_item(self, item: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-        """A completed client item as the server shows it (id, object, status) and its ``previous_item_id``."""
-        full = {"id": new_id("item"), "object": "realtime.item", "status": "completed", **item}
+        """A client item as the server shows it (an id; a ``status`` except on function call outputs, as the API
+        shows them) and its ``previous_item_id``."""
+        full = {"id": new_id("item"), "type": item.get("type"), "status": "completed", **item}
+        if full["type"] == "function_call_output":
+            del full["status"]
         return full, self.follow(full["id"])
 
 
@@ -93,154 +98,3 @@ class EnergyVad:
             self.speaking = False
             return {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": start_ms, "item_id": self._item_id}
         return None
-
-
-class ResponseStreamer:
-    """Streams scripted responses for one conversation through ``send``."""
-
-    def __init__(self, state: ModelState, options: ServerOptions, call: Call | None, send: Send) -> None:
-        self._state = state
-        self._options = options
-        self._call = call
-        self._send = send
-
-    def _response_object(self, response_id: str, status: str, output: list[Any], modality: str) -> dict[str, Any]:
-        return {
-            "object": "realtime.response",
-            "id": response_id,
-            "status": status,
-            "status_details": None if status != "cancelled" else {"type": "cancelled", "reason": "client_cancelled"},
-            "output": output,
-            "conversation_id": "conv_local",
-            "output_modalities": [modality],
-            "max_output_tokens": "inf",
-            "usage": None if status == "in_progress" else {"total_tokens": 0, "input_tokens": 0, "output_tokens": 0},
-            "metadata": None,
-        }
-
-    async def stream(self, response: ActiveResponse) -> None:
-        """``response.created`` … ``response.done`` (``cancelled`` if ``response.scope`` is cancelled meanwhile)."""
-        state, send = self._state, self._send
-        modality = (state.session.get("output_modalities") or ["audio"])[0]
-        rid = response.response_id
-        output: list[Any] = []
-        with response.scope:
-            await send(
-                {"type": "response.created", "response": self._response_object(rid, "in_progress", [], modality)}
-            )
-            if self._options.tool_call is not None and not state.tool_used:
-                state.tool_used = True
-                output = await self._tool_response(rid)
-            else:
-                output = await self._message_response(rid, modality)
-        status = "cancelled" if response.scope.cancelled_caught else "completed"
-        if status == "cancelled" and self._call is not None:
-            self._call.source.clear()
-        state.response = None
-        await send({"type": "response.done", "response": self._response_object(rid, status, output, modality)})
-        if self._call is not None and modality == "audio":
-            kind = "output_audio_buffer.cleared" if status == "cancelled" else "output_audio_buffer.stopped"
-            await send({"type": kind, "response_id": rid})
-
-    def _reply_text(self) -> str:
-        state = self._state
-        if state.tool_outputs:
-            name, output = state.tool_outputs[-1]
-            state.tool_outputs.clear()
-            return f"The {name} tool returned: {output}"
-        if self._options.reply_text is not None:
-            return self._options.reply_text
-        if state.last_user_text is not None:
-            return f"You said: {state.last_user_text}"
-        return "Hello from the rtengine local server."
-
-    async def _message_response(self, rid: str, modality: str) -> list[Any]:
-        send = self._send
-        text = self._reply_text()
-        iid = new_id("item")
-        previous = self._state.follow(iid)
-        item: dict[str, Any] = {
-            "id": iid,
-            "object": "realtime.item",
-            "type": "message",
-            "status": "in_progress",
-            "role": "assistant",
-            "content": [],
-        }
-        where = {"response_id": rid, "item_id": iid, "output_index": 0, "content_index": 0}
-        output: list[Any] = [item]
-        await send({"type": "response.output_item.added", "response_id": rid, "output_index": 0, "item": item})
-        await send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-        audio = modality == "audio"
-        part: dict[str, Any] = (
-            {"type": "output_audio", "transcript": ""} if audio else {"type": "output_text", "text": ""}
-        )
-        await send({"type": "response.content_part.added", **where, "part": part})
-        if audio and self._call is not None:
-            self._call.source.push(tone(440.0, self._options.audio_ms))  # the answer is heard over RTP
-            await send({"type": "output_audio_buffer.started", "response_id": rid})
-        chunks = self._audio_chunks() if audio and self._call is None else []
-        words = text.split(" ")
-        delta_type = "response.output_audio_transcript.delta" if audio else "response.output_text.delta"
-        for index in range(max(len(words), len(chunks))):
-            if index < len(chunks):
-                await send({"type": "response.output_audio.delta", **where, "delta": chunks[index]})
-                self._state.audio_items[iid] = self._state.audio_items.get(iid, 0) + AUDIO_CHUNK_MS
-            if index < len(words):
-                await send(
-                    {"type": delta_type, **where, "delta": words[index] + (" " if index < len(words) - 1 else "")}
-                )
-            if self._options.delta_interval:
-                await trio.sleep(self._options.delta_interval)
-        if audio:
-            if chunks:
-                await send({"type": "response.output_audio.done", **where})
-            await send({"type": "response.output_audio_transcript.done", **where, "transcript": text})
-            done_part = {"type": "output_audio", "transcript": text}
-        else:
-            await send({"type": "response.output_text.done", **where, "text": text})
-            done_part = {"type": "output_text", "text": text}
-        await send({"type": "response.content_part.done", **where, "part": done_part})
-        item = {**item, "status": "completed", "content": [done_part]}
-        output[0] = item
-        await send({"type": "response.output_item.done", "response_id": rid, "output_index": 0, "item": item})
-        await send({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
-        return output
-
-    def _audio_chunks(self) -> list[str]:
-        pcm = tone(440.0, self._options.audio_ms)
-        size = 24000 * AUDIO_CHUNK_MS // 1000 * 2
-        return [base64.b64encode(pcm[i : i + size]).decode("ascii") for i in range(0, len(pcm), size)]
-
-    async def _tool_response(self, rid: str) -> list[Any]:
-        send = self._send
-        script = self._options.tool_call
-        assert script is not None
-        iid, call_id = new_id("item"), new_id("call")
-        previous = self._state.follow(iid)
-        item: dict[str, Any] = {
-            "id": iid,
-            "object": "realtime.item",
-            "type": "function_call",
-            "status": "in_progress",
-            "name": script.name,
-            "call_id": call_id,
-            "arguments": "",
-        }
-        await send({"type": "response.output_item.added", "response_id": rid, "output_index": 0, "item": item})
-        await send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-        where = {"response_id": rid, "item_id": iid, "output_index": 0, "call_id": call_id}
-        await send({"type": "response.function_call_arguments.delta", **where, "delta": script.arguments})
-        await send(
-            {
-                "type": "response.function_call_arguments.done",
-                **where,
-                "name": script.name,
-                "arguments": script.arguments,
-            }
-        )
-        item = {**item, "status": "completed", "arguments": script.arguments}
-        self._state.pending_tools[call_id] = script.name
-        await send({"type": "response.output_item.done", "response_id": rid, "output_index": 0, "item": item})
-        await send({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
-        return [item]

@@ -12,7 +12,7 @@ parser, so the server and the engine agree on shapes by construction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -33,9 +33,12 @@ from ..protocol._payloads import (
     parse_client_event,
 )
 from ._faults import ConversationFaults
-from ._model import ActiveResponse, EnergyVad, ModelState, ResponseStreamer
+from ._items import create_error
+from ._model import ActiveResponse, EnergyVad, ModelState
 from ._options import Faults, ServerOptions
 from ._record import ConnectionRecord, ServerRecord
+from ._responses import ResponseStreamer
+from ._sessions import apply_session_update
 from ._shapes import ERROR_MESSAGES, SUPPORTED_CLIENT_EVENTS, default_session, error_event, merge, new_id
 from ._views import ConversationViews, Link
 
@@ -118,8 +121,8 @@ class RealtimeSession:
             nursery.cancel_scope.cancel()
 
     async def serve(self, ws: WebSocket, record: ConnectionRecord) -> None:
-        """Attach one accepted websocket (``session.created`` first) until the client ends it, a fault ends it
-        or :meth:`drop_all` cancels it."""
+        """Attach one accepted websocket (a direct one gets ``session.created`` first, a sideband nothing) until
+        the client ends it, a fault ends it or :meth:`drop_all` cancels it."""
         link = self.views.attach(ws, record)
         try:
             with link.scope:
@@ -158,7 +161,11 @@ class RealtimeSession:
     async def _handle(self, text: str, origin: Link | None) -> None:
         """One client event from ``origin`` (a websocket, or None for the call's data channel). State changes go
         to every view; an ``error`` goes back to ``origin`` only, as a reply to the event that caused it."""
-        reply, send, state = self.views.reply, self.views.send, self.state
+        reply, state = self.views.reply, self.state
+        refused = create_error(text)  # an item the API refuses is answered, never echoed
+        if refused is not None:
+            await reply(origin, refused)
+            return
         match parse_client_event(text):
             case ProtocolWarning(detail=detail):
                 await reply(origin, error_event(f"Invalid client event: {detail}", code="invalid_event"))
@@ -178,14 +185,14 @@ class RealtimeSession:
                 await self._add_item({"type": "function_call_output", "call_id": call_id, "output": output})
             case ItemCreate(item=item):
                 await self._add_item(dict(item))
-            case ResponseCreate(event_id=eid):
-                await self._response_create(eid, origin)
+            case ResponseCreate(response=request, event_id=eid):
+                await self._response_create(eid, origin, request or {})
             case ResponseCancel(event_id=eid):
                 if state.response is None:
                     code = "response_cancel_not_active"
                     await reply(origin, error_event(ERROR_MESSAGES[code], code=code, event_id=eid))
                 else:
-                    state.response.scope.cancel()
+                    state.response.cancel("client_cancelled")
             case ItemTruncate() as truncate:
                 await self._truncate(truncate, origin)
             case OutputAudioBufferClear(event_id=eid):
@@ -193,7 +200,7 @@ class RealtimeSession:
                     message = "output_audio_buffer.clear is only supported for WebRTC calls."
                     await reply(origin, error_event(message, code="invalid_value", param="type", event_id=eid))
                 else:
-                    await send({"type": "output_audio_buffer.cleared", "response_id": None})
+                    await self._clear_output_audio(eid, origin)
             case UnknownClientEvent(type=unknown, raw=raw):
                 message = f"Invalid value: '{unknown}'. Supported values are: {SUPPORTED_CLIENT_EVENTS}."
                 eid = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
@@ -212,10 +219,21 @@ class RealtimeSession:
         response = self.state.response
         started = event["type"] == "input_audio_buffer.speech_started"
         if started and response is not None and detection is not None and detection.get("interrupt_response", True):
-            response.scope.cancel()
+            response.cancel("turn_detected")
+
+    async def _clear_output_audio(self, eid: str | None, origin: Link | None) -> None:
+        """``output_audio_buffer.clear`` on a call: ``cleared`` naming the response whose audio was cut."""
+        response_id = self._responses.clear_playback()
+        if response_id is None:
+            message = "rtengine local server: no response has played audio on this call yet."
+            await self.views.reply(origin, error_event(message, code="invalid_value", param="type", event_id=eid))
+        else:
+            await self.views.send({"type": "output_audio_buffer.cleared", "response_id": response_id})
 
     async def _session_update(self, session: Any, eid: str | None, origin: Link | None) -> None:
-        for forbidden in ("id", "model"):
+        # ``model`` is a field of the session the API accepts (the openai-agents SDK always sends it); ``id`` is
+        # not one (the SDK's session request types have no ``id``): refused like any unknown parameter.
+        for forbidden in ("id",):
             if forbidden in session:
                 error = error_event(
                     f"Unknown parameter: 'session.{forbidden}'.",
@@ -234,7 +252,7 @@ class RealtimeSession:
             )
             await self.views.reply(origin, error)
             return
-        self.state.session = merge(self.session, dict(session))
+        self.state.session = apply_session_update(self.session, dict(session))
         await self.views.send({"type": "session.updated", "session": self.session})
         await self.faults.inject_once(self.views)
 
@@ -244,24 +262,24 @@ class RealtimeSession:
         await self.views.send({"type": "conversation.item.done", "previous_item_id": previous, "item": full})
 
     async def _truncate(self, event: ItemTruncate, origin: Link | None) -> None:
+        """Cut an assistant audio item. Past the audio's end the API answers the ``error`` and then truncates at
+        the real end; an item without output audio is ``unsupported_content_type``."""
         received = self.state.audio_items.get(event.item_id)
         if received is None:
             message = "Only model output audio messages can be truncated."
-            await self.views.reply(origin, error_event(message, code=None, event_id=event.event_id))
-        elif event.audio_end_ms > received:
-            message = f"Audio content of {received}ms is already shorter than {event.audio_end_ms}ms."
-            await self.views.reply(origin, error_event(message, code=None))
-        else:
-            await self.views.send(
-                {
-                    "type": "conversation.item.truncated",
-                    "item_id": event.item_id,
-                    "content_index": event.content_index,
-                    "audio_end_ms": event.audio_end_ms,
-                }
-            )
+            error = error_event(message, code="unsupported_content_type", event_id=event.event_id)
+            await self.views.reply(origin, error)
+            return
+        end = event.audio_end_ms
+        if end > received:
+            message = f"Audio content of {received}ms is already shorter than {end}ms."
+            error = error_event(message, code=None, event_id=event.event_id)
+            await self.views.reply(origin, error)
+            end = received
+        truncated = {"item_id": event.item_id, "content_index": event.content_index, "audio_end_ms": end}
+        await self.views.send({"type": "conversation.item.truncated", **truncated})
 
-    async def _response_create(self, eid: str | None, origin: Link | None) -> None:
+    async def _response_create(self, eid: str | None, origin: Link | None, request: Mapping[str, Any]) -> None:
         active = self.state.response
         if active is not None:
             message = (
@@ -273,6 +291,6 @@ class RealtimeSession:
             return
         if self._nursery is None:  # the conversation has ended; its views are being dropped
             return
-        response = ActiveResponse(new_id("resp"), trio.CancelScope())
+        response = ActiveResponse(new_id("resp"), trio.CancelScope(), request)
         self.state.response = response
         self._nursery.start_soon(self._responses.stream, response)

@@ -42,6 +42,8 @@ class CallRecord:
     #: ``"<binary>"``), and how many of them were refused with an ``error`` event (binary, or no sideband).
     data_frames_in: list[Any] = field(default_factory=list, repr=False)
     data_frames_refused: int = 0
+    #: Server events sent on the call's data channel (parsed JSON), in order.
+    data_frames_out: list[Any] = field(default_factory=list, repr=False)
     #: How the call ended, ``None`` while it is live: ``hangup`` (``POST …/hangup`` answered 200),
     #: ``media_closed`` (its peer connection failed or closed once connected), ``media_failed`` (it failed before
     #: connecting), ``media_timeout`` (not connected within ``ServerOptions.call_connect_seconds``),
@@ -115,6 +117,9 @@ class ServerRecord:
         #: The ``{call_id}`` of every hang-up answered 404 (unknown, malformed, or already ended; at most 200
         #: characters each), in order.
         self.refused_hangups: list[str] = []
+        #: ``event_id`` of every event that is deliberately not a GA server event (the ``unknown_event`` and
+        #: ``oversized`` fault injections); raw injected frames are recorded as ``"<malformed>"``/``"<binary>"``.
+        self.injected_event_ids: set[str] = set()
         self._changed = trio.Event()
 
     def changed(self) -> None:

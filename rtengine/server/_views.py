@@ -56,10 +56,11 @@ class ConversationViews:
 
     # --- fan-out ---------------------------------------------------------------------------------------------
 
-    async def send(self, event: dict[str, Any]) -> None:
-        """Send one server event (adds ``event_id``) to every view of the conversation."""
+    async def send(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Send one server event (adds ``event_id``) to every view of the conversation; return it as sent."""
         full = with_event_id(event)
         await self.broadcast(encode(full), full)
+        return full
 
     async def reply(self, origin: Link | None, event: dict[str, Any]) -> None:
         """Send an event that answers one client event (an ``error``) to the view that sent it only: the
@@ -68,14 +69,21 @@ class ConversationViews:
         if origin is not None:
             await self.send_to(origin, encode(full), full)
         elif self._call is not None:
-            self._call.peer.send_data(encode(full))
+            self._send_data(encode(full), full)
 
     async def broadcast(self, text: str | None, recorded: Any, data: bytes | None = None) -> None:
         """Send a text (or, with ``data``, a binary) frame to every view; ``recorded`` is what the records keep."""
         for link in list(self.links):
             await self.send_to(link, text, recorded, data)
         if self._call is not None and text is not None:
-            self._call.peer.send_data(text)  # the same events on the call's oai-events data channel
+            self._send_data(text, recorded)  # the same events on the call's oai-events data channel
+
+    def _send_data(self, text: str, recorded: Any) -> None:
+        """Send on the call's ``oai-events`` data channel and record it."""
+        assert self._call is not None
+        self._call.peer.send_data(text)
+        self._call.record.data_frames_out.append(recorded)
+        self._records.changed()
 
     async def send_to(self, link: Link, text: str | None, recorded: Any, data: bytes | None = None) -> None:
         """Send on one websocket, honouring ``close_after_events``."""
@@ -104,8 +112,8 @@ class ConversationViews:
 
     def greet_data_channel(self, session: dict[str, Any]) -> None:
         """``session.created`` on the call's data channel, once it opens."""
-        assert self._call is not None
-        self._call.peer.send_data(encode(with_event_id({"type": "session.created", "session": session})))
+        created = with_event_id({"type": "session.created", "session": session})
+        self._send_data(encode(created), created)
 
     # --- attached websockets ---------------------------------------------------------------------------------
 

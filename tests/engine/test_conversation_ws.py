@@ -61,7 +61,9 @@ async def test_conversation_start_defaults_to_ga_and_the_default_model(peers: Pe
                 pass
     record = server.record.directs()[-1]
     assert record.query == {"model": rtengine.DEFAULT_MODEL}
-    assert record.frames_in[0] == {"type": "session.update", "session": {"type": "realtime"}}
+    first = dict(record.frames_in[0])
+    assert str(first.pop("event_id")).startswith("rte_")  # every client event carries an id
+    assert first == {"type": "session.update", "session": {"type": "realtime"}}
 
 
 async def test_conversation_start_connect_failure_raises_and_emits_nothing(peers: PeerService) -> None:
@@ -230,8 +232,13 @@ async def test_cancel_response_ends_the_active_response_and_is_benign_when_none_
             async with rtengine.open_conversation(client, SESSION) as conv:
                 await conv.cancel_response()  # nothing active: the server's benign error, the conversation goes on
                 events = await until(conv, Error)
+                (cancel,) = server.record.directs()[-1].frames_in[1:]
                 assert events[-1] == Error(
-                    "Cancellation failed: no active response found", "response_cancel_not_active", fatal=False
+                    "Cancellation failed: no active response found",
+                    "response_cancel_not_active",
+                    fatal=False,
+                    request_type="response.cancel",  # the server's error.event_id names the request
+                    request_event_id=cancel["event_id"],
                 )
                 await conv.request_response()
                 created = (await until(conv, rtengine.events.ResponseCreated))[-1]

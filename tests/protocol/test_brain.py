@@ -62,9 +62,15 @@ def test_requests_never_overlap_and_coalesce() -> None:
 
 def test_the_active_response_error_is_a_deferral_not_an_end() -> None:
     b = brain()
-    b.command(RequestResponse())
+    (create,) = b.command(RequestResponse())
+    b.stamp(create)
     reaction = b.server_event(
-        ServerErrorEvent("active", "conversation_already_has_active_response", error_class=ErrorClass.DEFERRAL)
+        ServerErrorEvent(
+            "active",
+            "conversation_already_has_active_response",
+            error_event_id=create["event_id"],
+            error_class=ErrorClass.DEFERRAL,
+        )
     )
     assert reaction.deliver is None
     assert reaction.end is None
@@ -135,8 +141,11 @@ def test_how_a_socket_end_ends_the_conversation() -> None:
     assert closed == Closed("error", 1009, "message too big")
 
 
-# A model server: it answers each response.create with created then done, whenever the schedule says so.
-step = st.sampled_from(["request", "tool", "server_finishes", "vad_response"])
+# A model server: it answers each response.create with created then done, whenever the schedule says so; it may
+# also send an active-response error about another client's response.create (which must not defer ours).
+DEFERRAL = ErrorClass.DEFERRAL
+ACTIVE = "conversation_already_has_active_response"
+step = st.sampled_from(["request", "tool", "server_finishes", "vad_response", "stray_conflict"])
 
 
 @given(st.lists(step, max_size=40))
@@ -161,9 +170,10 @@ def test_never_two_creates_in_flight_and_no_request_forgotten(schedule: list[str
     for action in schedule:
         if action in ("request", "tool"):
             command = RequestResponse() if action == "request" else SendToolOutput("call", "{}")
-            if in_flight:
-                owed_since_last_create = True
+            owed_since_last_create = True  # until a create goes out: now, or when the active response ends
             send(b.command(command))
+        elif action == "stray_conflict":  # another client's create was refused; it names no event of ours
+            b.server_event(ServerErrorEvent("active", ACTIVE, error_event_id="evt_x", error_class=DEFERRAL))
         elif action == "vad_response" and not in_flight:
             counter += 1
             in_flight.append(f"resp_{counter}")

@@ -132,3 +132,37 @@ def test_the_client_renders_a_session_once() -> None:
     rendered = client.session_json(first)
     assert client.session_json(first) is rendered
     assert json.loads(client.session_json(SessionConfig(instructions="b")))["instructions"] == "b"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "foreign"),
+    [
+        ({"type": "semantic_vad", "threshold": 0.5}, "threshold"),
+        ({"type": "semantic_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300}, "prefix_padding_ms"),
+        ({"type": "semantic_vad", "idle_timeout_ms": 6000}, "idle_timeout_ms"),
+        ({"type": "server_vad", "eagerness": "high"}, "eagerness"),
+        ({"eagerness": "low"}, "eagerness"),  # server_vad is the default type
+    ],
+)
+def test_turn_detection_rejects_the_other_variants_fields(kwargs: dict[str, object], foreign: str) -> None:
+    """The SDK models ServerVad and SemanticVad separately; the API would reject (or ignore) a mixed object."""
+    with pytest.raises(ConfigError, match=f"does not take .*{foreign}"):
+        TurnDetection(**kwargs)  # type: ignore[arg-type]
+
+
+def test_each_vad_variant_keeps_its_own_and_the_shared_fields() -> None:
+    semantic = TurnDetection("semantic_vad", eagerness="high", create_response=True, interrupt_response=False)
+    assert semantic.to_json() == {
+        "type": "semantic_vad",
+        "create_response": True,
+        "interrupt_response": False,
+        "eagerness": "high",
+    }
+    server = TurnDetection(threshold=0.6, prefix_padding_ms=200, silence_duration_ms=400, idle_timeout_ms=6000)
+    assert server.to_json() == {
+        "type": "server_vad",
+        "threshold": 0.6,
+        "prefix_padding_ms": 200,
+        "silence_duration_ms": 400,
+        "idle_timeout_ms": 6000,
+    }

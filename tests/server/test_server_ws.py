@@ -200,14 +200,18 @@ async def test_truncate_rules(server: LocalServer) -> None:
         async with open_socket(direct(server), {}) as sock:
             await sock.receive()
             await sock.send(encode(item_truncate("item_missing", 10)))
-            assert "Only model output audio" in loads(await sock.receive())["error"]["message"]
+            error = loads(await sock.receive())["error"]
+            assert "Only model output audio" in error["message"]
+            assert error["code"] == "unsupported_content_type"
             await sock.send(encode(response_create()))
-            events = await until(sock, "response.done")
+            events = await until(sock, "rate_limits.updated")
             item_id = next(e["item_id"] for e in events if e["type"] == "response.output_audio.delta")
             await sock.send(encode(item_truncate(str(item_id), 100)))
             assert loads(await sock.receive())["type"] == "conversation.item.truncated"
-            await sock.send(encode(item_truncate(str(item_id), 5000)))
+            await sock.send(encode(item_truncate(str(item_id), 5000)))  # past the end: the error, then clamped
             assert "already shorter than" in loads(await sock.receive())["error"]["message"]
+            truncated = loads(await sock.receive())
+            assert (truncated["type"], truncated["audio_end_ms"]) == ("conversation.item.truncated", 200)
 
 
 async def test_bad_client_frames_get_error_events(server: LocalServer) -> None:
@@ -218,8 +222,8 @@ async def test_bad_client_frames_get_error_events(server: LocalServer) -> None:
             assert loads(await sock.receive())["error"]["code"] == "invalid_event"
             await sock.send(encode({"type": "made.up"}))
             assert loads(await sock.receive())["error"]["param"] == "type"
-            await sock.send(encode({"type": "session.update", "session": {"type": "realtime", "model": "x"}}))
-            assert loads(await sock.receive())["error"]["param"] == "session.model"
+            await sock.send(encode({"type": "session.update", "session": {"type": "realtime", "id": "sess_x"}}))
+            assert loads(await sock.receive())["error"]["param"] == "session.id"
             await sock.send(encode({"type": "session.update", "session": {}}))
             assert loads(await sock.receive())["error"]["code"] == "missing_required_parameter"
 

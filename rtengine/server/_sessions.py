@@ -1,0 +1,44 @@
+"""Applying a ``session.update`` to the session, as the API shows it afterwards.
+
+Objects merge field by field, except a turn detection of another ``type``: it replaces the old one (with that
+type's defaults), so ``semantic_vad`` never carries ``server_vad``'s ``threshold`` and the like. ``model`` is
+applied like any field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ._shapes import merge
+
+__all__ = ["TURN_DETECTION_DEFAULTS", "apply_session_update"]
+
+#: What the API shows for each turn detection type when the update names only the type.
+TURN_DETECTION_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
+    "server_vad": {
+        "type": "server_vad",
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": 200,
+        "idle_timeout_ms": None,
+        "create_response": True,
+        "interrupt_response": True,
+    },
+    "semantic_vad": {
+        "type": "semantic_vad",
+        "eagerness": "auto",
+        "create_response": True,
+        "interrupt_response": True,
+    },
+}
+
+
+def apply_session_update(session: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``session`` with ``update`` applied."""
+    merged = merge(session, update)
+    new = ((update.get("audio") or {}).get("input") or {}).get("turn_detection")
+    old = ((session.get("audio") or {}).get("input") or {}).get("turn_detection")
+    if isinstance(new, dict) and (not isinstance(old, dict) or new.get("type", old.get("type")) != old.get("type")):
+        base = TURN_DETECTION_DEFAULTS.get(str(new.get("type")), {})
+        merged["audio"]["input"]["turn_detection"] = {**base, **new}
+    return merged
