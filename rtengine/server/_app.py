@@ -79,7 +79,7 @@ class LocalServer:
 
     @property
     def open_calls(self) -> list[str]:
-        """Ids of calls whose answering peer is still open."""
+        """Ids of the live calls (a call ends on hang-up, when its media peer goes, or at the session cap)."""
         return list(self._calls.calls)
 
     @property
