@@ -200,6 +200,11 @@ def _add_conversation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="webrtc: seconds of 440 Hz tone to send")
     parser.add_argument("--wav-in", help="webrtc: send this WAV (16-bit mono 24 kHz) instead of the tone")
     parser.add_argument("--wav-out", default="rtengine-demo.wav", help="webrtc: write the received audio here")
+    parser.add_argument(
+        "--speak",
+        action="store_true",
+        help="websocket: speak the turn (a synthetic utterance, server VAD answers) instead of sending --text",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": args.seconds,
         "wav_in": args.wav_in,
         "wav_out": args.wav_out,
+        "speak": args.speak,
     }
     if args.command == "call":
         call_options = DemoOptions(

@@ -4,7 +4,9 @@
 any base URL (the real API with ``OPENAI_API_KEY``, or ``rtengine serve``). With ``--transport webrtc``
 rtengine is the media peer: it sends a tone (or ``--wav-in``) over RTP, writes what it receives to
 ``--wav-out`` and controls the call over the sideband; with ``websocket`` the conversation runs on a plain
-realtime websocket.
+realtime websocket. ``--speak`` (websocket) says the user's turn instead of typing it: server VAD on, a
+synthetic utterance (a 440 Hz tone, then silence) goes out as microphone frames, and the server's VAD turn
+(speech started/stopped, the user item, its transcript) and automatic answer are printed.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import ssl
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import trio
 
-from .. import ConfigError, RealtimeClient, RealtimeError, SessionConfig
+from .. import ConfigError, Conversation, RealtimeClient, RealtimeError, SessionConfig, TurnDetection
 from .. import events as ev
 from ..engine import open_conversation
 from ..server import Faults, ServerOptions, open_local_server
@@ -28,6 +30,10 @@ from ..webrtc import Media, WavWriter, open_media_engine, tone_source, wav_sourc
 __all__ = ["DemoOptions", "run_demo"]
 
 Transport = Literal["webrtc", "websocket"]
+
+#: ``--speak``: the spoken turn (a tone standing in for speech), then the silence that ends it, in 20 ms frames.
+SPOKEN_MS = 800
+PAUSE_MS = 700
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,7 @@ class DemoOptions:
     wav_out: str = "rtengine-demo.wav"
     loopback: bool = False
     ca_file: str | None = None
+    speak: bool = False
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
@@ -63,6 +70,16 @@ def describe(event: object) -> str:
             return f"transcript delta {delta!r}"
         case ev.OutputTranscriptDone(transcript=transcript):
             return f"transcript done {transcript!r}"
+        case ev.SpeechStarted(audio_start_ms=start):
+            return f"speech started (audio {start} ms)"
+        case ev.SpeechStopped(audio_end_ms=end):
+            return f"speech stopped (audio {end} ms)"
+        case ev.InputTranscriptDelta(delta=delta):
+            return f"input transcript delta {delta!r}"
+        case ev.InputTranscriptDone(transcript=transcript):
+            return f"input transcript {transcript!r}"
+        case ev.ItemAdded(item=item):
+            return f"item added ({item.get('type')}, {item.get('role', '-')})"
         case ev.AudioOut(audio=audio):
             return f"audio out ({len(audio) * 3 // 4} bytes)"
         case ev.Error(message=message, code=code, fatal=fatal):
@@ -78,6 +95,8 @@ def describe(event: object) -> str:
 async def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> int:
     """Run one conversation and print it; returns the process exit status. Bounded by ``options.timeout``."""
     embedded = options.base_url is None
+    if options.speak and options.transport != "websocket":
+        raise ConfigError("--speak needs --transport websocket (the audio goes out as input_audio_buffer.append)")
     with trio.fail_after(options.timeout):
         # One media engine (the trio-asyncio loop) for the process; pinned to loopback when both peers are here.
         async with AsyncExitStack() as stack:
@@ -100,6 +119,7 @@ async def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> 
             session = SessionConfig(
                 model=options.model or SessionConfig().model,
                 instructions="You are the rtengine demo. Answer in one short sentence.",
+                **_speaking() if options.speak else {},
             )
             media = None
             if options.transport == "webrtc":
@@ -121,9 +141,13 @@ async def _converse(
     async with open_conversation(client, session, media=media) as conv:
         if conv.call_id is not None:
             out(f"call {conv.call_id}: SDP answer received ({len(conv.answer_sdp or '')} bytes)")
-        await conv.send_text(options.text)
-        await conv.request_response()
-        out(f"> {options.text}")
+        if options.speak:
+            await _say(conv)
+            out(f"> (speaking: {SPOKEN_MS} ms of a 440 Hz tone, then {PAUSE_MS} ms of silence; server VAD answers)")
+        else:
+            await conv.send_text(options.text)
+            await conv.request_response()
+            out(f"> {options.text}")
         async for event in conv.events:
             out(f"  {(trio.current_time() - conv.started_at) * 1000:8.1f} ms  {describe(event)}")
             if isinstance(event, ev.ResponseDone):
@@ -150,6 +174,20 @@ async def _converse(
         )
     out(json.dumps({"timeline_ms": {phase: round(s * 1000, 3) for phase, s in conv.timeline.items()}}))
     return status
+
+
+def _speaking() -> dict[str, Any]:
+    """The session fields of a spoken turn: server VAD that answers on its own, and input transcription."""
+    detection = TurnDetection(create_response=True, interrupt_response=True)
+    return {"turn_detection": detection, "transcription_model": "gpt-realtime-whisper"}
+
+
+async def _say(conv: Conversation) -> None:
+    """Queue the spoken turn as microphone frames (the audio queue holds them all; none is dropped)."""
+    speech = [frame async for frame in tone_source(440.0, SPOKEN_MS / 1000)]  # 20 ms frames
+    for frame in speech + [bytes(len(speech[0]))] * (PAUSE_MS // 20):
+        if not conv.send_audio(frame):
+            raise RealtimeError("the spoken turn did not fit the audio queue")
 
 
 def main(options: DemoOptions) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._buffer_events import BUFFER_EVENT_TYPES, BufferEvent, parse_buffer_event
 from ._events import ProtocolWarning, WarningKind
 from ._session import SessionConfig
 
@@ -183,6 +184,7 @@ ClientEvent = (
     | ResponseCancel
     | ItemTruncate
     | OutputAudioBufferClear
+    | BufferEvent
     | UnknownClientEvent
 )
 
@@ -257,5 +259,7 @@ def parse_client_event(frame: str | bytes) -> ClientEvent | ProtocolWarning:
             return ItemTruncate(item_id, index, end, event_id)
         case "output_audio_buffer.clear":
             return OutputAudioBufferClear(event_id)
+        case _ if event_type in BUFFER_EVENT_TYPES:
+            return parse_buffer_event(event_type, message, event_id)
         case _:
             return UnknownClientEvent(event_type, message)

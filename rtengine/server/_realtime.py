@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..adapters._serving import WebSocket
+from ..protocol._buffer_events import InputAudioClear, InputAudioCommit, ItemDelete, ItemRetrieve
 from ..protocol._events import ProtocolWarning
 from ..protocol._payloads import (
     FunctionCallOutput,
@@ -33,13 +34,15 @@ from ..protocol._payloads import (
     parse_client_event,
 )
 from ._faults import ConversationFaults
+from ._item_store import ConversationItems
 from ._items import create_error
-from ._model import ActiveResponse, EnergyVad, ModelState
+from ._model import ActiveResponse, ModelState
 from ._options import Faults, ServerOptions
 from ._record import ConnectionRecord, ServerRecord
 from ._responses import ResponseStreamer
 from ._sessions import apply_session_update
 from ._shapes import ERROR_MESSAGES, SUPPORTED_CLIENT_EVENTS, default_session, error_event, merge, new_id
+from ._turns import Turns
 from ._views import ConversationViews, Link
 
 if TYPE_CHECKING:
@@ -77,8 +80,9 @@ class RealtimeSession:
         self.state = ModelState(session)
         self.faults = ConversationFaults(server_record, faults_getter)
         self.views = ConversationViews(server_record, self.faults, call)
-        self._responses = ResponseStreamer(self.state, options, call, self.views.send)
-        self._vad = EnergyVad()
+        self._responses = ResponseStreamer(self.state, options, call, self._send)
+        self.items = ConversationItems(self.state, self._send, self.views.reply)
+        self.turns = Turns(self.state, self.items, self._send, self.views.reply, self._start_response)
         self._nursery: trio.Nursery | None = None
         self._running = trio.Event()
         self.ended = False
@@ -172,7 +176,15 @@ class RealtimeSession:
             case SessionUpdate(session=session, event_id=eid):
                 await self._session_update(session, eid, origin)
             case InputAudioAppend(audio=audio):
-                await self._input_audio(audio)
+                await self.turns.append(audio)
+            case InputAudioCommit(event_id=eid):
+                await self.turns.commit(eid, origin)
+            case InputAudioClear():
+                await self.turns.clear()
+            case ItemDelete(item_id=item_id, event_id=eid):
+                await self.items.delete(item_id, eid, origin)
+            case ItemRetrieve(item_id=item_id, event_id=eid):
+                await self.items.retrieve(item_id, eid, origin)
             case UserText(text=user_text):
                 state.last_user_text = user_text
                 await self._add_item(
@@ -206,20 +218,11 @@ class RealtimeSession:
                 eid = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
                 await reply(origin, error_event(message, code="invalid_value", param="type", event_id=eid))
 
-    async def _input_audio(self, pcm: bytes) -> None:
-        """Server VAD: loud audio starts speech (interrupting an active response when ``interrupt_response``
-        allows), silence after speech stops it."""
-        detection = (self.session.get("audio") or {}).get("input", {}).get("turn_detection")
-        if not isinstance(detection, dict):
-            detection = None
-        event = self._vad.feed(pcm, detection)
-        if event is None:
-            return
+    async def _send(self, event: dict[str, Any]) -> None:
+        """Send a server event to every view; the item store and the turns follow what the conversation says."""
+        self.items.observe(event)
+        self.turns.observe(event)
         await self.views.send(event)
-        response = self.state.response
-        started = event["type"] == "input_audio_buffer.speech_started"
-        if started and response is not None and detection is not None and detection.get("interrupt_response", True):
-            response.cancel("turn_detected")
 
     async def _clear_output_audio(self, eid: str | None, origin: Link | None) -> None:
         """``output_audio_buffer.clear`` on a call: ``cleared`` naming the response whose audio was cut."""
@@ -228,7 +231,7 @@ class RealtimeSession:
             message = "rtengine local server: no response has played audio on this call yet."
             await self.views.reply(origin, error_event(message, code="invalid_value", param="type", event_id=eid))
         else:
-            await self.views.send({"type": "output_audio_buffer.cleared", "response_id": response_id})
+            await self._send({"type": "output_audio_buffer.cleared", "response_id": response_id})
 
     async def _session_update(self, session: Any, eid: str | None, origin: Link | None) -> None:
         # ``model`` is a field of the session the API accepts (the openai-agents SDK always sends it); ``id`` is
@@ -253,13 +256,13 @@ class RealtimeSession:
             await self.views.reply(origin, error)
             return
         self.state.session = apply_session_update(self.session, dict(session))
-        await self.views.send({"type": "session.updated", "session": self.session})
+        await self._send({"type": "session.updated", "session": self.session})
         await self.faults.inject_once(self.views)
 
     async def _add_item(self, item: dict[str, Any]) -> None:
         full, previous = self.state.new_item(item)
-        await self.views.send({"type": "conversation.item.added", "previous_item_id": previous, "item": full})
-        await self.views.send({"type": "conversation.item.done", "previous_item_id": previous, "item": full})
+        await self._send({"type": "conversation.item.added", "previous_item_id": previous, "item": full})
+        await self._send({"type": "conversation.item.done", "previous_item_id": previous, "item": full})
 
     async def _truncate(self, event: ItemTruncate, origin: Link | None) -> None:
         """Cut an assistant audio item. Past the audio's end the API answers the ``error`` and then truncates at
@@ -277,7 +280,7 @@ class RealtimeSession:
             await self.views.reply(origin, error)
             end = received
         truncated = {"item_id": event.item_id, "content_index": event.content_index, "audio_end_ms": end}
-        await self.views.send({"type": "conversation.item.truncated", **truncated})
+        await self._send({"type": "conversation.item.truncated", **truncated})
 
     async def _response_create(self, eid: str | None, origin: Link | None, request: Mapping[str, Any]) -> None:
         active = self.state.response
@@ -289,8 +292,14 @@ class RealtimeSession:
             code = "conversation_already_has_active_response"
             await self.views.reply(origin, error_event(message, code=code, event_id=eid))
             return
-        if self._nursery is None:  # the conversation has ended; its views are being dropped
-            return
-        response = ActiveResponse(new_id("resp"), trio.CancelScope(), request)
+        self._start_response(request)
+
+    def _start_response(self, request: Mapping[str, Any] | None = None) -> bool:
+        """Start streaming a response (``request``: the ``response.create`` payload, if a client asked), unless one
+        is active or the conversation has ended (its views are being dropped); whether it started."""
+        if self.state.response is not None or self._nursery is None:
+            return False
+        response = ActiveResponse(new_id("resp"), trio.CancelScope(), request or {})
         self.state.response = response
         self._nursery.start_soon(self._responses.stream, response)
+        return True

@@ -1,0 +1,101 @@
+"""The conversation's items as the local server keeps them: ``conversation.item.delete`` and ``.retrieve``.
+
+:class:`ConversationItems` learns every item from the server events that announce it
+(``conversation.item.added``/``.done``, seen through :meth:`ConversationItems.observe`), so it never depends on
+who built the item. A user audio item also keeps its audio and, once transcribed, its transcript, and an assistant
+item the output audio streamed for it (``response.output_audio.delta``): the API's ``conversation.item.retrieved``
+returns the audio ("to inspect user audio after noise cancellation and VAD").
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from ._model import ModelState
+from ._shapes import error_event
+
+if TYPE_CHECKING:
+    from ._views import Link
+
+__all__ = ["ConversationItems"]
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Reply = Callable[["Link | None", dict[str, Any]], Awaitable[None]]
+
+_ITEM_EVENTS: Final = frozenset({"conversation.item.added", "conversation.item.done"})
+
+
+class ConversationItems:
+    """The items of one conversation, in order, with the audio of user audio items."""
+
+    def __init__(self, state: ModelState, send: Send, reply: Reply) -> None:
+        self._state = state
+        self._send = send
+        self._reply = reply
+        self._items: dict[str, dict[str, Any]] = {}
+        self._audio: dict[str, bytearray] = {}
+        self._transcripts: dict[str, str] = {}
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._items
+
+    def observe(self, event: dict[str, Any]) -> None:
+        """Learn the item an outgoing ``conversation.item.added``/``.done`` carries (the latest shape wins), and
+        the output audio of an assistant item."""
+        if event.get("type") == "response.output_audio.delta":
+            item_id, delta = event.get("item_id"), event.get("delta")
+            if isinstance(item_id, str) and isinstance(delta, str):
+                self._audio.setdefault(item_id, bytearray()).extend(base64.b64decode(delta))
+            return
+        if event.get("type") not in _ITEM_EVENTS:
+            return
+        item = event.get("item")
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            self._items[item["id"]] = item
+
+    def keep_audio(self, item_id: str, audio: bytes) -> None:
+        """The input audio (in the session's input format) a committed user item holds."""
+        self._audio[item_id] = bytearray(audio)
+
+    def keep_transcript(self, item_id: str, transcript: str) -> None:
+        """The input transcription of a user audio item, once completed."""
+        self._transcripts[item_id] = transcript
+
+    def retrieved(self, item_id: str) -> dict[str, Any]:
+        """The server's copy of an item (``object`` set; an audio part with its ``audio``, user audio with its
+        ``transcript``)."""
+        item = copy.deepcopy(self._items[item_id])
+        item.setdefault("object", "realtime.item")
+        if item_id in self._audio:
+            for part in item.get("content") or []:
+                if isinstance(part, dict) and part.get("type") in ("input_audio", "output_audio"):
+                    part["audio"] = base64.b64encode(self._audio[item_id]).decode("ascii")
+                if isinstance(part, dict) and part.get("type") == "input_audio":
+                    part["transcript"] = self._transcripts.get(item_id, part.get("transcript"))
+        return item
+
+    async def delete(self, item_id: str, event_id: str | None, origin: Link | None) -> None:
+        """``conversation.item.delete``: ``conversation.item.deleted`` to every view, or the API's error."""
+        if item_id not in self._items:
+            message = f"Error deleting item: the item with id '{item_id}' does not exist."
+            await self._reply(origin, error_event(message, code="item_delete_invalid_item_id", event_id=event_id))
+            return
+        del self._items[item_id]
+        self._audio.pop(item_id, None)
+        self._transcripts.pop(item_id, None)
+        state = self._state
+        state.audio_items.pop(item_id, None)
+        if state.last_item_id == item_id:  # the next item follows the one before it
+            state.last_item_id = next(reversed(self._items), None)
+        await self._send({"type": "conversation.item.deleted", "item_id": item_id})
+
+    async def retrieve(self, item_id: str, event_id: str | None, origin: Link | None) -> None:
+        """``conversation.item.retrieve``: ``conversation.item.retrieved`` to the asking view, or the API's error."""
+        if item_id not in self._items:
+            message = f"Error retrieving item: the item with id '{item_id}' does not exist."
+            await self._reply(origin, error_event(message, code="item_retrieve_invalid_item_id", event_id=event_id))
+            return
+        await self._reply(origin, {"type": "conversation.item.retrieved", "item": self.retrieved(item_id)})
