@@ -184,6 +184,11 @@ class Peer:
                 self._messages_tx.send_nowait(data)
             except trio.WouldBlock:
                 self.messages_dropped += 1
+            except trio.ClosedResourceError:
+                # Its owner closed the peer: nobody reads messages any more (not a drop for want of room). Raising
+                # here would kill aiortc's DTLS task, which then ends without sending close_notify, and the remote
+                # side would learn of the close only when ICE consent fails (~30 s).
+                return
 
         channel.on("open", opened)
         channel.on("message", message)

@@ -29,6 +29,16 @@ def _injection(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from exc
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {value!r}")
+    return seconds
+
+
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8011, help="port to bind, 0 for any free port (default: 8011)")
@@ -65,6 +75,20 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--oversized-bytes", type=int, default=2 * 1024 * 1024, help="size of the oversized frame")
     faults.add_argument("--retry-after", type=float, help="Retry-After seconds on injected call rejections")
     faults.add_argument("--media-unreachable", action="store_true", help="answer calls but never complete ICE")
+    parser.add_argument(
+        "--session-max-seconds",
+        type=_positive_seconds,
+        default=3600.0,
+        metavar="S",
+        help="session cap: close each session's sockets with 1001 and end its call after S seconds (default: 3600)",
+    )
+    parser.add_argument(
+        "--call-connect-seconds",
+        type=_positive_seconds,
+        default=30.0,
+        metavar="S",
+        help="end a call whose media peer has not connected within S seconds (default: 30)",
+    )
     parser.add_argument("--echo", action="store_true", help="calls play back the audio they receive")
     parser.add_argument("--loopback", action="store_true", help="pin ICE candidates to 127.0.0.1 (one machine)")
     parser.add_argument("--certfile", help="serve HTTPS and WSS with this certificate chain (PEM)")
@@ -111,6 +135,8 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         echo=args.echo,
         loopback=args.loopback,
         faults=faults,
+        session_max_seconds=args.session_max_seconds,
+        call_connect_seconds=args.call_connect_seconds,
     )
 
 

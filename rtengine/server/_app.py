@@ -10,7 +10,8 @@ Routes (the base URL is ``http://HOST:PORT/v1``):
 * websocket ``/v1/realtime?model=…`` — a direct conversation; ``/v1/realtime?call_id=rtc_…`` — the sideband of
   a known call (unknown id → 404; a ``model`` beside ``call_id`` → 400).
 * A call has one conversation (:class:`~rtengine.server._realtime.RealtimeSession`); its ``oai-events`` data
-  channel and every sideband that joins are views of it. The call ends when its last sideband leaves.
+  channel and every sideband that joins are views of it. The call ends on hang-up, when its media peer goes away,
+  or at the session cap (``ServerOptions.session_max_seconds``) — not when a sideband leaves.
 
 This module routes requests and owns the lifecycle; the calls live in :mod:`~rtengine.server._calls`, the
 websocket handshakes in :mod:`~rtengine.server._websockets`. :func:`open_local_server` owns a nursery holding the
@@ -80,7 +81,7 @@ class LocalServer:
 
     @property
     def open_calls(self) -> list[str]:
-        """Ids of calls whose answering peer is still open."""
+        """Ids of the live calls (a call ends on hang-up, when its media peer goes, or at the session cap)."""
         return list(self._calls.calls)
 
     @property

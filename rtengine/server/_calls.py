@@ -1,14 +1,26 @@
 """Call management: creating WebRTC calls, running their media and data channel, ending them.
 
 ``POST /v1/realtime/calls`` answers the offer with a real aiortc peer (:class:`CallManager.create`); the call then
-lives in the server's nursery (:meth:`CallManager._run_call`) with its one conversation, until it is hung up
-(:meth:`CallManager.hang_up`, ``POST /v1/realtime/calls/{call_id}/hangup``), its last sideband leaves, or the
-server stops (:meth:`CallManager.end`). An ended call is forgotten: its id answers 404 from then on.
+lives in the server's nursery (:meth:`CallManager._run_call`) with its one conversation. Like the API's, a call
+ends only when
+
+* it is hung up (:meth:`CallManager.hang_up`, ``POST /v1/realtime/calls/{call_id}/hangup``);
+* its media peer goes away: the peer connection fails or closes once connected (``media_closed``), fails before
+  connecting (``media_failed``), or has not connected ``ServerOptions.call_connect_seconds`` after the call's
+  creation (``media_timeout``), so calls that nobody ever connects cannot pile up;
+* the session cap is reached (``ServerOptions.session_max_seconds`` after its creation): every sideband is closed
+  with ``1001`` "Your session hit the maximum duration of 60 minutes." first (``session_expired``);
+* the server stops (:meth:`CallManager.end`).
+
+A sideband leaving does not end the call: another sideband may join the same ``call_id`` later. An ended call is
+forgotten: its id answers 404 from then on.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -21,14 +33,19 @@ from ..protocol._audio import tone
 from ..protocol._calls import check_sdp, validate_call_id
 from ..protocol._errors import InvalidCallId, InvalidSdp
 from ..protocol._session import DEFAULT_MODEL
+from ._faults import CLOSE_REPLY_TIMEOUT
 from ._guard import guarded
 from ._http import CALLS_PATH, HttpError, Reply, parse_call_body
+from ._ids import call_id as new_call_id
+from ._ids import session_id_of_call
 from ._options import Faults, ServerOptions
 from ._realtime import RealtimeSession
 from ._record import CallRecord, ServerRecord
 from ._shapes import encode, error_event, new_id
 
-__all__ = ["Call", "CallManager"]
+__all__ = ["Call", "CallManager", "stamp_session"]
+
+log = logging.getLogger("rtengine.server")
 
 #: Received call audio kept in the record for assertions (10 s of PCM16 mono 24 kHz).
 MAX_RECORDED_AUDIO: Final = 10 * 24000 * 2
@@ -52,6 +69,17 @@ class Call:
     conversation: RealtimeSession = field(init=False)
     ended: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    #: When the call was created (trio's clock): the session cap counts from here.
+    created: float = field(default_factory=trio.current_time)
+
+
+def stamp_session(conversation: RealtimeSession, session_id: str, max_seconds: float) -> None:
+    """Give a new conversation's session its id and the ``expires_at`` of the session cap (the API's shapes)."""
+    session = dict(conversation.session)
+    session["id"] = session_id
+    if "expires_at" in session and max_seconds < float("inf"):
+        session["expires_at"] = int(time.time() + max_seconds)
+    conversation.state.session = session
 
 
 class CallManager:
@@ -86,12 +114,13 @@ class CallManager:
             if exc.code == "injected" and self._faults().retry_after is not None:
                 headers.append(("retry-after", f"{self._faults().retry_after:g}"))
             return status, headers, body
-        call_id = new_id("rtc")
+        call_id = new_call_id()
         model = session.get("model") if session and isinstance(session.get("model"), str) else DEFAULT_MODEL
         call = Call(call_id, peer, source, str(model), session, record)
         call.conversation = RealtimeSession(
             self._record, self._options, model=call.model, call=call, faults_getter=self._faults
         )
+        stamp_session(call.conversation, session_id_of_call(call_id), self._options.session_max_seconds)
         self.calls[call_id] = call
         if self._faults().media_unreachable:
             await peer.aclose()  # the answer stands, but nobody will ever answer ICE checks
@@ -130,6 +159,7 @@ class CallManager:
             return False
         call.ended = True
         call.record.end = reason
+        log.info("call ended call_id=%s reason=%s", call_id, reason)
         call.scope.cancel()
         call.conversation.drop_all("call_ended")
         await call.peer.aclose()
@@ -161,8 +191,8 @@ class CallManager:
 
     async def _run_call(self, call: Call) -> None:
         """The call, in the server's nursery until it ends: its conversation (served on the data channel and on
-        every sideband that joins), the received audio (recorded, echoed back with ``echo``), and a greeting tone
-        once the peer connection is up."""
+        every sideband that joins), the received audio (recorded, echoed back with ``echo``), a greeting tone once
+        the peer connection is up, and the watch on its lifetime (media peer, session cap), which ends it."""
         record = call.record
 
         def received(pcm: bytes) -> None:
@@ -172,16 +202,47 @@ class CallManager:
             if self._options.echo:
                 call.source.push(pcm)
 
+        reason: str | None = None
         with call.scope:
             async with trio.open_nursery() as nursery:
                 await nursery.start(call.conversation.run)
                 nursery.start_soon(call.peer.receive_audio, received)
                 nursery.start_soon(self._serve_data_channel, call)
-                await call.peer.connected.wait()
-                record.connected = True
-                self._record.changed()
-                if self._options.greeting_ms:
-                    call.source.push(tone(660.0, self._options.greeting_ms))
+                nursery.start_soon(self._greet_when_connected, call)
+                reason = await self._lifetime(call)
+                nursery.cancel_scope.cancel()
+        if reason is not None:
+            await self.end(call.call_id, reason)
+
+    async def _greet_when_connected(self, call: Call) -> None:
+        await call.peer.connected.wait()
+        call.record.connected = True
+        self._record.changed()
+        if self._options.greeting_ms:
+            call.source.push(tone(660.0, self._options.greeting_ms))
+
+    async def _lifetime(self, call: Call) -> str:
+        """Wait until the call ends by itself and say why: its media peer went away, or the session cap (then
+        its sidebands are closed with ``1001`` first)."""
+        with trio.move_on_at(call.created + self._options.session_max_seconds):
+            return await self._media_gone(call)
+        await call.conversation.views.expire(self._options.session_cap_message, CLOSE_REPLY_TIMEOUT)
+        return "session_expired"
+
+    async def _media_gone(self, call: Call) -> str:
+        """Return once the call's media peer is gone: ``media_timeout`` (not connected within
+        ``call_connect_seconds`` of the call's creation), ``media_failed`` (failed before connecting),
+        ``media_closed`` (failed or closed once connected)."""
+        peer = call.peer
+        # A peer the server dropped on purpose (``media_unreachable``) plays a caller whose ICE never completes:
+        # only the deadline ends that call.
+        watched = [peer.connected] if peer.closed else [peer.connected, peer.failed]
+        with trio.move_on_at(call.created + self._options.call_connect_seconds):
+            await _first_set(watched)
+        if not peer.connected.is_set():
+            return "media_failed" if peer.failed.is_set() and not peer.closed else "media_timeout"
+        await peer.failed.wait()
+        return "media_closed"
 
     async def _serve_data_channel(self, call: Call) -> None:
         """The call's ``oai-events`` data channel is a view of its conversation, like a sideband: it gets
@@ -202,3 +263,15 @@ class CallManager:
             sent = {**reply, "event_id": new_id("event")}
             call.peer.send_data(encode(sent))
             call.record.data_frames_out.append(sent)
+
+
+async def _first_set(events: list[trio.Event]) -> None:
+    """Return once any of ``events`` is set."""
+    async with trio.open_nursery() as nursery:
+
+        async def wait(event: trio.Event) -> None:
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+        for event in events:
+            nursery.start_soon(wait, event)

@@ -10,7 +10,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-__all__ = ["INJECTIONS", "Faults", "ServerOptions", "ToolScript", "check_injection"]
+__all__ = ["INJECTIONS", "Faults", "ServerOptions", "ToolScript", "check_injection", "session_cap_message"]
 
 #: What ``Faults.inject`` may name (``error:<code>`` sends a server ``error`` event with that code).
 INJECTIONS: Final = ("malformed_json", "binary", "oversized", "unknown_event", "error:<code>")
@@ -40,7 +40,8 @@ class Faults:
     * ``inject`` — frames sent right after the first ``session.updated``: ``malformed_json``, ``binary``,
       ``oversized`` (``oversized_bytes`` of text), ``unknown_event``, ``error:<code>`` (a server ``error`` event).
     * ``retry_after`` — a ``Retry-After`` header (seconds) on injected rejections.
-    * ``media_unreachable`` — answer calls, then drop the answering peer at once: the caller's ICE never completes.
+    * ``media_unreachable`` — answer calls, then drop the answering peer at once: the caller's ICE never completes
+      (the call itself lives on until ``ServerOptions.call_connect_seconds``, like a call nobody connects).
     """
 
     call_delay: float = 0.0
@@ -106,6 +107,11 @@ class ServerOptions:
     allowed between keep-alive requests) / a whole body; a slower one gets 408 and the connection is closed.
     ``max_connections`` — open TCP connections served at once; one more is answered 503 (``Retry-After: 1``) and
     closed.
+    ``session_max_seconds`` — the session cap (the API's is 60 minutes): that long after a direct websocket's
+    handshake or a call's creation, the server closes every socket of the session with ``1001`` "Your session hit
+    the maximum duration of 60 minutes." (the minutes follow the knob) and ends the call.
+    ``call_connect_seconds`` — a call whose media peer has not connected this long after its creation ends (a caller
+    that never completes ICE cannot leave calls behind); once connected, a call ends when its peer goes away.
     """
 
     host: str = "127.0.0.1"
@@ -125,6 +131,8 @@ class ServerOptions:
     max_connections: int = 1000
     faults: Faults = field(default_factory=Faults)
     tls: ssl.SSLContext | None = field(default=None, repr=False)
+    session_max_seconds: float = 3600.0
+    call_connect_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -135,3 +143,17 @@ class ServerOptions:
             raise ValueError("header_timeout and body_timeout must be > 0")
         if self.max_connections < 1 or self.max_body_bytes < 1 or self.max_message_bytes < 1:
             raise ValueError("max_connections, max_body_bytes and max_message_bytes must be >= 1")
+        if not self.session_max_seconds > 0 or not self.call_connect_seconds > 0:  # NaN fails too
+            raise ValueError("session_max_seconds and call_connect_seconds must be > 0")
+
+    @property
+    def session_cap_message(self) -> str:
+        """The close reason at the session cap, worded like the API's ("… of 60 minutes.")."""
+        return session_cap_message(self.session_max_seconds)
+
+
+def session_cap_message(seconds: float) -> str:
+    """The API's close reason at a cap of ``seconds``: "Your session hit the maximum duration of N minutes."."""
+    minutes = f"{seconds / 60:.2f}".rstrip("0").rstrip(".")  # 60, 1.5, 0.03: no exponent, no trailing zeros
+    unit = "minute" if minutes == "1" else "minutes"
+    return f"Your session hit the maximum duration of {minutes} {unit}."

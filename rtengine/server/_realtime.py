@@ -127,8 +127,8 @@ class RealtimeSession:
             nursery.cancel_scope.cancel()
 
     async def serve(self, ws: WebSocket, record: ConnectionRecord) -> None:
-        """Attach one accepted websocket (``session.created`` first) until the client ends it, a fault ends it
-        or :meth:`drop_all` cancels it."""
+        """Attach one accepted websocket (a direct one gets ``session.created`` first, a sideband nothing) until
+        the client ends it, a fault ends it or :meth:`drop_all` cancels it."""
         link = self.views.attach(ws, record)
         try:
             with link.scope:

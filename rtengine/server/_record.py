@@ -45,8 +45,10 @@ class CallRecord:
     #: Server events sent on the call's data channel (parsed JSON), in order.
     data_frames_out: list[Any] = field(default_factory=list, repr=False)
     #: How the call ended, ``None`` while it is live: ``hangup`` (``POST …/hangup`` answered 200),
-    #: ``last_sideband_left`` (its last sideband websocket closed), ``end_call`` (``LocalServer.end_call``),
-    #: ``server_shutdown`` (the server stopped).
+    #: ``media_closed`` (its peer connection failed or closed once connected), ``media_failed`` (it failed before
+    #: connecting), ``media_timeout`` (not connected within ``ServerOptions.call_connect_seconds``),
+    #: ``session_expired`` (the session cap), ``end_call`` (``LocalServer.end_call``), ``server_shutdown`` (the
+    #: server stopped). Sidebands leaving never end a call.
     end: str | None = None
 
     @property
@@ -66,6 +68,7 @@ class ConnectionRecord:
     ``client_close`` (the client sent CLOSE ``close_code``), ``server_close`` (the server sent CLOSE),
     ``abrupt`` (the server dropped TCP), ``eof`` (the client's TCP ended without CLOSE), ``rejected``
     (handshake answered ``status``), ``handshake_abandoned`` (the client left before the accept),
+    ``session_expired`` (the session cap: the server sent CLOSE 1001), ``call_ended`` (its call ended),
     ``protocol_error``, ``too_big``, ``server_shutdown``. ``None`` while it is open.
     """
 

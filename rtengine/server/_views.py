@@ -3,9 +3,10 @@
 A WebRTC call has one conversation seen through several views: its ``oai-events`` data channel and every
 sideband websocket that joins (a :class:`Link` each); a plain websocket is the one view of its own conversation.
 Client events from any view go into the conversation; its server events go out on all of them, except
-``session.created`` (only to the view that just opened) and an ``error`` (only to the view whose client event
-caused it). A client that vanished is not an error of the conversation: its link stops being written to, and its
-reader records how it ended.
+``session.created`` (only to the view that just opened, and never to a sideband: like the API, a sideband's first
+event is the ``session.updated`` answering its ``session.update``) and an ``error`` (only to the view whose client
+event caused it). A client that vanished is not an error of the conversation: its link stops being written to, and
+its reader records how it ended. At the session cap every websocket view is closed with ``1001`` (:meth:`expire`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Link:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     sent: int = 0
     closing: bool = False
+    #: Set once the link is detached (its reader has returned).
+    left: trio.Event = field(default_factory=trio.Event)
 
 
 class ConversationViews:
@@ -100,7 +103,10 @@ class ConversationViews:
         await self._faults.after_send(link)
 
     async def greet(self, link: Link, session: dict[str, Any]) -> None:
-        """``session.created`` to one websocket that just attached."""
+        """``session.created`` to a direct websocket that just attached; nothing to a sideband (the API sends a
+        sideband no ``session.created``: its first event answers its ``session.update``)."""
+        if link.record.kind == "sideband":
+            return
         created = with_event_id({"type": "session.created", "session": session})
         await self.send_to(link, encode(created), created)
 
@@ -118,6 +124,25 @@ class ConversationViews:
 
     def detach(self, link: Link) -> None:
         self.links.remove(link)
+        link.left.set()
+
+    async def expire(self, reason: str, reply_timeout: float) -> None:
+        """The session cap: send CLOSE ``1001`` with ``reason`` on every websocket (recorded as
+        ``session_expired``), then wait up to ``reply_timeout`` for their clients to answer and leave; the links
+        still attached after that are for the caller to drop."""
+        expiring = [link for link in self.links if not link.closing]
+        for link in expiring:
+            link.closing = True
+            if link.record.end is None:
+                link.record.end, link.record.close_code = "session_expired", 1001
+            try:
+                await link.ws.send_close(1001, reason)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                continue
+        self._records.changed()
+        with trio.move_on_after(reply_timeout):
+            for link in expiring:
+                await link.left.wait()
 
     def drop_all(self, end: str) -> None:
         """Cancel every attached websocket, recording ``end`` for those that had not ended."""

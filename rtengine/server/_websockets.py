@@ -3,8 +3,10 @@
 ``/v1/realtime?model=…`` is a direct conversation of its own; ``/v1/realtime?call_id=rtc_…`` is a sideband, one
 more view of a live call's conversation (unknown call → 404, a malformed id or ``model`` beside ``call_id`` →
 400). The handshake faults apply here (``websocket_status``, ``refuse_sideband_joins``, the accept delays, and
-``ignore_client_close``, which is set on the socket before it is served). When the last sideband of a call
-leaves, the call ends with it.
+``ignore_client_close``, which is set on the socket before it is served). A sideband leaving does not end its call
+(the call ends on hang-up, when its media peer goes, or at the session cap; see :mod:`~rtengine.server._calls`), so
+a sideband may leave and join the same call again. A direct conversation is closed with ``1001`` at the session cap
+(``ServerOptions.session_max_seconds`` after its handshake).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from ..adapters._serving import HttpRequest, WebSocket
 from ..protocol._calls import validate_call_id
 from ..protocol._errors import InvalidCallId
 from ..protocol._session import DEFAULT_MODEL
-from ._calls import Call, CallManager
+from ._calls import Call, CallManager, stamp_session
+from ._faults import CLOSE_REPLY_TIMEOUT
 from ._http import REALTIME_PATH, authorized, error_body
+from ._ids import session_id
 from ._options import Faults, ServerOptions
 from ._realtime import RealtimeSession
 from ._record import ConnectionRecord, ServerRecord
@@ -101,15 +105,23 @@ class WebSocketGate:
         if call is None:
             model = query.get("model") or DEFAULT_MODEL
             session = RealtimeSession(self._record, self._options, model=model, call=None, faults_getter=self._faults)
-            await session.serve_alone(ws, record)
+            stamp_session(session, session_id(), self._options.session_max_seconds)
+            await self._serve_direct(session, ws, record)
             return None
-        try:
-            await call.conversation.serve(ws, record)
-        finally:
-            if not call.ended and not call.conversation.links:
-                # The last controlling connection left: the call ends with it (keeps peers from piling up).
-                await self._calls.end(call.call_id, "last_sideband_left")
+        await call.conversation.serve(ws, record)  # the call outlives its sidebands
         return None
+
+    async def _serve_direct(self, session: RealtimeSession, ws: WebSocket, record: ConnectionRecord) -> None:
+        """A direct conversation until its client ends it, or the session cap closes it with ``1001``."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._expire, session, nursery.cancel_scope)
+            await session.serve_alone(ws, record)
+            nursery.cancel_scope.cancel()
+
+    async def _expire(self, session: RealtimeSession, scope: trio.CancelScope) -> None:
+        await trio.sleep(self._options.session_max_seconds)
+        await session.views.expire(self._options.session_cap_message, CLOSE_REPLY_TIMEOUT)
+        scope.cancel()  # a client that never answered the CLOSE is dropped
 
     async def _client_left_during(self, ws: WebSocket, delay: float) -> bool:
         """Hold the handshake for ``delay`` seconds; True if the client hung up meanwhile."""

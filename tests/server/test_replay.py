@@ -121,10 +121,6 @@ async def test_replay_produces_the_recorded_event_types(peers: PeerService, offe
         # The recording stopped reading at its last response.done, before the rate_limits.updated that follows
         # each one (the sideband audio turn, read to its end, shows it).
         types = [t for t in types if t != "rate_limits.updated"]
-    if fixture["transport"] == "sideband" and types[:1] == ["session.created"]:
-        # The real API greets a sideband with nothing (its first event answers its session.update); the local
-        # server's greeting is being removed under issue #10 (call lifetime part). Drop this when it lands.
-        types = types[1:]
     assert collapse(types) == fixture["server_types"]
 
 

@@ -15,6 +15,7 @@ from helpers import call_id_of, create_call, loads, sideband
 from rtengine.adapters._peer import PeerService
 from rtengine.adapters._ws import open_socket
 from rtengine.protocol import SocketEnd
+from rtengine.protocol._payloads import encode
 from rtengine.server import LocalServer, ServerOptions, open_local_server
 
 NOT_FOUND = {
@@ -45,7 +46,8 @@ async def test_hangup_of_a_live_call_is_200_empty_and_closes_its_sideband(
         before = peers.open_peers
         call_id = call_id_of(await create_call(server, offer_sdp))
         async with open_socket(sideband(server, call_id), {}) as sock:
-            assert loads(await sock.receive())["type"] == "session.created"
+            await sock.send(encode({"type": "session.update", "session": {"type": "realtime"}}))
+            assert loads(await sock.receive())["type"] == "session.updated"  # a sideband gets no session.created
             response = await hang_up(server, call_id)
             assert response.status_code == 200
             assert response.content == b""
@@ -89,17 +91,20 @@ async def test_hangup_of_an_invalid_call_id_is_404_never_500(server: LocalServer
     assert len(server.record.refused_hangups) == 1
 
 
-async def test_hangup_after_the_last_sideband_left_is_404(server: LocalServer, offer_sdp: str) -> None:
+async def test_a_call_outlives_its_sidebands_until_it_is_hung_up(server: LocalServer, offer_sdp: str) -> None:
+    """Like the API, the last sideband leaving does not end the call: the hang-up after it is still 200."""
     with trio.fail_after(10):
         call_id = call_id_of(await create_call(server, offer_sdp))
         async with open_socket(sideband(server, call_id), {}) as sock:
-            assert loads(await sock.receive())["type"] == "session.created"
-        await server.record.wait_until(lambda: call_id not in server.open_calls)
+            await sock.send(encode({"type": "session.update", "session": {"type": "realtime"}}))
+            assert loads(await sock.receive())["type"] == "session.updated"
+        await server.record.wait_until(lambda: server.record.sidebands()[0].end is not None)
+        assert server.open_calls == [call_id]
+        assert (await hang_up(server, call_id)).status_code == 200
         assert_not_found(await hang_up(server, call_id))
     [call] = server.record.calls
-    assert call.end == "last_sideband_left"
-    assert not call.hung_up
-    assert server.record.hung_up_calls() == []
+    assert call.end == "hangup"
+    assert server.record.sidebands()[0].end == "client_close"
 
 
 async def test_hangup_needs_the_api_key_when_one_is_set(peers: PeerService, offer_sdp: str) -> None:

@@ -106,9 +106,10 @@ async def test_sideband_of_a_call(server: LocalServer, offer_sdp: str) -> None:
     with trio.fail_after(10):
         call_id = call_id_of(await create_call(server, offer_sdp, SessionConfig(instructions="from the call")))
         async with open_socket(sideband(server, call_id), {"authorization": "Bearer t"}) as sock:
-            created = loads(await sock.receive())
-            assert created["session"]["instructions"] == "from the call"
-            await sock.send(encode(session_update(SessionConfig())))
+            await sock.send(encode({"type": "session.update", "session": {"type": "realtime"}}))
+            updated = loads(await sock.receive())  # the first event on a sideband: no session.created
+            assert updated["type"] == "session.updated"
+            assert updated["session"]["instructions"] == "from the call"
             await sock.send(encode(response_create()))
             events = await until(sock, "response.done")
             events += await until(sock, "output_audio_buffer.stopped")
@@ -118,17 +119,21 @@ async def test_sideband_of_a_call(server: LocalServer, offer_sdp: str) -> None:
     assert "output_audio_buffer.started" in types
     record = server.record.sidebands()[-1]
     assert record.query == {"call_id": call_id}
-    await server.record.wait_until(lambda: call_id not in server.open_calls)
+    await server.record.wait_until(lambda: record.end is not None)
+    assert server.open_calls == [call_id]  # the call outlives its sideband
 
 
 async def test_two_sidebands_are_views_of_one_conversation(server: LocalServer, offer_sdp: str) -> None:
-    """A text sent on one sideband is answered on both; the call ends only when the last sideband leaves."""
+    """A text sent on one sideband is answered on both; neither leaving ends the call."""
     with trio.fail_after(10):
         call_id = call_id_of(await create_call(server, offer_sdp))
         async with open_socket(sideband(server, call_id), {}) as first:
-            assert loads(await first.receive())["type"] == "session.created"
+            await first.send(encode(session_update(SessionConfig())))
+            assert loads(await first.receive())["type"] == "session.updated"
             async with open_socket(sideband(server, call_id), {}) as second:
-                assert loads(await second.receive())["type"] == "session.created"
+                await second.send(encode(session_update(SessionConfig())))
+                for sock in (first, second):  # the state change goes to every view
+                    assert loads(await sock.receive())["type"] == "session.updated"
                 await first.send(encode(user_text("one conversation")))
                 await first.send(encode(response_create()))
                 for sock in (first, second):
@@ -140,8 +145,9 @@ async def test_two_sidebands_are_views_of_one_conversation(server: LocalServer, 
             assert call_id in server.open_calls  # one sideband left, the other still holds the call
             await first.send(encode(response_create()))
             await until(first, "response.done")
-        await server.record.wait_until(lambda: call_id not in server.open_calls)
+        await server.record.wait_until(lambda: all(c.end is not None for c in server.record.sidebands()))
     assert [c.end for c in server.record.sidebands()] == ["client_close", "client_close"]
+    assert server.open_calls == [call_id]
 
 
 async def test_sideband_rejections(server: LocalServer, offer_sdp: str) -> None:
@@ -236,7 +242,8 @@ async def test_sideband_accept_delay_and_abandoned_handshake(server: LocalServer
         start = trio.current_time()
         async with open_socket(sideband(server, call_id), {}) as sock:
             assert trio.current_time() - start >= 0.5
-            assert loads(await sock.receive())["type"] == "session.created"
+            await sock.send(encode(session_update(SessionConfig())))
+            assert loads(await sock.receive())["type"] == "session.updated"
 
 
 async def test_refuse_first_sideband_joins_then_accept(server: LocalServer, offer_sdp: str) -> None:
@@ -249,7 +256,8 @@ async def test_refuse_first_sideband_joins_then_accept(server: LocalServer, offe
                     pass
             assert info.value.status == 503
         async with open_socket(sideband(server, call_id), {}) as sock:
-            assert loads(await sock.receive())["type"] == "session.created"
+            await sock.send(encode(session_update(SessionConfig())))
+            assert loads(await sock.receive())["type"] == "session.updated"
 
 
 async def test_websocket_status_rejects_every_handshake(server: LocalServer) -> None:
