@@ -42,6 +42,7 @@ from ._options import Faults, ServerOptions
 from ._realtime import RealtimeSession
 from ._record import CallRecord, ServerRecord
 from ._shapes import encode, error_event, new_id
+from ._validate import ClientFrame
 
 __all__ = ["Call", "CallManager", "stamp_session"]
 
@@ -251,10 +252,11 @@ class CallManager:
         await call.peer.channel_open.wait()
         call.conversation.greet_data_channel()
         async for message in call.peer.messages:
-            self._record.data_frame_in(call.record, message)
-            if isinstance(message, bytes):
+            frame = message if isinstance(message, bytes) else ClientFrame.decode(message)  # parsed once
+            self._record.data_frame_in(call.record, frame)
+            if isinstance(frame, bytes):
                 reply = error_event("Binary messages are not supported; send JSON text.", code="invalid_json")
-            elif call.conversation.deliver(message):
+            elif call.conversation.deliver(frame):
                 continue
             else:
                 reply = error_event("rtengine local server: too many client events at once.", code="rate_limited")

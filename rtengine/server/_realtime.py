@@ -31,12 +31,12 @@ from ..protocol._payloads import (
     SessionUpdate,
     UnknownClientEvent,
     UserText,
-    parse_client_event,
+    parse_client_message,
 )
 from ._faults import ConversationFaults
 from ._guard import split_bug
 from ._item_store import ConversationItems
-from ._items import create_error
+from ._items import request_error
 from ._model import ActiveResponse, ModelState
 from ._options import Faults, ServerOptions
 from ._record import ConnectionRecord, ServerRecord
@@ -44,7 +44,7 @@ from ._responses import ResponseStreamer
 from ._sessions import apply_session_update
 from ._shapes import ERROR_MESSAGES, SUPPORTED_CLIENT_EVENTS, default_session, error_event, merge, new_id
 from ._turns import Turns
-from ._validate import check_session, load_json
+from ._validate import ClientFrame, check_session
 from ._views import ConversationViews, Link
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class RealtimeSession:
         self._running = trio.Event()
         self.ended = False
         # Client events from the call's data channel, handled like frames from a websocket.
-        self._inbox_tx, self._inbox_rx = trio.open_memory_channel[str](INBOX_SIZE)
+        self._inbox_tx, self._inbox_rx = trio.open_memory_channel[ClientFrame](INBOX_SIZE)
 
     @property
     def session(self) -> dict[str, Any]:
@@ -149,27 +149,27 @@ class RealtimeSession:
         """``session.created`` on the call's data channel, once it opens."""
         self.views.greet_data_channel(self.session)
 
-    def deliver(self, text: str) -> bool:
+    def deliver(self, frame: ClientFrame) -> bool:
         """Queue a client event that arrived on the call's data channel; it is handled like a websocket frame.
         False when the conversation has ended or its inbox is full (nothing was queued)."""
         try:
-            self._inbox_tx.send_nowait(text)
+            self._inbox_tx.send_nowait(frame)
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             return False
         return True
 
     async def _serve_inbox(self) -> None:
-        async for text in self._inbox_rx:
-            await self._handle(text, None)
+        async for frame in self._inbox_rx:
+            await self._handle(frame, None)
 
     # --- client events ---------------------------------------------------------------------------------------
 
-    async def _handle(self, text: str, origin: Link | None) -> None:
+    async def _handle(self, frame: ClientFrame, origin: Link | None) -> None:
         """One client event from ``origin`` (a websocket, or None for the call's data channel). State changes go
         to every view; an ``error`` goes back to ``origin`` only, as a reply to the event that caused it. A bug
         while handling it is logged once and answered with a ``server_error`` to ``origin``; nothing else ends."""
         try:
-            await self._dispatch(text, origin)
+            await self._dispatch(frame, origin)
         except BaseException as exc:
             passing, bug = split_bug(exc)
             if bug is None:
@@ -180,18 +180,18 @@ class RealtimeSession:
             code = "server_error"
             await self.views.reply(origin, error_event(ERROR_MESSAGES[code], code=code, type="server_error"))
 
-    async def _dispatch(self, text: str, origin: Link | None) -> None:
+    async def _dispatch(self, frame: ClientFrame, origin: Link | None) -> None:
+        """Answer one client event; the frame was parsed once on arrival and everything here works on its value."""
         reply, state = self.views.reply, self.state
-        try:
-            load_json(text)
-        except ValueError as exc:
-            await reply(origin, error_event(f"Invalid client event: {exc}"[:300], code="invalid_event"))
+        if frame.problem is not None:
+            await reply(origin, error_event(f"Invalid client event: {frame.problem}"[:300], code="invalid_event"))
             return
-        refused = create_error(text)  # an item the API refuses is answered, never echoed
-        if refused is not None:
+        message = frame.value
+        refused = request_error(message) if isinstance(message, dict) else None
+        if refused is not None:  # an item the API refuses is answered, never echoed
             await reply(origin, refused)
             return
-        match parse_client_event(text):
+        match parse_client_message(message):
             case ProtocolWarning(detail=detail):
                 await reply(origin, error_event(f"Invalid client event: {detail}", code="invalid_event"))
             case SessionUpdate(session=session, event_id=eid):
