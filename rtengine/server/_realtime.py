@@ -84,7 +84,9 @@ class RealtimeSession:
         self.views = ConversationViews(server_record, self.faults, call)
         self._responses = ResponseStreamer(self.state, options, call, self._send)
         self.items = ConversationItems(self.state, self._send, self.views.reply)
-        self.turns = Turns(self.state, self.items, self._send, self.views.reply, self._start_response)
+        self.turns = Turns(
+            self.state, self.items, self._send, self.views.reply, self._start_response, lambda: self._nursery
+        )
         self._nursery: trio.Nursery | None = None
         self._running = trio.Event()
         self.ended = False
