@@ -192,7 +192,8 @@ class CallManager:
 
     async def _run_call(self, call: Call) -> None:
         """The call, in the server's nursery until it ends: its conversation (served on the data channel and on
-        every sideband that joins), the received audio (recorded, echoed back with ``echo``), a greeting tone once
+        every sideband that joins), the received audio (recorded, echoed back with ``echo``, heard by server
+        VAD), a greeting tone once
         the peer connection is up, and the watch on its lifetime (media peer, session cap), which ends it."""
         record = call.record
 
@@ -202,6 +203,7 @@ class CallManager:
                 record.audio_in += pcm
             if self._options.echo:
                 call.source.push(pcm)
+            call.conversation.hear(pcm)  # server VAD runs on the call's audio
 
         reason: str | None = None
         with call.scope:

@@ -44,6 +44,7 @@ from ._responses import ResponseStreamer
 from ._sessions import apply_session_update
 from ._shapes import ERROR_MESSAGES, SUPPORTED_CLIENT_EVENTS, default_session, error_event, merge, new_id
 from ._turns import Turns
+from ._vad import InputFormat
 from ._validate import ClientFrame, check_session
 from ._views import ConversationViews, Link
 
@@ -56,6 +57,11 @@ log = logging.getLogger("rtengine.server")
 
 #: Data-channel client events waiting to be handled (beyond this they are refused with an error event).
 INBOX_SIZE: Final = 64
+#: Frames of a call's received audio waiting for the VAD (~10 s of 20 ms frames; beyond this they are dropped,
+#: counted and logged: a server that far behind has bigger problems than one lost frame).
+CALL_AUDIO_FRAMES: Final = 500
+#: The format of a call's received audio (the peer decodes RTP to PCM16 mono 24 kHz): the VAD's own rate.
+CALL_AUDIO: Final = InputFormat()
 
 
 class RealtimeSession:
@@ -92,6 +98,9 @@ class RealtimeSession:
         self.ended = False
         # Client events from the call's data channel, handled like frames from a websocket.
         self._inbox_tx, self._inbox_rx = trio.open_memory_channel[ClientFrame](INBOX_SIZE)
+        # A call's received audio, for server VAD (the API runs VAD on a call's audio as on appended audio).
+        self._audio_tx, self._audio_rx = trio.open_memory_channel[bytes](CALL_AUDIO_FRAMES)
+        self.audio_dropped = 0
 
     @property
     def session(self) -> dict[str, Any]:
@@ -111,6 +120,8 @@ class RealtimeSession:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._serve_inbox)
+                if self.call is not None:
+                    nursery.start_soon(self._serve_call_audio)
                 self._running.set()
                 task_status.started()
                 await trio.sleep_forever()
@@ -118,6 +129,7 @@ class RealtimeSession:
             self.ended = True
             self._nursery = None
             self._inbox_tx.close()
+            self._audio_tx.close()
             self._running.set()  # a view still waiting to attach sees the end
             self.drop_all("call_ended")
 
@@ -159,6 +171,22 @@ class RealtimeSession:
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             return False
         return True
+
+    def hear(self, pcm: bytes) -> None:
+        """A frame of the call's received audio (PCM16 mono 24 kHz, decoded from RTP): queued for server VAD,
+        like ``input_audio_buffer.append`` on a websocket. Never blocks (the peer's receive loop calls it)."""
+        try:
+            self._audio_tx.send_nowait(pcm)
+        except trio.WouldBlock:
+            self.audio_dropped += 1
+            if self.audio_dropped == 1 or self.audio_dropped % 100 == 0:
+                log.warning("call audio dropped before the VAD: %d frames so far", self.audio_dropped)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the conversation has ended: nobody listens any more
+
+    async def _serve_call_audio(self) -> None:
+        async for pcm in self._audio_rx:
+            await self.turns.append(pcm, CALL_AUDIO)
 
     async def _serve_inbox(self) -> None:
         async for frame in self._inbox_rx:

@@ -47,6 +47,9 @@ Reply = Callable[["Link | None", dict[str, Any]], Awaitable[None]]
 
 #: The least audio ``input_audio_buffer.commit`` accepts (the API's ``input_audio_buffer_commit_empty``).
 MIN_COMMIT_MS: Final = 100
+#: The most audio the input buffer holds; beyond it the oldest goes (a call with turn detection off hears audio
+#: forever and may never commit: it must not grow without bound). 15 MiB, the API's limit on one append.
+MAX_BUFFER_BYTES: Final = 15 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,15 +164,19 @@ class Turns:
 
     # --- client events ---------------------------------------------------------------------------------------
 
-    async def append(self, audio: bytes) -> None:
-        """``input_audio_buffer.append``: buffer the audio, and play server VAD over it when it is on."""
+    async def append(self, audio: bytes, fmt: InputFormat | None = None) -> None:
+        """``input_audio_buffer.append``: buffer the audio, and play server VAD over it when it is on. ``fmt``
+        overrides the session's input format: a call's RTP audio arrives decoded, as PCM16 24 kHz, whatever the
+        session names."""
         session = self._state.session
-        fmt = input_format(session)
+        fmt = fmt or input_format(session)
         if fmt != self._format:
             self._base_ms = self.now_ms
             self._format, self._bytes_in = fmt, 0
             self._forget()
         self._buffer += audio
+        if len(self._buffer) > MAX_BUFFER_BYTES:
+            del self._buffer[: len(self._buffer) - MAX_BUFFER_BYTES]
         self._bytes_in += len(audio)
         detection = _detection(session)
         if detection is None:  # the client commits; a speech in progress is forgotten

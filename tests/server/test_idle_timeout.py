@@ -1,6 +1,7 @@
 """``idle_timeout_ms`` on wall time (trio's ``MockClock``): ``response.done`` + playback + the timeout, whether or
 not the client keeps sending audio; speech, a commit or a new response cancels it; each ``response.done`` re-arms it."""
 
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,7 +13,7 @@ from rtengine.protocol._audio import tone
 from rtengine.server._item_store import ConversationItems
 from rtengine.server._model import ModelState
 from rtengine.server._shapes import default_session, merge, with_event_id
-from rtengine.server._turns import Turns
+from rtengine.server._turns import MAX_BUFFER_BYTES, Turns
 
 IDLE_MS = 5000
 PLAYBACK_MS = 200
@@ -33,9 +34,10 @@ class Conversation:
         self.state = ModelState(session)
         self.sent: list[dict[str, Any]] = []
         self.responses = 0
+        self.items = ConversationItems(self.state, self.send, self.reply)
         self.turns = Turns(
             self.state,
-            ConversationItems(self.state, self.send, self.reply),
+            self.items,
             self.send,
             self.reply,
             self.respond,
@@ -44,6 +46,7 @@ class Conversation:
 
     async def send(self, event: dict[str, Any]) -> None:
         sdk_check(with_event_id(event))
+        self.items.observe(event)  # as the conversation does: the item store follows what is sent
         self.sent.append(event)
 
     async def reply(self, origin: object, event: dict[str, Any]) -> None:
@@ -144,3 +147,20 @@ async def test_without_idle_timeout_or_turn_detection_nothing_fires(autojump_clo
         conv.state.session = merge(conv.state.session, {"audio": {"input": {"turn_detection": None}}})
         await trio.sleep(60)
     assert conv.sent == []
+
+
+async def test_the_input_buffer_is_bounded_when_nobody_commits() -> None:
+    """A call with turn detection off hears audio forever; the buffer keeps the newest audio only."""
+    async with conversation(idle_ms=None) as conv:
+        conv.state.session = merge(conv.state.session, {"audio": {"input": {"turn_detection": None}}})
+        chunk = b"\x01\x00" * (1024 * 1024)  # 2 MiB
+        for _ in range(10):
+            await conv.turns.append(chunk)
+        await conv.turns.append(b"\x02\x00")
+        await conv.turns.commit(None, None)
+    committed = conv.sent[0]
+    assert committed["type"] == "input_audio_buffer.committed"
+    held = conv.items.retrieved(committed["item_id"])["content"][0]["audio"]
+    audio = base64.b64decode(held)
+    assert len(audio) == MAX_BUFFER_BYTES
+    assert audio.endswith(b"\x01\x00\x02\x00")  # the newest audio is kept
