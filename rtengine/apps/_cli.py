@@ -39,6 +39,16 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
+def _positive_count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value!r}")
+    return count
+
+
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8011, help="port to bind, 0 for any free port (default: 8011)")
@@ -89,6 +99,27 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="end a call whose media peer has not connected within S seconds (default: 30)",
     )
+    parser.add_argument(
+        "--header-timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds a client has for a request head (and an idle keep-alive for its next one); 408 (default: 10)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=_positive_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds a client has for a whole request body, else 408 (default: 30)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive_count,
+        default=1000,
+        metavar="N",
+        help="TCP connections served at once; one more is answered 503 with Retry-After (default: 1000)",
+    )
     parser.add_argument("--echo", action="store_true", help="calls play back the audio they receive")
     parser.add_argument("--loopback", action="store_true", help="pin ICE candidates to 127.0.0.1 (one machine)")
     parser.add_argument("--certfile", help="serve HTTPS and WSS with this certificate chain (PEM)")
@@ -137,6 +168,9 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         faults=faults,
         session_max_seconds=args.session_max_seconds,
         call_connect_seconds=args.call_connect_seconds,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
     )
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "item_truncate",
     "output_audio_buffer_clear",
     "parse_client_event",
+    "parse_client_message",
     "response_cancel",
     "response_create",
     "session_update",
@@ -224,6 +225,12 @@ def parse_client_event(frame: str | bytes) -> ClientEvent | ProtocolWarning:
         message = json.loads(frame)
     except (ValueError, RecursionError) as exc:
         return ProtocolWarning(WarningKind.INVALID_JSON, f"invalid JSON: {exc}"[:200])
+    return parse_client_message(message)
+
+
+def parse_client_message(message: Any) -> ClientEvent | ProtocolWarning:
+    """Type an already-decoded client event (a server that bounds its JSON decoding parses the frame once and
+    hands the value here). Never raises; a value that is not a client event becomes ``ProtocolWarning``."""
     if not isinstance(message, dict):
         return ProtocolWarning(WarningKind.NOT_AN_OBJECT, "client event is not a JSON object")
     event_type = message.get("type")

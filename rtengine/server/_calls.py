@@ -42,6 +42,7 @@ from ._options import Faults, ServerOptions
 from ._realtime import RealtimeSession
 from ._record import CallRecord, ServerRecord
 from ._shapes import encode, error_event, new_id
+from ._validate import ClientFrame
 
 __all__ = ["Call", "CallManager", "stamp_session"]
 
@@ -191,7 +192,8 @@ class CallManager:
 
     async def _run_call(self, call: Call) -> None:
         """The call, in the server's nursery until it ends: its conversation (served on the data channel and on
-        every sideband that joins), the received audio (recorded, echoed back with ``echo``), a greeting tone once
+        every sideband that joins), the received audio (recorded, echoed back with ``echo``, heard by server
+        VAD), a greeting tone once
         the peer connection is up, and the watch on its lifetime (media peer, session cap), which ends it."""
         record = call.record
 
@@ -201,6 +203,7 @@ class CallManager:
                 record.audio_in += pcm
             if self._options.echo:
                 call.source.push(pcm)
+            call.conversation.hear(pcm)  # server VAD runs on the call's audio
 
         reason: str | None = None
         with call.scope:
@@ -251,10 +254,11 @@ class CallManager:
         await call.peer.channel_open.wait()
         call.conversation.greet_data_channel()
         async for message in call.peer.messages:
-            self._record.data_frame_in(call.record, message)
-            if isinstance(message, bytes):
+            frame = message if isinstance(message, bytes) else ClientFrame.decode(message)  # parsed once
+            self._record.data_frame_in(call.record, frame)
+            if isinstance(frame, bytes):
                 reply = error_event("Binary messages are not supported; send JSON text.", code="invalid_json")
-            elif call.conversation.deliver(message):
+            elif call.conversation.deliver(frame):
                 continue
             else:
                 reply = error_event("rtengine local server: too many client events at once.", code="rate_limited")

@@ -8,13 +8,13 @@ with ``param`` ``item.content[0].type``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 from ._shapes import error_event
+from ._validate import wrong_type
 
-__all__ = ["create_error", "item_error"]
+__all__ = ["create_error", "item_error", "request_error"]
 
 #: The fields each item type may carry (``id``/``object``/``status`` on every one).
 _COMMON: Final = frozenset({"id", "type", "object", "status"})
@@ -113,18 +113,32 @@ def item_error(item: Mapping[str, Any], eid: str | None) -> dict[str, Any] | Non
     return None
 
 
-def create_error(text: str) -> dict[str, Any] | None:
-    """The ``error`` event for a ``conversation.item.create`` frame whose item the API refuses; None for any
-    other frame (the event parser answers those)."""
-    if '"conversation.item.create"' not in text:
-        return None
-    try:
-        message = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(message, dict) or message.get("type") != "conversation.item.create":
+def create_error(message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``error`` event for a ``conversation.item.create`` event (already decoded) whose item the API refuses;
+    None for any other event (the event parser answers those)."""
+    if message.get("type") != "conversation.item.create":
         return None
     item, eid = message.get("item"), message.get("event_id")
     if not isinstance(item, dict):
         return None
     return item_error(item, eid if isinstance(eid, str) else None)
+
+
+#: The client events that name an existing item by ``item_id``.
+ITEM_ID_EVENTS: Final = frozenset({"conversation.item.delete", "conversation.item.retrieve"})
+
+
+def request_error(message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``error`` event the API answers a decoded client event with before acting on it: an item
+    ``conversation.item.create`` refuses (:func:`create_error`), or a ``conversation.item.delete``/``.retrieve``
+    without an ``item_id`` (``missing_required_parameter``) or with one that is not a string (``invalid_type``).
+    None when the event may go on."""
+    if message.get("type") not in ITEM_ID_EVENTS:
+        return create_error(message)
+    eid = message.get("event_id") if isinstance(message.get("event_id"), str) else None
+    if "item_id" not in message or message["item_id"] is None:
+        return _missing("item_id", eid)
+    if not isinstance(message["item_id"], str):
+        wrong = wrong_type(message["item_id"], "item_id", "a string")
+        return error_event(wrong.message, code=wrong.code, param=wrong.param, event_id=eid)
+    return None

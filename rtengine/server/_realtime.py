@@ -31,12 +31,12 @@ from ..protocol._payloads import (
     SessionUpdate,
     UnknownClientEvent,
     UserText,
-    parse_client_event,
+    parse_client_message,
 )
 from ._faults import ConversationFaults
 from ._guard import split_bug
 from ._item_store import ConversationItems
-from ._items import create_error
+from ._items import request_error
 from ._model import ActiveResponse, ModelState
 from ._options import Faults, ServerOptions
 from ._record import ConnectionRecord, ServerRecord
@@ -44,7 +44,8 @@ from ._responses import ResponseStreamer
 from ._sessions import apply_session_update
 from ._shapes import ERROR_MESSAGES, SUPPORTED_CLIENT_EVENTS, default_session, error_event, merge, new_id
 from ._turns import Turns
-from ._validate import check_session, load_json
+from ._vad import InputFormat
+from ._validate import ClientFrame, check_session
 from ._views import ConversationViews, Link
 
 if TYPE_CHECKING:
@@ -56,6 +57,11 @@ log = logging.getLogger("rtengine.server")
 
 #: Data-channel client events waiting to be handled (beyond this they are refused with an error event).
 INBOX_SIZE: Final = 64
+#: Frames of a call's received audio waiting for the VAD (~10 s of 20 ms frames; beyond this they are dropped,
+#: counted and logged: a server that far behind has bigger problems than one lost frame).
+CALL_AUDIO_FRAMES: Final = 500
+#: The format of a call's received audio (the peer decodes RTP to PCM16 mono 24 kHz): the VAD's own rate.
+CALL_AUDIO: Final = InputFormat()
 
 
 class RealtimeSession:
@@ -84,12 +90,17 @@ class RealtimeSession:
         self.views = ConversationViews(server_record, self.faults, call)
         self._responses = ResponseStreamer(self.state, options, call, self._send)
         self.items = ConversationItems(self.state, self._send, self.views.reply)
-        self.turns = Turns(self.state, self.items, self._send, self.views.reply, self._start_response)
+        self.turns = Turns(
+            self.state, self.items, self._send, self.views.reply, self._start_response, lambda: self._nursery
+        )
         self._nursery: trio.Nursery | None = None
         self._running = trio.Event()
         self.ended = False
         # Client events from the call's data channel, handled like frames from a websocket.
-        self._inbox_tx, self._inbox_rx = trio.open_memory_channel[str](INBOX_SIZE)
+        self._inbox_tx, self._inbox_rx = trio.open_memory_channel[ClientFrame](INBOX_SIZE)
+        # A call's received audio, for server VAD (the API runs VAD on a call's audio as on appended audio).
+        self._audio_tx, self._audio_rx = trio.open_memory_channel[bytes](CALL_AUDIO_FRAMES)
+        self.audio_dropped = 0
 
     @property
     def session(self) -> dict[str, Any]:
@@ -109,6 +120,8 @@ class RealtimeSession:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._serve_inbox)
+                if self.call is not None:
+                    nursery.start_soon(self._serve_call_audio)
                 self._running.set()
                 task_status.started()
                 await trio.sleep_forever()
@@ -116,6 +129,7 @@ class RealtimeSession:
             self.ended = True
             self._nursery = None
             self._inbox_tx.close()
+            self._audio_tx.close()
             self._running.set()  # a view still waiting to attach sees the end
             self.drop_all("call_ended")
 
@@ -149,27 +163,43 @@ class RealtimeSession:
         """``session.created`` on the call's data channel, once it opens."""
         self.views.greet_data_channel(self.session)
 
-    def deliver(self, text: str) -> bool:
+    def deliver(self, frame: ClientFrame) -> bool:
         """Queue a client event that arrived on the call's data channel; it is handled like a websocket frame.
         False when the conversation has ended or its inbox is full (nothing was queued)."""
         try:
-            self._inbox_tx.send_nowait(text)
+            self._inbox_tx.send_nowait(frame)
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             return False
         return True
 
+    def hear(self, pcm: bytes) -> None:
+        """A frame of the call's received audio (PCM16 mono 24 kHz, decoded from RTP): queued for server VAD,
+        like ``input_audio_buffer.append`` on a websocket. Never blocks (the peer's receive loop calls it)."""
+        try:
+            self._audio_tx.send_nowait(pcm)
+        except trio.WouldBlock:
+            self.audio_dropped += 1
+            if self.audio_dropped == 1 or self.audio_dropped % 100 == 0:
+                log.warning("call audio dropped before the VAD: %d frames so far", self.audio_dropped)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the conversation has ended: nobody listens any more
+
+    async def _serve_call_audio(self) -> None:
+        async for pcm in self._audio_rx:
+            await self.turns.append(pcm, CALL_AUDIO)
+
     async def _serve_inbox(self) -> None:
-        async for text in self._inbox_rx:
-            await self._handle(text, None)
+        async for frame in self._inbox_rx:
+            await self._handle(frame, None)
 
     # --- client events ---------------------------------------------------------------------------------------
 
-    async def _handle(self, text: str, origin: Link | None) -> None:
+    async def _handle(self, frame: ClientFrame, origin: Link | None) -> None:
         """One client event from ``origin`` (a websocket, or None for the call's data channel). State changes go
         to every view; an ``error`` goes back to ``origin`` only, as a reply to the event that caused it. A bug
         while handling it is logged once and answered with a ``server_error`` to ``origin``; nothing else ends."""
         try:
-            await self._dispatch(text, origin)
+            await self._dispatch(frame, origin)
         except BaseException as exc:
             passing, bug = split_bug(exc)
             if bug is None:
@@ -180,18 +210,18 @@ class RealtimeSession:
             code = "server_error"
             await self.views.reply(origin, error_event(ERROR_MESSAGES[code], code=code, type="server_error"))
 
-    async def _dispatch(self, text: str, origin: Link | None) -> None:
+    async def _dispatch(self, frame: ClientFrame, origin: Link | None) -> None:
+        """Answer one client event; the frame was parsed once on arrival and everything here works on its value."""
         reply, state = self.views.reply, self.state
-        try:
-            load_json(text)
-        except ValueError as exc:
-            await reply(origin, error_event(f"Invalid client event: {exc}"[:300], code="invalid_event"))
+        if frame.problem is not None:
+            await reply(origin, error_event(f"Invalid client event: {frame.problem}"[:300], code="invalid_event"))
             return
-        refused = create_error(text)  # an item the API refuses is answered, never echoed
-        if refused is not None:
+        message = frame.value
+        refused = request_error(message) if isinstance(message, dict) else None
+        if refused is not None:  # an item the API refuses is answered, never echoed
             await reply(origin, refused)
             return
-        match parse_client_event(text):
+        match parse_client_message(message):
             case ProtocolWarning(detail=detail):
                 await reply(origin, error_event(f"Invalid client event: {detail}", code="invalid_event"))
             case SessionUpdate(session=session, event_id=eid):

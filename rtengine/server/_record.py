@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 from ..protocol._headers import redact
-from ._validate import load_json
+from ._validate import ClientFrame
 
 __all__ = ["CallRecord", "ConnectionRecord", "ServerRecord"]
 
@@ -99,13 +99,6 @@ class ConnectionRecord:
         return [f.get("type", "<untyped>") if isinstance(f, dict) else "<raw>" for f in self.frames_out]
 
 
-def _frame(text: str) -> Any:
-    try:
-        return load_json(text)
-    except ValueError:
-        return text
-
-
 class ServerRecord:
     """Everything the server saw, in arrival order. :meth:`wait_until` blocks until a predicate holds."""
 
@@ -141,10 +134,10 @@ class ServerRecord:
         while not predicate():
             await self._changed.wait()
 
-    def frame_in(self, conn: ConnectionRecord, text: str) -> None:
-        conn.frames_in.append(_frame(text))
+    def frame_in(self, conn: ConnectionRecord, frame: ClientFrame) -> None:
+        conn.frames_in.append(frame.recorded)
         self.changed()
 
-    def data_frame_in(self, call: CallRecord, message: str | bytes) -> None:
-        call.data_frames_in.append(_frame(message) if isinstance(message, str) else "<binary>")
+    def data_frame_in(self, call: CallRecord, message: ClientFrame | bytes) -> None:
+        call.data_frames_in.append(message.recorded if isinstance(message, ClientFrame) else "<binary>")
         self.changed()

@@ -7,7 +7,8 @@ so it never knows who is watching. The order of events follows recordings of the
 
 * a message: ``response.created`` → ``response.output_item.added`` → ``conversation.item.added`` →
   ``response.content_part.added`` (part ``audio``/``text``) → transcript (or text) deltas → on a call
-  ``output_audio_buffer.started``, on a websocket the output audio deltas → ``response.output_audio.done`` →
+  ``output_audio_buffer.started``, on a websocket the output audio deltas (in the session's output format: PCM16
+  24 kHz, or G.711 μ-law/A-law at 8 kHz) → ``response.output_audio.done`` →
   ``…transcript.done`` (or ``response.output_text.done``) → ``response.content_part.done`` →
   ``conversation.item.done`` → ``response.output_item.done`` → ``response.done`` → ``rate_limits.updated`` → on a
   call that played audio ``output_audio_buffer.stopped``;
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..protocol._audio import tone
+from ..protocol._g711 import G711_FORMATS, PCM_FORMAT, format_geometry, pcm16_to_g711
 from ._model import AUDIO_CHUNK_MS, ActiveResponse, ModelState
 from ._options import ServerOptions
 from ._shapes import new_id
@@ -112,6 +114,14 @@ class ResponseStreamer:
     def _modality(self, request: Mapping[str, Any]) -> str:
         modalities = request.get("output_modalities") or self._state.session.get("output_modalities") or ["audio"]
         return "text" if modalities[0] == "text" else "audio"
+
+    def _output_format_type(self) -> str:
+        """The session's output format type (``audio/pcm``, ``audio/pcmu`` or ``audio/pcma``): what the output
+        audio deltas of a websocket are encoded in."""
+        output = (self._state.session.get("audio") or {}).get("output") or {}
+        fmt = output.get("format")
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        return kind if kind in G711_FORMATS else PCM_FORMAT
 
     def _audio_output(self) -> dict[str, Any]:
         output = (self._state.session.get("audio") or {}).get("output") or {}
@@ -263,10 +273,14 @@ class ResponseStreamer:
             self._state.audio_items[iid] = self._options.audio_ms
             await self._send({"type": "output_audio_buffer.started", "response_id": rid})
             return
-        pcm = tone(440.0, self._options.audio_ms)
-        size = 24000 * AUDIO_CHUNK_MS // 1000 * 2
-        for start in range(0, len(pcm), size):
-            chunk = base64.b64encode(pcm[start : start + size]).decode("ascii")
+        fmt = self._output_format_type()
+        rate, width = format_geometry(fmt)
+        audio = tone(440.0, self._options.audio_ms, rate=rate)
+        if fmt in G711_FORMATS:
+            audio = pcm16_to_g711(audio, fmt)
+        size = rate * AUDIO_CHUNK_MS // 1000 * width
+        for start in range(0, len(audio), size):
+            chunk = base64.b64encode(audio[start : start + size]).decode("ascii")
             await self._send({"type": "response.output_audio.delta", **where, "delta": chunk})
             out.audio_ms += AUDIO_CHUNK_MS
             self._state.audio_items[iid] = out.audio_ms

@@ -7,11 +7,13 @@ Pure functions, no I/O. Every server event leaves with ``type`` first and a fres
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from typing import Any, Final
 
+from ._ids import new_id
+
 __all__ = [
+    "CLIENT_EVENT_TYPES",
     "ERROR_MESSAGES",
     "SUPPORTED_CLIENT_EVENTS",
     "default_session",
@@ -34,16 +36,21 @@ ERROR_MESSAGES: Final = {
     ),
     "server_error": "The server had an error while processing your request.",
 }
-SUPPORTED_CLIENT_EVENTS: Final = (
-    "session.update, input_audio_buffer.append, input_audio_buffer.commit, input_audio_buffer.clear, "
-    "conversation.item.create, conversation.item.truncate, conversation.item.delete, response.create, "
-    "response.cancel, output_audio_buffer.clear"
+#: The GA client event types (those of the ``openai`` SDK's ``RealtimeClientEvent`` union), as the API lists them.
+CLIENT_EVENT_TYPES: Final = (
+    "session.update",
+    "input_audio_buffer.append",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.clear",
+    "conversation.item.create",
+    "conversation.item.retrieve",
+    "conversation.item.truncate",
+    "conversation.item.delete",
+    "response.create",
+    "response.cancel",
+    "output_audio_buffer.clear",
 )
-
-
-def new_id(prefix: str) -> str:
-    """A fresh id such as ``item_…`` (URL-safe characters only)."""
-    return f"{prefix}_{secrets.token_urlsafe(12)}"
+SUPPORTED_CLIENT_EVENTS: Final = ", ".join(CLIENT_EVENT_TYPES)
 
 
 def error_event(
@@ -104,8 +111,9 @@ def with_event_id(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def encode(event: dict[str, Any]) -> str:
-    """Compact JSON, as the server puts it on the wire."""
-    return json.dumps(event, separators=(",", ":"))
+    """Compact JSON, as the server puts it on the wire: standard JSON only (``NaN``/``Infinity`` raise
+    ``ValueError``, a bug the guard answers with ``server_error``, rather than leaving as non-standard JSON)."""
+    return json.dumps(event, separators=(",", ":"), allow_nan=False)
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -13,10 +13,13 @@ One :class:`Turns` per conversation, fed by ``input_audio_buffer.append`` (:meth
 
 The API transcribes concurrently with the response; the fake sends the transcript first, which the API's
 documentation allows ("this event may come before or after the Response events"). ``idle_timeout_ms`` counts
-input audio, not wall time: once a response is done (plus the output audio it streamed, as playback), that much
-unvoiced input audio sends ``input_audio_buffer.timeout_triggered``, commits the buffered (silent) audio and
-creates a response. While nobody speaks, the buffer keeps only the last ``prefix_padding_ms`` of audio. All
-positions (``audio_start_ms``/``audio_end_ms``) count every byte appended in the session, in the input format.
+wall time, as the API's does (:mod:`~rtengine.server._idle`): ``response.done`` plus the playback of the output
+audio it streamed, plus the timeout, with no speech meanwhile, sends ``input_audio_buffer.timeout_triggered``
+(``audio_start_ms`` where playback ended in the input audio, ``audio_end_ms`` the input audio written by then),
+commits the buffered (silent) audio and creates a response — whether or not the client kept sending audio.
+Speech, a commit or a new response cancels the countdown. While nobody speaks, the buffer keeps only the last
+``prefix_padding_ms`` of audio. All positions (``audio_start_ms``/``audio_end_ms``) count every byte appended in
+the session, in the input format.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import trio
+
+from ._idle import IdleTimer
 from ._item_store import ConversationItems
 from ._model import ModelState
 from ._shapes import error_event, new_id
@@ -41,6 +47,9 @@ Reply = Callable[["Link | None", dict[str, Any]], Awaitable[None]]
 
 #: The least audio ``input_audio_buffer.commit`` accepts (the API's ``input_audio_buffer_commit_empty``).
 MIN_COMMIT_MS: Final = 100
+#: The most audio the input buffer holds; beyond it the oldest goes (a call with turn detection off hears audio
+#: forever and may never commit: it must not grow without bound). 15 MiB, the API's limit on one append.
+MAX_BUFFER_BYTES: Final = 15 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,7 @@ class Turns:
         send: Send,
         reply: Reply,
         start_response: Callable[[], bool],
+        nursery: Callable[[], trio.Nursery | None] = lambda: None,
     ) -> None:
         self._state = state
         self._items = items
@@ -97,7 +107,9 @@ class Turns:
         self._buffer = bytearray()  # appended, not yet committed or cleared (ends at now_ms)
         self._voice = Voice()
         self._item_id: str | None = None  # the user item a speech in progress will become
-        self._idle_from: float | None = None  # where the idle timeout counts from (armed by response.done)
+        self._idle_from: float | None = None  # where playback of the last response ended, in input audio ms
+        self._nursery = nursery  # where the idle timer runs (the conversation's), None once it has ended
+        self._idle = IdleTimer(self._idle_fired)
 
     @property
     def now_ms(self) -> float:
@@ -113,23 +125,58 @@ class Turns:
         audio played), a new response disarms it."""
         match event.get("type"):
             case "response.created":
-                self._idle_from = None
+                self._disarm()
             case "response.done":
                 output = (event.get("response") or {}).get("output") or []
                 ids = [item.get("id") for item in output if isinstance(item, dict)]
-                self._idle_from = self.now_ms + sum(self._state.audio_items.get(str(i), 0) for i in ids)
+                playback_ms = sum(self._state.audio_items.get(str(i), 0) for i in ids)
+                self._arm(playback_ms)
+
+    # --- the idle timeout (wall time) ------------------------------------------------------------------------
+
+    def _arm(self, playback_ms: int) -> None:
+        """At ``response.done``: time out ``playback_ms`` + ``idle_timeout_ms`` from now, if one is set."""
+        self._disarm()
+        detection = _detection(self._state.session)
+        idle = VadSettings.of(detection).idle_timeout_ms if detection is not None else None
+        nursery = self._nursery()
+        if idle is None or nursery is None:
+            return
+        self._idle_from = self.now_ms + playback_ms
+        self._idle.arm(nursery, (playback_ms + idle) / 1000)
+
+    def _disarm(self) -> None:
+        self._idle_from = None
+        self._idle.disarm()
+
+    async def _idle_fired(self) -> None:
+        """The timeout elapsed with nobody speaking: ``timeout_triggered``, the (silent) buffer committed, a
+        response. Nothing if turn detection was turned off meanwhile."""
+        start, self._idle_from = self._idle_from, None
+        if start is None or self._voice.speaking or _detection(self._state.session) is None:
+            return
+        fmt = self._format or input_format(self._state.session)
+        end = self.now_ms
+        audio = bytes(self._buffer)
+        self._buffer.clear()
+        self._pending.clear()
+        await self._play(_TimedOut(round(min(start, end)), round(end), new_id("item"), audio), fmt)
 
     # --- client events ---------------------------------------------------------------------------------------
 
-    async def append(self, audio: bytes) -> None:
-        """``input_audio_buffer.append``: buffer the audio, and play server VAD over it when it is on."""
+    async def append(self, audio: bytes, fmt: InputFormat | None = None) -> None:
+        """``input_audio_buffer.append``: buffer the audio, and play server VAD over it when it is on. ``fmt``
+        overrides the session's input format: a call's RTP audio arrives decoded, as PCM16 24 kHz, whatever the
+        session names."""
         session = self._state.session
-        fmt = input_format(session)
+        fmt = fmt or input_format(session)
         if fmt != self._format:
             self._base_ms = self.now_ms
             self._format, self._bytes_in = fmt, 0
             self._forget()
         self._buffer += audio
+        if len(self._buffer) > MAX_BUFFER_BYTES:
+            del self._buffer[: len(self._buffer) - MAX_BUFFER_BYTES]
         self._bytes_in += len(audio)
         detection = _detection(session)
         if detection is None:  # the client commits; a speech in progress is forgotten
@@ -192,7 +239,8 @@ class Turns:
             buffer_start = self.now_ms - fmt.ms(len(self._buffer))
             start = max(buffer_start, end_ms - FRAME_MS - settings.prefix_padding_ms)
             del self._buffer[: self._cut(start, fmt)]
-            self._item_id, self._idle_from = new_id("item"), None
+            self._item_id = new_id("item")
+            self._disarm()
             return _Started(round(start), self._item_id, settings.interrupt_response)
         if step == "stop":
             cut = self._cut(end_ms, fmt)
@@ -203,12 +251,6 @@ class Turns:
         if self._voice.speaking:
             return None
         del self._buffer[: self._cut(end_ms - settings.prefix_padding_ms, fmt)]
-        idle = settings.idle_timeout_ms
-        if idle is not None and self._idle_from is not None and end_ms - self._idle_from >= idle:
-            start, self._idle_from = self._idle_from, None
-            audio = bytes(self._buffer)
-            self._buffer.clear()
-            return _TimedOut(round(start), round(end_ms), new_id("item"), audio)
         return None
 
     async def _play(self, happening: _Happening, fmt: InputFormat) -> None:
@@ -238,6 +280,7 @@ class Turns:
     async def _commit(self, item_id: str, audio: bytes, fmt: InputFormat, *, respond: bool) -> None:
         """``committed``, the user audio item, its transcription (if configured) and, if ``respond``, a response."""
         send, state = self._send, self._state
+        self._disarm()  # a new turn: the next response.done arms the idle timeout again
         previous = state.follow(item_id)
         await send({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item_id})
         item = {

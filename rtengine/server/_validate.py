@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["MAX_JSON_DEPTH", "Invalid", "check_session", "json_depth", "load_json"]
+__all__ = ["MAX_JSON_DEPTH", "ClientFrame", "Invalid", "check_session", "json_depth", "load_json", "wrong_type"]
 
 #: Deepest nesting of objects and arrays a client body or event may have (a JSON schema of a tool fits easily).
 MAX_JSON_DEPTH: Final = 64
@@ -42,6 +42,28 @@ def load_json(text: str | bytes) -> Any:
     if json_depth(value) > MAX_JSON_DEPTH:
         raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    """A client text frame, decoded once with the server's bounds (:meth:`decode`): its ``value``, or the
+    ``problem`` that kept it from being JSON (then ``value`` is None)."""
+
+    text: str
+    value: Any = None
+    problem: str | None = None
+
+    @classmethod
+    def decode(cls, text: str) -> ClientFrame:
+        try:
+            return cls(text, load_json(text))
+        except ValueError as exc:
+            return cls(text, None, str(exc))
+
+    @property
+    def recorded(self) -> Any:
+        """What the server record keeps: the value, or the text when it was not JSON."""
+        return self.text if self.problem is not None else self.value
 
 
 def json_depth(value: Any) -> int:
@@ -80,7 +102,8 @@ def _kind(value: Any) -> str:
     return _JSON_NAMES.get(type(value), "a value")
 
 
-def _wrong_type(value: Any, param: str, expected: str) -> Invalid:
+def wrong_type(value: Any, param: str, expected: str) -> Invalid:
+    """The API's ``invalid_type`` for ``param`` holding ``value`` where ``expected`` (e.g. "a string") belongs."""
     message = f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead."
     return Invalid("invalid_type", message, param)
 
@@ -91,11 +114,11 @@ def _quote_all(values: tuple[str, ...]) -> str:
 
 
 def string(value: Any, param: str) -> Invalid | None:
-    return None if isinstance(value, str) else _wrong_type(value, param, "a string")
+    return None if isinstance(value, str) else wrong_type(value, param, "a string")
 
 
 def boolean(value: Any, param: str) -> Invalid | None:
-    return None if isinstance(value, bool) else _wrong_type(value, param, "a boolean")
+    return None if isinstance(value, bool) else wrong_type(value, param, "a boolean")
 
 
 def anything(value: Any, param: str) -> Invalid | None:
@@ -103,13 +126,13 @@ def anything(value: Any, param: str) -> Invalid | None:
 
 
 def any_object(value: Any, param: str) -> Invalid | None:
-    return None if isinstance(value, dict) else _wrong_type(value, param, "an object")
+    return None if isinstance(value, dict) else wrong_type(value, param, "an object")
 
 
 def enum(*values: str) -> Check:
     def check(value: Any, param: str) -> Invalid | None:
         if not isinstance(value, str):
-            return _wrong_type(value, param, f"one of {_quote_all(values)}")
+            return wrong_type(value, param, f"one of {_quote_all(values)}")
         if value not in values:
             message = f"Invalid value: '{value[:100]}'. Supported values are: {_quote_all(values)}."
             return Invalid("invalid_value", message, param)
@@ -121,7 +144,7 @@ def enum(*values: str) -> Check:
 def integer_of(*values: int) -> Check:
     def check(value: Any, param: str) -> Invalid | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            return _wrong_type(value, param, "an integer")
+            return wrong_type(value, param, "an integer")
         if value not in values:
             supported = ", ".join(str(v) for v in values)
             return Invalid("invalid_value", f"Invalid value: {value}. Supported values are: {supported}.", param)
@@ -135,7 +158,7 @@ def number(low: float, high: float, *, integer: bool = False) -> Check:
 
     def check(value: Any, param: str) -> Invalid | None:
         if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
-            return _wrong_type(value, param, f"an {what}" if integer else "a decimal")
+            return wrong_type(value, param, f"an {what}" if integer else "a decimal")
         if value < low:
             message = f"Invalid '{param}': {what} below minimum value. Expected a value >= {low:g}, but got {value:g}."
             return Invalid(f"{what}_below_min_value", message, param)
@@ -166,7 +189,7 @@ def either(literal: Check, other: Check) -> Check:
 def array(item: Check, *, max_items: int = 128) -> Check:
     def check(value: Any, param: str) -> Invalid | None:
         if not isinstance(value, list):
-            return _wrong_type(value, param, "an array")
+            return wrong_type(value, param, "an array")
         if len(value) > max_items:
             message = f"Invalid '{param}': array too long. Expected an array with maximum length {max_items}."
             return Invalid("array_above_max_length", message, param)
@@ -181,7 +204,7 @@ def array(item: Check, *, max_items: int = 128) -> Check:
 def obj(fields: Mapping[str, Check], required: tuple[str, ...] = ()) -> Check:
     def check(value: Any, param: str) -> Invalid | None:
         if not isinstance(value, dict):
-            return _wrong_type(value, param, "an object")
+            return wrong_type(value, param, "an object")
         for key, element in value.items():
             spec = fields.get(key)
             if spec is None:
@@ -203,7 +226,7 @@ def tagged(variants: Mapping[str, Check]) -> Check:
 
     def check(value: Any, param: str) -> Invalid | None:
         if not isinstance(value, dict):
-            return _wrong_type(value, param, "an object")
+            return wrong_type(value, param, "an object")
         if "type" not in value:
             message = f"Missing required parameter: '{param}.type'."
             return Invalid("missing_required_parameter", message, f"{param}.type")

@@ -21,14 +21,15 @@ from ..adapters._serving import WebSocket, WsClosed
 from ._faults import ConversationFaults
 from ._record import ConnectionRecord, ServerRecord
 from ._shapes import encode, error_event, with_event_id
+from ._validate import ClientFrame
 
 if TYPE_CHECKING:
     from ._calls import Call
 
 __all__ = ["ConversationViews", "Link"]
 
-#: Handles one client event (its text) from a view: a websocket link, or None for the call's data channel.
-ClientEventHandler = Callable[[str, "Link | None"], Awaitable[None]]
+#: Handles one client event (its frame, decoded once) from a view: a websocket, or None for the data channel.
+ClientEventHandler = Callable[[ClientFrame, "Link | None"], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -171,8 +172,9 @@ class ConversationViews:
                 )
                 continue
             assert outcome.text is not None
-            self._records.frame_in(record, outcome.text)
-            await handle(outcome.text, link)
+            frame = ClientFrame.decode(outcome.text)  # the one parse of this frame
+            self._records.frame_in(record, frame)
+            await handle(frame, link)
 
     async def _client_ended(self, link: Link, outcome: WsClosed) -> None:
         ws, record = link.ws, link.record

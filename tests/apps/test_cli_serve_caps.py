@@ -1,10 +1,12 @@
-"""``rtengine serve --session-max-seconds`` / ``--call-connect-seconds`` as a user runs them (real subprocesses)."""
+"""``rtengine serve --session-max-seconds`` / ``--call-connect-seconds`` / ``--header-timeout`` / ``--body-timeout`` /
+``--max-connections`` as a user runs them (real subprocesses)."""
 
 import os
 import signal
 
 import trio
 from helpers import RTENGINE, start_serve
+from rawnet import error_json, exchange, headers_of, request, status_of
 
 from rtengine.adapters._ws import open_socket
 from rtengine.protocol import SocketEnd
@@ -38,9 +40,57 @@ async def test_serve_refuses_caps_that_are_not_positive_seconds() -> None:
             ("--session-max-seconds", "0"),
             ("--call-connect-seconds", "-1"),
             ("--session-max-seconds", "soon"),
+            ("--header-timeout", "0"),
+            ("--body-timeout", "-2"),
+            ("--max-connections", "0"),
+            ("--max-connections", "many"),
         ):
             result = await trio.run_process(
                 [*RTENGINE, "serve", "--port", "0", flag, value], capture_stderr=True, check=False, env=_env()
             )
             assert result.returncode == 2
             assert flag.encode() in result.stderr
+
+
+def _port(base_url: str) -> int:
+    return int(base_url.rsplit(":", 1)[1].split("/")[0])
+
+
+async def test_serve_applies_its_header_and_body_timeouts() -> None:
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            args = ("--header-timeout", "0.4", "--body-timeout", "0.6")
+            process, base_url = await start_serve(nursery, *args, env=_env())
+            start = trio.current_time()
+            head = await exchange(_port(base_url), b"POST /v1/realtime/calls HTTP/1.1\r\n", eof=False)
+            head_elapsed = trio.current_time() - start
+            start = trio.current_time()
+            partial = request(
+                "POST", "/v1/realtime/calls", {"content-length": "100", "content-type": "application/sdp"}
+            )
+            body = await exchange(_port(base_url), partial, eof=False)
+            body_elapsed = trio.current_time() - start
+            process.send_signal(signal.SIGINT)
+            assert await process.wait() == 0
+    assert (status_of(head), error_json(head)["message"]) == (408, "Request head not received in time.")
+    assert (status_of(body), error_json(body)["message"]) == (408, "Request body not received in time.")
+    assert 0.4 <= head_elapsed < 5.0  # the default (10 s) would have outlived these bounds
+    assert 0.6 <= body_elapsed < 5.0
+
+
+async def test_serve_answers_503_beyond_max_connections() -> None:
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            process, base_url = await start_serve(nursery, "--max-connections", "1", env=_env())
+            async with await trio.open_tcp_stream("127.0.0.1", _port(base_url)):
+                await trio.sleep(0.5)  # the first connection is being served (it is idle, well within 10 s)
+                refused = await exchange(_port(base_url), request("GET", "/v1/nothing"))
+            served = refused
+            with trio.move_on_after(10):
+                while status_of(served) == 503:  # the slot frees once the server sees the first one go
+                    served = await exchange(_port(base_url), request("GET", "/v1/nothing"))
+                    await trio.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            assert await process.wait() == 0
+    assert (status_of(refused), headers_of(refused)["retry-after"]) == (503, "1")
+    assert status_of(served) == 404

@@ -27,6 +27,9 @@ from rtengine.protocol._audio import dominant_frequency, rms, tone
 from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
 
 SESSION = rtengine.SessionConfig()
+#: For tests about the media itself: server VAD off, so the tone they send is not a user turn with its own
+#: automatic response (tests/engine/test_call_vad.py covers VAD on a call).
+MEDIA_ONLY = rtengine.SessionConfig(turn_detection="disabled")
 
 
 @pytest.fixture
@@ -72,7 +75,7 @@ async def test_a_real_call_carries_audio_both_ways(engine: webrtc.MediaEngine, m
     received = bytearray()
     async with client_for(media_server) as client:
         with trio.fail_after(20):
-            async with rtengine.open_conversation(client, SESSION, media=media) as conv:
+            async with rtengine.open_conversation(client, MEDIA_ONLY, media=media) as conv:
                 assert conv.media is not None
                 assert conv.answer_sdp
                 assert conv.call_id

@@ -9,7 +9,17 @@ from hypothesis import strategies as st
 
 from rtengine.events import AudioOut
 from rtengine.protocol import parse_server_event
-from rtengine.protocol._g711 import alaw_sample, alaw_to_pcm16, ulaw_sample, ulaw_to_pcm16
+from rtengine.protocol._g711 import (
+    alaw_code,
+    alaw_sample,
+    alaw_to_pcm16,
+    pcm16_to_alaw,
+    pcm16_to_g711,
+    pcm16_to_ulaw,
+    ulaw_code,
+    ulaw_sample,
+    ulaw_to_pcm16,
+)
 from rtengine.protocol._state import audio_duration_ms
 
 EVERY_CODE = bytes(range(256))
@@ -76,3 +86,41 @@ def test_audio_deltas_take_the_format_they_are_parsed_with() -> None:
 def test_bad_base64_decodes_to_nothing_in_every_format() -> None:
     for fmt in ("audio/pcm", "audio/pcmu", "audio/pcma"):
         assert AudioOut("not base64!", format=fmt).pcm() == b""
+
+
+EVERY_SAMPLE = b"".join(s.to_bytes(2, "little", signed=True) for s in range(-32768, 32768))
+
+
+def test_encoders_match_the_stdlib_reference_where_it_still_exists() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        audioop = pytest.importorskip("audioop")  # removed in Python 3.13
+    assert pcm16_to_ulaw(EVERY_SAMPLE) == audioop.lin2ulaw(EVERY_SAMPLE, 2)
+    assert pcm16_to_alaw(EVERY_SAMPLE) == audioop.lin2alaw(EVERY_SAMPLE, 2)
+
+
+def test_every_code_round_trips_through_its_value() -> None:
+    # A-law: all 256 codes are distinct values; μ-law: 0x7F and 0xFF are both 0, which encodes as 0xFF.
+    assert pcm16_to_alaw(alaw_to_pcm16(EVERY_CODE)) == EVERY_CODE
+    assert pcm16_to_ulaw(ulaw_to_pcm16(EVERY_CODE)) == EVERY_CODE.replace(b"\x7f", b"\xff")
+
+
+@given(st.integers(-32768, 32767))
+def test_encoding_then_decoding_stays_within_the_step_of_the_segment(sample: int) -> None:
+    # G.711 keeps ~4 bits of mantissa: the error grows with the magnitude (1/16 of it), never beyond.
+    for code, value in ((ulaw_code, ulaw_sample), (alaw_code, alaw_sample)):
+        assert abs(value(code(sample)) - sample) <= abs(sample) // 16 + 12
+
+
+@given(st.binary(max_size=2000))
+def test_pcm16_round_trips_through_g711_at_half_the_bytes(pcm: bytes) -> None:
+    for fmt, decode in (("audio/pcmu", ulaw_to_pcm16), ("audio/pcma", alaw_to_pcm16)):
+        encoded = pcm16_to_g711(pcm, fmt)
+        assert len(encoded) == len(pcm) // 2
+        expected = encoded.replace(b"\x7f", b"\xff") if fmt == "audio/pcmu" else encoded  # μ-law's two zeros
+        assert pcm16_to_g711(decode(encoded), fmt) == expected
+
+
+def test_only_g711_formats_encode() -> None:
+    with pytest.raises(ValueError, match=r"not a G\.711 format"):
+        pcm16_to_g711(b"\x00\x00", "audio/pcm")

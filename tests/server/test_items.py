@@ -57,10 +57,10 @@ def test_assistant_content_must_be_output_text(part_type: str) -> None:
     assert error["error"]["param"] == "item.content[0].type"
 
 
-def test_only_item_creates_are_checked_by_frame() -> None:
-    assert create_error('{"type": "response.create"}') is None
-    assert create_error("{not json") is None
-    bad = '{"type": "conversation.item.create", "event_id": "e", "item": {"type": "nope"}}'
+def test_only_item_creates_are_checked() -> None:
+    assert create_error({"type": "response.create"}) is None
+    assert create_error({"type": "conversation.item.create", "item": "not an object"}) is None
+    bad = {"type": "conversation.item.create", "event_id": "e", "item": {"type": "nope"}}
     error = create_error(bad)
     assert error is not None
     assert (error["error"]["param"], error["error"]["event_id"]) == ("item.type", "e")

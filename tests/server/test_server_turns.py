@@ -191,29 +191,34 @@ async def test_g711_input_is_timed_at_8_khz(server: LocalServer) -> None:
         assert events[-1]["transcript"] == "Tone of 440 Hz for 0.5 seconds.", kind
 
 
-async def test_idle_timeout_after_a_response_triggers_a_turn(server: LocalServer) -> None:
+async def test_idle_timeout_after_a_response_triggers_a_turn(
+    server: LocalServer, autojump_clock: trio.abc.Clock
+) -> None:
+    """Wall time (here trio's mock clock): the client goes quiet after the response, sending no audio at all, and
+    the timeout still fires, ``response.done`` + 200 ms of playback + ``idle_timeout_ms`` later."""
     config = SessionConfig(turn_detection=TurnDetection(idle_timeout_ms=5000))  # the API's minimum
-    with trio.fail_after(10):
+    with trio.fail_after(30):
         async with open_socket(direct(server), {}) as sock:
             await open_turn(sock, config)
             await speak(sock, silence(100))
             await sock.send(encode(response_create()))
-            await until(
-                sock, "rate_limits.updated"
-            )  # after response.done; 200 ms of output audio: "played" until 300 ms of input
-            await speak(sock, silence(5600))
+            await until(sock, "response.done")
+            done_at = trio.current_time()
             events = await until(sock, "response.created")
+            fired_after = trio.current_time() - done_at
     types = [e["type"] for e in events]
     assert types == [
+        "rate_limits.updated",
         "input_audio_buffer.timeout_triggered",
         "input_audio_buffer.committed",
         "conversation.item.added",
         "conversation.item.done",
         "response.created",
     ]
-    timeout = events[0]
-    assert (timeout["audio_start_ms"], timeout["audio_end_ms"]) == (300, 5300)
-    assert timeout["item_id"] == events[1]["item_id"] == events[2]["item"]["id"]
+    timeout = events[1]
+    assert (timeout["audio_start_ms"], timeout["audio_end_ms"]) == (100, 100)  # no input audio since
+    assert timeout["item_id"] == events[2]["item_id"] == events[3]["item"]["id"]
+    assert 5.2 <= fired_after < 5.3
 
 
 async def test_commit_and_clear_by_the_client(server: LocalServer) -> None:
