@@ -7,6 +7,8 @@ is taken from the ``openai`` package's documented client-event types (quoted in 
 of real traffic; when fixing a defect, remove its marker.
 """
 
+import base64
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,6 +19,8 @@ from sdk_events import sdk_problems
 
 from rtengine.adapters._ws import RealtimeSocket, open_socket
 from rtengine.protocol import SocketEnd, user_text
+from rtengine.protocol._audio import dominant_frequency
+from rtengine.protocol._g711 import alaw_to_pcm16, ulaw_to_pcm16
 from rtengine.protocol._payloads import encode
 from rtengine.server import LocalServer
 
@@ -328,3 +332,33 @@ async def test_an_ephemeral_client_secret_can_be_minted(server: LocalServer) -> 
     assert isinstance(body["expires_at"], int)
     assert body["session"]["instructions"] == "Be brief."
     assert body["session"]["audio"]["output"]["voice"] == "marin"
+
+
+# --- G.711 output ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the server's output audio is always 24 kHz PCM16, whatever session.audio.output.format says: a client "
+    "that asked for audio/pcmu or audio/pcma decodes noise 6x too long, and its truncation positions disagree "
+    "with the server's",
+)
+@pytest.mark.parametrize(("format_type", "decode"), [("audio/pcmu", ulaw_to_pcm16), ("audio/pcma", alaw_to_pcm16)])
+async def test_output_audio_is_in_the_sessions_output_format(
+    server: LocalServer, format_type: str, decode: Callable[[bytes], bytes]
+) -> None:
+    """The fake answers with a 200 ms 440 Hz tone (``ServerOptions.audio_ms``): in G.711 that is 1,600 bytes
+    (8 kHz, a byte a sample), and decoded it is still 440 Hz."""
+    session = {"type": "realtime", "audio": {"output": {"format": {"type": format_type}}}}
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            client = await started(server, sock)
+            updated = await client.answers({"type": "session.update", "session": session})
+            await client.send(user_text("hi"))
+            await client.send({"type": "response.create"})
+            streamed = await client.until("response.done")
+    assert updated[0]["session"]["audio"]["output"]["format"] == {"type": format_type}
+    audio = b"".join(base64.b64decode(e["delta"]) for e in streamed if e["type"] == "response.output_audio.delta")
+    assert len(audio) == 200 * 8
+    assert dominant_frequency(decode(audio), rate=8000) == pytest.approx(440, abs=20)
+    assert client.problems == []
