@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from helpers import call_id_of, create_call, direct, loads, sideband
+from helpers import RTENGINE, call_id_of, create_call, direct, loads, sideband
 from sdk_events import sdk_problems
 
 from rtengine.adapters._ws import RealtimeSocket, open_socket
@@ -362,3 +362,25 @@ async def test_output_audio_is_in_the_sessions_output_format(
     assert len(audio) == 200 * 8
     assert dominant_frequency(decode(audio), rate=8000) == pytest.approx(440, abs=20)
     assert client.problems == []
+
+
+# --- a newcomer's first run --------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="`rtengine serve` on a port already in use dies with a raw OSError traceback instead of a one-line "
+    "message naming the port (the CLI does so for an out-of-range --port)",
+)
+async def test_serve_on_a_busy_port_says_so_in_one_line() -> None:
+    with trio.fail_after(30):
+        (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        async with listener:
+            port = listener.socket.getsockname()[1]
+            done = await trio.run_process(
+                [*RTENGINE, "serve", "--port", str(port)], capture_stdout=True, capture_stderr=True, check=False
+            )
+    err = done.stderr.decode()
+    assert done.returncode != 0
+    assert "Traceback" not in err
+    assert str(port) in err
