@@ -120,6 +120,11 @@ async def test_response_create_with_non_string_metadata_is_refused(server: Local
         ({"max_output_tokens": 0}, "response.max_output_tokens"),
         ({"output_modalities": ["text", "audio"]}, "response.output_modalities"),
         ("not an object", "response"),
+        ({"metadata": {f"key{i}": "v" for i in range(17)}}, "response.metadata"),  # "Set of 16 key-value pairs"
+        (
+            {"metadata": {"key": "v" * 513}},
+            "response.metadata.key",
+        ),  # "Values are strings with a maximum length of 512"
     ],
 )
 async def test_response_create_with_an_invalid_response_object_is_refused(
