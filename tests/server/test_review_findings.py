@@ -8,18 +8,22 @@ of real traffic; when fixing a defect, remove its marker.
 """
 
 import base64
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 import trio
+from engine_helpers import client_for, serving, until
 from helpers import RTENGINE, call_id_of, create_call, direct, loads, sideband
 from sdk_events import sdk_problems
 
+import rtengine
+from rtengine import webrtc
 from rtengine.adapters._ws import RealtimeSocket, open_socket
+from rtengine.events import ResponseDone, SpeechStopped
 from rtengine.protocol import SocketEnd, user_text
-from rtengine.protocol._audio import dominant_frequency
+from rtengine.protocol._audio import dominant_frequency, tone
 from rtengine.protocol._g711 import alaw_to_pcm16, ulaw_to_pcm16
 from rtengine.protocol._payloads import encode
 from rtengine.server import LocalServer
@@ -389,3 +393,40 @@ async def test_serve_on_a_busy_port_says_so_in_one_line() -> None:
     assert done.returncode != 0
     assert "Traceback" not in err
     assert str(port) in err
+
+
+# --- WebRTC calls: the caller's microphone ------------------------------------------------------------------------
+
+
+async def spoken_turn() -> AsyncIterator[bytes]:
+    """A second of loud 440 Hz "speech", then a second of silence, as 20 ms PCM16 frames."""
+    async for frame in webrtc.tone_source(440, seconds=1.0, amplitude=0.5):
+        yield frame
+    for _ in range(50):
+        yield bytes(len(tone(440, 20)))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="on a WebRTC call the audio the caller sends is only recorded (and echoed): it never reaches the VAD, so "
+    "speaking into a call (the browser's microphone, `rtengine web`) never makes a turn",
+)
+async def test_speaking_into_a_call_makes_a_server_vad_turn() -> None:
+    """The API's main WebRTC flow: the media peer's audio goes through server VAD like appended audio
+    (``speech_started`` … ``committed``, the user item, an automatic response)."""
+    with trio.fail_after(30):
+        async with webrtc.open_media_engine(loopback=True) as engine, serving(engine) as server:
+            media = webrtc.Media(engine, source=spoken_turn(), connect_timeout=5)
+            async with (
+                client_for(server) as client,
+                rtengine.open_conversation(client, rtengine.SessionConfig(), media=media) as conv,
+            ):
+                with trio.move_on_after(8):
+                    await until(conv, SpeechStopped)
+                    await until(conv, ResponseDone)
+            record = server.record.calls[-1]
+            sent = [t for c in server.record.sidebands() for t in c.types_out()]
+    assert record.audio_frames_in >= 50  # the audio did arrive
+    assert "input_audio_buffer.speech_started" in sent
+    assert "input_audio_buffer.committed" in sent
+    assert "response.done" in sent
