@@ -519,3 +519,21 @@ async def test_a_burst_of_items_on_the_data_channel_is_all_added() -> None:
     assert record.data_frames_refused == 0
     assert sent.count("conversation.item.done") == burst
     assert "error" not in sent
+
+
+# --- the engine and the local server disagree ---------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TurnDetection accepts idle_timeout_ms=100, which the local server (like the API, 5,000..30,000) refuses: "
+    "the conversation is closed by a fatal server error at start instead of a ConfigError at configuration",
+)
+@pytest.mark.parametrize("idle_timeout_ms", [100, 4_999, 30_001])
+def test_an_idle_timeout_the_server_refuses_is_a_config_error(idle_timeout_ms: int) -> None:
+    """``TurnDetection`` already checks ``threshold`` against [0, 1] and the other variant's fields; the server's
+    range for ``idle_timeout_ms`` is not checked, so the mistake shows up only as ``Closed(reason='error')``."""
+    with pytest.raises(rtengine.ConfigError, match="idle_timeout_ms"):
+        rtengine.SessionConfig(
+            turn_detection=rtengine.TurnDetection(type="server_vad", idle_timeout_ms=idle_timeout_ms)
+        )
