@@ -451,12 +451,6 @@ async def test_an_ephemeral_client_secret_can_be_minted(server: LocalServer) -> 
 # --- G.711 output ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the server's output audio is always 24 kHz PCM16, whatever session.audio.output.format says: a client "
-    "that asked for audio/pcmu or audio/pcma decodes noise 6x too long, and its truncation positions disagree "
-    "with the server's",
-)
 @pytest.mark.parametrize(("format_type", "decode"), [("audio/pcmu", ulaw_to_pcm16), ("audio/pcma", alaw_to_pcm16)])
 async def test_output_audio_is_in_the_sessions_output_format(
     server: LocalServer, format_type: str, decode: Callable[[bytes], bytes]
@@ -511,11 +505,6 @@ async def spoken_turn() -> AsyncIterator[bytes]:
         yield bytes(len(tone(440, 20)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on a WebRTC call the audio the caller sends is only recorded (and echoed): it never reaches the VAD, so "
-    "speaking into a call (the browser's microphone, `rtengine web`) never makes a turn",
-)
 async def test_speaking_into_a_call_makes_a_server_vad_turn() -> None:
     """The API's main WebRTC flow: the media peer's audio goes through server VAD like appended audio
     (``speech_started`` … ``committed``, the user item, an automatic response)."""
