@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
+from typing import Final, TypeVarTuple
 
 import trio
 
@@ -18,6 +20,8 @@ from ..server import INJECTIONS, Faults, ServerOptions, ToolScript, check_inject
 from ._demo import DemoOptions, tls_context
 from ._demo import main as demo_main
 from ._web import open_web_app
+
+Ts = TypeVarTuple("Ts")
 
 __all__ = ["main"]
 
@@ -200,6 +204,32 @@ async def _web(host: str, port: int, base_url: str | None, ca_file: str | None) 
                 break
 
 
+#: What binding a listening socket fails with when the address is taken, not this machine's or not allowed.
+_BIND_ERRNOS: Final = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def _bind_error(exc: BaseException) -> OSError | None:
+    """The bind failure ``exc`` is (or a group holds as its only failure), else None."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError) and exc.errno in _BIND_ERRNOS else None
+
+
+def _run_listening(command: str, host: str, port: int, run: Callable[[*Ts], Awaitable[None]], *args: *Ts) -> int:
+    """``trio.run(run, *args)`` for a command that listens on ``host:port``: 0 once it ends, 1 with one line on
+    stderr when the address cannot be bound (a busy port), any other failure raised as is."""
+    try:
+        trio.run(run, *args)
+    except (OSError, BaseExceptionGroup) as exc:
+        failure = _bind_error(exc)
+        if failure is None:
+            raise
+        reason = failure.strerror or str(failure)
+        print(f"rtengine {command}: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtengine", description="Realtime conversations for trio.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level to stderr")
@@ -250,15 +280,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             print(f"rtengine serve: {exc}", file=sys.stderr)
             return 2
-        trio.run(_serve, options)
-        return 0
+        return _run_listening("serve", args.host, args.port, _serve, options)
     if args.command == "web":
         try:
-            trio.run(_web, args.host, args.port, args.base_url, args.ca_file)
+            return _run_listening("web", args.host, args.port, _web, args.host, args.port, args.base_url, args.ca_file)
         except RealtimeError as exc:
             print(f"rtengine web: {exc}", file=sys.stderr)
             return 1
-        return 0
     common = {
         "text": args.text,
         "transport": args.transport,

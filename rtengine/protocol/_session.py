@@ -62,6 +62,10 @@ _VAD_ONLY: Final = {
 _OTHER_VAD: Final = {"server_vad": "semantic_vad", "semantic_vad": "server_vad"}
 
 
+#: The range the API accepts for ``server_vad``'s ``idle_timeout_ms`` (the local server's too).
+IDLE_TIMEOUT_RANGE_MS: Final = (5_000, 30_000)
+
+
 @dataclass(frozen=True, slots=True)
 class TurnDetection:
     """Server-side voice activity detection; ``None`` fields are omitted. ``server_vad`` takes ``threshold``,
@@ -89,6 +93,12 @@ class TurnDetection:
             )
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"turn_detection threshold must be within [0, 1], got {self.threshold!r}")
+        low, high = IDLE_TIMEOUT_RANGE_MS
+        if self.idle_timeout_ms is not None and not low <= self.idle_timeout_ms <= high:
+            raise ConfigError(
+                f"turn_detection idle_timeout_ms must be within [{low}, {high}] ms (the API's range), "
+                f"got {self.idle_timeout_ms!r}"
+            )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}

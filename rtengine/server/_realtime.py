@@ -46,6 +46,7 @@ from ._shapes import ERROR_MESSAGES, SUPPORTED_CLIENT_EVENTS, default_session, e
 from ._turns import Turns
 from ._vad import InputFormat
 from ._validate import ClientFrame, check_session
+from ._validate_requests import check_response, check_session_type
 from ._views import ConversationViews, Link
 
 if TYPE_CHECKING:
@@ -248,10 +249,11 @@ class RealtimeSession:
                 await self._add_item({"type": "function_call_output", "call_id": call_id, "output": output})
             case ItemCreate(item=item):
                 await self._add_item(dict(item))
-            case ResponseCreate(response=request, event_id=eid):
-                await self._response_create(eid, origin, request or {})
-            case ResponseCancel(event_id=eid):
-                if state.response is None:
+            case ResponseCreate(event_id=eid):
+                await self._response_create(eid, origin, message.get("response"))
+            case ResponseCancel(response_id=rid, event_id=eid):
+                # "A specific response ID to cancel": another id names no active response (the API's error).
+                if state.response is None or rid not in (None, state.response.response_id):
                     code = "response_cancel_not_active"
                     await reply(origin, error_event(ERROR_MESSAGES[code], code=code, event_id=eid))
                 else:
@@ -285,7 +287,7 @@ class RealtimeSession:
             await self._send({"type": "output_audio_buffer.cleared", "response_id": response_id})
 
     async def _session_update(self, session: Any, eid: str | None, origin: Link | None) -> None:
-        problem = check_session(session)
+        problem = check_session(session) or check_session_type(self.session, session)
         if problem is not None:
             error = error_event(problem.message, code=problem.code, param=problem.param, event_id=eid)
             await self.views.reply(origin, error)
@@ -317,7 +319,13 @@ class RealtimeSession:
         truncated = {"item_id": event.item_id, "content_index": event.content_index, "audio_end_ms": end}
         await self._send({"type": "conversation.item.truncated", **truncated})
 
-    async def _response_create(self, eid: str | None, origin: Link | None, request: Mapping[str, Any]) -> None:
+    async def _response_create(self, eid: str | None, origin: Link | None, request: Any) -> None:
+        """Start the response ``request`` (the ``response`` object, if any) asks for, or answer the API's error
+        (an invalid request, or a response already active)."""
+        if request is not None and (problem := check_response(request)) is not None:
+            error = error_event(problem.message, code=problem.code, param=problem.param, event_id=eid)
+            await self.views.reply(origin, error)
+            return
         active = self.state.response
         if active is not None:
             message = (

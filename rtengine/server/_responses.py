@@ -34,6 +34,7 @@ from ..protocol._g711 import G711_FORMATS, PCM_FORMAT, format_geometry, pcm16_to
 from ._model import AUDIO_CHUNK_MS, ActiveResponse, ModelState
 from ._options import ServerOptions
 from ._shapes import new_id
+from ._validate_requests import input_text, out_of_band
 
 if TYPE_CHECKING:
     from ._calls import Call
@@ -138,7 +139,7 @@ class ResponseStreamer:
             "status": status,
             "status_details": details,
             "output": output,
-            "conversation_id": self._conversation_id,
+            "conversation_id": None if out_of_band(request) else self._conversation_id,
             "output_modalities": [self._modality(request)],
             "max_output_tokens": request.get("max_output_tokens", self._state.session.get("max_output_tokens", "inf")),
             "audio": self._audio_output(),
@@ -175,9 +176,11 @@ class ResponseStreamer:
         then ``rate_limits.updated`` and, on a call that played audio, the output audio buffer's end."""
         state, send = self._state, self._send
         progress = _Progress([])
+        # Announced even when cancelled before it began (a response.cancel right behind the response.create):
+        # every response.done follows its response.created.
+        created = self._response_object(response, "in_progress", [], None)
+        await send({"type": "response.created", "response": created})
         with response.scope:
-            created = self._response_object(response, "in_progress", [], None)
-            await send({"type": "response.created", "response": created})
             if self._options.tool_call is not None and not state.tool_used:
                 state.tool_used = True
                 await self._tool_response(response, progress)
@@ -201,26 +204,32 @@ class ResponseStreamer:
             kind = "output_audio_buffer.cleared" if cancelled else "output_audio_buffer.stopped"
             await send({"type": kind, "response_id": response.response_id})
 
-    async def _start_item(self, rid: str, out: _Output) -> str | None:
-        """``response.output_item.added`` and ``conversation.item.added``; the item before it."""
-        previous = self._state.follow(out.fields["id"])
+    async def _start_item(self, response: ActiveResponse, out: _Output) -> None:
+        """``response.output_item.added`` and, unless the response is out of band, ``conversation.item.added``."""
         item = out.item("in_progress")
-        await self._send({"type": "response.output_item.added", "response_id": rid, "output_index": 0, "item": item})
-        await self._send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-        return previous
+        added = {"type": "response.output_item.added", "response_id": response.response_id, "output_index": 0}
+        await self._send({**added, "item": item})
+        if not out_of_band(response.request):
+            previous = self._state.follow(out.fields["id"])
+            await self._send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
 
-    async def _finish_item(self, rid: str, out: _Output) -> None:
-        """``conversation.item.done`` (the API shows ``previous_item_id`` null there), ``response.output_item.done``."""
+    async def _finish_item(self, response: ActiveResponse, out: _Output) -> None:
+        """``conversation.item.done`` (the API shows ``previous_item_id`` null there; none out of band),
+        ``response.output_item.done``."""
         out.done = True
         item = out.item("completed")
-        await self._send({"type": "conversation.item.done", "previous_item_id": None, "item": item})
+        rid = response.response_id
+        if not out_of_band(response.request):
+            await self._send({"type": "conversation.item.done", "previous_item_id": None, "item": item})
         await self._send({"type": "response.output_item.done", "response_id": rid, "output_index": 0, "item": item})
 
     async def _pace(self) -> None:
         if self._options.delta_interval:
             await trio.sleep(self._options.delta_interval)
 
-    def _reply_text(self) -> str:
+    def _reply_text(self, request: Mapping[str, Any]) -> str:
+        """The scripted answer: a tool's output, the configured reply, or an echo of the user's last text (the
+        response's own ``input``, when it gives one, is its context instead of the conversation)."""
         state = self._state
         if state.tool_outputs:
             name, output = state.tool_outputs[-1]
@@ -228,6 +237,9 @@ class ResponseStreamer:
             return f"The {name} tool returned: {output}"
         if self._options.reply_text is not None:
             return self._options.reply_text
+        if "input" in request and request["input"] is not None:
+            own = input_text(request)
+            return "Hello from the rtengine local server." if own is None else f"You said: {own}"
         if state.last_user_text is not None:
             return f"You said: {state.last_user_text}"
         return "Hello from the rtengine local server."
@@ -235,11 +247,11 @@ class ResponseStreamer:
     async def _message_response(self, response: ActiveResponse, progress: _Progress) -> None:
         send, rid = self._send, response.response_id
         audio = self._modality(response.request) == "audio"
-        text = self._reply_text()
+        text = self._reply_text(response.request)
         fields = {"id": new_id("item"), "type": "message", "role": "assistant"}
         out = _Output(fields, "output_audio" if audio else "output_text")
         progress.outputs.append(out)
-        await self._start_item(rid, out)
+        await self._start_item(response, out)
         where = {"response_id": rid, "item_id": fields["id"], "output_index": 0, "content_index": 0}
         out.part_added = True
         empty = {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
@@ -252,7 +264,7 @@ class ResponseStreamer:
             out.text += delta
             await self._pace()
         if audio:
-            await self._play(rid, out, progress, where)
+            await self._play(response, out, progress, where)
             await send({"type": "response.output_audio.done", **where})
             await send({"type": "response.output_audio_transcript.done", **where, "transcript": text})
             part = {"type": "audio", "transcript": text}
@@ -260,17 +272,20 @@ class ResponseStreamer:
             await send({"type": "response.output_text.done", **where, "text": text})
             part = {"type": "text", "text": text}
         await send({"type": "response.content_part.done", **where, "part": part})
-        await self._finish_item(rid, out)
+        await self._finish_item(response, out)
 
-    async def _play(self, rid: str, out: _Output, progress: _Progress, where: dict[str, Any]) -> None:
-        """The answer's audio: over RTP on a call (``output_audio_buffer.started``), as deltas on a websocket."""
+    async def _play(self, response: ActiveResponse, out: _Output, progress: _Progress, where: dict[str, Any]) -> None:
+        """The answer's audio: over RTP on a call (``output_audio_buffer.started``), as deltas on a websocket.
+        Only an item in the conversation can be truncated later (its audio is remembered)."""
+        rid = response.response_id
         iid = out.fields["id"]
+        audio_items = {} if out_of_band(response.request) else self._state.audio_items
         if self._call is not None:
             self._call.source.push(tone(440.0, self._options.audio_ms))
             progress.audio_started = True
             self._playing = self._last_played = rid
             out.audio_ms = self._options.audio_ms
-            self._state.audio_items[iid] = self._options.audio_ms
+            audio_items[iid] = self._options.audio_ms
             await self._send({"type": "output_audio_buffer.started", "response_id": rid})
             return
         fmt = self._output_format_type()
@@ -283,7 +298,7 @@ class ResponseStreamer:
             chunk = base64.b64encode(audio[start : start + size]).decode("ascii")
             await self._send({"type": "response.output_audio.delta", **where, "delta": chunk})
             out.audio_ms += AUDIO_CHUNK_MS
-            self._state.audio_items[iid] = out.audio_ms
+            audio_items[iid] = out.audio_ms
             await self._pace()
 
     async def _tool_response(self, response: ActiveResponse, progress: _Progress) -> None:
@@ -294,7 +309,7 @@ class ResponseStreamer:
         fields = {"id": new_id("item"), "type": "function_call", "name": script.name, "call_id": call_id}
         out = _Output(fields)
         progress.outputs.append(out)
-        await self._start_item(rid, out)
+        await self._start_item(response, out)
         where = {"response_id": rid, "item_id": fields["id"], "output_index": 0, "call_id": call_id}
         await send({"type": "response.function_call_arguments.delta", **where, "delta": script.arguments})
         out.text = script.arguments
@@ -302,4 +317,4 @@ class ResponseStreamer:
         done = {"type": "response.function_call_arguments.done", **where, "name": script.name}
         await send({**done, "arguments": script.arguments})
         self._state.pending_tools[call_id] = script.name
-        await self._finish_item(rid, out)
+        await self._finish_item(response, out)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ..protocol._session import IDLE_TIMEOUT_RANGE_MS
+
 __all__ = ["MAX_JSON_DEPTH", "ClientFrame", "Invalid", "check_session", "json_depth", "load_json", "wrong_type"]
 
 #: Deepest nesting of objects and arrays a client body or event may have (a JSON schema of a tool fits easily).
@@ -246,7 +248,7 @@ _TURN_DETECTION: Final = tagged(
                 "threshold": number(0.0, 1.0),
                 "prefix_padding_ms": number(0, 10_000, integer=True),
                 "silence_duration_ms": number(0, 10_000, integer=True),
-                "idle_timeout_ms": nullable(number(5_000, 30_000, integer=True)),
+                "idle_timeout_ms": nullable(number(*IDLE_TIMEOUT_RANGE_MS, integer=True)),
             }
         ),
         "semantic_vad": obj({**_BOTH_VADS, "eagerness": enum("low", "medium", "high", "auto")}),

@@ -10,6 +10,7 @@ import subprocess
 import wave
 
 import httpx
+import pytest
 import trio
 from helpers import RTENGINE, start_serve
 
@@ -199,3 +200,25 @@ async def test_web_without_a_key_for_a_real_provider_fails_clearly() -> None:
         )
     assert result.returncode == 1
     assert b"OPENAI_API_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "web"])
+async def test_a_busy_port_is_one_line_on_stderr_and_status_1(command: str) -> None:
+    """A port already in use is the commonest first-run mistake: one line naming the port, no traceback."""
+    with trio.fail_after(60):
+        (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        async with listener:
+            port = listener.socket.getsockname()[1]
+            done = await trio.run_process(
+                [*RTENGINE, command, "--port", str(port)],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                env=_env(),
+            )
+    err = done.stderr.decode()
+    assert done.returncode == 1
+    assert "Traceback" not in err
+    assert err.count("\n") == 1, err
+    assert f"rtengine {command}: cannot listen on 127.0.0.1:{port}" in err
+    assert done.stdout == b""  # no URL was printed for a server that never listened

@@ -119,6 +119,20 @@ def test_invalid_parts_fail_too() -> None:
         TurnDetection(threshold=2.0)
 
 
+@pytest.mark.parametrize("idle_timeout_ms", [100, 4_999, 30_001])
+def test_an_idle_timeout_the_server_refuses_is_a_config_error(idle_timeout_ms: int) -> None:
+    """The API (and the local server) accept ``idle_timeout_ms`` in 5,000..30,000; outside it the mistake is a
+    ``ConfigError`` at configuration, not a fatal server error closing the conversation at start."""
+    with pytest.raises(rtengine.ConfigError, match="idle_timeout_ms"):
+        SessionConfig(turn_detection=TurnDetection(type="server_vad", idle_timeout_ms=idle_timeout_ms))
+
+
+@pytest.mark.parametrize("idle_timeout_ms", [5_000, 30_000])
+def test_the_idle_timeouts_at_the_ends_of_the_range_are_sent(idle_timeout_ms: int) -> None:
+    detection = TurnDetection(idle_timeout_ms=idle_timeout_ms).to_json()
+    assert detection == {"type": "server_vad", "idle_timeout_ms": idle_timeout_ms}
+
+
 def test_extra_is_merged_last() -> None:
     payload = SessionConfig(extra={"tracing": "auto"}).update_payload()
     assert payload["tracing"] == "auto"

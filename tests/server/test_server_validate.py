@@ -120,6 +120,20 @@ async def test_session_update_is_validated_like_the_api(
     assert updated["session"]["max_output_tokens"] == "inf"
 
 
+async def test_a_realtime_session_cannot_become_a_transcription_session(server: LocalServer) -> None:
+    """The API refuses the switch ("invalid_parameter: Passing a transcription session update event to a realtime
+    session is not allowed.", reported from the live API in crmitchelmore/justspeaktoit#427); a transcription session
+    is opened as one (``?intent=transcription``). The session stays realtime."""
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            error = (await update(sock, {"type": "transcription"}))["error"]
+            assert (error["code"], error["param"]) == ("invalid_parameter", "session.type")
+            assert "transcription session update event to a realtime session" in error["message"]
+            updated = await update(sock, {"type": "realtime", "instructions": "still realtime"})
+    assert updated["session"]["type"] == "realtime"
+    assert updated["session"]["instructions"] == "still realtime"
+
+
 async def test_what_the_agents_sdk_and_rtengine_send_is_accepted(server: LocalServer) -> None:
     agents_sdk = {
         "type": "realtime",
