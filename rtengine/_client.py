@@ -23,6 +23,7 @@ from .protocol._backoff import DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES
 from .protocol._calls import CallAnswer, CallBody
 from .protocol._errors import ConfigError
 from .protocol._headers import bearer, merge_request_headers
+from .protocol._reattach import DEFAULT_REJOIN_ATTEMPTS, DEFAULT_REJOIN_DEADLINE
 from .protocol._session import SessionConfig
 from .protocol._urls import calls_url, realtime_ws_url
 
@@ -48,6 +49,9 @@ class RealtimeClient:
     ``ssl_context`` replaces the default TLS context (the system's CA bundle) for both HTTPS and WSS: a private CA,
     a proxy that re-signs, client certificates.
     ``call_timeout`` bounds one call creation as a whole (every attempt and retry wait).
+    ``sideband_rejoin_attempts``/``sideband_rejoin_deadline``: when a WebRTC call's sideband is lost abnormally while
+    the call lives, it is joined again — at most this many attempts (0..100; 0 turns re-attach off), all within
+    this many seconds of the loss (``SidebandLost``/``SidebandRestored`` events; see ``rtengine.engine._rejoin``).
     ``open_stream(host, port)`` replaces ``trio.open_tcp_stream`` for websockets (in-memory tests, proxies).
     ``aclose()`` is the same as leaving the block; it closes the HTTP client rtengine created.
     """
@@ -70,18 +74,28 @@ class RealtimeClient:
         rand: Callable[[], float] = random.random,
         ssl_context: ssl.SSLContext | None = None,
         call_timeout: float = 15.0,
+        sideband_rejoin_attempts: int = DEFAULT_REJOIN_ATTEMPTS,
+        sideband_rejoin_deadline: float = DEFAULT_REJOIN_DEADLINE,
     ) -> None:
-        for name, value in (("sideband_retries", sideband_retries), ("call_retries", call_retries)):
+        for name, value in (
+            ("sideband_retries", sideband_retries),
+            ("call_retries", call_retries),
+            ("sideband_rejoin_attempts", sideband_rejoin_attempts),
+        ):
             if not 0 <= value <= 100:
                 raise ConfigError(f"{name} must be within 0..100, got {value}")
         if connect_timeout <= 0 or close_timeout <= 0 or call_timeout <= 0 or backoff_base < 0:
             raise ConfigError("connect_timeout, close_timeout and call_timeout must be > 0 and backoff_base >= 0")
+        if not sideband_rejoin_deadline > 0:
+            raise ConfigError(f"sideband_rejoin_deadline must be > 0, got {sideband_rejoin_deadline}")
         self.base_url = base_url.rstrip("/") if base_url.endswith("/v1/") else base_url
         self.realtime_base_url = realtime_base_url or self.base_url
         self.calls_url = calls_url(self.base_url)
         realtime_ws_url(self.realtime_base_url, model=None)  # validate the websocket base now
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.sideband_retries = sideband_retries
+        self.sideband_rejoin_attempts = sideband_rejoin_attempts
+        self.sideband_rejoin_deadline = sideband_rejoin_deadline
         self.call_retries = call_retries
         self.backoff_base = backoff_base
         self.connect_timeout = connect_timeout

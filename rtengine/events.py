@@ -31,6 +31,8 @@ from .protocol._events import WarningKind as WarningKind
 from .protocol._lifecycle import Closed as Closed
 from .protocol._lifecycle import ConversationEvent as ConversationEvent
 from .protocol._lifecycle import Error as Error
+from .protocol._lifecycle import SidebandLost as SidebandLost
+from .protocol._lifecycle import SidebandRestored as SidebandRestored
 from .protocol._lifecycle import Started as Started
 from .protocol._more_events import ConversationCreated as ConversationCreated
 from .protocol._more_events import DtmfReceived as DtmfReceived
@@ -71,6 +73,8 @@ __all__ = [
     "ServerEvent",
     "SessionCreated",
     "SessionUpdated",
+    "SidebandLost",
+    "SidebandRestored",
     "SpeechStarted",
     "SpeechStopped",
     "Started",

@@ -132,6 +132,8 @@ class FakeEndpoint:
     sockets: FakeSockets = field(default_factory=FakeSockets)
     realtime_base_url: str = "http://fake.invalid/v1"
     sideband_retries: int = 2
+    sideband_rejoin_attempts: int = 3
+    sideband_rejoin_deadline: float = 10.0
     backoff_base: float = 0.1
     close_timeout: float = 1.0
     rand: Callable[[], float] = field(default_factory=lambda: random.Random(1).random)

@@ -69,6 +69,7 @@ def test_the_protocol_core_is_pure() -> None:
         "_session",
         "_urls",
         "_audio",
+        "_reattach",
     ]
     for module in pure:
         imported = _imports(PACKAGE / "protocol" / f"{module}.py")

@@ -114,6 +114,10 @@ class RealtimeSocket:
             try:
                 with _translate(what, ConnectionLost):
                     await self._stream.send_all(data)
+            except ConnectionLost as exc:
+                self._torn = True
+                exc.partial = True  # part of the frame may be on the wire
+                raise
             except BaseException:
                 self._torn = True
                 raise

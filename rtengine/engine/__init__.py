@@ -11,6 +11,7 @@ Theory of operation::
           └─ root scope ── cancelled only as the last resort of an overrunning teardown
              ├─ work scope ── cancelled by every end, unconditionally (and by the owner's cancellation, directly)
              │  ├─ sideband job: join (retries) ─► session.update ─► loop: reader + control pump + audio pump
+             │  │     └─ lost abnormally while the call lives: re-join (bounded) ─► session.update ─► loop again
              │  └─ media job (rtengine as the WebRTC peer): answer ─► connected ─► audio both ways
              └─ afterwards, bounded: hang up the call; then Closed is delivered and the stream ends
 
@@ -29,6 +30,9 @@ Why each guarantee holds:
   ``close()`` bounds the rest and, past the bound, cancels the root scope.
 * **Errors are not swallowed, not leaked.** A ``RealtimeError`` in a job becomes one ``Error`` + ``Closed("error")``;
   any other exception also propagates out of the block as itself.
+* **A call survives its sideband** (:mod:`~rtengine.engine._rejoin`): a sideband lost abnormally is joined again
+  inside the same work scope, so every guarantee above holds across the gap; inputs keep buffering, nothing is
+  sent twice, ``session.update`` is first on every socket.
 * **Nothing outlives the block**: every task is a descendant of the runner, in the owner's nursery.
 """
 

@@ -135,9 +135,10 @@ async def run_media(
     media: MediaCall, options: Media, answer_sdp: str, core: Core, task_status: trio.TaskStatus[None]
 ) -> None:
     """Apply the answer, reach "connected" within ``connect_timeout``, then feed and drain audio until the
-    conversation ends. Failing to connect, or the connection failing later, ends the conversation with one
-    ``Error``; an invalid answer raises ``InvalidSdp``, which the runner turns into one. The peer connection is
-    closed on the way out, shielded and bounded (by the peer adapter)."""
+    conversation ends. Failing to connect ends the conversation with one ``Error``; the connection failing or
+    closing once connected means the call is over: ``Closed("call_ended")``; an invalid answer raises
+    ``InvalidSdp``, which the runner turns into one. The peer connection is closed on the way out, shielded and
+    bounded (by the peer adapter)."""
     peer, timeline = media.peer, core.timeline
     media.track.on_first_audio = lambda when: timeline.mark_at("first_audio_sent", when)
 
@@ -168,8 +169,9 @@ async def run_media(
                 nursery.start_soon(media.feed, options.source)
             nursery.start_soon(_watch_channel, media, options.data_channel, core)
             await peer.failed.wait()
-            message = f"the WebRTC connection failed (state {peer.connection_state!r})"
-            core.end(Closed("error"), Error(message, "webrtc_failed"))
+            # Connected, then failed or closed: the call is over (the provider ends a call whose media is gone).
+            log.info("webrtc connection ended call_id=%s state=%s", timeline.call_id, peer.connection_state)
+            core.end(Closed("call_ended", None, f"the WebRTC connection ended ({peer.connection_state})"), None)
     finally:
         media.end()
         await peer.aclose()

@@ -133,6 +133,9 @@ class Endpoint(Protocol):
 
     realtime_base_url: str
     sideband_retries: int
+    #: Re-joins of a call's sideband after one loss (0: a loss ends the conversation), and their total deadline.
+    sideband_rejoin_attempts: int
+    sideband_rejoin_deadline: float
     backoff_base: float
     close_timeout: float
     rand: Callable[[], float]

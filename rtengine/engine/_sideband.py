@@ -1,4 +1,5 @@
-"""The socket jobs: a plain websocket conversation, a call's sideband (join with retries), and the input loop.
+"""The socket jobs: a plain websocket conversation, a call's sideband (join with retries, re-join after a loss),
+and the input loop.
 
 Each runs in the conversation's work scope, so the end (``close()``, a failure, the owner's cancellation) cancels
 it unconditionally: after that no connection can be opened and nothing can be written but the close, which the
@@ -7,14 +8,16 @@ event means, what a command sends — come from :class:`~rtengine.protocol.Brain
 
 The loop: the reader (this task) and two pumps, control (texts, tool outputs, response requests, in call order)
 and audio. Writes are serialized by the socket. A write that fails ends the conversation with
-``Error("connection_lost")``; so does a read that ends without a close frame.
+``Error("connection_lost")``; so does a read that ends without a close frame — except on a call's sideband that
+may be joined again (:mod:`~rtengine.engine._rejoin`): the loop then returns the loss, and what was taken from the
+buffers but not written is carried (:class:`~rtengine.engine._rejoin.Carry`) to the next socket.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
@@ -24,15 +27,23 @@ from ..protocol._errors import ConnectionLost, TransportError
 from ..protocol._lifecycle import Closed, Error, SocketEnd, Started
 from ..protocol._parse import parse_server_event
 from ..protocol._payloads import encode, input_audio_append, session_update
+from ..protocol._reattach import sideband_ending, sideband_rejoinable
 from ..protocol._urls import sideband_url
+from ._rejoin import Budget, Carry, rejoin
 
 if TYPE_CHECKING:
     from ._conversation import Core
     from ._seams import Endpoint, Socket
 
-__all__ = ["run_loop", "run_sideband", "run_websocket"]
+__all__ = ["WRITE_GRACE", "run_loop", "run_sideband", "run_websocket"]
 
 log = logging.getLogger("rtengine")
+
+T = TypeVar("T")
+Payload = dict[str, Any]
+Ending = Callable[[SocketEnd], tuple[Error | None, Closed]]
+#: After a loss worth a re-join, how long the writes in flight may take to finish (or fail) before they are cut.
+WRITE_GRACE: Final = 1.0
 
 
 async def run_websocket(
@@ -61,14 +72,42 @@ async def run_sideband(
     core: Core,
     task_status: trio.TaskStatus[None],
 ) -> None:
-    """Join the call's sideband, then run the loop on it.
+    """Join the call's sideband, then run the loop on it; after a loss worth it, join it again (as long as
+    ``endpoint.sideband_rejoin_attempts`` is not 0).
 
     A join attempt is the handshake plus ``session.update``; a failed attempt is retried with backoff
     (realtime-protocol §3.4). When the attempts run out: inline, the error raises to the starter; in the background,
     one ``Error("sideband_join_failed")`` then ``Closed("error")`` — unless the conversation already ended, which
-    then cancelled this job before it could get here.
+    then cancelled this job before it could get here. A clean close (1000) of the sideband is the end of the call:
+    ``Closed("call_ended")``.
     """
     url = sideband_url(endpoint.realtime_base_url, call_id)  # off the answer path
+    carry = Carry() if endpoint.sideband_rejoin_attempts > 0 else None
+    try:
+        lost = await _join(endpoint, url, call_id, headers, inline, core, task_status, carry)
+        budget: Budget | None = None
+        while lost is not None and carry is not None:
+            lost, budget = await rejoin(endpoint, url, headers, core, carry, lost, _run_rejoined, budget)
+    finally:
+        if carry is not None:
+            carry.discard(core.stats)
+
+
+async def _run_rejoined(core: Core, sock: Socket, carry: Carry) -> SocketEnd | None:
+    return await run_loop(core, sock, carry, ending=sideband_ending)
+
+
+async def _join(
+    endpoint: Endpoint,
+    url: str,
+    call_id: str,
+    headers: Mapping[str, str],
+    inline: bool,
+    core: Core,
+    task_status: trio.TaskStatus[None],
+    carry: Carry | None,
+) -> SocketEnd | None:
+    """The first join (with retries), then the loop: how the socket was lost, or None once the conversation ended."""
     delays = retry_delays(endpoint.sideband_retries, endpoint.backoff_base, endpoint.rand)
     update = session_update(core.session)  # built once; each attempt stamps a fresh event_id on it
     log.info("connecting realtime sideband websocket call_id=%s", call_id)
@@ -89,8 +128,7 @@ async def run_sideband(
                 if inline:
                     core.outlet.put_now(Started("webrtc", call_id))
                 task_status.started()
-                await run_loop(core, sock)
-                return
+                return await run_loop(core, sock, carry, ending=sideband_ending)
         except TransportError as exc:
             if joined:
                 raise
@@ -99,7 +137,7 @@ async def run_sideband(
                     raise
                 log.warning("failed to connect realtime sideband call_id=%s: %s", call_id, exc)
                 core.end(Closed("error"), Error(f"failed to connect realtime sideband: {exc}", "sideband_join_failed"))
-                return
+                return None
             log.warning(
                 "realtime sideband join attempt %d failed call_id=%s; retrying in %.0f ms: %s",
                 attempt + 1,
@@ -108,72 +146,180 @@ async def run_sideband(
                 exc,
             )
         await trio.sleep(delays[attempt])
+    return None  # pragma: no cover - the last attempt returns or raises
 
 
-async def run_loop(core: Core, sock: Socket) -> None:
-    """Pumps and reader until the conversation ends (the work scope is cancelled) or the socket does."""
+async def run_loop(
+    core: Core, sock: Socket, carry: Carry | None = None, *, ending: Ending = socket_end
+) -> SocketEnd | None:
+    """Pumps and reader until the conversation ends (the work scope is cancelled) or the socket does.
+
+    Without ``carry`` every end of the socket ends the conversation (a plain websocket, or a sideband with
+    re-attach off), and so does a failed write. With ``carry`` (a call's sideband that may be joined again) the
+    reader's verdict decides: a failed write only stops the pumps, and the reader reads on to learn how the socket
+    ended (a clean close frame, or a loss; none within ``WRITE_GRACE`` is a loss). A loss that
+    :func:`~rtengine.protocol._reattach.sideband_rejoinable` accepts does not end the conversation: the pumps stop
+    taking inputs, the writes in flight finish (bounded by ``WRITE_GRACE``), what was taken and not written is left
+    in ``carry``, and the loss is returned. ``ending`` says how the conversation ends otherwise."""
+    link = _Link(core, sock, carry, ending)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_pump_control, core, sock)
-        nursery.start_soon(_pump_audio, core, sock)
-        await _read(core, sock)
-        nursery.cancel_scope.cancel()
+        link.scope = nursery.cancel_scope
+        nursery.start_soon(_pump_control, link)
+        nursery.start_soon(_pump_audio, link)
+        await _read(link)
+        if link.lost is None:
+            nursery.cancel_scope.cancel()
+    if link.lost is None and link.suspect is not None:
+        link.lose(link.suspect)  # a write failed and the reader saw no end within the grace
+    return link.lost
 
 
-async def _write(core: Core, sock: Socket, payload: dict[str, object]) -> bool:
-    """Write one payload; on failure end the conversation (``connection_lost``) and return False."""
-    try:
-        await sock.send(encode(core.brain.stamp(payload)))
-    except ConnectionLost as exc:
-        core.stats.inputs_lost += 1
-        core.end(Closed("error"), Error(f"realtime connection lost: {exc}", "connection_lost"))
-        return False
-    core.brain.wrote(payload)
-    return True
+class _Link:
+    """One socket's run of the loop: how it was lost (``lost``; ``suspect``: a write failed), the scopes in which
+    the pumps wait for inputs, and what is carried over to the next socket."""
+
+    __slots__ = ("carry", "core", "ending", "intakes", "lost", "scope", "sock", "suspect")
+
+    def __init__(self, core: Core, sock: Socket, carry: Carry | None, ending: Ending) -> None:
+        self.core, self.sock, self.carry, self.ending = core, sock, carry, ending
+        self.lost: SocketEnd | None = None
+        self.suspect: SocketEnd | None = None
+        self.intakes: set[trio.CancelScope] = set()
+        self.scope: trio.CancelScope | None = None
+
+    @property
+    def stopping(self) -> bool:
+        """The socket is lost or suspected lost (a re-join may follow): the pumps take nothing more."""
+        return self.lost is not None or self.suspect is not None
+
+    def lose(self, end: SocketEnd) -> None:
+        """The socket ended: a loss worth a re-join stops the pumps; any other end ends the conversation."""
+        if self.lost is not None:
+            return
+        if self.carry is None or not sideband_rejoinable(end):
+            error, closed = self.ending(end)
+            self.core.end(closed, error)
+            return
+        self.lost = end
+        self._stop_pumps()
+
+    def write_failed(self, exc: ConnectionLost) -> None:
+        end = SocketEnd(clean=False, detail=str(exc))
+        if self.carry is None:
+            self.lose(end)
+            return
+        if self.suspect is None:
+            self.suspect = end
+        self._stop_pumps()
+
+    def _stop_pumps(self) -> None:
+        for scope in self.intakes:
+            scope.cancel()
+        if self.scope is not None:
+            self.scope.deadline = min(self.scope.deadline, trio.current_time() + WRITE_GRACE)
+
+    async def take(self, get: Callable[[], Awaitable[T]]) -> T | None:
+        """``await get()`` for a pump, unless the pumps are stopped meanwhile (then None, and nothing was taken)."""
+        scope = trio.CancelScope()
+        if self.stopping:
+            scope.cancel()
+        self.intakes.add(scope)
+        try:
+            with scope:
+                return await get()
+        finally:
+            self.intakes.discard(scope)
+        return None
+
+    async def write(self, payload: Payload, rest: Sequence[Payload] = ()) -> bool:
+        """Write one payload; ``rest`` is what was to follow it. False when the socket is gone: the conversation
+        ended, or (a call's sideband) ``payload`` — unless part of it may be on the wire — and ``rest`` are
+        carried to the next socket."""
+        core = self.core
+        try:
+            await self.sock.send(encode(core.brain.stamp(payload)))
+        except trio.Cancelled:
+            self._unwritten(payload, rest, partial=True)
+            raise
+        except ConnectionLost as exc:
+            self.write_failed(exc)
+            self._unwritten(payload, rest, partial=exc.partial)
+            return False
+        core.brain.wrote(payload)
+        return True
+
+    def _unwritten(self, payload: Payload, rest: Sequence[Payload], *, partial: bool) -> None:
+        stats = self.core.stats
+        if self.carry is None or not self.stopping:  # the conversation is ending: counted, never sent
+            stats.inputs_lost += 1 + len(rest)
+            return
+        if partial:
+            stats.inputs_interrupted += 1  # the server may or may not have it: never repeated
+            log.warning("realtime sideband lost during a write; %s not repeated", payload.get("type"))
+        else:
+            self.carry.control.append(payload)
+        self.carry.control.extend(rest)
 
 
-async def _pump_control(core: Core, sock: Socket) -> None:
-    inputs, brain = core.inputs, core.brain
+async def _pump_control(link: _Link) -> None:
+    inputs, brain, carry = link.core.inputs, link.core.brain, link.carry
     while True:
-        command = await inputs.next_command()
-        payloads = brain.command(command)
+        if carry is not None and carry.control:
+            payloads = tuple(carry.control)  # taken before a loss: they go first, in order
+            carry.control.clear()
+        else:
+            command = await link.take(inputs.next_command)
+            if command is None:
+                return
+            payloads = brain.command(command)
         for index, payload in enumerate(payloads):
-            try:
-                if not await _write(core, sock, payload):
-                    return
-            except trio.Cancelled:
-                core.stats.inputs_lost += len(payloads) - index  # taken from the buffer, never written
-                raise
+            if not await link.write(payload, payloads[index + 1 :]):
+                return
 
 
-async def _pump_audio(core: Core, sock: Socket) -> None:
-    inputs, stats, brain = core.inputs, core.stats, core.brain
+async def _pump_audio(link: _Link) -> None:
+    inputs, stats, carry, sock, brain = link.core.inputs, link.core.stats, link.carry, link.sock, link.core.brain
     while True:
-        pcm = await inputs.next_audio()
+        if carry is not None and carry.audio:
+            pcm = carry.audio.popleft()
+        else:
+            taken = await link.take(inputs.next_audio)
+            if taken is None:
+                return
+            pcm = taken
         try:
             await sock.send(encode(brain.stamp(input_audio_append(pcm))))
         except trio.Cancelled:
-            stats.inputs_lost += 1  # taken from the buffer, never written
+            if link.stopping and carry is not None:
+                stats.inputs_interrupted += 1  # part of it may be on the wire: never repeated
+            else:
+                stats.inputs_lost += 1  # taken from the buffer, never written
             raise
         except ConnectionLost as exc:
-            stats.inputs_lost += 1
-            core.end(Closed("error"), Error(f"realtime connection lost: {exc}", "connection_lost"))
+            link.write_failed(exc)
+            if carry is None:
+                stats.inputs_lost += 1
+            elif exc.partial:
+                stats.inputs_interrupted += 1
+            else:
+                carry.audio.appendleft(pcm)
             return
         stats.audio_frames_sent += 1
 
 
-async def _read(core: Core, sock: Socket) -> None:
+async def _read(link: _Link) -> None:
+    core = link.core
     brain, outlet, stats, timeline = core.brain, core.outlet, core.stats, core.timeline
     while True:
-        message = await sock.receive()
+        message = await link.sock.receive()
         if isinstance(message, SocketEnd):
-            error, closed = socket_end(message)
-            core.end(closed, error)
+            link.lose(message)
             return
         stats.frames_received += 1
         reaction = brain.server_event(parse_server_event(message, brain.output_format))
-        for payload in reaction.send:
-            if not await _write(core, sock, payload):
-                return
+        for index, payload in enumerate(reaction.send):
+            if not await link.write(payload, reaction.send[index + 1 :]):
+                break  # the rest is carried (or the conversation ended); read on to learn how the socket ended
         if reaction.mark is not None and reaction.mark not in timeline:
             elapsed = timeline.mark(reaction.mark)
             phase = reaction.mark.replace("_", " ")

@@ -177,6 +177,17 @@ class Brain:
         """A deferred ``response.create`` is still owed (it goes out when the active response ends)."""
         return self._sequencer.pending
 
+    def rejoined(self) -> tuple[Payload, ...]:
+        """A call's sideband was joined again after a loss: what to send right after its ``session.update``.
+
+        Events sent during the gap never reached us (a ``response.done`` among them), so the response state is
+        unknown: it is reset, and a ``response.create`` still owed goes out now. Should a response still be active,
+        the server answers with its active-response error naming that create — a deferral, as always."""
+        owed = self._sequencer.pending
+        self._sequencer = ResponseSequencer()
+        self._tracker.clear()
+        return self.command(_REQUEST) if owed else ()
+
     def wrote(self, payload: Payload) -> None:
         """Count a payload once it is on the wire."""
         kind = payload["type"]

@@ -136,12 +136,18 @@ class ConnectFailed(TransportError):
 
 
 class ConnectionLost(TransportError):
-    """An open socket ended without a clean close, or a read/write failed. ``code``/``reason`` as received."""
+    """An open socket ended without a clean close, or a read/write failed. ``code``/``reason`` as received.
 
-    def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
+    ``partial`` is True when a write failed after it may have begun: part of the frame may be on the wire (False:
+    nothing of it was written)."""
+
+    def __init__(
+        self, message: str, *, code: int | None = None, reason: str | None = None, partial: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
+        self.partial = partial
 
 
 class InvalidSdp(RemoteError, ValueError):

@@ -12,7 +12,16 @@ from typing import Literal
 
 from ._events import ServerEvent
 
-__all__ = ["Closed", "ConversationEvent", "ConversationStats", "Error", "SocketEnd", "Started"]
+__all__ = [
+    "Closed",
+    "ConversationEvent",
+    "ConversationStats",
+    "Error",
+    "SidebandLost",
+    "SidebandRestored",
+    "SocketEnd",
+    "Started",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +50,32 @@ class Error:
 @dataclass(frozen=True, slots=True)
 class Closed:
     """The conversation ended. ``reason``: ``requested`` (the caller closed it), ``transport_closed`` (the server
-    ended the socket) or ``error`` (after the one fatal ``Error``). ``code``/``detail``: the websocket close code
-    and reason when the server closed it."""
+    ended the socket), ``call_ended`` (a WebRTC call is over: its sideband was closed cleanly with 1000, a re-join
+    found the call gone (404), or rtengine's own media peer failed or closed once connected) or ``error`` (after
+    the one fatal ``Error``). ``code``/``detail``: the websocket close code and reason when the server closed it."""
 
-    reason: Literal["requested", "transport_closed", "error"]
+    reason: Literal["requested", "transport_closed", "call_ended", "error"]
     code: int | None = None
     detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SidebandLost:
+    """A WebRTC call's sideband was lost abnormally while the call lives (a reset, an EOF without a close frame,
+    or a close with 1001/1011/1012/1013): rtengine re-joins the same ``call_id``; inputs keep buffering meanwhile.
+    ``code``/``reason``: the close frame's, ``None`` when there was none (``reason`` then says what happened)."""
+
+    code: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SidebandRestored:
+    """The sideband is back after a :class:`SidebandLost`: ``attempts`` joins it took (1 = the first re-join
+    succeeded), ``gap_ms`` from the loss until ``session.update`` was written on the new socket."""
+
+    attempts: int
+    gap_ms: float
 
 
 @dataclass(slots=True)
@@ -99,6 +128,13 @@ class ConversationStats:
     hangups: int = 0
     #: Hang-ups that failed or timed out (logged; never raised).
     hangup_failures: int = 0
+    #: Sideband losses that started a re-join (each is one ``SidebandLost``).
+    sideband_losses: int = 0
+    #: Re-join attempts made after those losses (each success is one ``SidebandRestored``).
+    sideband_rejoin_attempts: int = 0
+    #: Inputs whose write was interrupted mid-frame when the sideband was lost: the server may or may not have
+    #: them, so they are not repeated on the re-joined socket.
+    inputs_interrupted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,4 +154,4 @@ class SocketEnd:
 
 
 #: Everything ``conv.events`` carries.
-ConversationEvent = Started | Error | Closed | ServerEvent
+ConversationEvent = Started | Error | Closed | SidebandLost | SidebandRestored | ServerEvent

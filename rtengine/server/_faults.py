@@ -2,7 +2,8 @@
 
 Per websocket view: ``close_after_events`` (a clean CLOSE 1000, then a bounded wait for the client's answer, or an
 abrupt TCP drop), ``ignore_client_close`` (a dead peer: never answer a CLOSE, hold the TCP open). Per
-conversation: ``inject`` (frames sent once, right after the first ``session.updated``). The settings are read
+conversation: ``inject`` (frames sent once, right after the first ``session.updated``), ``drop_sideband`` (the
+first sidebands of a call lost abnormally — reset, EOF, CLOSE 1011 — while the call lives on). The settings are read
 at the moment they apply, so ``server.set_faults`` takes effect on live conversations.
 """
 
@@ -39,13 +40,43 @@ class ConversationFaults:
         self._records = records
         self._faults = faults
         self._injected = False
+        self._sidebands_dropped = 0
 
     async def after_send(self, link: Link) -> None:
-        """Count one event sent on ``link``; close the link once ``close_after_events`` is reached."""
+        """Count one event sent on ``link``; close the link once ``close_after_events`` is reached, or drop it once
+        ``drop_sideband_after`` is (a sideband, while ``drop_sideband_times`` allows)."""
         link.sent += 1
-        limit = self._faults().close_after_events
+        faults = self._faults()
+        limit = faults.close_after_events
         if limit is not None and link.sent >= limit:
             await self._close(link)
+            return
+        if (
+            faults.drop_sideband is not None
+            and link.record.kind == "sideband"
+            and link.sent >= faults.drop_sideband_after
+            and self._sidebands_dropped < faults.drop_sideband_times
+            and not link.closing
+        ):
+            self._sidebands_dropped += 1
+            await self._drop_sideband(link, faults.drop_sideband)
+
+    async def _drop_sideband(self, link: Link, mode: str) -> None:
+        """Lose one sideband abnormally; the call and its conversation go on."""
+        link.closing = True
+        if mode == "1011":
+            link.record.end, link.record.close_code = "server_close", 1011
+            self._records.changed()
+            try:
+                await link.ws.send_close(1011, "rtengine local server: drop_sideband")
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            return
+        if mode == "reset":
+            link.ws.drop()
+        link.record.end = "abrupt" if mode == "reset" else "server_eof"
+        self._records.changed()
+        link.scope.cancel()
 
     async def _close(self, link: Link) -> None:
         link.closing = True

@@ -42,6 +42,11 @@ class Faults:
     * ``retry_after`` — a ``Retry-After`` header (seconds) on injected rejections.
     * ``media_unreachable`` — answer calls, then drop the answering peer at once: the caller's ICE never completes
       (the call itself lives on until ``ServerOptions.call_connect_seconds``, like a call nobody connects).
+    * ``drop_sideband`` — lose a call's sideband abnormally while the call lives on (a network blip, a proxy
+      restart): ``"reset"`` drops the TCP connection (RST), ``"eof"`` closes it without a close frame (what a client
+      calls 1006), ``"1011"`` sends CLOSE 1011 (server error). It happens once ``drop_sideband_after`` server events
+      were sent on that sideband, to the first ``drop_sideband_times`` sidebands of each call (the rest are left
+      alone). The call, its conversation and its media are untouched: a sideband may join it again.
     """
 
     call_delay: float = 0.0
@@ -57,6 +62,9 @@ class Faults:
     oversized_bytes: int = 2 * 1024 * 1024
     retry_after: float | None = None
     media_unreachable: bool = False
+    drop_sideband: Literal["reset", "eof", "1011"] | None = None
+    drop_sideband_after: int = 1
+    drop_sideband_times: int = 1
 
     def __post_init__(self) -> None:
         for name in ("call_delay", "sideband_accept_delay", "websocket_accept_delay"):
@@ -72,6 +80,10 @@ class Faults:
             raise ValueError("close_after_events must be >= 1")
         if self.close_mode not in ("clean", "abrupt"):
             raise ValueError("close_mode must be 'clean' or 'abrupt'")
+        if self.drop_sideband not in (None, "reset", "eof", "1011"):
+            raise ValueError("drop_sideband must be 'reset', 'eof' or '1011'")
+        if self.drop_sideband_after < 1 or self.drop_sideband_times < 0:
+            raise ValueError("drop_sideband_after must be >= 1 and drop_sideband_times >= 0")
         for name in self.inject:
             check_injection(name)
 

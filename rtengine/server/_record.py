@@ -65,8 +65,9 @@ class CallRecord:
 class ConnectionRecord:
     """One websocket connection. ``end`` says how it ended:
 
-    ``client_close`` (the client sent CLOSE ``close_code``), ``server_close`` (the server sent CLOSE),
-    ``abrupt`` (the server dropped TCP), ``eof`` (the client's TCP ended without CLOSE), ``rejected``
+    ``client_close`` (the client sent CLOSE ``close_code``), ``server_close`` (the server sent CLOSE
+    ``close_code``), ``abrupt`` (the server dropped TCP with a reset), ``server_eof`` (the server closed TCP without
+    a close frame), ``eof`` (the client's TCP ended without CLOSE), ``rejected``
     (handshake answered ``status``), ``handshake_abandoned`` (the client left before the accept),
     ``session_expired`` (the session cap: the server sent CLOSE 1001), ``call_ended`` (its call ended),
     ``protocol_error``, ``too_big``, ``server_shutdown``. ``None`` while it is open.
@@ -121,6 +122,11 @@ class ServerRecord:
 
     def sidebands(self) -> list[ConnectionRecord]:
         return [c for c in self.connections if c.kind == "sideband"]
+
+    def joins(self, call_id: str) -> list[ConnectionRecord]:
+        """Every sideband handshake for ``call_id`` (accepted or not), in order: each join and re-join of the call,
+        with the frames each connection carried."""
+        return [c for c in self.connections if c.kind == "sideband" and c.call_id == call_id]
 
     def directs(self) -> list[ConnectionRecord]:
         return [c for c in self.connections if c.kind == "direct"]

@@ -21,7 +21,7 @@ from ..adapters._serving import HttpRequest, WebSocket
 from ..protocol._calls import validate_call_id
 from ..protocol._errors import InvalidCallId
 from ..protocol._session import DEFAULT_MODEL
-from ._calls import Call, CallManager, stamp_session
+from ._calls import CALL_NOT_FOUND, Call, CallManager, stamp_session
 from ._faults import CLOSE_REPLY_TIMEOUT
 from ._http import REALTIME_PATH, authorized, error_body
 from ._ids import session_id
@@ -88,7 +88,7 @@ class WebSocketGate:
                 return await self._reject(ws, record, 400, "Invalid call_id.", "invalid_call_id")
             call = self._calls.calls.get(record.call_id)
             if call is None:
-                return await self._reject(ws, record, 404, f"Call {record.call_id!r} not found.", "call_not_found")
+                return await self._reject(ws, record, 404, CALL_NOT_FOUND, "call_id_not_found")
             self._sideband_attempts += 1
             if self._sideband_attempts <= faults.refuse_sideband_joins:
                 return await self._reject(ws, record, 503, "Sideband temporarily unavailable (injected).", "injected")

@@ -68,9 +68,10 @@ async def test_a_clean_server_close_reports_its_code_as_an_int(peers: PeerServic
 
 
 async def test_a_failed_write_is_an_error_then_closed(autojump_clock: trio.abc.Clock) -> None:
-    """Defect 7: a write that fails while active ends with Error("connection_lost"), fatal, then Closed("error")."""
+    """Defect 7: a write that fails while active ends with Error("connection_lost"), fatal, then Closed("error")
+    (with sideband re-attach off; with it on, the sideband is joined again: tests/engine/test_rejoin.py)."""
     sock = FakeSocket()
-    endpoint = FakeEndpoint(sockets=FakeSockets(make=lambda _n: sock))
+    endpoint = FakeEndpoint(sockets=FakeSockets(make=lambda _n: sock), sideband_rejoin_attempts=0)
     async with rtengine.open_conversation(endpoint, SESSION, offer_sdp=OFFER) as conv:  # type: ignore[arg-type]
         await trio.sleep(1)  # joined, session.update sent
         sock.fail_sends = True

@@ -64,7 +64,7 @@ async def test_a_failing_task_ends_with_error_not_an_exception(autojump_clock: t
         sock.push(SocketEnd(clean=False, detail="reset by peer"))
         return sock
 
-    endpoint = FakeEndpoint(sockets=FakeSockets(make=make))
+    endpoint = FakeEndpoint(sockets=FakeSockets(make=make), sideband_rejoin_attempts=0)  # re-attach off
     async with rtengine.open_conversation(endpoint, SESSION, offer_sdp=OFFER) as conv:  # type: ignore[arg-type]
         events = [event async for event in conv.events]
     assert [type(e) for e in events] == [Started, Error, Error, Closed]

@@ -1,9 +1,10 @@
 """Close at every schedule point: a sweep of ``close()`` and of the owner's cancellation over whole scenarios.
 
 Each scenario (a websocket conversation; WebRTC calls whose sideband joins, fails after the handshake, is refused,
-receives a benign or fatal server error, a clean close, a reset or a binary frame; the owner being a block or a
-nursery given to ``start_conversation``; a ``ConversationManager`` that starts, replaces and closes) runs on the fake
-seams of ``engine_fakes`` in a fresh ``trio.run`` on ``MockClock(autojump_threshold=0)``.
+receives a benign or fatal server error, a clean close, a reset or a binary frame, or is lost and joined again
+(a reset, a CLOSE 1011); the owner being a block or a nursery given to ``start_conversation``; a
+``ConversationManager`` that starts, replaces and closes) runs on the fake seams of ``engine_fakes`` in a fresh
+``trio.run`` on ``MockClock(autojump_threshold=0)``.
 
 **Schedule points.** A :class:`trio.abc.Instrument` counts task steps (``after_task_step``, every task of the run:
 between two steps is exactly where another task can interleave). Trio's scheduler is made deterministic by
@@ -197,6 +198,15 @@ def _sockets(*frames: str | bytes | SocketEnd, fail_sends: bool = False) -> Call
     return make
 
 
+def _first_then(end: SocketEnd) -> Callable[[int], FakeSocket]:
+    """The first sideband ends with ``end`` after ``session.updated`` (a loss worth a re-join); the next is fine."""
+
+    def make(n: int) -> FakeSocket:
+        return _sockets(SESSION_UPDATED, end)(n) if n == 0 else _sockets(SESSION_UPDATED, *RESPONSE)(n)
+
+    return make
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -218,6 +228,8 @@ SCENARIOS = [
     Scenario("h_reset", make=_sockets(SESSION_UPDATED, SocketEnd(clean=False, detail="reset by peer"))),
     Scenario("i_binary_frame", make=_sockets(SESSION_UPDATED, b"\x00\x01", *RESPONSE)),
     Scenario("j_manager", owner="manager"),
+    Scenario("k_rejoin_after_reset", make=_first_then(SocketEnd(clean=False, detail="reset by peer"))),
+    Scenario("l_rejoin_after_1011", make=_first_then(SocketEnd(clean=True, code=1011, reason="server error"))),
 ]
 
 

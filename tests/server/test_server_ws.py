@@ -156,7 +156,7 @@ async def test_sideband_rejections(server: LocalServer, offer_sdp: str) -> None:
             async with open_socket(sideband(server, "rtc_unknown"), {}):
                 pass
         assert unknown.value.status == 404
-        assert "not found" in unknown.value.body
+        assert "call_id_not_found" in unknown.value.body  # the API's code, as for a hang-up of an unknown call
         call_id = call_id_of(await create_call(server, offer_sdp))
         url = server.base_url.replace("http", "ws") + f"/realtime?model=m&call_id={call_id}"
         with pytest.raises(ConnectFailed) as both:

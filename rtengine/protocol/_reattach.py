@@ -1,0 +1,75 @@
+"""Sideband re-attach decisions, sans-IO: which sideband endings are worth a re-join, how a call's sideband ends
+otherwise, and the re-join schedule.
+
+A WebRTC call outlives its sideband (the API ends a call on hang-up, when its media goes, or at the session cap —
+never because a control socket left), so a sideband lost *abnormally* while the call lives is joined again:
+
+* **re-join**: a loss without a close frame (a reset, an EOF, a failed read or write) or a close with
+  1001 (going away), 1006, 1011 (server error), 1012 (service restart) or 1013 (try again later) —
+  except a 1001 whose reason is the session cap ("Your session hit the maximum duration of …"): that session is
+  over, and the conversation ends as before (``Closed("transport_closed", 1001, …)``);
+* **the call ended**: a clean close with 1000 — ``Closed("call_ended")``, no re-join;
+* anything else (a 1009, other close codes) ends the conversation as on a plain websocket
+  (:func:`~rtengine.protocol._brain.socket_end`).
+
+The schedule: the first re-join at once (a blip costs one handshake), then the backoff sleeps of
+:func:`~rtengine.protocol._backoff.backoff` between attempts; ``attempts`` bounds the joins and ``deadline`` the
+whole re-join (seconds from the loss).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Final
+
+from ._backoff import backoff
+from ._brain import socket_end
+from ._lifecycle import Closed, Error, SocketEnd
+
+__all__ = [
+    "DEFAULT_REJOIN_ATTEMPTS",
+    "DEFAULT_REJOIN_DEADLINE",
+    "REJOIN_CLOSE_CODES",
+    "is_session_cap",
+    "rejoin_delays",
+    "sideband_ending",
+    "sideband_rejoinable",
+]
+
+#: Close codes after which a call's sideband is joined again.
+REJOIN_CLOSE_CODES: Final = frozenset({1001, 1006, 1011, 1012, 1013})
+#: Re-join attempts after one loss (0 turns re-attach off: a loss then ends the conversation as before).
+DEFAULT_REJOIN_ATTEMPTS: Final = 5
+#: Seconds from the loss within which the sideband must be back.
+DEFAULT_REJOIN_DEADLINE: Final = 15.0
+_CAP_PREFIX: Final = "your session hit the maximum duration"
+
+
+def is_session_cap(reason: str | None) -> bool:
+    """The close reason the API gives at the session cap ("Your session hit the maximum duration of N minutes.")."""
+    return reason is not None and reason.strip().lower().startswith(_CAP_PREFIX)
+
+
+def sideband_rejoinable(end: SocketEnd) -> bool:
+    """True when a call's sideband that ended like ``end`` should be joined again (see the module docstring)."""
+    if not end.clean:
+        return True
+    if end.code == 1001 and is_session_cap(end.reason):
+        return False
+    return end.code in REJOIN_CLOSE_CODES
+
+
+def sideband_ending(end: SocketEnd) -> tuple[Error | None, Closed]:
+    """How a call's conversation ends when its sideband ended like ``end`` and is not joined again: a clean 1000
+    means the call ended; the rest as :func:`~rtengine.protocol._brain.socket_end`."""
+    if end.clean and end.code == 1000:
+        return None, Closed("call_ended", 1000, end.reason)
+    return socket_end(end)
+
+
+def rejoin_delays(attempts: int, base: float, rand: Callable[[], float] = random.random) -> list[float]:
+    """The sleep before each of ``attempts`` re-joins: 0 for the first, then ``backoff(base, 1)``, … ."""
+    if not 0 <= attempts <= 100:
+        raise ValueError("attempts must be within 0..100")
+    return [0.0 if n == 0 else backoff(base, n, rand) for n in range(attempts)]
