@@ -217,7 +217,7 @@ class RealtimeSession:
             await reply(origin, error_event(f"Invalid client event: {frame.problem}"[:300], code="invalid_event"))
             return
         message = frame.value
-        refused = request_error(message) if isinstance(message, dict) else None
+        refused = request_error(message) or self.items.placement_error(message) if isinstance(message, dict) else None
         if refused is not None:  # an item the API refuses is answered, never echoed
             await reply(origin, refused)
             return
@@ -239,15 +239,16 @@ class RealtimeSession:
             case UserText(text=user_text):
                 state.last_user_text = user_text
                 await self._add_item(
-                    {"type": "message", "role": "user", "content": [{"type": "input_text", "text": user_text}]}
+                    {"type": "message", "role": "user", "content": [{"type": "input_text", "text": user_text}]},
+                    message,
                 )
             case FunctionCallOutput(call_id=call_id, output=output):
                 name = state.pending_tools.pop(call_id, None)
                 if name is not None:
                     state.tool_outputs.append((name, output))
-                await self._add_item({"type": "function_call_output", "call_id": call_id, "output": output})
+                await self._add_item({"type": "function_call_output", "call_id": call_id, "output": output}, message)
             case ItemCreate(item=item):
-                await self._add_item(dict(item))
+                await self._add_item(dict(item), message)
             case ResponseCreate(response=request, event_id=eid):
                 await self._response_create(eid, origin, request or {})
             case ResponseCancel(event_id=eid):
@@ -294,14 +295,22 @@ class RealtimeSession:
         await self._send({"type": "session.updated", "session": self.session})
         await self.faults.inject_once(self.views)
 
-    async def _add_item(self, item: dict[str, Any]) -> None:
-        full, previous = self.state.new_item(item)
+    async def _add_item(self, item: dict[str, Any], message: Mapping[str, Any]) -> None:
+        full, previous = self.state.new_item(item, message.get("previous_item_id"))
         await self._send({"type": "conversation.item.added", "previous_item_id": previous, "item": full})
         await self._send({"type": "conversation.item.done", "previous_item_id": previous, "item": full})
 
     async def _truncate(self, event: ItemTruncate, origin: Link | None) -> None:
         """Cut an assistant audio item. Past the audio's end the API answers the ``error`` and then truncates at
         the real end; an item without output audio is ``unsupported_content_type``."""
+        if event.audio_end_ms < 0:
+            message = (
+                "Invalid 'audio_end_ms': integer below minimum value. "
+                f"Expected a value >= 0, but got {event.audio_end_ms} instead."
+            )
+            error = error_event(message, code="integer_below_min_value", param="audio_end_ms", event_id=event.event_id)
+            await self.views.reply(origin, error)
+            return
         received = self.state.audio_items.get(event.item_id)
         if received is None:
             message = "Only model output audio messages can be truncated."
@@ -314,6 +323,8 @@ class RealtimeSession:
             error = error_event(message, code=None, event_id=event.event_id)
             await self.views.reply(origin, error)
             end = received
+        self.items.truncate(event.item_id, end, received)
+        self.state.audio_items[event.item_id] = end  # a later truncate is measured against what is left
         truncated = {"item_id": event.item_id, "content_index": event.content_index, "audio_end_ms": end}
         await self._send({"type": "conversation.item.truncated", **truncated})
 
