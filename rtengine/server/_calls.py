@@ -52,6 +52,9 @@ log = logging.getLogger("rtengine.server")
 MAX_RECORDED_AUDIO: Final = 10 * 24000 * 2
 #: What the API answers to a hang-up of a call it does not know (recorded from api.openai.com; see
 #: tests/server/test_server_hangup.py for the source).
+#: The CLOSE code each sideband gets when its call ends (hang-up, shutdown): a normal closure. The code the API
+#: sends is not in the recordings; 1000 lets websocket clients (the openai SDK's ``async for``) end cleanly.
+CALL_ENDED_CODE: Final = 1000
 CALL_NOT_FOUND: Final = "No session found for the provided call_id"
 
 
@@ -161,8 +164,11 @@ class CallManager:
         call.ended = True
         call.record.end = reason
         log.info("call ended call_id=%s reason=%s", call_id, reason)
-        call.scope.cancel()
-        call.conversation.drop_all("call_ended")
+        try:  # each sideband learns the end from a CLOSE frame, not a dropped connection
+            await call.conversation.views.close_all(CALL_ENDED_CODE, "call ended", "call_ended", CLOSE_REPLY_TIMEOUT)
+        finally:
+            call.scope.cancel()
+            call.conversation.drop_all("call_ended")
         await call.peer.aclose()
         self._record.changed()
         return True

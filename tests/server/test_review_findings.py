@@ -16,7 +16,7 @@ import httpx
 import pytest
 import trio
 from engine_helpers import client_for, serving, until
-from helpers import RTENGINE, call_id_of, create_call, direct, loads, sideband
+from helpers import RTENGINE, direct, loads
 from sdk_events import sdk_problems
 
 import rtengine
@@ -265,31 +265,6 @@ async def test_the_voice_cannot_change_once_the_assistant_has_spoken(server: Loc
             answer = await client.answers({"type": "session.update", "session": voice})
     assert types(answer) == ["error"]
     assert "voice" in answer[0]["error"]["message"]
-
-
-# --- call lifetime -----------------------------------------------------------------------------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a hang-up drops every sideband without a close frame: websocket clients (the openai SDK's "
-    "`async for event in conn`) see an abnormal closure (1006) and raise instead of ending cleanly",
-)
-async def test_a_hang_up_closes_each_sideband_with_a_close_frame(server: LocalServer, offer_sdp: str) -> None:
-    """The call ends for a reason the server knows (the hang-up it answered ``200``); its sidebands should learn it
-    from a CLOSE frame, not from a dropped TCP connection (the code the API uses is not in the recordings)."""
-    with trio.fail_after(10):
-        call = call_id_of(await create_call(server, offer_sdp))
-        async with open_socket(sideband(server, call), {}) as sock:
-            await sock.send(encode({"type": "session.update", "session": {"type": "realtime"}}))
-            assert loads(await sock.receive())["type"] == "session.updated"
-            async with httpx.AsyncClient() as http:
-                hung_up = await http.post(f"{server.base_url}/realtime/calls/{call}/hangup")
-            end = await sock.receive()
-    assert hung_up.status_code == 200
-    assert isinstance(end, SocketEnd)
-    assert end.clean, end.detail
-    assert end.code is not None
 
 
 # --- HTTP routes -------------------------------------------------------------------------------------------------
