@@ -256,7 +256,8 @@ class CallManager:
     async def _serve_data_channel(self, call: Call) -> None:
         """The call's ``oai-events`` data channel is a view of its conversation, like a sideband: it gets
         ``session.created`` when it opens, then every server event; its client events go into the conversation.
-        A binary message, or one beyond the conversation's inbox, gets an ``error`` event: never dropped silently."""
+        A binary message, or one after the conversation ended, gets an ``error`` event: never dropped silently. A
+        burst waits for the conversation's inbox (backpressure), and is handled in order."""
         await call.peer.channel_open.wait()
         call.conversation.greet_data_channel()
         async for message in call.peer.messages:
@@ -264,10 +265,10 @@ class CallManager:
             self._record.data_frame_in(call.record, frame)
             if isinstance(frame, bytes):
                 reply = error_event("Binary messages are not supported; send JSON text.", code="invalid_json")
-            elif call.conversation.deliver(frame):
+            elif await call.conversation.deliver(frame):
                 continue
             else:
-                reply = error_event("rtengine local server: too many client events at once.", code="rate_limited")
+                reply = error_event("rtengine local server: this call has ended.", code="call_ended")
             call.record.data_frames_refused += 1
             self._record.changed()
             sent = {**reply, "event_id": new_id("event")}

@@ -55,7 +55,7 @@ __all__ = ["RealtimeSession"]
 
 log = logging.getLogger("rtengine.server")
 
-#: Data-channel client events waiting to be handled (beyond this they are refused with an error event).
+#: Data-channel client events waiting to be handled (beyond this the data channel's reader waits).
 INBOX_SIZE: Final = 64
 #: Frames of a call's received audio waiting for the VAD (~10 s of 20 ms frames; beyond this they are dropped,
 #: counted and logged: a server that far behind has bigger problems than one lost frame).
@@ -163,12 +163,13 @@ class RealtimeSession:
         """``session.created`` on the call's data channel, once it opens."""
         self.views.greet_data_channel(self.session)
 
-    def deliver(self, frame: ClientFrame) -> bool:
+    async def deliver(self, frame: ClientFrame) -> bool:
         """Queue a client event that arrived on the call's data channel; it is handled like a websocket frame.
-        False when the conversation has ended or its inbox is full (nothing was queued)."""
+        Waits while the inbox is full (backpressure: a burst is handled in order, nothing refused); False when the
+        conversation has ended (nothing was queued)."""
         try:
-            self._inbox_tx.send_nowait(frame)
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            await self._inbox_tx.send(frame)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
             return False
         return True
 
