@@ -11,7 +11,6 @@ import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
 import trio
 from engine_helpers import client_for, serving, until
@@ -263,38 +262,6 @@ async def test_the_voice_cannot_change_once_the_assistant_has_spoken(server: Loc
             answer = await client.answers({"type": "session.update", "session": voice})
     assert types(answer) == ["error"]
     assert "voice" in answer[0]["error"]["message"]
-
-
-# --- HTTP routes -------------------------------------------------------------------------------------------------
-
-#: The recorded request (pydantic-ai tests/realtime/cassettes/test_webrtc, real API, MIT): an ephemeral key for a
-#: browser, answered 200 with ``value`` (``ek_…``), ``expires_at`` and the whole session.
-CLIENT_SECRET_REQUEST = {
-    "expires_after": {"anchor": "created_at", "seconds": 60},
-    "session": {
-        "type": "realtime",
-        "model": "gpt-realtime",
-        "instructions": "Be brief.",
-        "output_modalities": ["audio"],
-        "audio": {"output": {"format": {"rate": 24000, "type": "audio/pcm"}, "voice": "marin"}},
-    },
-}
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST /v1/realtime/client_secrets (ephemeral keys for browser clients) is not served: 404 not_found",
-)
-async def test_an_ephemeral_client_secret_can_be_minted(server: LocalServer) -> None:
-    with trio.fail_after(10):
-        async with httpx.AsyncClient() as http:
-            response = await http.post(f"{server.base_url}/realtime/client_secrets", json=CLIENT_SECRET_REQUEST)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["value"].startswith("ek_")
-    assert isinstance(body["expires_at"], int)
-    assert body["session"]["instructions"] == "Be brief."
-    assert body["session"]["audio"]["output"]["voice"] == "marin"
 
 
 # --- G.711 output ------------------------------------------------------------------------------------------------
