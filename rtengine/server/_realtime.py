@@ -47,6 +47,7 @@ from ._turns import Turns
 from ._vad import InputFormat
 from ._validate import ClientFrame, check_session
 from ._views import ConversationViews, Link
+from ._voice import voice_change_problem
 
 if TYPE_CHECKING:
     from ._calls import Call
@@ -287,7 +288,7 @@ class RealtimeSession:
             await self._send({"type": "output_audio_buffer.cleared", "response_id": response_id})
 
     async def _session_update(self, session: Any, eid: str | None, origin: Link | None) -> None:
-        problem = check_session(session)
+        problem = check_session(session) or voice_change_problem(self.session, session, self.state.audio_items)
         if problem is not None:
             error = error_event(problem.message, code=problem.code, param=problem.param, event_id=eid)
             await self.views.reply(origin, error)

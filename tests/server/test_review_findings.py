@@ -245,25 +245,6 @@ async def test_switching_the_session_type_gets_an_sdk_valid_answer(server: Local
     assert client.problems == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='the voice can be changed after the assistant has spoken (the API refuses: "Cannot update a '
-    "conversation's voice if assistant audio is present.\")",
-)
-async def test_the_voice_cannot_change_once_the_assistant_has_spoken(server: LocalServer) -> None:
-    with trio.fail_after(10):
-        async with open_socket(direct(server), {}) as sock:
-            client = await started(server, sock)
-            await client.send(user_text("hi"))
-            await client.send({"type": "response.create"})
-            await client.until("response.done")
-            await client.until("rate_limits.updated")
-            voice = {"type": "realtime", "audio": {"output": {"voice": "marin"}}}
-            answer = await client.answers({"type": "session.update", "session": voice})
-    assert types(answer) == ["error"]
-    assert "voice" in answer[0]["error"]["message"]
-
-
 # --- G.711 output ------------------------------------------------------------------------------------------------
 
 
