@@ -1,4 +1,4 @@
-"""The conversation's items as the local server keeps them: ``conversation.item.delete`` and ``.retrieve``.
+"""The conversation's items as the local server keeps them: ``conversation.item.delete``, ``.retrieve``, ``.truncate``.
 
 :class:`ConversationItems` learns every item from the server events that announce it
 (``conversation.item.added``/``.done``, seen through :meth:`ConversationItems.observe`), so it never depends on
@@ -14,6 +14,7 @@ import copy
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from ..protocol._payloads import ItemTruncate
 from ._model import ModelState
 from ._shapes import error_event
 
@@ -96,6 +97,35 @@ class ConversationItems:
     def keep_transcript(self, item_id: str, transcript: str) -> None:
         """The input transcription of a user audio item, once completed."""
         self._transcripts[item_id] = transcript
+
+    async def cut(self, event: ItemTruncate, origin: Link | None) -> None:
+        """``conversation.item.truncate``: cut an assistant audio item. Past the audio's end the API answers the
+        ``error`` and then truncates at the real end; an item without output audio is ``unsupported_content_type``;
+        a negative end is ``integer_below_min_value``."""
+        if event.audio_end_ms < 0:
+            message = (
+                "Invalid 'audio_end_ms': integer below minimum value. "
+                f"Expected a value >= 0, but got {event.audio_end_ms} instead."
+            )
+            error = error_event(message, code="integer_below_min_value", param="audio_end_ms", event_id=event.event_id)
+            await self._reply(origin, error)
+            return
+        received = self._state.audio_items.get(event.item_id)
+        if received is None:
+            message = "Only model output audio messages can be truncated."
+            error = error_event(message, code="unsupported_content_type", event_id=event.event_id)
+            await self._reply(origin, error)
+            return
+        end = event.audio_end_ms
+        if end > received:
+            message = f"Audio content of {received}ms is already shorter than {end}ms."
+            error = error_event(message, code=None, event_id=event.event_id)
+            await self._reply(origin, error)
+            end = received
+        self.truncate(event.item_id, end, received)
+        self._state.audio_items[event.item_id] = end  # a later truncate is measured against what is left
+        truncated = {"item_id": event.item_id, "content_index": event.content_index, "audio_end_ms": end}
+        await self._send({"type": "conversation.item.truncated", **truncated})
 
     def truncate(self, item_id: str, end_ms: int, received_ms: int) -> None:
         """``conversation.item.truncate`` of an assistant audio item at ``end_ms`` of its ``received_ms``: the audio

@@ -260,7 +260,7 @@ class RealtimeSession:
                 else:
                     state.response.cancel("client_cancelled")
             case ItemTruncate() as truncate:
-                await self._truncate(truncate, origin)
+                await self.items.cut(truncate, origin)
             case OutputAudioBufferClear(event_id=eid):
                 if self.call is None:
                     message = "output_audio_buffer.clear is only supported for WebRTC calls."
@@ -301,34 +301,6 @@ class RealtimeSession:
         full, previous = self.state.new_item(item, message.get("previous_item_id"))
         await self._send({"type": "conversation.item.added", "previous_item_id": previous, "item": full})
         await self._send({"type": "conversation.item.done", "previous_item_id": previous, "item": full})
-
-    async def _truncate(self, event: ItemTruncate, origin: Link | None) -> None:
-        """Cut an assistant audio item. Past the audio's end the API answers the ``error`` and then truncates at
-        the real end; an item without output audio is ``unsupported_content_type``."""
-        if event.audio_end_ms < 0:
-            message = (
-                "Invalid 'audio_end_ms': integer below minimum value. "
-                f"Expected a value >= 0, but got {event.audio_end_ms} instead."
-            )
-            error = error_event(message, code="integer_below_min_value", param="audio_end_ms", event_id=event.event_id)
-            await self.views.reply(origin, error)
-            return
-        received = self.state.audio_items.get(event.item_id)
-        if received is None:
-            message = "Only model output audio messages can be truncated."
-            error = error_event(message, code="unsupported_content_type", event_id=event.event_id)
-            await self.views.reply(origin, error)
-            return
-        end = event.audio_end_ms
-        if end > received:
-            message = f"Audio content of {received}ms is already shorter than {end}ms."
-            error = error_event(message, code=None, event_id=event.event_id)
-            await self.views.reply(origin, error)
-            end = received
-        self.items.truncate(event.item_id, end, received)
-        self.state.audio_items[event.item_id] = end  # a later truncate is measured against what is left
-        truncated = {"item_id": event.item_id, "content_index": event.content_index, "audio_end_ms": end}
-        await self._send({"type": "conversation.item.truncated", **truncated})
 
     async def _response_create(self, eid: str | None, origin: Link | None, request: Mapping[str, Any]) -> None:
         active = self.state.response
