@@ -63,6 +63,9 @@ log = logging.getLogger("rtengine.peer")
 
 #: The data channel OpenAI's realtime calls use for events.
 DATA_CHANNEL_LABEL: Final = "oai-events"
+#: Data-channel messages a peer holds for its reader. A burst (history seeding: a thousand
+#: ``conversation.item.create`` at once) must fit: its reader applies backpressure only once they are here.
+MESSAGE_BUFFER: Final = 4096
 #: Upper bound on closing one peer connection.
 PEER_CLOSE_TIMEOUT: Final = 2.0
 
@@ -112,8 +115,8 @@ class Peer:
     ``times`` records trio timestamps of ``ice_connected``, ``dtls_connected``, ``data_channel_open``,
     ``first_audio_received``; the matching trio events (``ice_connected``, ``connected``, ``channel_open``,
     ``remote_track_ready``, ``failed``) let trio code wait for them. Data-channel messages (``str``, or ``bytes``
-    for a binary message) arrive on ``messages`` (bounded: when full they are dropped and counted in
-    ``messages_dropped``).
+    for a binary message) arrive on ``messages`` (bounded by ``MESSAGE_BUFFER``: aiortc hands them over in a
+    callback, which cannot wait, so beyond that they are dropped and counted in ``messages_dropped``).
     """
 
     def __init__(
@@ -135,7 +138,7 @@ class Peer:
         self.channel_open = trio.Event()
         self.remote_track_ready = trio.Event()
         self._channel: aiortc.RTCDataChannel | None = None
-        self._messages_tx, self.messages = trio.open_memory_channel[str | bytes](256)
+        self._messages_tx, self.messages = trio.open_memory_channel[str | bytes](MESSAGE_BUFFER)
         self.messages_dropped = 0
         self.frames_received = 0
         pc.on("connectionstatechange", self._on_connection_state)

@@ -7,6 +7,8 @@ Routes (the base URL is ``http://HOST:PORT/v1``):
   ``Location: /v1/realtime/calls/rtc_…``; malformed input → 400 with a JSON error.
 * ``POST /v1/realtime/calls/{call_id}/hangup`` — ends a live call (closes its peer and sidebands): ``200`` with
   an empty body; any other id (unknown, malformed, already ended) → ``404`` ``call_id_not_found``, like the API.
+* ``POST /v1/realtime/client_secrets`` — mints an ephemeral key (``ek_…``, :mod:`~rtengine.server._client_secrets`)
+  with its session; the key is then accepted as a bearer for calls, hang-ups and websockets until it expires.
 * websocket ``/v1/realtime?model=…`` — a direct conversation; ``/v1/realtime?call_id=rtc_…`` — the sideband of
   a known call (unknown id → 404; a ``model`` beside ``call_id`` → 400).
 * A call has one conversation (:class:`~rtengine.server._realtime.RealtimeSession`); its ``oai-events`` data
@@ -32,6 +34,7 @@ from ..adapters._peer import PeerService, open_peer_service
 from ..adapters._serving import HttpRequest, Limits, serve_connection
 from ..protocol._util import collapse_single_group
 from ._calls import CallManager
+from ._client_secrets import CLIENT_SECRETS_PATH, ClientSecrets
 from ._http import CALLS_PATH, JSON_TYPE, REALTIME_PATH, Reply, authorized, error_body, hangup_target
 from ._options import Faults, ServerOptions
 from ._record import ServerRecord
@@ -55,7 +58,8 @@ class LocalServer:
         self._faults = options.faults
         self._peers = peers
         self._calls = CallManager(self.record, options, lambda: self._faults, peers)
-        self._websockets = WebSocketGate(self.record, options, lambda: self._faults, self._calls)
+        self._secrets = ClientSecrets()
+        self._websockets = WebSocketGate(self.record, options, lambda: self._faults, self._calls, self._secrets)
         self.port = 0
         self.host = options.host
         #: TCP connections being served now (``max_connections`` caps it).
@@ -137,8 +141,15 @@ class LocalServer:
         """Every method gets an answer: a route's own method, 405 (with ``Allow``) for another method on a known
         path, 404 elsewhere. A HEAD is answered like a GET, without the body."""
         path = request.path.rstrip("/")
-        allowed = authorized(self.options.api_key, request.headers)
+        allowed = authorized(self.options.api_key, request.headers) or self._secrets.accepts(request.headers)
         call_id = hangup_target(path)
+        if path == CLIENT_SECRETS_PATH:
+            if request.method != "POST":
+                message = f"Method {request.method[:20]} not allowed; use POST."
+                return 405, [JSON_TYPE, ("allow", "POST")], error_body(message, "method_not_allowed")
+            if not authorized(self.options.api_key, request.headers):  # an ephemeral key cannot mint another
+                return 401, [JSON_TYPE], error_body("Incorrect API key provided.", "invalid_api_key")
+            return self._secrets.mint(request)
         if path == REALTIME_PATH:
             message = "The realtime endpoint takes websocket upgrades (GET with Upgrade: websocket)."
             return 405, [JSON_TYPE, ("allow", "GET")], error_body(message, "method_not_allowed")

@@ -52,6 +52,9 @@ log = logging.getLogger("rtengine.server")
 MAX_RECORDED_AUDIO: Final = 10 * 24000 * 2
 #: What the API answers to a hang-up of a call it does not know (recorded from api.openai.com; see
 #: tests/server/test_server_hangup.py for the source).
+#: The CLOSE code each sideband gets when its call ends (hang-up, shutdown): a normal closure. The code the API
+#: sends is not in the recordings; 1000 lets websocket clients (the openai SDK's ``async for``) end cleanly.
+CALL_ENDED_CODE: Final = 1000
 CALL_NOT_FOUND: Final = "No session found for the provided call_id"
 
 
@@ -161,8 +164,11 @@ class CallManager:
         call.ended = True
         call.record.end = reason
         log.info("call ended call_id=%s reason=%s", call_id, reason)
-        call.scope.cancel()
-        call.conversation.drop_all("call_ended")
+        try:  # each sideband learns the end from a CLOSE frame, not a dropped connection
+            await call.conversation.views.close_all(CALL_ENDED_CODE, "call ended", "call_ended", CLOSE_REPLY_TIMEOUT)
+        finally:
+            call.scope.cancel()
+            call.conversation.drop_all("call_ended")
         await call.peer.aclose()
         self._record.changed()
         return True
@@ -250,7 +256,8 @@ class CallManager:
     async def _serve_data_channel(self, call: Call) -> None:
         """The call's ``oai-events`` data channel is a view of its conversation, like a sideband: it gets
         ``session.created`` when it opens, then every server event; its client events go into the conversation.
-        A binary message, or one beyond the conversation's inbox, gets an ``error`` event: never dropped silently."""
+        A binary message, or one after the conversation ended, gets an ``error`` event: never dropped silently. A
+        burst waits for the conversation's inbox (backpressure), and is handled in order."""
         await call.peer.channel_open.wait()
         call.conversation.greet_data_channel()
         async for message in call.peer.messages:
@@ -258,10 +265,10 @@ class CallManager:
             self._record.data_frame_in(call.record, frame)
             if isinstance(frame, bytes):
                 reply = error_event("Binary messages are not supported; send JSON text.", code="invalid_json")
-            elif call.conversation.deliver(frame):
+            elif await call.conversation.deliver(frame):
                 continue
             else:
-                reply = error_event("rtengine local server: too many client events at once.", code="rate_limited")
+                reply = error_event("rtengine local server: this call has ended.", code="call_ended")
             call.record.data_frames_refused += 1
             self._record.changed()
             sent = {**reply, "event_id": new_id("event")}

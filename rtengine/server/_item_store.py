@@ -1,4 +1,4 @@
-"""The conversation's items as the local server keeps them: ``conversation.item.delete`` and ``.retrieve``.
+"""The conversation's items as the local server keeps them: ``conversation.item.delete``, ``.retrieve``, ``.truncate``.
 
 :class:`ConversationItems` learns every item from the server events that announce it
 (``conversation.item.added``/``.done``, seen through :meth:`ConversationItems.observe`), so it never depends on
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from ..protocol._payloads import ItemTruncate
 from ._model import ModelState
 from ._shapes import error_event
 
@@ -36,6 +37,8 @@ class ConversationItems:
         self._send = send
         self._reply = reply
         self._items: dict[str, dict[str, Any]] = {}
+        #: The item ids in conversation order (an item is placed after its ``previous_item_id``).
+        self._order: list[str] = []
         self._audio: dict[str, bytearray] = {}
         self._transcripts: dict[str, str] = {}
 
@@ -54,7 +57,38 @@ class ConversationItems:
             return
         item = event.get("item")
         if isinstance(item, dict) and isinstance(item.get("id"), str):
+            if item["id"] not in self._items:
+                self._place(item["id"], event.get("previous_item_id"))
             self._items[item["id"]] = item
+
+    def _place(self, item_id: str, previous: object) -> None:
+        if previous is None:
+            self._order.insert(0, item_id)
+        elif previous in self._order:
+            self._order.insert(self._order.index(previous) + 1, item_id)
+        else:
+            self._order.append(item_id)
+
+    @property
+    def order(self) -> list[str]:
+        """The conversation's item ids, first to last."""
+        return list(self._order)
+
+    def placement_error(self, message: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The API's ``error`` for a ``conversation.item.create`` whose ``previous_item_id`` is neither absent,
+        ``root`` nor an item of the conversation ("If the ID cannot be found, an error will be returned and the
+        item will not be added"); None otherwise (and for any other event)."""
+        if message.get("type") != "conversation.item.create" or message.get("previous_item_id") in (None, "root"):
+            return None
+        previous, eid = message["previous_item_id"], message.get("event_id")
+        eid = eid if isinstance(eid, str) else None
+        if not isinstance(previous, str):
+            message_text = "Invalid type for 'previous_item_id': expected a string."
+            return error_event(message_text, code="invalid_type", param="previous_item_id", event_id=eid)
+        if previous in self._items:
+            return None
+        text = f"Error adding item: the previous item with id '{previous[:100]}' does not exist."
+        return error_event(text, code="item_create_invalid_previous_item_id", param="previous_item_id", event_id=eid)
 
     def keep_audio(self, item_id: str, audio: bytes) -> None:
         """The input audio (in the session's input format) a committed user item holds."""
@@ -63,6 +97,49 @@ class ConversationItems:
     def keep_transcript(self, item_id: str, transcript: str) -> None:
         """The input transcription of a user audio item, once completed."""
         self._transcripts[item_id] = transcript
+
+    async def cut(self, event: ItemTruncate, origin: Link | None) -> None:
+        """``conversation.item.truncate``: cut an assistant audio item. Past the audio's end the API answers the
+        ``error`` and then truncates at the real end; an item without output audio is ``unsupported_content_type``;
+        a negative end is ``integer_below_min_value``."""
+        if event.audio_end_ms < 0:
+            message = (
+                "Invalid 'audio_end_ms': integer below minimum value. "
+                f"Expected a value >= 0, but got {event.audio_end_ms} instead."
+            )
+            error = error_event(message, code="integer_below_min_value", param="audio_end_ms", event_id=event.event_id)
+            await self._reply(origin, error)
+            return
+        received = self._state.audio_items.get(event.item_id)
+        if received is None:
+            message = "Only model output audio messages can be truncated."
+            error = error_event(message, code="unsupported_content_type", event_id=event.event_id)
+            await self._reply(origin, error)
+            return
+        end = event.audio_end_ms
+        if end > received:
+            message = f"Audio content of {received}ms is already shorter than {end}ms."
+            error = error_event(message, code=None, event_id=event.event_id)
+            await self._reply(origin, error)
+            end = received
+        self.truncate(event.item_id, end, received)
+        self._state.audio_items[event.item_id] = end  # a later truncate is measured against what is left
+        truncated = {"item_id": event.item_id, "content_index": event.content_index, "audio_end_ms": end}
+        await self._send({"type": "conversation.item.truncated", **truncated})
+
+    def truncate(self, item_id: str, end_ms: int, received_ms: int) -> None:
+        """``conversation.item.truncate`` of an assistant audio item at ``end_ms`` of its ``received_ms``: the audio
+        after it is cut and the transcript deleted ("Truncating audio will delete the server-side text transcript to
+        ensure there is not text in the context that hasn't been heard by the user")."""
+        audio = self._audio.get(item_id)
+        if audio is not None and received_ms > 0:
+            del audio[len(audio) * end_ms // received_ms :]
+        if item_id not in self._items:
+            return
+        item = self._items[item_id] = copy.deepcopy(self._items[item_id])  # the sent event stays as it was
+        for part in item.get("content") or []:
+            if isinstance(part, dict) and part.get("type") == "output_audio":
+                part.pop("transcript", None)
 
     def retrieved(self, item_id: str) -> dict[str, Any]:
         """The server's copy of an item (``object`` set; an audio part with its ``audio``, user audio with its
@@ -84,12 +161,13 @@ class ConversationItems:
             await self._reply(origin, error_event(message, code="item_delete_invalid_item_id", event_id=event_id))
             return
         del self._items[item_id]
+        self._order.remove(item_id)
         self._audio.pop(item_id, None)
         self._transcripts.pop(item_id, None)
         state = self._state
         state.audio_items.pop(item_id, None)
         if state.last_item_id == item_id:  # the next item follows the one before it
-            state.last_item_id = next(reversed(self._items), None)
+            state.last_item_id = self._order[-1] if self._order else None
         await self._send({"type": "conversation.item.deleted", "item_id": item_id})
 
     async def retrieve(self, item_id: str, event_id: str | None, origin: Link | None) -> None:

@@ -8,6 +8,7 @@ with ``param`` ``item.content[0].type``.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -108,9 +109,27 @@ def item_error(item: Mapping[str, Any], eid: str | None) -> dict[str, Any] | Non
         if part_type not in PART_TYPES[role]:
             return _invalid(part_type, PART_TYPES[role], f"{where}.type", eid)
         error = _check_fields(part, part_type, PART_FIELDS[part_type], where, eid)
+        if error is None and part_type == "input_audio":
+            error = _audio_error(part.get("audio"), f"{where}.audio", eid)
         if error is not None:
             return error
     return None
+
+
+def _audio_error(audio: Any, param: str, eid: str | None) -> dict[str, Any] | None:
+    """The API's error for an ``input_audio`` part whose ``audio`` is not base64 (as for
+    ``input_audio_buffer.append``); an absent ``audio`` is allowed (a part may carry only a transcript)."""
+    if audio is None:
+        return None
+    if isinstance(audio, str):
+        try:
+            base64.b64decode(audio, validate=True)
+        except ValueError:
+            pass
+        else:
+            return None
+    message = f"Invalid value for '{param}': '{param.rsplit('.', 1)[-1]}' is not valid base64."
+    return error_event(message, code="invalid_value", param=param, event_id=eid)
 
 
 def create_error(message: Mapping[str, Any]) -> dict[str, Any] | None:

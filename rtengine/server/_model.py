@@ -65,13 +65,19 @@ class ModelState:
         previous, self.last_item_id = self.last_item_id, item_id
         return previous
 
-    def new_item(self, item: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    def new_item(self, item: dict[str, Any], after: object = None) -> tuple[dict[str, Any], str | None]:
         """A client item as the server shows it (an id; a ``status`` except on function call outputs, as the API
-        shows them) and its ``previous_item_id``."""
+        shows them) and its ``previous_item_id``: the last item, unless ``after`` (the event's
+        ``previous_item_id``, already checked to exist) places it: ``root`` first, an item id right after it."""
         full = {"id": new_id("item"), "type": item.get("type"), "status": "completed", **item}
         if full["type"] == "function_call_output":
             del full["status"]
-        return full, self.follow(full["id"])
+        if after is None:
+            return full, self.follow(full["id"])
+        previous = None if after == "root" else str(after)
+        if previous == self.last_item_id:  # placed at the end after all
+            self.last_item_id = full["id"]
+        return full, previous
 
 
 class EnergyVad:

@@ -48,6 +48,7 @@ from ._vad import InputFormat
 from ._validate import ClientFrame, check_session
 from ._validate_requests import check_response, check_session_type
 from ._views import ConversationViews, Link
+from ._voice import voice_change_problem
 
 if TYPE_CHECKING:
     from ._calls import Call
@@ -56,7 +57,7 @@ __all__ = ["RealtimeSession"]
 
 log = logging.getLogger("rtengine.server")
 
-#: Data-channel client events waiting to be handled (beyond this they are refused with an error event).
+#: Data-channel client events waiting to be handled (beyond this the data channel's reader waits).
 INBOX_SIZE: Final = 64
 #: Frames of a call's received audio waiting for the VAD (~10 s of 20 ms frames; beyond this they are dropped,
 #: counted and logged: a server that far behind has bigger problems than one lost frame).
@@ -164,12 +165,13 @@ class RealtimeSession:
         """``session.created`` on the call's data channel, once it opens."""
         self.views.greet_data_channel(self.session)
 
-    def deliver(self, frame: ClientFrame) -> bool:
+    async def deliver(self, frame: ClientFrame) -> bool:
         """Queue a client event that arrived on the call's data channel; it is handled like a websocket frame.
-        False when the conversation has ended or its inbox is full (nothing was queued)."""
+        Waits while the inbox is full (backpressure: a burst is handled in order, nothing refused); False when the
+        conversation has ended (nothing was queued)."""
         try:
-            self._inbox_tx.send_nowait(frame)
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            await self._inbox_tx.send(frame)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
             return False
         return True
 
@@ -218,7 +220,7 @@ class RealtimeSession:
             await reply(origin, error_event(f"Invalid client event: {frame.problem}"[:300], code="invalid_event"))
             return
         message = frame.value
-        refused = request_error(message) if isinstance(message, dict) else None
+        refused = request_error(message) or self.items.placement_error(message) if isinstance(message, dict) else None
         if refused is not None:  # an item the API refuses is answered, never echoed
             await reply(origin, refused)
             return
@@ -240,15 +242,16 @@ class RealtimeSession:
             case UserText(text=user_text):
                 state.last_user_text = user_text
                 await self._add_item(
-                    {"type": "message", "role": "user", "content": [{"type": "input_text", "text": user_text}]}
+                    {"type": "message", "role": "user", "content": [{"type": "input_text", "text": user_text}]},
+                    message,
                 )
             case FunctionCallOutput(call_id=call_id, output=output):
                 name = state.pending_tools.pop(call_id, None)
                 if name is not None:
                     state.tool_outputs.append((name, output))
-                await self._add_item({"type": "function_call_output", "call_id": call_id, "output": output})
+                await self._add_item({"type": "function_call_output", "call_id": call_id, "output": output}, message)
             case ItemCreate(item=item):
-                await self._add_item(dict(item))
+                await self._add_item(dict(item), message)
             case ResponseCreate(event_id=eid):
                 await self._response_create(eid, origin, message.get("response"))
             case ResponseCancel(response_id=rid, event_id=eid):
@@ -259,7 +262,7 @@ class RealtimeSession:
                 else:
                     state.response.cancel("client_cancelled")
             case ItemTruncate() as truncate:
-                await self._truncate(truncate, origin)
+                await self.items.cut(truncate, origin)
             case OutputAudioBufferClear(event_id=eid):
                 if self.call is None:
                     message = "output_audio_buffer.clear is only supported for WebRTC calls."
@@ -287,7 +290,11 @@ class RealtimeSession:
             await self._send({"type": "output_audio_buffer.cleared", "response_id": response_id})
 
     async def _session_update(self, session: Any, eid: str | None, origin: Link | None) -> None:
-        problem = check_session(session) or check_session_type(self.session, session)
+        problem = (
+            check_session(session)
+            or check_session_type(self.session, session)
+            or voice_change_problem(self.session, session, self.state.audio_items)
+        )
         if problem is not None:
             error = error_event(problem.message, code=problem.code, param=problem.param, event_id=eid)
             await self.views.reply(origin, error)
@@ -296,28 +303,10 @@ class RealtimeSession:
         await self._send({"type": "session.updated", "session": self.session})
         await self.faults.inject_once(self.views)
 
-    async def _add_item(self, item: dict[str, Any]) -> None:
-        full, previous = self.state.new_item(item)
+    async def _add_item(self, item: dict[str, Any], message: Mapping[str, Any]) -> None:
+        full, previous = self.state.new_item(item, message.get("previous_item_id"))
         await self._send({"type": "conversation.item.added", "previous_item_id": previous, "item": full})
         await self._send({"type": "conversation.item.done", "previous_item_id": previous, "item": full})
-
-    async def _truncate(self, event: ItemTruncate, origin: Link | None) -> None:
-        """Cut an assistant audio item. Past the audio's end the API answers the ``error`` and then truncates at
-        the real end; an item without output audio is ``unsupported_content_type``."""
-        received = self.state.audio_items.get(event.item_id)
-        if received is None:
-            message = "Only model output audio messages can be truncated."
-            error = error_event(message, code="unsupported_content_type", event_id=event.event_id)
-            await self.views.reply(origin, error)
-            return
-        end = event.audio_end_ms
-        if end > received:
-            message = f"Audio content of {received}ms is already shorter than {end}ms."
-            error = error_event(message, code=None, event_id=event.event_id)
-            await self.views.reply(origin, error)
-            end = received
-        truncated = {"item_id": event.item_id, "content_index": event.content_index, "audio_end_ms": end}
-        await self._send({"type": "conversation.item.truncated", **truncated})
 
     async def _response_create(self, eid: str | None, origin: Link | None, request: Any) -> None:
         """Start the response ``request`` (the ``response`` object, if any) asks for, or answer the API's error

@@ -39,7 +39,7 @@ class CallRecord:
     audio_frames_in: int = 0
     audio_in: bytearray = field(default_factory=bytearray, repr=False)
     #: Client events received on the call's ``oai-events`` data channel (parsed JSON, the raw text, or
-    #: ``"<binary>"``), and how many of them were refused with an ``error`` event (binary, or no sideband).
+    #: ``"<binary>"``), and how many of them were refused with an ``error`` event (binary, or after the call ended).
     data_frames_in: list[Any] = field(default_factory=list, repr=False)
     data_frames_refused: int = 0
     #: Server events sent on the call's data channel (parsed JSON), in order.

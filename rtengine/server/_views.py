@@ -131,13 +131,19 @@ class ConversationViews:
         """The session cap: send CLOSE ``1001`` with ``reason`` on every websocket (recorded as
         ``session_expired``), then wait up to ``reply_timeout`` for their clients to answer and leave; the links
         still attached after that are for the caller to drop."""
+        await self.close_all(1001, reason, "session_expired", reply_timeout)
+
+    async def close_all(self, code: int, reason: str, end: str, reply_timeout: float) -> None:
+        """Send CLOSE ``code`` with ``reason`` on every websocket (recorded as ``end``), then wait up to
+        ``reply_timeout`` for their clients to answer and leave; the links still attached after that are for the
+        caller to drop."""
         expiring = [link for link in self.links if not link.closing]
         for link in expiring:
             link.closing = True
             if link.record.end is None:
-                link.record.end, link.record.close_code = "session_expired", 1001
+                link.record.end, link.record.close_code = end, code
             try:
-                await link.ws.send_close(1001, reason)
+                await link.ws.send_close(code, reason)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 continue
         self._records.changed()

@@ -22,6 +22,7 @@ from ..protocol._calls import validate_call_id
 from ..protocol._errors import InvalidCallId
 from ..protocol._session import DEFAULT_MODEL
 from ._calls import CALL_NOT_FOUND, Call, CallManager, stamp_session
+from ._client_secrets import ClientSecrets
 from ._faults import CLOSE_REPLY_TIMEOUT
 from ._http import REALTIME_PATH, authorized, error_body
 from ._ids import session_id
@@ -36,8 +37,14 @@ class WebSocketGate:
     """Accepts (or rejects) websocket handshakes and serves each accepted socket until it ends."""
 
     def __init__(
-        self, record: ServerRecord, options: ServerOptions, faults: Callable[[], Faults], calls: CallManager
+        self,
+        record: ServerRecord,
+        options: ServerOptions,
+        faults: Callable[[], Faults],
+        calls: CallManager,
+        secrets: ClientSecrets | None = None,
     ) -> None:
+        self._secrets = secrets or ClientSecrets()
         self._record = record
         self._options = options
         self._faults = faults
@@ -77,7 +84,7 @@ class WebSocketGate:
         call: Call | None = None
         if request.path.rstrip("/") != REALTIME_PATH:
             return await self._reject(ws, record, 404, f"No websocket route {request.path[:200]}.", "not_found")
-        if not authorized(self._options.api_key, request.headers):
+        if not (authorized(self._options.api_key, request.headers) or self._secrets.accepts(request.headers)):
             return await self._reject(ws, record, 401, "Incorrect API key provided.", "invalid_api_key")
         if record.call_id is not None:
             if "model" in query:

@@ -181,8 +181,32 @@ async def test_a_sideband_dropped_twice_is_joined_twice(peers: PeerService, offe
 
 
 async def test_a_call_gone_during_the_gap_is_call_ended(peers: PeerService, offer_sdp: str) -> None:
-    """The call ends on the server (its sidebands dropped with it): the re-join is answered 404
-    ``call_id_not_found`` and the conversation ends with ``Closed("call_ended")``, no ``Error``."""
+    """The sideband drops abnormally, and the call ends on the server while the engine is re-joining: the next
+    re-join is answered 404 ``call_id_not_found`` and the conversation ends with ``Closed("call_ended")``, no
+    ``Error``."""
+    async with serving(peers) as server, client_for(server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION, offer_sdp=offer_sdp) as conv:
+                await until(conv, SessionUpdated)
+                assert conv.call_id is not None
+                server.set_faults(Faults(drop_sideband="eof", refuse_sideband_joins=100))
+                await conv.send_text("drops the sideband")
+                before = await until(conv, SidebandLost)
+                assert await server.end_call(conv.call_id)
+                events = [before[-1], *await drain(conv)]
+    assert not [e for e in before if isinstance(e, Error | Closed)]
+    assert [type(e) for e in events] == [SidebandLost, Closed]
+    closed = events[-1]
+    assert isinstance(closed, Closed)
+    assert closed.reason == "call_ended"
+    last = joins_of(server, conv)[-1]
+    assert (last.accepted, last.status) == (False, 404)
+    assert conv.stats.sideband_rejoin_attempts >= 1
+
+
+async def test_a_call_ended_by_the_server_closes_its_sideband_cleanly(peers: PeerService, offer_sdp: str) -> None:
+    """The call ends on the server while the sideband is joined: the server closes it with CLOSE 1000, which means
+    the call ended — ``Closed("call_ended")`` at once, no re-join."""
     async with serving(peers) as server, client_for(server) as client:
         with trio.fail_after(20):
             async with rtengine.open_conversation(client, SESSION, offer_sdp=offer_sdp) as conv:
@@ -190,13 +214,12 @@ async def test_a_call_gone_during_the_gap_is_call_ended(peers: PeerService, offe
                 assert conv.call_id is not None
                 assert await server.end_call(conv.call_id)
                 events = await drain(conv)
-    assert [type(e) for e in events] == [SidebandLost, Closed]
+    assert [type(e) for e in events] == [Closed]
     closed = events[-1]
     assert isinstance(closed, Closed)
-    assert closed.reason == "call_ended"
-    last = joins_of(server, conv)[-1]
-    assert (last.accepted, last.status) == (False, 404)
-    assert conv.stats.sideband_rejoin_attempts == 1
+    assert (closed.reason, closed.code) == ("call_ended", 1000)
+    assert conv.stats.sideband_rejoin_attempts == 0
+    assert len(joins_of(server, conv)) == 1
 
 
 async def test_attempts_exhausted_is_one_error_then_closed_and_the_call_is_hung_up(

@@ -130,3 +130,24 @@ async def create_call_with(
     )
     assert response.status_code == 201
     return response
+
+
+async def test_a_hang_up_closes_each_sideband_with_a_close_frame(server: LocalServer, offer_sdp: str) -> None:
+    """The call ends for a reason the server knows (the hang-up it answered ``200``); each sideband learns it from a
+    CLOSE frame (``1000``: the API's code is not in the recordings), not from a dropped connection (``1006``, which
+    the openai SDK's ``async for event in conn`` raises on)."""
+    with trio.fail_after(10):
+        call = call_id_of(await create_call(server, offer_sdp))
+        async with open_socket(sideband(server, call), {}) as first, open_socket(sideband(server, call), {}) as second:
+            await first.send(encode({"type": "session.update", "session": {"type": "realtime"}}))
+            for sock in (first, second):  # both sidebands see the conversation's session.updated
+                assert loads(await sock.receive())["type"] == "session.updated"
+            hung_up = await hang_up(server, call)
+            ends = [await first.receive(), await second.receive()]
+        await server.record.wait_until(lambda: all(s.end is not None for s in server.record.sidebands()))
+    assert hung_up.status_code == 200
+    for end in ends:
+        assert isinstance(end, SocketEnd)
+        assert end.clean, end.detail
+        assert end.code == 1000
+    assert [(s.end, s.close_code) for s in server.record.sidebands()] == [("call_ended", 1000)] * 2

@@ -24,7 +24,7 @@ from rtengine.protocol import multipart_body, response_create, session_update, s
 from rtengine.protocol._payloads import encode
 from rtengine.server import LocalServer
 from rtengine.server._calls import CallManager
-from rtengine.server._realtime import RealtimeSession
+from rtengine.server._item_store import ConversationItems
 from rtengine.server._responses import ResponseStreamer
 from rtengine.server._validate import check_session
 
@@ -280,10 +280,10 @@ async def test_rtengine_serve_survives_the_crash_sequence(offer_sdp: str) -> Non
 async def test_a_bug_handling_one_client_event_is_answered_server_error_and_the_socket_goes_on(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def truncate(self: RealtimeSession, event: Any, origin: Any) -> None:
+    async def truncate(self: ConversationItems, event: Any, origin: Any) -> None:
         raise KeyError("injected bug")
 
-    monkeypatch.setattr(RealtimeSession, "_truncate", truncate)
+    monkeypatch.setattr(ConversationItems, "cut", truncate)
     with trio.fail_after(10):
         async with open_socket(direct(server), {}) as sock:
             await sock.send(

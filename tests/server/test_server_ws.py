@@ -208,10 +208,12 @@ async def test_truncate_rules(server: LocalServer) -> None:
             item_id = next(e["item_id"] for e in events if e["type"] == "response.output_audio.delta")
             await sock.send(encode(item_truncate(str(item_id), 100)))
             assert loads(await sock.receive())["type"] == "conversation.item.truncated"
-            await sock.send(encode(item_truncate(str(item_id), 5000)))  # past the end: the error, then clamped
+            await sock.send(
+                encode(item_truncate(str(item_id), 5000))
+            )  # past what the first cut left: the error, then clamped to it
             assert "already shorter than" in loads(await sock.receive())["error"]["message"]
             truncated = loads(await sock.receive())
-            assert (truncated["type"], truncated["audio_end_ms"]) == ("conversation.item.truncated", 200)
+            assert (truncated["type"], truncated["audio_end_ms"]) == ("conversation.item.truncated", 100)
 
 
 async def test_bad_client_frames_get_error_events(server: LocalServer) -> None:

@@ -1,0 +1,52 @@
+"""A call's ``oai-events`` data channel under a burst of client events, against the local server over real WebRTC.
+
+History seeding sends a thousand ``conversation.item.create`` at once; the API handles them all. The local server's
+data channel reader waits for the conversation's inbox (backpressure) instead of refusing what does not fit.
+"""
+
+import json
+from typing import cast
+
+import trio
+from engine_helpers import client_for, serving
+
+import rtengine
+from rtengine import webrtc
+from rtengine.adapters._peer import Peer
+from rtengine.protocol import user_text
+
+
+async def test_a_burst_of_items_on_the_data_channel_is_all_added_in_order() -> None:
+    burst = 1000
+    with trio.fail_after(45):
+        async with webrtc.open_media_engine(loopback=True) as engine, serving(engine) as server:
+            media = webrtc.Media(engine, connect_timeout=5, data_channel=True)
+            async with (
+                client_for(server) as client,
+                rtengine.open_conversation(client, rtengine.SessionConfig(), media=media) as conv,
+            ):
+                assert conv.media is not None
+                peer = cast(Peer, conv.media.peer)
+                await conv.media.peer.channel_open.wait()
+                for n in range(burst):
+                    assert peer.send_data(json.dumps(user_text(f"history {n}")))
+                record = server.record.calls[-1]
+
+                def all_done() -> bool:
+                    return [f["type"] for f in record.data_frames_out].count("conversation.item.done") >= burst
+
+                async def read_events() -> None:  # the app reads its events (the sideband sees the burst too)
+                    async for _ in conv.events:
+                        pass
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(read_events)
+                    with trio.move_on_after(30):
+                        await server.record.wait_until(all_done)
+                    nursery.cancel_scope.cancel()
+            sent = [f for f in record.data_frames_out if isinstance(f, dict)]
+    assert len(record.data_frames_in) == burst
+    assert record.data_frames_refused == 0
+    assert "error" not in [f["type"] for f in sent]
+    done = [f["item"]["content"][0]["text"] for f in sent if f["type"] == "conversation.item.done"]
+    assert done == [f"history {n}" for n in range(burst)]  # all of them, in the order sent
