@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from ..protocol._payloads import ItemTruncate
+from ._items import item_error
 from ._model import ModelState
 from ._shapes import error_event
 
@@ -78,10 +79,17 @@ class ConversationItems:
         """The API's ``error`` for a ``conversation.item.create`` whose ``previous_item_id`` is neither absent,
         ``root`` nor an item of the conversation ("If the ID cannot be found, an error will be returned and the
         item will not be added"); None otherwise (and for any other event)."""
-        if message.get("type") != "conversation.item.create" or message.get("previous_item_id") in (None, "root"):
+        if message.get("type") != "conversation.item.create":
             return None
-        previous, eid = message["previous_item_id"], message.get("event_id")
-        eid = eid if isinstance(eid, str) else None
+        eid = message.get("event_id") if isinstance(message.get("event_id"), str) else None
+        item = message.get("item")
+        own_id = item.get("id") if isinstance(item, dict) else None
+        if own_id is not None and own_id in self._items:  # an id is the item's name: two items cannot share it
+            text = f"Error adding item: an item with id '{str(own_id)[:100]}' already exists."
+            return error_event(text, code="invalid_value", param="item.id", event_id=eid)
+        if message.get("previous_item_id") in (None, "root"):
+            return None
+        previous = message["previous_item_id"]
         if not isinstance(previous, str):
             message_text = "Invalid type for 'previous_item_id': expected a string."
             return error_event(message_text, code="invalid_type", param="previous_item_id", event_id=eid)
@@ -89,6 +97,25 @@ class ConversationItems:
             return None
         text = f"Error adding item: the previous item with id '{previous[:100]}' does not exist."
         return error_event(text, code="item_create_invalid_previous_item_id", param="previous_item_id", event_id=eid)
+
+    def input_error(self, items: object, eid: str | None) -> dict[str, Any] | None:
+        """The API's ``error`` for the ``input`` of a ``response.create`` (items like ``conversation.item.create``'s,
+        or an ``item_reference`` to an item of the conversation), its ``param`` under ``response.input[i]``; None
+        when every item is valid (or there is no ``input``)."""
+        for index, item in enumerate(items if isinstance(items, list) else ()):
+            where = f"response.input[{index}]"
+            if isinstance(item, dict) and item.get("type") == "item_reference":
+                if item.get("id") in self._items:
+                    continue
+                text = f"Invalid '{where}.id': no item with id '{str(item.get('id'))[:100]}' in the conversation."
+                return error_event(text, code="invalid_value", param=f"{where}.id", event_id=eid)
+            error = item_error(item, eid) if isinstance(item, dict) else None
+            if error is not None:
+                param = error["error"].get("param") or ""
+                error["error"]["param"] = where + param.removeprefix("item")
+                error["error"]["message"] = error["error"]["message"].replace("'item", f"'{where}")
+                return error
+        return None
 
     def keep_audio(self, item_id: str, audio: bytes) -> None:
         """The input audio (in the session's input format) a committed user item holds."""
@@ -111,6 +138,11 @@ class ConversationItems:
             await self._reply(origin, error)
             return
         received = self._state.audio_items.get(event.item_id)
+        if received is not None and event.content_index != 0:  # an assistant audio item has one content part
+            message = f"Invalid 'content_index': the item has no content part {event.content_index}."
+            error = error_event(message, code="invalid_value", param="content_index", event_id=event.event_id)
+            await self._reply(origin, error)
+            return
         if received is None:
             message = "Only model output audio messages can be truncated."
             error = error_event(message, code="unsupported_content_type", event_id=event.event_id)

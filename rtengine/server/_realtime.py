@@ -239,17 +239,14 @@ class RealtimeSession:
                 await self.items.delete(item_id, eid, origin)
             case ItemRetrieve(item_id=item_id, event_id=eid):
                 await self.items.retrieve(item_id, eid, origin)
-            case UserText(text=user_text):
+            case UserText(text=user_text):  # the item as the client sent it (its own id, if any)
                 state.last_user_text = user_text
-                await self._add_item(
-                    {"type": "message", "role": "user", "content": [{"type": "input_text", "text": user_text}]},
-                    message,
-                )
+                await self._add_item(dict(message["item"]), message)
             case FunctionCallOutput(call_id=call_id, output=output):
                 name = state.pending_tools.pop(call_id, None)
                 if name is not None:
                     state.tool_outputs.append((name, output))
-                await self._add_item({"type": "function_call_output", "call_id": call_id, "output": output}, message)
+                await self._add_item(dict(message["item"]), message)
             case ItemCreate(item=item):
                 await self._add_item(dict(item), message)
             case ResponseCreate(event_id=eid):
@@ -314,6 +311,9 @@ class RealtimeSession:
         if request is not None and (problem := check_response(request)) is not None:
             error = error_event(problem.message, code=problem.code, param=problem.param, event_id=eid)
             await self.views.reply(origin, error)
+            return
+        if isinstance(request, dict) and (refused := self.items.input_error(request.get("input"), eid)) is not None:
+            await self.views.reply(origin, refused)
             return
         active = self.state.response
         if active is not None:

@@ -37,6 +37,8 @@ BAD_SDP = b"content-length: 15\r\n\r\nv=0\r\nm=audio x"
 HTTP_EXAMPLES = 150
 WS_EXAMPLES = 80
 READ_TIMEOUT = 10.0
+#: Silence after an input that means the server waits for bytes the input declared but never sent.
+QUIET_TIMEOUT = 3.0
 SENTINEL = json.dumps(
     {
         "type": "conversation.item.truncate",
@@ -241,15 +243,30 @@ def ws_answer(port: int, raw: bytes) -> tuple[list[dict[str, Any]], ws_events.Cl
         events: list[dict[str, Any]] = []
         accepted = False
         parts: list[str] = []
+        half_closed = False
         try:
             while True:
-                data = sock.recv(65536)
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    if half_closed or not accepted:
+                        raise
+                    # The input declared a frame longer than what followed it (a lying length, random bytes that
+                    # read as a header): the server rightly waits for the rest, the sentinel included. Once the
+                    # client is done sending, the server must end the connection.
+                    sock.shutdown(socket.SHUT_WR)
+                    half_closed = True
+                    sock.settimeout(READ_TIMEOUT)
+                    continue
+                if not data and half_closed:
+                    return events, ws_events.CloseConnection(code=1006, reason="closed after the client's EOF")
                 assert data, "the server dropped the TCP connection without a close frame"
                 ws.receive_data(data)
                 for event in ws.events():
                     if isinstance(event, ws_events.AcceptConnection):
                         accepted = True
                         sock.sendall(raw + frame(0x1, SENTINEL.encode()))
+                        sock.settimeout(QUIET_TIMEOUT)
                     elif isinstance(event, ws_events.TextMessage):
                         parts.append(event.data)
                         if event.message_finished:
@@ -345,6 +362,7 @@ def fuzz_websocket(port: int) -> None:
     @given(raw=ws_inputs())
     @example(raw=frame(0x1, b"[" * 100_000 + b"]" * 100_000))
     @example(raw=frame(0x1, b"", declared=2**62))
+    @example(raw=frame(0x1, b"short", declared=70_000))  # waits for the rest: ends at the client's EOF
     @example(raw=frame(0x1, b'{"type":"session.update","session":{"type":"realtime","output_modalities":{}}}'))
     def one(raw: bytes) -> None:
         events, closed = ws_answer(port, raw)

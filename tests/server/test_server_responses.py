@@ -277,3 +277,31 @@ async def test_an_out_of_band_audio_answer_cannot_be_truncated(server: LocalServ
     assert done["output"][0]["content"][0]["type"] == "output_audio"
     assert types(answer) == ["error"]
     assert client.problems == []
+
+
+async def test_the_input_items_of_a_response_are_validated_like_created_items(server: LocalServer) -> None:
+    """SDK (``RealtimeResponseCreateParams.input``: ``List[ConversationItem]``): an item the API refuses in
+    ``conversation.item.create`` is refused in ``response.input`` too (its ``param`` under ``response.input[i]``), and
+    an ``item_reference`` must name an item of the conversation."""
+    bad_part = {"type": "message", "role": "user", "content": [{"type": "output_text", "text": "x"}]}
+    refused_items = [{"type": "bogus"}, bad_part, {"type": "item_reference", "id": "item_none"}]
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            client = await started(sock)
+            await client.send(user_text("known"))
+            known = (await client.until("conversation.item.done"))[-1]["item"]["id"]
+            refused = []
+            for item in refused_items:
+                request = {"conversation": "none", "input": [user_text("ok")["item"], item]}
+                refused.append(await client.answers({"type": "response.create", "response": request}))
+            reference = {"type": "item_reference", "id": known}
+            await client.send({"type": "response.create", "response": {"conversation": "none", "input": [reference]}})
+            accepted = await client.until("response.done")
+    assert [types(answer) for answer in refused] == [["error"]] * 3
+    assert [answer[0]["error"]["param"] for answer in refused] == [
+        "response.input[1].type",
+        "response.input[1].content[0].type",
+        "response.input[1].id",
+    ]
+    assert accepted[-1]["response"]["status"] == "completed"
+    assert client.problems == []

@@ -69,3 +69,26 @@ async def test_a_second_truncate_past_the_first_is_clamped_to_the_first(server: 
     assert "100ms" in again[0]["error"]["message"]
     assert again[1]["audio_end_ms"] == 100
     assert client.problems == []
+
+
+async def test_truncate_of_a_content_part_the_item_does_not_have_is_refused(server: LocalServer) -> None:
+    """SDK (``content_index``): "The index of the content part to truncate. Set this to 0." An assistant audio item
+    has one part; any other index is an error, and nothing is cut."""
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            client = await started(sock)
+            item = await assistant_audio_item(client)
+            answers = [
+                await client.answers(
+                    {"type": "conversation.item.truncate", "item_id": item, "content_index": index, "audio_end_ms": 50}
+                )
+                for index in (3, -1)
+            ]
+            cut = await client.answers(
+                {"type": "conversation.item.truncate", "item_id": item, "content_index": 0, "audio_end_ms": 150}
+            )
+    assert [types(answer) for answer in answers] == [["error"], ["error"]]
+    assert {answer[0]["error"]["param"] for answer in answers} == {"content_index"}
+    assert types(cut) == ["conversation.item.truncated"]
+    assert cut[0]["audio_end_ms"] == 150  # the refused truncates cut nothing
+    assert client.problems == []
