@@ -8,6 +8,7 @@ A minted key is then accepted as a bearer for calls, hang-ups and websockets unt
 
 from __future__ import annotations
 
+import copy
 import json
 import secrets
 import time
@@ -34,14 +35,23 @@ class ClientSecrets:
 
     def __init__(self) -> None:
         self._expiry: dict[str, float] = {}
+        self._sessions: dict[str, dict[str, Any]] = {}
 
     def accepts(self, headers: dict[str, str]) -> bool:
         """True when ``Authorization`` is ``Bearer <a minted key>`` that has not expired."""
+        return self.session_of(headers) is not None
+
+    def session_of(self, headers: dict[str, str]) -> dict[str, Any] | None:
+        """The session a live minted key in ``Authorization`` was minted with (a copy), None for any other header:
+        a websocket opened with the key starts from it, as the API's does."""
         auth = headers.get("authorization", "")
         if not auth.startswith("Bearer ek_"):
-            return False
-        expiry = self._expiry.get(auth.removeprefix("Bearer "))
-        return expiry is not None and time.time() < expiry
+            return None
+        key = auth.removeprefix("Bearer ")
+        expiry = self._expiry.get(key)
+        if expiry is None or time.time() >= expiry:
+            return None
+        return copy.deepcopy(self._sessions[key])
 
     def mint(self, request: HttpRequest) -> Reply:
         """Answer one ``POST /v1/realtime/client_secrets`` (already authorized): ``200`` and the key, or the API's
@@ -53,7 +63,9 @@ class ClientSecrets:
         value = "ek_" + secrets.token_hex(16)
         expires_at = int(time.time()) + ttl
         self._expiry = {k: v for k, v in self._expiry.items() if v > time.time()}  # forget the expired ones
+        self._sessions = {k: v for k, v in self._sessions.items() if k in self._expiry}
         self._expiry[value] = expires_at
+        self._sessions[value] = session
         body = {"expires_at": expires_at, "session": session, "value": value}
         return 200, [JSON_TYPE], json.dumps(body).encode()
 

@@ -112,6 +112,9 @@ class WebSocketGate:
         if call is None:
             model = query.get("model") or DEFAULT_MODEL
             session = RealtimeSession(self._record, self._options, model=model, call=None, faults_getter=self._faults)
+            minted = self._secrets.session_of(request.headers)
+            if minted is not None:  # an ephemeral key's websocket starts from the session it was minted with
+                session.state.session = minted
             stamp_session(session, session_id(), self._options.session_max_seconds)
             await self._serve_direct(session, ws, record)
             return None

@@ -89,3 +89,22 @@ async def test_the_ephemeral_key_is_a_bearer_for_websockets_and_calls(peers: Pee
                     headers={**bearer, "content-type": "application/sdp"},
                 )
     assert call.status_code == 201, call.text
+
+
+async def test_a_websocket_opened_with_an_ephemeral_key_starts_from_its_session(peers: PeerService) -> None:
+    """The API mints a client secret "with an associated session configuration": the session opened with the key
+    starts from it (its instructions and voice), and gets a session id and cap of its own."""
+    with trio.fail_after(15):
+        async with open_local_server(ServerOptions(api_key="sk-test"), peers=peers) as server:
+            minted = (await mint(server, CLIENT_SECRET_REQUEST, API_KEY)).json()
+            bearer = {"authorization": f"Bearer {minted['value']}"}
+            async with open_socket(direct(server), bearer) as sock:
+                created = loads(await sock.receive())
+    session = created["session"]
+    assert created["type"] == "session.created"
+    assert (session["instructions"], session["audio"]["output"]["voice"]) == (
+        minted["session"]["instructions"],
+        minted["session"]["audio"]["output"]["voice"],
+    )
+    assert session["id"].startswith("sess_")
+    assert session["expires_at"] > 0
