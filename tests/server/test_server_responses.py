@@ -11,69 +11,15 @@ from typing import Any
 
 import pytest
 import trio
-from helpers import direct, loads
+from helpers import direct
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sdk_events import sdk_problems
+from marked_client import started, types
 
-from rtengine.adapters._ws import RealtimeSocket, open_socket
-from rtengine.protocol import SocketEnd, user_text
-from rtengine.protocol._payloads import encode
+from rtengine.adapters._ws import open_socket
+from rtengine.protocol import user_text
 from rtengine.server import LocalServer
 from rtengine.server._validate_requests import check_response
-
-
-class Client:
-    """A direct websocket conversation; every event read is kept and checked against the SDK's types."""
-
-    def __init__(self, sock: RealtimeSocket) -> None:
-        self.sock = sock
-        self.events: list[dict[str, Any]] = []
-        self.problems: list[str] = []
-        self._marks = 0
-
-    async def send(self, event: dict[str, Any]) -> None:
-        await self.sock.send(encode(event))
-
-    async def read(self) -> dict[str, Any]:
-        frame = await self.sock.receive()
-        assert not isinstance(frame, SocketEnd), f"the server ended the socket: {frame}"
-        event = loads(frame)
-        self.problems += sdk_problems(event)
-        self.events.append(event)
-        return event
-
-    async def until(self, event_type: str) -> list[dict[str, Any]]:
-        seen: list[dict[str, Any]] = []
-        while True:
-            seen.append(await self.read())
-            if seen[-1]["type"] == event_type:
-                return seen
-
-    async def answers(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Send ``event``; what the server answered before a marker sent right after it (a retrieve of an unknown
-        item, answered by an ``error`` carrying the marker's ``event_id``)."""
-        self._marks += 1
-        mark = f"mark_{self._marks}"
-        await self.send(event)
-        await self.send({"type": "conversation.item.retrieve", "item_id": "item_none", "event_id": mark})
-        seen: list[dict[str, Any]] = []
-        while True:
-            got = await self.read()
-            if got["type"] == "error" and got["error"].get("event_id") == mark:
-                return seen
-            seen.append(got)
-
-
-async def started(sock: RealtimeSocket) -> Client:
-    client = Client(sock)
-    await client.until("session.created")
-    return client
-
-
-def types(events: list[dict[str, Any]]) -> list[str]:
-    return [e["type"] for e in events]
-
 
 # --- the response object of response.create ----------------------------------------------------------------------
 
