@@ -49,6 +49,16 @@ def direct(server: LocalServer, model: str = "gpt-realtime") -> str:
     return server.base_url.replace("http://", "ws://") + f"/realtime?model={model}"
 
 
+async def read_until(sock: Any, event_type: str) -> list[dict[str, Any]]:
+    """Server events read from ``sock`` (a ``RealtimeSocket``) up to and including the first of ``event_type``.
+    (Every event a local server sends is checked against the SDK's types by the suite-wide fixture.)"""
+    seen: list[dict[str, Any]] = []
+    while True:
+        seen.append(loads(await sock.receive()))
+        if seen[-1]["type"] == event_type:
+            return seen
+
+
 def loads(frame: object) -> dict[str, Any]:
     assert isinstance(frame, str), frame
     value = json.loads(frame)

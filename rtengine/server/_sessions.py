@@ -8,30 +8,11 @@ applied like any field.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
-from ._shapes import merge
+from ._shapes import TURN_DETECTION_DEFAULTS, merge
 
-__all__ = ["TURN_DETECTION_DEFAULTS", "apply_session_update"]
-
-#: What the API shows for each turn detection type when the update names only the type.
-TURN_DETECTION_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
-    "server_vad": {
-        "type": "server_vad",
-        "threshold": 0.5,
-        "prefix_padding_ms": 300,
-        "silence_duration_ms": 200,
-        "idle_timeout_ms": None,
-        "create_response": True,
-        "interrupt_response": True,
-    },
-    "semantic_vad": {
-        "type": "semantic_vad",
-        "eagerness": "auto",
-        "create_response": True,
-        "interrupt_response": True,
-    },
-}
+__all__ = ["apply_session_update"]
 
 
 def apply_session_update(session: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

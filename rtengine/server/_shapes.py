@@ -16,6 +16,7 @@ __all__ = [
     "CLIENT_EVENT_TYPES",
     "ERROR_MESSAGES",
     "SUPPORTED_CLIENT_EVENTS",
+    "TURN_DETECTION_DEFAULTS",
     "default_session",
     "encode",
     "error_event",
@@ -51,6 +52,27 @@ CLIENT_EVENT_TYPES: Final = (
     "output_audio_buffer.clear",
 )
 SUPPORTED_CLIENT_EVENTS: Final = ", ".join(CLIENT_EVENT_TYPES)
+
+
+#: What the API shows for each turn detection type when a client names only the type (the server's default session
+#: has the first one).
+TURN_DETECTION_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
+    "server_vad": {
+        "type": "server_vad",
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": 200,
+        "idle_timeout_ms": None,
+        "create_response": True,
+        "interrupt_response": True,
+    },
+    "semantic_vad": {
+        "type": "semantic_vad",
+        "eagerness": "auto",
+        "create_response": True,
+        "interrupt_response": True,
+    },
+}
 
 
 def error_event(
@@ -90,15 +112,7 @@ def default_session(model: str) -> dict[str, Any]:
                 "format": dict(pcm),
                 "transcription": None,
                 "noise_reduction": None,
-                "turn_detection": {
-                    "type": "server_vad",
-                    "threshold": 0.5,
-                    "prefix_padding_ms": 300,
-                    "silence_duration_ms": 200,
-                    "idle_timeout_ms": None,
-                    "create_response": True,
-                    "interrupt_response": True,
-                },
+                "turn_detection": dict(TURN_DETECTION_DEFAULTS["server_vad"]),
             },
             "output": {"format": dict(pcm), "voice": "alloy", "speed": 1.0},
         },

@@ -2,30 +2,19 @@
 real errors for unknown ids (``item_delete_invalid_item_id``, as the API words it), strict against the SDK."""
 
 import base64
-from typing import Any
 
 import trio
-from helpers import direct, loads
-from turn_helpers import sdk_check, speak
+from helpers import direct
+from helpers import read_until as until
+from turn_helpers import speak
 
 from rtengine import SessionConfig
-from rtengine.adapters._ws import RealtimeSocket, open_socket
+from rtengine.adapters._ws import open_socket
 from rtengine.protocol import response_create, session_update, user_text
 from rtengine.protocol._audio import tone
 from rtengine.protocol._buffer_events import input_audio_commit, item_delete, item_retrieve
 from rtengine.protocol._payloads import encode
 from rtengine.server import LocalServer
-
-
-async def until(sock: RealtimeSocket, event_type: str) -> list[dict[str, Any]]:
-    seen = []
-    while True:
-        event = loads(await sock.receive())
-        if not event["type"].startswith(("session.", "response.")):
-            sdk_check(event)
-        seen.append(event)
-        if event["type"] == event_type:
-            return seen
 
 
 async def test_delete_removes_an_item_and_refuses_an_unknown_one(server: LocalServer) -> None:

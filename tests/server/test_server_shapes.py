@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import trio
 from helpers import call_id_of, create_call, direct, loads, sideband
+from helpers import read_until as until
 
 from rtengine import SessionConfig
 from rtengine.adapters._peer import PeerService
-from rtengine.adapters._ws import RealtimeSocket, open_socket
+from rtengine.adapters._ws import open_socket
 from rtengine.protocol._audio import tone
 from rtengine.protocol._payloads import encode
 from rtengine.server import LocalServer, ServerOptions, ToolScript, open_local_server
@@ -23,16 +24,6 @@ USER_HELLO = {
     "type": "conversation.item.create",
     "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Say hello."}]},
 }
-
-
-async def until(sock: RealtimeSocket, event_type: str) -> list[dict[str, Any]]:
-    """Read events up to and including the first of ``event_type``."""
-    seen = []
-    while True:
-        event = loads(await sock.receive())
-        seen.append(event)
-        if event["type"] == event_type:
-            return seen
 
 
 def collapsed(events: list[dict[str, Any]]) -> list[str]:

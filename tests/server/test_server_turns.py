@@ -10,8 +10,9 @@ speech_started → speech_stopped → committed → conversation.item.added/.don
 from typing import Any
 
 import trio
-from helpers import direct, loads
-from turn_helpers import g711_encode, sdk_check, silence, speak
+from helpers import direct
+from helpers import read_until as until
+from turn_helpers import silence, speak
 
 from rtengine import AudioFormat, SessionConfig, TurnDetection
 from rtengine.adapters._peer import PeerService
@@ -19,6 +20,7 @@ from rtengine.adapters._ws import RealtimeSocket, open_socket
 from rtengine.protocol import response_create, session_update, user_text
 from rtengine.protocol._audio import tone
 from rtengine.protocol._buffer_events import input_audio_clear, input_audio_commit
+from rtengine.protocol._g711 import pcm16_to_g711
 from rtengine.protocol._payloads import encode
 from rtengine.server import LocalServer, ServerOptions, open_local_server
 
@@ -29,19 +31,6 @@ TURN_TYPES = [
     "conversation.item.added",
     "conversation.item.done",
 ]
-
-
-async def until(sock: RealtimeSocket, event_type: str) -> list[dict[str, Any]]:
-    """Read events up to and including the first of ``event_type``; the turn's events are checked against the
-    SDK's types (the session and response shapes have tests of their own)."""
-    seen = []
-    while True:
-        event = loads(await sock.receive())
-        if not event["type"].startswith(("session.", "response.")):
-            sdk_check(event)
-        seen.append(event)
-        if event["type"] == event_type:
-            return seen
 
 
 def vad_session(**detection: Any) -> SessionConfig:
@@ -181,7 +170,7 @@ async def test_g711_input_is_timed_at_8_khz(server: LocalServer) -> None:
             turn_detection=TurnDetection(prefix_padding_ms=100, create_response=False),
         )
         pcm16 = silence(200, bytes_per_ms=16) + tone(440, 500, rate=8000) + silence(300, bytes_per_ms=16)
-        audio = g711_encode(pcm16, kind)
+        audio = pcm16_to_g711(pcm16, kind)
         with trio.fail_after(10):
             async with open_socket(direct(server), {}) as sock:
                 await open_turn(sock, config)

@@ -6,10 +6,11 @@ import json
 import pytest
 import trio
 from helpers import call_id_of, create_call, direct, loads, sideband
+from helpers import read_until as until
 
 from rtengine import ConnectFailed, SessionConfig
 from rtengine.adapters._peer import PeerService
-from rtengine.adapters._ws import RealtimeSocket, open_socket
+from rtengine.adapters._ws import open_socket
 from rtengine.protocol import (
     function_call_output,
     item_truncate,
@@ -22,16 +23,6 @@ from rtengine.protocol._audio import rms
 from rtengine.protocol._lifecycle import SocketEnd
 from rtengine.protocol._payloads import encode
 from rtengine.server import Faults, LocalServer, ServerOptions, ToolScript, open_local_server
-
-
-async def until(sock: RealtimeSocket, event_type: str) -> list[dict[str, object]]:
-    """Read events up to and including the first of ``event_type``."""
-    seen = []
-    while True:
-        event = loads(await sock.receive())
-        seen.append(event)
-        if event["type"] == event_type:
-            return seen
 
 
 async def test_direct_conversation_round_trip(server: LocalServer) -> None:
@@ -60,7 +51,7 @@ async def test_direct_conversation_round_trip(server: LocalServer) -> None:
     pcm = b"".join(base64.b64decode(str(e["delta"])) for e in events if e["type"] == "response.output_audio.delta")
     assert len(pcm) == 24000 * 2 * 200 // 1000  # 200 ms of PCM16 24 kHz
     assert rms(pcm) > 0.1
-    assert events[-1]["response"]["status"] == "completed"  # type: ignore[index]
+    assert events[-1]["response"]["status"] == "completed"
     record = server.record.connections[-1]
     assert record.kind == "direct"
     assert record.query == {"model": "gpt-realtime"}
@@ -96,10 +87,10 @@ async def test_active_response_conflict_and_cancel(peers: PeerService) -> None:
                 await until(sock, "response.created")
                 await sock.send(encode(response_create()))
                 conflict = await until(sock, "error")
-                assert conflict[-1]["error"]["code"] == "conversation_already_has_active_response"  # type: ignore[index]
+                assert conflict[-1]["error"]["code"] == "conversation_already_has_active_response"
                 await sock.send(encode(response_cancel()))
                 done = (await until(sock, "response.done"))[-1]
-                assert done["response"]["status"] == "cancelled"  # type: ignore[index]
+                assert done["response"]["status"] == "cancelled"
 
 
 async def test_sideband_of_a_call(server: LocalServer, offer_sdp: str) -> None:
