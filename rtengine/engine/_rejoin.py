@@ -118,7 +118,8 @@ async def rejoin(
             joined = False
             try:
                 async with endpoint.sockets.open(url, headers) as sock:
-                    await sock.send(encode(core.brain.stamp(session_update(core.session))))
+                    update = core.brain.rejoin_update(session_update(core.session))
+                    await sock.send(encode(core.brain.stamp(update)))
                     joined = True
                     bounded.deadline = math.inf  # back: the deadline was for the re-join only
                     budget.restored = trio.current_time()
@@ -130,13 +131,16 @@ async def rejoin(
                         attempt,
                         gap_ms,
                     )
-                    carry.control.extend(core.brain.rejoined())
+                    control = core.brain.rejoined(tuple(carry.control))
+                    carry.control.clear()
+                    carry.control.extend(control)
                     await core.outlet.forward(SidebandRestored(attempt, gap_ms))
                     return await run(core, sock, carry), budget
             except ConnectFailed as exc:
                 if exc.status == 404:  # call_id_not_found: the call is over
                     log.info("realtime call ended during a sideband re-join call_id=%s", timeline.call_id)
                     await trio.lowlevel.checkpoint_if_cancelled()
+                    _abandon(core, carry)
                     core.end(Closed("call_ended", None, "the call is gone (re-join answered 404)"), None)
                     return None, budget
                 failure = exc
@@ -153,5 +157,21 @@ async def rejoin(
         why = f"{budget.used} re-join attempts failed or dropped at once"
     message = f"realtime sideband lost and not re-joined ({why}): {failure or reason}"
     await trio.lowlevel.checkpoint_if_cancelled()  # an end that began meanwhile wins (no Error after close())
+    if _abandon(core, carry):
+        message += "; a requested response was never sent"
     core.end(Closed("error"), Error(message, "sideband_lost"))
     return None, budget
+
+
+def _abandon(core: Core, carry: Carry) -> int:
+    """The sideband will not be back: a response still owed or unacknowledged is counted as lost
+    (``stats.inputs_lost``); returns how many (0 or 1)."""
+    control, lost = core.brain.rejoin_failed(tuple(carry.control))
+    carry.control.clear()
+    carry.control.extend(control)
+    if lost:
+        core.stats.inputs_lost += lost
+        log.warning(
+            "realtime sideband not re-joined call_id=%s: a requested response was never sent", core.timeline.call_id
+        )
+    return lost
