@@ -89,6 +89,26 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--oversized-bytes", type=int, default=2 * 1024 * 1024, help="size of the oversized frame")
     faults.add_argument("--retry-after", type=float, help="Retry-After seconds on injected call rejections")
     faults.add_argument("--media-unreachable", action="store_true", help="answer calls but never complete ICE")
+    faults.add_argument(
+        "--drop-sideband",
+        choices=("reset", "eof", "1011"),
+        help="lose a call's sideband abnormally while the call lives on (a client may join the same call_id again): "
+        "reset (TCP reset), eof (EOF without a close frame) or 1011 (CLOSE 1011, server error)",
+    )
+    faults.add_argument(
+        "--drop-sideband-after",
+        type=_positive_count,
+        default=1,
+        metavar="N",
+        help="with --drop-sideband: drop once N server events were sent on that sideband (default: 1)",
+    )
+    faults.add_argument(
+        "--drop-sideband-times",
+        type=_positive_count,
+        default=1,
+        metavar="K",
+        help="with --drop-sideband: drop the first K sidebands of each call; later joins stay (default: 1)",
+    )
     parser.add_argument(
         "--session-max-seconds",
         type=_positive_seconds,
@@ -149,6 +169,9 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         oversized_bytes=args.oversized_bytes,
         retry_after=args.retry_after,
         media_unreachable=args.media_unreachable,
+        drop_sideband=args.drop_sideband,
+        drop_sideband_after=args.drop_sideband_after,
+        drop_sideband_times=args.drop_sideband_times,
     )
     tls = None
     if args.certfile:
