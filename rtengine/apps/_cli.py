@@ -16,6 +16,7 @@ from typing import Final, TypeVarTuple
 import trio
 
 from .. import RealtimeClient, RealtimeError, SessionConfig
+from ..protocol import redact_url
 from ..server import INJECTIONS, Faults, ServerOptions, ToolScript, check_injection, open_local_server
 from ._demo import DemoOptions, tls_context
 from ._demo import main as demo_main
@@ -222,7 +223,7 @@ async def _web(host: str, port: int, base_url: str | None, ca_file: str | None) 
                 client.auth_headers()  # fail now, not on the first call, when $OPENAI_API_KEY is missing
             await stack.enter_async_context(client)
             app = await stack.enter_async_context(open_web_app(client, session, host=host, port=port))
-            print(f"rtengine web on http://{host}:{app.port}/ (provider {client.base_url})", flush=True)
+            print(f"rtengine web on http://{host}:{app.port}/ (provider {redact_url(client.base_url)})", flush=True)
             async for _ in signals:
                 break
 

@@ -48,6 +48,7 @@ from ._g711 import FORMAT_GEOMETRY, PCM_FORMAT
 from ._lifecycle import Closed, ConversationStats, Error, SocketEnd
 from ._payloads import function_call_output, item_truncate, response_cancel, response_create, user_text
 from ._resync import SessionLedger, with_response, without_responses
+from ._secrets import Scrubber
 from ._state import ResponseSequencer, SentEvents, ToolCallDedupe, TruncationTracker
 
 __all__ = [
@@ -140,6 +141,7 @@ class Brain:
         "_tracker",
         "_truncate",
         "output_format",
+        "scrub",
         "stats",
     )
 
@@ -150,8 +152,12 @@ class Brain:
         truncate: bool,
         output_format: str = PCM_FORMAT,
         id_prefix: str | None = None,
+        scrub: Scrubber | None = None,
     ) -> None:
         self.stats = stats
+        #: Removes secrets (the configured key, credential-shaped strings) from server text: error messages and
+        #: warnings become ``Error`` events and log lines only through it.
+        self.scrub = scrub or Scrubber()
         self._truncate = truncate
         #: The format audio deltas are in: the server-confirmed one once ``session.updated`` names it.
         self.output_format = output_format
@@ -249,10 +255,10 @@ class Brain:
                 return Reaction(deliver=event)
             case ev.ProtocolWarning(kind=ev.WarningKind.BINARY_FRAME, detail=detail):
                 self.stats.binary_frames += 1
-                return Reaction(deliver=Error(detail, "unexpected_binary_frame", fatal=False))
+                return Reaction(deliver=Error(self.scrub(detail), "unexpected_binary_frame", fatal=False))
             case ev.ProtocolWarning(detail=detail):
                 self.stats.protocol_warnings += 1
-                log.warning("ignoring realtime frame: %s", detail)
+                log.warning("ignoring realtime frame: %s", self.scrub(detail))
                 return _NOTHING
             case ev.ServerErrorEvent():
                 return self._server_error(event)
@@ -287,6 +293,7 @@ class Brain:
         return Reaction(deliver=event)
 
     def _server_error(self, event: ev.ServerErrorEvent) -> Reaction:
+        event = replace(event, message=self.scrub(event.message))  # server text: scrubbed before any use
         request_type = self._sent.lookup(event.error_event_id)
         if event.error_class is ErrorClass.DEFERRAL and request_type == "response.create":
             if self._retry is not None and self._retry.get("event_id") == event.error_event_id:
