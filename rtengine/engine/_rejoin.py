@@ -9,9 +9,16 @@ no ``Error`` after ``close()`` began, one ``Closed``).
 
 * ``SidebandLost(code, reason)`` is delivered, then the joins: the first at once, the next ones after the backoff
   sleeps, at most ``sideband_rejoin_attempts`` of them, all within ``sideband_rejoin_deadline`` seconds of the loss.
-* A join is the handshake plus ``session.update`` — always the first frame on the new socket. Then
-  ``SidebandRestored(attempts, gap_ms)``, and the loop runs on the new socket: first what the old one was about to
-  write (the :class:`Carry`), then the inputs still buffered, in order.
+* A join is the handshake plus ``session.update`` — always the first frame on the new socket. It carries only
+  what rtengine applied and the server never confirmed (usually nothing but the session ``type``), so it cannot
+  undo what another view of the call (its data channel, a second sideband) changed meanwhile; a refusal of it is a
+  non-fatal ``Error`` (:mod:`~rtengine.protocol._resync`). Then ``SidebandRestored(attempts, gap_ms)``, and the
+  loop runs on the new socket: first what the old one was about to write (the :class:`Carry`), then the inputs
+  still buffered, in order.
+* The owed response is reconciled: a ``response.create`` owed, or written (or taken) but never acknowledged by
+  ``response.created``, may have died with the socket; it goes out again in its place among the carried inputs (a
+  repeat the server refuses because that response is active adopts it: nothing is requested twice). If the
+  sideband does not come back, it is counted in ``stats.inputs_lost`` and named in the ``Error``.
 * The inputs kept buffering meanwhile (same capacities, same drop policy). Nothing is sent twice: a payload whose
   write completed is never repeated; one taken but not written goes out after the re-join, in order; one whose
   write was interrupted mid-frame (part of it may be on the wire) is not repeated either and is counted in
