@@ -47,8 +47,8 @@ def _translate(what: str, error: type[ConnectFailed] | type[ConnectionLost]) -> 
         raise
     except trio.TooSlowError as exc:
         raise error(f"{what}: timed out") from exc
-    except (wsproto.utilities.ProtocolError, h11.ProtocolError) as exc:
-        raise error(f"{what}: invalid handshake answer: {exc}") from exc
+    except (wsproto.utilities.ProtocolError, h11.ProtocolError) as exc:  # may quote what the server sent
+        raise error(SHAPES_ONLY(f"{what}: invalid handshake answer: {exc}")) from exc
     except Exception as exc:  # OSError, ssl.SSLError, trio.BrokenResourceError/ClosedResourceError, anything else
         detail = describe_exception(exc)
         if isinstance(exc.__cause__, BaseExceptionGroup) and (leaf := sole_leaf(exc.__cause__)) is not None:
