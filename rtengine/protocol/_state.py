@@ -36,6 +36,8 @@ class ResponseSequencer:
         self.pending = False
         #: The id of the response in flight, once ``response.created`` named it.
         self.response_id: str | None = None
+        #: A create was handed out to be sent and no ``response.created`` acknowledged it yet.
+        self.unacked = False
 
     def request(self) -> bool:
         """The caller wants a response. True: send ``response.create`` now. False: it is owed (deferred)."""
@@ -44,11 +46,13 @@ class ResponseSequencer:
             return False
         self.active = True
         self.response_id = None
+        self.unacked = True
         return True
 
     def on_created(self, response_id: str | None) -> None:
         self.active = True
         self.response_id = response_id
+        self.unacked = False
 
     def on_done(self, response_id: str | None) -> bool:
         """A response ended (``response.done`` whatever its status, or ``response.cancelled``).
@@ -60,6 +64,7 @@ class ResponseSequencer:
             return False
         self.active = False
         self.response_id = None
+        self.unacked = self.pending
         if self.pending:
             self.pending = False
             self.active = True
@@ -70,6 +75,13 @@ class ResponseSequencer:
         """The server said a response is already active: our create is owed until that one ends."""
         self.active = True
         self.pending = True
+        self.unacked = False
+
+    def adopt(self) -> None:
+        """A create repeated after a re-join was refused because a response is active: that response is taken as
+        the one requested (the first create reached the server), so nothing more is owed."""
+        self.active = True
+        self.unacked = False
 
 
 def audio_duration_ms(
