@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -25,16 +25,17 @@ from ..protocol._payloads import encode
 from ..protocol._rotation import SessionClock
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
+    from collections.abc import Mapping, Sequence
 
     from ._conversation import Core
     from ._seams import Socket
 
-__all__ = ["REPLAY_WAIT", "Follow", "replay_into"]
+__all__ = ["REPLAY_WAIT", "Follow", "Primed", "replay_into", "write_replay"]
 
 log = logging.getLogger("rtengine")
 
+#: Replay items written early on a rotation's next session, and their ``event_id``s.
+Primed = tuple[tuple[dict[str, Any], ...], frozenset[str]]
 #: At most this long a new session's answers to the replay are awaited (then the restore is taken as incomplete).
 REPLAY_WAIT: Final = 10.0
 
@@ -67,27 +68,48 @@ class Follow:
 
     def sent(self, payload: Mapping[str, Any]) -> None:
         self.history.sent(payload)
+        if payload.get("type") == "response.create" and not self.clock.response_active:
+            self.clock.requested()
+            self._changed()
 
     def _changed(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
 
 
-async def replay_into(core: Core, sock: Socket, replay: Replay) -> tuple[int, int] | SocketEnd | None:
-    """Write ``replay`` on ``sock`` and read until the server added or refused each item (see the module
-    docstring): ``(added, refused)``; the ``SocketEnd`` when the socket ended meanwhile; None once the
-    conversation ended (a fatal server error)."""
-    brain, outlet, follow, stats = core.brain, core.outlet, core.follow, core.stats
-    assert follow is not None
+async def write_replay(core: Core, sock: Socket, items: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Write replay ``items`` on ``sock``; the ``event_id`` each was stamped with."""
     ours: set[str] = set()
-    for payload in replay.items:
-        stamped = brain.stamp(dict(payload))
+    for payload in items:
+        stamped = core.brain.stamp(dict(payload))
         ours.add(stamped["event_id"])
         await sock.send(encode(stamped))
-    stats.items_replayed += len(replay.items)
+    core.stats.items_replayed += len(items)
+    return ours
+
+
+async def replay_into(
+    core: Core, sock: Socket, replay: Replay, primed: Primed = ((), frozenset())
+) -> tuple[int, int] | SocketEnd | None:
+    """Write ``replay`` on ``sock`` (less what ``primed`` says was written already: the settled start of the
+    history, written while the old session still ran) and read until the server added or refused each item (see
+    the module docstring): ``(added, refused)`` — a primed start that is no longer the start of the replay counts
+    as one refusal; the ``SocketEnd`` when the socket ended meanwhile; None once the conversation ended (a fatal
+    server error)."""
+    brain, outlet, follow, stats = core.brain, core.outlet, core.follow, core.stats
+    assert follow is not None
+    early, early_ids = primed
+    diverged = replay.items[: len(early)] != early
+    rest = [p for p in replay.items if p not in early] if diverged else replay.items[len(early) :]
+    ours = set(early_ids) | await write_replay(core, sock, rest)
+    total = len(early) + len(rest)
     added = refused = 0
+    if diverged:
+        log.warning("realtime history changed under a rotation's early replay; the new session may differ")
+        refused += 1
+        stats.replay_refused += 1
     with trio.move_on_after(REPLAY_WAIT) as waited:
-        while added + refused < len(replay.items):
+        while added + refused < total + diverged:
             message = await sock.receive()
             if isinstance(message, SocketEnd):
                 return message
@@ -113,8 +135,6 @@ async def replay_into(core: Core, sock: Socket, replay: Replay) -> tuple[int, in
             if reaction.deliver is not None and not isinstance(event, ItemAdded | ItemDone):
                 await outlet.forward(reaction.deliver)
     if waited.cancelled_caught:
-        log.warning(
-            "realtime replay not confirmed within %.0f s (%d of %d items)", REPLAY_WAIT, added, len(replay.items)
-        )
-        refused += len(replay.items) - added - refused
+        log.warning("realtime replay not confirmed within %.0f s (%d of %d items)", REPLAY_WAIT, added, total)
+        refused = total + diverged - added
     return added, refused

@@ -12,7 +12,8 @@ websocket holds (one ``Closed``, no ``Error`` after ``close()`` began, nothing o
   moment (no response in flight, or waited ``RESPONSE_WAIT``). It opens the next session while this one still runs
   (a failure is one non-fatal ``Error("rotation_failed")``, and the conversation goes on here; it retries until
   ``SPARE`` seconds before the cap), then stops this session's pumps (what they took and did not write is carried),
-  stops its reader, and gives the next session its turn: the replay, ``SessionRotated(None, None, gap_ms, old,
+  stops its reader (once a response requested meanwhile ended — up to the cap; one cut there is requested again
+  on the new session), and gives the next session its turn: the replay, ``SessionRotated(None, None, gap_ms, old,
   new)``, then the carried inputs and the buffers, in order. This session's socket is closed with 1000 meanwhile.
 * **Reconnect.** A loss worth it (:func:`~rtengine.protocol._reattach.sideband_rejoinable`: a reset, an EOF
   without a close frame, 1001/1006/1011/1012/1013 other than the cap) with ``reconnect=True``:
@@ -37,10 +38,10 @@ from ..protocol._brain import socket_end
 from ..protocol._continuity import ConnectionDropped, SessionRestored
 from ..protocol._errors import TransportError
 from ..protocol._lifecycle import Closed, Error, SessionRotated, SocketEnd, Started
-from ..protocol._payloads import encode, session_update
+from ..protocol._payloads import encode, response_create, session_update
 from ..protocol._reattach import rejoin_delays
 from ..protocol._rotation import SPARE, SessionClock, latest_start, may_rotate
-from ._follow import replay_into
+from ._follow import Primed, replay_into, write_replay
 from ._rejoin import Budget, Carry
 from ._sideband import _Link, _pump_audio, _pump_control, _read
 
@@ -65,9 +66,12 @@ _RETRY: Final = 2.0
 class _Turn:
     """A ready session waiting for its turn: how it takes over (``None`` first, or a restore, or a rotation)."""
 
-    __slots__ = ("attempts", "go", "kind", "lost_at", "old_session_id")
+    __slots__ = ("attempts", "go", "kind", "lost_at", "old_session_id", "primed", "sock")
 
-    def __init__(self) -> None:
+    def __init__(self, sock: Socket) -> None:
+        self.sock = sock
+        #: Replay items written early (a rotation writes the settled history while the old session runs).
+        self.primed: Primed = ((), frozenset())
         self.go = trio.Event()
         self.kind = "first"
         self.lost_at = 0.0
@@ -104,7 +108,7 @@ class _Chain:
         lost: SocketEnd | None = None
         async with self.endpoint.sockets.open(self.url, self.headers) as sock:
             await sock.send(encode(core.brain.stamp(session_update(core.session))))
-            turn = _Turn()
+            turn = _Turn(sock)
             task_status.started(turn)
             await turn.go.wait()
             clock = core.follow.new_session()
@@ -127,7 +131,7 @@ class _Chain:
         core = self.core
         assert core.follow is not None
         replay = core.follow.history.replay()
-        answered = await replay_into(core, sock, replay)
+        answered = await replay_into(core, sock, replay, turn.primed)
         if isinstance(answered, SocketEnd):
             return answered
         if answered is None:
@@ -196,9 +200,21 @@ class _Chain:
                     return  # no time left: the cap ends this session
                 await trio.sleep(_RETRY)
         following.append(turn)
+        early = core.follow.history.settled()
+        try:
+            turn.primed = (early, frozenset(await write_replay(core, turn.sock, early)))
+        except TransportError as exc:  # the next session is lost already: it finds out when it takes over
+            log.warning("realtime rotation: writing the early replay failed: %s", exc)
         self._stopped_at = trio.current_time()
         link.hand_over(_ROTATED)
         await idle.wait()  # the writes in flight finished (bounded by the loop's write grace)
+        # A response requested meanwhile (written before the pumps stopped) plays to its end here, up to the cap.
+        with trio.move_on_at(clock.expires if clock.expires is not None else math.inf):
+            while clock.response_active:
+                await core.follow.changed.wait()
+        if clock.response_active:  # cut by the rotation: the new session answers it again
+            log.warning("realtime rotation cut a response in flight; it is requested again on the new session")
+            self.carry.control.append(response_create())
         reading.cancel()
 
     async def _after(self, lost: SocketEnd | None) -> None:

@@ -266,6 +266,21 @@ class History:
                 items.append({"type": "conversation.item.create", "item": item})
         return Replay(tuple(items), complete)
 
+    def settled(self, keep_back: int = 2) -> tuple[dict[str, Any], ...]:
+        """The start of :meth:`replay` that can no longer change: the items before the first one still in
+        progress, still unconfirmed by the server, or not (yet) replayable, less the last ``keep_back`` of them
+        (the latest answer may still be truncated by a barge-in). A rotation writes these on the next session
+        while the current one still runs, and only the rest at the swap."""
+        items: list[dict[str, Any]] = []
+        calls: set[str] = set()
+        for entry in self._entries:
+            item = _replayed(entry, calls)
+            if item is None or entry.pending or not entry.done:
+                break
+            if item:
+                items.append({"type": "conversation.item.create", "item": item})
+        return tuple(items[: max(0, len(items) - keep_back)])
+
 
 def _replayed(entry: _Entry, calls: set[str]) -> dict[str, Any] | None:
     """The item that rebuilds ``entry``; ``{}`` when there is nothing to rebuild, None when it cannot be."""

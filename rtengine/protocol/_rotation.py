@@ -81,6 +81,10 @@ class SessionClock:
                 pass
         return False
 
+    def requested(self) -> None:
+        """A ``response.create`` was written: a response is (about to be) in flight until its end is seen."""
+        self.response_active = True
+
     def _expires(self, expires_at: int | None, now: float, unix_now: float) -> bool:
         if expires_at is None or expires_at <= 0 or self.expires is not None:
             return False  # the cap of a session is set once, at its creation

@@ -224,3 +224,16 @@ def test_the_replay_is_the_conversation_in_order_and_honest_about_gaps(
     assert replay.complete == (not dropped and not lost)
     if replay.complete:
         assert got == expected
+
+
+def test_the_settled_start_is_a_prefix_of_the_replay_that_stops_at_anything_unsettled() -> None:
+    history = History()
+    audio_turn(history, "item_u1", "one", "item_a1", "first")
+    audio_turn(history, "item_u2", "two", "item_a2", "second")
+    feed(history, added(msg("item_u3", "user", [{"type": "input_audio", "transcript": None}])))  # awaiting it
+    audio_turn(history, "item_u4", "four", "item_a4", "fourth")
+    full = history.replay().items
+    assert history.settled(keep_back=0) == full[:4]  # up to the audio still waiting for its transcript
+    assert history.settled() == full[:2]  # less the latest two, which a barge-in may still truncate
+    history.sent(user_text("pending"))
+    assert history.settled(keep_back=0) == full[:4]
