@@ -41,7 +41,7 @@ from ..protocol._lifecycle import Closed, Error, SessionRotated, SocketEnd, Star
 from ..protocol._payloads import encode, response_create, session_update
 from ..protocol._reattach import rejoin_delays
 from ..protocol._rotation import SPARE, SessionClock, latest_start, may_rotate
-from ._follow import Primed, replay_into, write_replay
+from ._follow import Primed, replay_into
 from ._rejoin import Budget, Carry
 from ._sideband import _Link, _pump_audio, _pump_control, _read
 
@@ -71,7 +71,7 @@ class _Turn:
     def __init__(self, sock: Socket) -> None:
         self.sock = sock
         #: Replay items written early (a rotation writes the settled history while the old session runs).
-        self.primed: Primed = ((), frozenset())
+        self.primed = Primed()
         self.go = trio.Event()
         self.kind = "first"
         self.lost_at = 0.0
@@ -200,9 +200,8 @@ class _Chain:
                     return  # no time left: the cap ends this session
                 await trio.sleep(_RETRY)
         following.append(turn)
-        early = core.follow.history.settled()
         try:
-            turn.primed = (early, frozenset(await write_replay(core, turn.sock, early)))
+            await turn.primed.prime(core, turn.sock, core.follow.history.settled())
         except TransportError as exc:  # the next session is lost already: it finds out when it takes over
             log.warning("realtime rotation: writing the early replay failed: %s", exc)
         self._stopped_at = trio.current_time()

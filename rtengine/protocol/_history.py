@@ -148,6 +148,10 @@ class History:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, item_id: object) -> bool:
+        """An item of this id is in the history (its echo from a new session adds nothing)."""
+        return item_id in self._by_id
+
     def _append(self, entry: _Entry) -> None:
         self._entries.append(entry)
         if entry.id is not None:
