@@ -10,7 +10,8 @@ seconds before ``expires_at``), at a quiet moment: when no response is in flight
 the caller's clock: ``expires_at - unix_now`` seconds from ``now``), and whether a response is in flight. Its
 :meth:`~SessionClock.due` is the time of the rotation on the caller's clock; a session is never rotated before
 half of its remaining life as first seen (a margin larger than the session's life would otherwise rotate every new
-session at once). :func:`may_rotate` says whether a due rotation may start now.
+session at once), nor at all when less than ``MIN_LIFE`` seconds are left (the cap then ends it).
+:func:`may_rotate` says whether a due rotation may start now.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ._events import ResponseCancelled, ResponseCreated, ResponseDone, ServerEve
 
 __all__ = [
     "DEFAULT_ROTATE_MARGIN",
+    "MIN_LIFE",
     "RESPONSE_WAIT",
     "SPARE",
     "SessionClock",
@@ -37,6 +39,9 @@ DEFAULT_ROTATE_MARGIN: Final = 30.0
 RESPONSE_WAIT: Final = 10.0
 #: The rotation starts at the latest this many seconds before the cap, response or not.
 SPARE: Final = 1.0
+#: A session with less life than this left when first seen is not rotated (the cap ends it): too short to be worth
+#: a new session, and a loop of instant rotations otherwise.
+MIN_LIFE: Final = 2.0
 
 
 def check_margin(margin: float | None) -> float | None:
@@ -89,10 +94,11 @@ class SessionClock:
         if expires_at is None or expires_at <= 0 or self.expires is not None:
             return False  # the cap of a session is set once, at its creation
         self.expires = now + (expires_at - unix_now)
-        if self._margin is not None:
-            life = self.expires - now
-            self.due = now + max(life - self._margin, life / 2)
-        return self._margin is not None
+        life = self.expires - now
+        if self._margin is None or life < MIN_LIFE:
+            return False
+        self.due = now + max(life - self._margin, life / 2)
+        return True
 
 
 def latest_start(clock: SessionClock, due_since: float) -> float:

@@ -36,6 +36,13 @@ def test_a_margin_larger_than_the_session_waits_half_its_life() -> None:
     assert clock.due == 2.5  # never at once: that would rotate every new session immediately
 
 
+def test_a_session_too_short_to_rotate_is_left_to_its_cap() -> None:
+    clock = SessionClock(30.0)
+    assert not clock.observe(created(1_000_001), now=0.0, unix_now=1_000_000.0)  # type: ignore[arg-type]
+    assert clock.due is None  # 1 s left: no rotation (a new session would be as short: a loop of rotations)
+    assert clock.expires == 1.0
+
+
 def test_no_expiry_or_rotation_off_means_never() -> None:
     off = SessionClock(None)
     assert not off.observe(created(1_000_100), now=0.0, unix_now=1_000_000.0)  # type: ignore[arg-type]
@@ -66,7 +73,7 @@ def test_a_response_in_flight_delays_the_rotation_within_bounds() -> None:
 
 
 @given(
-    life=st.integers(1, 7200),
+    life=st.integers(2, 7200),
     margin=st.floats(0.1, 7200, allow_nan=False),
     due_since_after=st.floats(0, 100, allow_nan=False),
 )
