@@ -118,7 +118,7 @@ class _Chain:
             if taken is _TAKEN:
                 lost, following = await self._run(sock, clock)
                 if following is not None:  # rotated: the next session goes on while this socket closes with 1000
-                    self.carry.control.extend(core.brain.rejoined())
+                    _reconcile(core, self.carry)
                     following.give("rotate", self._stopped_at, 0, clock.session_id)
                     return
             else:
@@ -253,7 +253,7 @@ class _Chain:
                     continue
                 bounded.deadline = math.inf
                 budget.restored = trio.current_time()
-                self.carry.control.extend(core.brain.rejoined())
+                _reconcile(core, self.carry)
                 turn.give("restore", lost_at, attempt)
                 return
         why = (
@@ -283,6 +283,14 @@ class _Idle:
 
     async def wait(self) -> None:
         await self._done.wait()
+
+
+def _reconcile(core: Core, carry: Carry) -> None:
+    """A new session takes over: the carried control payloads with the response reconciled by the brain (a
+    ``response.create`` owed or never acknowledged goes out again; see ``Brain.rejoined``)."""
+    control = core.brain.rejoined(tuple(carry.control))
+    carry.control.clear()
+    carry.control.extend(control)
 
 
 def _nth(core: Core, phase: str, n: int) -> str:
