@@ -3,6 +3,8 @@
 Match on the classes (``case AudioOut(): …``); never subclass them.
 """
 
+from .protocol._continuity import ConnectionDropped as ConnectionDropped
+from .protocol._continuity import SessionRestored as SessionRestored
 from .protocol._events import AudioOut as AudioOut
 from .protocol._events import InputTranscriptDelta as InputTranscriptDelta
 from .protocol._events import InputTranscriptDone as InputTranscriptDone
@@ -31,6 +33,7 @@ from .protocol._events import WarningKind as WarningKind
 from .protocol._lifecycle import Closed as Closed
 from .protocol._lifecycle import ConversationEvent as ConversationEvent
 from .protocol._lifecycle import Error as Error
+from .protocol._lifecycle import SessionRotated as SessionRotated
 from .protocol._lifecycle import SidebandLost as SidebandLost
 from .protocol._lifecycle import SidebandRestored as SidebandRestored
 from .protocol._lifecycle import Started as Started
@@ -45,6 +48,7 @@ from .protocol._more_events import McpStatus as McpStatus
 __all__ = [
     "AudioOut",
     "Closed",
+    "ConnectionDropped",
     "ConversationCreated",
     "ConversationEvent",
     "DtmfReceived",
@@ -72,6 +76,8 @@ __all__ = [
     "ServerErrorEvent",
     "ServerEvent",
     "SessionCreated",
+    "SessionRestored",
+    "SessionRotated",
     "SessionUpdated",
     "SidebandLost",
     "SidebandRestored",

@@ -12,6 +12,8 @@ Theory of operation::
              ├─ work scope ── cancelled by every end, unconditionally (and by the owner's cancellation, directly)
              │  ├─ sideband job: join (retries) ─► session.update ─► loop: reader + control pump + audio pump
              │  │     └─ lost abnormally while the call lives: re-join (bounded) ─► session.update ─► loop again
+             │  ├─ websocket job with reconnect/rotation: one task per session, each holding its socket
+             │  │     └─ the next session opens beside it (rotation) or after it (reconnect) ─► replay ─► loop
              │  └─ media job (rtengine as the WebRTC peer): answer ─► connected ─► audio both ways
              └─ afterwards, bounded: hang up the call; then Closed is delivered and the stream ends
 
@@ -33,6 +35,9 @@ Why each guarantee holds:
 * **A call survives its sideband** (:mod:`~rtengine.engine._rejoin`): a sideband lost abnormally is joined again
   inside the same work scope, so every guarantee above holds across the gap; inputs keep buffering, nothing is
   sent twice, ``session.update`` is first on every socket.
+* **A websocket conversation survives its sessions** (:mod:`~rtengine.engine._wsession`): a rotation before the
+  cap or a reconnect after a drop opens a new session in the same work scope and replays the history into it
+  (:mod:`~rtengine.engine._follow`); the same carry rules hold.
 * **Nothing outlives the block**: every task is a descendant of the runner, in the owner's nursery.
 """
 

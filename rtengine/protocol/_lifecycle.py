@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ._continuity import ConnectionDropped, SessionRestored
 from ._events import ServerEvent
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "SidebandLost",
     "SidebandRestored",
     "SocketEnd",
+    "SessionRotated",
     "Started",
 ]
 
@@ -78,6 +80,21 @@ class SidebandRestored:
     gap_ms: float
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRotated:
+    """The session was rotated before its cap (``expires_at``): the conversation goes on in a new session, with
+    the history replayed into it. On a WebRTC call rtengine is the media peer of, a new call was dialed and the
+    old one hung up: ``old_call_id``/``new_call_id`` (``conv.call_id`` is the new one now). ``gap_ms``: how long
+    no input could be written (from the old sideband's stop until the new one took over).
+    ``old_session_id``/``new_session_id``: the sessions' ids, when the server named them."""
+
+    old_call_id: str | None
+    new_call_id: str | None
+    gap_ms: float
+    old_session_id: str | None = None
+    new_session_id: str | None = None
+
+
 @dataclass(slots=True)
 class ConversationStats:
     """A conversation's counters. ``conv.stats`` returns a snapshot: a copy, taken when it is read (the engine
@@ -128,6 +145,12 @@ class ConversationStats:
     hangups: int = 0
     #: Hang-ups that failed or timed out (logged; never raised).
     hangup_failures: int = 0
+    #: Websocket drops that started a reconnect (each is one ``ConnectionDropped``), and the connects tried.
+    reconnects: int = 0
+    reconnect_attempts: int = 0
+    #: History items replayed into new sessions (reconnects and rotations), and those the server refused.
+    items_replayed: int = 0
+    replay_refused: int = 0
     #: Sideband losses that started a re-join (each is one ``SidebandLost``).
     sideband_losses: int = 0
     #: Re-join attempts made after those losses (each success is one ``SidebandRestored``).
@@ -135,6 +158,10 @@ class ConversationStats:
     #: Inputs whose write was interrupted mid-frame when the sideband was lost: the server may or may not have
     #: them, so they are not repeated on the re-joined socket.
     inputs_interrupted: int = 0
+    #: Session rotations before the cap (each is one ``SessionRotated``), and rotations that failed (each a
+    #: non-fatal ``Error("rotation_failed")``; the conversation goes on in the old session).
+    rotations: int = 0
+    rotations_failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,4 +181,14 @@ class SocketEnd:
 
 
 #: Everything ``conv.events`` carries.
-ConversationEvent = Started | Error | Closed | SidebandLost | SidebandRestored | ServerEvent
+ConversationEvent = (
+    Started
+    | Error
+    | Closed
+    | SidebandLost
+    | SidebandRestored
+    | SessionRotated
+    | ConnectionDropped
+    | SessionRestored
+    | ServerEvent
+)

@@ -1,6 +1,7 @@
 """Close at every schedule point: a sweep of ``close()`` and of the owner's cancellation over whole scenarios.
 
-Each scenario (a websocket conversation; WebRTC calls whose sideband joins, fails after the handshake, is refused,
+Each scenario (a websocket conversation — also one reconnected after a reset and one rotated before its cap; WebRTC
+calls whose sideband joins, fails after the handshake, is refused,
 receives a benign or fatal server error, a clean close, a reset or a binary frame, or is lost and joined again
 (a reset, a CLOSE 1011); the owner being a block or a nursery given to ``start_conversation``; a
 ``ConversationManager`` that starts, replaces and closes) runs on the fake seams of ``engine_fakes`` in a fresh
@@ -31,7 +32,7 @@ stays well within its time budget.
 **The owner's cancellation wins at once** (``test_owner_cancellation_wins_at_once``): after ``cancel()`` no socket
 is opened, no frame sent, no call created and no ``Error`` delivered. The sweep found this broken while the work ran
 under a shielded root scope (it went on until the owner watch noticed); the work now runs in the owner's scope.
-Cost: 11 scenarios x 2 modes x 25-64 points, about 10 s in all.
+Cost: 13 scenarios x 2 modes x 25-80 points, about 12 s in all.
 """
 
 from __future__ import annotations
@@ -207,6 +208,37 @@ def _first_then(end: SocketEnd) -> Callable[[int], FakeSocket]:
     return make
 
 
+class _Echoing(FakeSocket):
+    """A fake session that adds every item created, as a server does (a replay waits for those answers)."""
+
+    async def send(self, text: str) -> None:
+        await super().send(text)
+        frame = json.loads(text)
+        if frame.get("type") == "conversation.item.create":
+            self.push(_frame("conversation.item.added", item={"id": f"item_{len(self.log)}", **frame["item"]}))
+
+
+def _expiring(n: int) -> FakeSocket:
+    """A websocket session whose cap is 3 s away (each new session's too): it is rotated half way."""
+    sock = _Echoing()
+    sock.push(_frame("session.created", session={"id": f"sess_{n}", "expires_at": int(time.time()) + 3}))
+    for frame in (SESSION_UPDATED, *RESPONSE):
+        sock.push(frame)
+    return sock
+
+
+def _ws_first_then(end: SocketEnd) -> Callable[[int], FakeSocket]:
+    """A websocket session that ends with ``end`` after ``session.updated``; the next sessions are fine."""
+
+    def make(n: int) -> FakeSocket:
+        sock = _Echoing()
+        for frame in (SESSION_UPDATED, end) if n == 0 else (SESSION_UPDATED, *RESPONSE):
+            sock.push(frame)
+        return sock
+
+    return make
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -214,6 +246,7 @@ class Scenario:
     webrtc: bool = True
     refuse: int = 0
     owner: Literal["block", "nursery", "manager"] = "block"
+    reconnect: bool = False
 
 
 SCENARIOS = [
@@ -230,6 +263,13 @@ SCENARIOS = [
     Scenario("j_manager", owner="manager"),
     Scenario("k_rejoin_after_reset", make=_first_then(SocketEnd(clean=False, detail="reset by peer"))),
     Scenario("l_rejoin_after_1011", make=_first_then(SocketEnd(clean=True, code=1011, reason="server error"))),
+    Scenario(
+        "m_ws_reconnect_after_reset",
+        make=_ws_first_then(SocketEnd(clean=False, detail="reset by peer")),
+        webrtc=False,
+        reconnect=True,
+    ),
+    Scenario("n_ws_rotation", make=_expiring, webrtc=False),
 ]
 
 
@@ -237,7 +277,7 @@ async def _block(run: Run, s: Scenario) -> None:
     endpoint = run.endpoint
     offer = OFFER if s.webrtc else None
     async with (
-        rtengine.open_conversation(endpoint, SESSION, offer_sdp=offer) as conv,  # type: ignore[arg-type]
+        rtengine.open_conversation(endpoint, SESSION, offer_sdp=offer, reconnect=s.reconnect) as conv,  # type: ignore[arg-type]
         trio.open_nursery() as nursery,
     ):
         await _converse(run, conv, nursery)

@@ -1,0 +1,198 @@
+"""What a websocket conversation carries from one session to the next: the history (and its replay into a new
+session), and the current session's clock (its id, its cap, a response in flight).
+
+:class:`Follow` is fed by the loop (every typed server event read, every client payload written); the session
+chain (:mod:`~rtengine.engine._wsession`) reads it. :func:`replay_into` writes the replay on a new socket — before
+anything else but its ``session.update`` — and reads the server's answers until each replayed item was added or
+refused: the ``conversation.item.added``/``.done`` of the replay are followed (history, brain) but not delivered
+(the app saw those items already), a refusal is one non-fatal ``Error`` naming the ``conversation.item.create``
+(the conversation goes on; the restore is then not complete), everything else is handled as the loop would.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from ..protocol._events import ItemAdded, ItemDone, ProtocolWarning, ServerErrorEvent, ServerEvent
+from ..protocol._history import History, Replay
+from ..protocol._lifecycle import Error, SocketEnd
+from ..protocol._parse import parse_server_event
+from ..protocol._payloads import encode
+from ..protocol._rotation import SessionClock
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence, Set
+
+    from ._conversation import Core
+    from ._seams import Socket
+
+__all__ = ["REPLAY_WAIT", "Follow", "Primed", "replay_into", "write_replay"]
+
+log = logging.getLogger("rtengine")
+
+#: At most this long a new session's answers to the replay are awaited (then the restore is taken as incomplete).
+REPLAY_WAIT: Final = 10.0
+
+
+class Follow:
+    """The history and the current session's clock, fed by the loop; ``changed`` is set when the session's
+    rotation time or response state changed (a new event each time)."""
+
+    __slots__ = ("changed", "clock", "history", "margin")
+
+    def __init__(self, margin: float | None, max_items: int) -> None:
+        self.margin = margin
+        self.history = History(max_items)
+        self.clock = SessionClock(margin)
+        self.changed = trio.Event()
+
+    def new_session(self) -> SessionClock:
+        """A new session took over: a fresh clock (its ``session.created`` states its cap)."""
+        self.clock = SessionClock(self.margin)
+        self._changed()
+        return self.clock
+
+    def observe(self, event: ServerEvent | ProtocolWarning) -> None:
+        if isinstance(event, ProtocolWarning):
+            return
+        self.history.observe(event)
+        active = self.clock.response_active
+        if self.clock.observe(event, trio.current_time(), time.time()) or active != self.clock.response_active:
+            self._changed()
+
+    def sent(self, payload: Mapping[str, Any]) -> None:
+        self.history.sent(payload)
+        if payload.get("type") == "response.create" and not self.clock.response_active:
+            self.clock.requested()
+            self._changed()
+
+    def _changed(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+async def write_replay(core: Core, sock: Socket, items: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Write replay ``items`` on ``sock``; the ``event_id`` each was stamped with."""
+    ours: set[str] = set()
+    for payload in items:
+        stamped = core.brain.stamp(dict(payload))
+        ours.add(stamped["event_id"])
+        await sock.send(encode(stamped))
+    core.stats.items_replayed += len(items)
+    return ours
+
+
+class Primed:
+    """A rotation's early replay: the settled start of the history, written on the next session while the old one
+    still runs (:meth:`prime`), and the next session's answers to it, read meanwhile and kept (``stash``) for the
+    take-over — where the echoes of the early items are skipped, so the swap costs only the rest of the replay."""
+
+    __slots__ = ("added", "early", "ids", "refused", "stash")
+
+    def __init__(self) -> None:
+        self.early: tuple[dict[str, Any], ...] = ()
+        self.ids: frozenset[str] = frozenset()
+        self.added = self.refused = 0
+        self.stash: list[str | bytes | SocketEnd] = []
+
+    async def prime(self, core: Core, sock: Socket, early: tuple[dict[str, Any], ...]) -> None:
+        """Write ``early`` on ``sock`` and read its answers (bounded by ``REPLAY_WAIT``); the frames are kept."""
+        self.ids = frozenset(await write_replay(core, sock, early))
+        self.early = early
+        with trio.move_on_after(REPLAY_WAIT):
+            while self.added + self.refused < len(early):
+                message = await sock.receive()
+                self.stash.append(message)
+                if isinstance(message, SocketEnd):
+                    return
+                event = parse_server_event(message, core.brain.output_format)
+                if isinstance(event, ItemAdded):
+                    self.added += 1
+                elif isinstance(event, ServerErrorEvent) and event.error_event_id in self.ids:
+                    self.refused += 1
+
+
+async def replay_into(
+    core: Core, sock: Socket, replay: Replay, primed: Primed | None = None
+) -> tuple[int, int] | SocketEnd | None:
+    """Write ``replay`` on ``sock`` (less the early replay ``primed`` wrote) and read until the server added or
+    refused each item (see the module docstring): ``(added, refused)`` — an early replay that is no longer the
+    start of the replay counts as one refusal; the ``SocketEnd`` when the socket ended meanwhile; None once the
+    conversation ended (a fatal server error)."""
+    primed = primed or Primed()
+    stats = core.stats
+    early = primed.early
+    diverged = replay.items[: len(early)] != early
+    rest = [p for p in replay.items if p not in early] if diverged else replay.items[len(early) :]
+    ours = primed.ids | await write_replay(core, sock, rest)
+    total = len(early) + len(rest)
+    answers = _Answers(core, sock, ours)
+    if diverged:
+        log.warning("realtime history changed under a rotation's early replay; the new session may differ")
+        answers.refused += 1
+        stats.replay_refused += 1
+    for message in primed.stash:  # the answers to the early replay (counted already in primed.added)
+        if (ended := await answers.take(message, count=False)) is not _GOING:
+            return ended
+    answers.added += primed.added
+    answers.refused += primed.refused
+    with trio.move_on_after(REPLAY_WAIT) as waited:
+        while answers.added + answers.refused < total + diverged:
+            if (ended := await answers.take(await sock.receive())) is not _GOING:
+                return ended
+    if waited.cancelled_caught:
+        log.warning("realtime replay not confirmed within %.0f s (%d of %d items)", REPLAY_WAIT, answers.added, total)
+        answers.refused = total + diverged - answers.added
+    return answers.added, answers.refused
+
+
+#: :meth:`_Answers.take`: go on reading.
+_GOING: Final = SocketEnd(clean=True, reason="going on")
+
+
+class _Answers:
+    """The new session's answers to a replay, handled one frame at a time (see the module docstring)."""
+
+    __slots__ = ("added", "core", "ours", "refused", "sock")
+
+    def __init__(self, core: Core, sock: Socket, ours: Set[str]) -> None:
+        self.core, self.sock, self.ours = core, sock, ours
+        self.added = self.refused = 0
+
+    async def take(self, message: str | bytes | SocketEnd, *, count: bool = True) -> SocketEnd | None:
+        """One frame: ``_GOING``; the ``SocketEnd`` when the socket ended; None once the conversation ended.
+        ``count``: count the items added and refused (False for the early replay's answers, counted already)."""
+        core = self.core
+        brain, follow, stats = core.brain, core.follow, core.stats
+        assert follow is not None
+        if isinstance(message, SocketEnd):
+            return message
+        stats.frames_received += 1
+        event = parse_server_event(message, brain.output_format)
+        if isinstance(event, ServerErrorEvent) and event.error_event_id in self.ours:
+            self.refused += count
+            stats.replay_refused += 1
+            log.warning("realtime server refused a replayed item: %s", event.message)
+            refusal = Error(event.message, event.code, False, "conversation.item.create", event.error_event_id)
+            await core.outlet.forward(refusal)
+            return _GOING
+        if isinstance(event, ItemAdded | ItemDone):
+            self.added += count and isinstance(event, ItemAdded)
+            if event.item_id is None or event.item_id not in follow.history:
+                follow.observe(event)  # an item replayed without an id (a text the server never echoed)
+            return _GOING  # the echo of an item the app has seen already: not delivered again
+        follow.observe(event)
+        reaction = brain.server_event(event)
+        if reaction.end is not None:
+            error, closed = reaction.end
+            core.end(closed, error)
+            return None
+        for payload in reaction.send:  # nothing to answer during a replay, but never drop what the brain says
+            await self.sock.send(encode(brain.stamp(payload)))
+        if reaction.deliver is not None:
+            await core.outlet.forward(reaction.deliver)
+        return _GOING
