@@ -31,6 +31,7 @@ from .protocol._events import WarningKind as WarningKind
 from .protocol._lifecycle import Closed as Closed
 from .protocol._lifecycle import ConversationEvent as ConversationEvent
 from .protocol._lifecycle import Error as Error
+from .protocol._lifecycle import SessionRotated as SessionRotated
 from .protocol._lifecycle import SidebandLost as SidebandLost
 from .protocol._lifecycle import SidebandRestored as SidebandRestored
 from .protocol._lifecycle import Started as Started
@@ -72,6 +73,7 @@ __all__ = [
     "ServerErrorEvent",
     "ServerEvent",
     "SessionCreated",
+    "SessionRotated",
     "SessionUpdated",
     "SidebandLost",
     "SidebandRestored",

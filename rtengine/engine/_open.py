@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..protocol._expiry import DEFAULT_ROTATE_MARGIN
 from ..protocol._util import sole_leaf
 from ._conversation import Capacities, Conversation
 from ._start import SidebandMode, StartOptions, create_call, launch, start, start_websocket
@@ -28,8 +29,9 @@ def _options(
     capacities: Capacities | None,
     media: Media | None,
     hangup: bool,
+    rotate_margin: float | None,
 ) -> StartOptions:
-    return StartOptions(offer_sdp, sideband, raw_sdp, capacities or Capacities(), media, hangup)
+    return StartOptions(offer_sdp, sideband, raw_sdp, capacities or Capacities(), media, hangup, rotate_margin)
 
 
 async def start_conversation(
@@ -43,13 +45,15 @@ async def start_conversation(
     capacities: Capacities | None = None,
     media: Media | None = None,
     hangup: bool = True,
+    rotate_margin: float | None = DEFAULT_ROTATE_MARGIN,
 ) -> Conversation:
     """Start a conversation whose task lives in ``nursery``; return once it runs (see :func:`open_conversation`).
 
     Cancelling ``nursery`` (or any scope around it) ends the conversation as :meth:`Conversation.close` does:
     ``Closed("requested")``, ``active`` False, sends raise.
     """
-    return await start(client, session, nursery, _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup))
+    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, rotate_margin)
+    return await start(client, session, nursery, options)
 
 
 class _ConversationBlock:
@@ -144,6 +148,7 @@ def open_conversation(
     capacities: Capacities | None = None,
     media: Media | None = None,
     hangup: bool = True,
+    rotate_margin: float | None = DEFAULT_ROTATE_MARGIN,
 ) -> _ConversationBlock:
     """Run one realtime conversation for the duration of an ``async with`` block.
 
@@ -155,6 +160,11 @@ def open_conversation(
     block starts it applies the answer, connects and carries audio both ways (``conv.media``).
     A WebRTC call is hung up when the conversation ends, for any reason, unless ``hangup=False`` (an app that
     hands the call on).
+    ``rotate_margin`` (seconds; ``None`` turns it off): that long before the session's cap (its ``expires_at``), a
+    call rtengine is the media peer of is re-dialed — a new call with the same session, the history replayed, the
+    media moved, the old call hung up: ``SessionRotated``, the same ``conv`` with the new ``conv.call_id``; for a
+    browser-held call (``offer_sdp``) the app gets ``Error("session_expiring", fatal=False)`` to re-offer, and the
+    cap ends the conversation with ``Closed("session_expired")``.
 
     Raises, before the block: :class:`~rtengine.ConfigError` (no API key, bad arguments),
     :class:`~rtengine.CallError` subclasses (call creation), :class:`~rtengine.ConnectFailed` (connect, or an
@@ -164,5 +174,5 @@ def open_conversation(
     the close handshake intact. The block's own exception comes out exactly as raised.
     A bug in rtengine's tasks delivers ``Error("internal_error")`` and ``Closed("error")``, then raises.
     """
-    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup)
+    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, rotate_margin)
     return _ConversationBlock(client, session, options)

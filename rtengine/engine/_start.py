@@ -18,11 +18,15 @@ import trio
 
 from ..protocol._calls import CallAnswer, check_sdp, multipart_body, raw_sdp_body
 from ..protocol._errors import ConfigError, ConversationNotRunning
+from ..protocol._expiry import DEFAULT_ROTATE_MARGIN, check_margin
 from ..protocol._lifecycle import Started
 from ..protocol._session import SessionConfig
 from ..protocol._urls import realtime_ws_url
 from ._conversation import Capacities, Conversation, Job
+from ._expiring import warn_expiry
+from ._legs import Leg
 from ._media import MediaCall, run_media
+from ._redial import Redialer
 from ._sideband import run_sideband, run_websocket
 
 if TYPE_CHECKING:
@@ -49,8 +53,10 @@ class StartOptions:
     capacities: Capacities = _DEFAULT_CAPACITIES
     media: Media | None = None
     hangup: bool = True
+    rotate_margin: float | None = DEFAULT_ROTATE_MARGIN
 
     def __post_init__(self) -> None:
+        check_margin(self.rotate_margin)
         if self.sideband not in ("background", "inline"):
             raise ConfigError(f"sideband must be 'background' or 'inline', got {self.sideband!r}")
         if self.media is not None and self.offer_sdp is not None:
@@ -149,14 +155,25 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
     conv = call.conv
     assert conv.call_id is not None
     jobs: list[Job] = []
+    inline = options.sideband == "inline"
+    if options.media is not None and options.rotate_margin is not None:
+        return await _launch_redialing(call, nursery, endpoint, options, options.media, options.rotate_margin)
+    if options.offer_sdp is not None and options.rotate_margin is not None:
+        jobs.append(functools.partial(warn_expiry, options.rotate_margin))
     if options.media is not None:
         assert call.peer is not None
         assert call.track is not None
         assert conv.answer_sdp is not None
         conv.media = MediaCall(call.peer, call.track, options.media.sink, options.capacities.audio_out)
         jobs.append(functools.partial(run_media, conv.media, options.media, conv.answer_sdp))
-    inline = options.sideband == "inline"
     sideband = functools.partial(run_sideband, endpoint, conv.call_id, endpoint.auth_headers(), inline)
+    return await _spawn(conv, nursery, jobs, sideband, inline)
+
+
+async def _spawn(
+    conv: Conversation, nursery: trio.Nursery, jobs: list[Job], sideband: Job, inline: bool
+) -> Conversation:
+    assert conv.call_id is not None
     try:
         if inline:
             await nursery.start(conv._run, jobs, sideband)
@@ -168,6 +185,27 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
     except RuntimeError as exc:  # trio: the nursery is closed to new arrivals
         await _refused(conv, exc)
     return conv
+
+
+async def _launch_redialing(
+    call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, options: StartOptions, media: Media, margin: float
+) -> Conversation:
+    """rtengine is the media peer and rotates the call before the session cap: one job for the call, its media and
+    its sideband (:class:`~rtengine.engine._redial.Redialer`)."""
+    conv = call.conv
+    assert conv.call_id is not None
+    assert call.peer is not None
+    assert call.track is not None
+    assert conv.answer_sdp is not None
+    conv.media = MediaCall(call.peer, call.track, media.sink, options.capacities.audio_out)
+
+    def on_call(call_id: str) -> None:
+        conv.call_id = call_id
+
+    first = Leg(conv.call_id, call.peer, call.track, conv.answer_sdp)
+    inline = options.sideband == "inline"
+    redialer = Redialer(endpoint, media, conv.media, first, margin, on_call, inline=inline)
+    return await _spawn(conv, nursery, [], redialer, inline)
 
 
 async def _refused(conv: Conversation, exc: RuntimeError) -> NoReturn:

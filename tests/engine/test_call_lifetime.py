@@ -55,6 +55,6 @@ async def test_the_session_cap_ends_a_webrtc_conversation_and_its_call(peers: Pe
             async with rtengine.open_conversation(client, SESSION, offer_sdp=offer_sdp) as conv:
                 events = await drain(conv)
             await server.record.wait_until(lambda: server.record.calls[0].end is not None)
-    assert events[-1] == Closed("transport_closed", 1001, "Your session hit the maximum duration of 0.02 minutes.")
+    assert events[-1] == Closed("session_expired", 1001, "Your session hit the maximum duration of 0.02 minutes.")
     assert server.record.calls[0].end == "session_expired"
     assert server.record.refused_hangups == [conv.call_id]  # the engine's hang-up found the call already over
