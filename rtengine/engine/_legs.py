@@ -13,10 +13,16 @@ let go (make before break). A leg's tasks run in the re-dialing job's nursery, i
   (:meth:`Leg.hand_off`) stops its reader at once and ends its loop like a loss: the pumps take nothing more, the
   writes in flight finish, and what was taken but not written stays in the conversation's :class:`Carry` for the
   next leg. Nothing is written twice, nothing is lost.
+
+The conversation's :class:`~rtengine.protocol._history.History` is fed at the leg's socket (:class:`LegSocket`):
+every ``conversation.item.create`` written, and the server events that say something about the conversation's
+items. The next leg replays it first; the new session's echoes of the replayed items (``conversation.item.added``/
+``.done`` with their ids) are not delivered again — the app saw those items already.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -25,7 +31,10 @@ import trio
 
 from ..protocol._backoff import retry_delays
 from ..protocol._errors import TransportError
+from ..protocol._events import ItemAdded, ItemDone, ProtocolWarning
+from ..protocol._history import History
 from ..protocol._lifecycle import Closed, Error, SocketEnd, Started
+from ..protocol._parse import parse_server_event
 from ..protocol._payloads import encode, session_update
 from ..protocol._reattach import sideband_ending
 from ..protocol._urls import sideband_url
@@ -42,6 +51,15 @@ log = logging.getLogger("rtengine")
 
 #: How a leg's loop ends at a handoff (an "abnormal" end, so the loop carries what it had taken).
 HANDOFF: Final = SocketEnd(clean=False, detail="handed over to the next call")
+#: Server events that say something about the conversation's items (a frame naming none of these is not parsed
+#: for the history: the loop parses it anyway).
+_HISTORY_EVENTS: Final = (
+    "conversation.item.",
+    "response.output_item.done",
+    "response.output_audio_transcript.done",
+    "response.function_call_arguments.done",
+)
+_ITEM_CREATE: Final = '"conversation.item.create"'
 
 
 class LegFailed(Exception):
@@ -51,10 +69,25 @@ class LegFailed(Exception):
 class Leg:
     """One call: its id, its peer and outbound track, its answer, and the events of its handoff."""
 
-    __slots__ = ("answer_sdp", "call_id", "go", "handed_off", "media_scope", "peer", "reader", "stop", "track")
+    __slots__ = (
+        "answer_sdp",
+        "call_id",
+        "go",
+        "handed_off",
+        "history",
+        "media_scope",
+        "peer",
+        "reader",
+        "replayed",
+        "stop",
+        "track",
+    )
 
-    def __init__(self, call_id: str, peer: PeerLike, track: TrackLike, answer_sdp: str) -> None:
+    def __init__(self, call_id: str, peer: PeerLike, track: TrackLike, answer_sdp: str, history: History) -> None:
         self.call_id, self.peer, self.track, self.answer_sdp = call_id, peer, track, answer_sdp
+        #: The conversation's history (shared by its legs), and the ids of the items replayed into this leg.
+        self.history = history
+        self.replayed: set[str] = set()
         #: Cancelled to retire the leg's media (its peer is then closed).
         self.media_scope = trio.CancelScope()
         #: Set when this leg's sideband may run its loop (the first leg at once; a new one at the handoff).
@@ -76,30 +109,51 @@ class Leg:
 
 
 class LegSocket:
-    """A leg's socket, as its loop sees it: a handoff ends it (``receive`` returns :data:`HANDOFF`)."""
+    """A leg's socket, as its loop sees it: a handoff ends it (``receive`` returns :data:`HANDOFF`); what goes
+    through it feeds the history (see the module docstring)."""
 
-    __slots__ = ("_leg", "_sock")
+    __slots__ = ("_core", "_leg", "_sock")
 
-    def __init__(self, sock: Socket, leg: Leg) -> None:
-        self._sock, self._leg = sock, leg
+    def __init__(self, sock: Socket, leg: Leg, core: Core) -> None:
+        self._sock, self._leg, self._core = sock, leg, core
 
     async def send(self, text: str) -> None:
         await self._sock.send(text)
+        if _ITEM_CREATE in text:
+            self._leg.history.sent(json.loads(text))
 
     async def receive(self) -> str | bytes | SocketEnd:
         leg = self._leg
         with trio.CancelScope() as scope:
             leg.reader = scope
             try:
-                if not leg.stop.is_set():
-                    return await self._sock.receive()  # cancellation loses nothing (the Socket contract)
+                while not leg.stop.is_set():
+                    message = await self._sock.receive()  # cancellation loses nothing (the Socket contract)
+                    if self._known(message):
+                        continue
+                    return message
             finally:
                 leg.reader = None
         return HANDOFF
 
+    def _known(self, message: str | bytes | SocketEnd) -> bool:
+        """Record ``message`` in the history; True for the echo of a replayed item (not delivered again)."""
+        if not isinstance(message, str) or not any(kind in message for kind in _HISTORY_EVENTS):
+            return False
+        event = parse_server_event(message, self._core.brain.output_format)
+        if isinstance(event, ProtocolWarning):
+            return False
+        if isinstance(event, ItemAdded | ItemDone) and event.item_id in self._leg.replayed:
+            return True
+        self._leg.history.observe(event)
+        return False
+
 
 async def _loop(core: Core, sock: Socket, carry: Carry, leg: Leg) -> SocketEnd | None:
-    lost = HANDOFF if leg.stop.is_set() else await run_loop(core, LegSocket(sock, leg), carry, ending=sideband_ending)
+    if leg.stop.is_set():
+        lost: SocketEnd | None = HANDOFF
+    else:
+        lost = await run_loop(core, LegSocket(sock, leg, core), carry, ending=sideband_ending)
     if lost is HANDOFF:
         leg.handed_off.set()  # before the close handshake: the next leg need not wait for it
     return lost

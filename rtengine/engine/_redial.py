@@ -201,7 +201,13 @@ class Redialer:
         stopped = trio.current_time()
         old.hand_off()
         await old.handed_off.wait()
-        self._carry.control.extendleft(reversed(core.brain.rejoined()))  # the owed response.create, if any
+        replay = new.history.replay()
+        new.replayed = {item["item"]["id"] for item in replay.items if "id" in item["item"]}
+        # First on the new sideband (after its session.update): the history, the owed response.create (if any),
+        # then what the old loop had taken and not written; the buffered inputs follow.
+        self._carry.control.extendleft(reversed((*replay.items, *core.brain.rejoined())))
+        if not replay.complete:
+            log.warning("realtime call rotated with an incomplete history (audio without a transcript, or too long)")
         self.current = new
         self._session_began = time.time()
         self._media.swap(new.peer, new.track)
@@ -240,7 +246,7 @@ class Redialer:
         finally:
             if options.pool is not None:
                 options.pool.refill()
-        leg = Leg(answer.call_id, peer, track, answer.sdp)
+        leg = Leg(answer.call_id, peer, track, answer.sdp, self.current.history)
         self._legs.append(leg)
         self._open_calls.add(leg.call_id)
         return leg

@@ -19,6 +19,7 @@ import trio
 from ..protocol._calls import CallAnswer, check_sdp, multipart_body, raw_sdp_body
 from ..protocol._errors import ConfigError, ConversationNotRunning
 from ..protocol._expiry import DEFAULT_ROTATE_MARGIN, check_margin
+from ..protocol._history import History
 from ..protocol._lifecycle import Started
 from ..protocol._session import SessionConfig
 from ..protocol._urls import realtime_ws_url
@@ -202,7 +203,7 @@ async def _launch_redialing(
     def on_call(call_id: str) -> None:
         conv.call_id = call_id
 
-    first = Leg(conv.call_id, call.peer, call.track, conv.answer_sdp)
+    first = Leg(conv.call_id, call.peer, call.track, conv.answer_sdp, History())
     inline = options.sideband == "inline"
     redialer = Redialer(endpoint, media, conv.media, first, margin, on_call, inline=inline)
     return await _spawn(conv, nursery, [], redialer, inline)
