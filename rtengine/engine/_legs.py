@@ -78,6 +78,7 @@ class Leg:
         "media_scope",
         "peer",
         "reader",
+        "replay_left",
         "replayed",
         "stop",
         "track",
@@ -88,6 +89,8 @@ class Leg:
         #: The conversation's history (shared by its legs), and the ids of the items replayed into this leg.
         self.history = history
         self.replayed: set[str] = set()
+        #: The replay's ``conversation.item.create`` frames still to be written (the history has them already).
+        self.replay_left = 0
         #: Cancelled to retire the leg's media (its peer is then closed).
         self.media_scope = trio.CancelScope()
         #: Set when this leg's sideband may run its loop (the first leg at once; a new one at the handoff).
@@ -119,8 +122,12 @@ class LegSocket:
 
     async def send(self, text: str) -> None:
         await self._sock.send(text)
+        leg = self._leg
         if _ITEM_CREATE in text:
-            self._leg.history.sent(json.loads(text))
+            if leg.replay_left > 0:  # the replay goes first on a new leg, and is in the history already
+                leg.replay_left -= 1
+            else:
+                leg.history.sent(json.loads(text))
 
     async def receive(self) -> str | bytes | SocketEnd:
         leg = self._leg

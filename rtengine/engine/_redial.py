@@ -203,6 +203,7 @@ class Redialer:
         await old.handed_off.wait()
         replay = new.history.replay()
         new.replayed = {item["item"]["id"] for item in replay.items if "id" in item["item"]}
+        new.replay_left = len(replay.items)
         # First on the new sideband (after its session.update): the history, the owed response.create (if any),
         # then what the old loop had taken and not written; the buffered inputs follow.
         self._carry.control.extendleft(reversed((*replay.items, *core.brain.rejoined())))

@@ -128,6 +128,47 @@ async def test_a_media_peer_call_is_redialed_before_the_cap_twice_and_goes_on(
     assert engine_tasks() == []
 
 
+async def test_texts_sent_across_a_rotation_go_out_once_in_order_after_the_replay(engine: webrtc.MediaEngine) -> None:
+    """A text every 20 ms while the call is rotated: the old call got a prefix, the new call the replay of that
+    prefix (first, right after ``session.update``) then the rest — each text written once, in order."""
+    media = webrtc.Media(engine, connect_timeout=5)
+    sent: list[str] = []
+    with trio.fail_after(30):
+        async with (
+            serving(engine, session_max_seconds=5.0, greeting_ms=0) as server,
+            client_for(server) as client,
+        ):
+            async with rtengine.open_conversation(client, MEDIA_ONLY, media=media, rotate_margin=2.0) as conv:
+                first_call = conv.call_id
+                rotated = trio.Event()
+
+                async def send_until_after_rotation() -> None:
+                    n = 0
+                    while not rotated.is_set() or n % 25:  # at least until the next multiple of 25 after it
+                        sent.append(f"text {n}")
+                        await conv.send_text(sent[-1])
+                        n += 1
+                        await trio.sleep(0.02)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(send_until_after_rotation)
+                    rotation = (await until(conv, SessionRotated))[-1]
+                    rotated.set()
+                assert isinstance(rotation, SessionRotated)
+                await server.record.wait_until(
+                    lambda: sent[-1] in texts_created(server.record.joins(rotation.new_call_id or "")[0].frames_in)
+                )
+            old = texts_created(server.record.joins(first_call or "")[0].frames_in)
+            new_frames = server.record.joins(rotation.new_call_id or "")[0].frames_in
+    new = texts_created(new_frames)
+    assert len(sent) > 25
+    assert old
+    assert old + new[len(old) :] == sent  # each text once, in order, across the two calls
+    assert new[: len(old)] == old  # the replay: the old call's texts, first
+    assert new_frames[0]["type"] == "session.update"
+    assert [f["type"] for f in new_frames[1 : len(old) + 1]] == ["conversation.item.create"] * len(old)
+
+
 async def test_a_close_during_a_rotation_hangs_up_both_calls_and_ends_once(engine: webrtc.MediaEngine) -> None:
     """``close()`` right after the next call was created: one ``Closed``, no ``Error``, both calls hung up."""
     media = webrtc.Media(engine, source=webrtc.tone_source(300, seconds=30.0), connect_timeout=5)
