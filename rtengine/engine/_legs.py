@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
 from ..protocol._backoff import retry_delays
-from ..protocol._errors import TransportError
+from ..protocol._errors import ConnectionLost, TransportError
 from ..protocol._events import ItemAdded, ItemDone, ProtocolWarning
 from ..protocol._history import History
 from ..protocol._lifecycle import Closed, Error, SocketEnd, Started
@@ -78,7 +78,7 @@ class Leg:
         "media_scope",
         "peer",
         "reader",
-        "replay_left",
+        "replay",
         "replayed",
         "stop",
         "track",
@@ -89,8 +89,8 @@ class Leg:
         #: The conversation's history (shared by its legs), and the ids of the items replayed into this leg.
         self.history = history
         self.replayed: set[str] = set()
-        #: The replay's ``conversation.item.create`` frames still to be written (the history has them already).
-        self.replay_left = 0
+        #: What the new leg writes right after its ``session.update``, before its loop runs: the history's replay.
+        self.replay: tuple[dict[str, Any], ...] = ()
         #: Cancelled to retire the leg's media (its peer is then closed).
         self.media_scope = trio.CancelScope()
         #: Set when this leg's sideband may run its loop (the first leg at once; a new one at the handoff).
@@ -122,12 +122,8 @@ class LegSocket:
 
     async def send(self, text: str) -> None:
         await self._sock.send(text)
-        leg = self._leg
         if _ITEM_CREATE in text:
-            if leg.replay_left > 0:  # the replay goes first on a new leg, and is in the history already
-                leg.replay_left -= 1
-            else:
-                leg.history.sent(json.loads(text))
+            self._leg.history.sent(json.loads(text))
 
     async def receive(self) -> str | bytes | SocketEnd:
         leg = self._leg
@@ -154,6 +150,19 @@ class LegSocket:
             return True
         self._leg.history.observe(event)
         return False
+
+
+async def _replay(core: Core, sock: Socket, carry: Carry, leg: Leg) -> None:
+    """Write the replay on the new leg's socket (not through the loop: these are not the app's inputs, and the
+    history has them). A write that fails leaves the rest — all of it unless part may be on the wire — for the
+    next socket, first; the loop then learns how the socket ended."""
+    replay, leg.replay = leg.replay, ()
+    for index, payload in enumerate(replay):
+        try:
+            await sock.send(encode(core.brain.stamp(payload)))
+        except ConnectionLost as exc:
+            carry.control.extendleft(reversed(replay[index + 1 if exc.partial else index :]))
+            return
 
 
 async def _loop(core: Core, sock: Socket, carry: Carry, leg: Leg) -> SocketEnd | None:
@@ -200,6 +209,8 @@ async def run_sideband_leg(
                 log.info("connected realtime sideband websocket call_id=%s", leg.call_id)
                 task_status.started()
                 await leg.go.wait()
+                if not leg.stop.is_set():
+                    await _replay(core, sock, carry, leg)
                 lost = await _loop(core, sock, carry, leg)
                 break
         except TransportError as exc:

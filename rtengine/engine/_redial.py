@@ -92,6 +92,7 @@ class Redialer:
                     )
                 )
                 task_status.started()
+                nursery.start_soon(self._feed, first)
                 nursery.start_soon(self._rotations, core, nursery)
         finally:
             self._carry.discard(core.stats)
@@ -134,8 +135,6 @@ class Redialer:
                         timeline.mark_at("ice_connected", peer.times.get("ice_connected"))
                         timeline.mark_at("dtls_connected", peer.times.get("dtls_connected"))
                         log.info("webrtc connected call_id=%s", leg.call_id)
-                        if self._options.source is not None:
-                            nursery.start_soon(media.feed, self._options.source)
                     task_status.started()
                     nursery.start_soon(self._watch_channel, leg, core, first)
                     await peer.failed.wait()
@@ -146,6 +145,13 @@ class Redialer:
                     nursery.cancel_scope.cancel()
         finally:
             await peer.aclose()
+
+    async def _feed(self, first: Leg) -> None:
+        """The app's source, for the whole conversation (not one leg's): it feeds ``conv.media.track``, which a
+        rotation moves to the new call's peer."""
+        if self._options.source is not None:
+            await first.peer.connected.wait()
+            await self._media.feed(self._options.source)
 
     async def _watch_channel(self, leg: Leg, core: Core, first: bool) -> None:
         """Mark the data channel open; unless the app keeps its messages, read them off and count them."""
@@ -203,12 +209,13 @@ class Redialer:
         await old.handed_off.wait()
         replay = new.history.replay()
         new.replayed = {item["item"]["id"] for item in replay.items if "id" in item["item"]}
-        new.replay_left = len(replay.items)
-        # First on the new sideband (after its session.update): the history, the owed response.create (if any),
-        # then what the old loop had taken and not written; the buffered inputs follow.
-        self._carry.control.extendleft(reversed((*replay.items, *core.brain.rejoined())))
+        # First on the new sideband (after its session.update): the history, then the owed response.create (if
+        # any) and what the old loop had taken and not written; the buffered inputs follow.
+        new.replay = replay.items
+        self._carry.control.extendleft(reversed(core.brain.rejoined()))
         if not replay.complete:
             log.warning("realtime call rotated with an incomplete history (audio without a transcript, or too long)")
+        log.info("replaying %d history items into call_id=%s", len(replay.items), new.call_id)
         self.current = new
         self._session_began = time.time()
         self._media.swap(new.peer, new.track)

@@ -19,7 +19,7 @@ from rtengine import webrtc
 from rtengine.adapters._peer import PeerService
 from rtengine.engine._media import MediaCall
 from rtengine.events import Closed, Error, ResponseDone, SessionRotated, SessionUpdated
-from rtengine.protocol._audio import rms
+from rtengine.protocol._audio import dominant_frequency, rms
 
 MEDIA_ONLY = rtengine.SessionConfig(turn_detection="disabled", instructions="redial")
 CAP = "Your session hit the maximum duration of 0.08 minutes."
@@ -114,6 +114,7 @@ async def test_a_media_peer_call_is_redialed_before_the_cap_twice_and_goes_on(
     for call_id in (first_call, one.new_call_id, two.new_call_id):
         assert calls[call_id].connected
         assert calls[call_id].audio_frames_in >= 25, call_id
+        assert dominant_frequency(bytes(calls[call_id].audio_in)) == pytest.approx(300, rel=0.05), call_id
     assert len([t for t in heard.times if at1 < t < at2]) >= 25
     assert len([t for t in heard.times if t > at2]) >= 25
     assert [t for t in heard.loud if t > at2]  # the reply, asked for after the second rotation
@@ -155,11 +156,12 @@ async def test_texts_sent_across_a_rotation_go_out_once_in_order_after_the_repla
                     rotation = (await until(conv, SessionRotated))[-1]
                     rotated.set()
                 assert isinstance(rotation, SessionRotated)
+                new_call = rotation.new_call_id or ""
                 await server.record.wait_until(
-                    lambda: sent[-1] in texts_created(server.record.joins(rotation.new_call_id or "")[0].frames_in)
+                    lambda: sent[-1] in texts_created(server.record.joins(new_call)[0].frames_in)
                 )
             old = texts_created(server.record.joins(first_call or "")[0].frames_in)
-            new_frames = server.record.joins(rotation.new_call_id or "")[0].frames_in
+            new_frames = server.record.joins(new_call)[0].frames_in
     new = texts_created(new_frames)
     assert len(sent) > 25
     assert old
