@@ -74,6 +74,7 @@ class Leg:
         "call_id",
         "go",
         "handed_off",
+        "heard",
         "history",
         "media_scope",
         "peer",
@@ -99,6 +100,8 @@ class Leg:
         self.stop = trio.Event()
         self.handed_off = trio.Event()
         self.reader: trio.CancelScope | None = None
+        #: Set on the first audio frame received from this call.
+        self.heard = trio.Event()
 
     def __repr__(self) -> str:
         return f"<Leg {self.call_id}>"
@@ -251,6 +254,7 @@ def only_current(leg: Leg, current: Callable[[], Leg], deliver: Callable[[bytes]
     drained, never delivered: the app hears one call at a time)."""
 
     def received(pcm16: bytes) -> None:
+        leg.heard.set()
         if current() is leg:
             deliver(pcm16)
 

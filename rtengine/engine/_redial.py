@@ -7,12 +7,14 @@ sideband together — moves the conversation to a new call, make before break:
 1. wait for the response in flight to end (bounded: ``RESPONSE_WAIT``, and never past a second before the cap);
 2. a new offer (the prewarm pool's spare when ``Media(pool=…)``, else a fresh one), a new call with the
    conversation's current session (``POST /realtime/calls``), its answer applied and "connected" reached, its
-   sideband joined (``session.update`` first) — the old call carries on meanwhile;
+   sideband joined (``session.update`` first), its first audio frame received (bounded) — the old call carries on
+   meanwhile, so the app's audio has no hole;
 3. the handoff: the old sideband's loop stops (the writes in flight finish; what was taken and not written is
    carried), the history is replayed on the new sideband, then the carried inputs, then the buffered ones — in
    order, exactly once; ``conv.call_id`` and ``conv.media`` move to the new call (the source and the sink too);
 4. the old call is hung up (shielded, bounded) and its peer closed; ``SessionRotated(old_call_id, new_call_id,
-   gap_ms)`` is delivered and the timeline records ``rotated`` (``rotated_2``, …).
+   gap_ms)`` is delivered. The timeline records ``rotating`` when a rotation begins (after the response wait) and
+   ``rotated`` at the switch (then ``rotating_2``/``rotated_2``, …).
 
 A rotation that cannot be made (the offer, the POST, the connection or the join failed) delivers a non-fatal
 ``Error("rotation_failed")`` and the conversation goes on on the old call, until its cap ends it with
@@ -51,6 +53,9 @@ log = logging.getLogger("rtengine")
 
 #: How often a rotation looks whether the response in flight has ended.
 _RESPONSE_POLL = 0.05
+#: At most this long a rotation waits for the new call's first audio frame before it lets the old call go (on
+#: loopback the first RTP frame comes ≈100 ms after "connected").
+_AUDIO_WAIT = 1.0
 
 
 class Redialer:
@@ -191,6 +196,8 @@ class Redialer:
         old_session = core.brain.session_id
         log.info("rotating realtime call before the session cap call_id=%s", old.call_id)
         began = trio.current_time()
+        attempt = stats.rotations + stats.rotations_failed + 1
+        timeline.mark("rotating" if attempt == 1 else f"rotating_{attempt}")
         try:
             new = await self._dial(core)
             await nursery.start(self._media_leg, new, core, False)
@@ -204,6 +211,10 @@ class Redialer:
                 await self._retire(self._legs[-1], core)
             core.outlet.put_now(Error(f"the session could not be rotated: {exc}", "rotation_failed", fatal=False))
             return
+        with trio.move_on_after(_AUDIO_WAIT):
+            await new.heard.wait()  # make before break: the app hears the new call at once
+        if not new.heard.is_set():
+            log.warning("no audio from the new call within %g s; switching anyway call_id=%s", _AUDIO_WAIT, new.call_id)
         stopped = trio.current_time()
         old.hand_off()
         await old.handed_off.wait()
