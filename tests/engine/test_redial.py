@@ -8,7 +8,7 @@ cannot be rotated from the server: the app is warned (``session_expiring``), the
 
 import itertools
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import trio
@@ -20,6 +20,7 @@ from rtengine.adapters._peer import PeerService
 from rtengine.engine._media import MediaCall
 from rtengine.events import Closed, Error, ResponseDone, SessionRotated, SessionUpdated
 from rtengine.protocol._audio import dominant_frequency, rms
+from rtengine.server import Faults
 
 MEDIA_ONLY = rtengine.SessionConfig(turn_detection="disabled", instructions="redial")
 CAP = "Your session hit the maximum duration of 0.08 minutes."
@@ -171,18 +172,59 @@ async def test_texts_sent_across_a_rotation_go_out_once_in_order_after_the_repla
     assert [f["type"] for f in new_frames[1 : len(old) + 1]] == ["conversation.item.create"] * len(old)
 
 
-async def test_a_close_during_a_rotation_hangs_up_both_calls_and_ends_once(engine: webrtc.MediaEngine) -> None:
-    """``close()`` right after the next call was created: one ``Closed``, no ``Error``, both calls hung up."""
-    media = webrtc.Media(engine, source=webrtc.tone_source(300, seconds=30.0), connect_timeout=5)
+async def test_a_rotation_that_cannot_dial_is_reported_and_the_cap_then_ends_the_call(
+    engine: webrtc.MediaEngine,
+) -> None:
+    """The next call's POST fails: a non-fatal ``Error("rotation_failed")``, the call goes on, and its cap ends the
+    conversation with ``Closed("session_expired")``."""
+    media = webrtc.Media(engine, connect_timeout=5)
     with trio.fail_after(30):
         async with (
             serving(engine, session_max_seconds=4.0, greeting_ms=0) as server,
             client_for(server) as client,
         ):
             async with rtengine.open_conversation(client, MEDIA_ONLY, media=media, rotate_margin=2.0) as conv:
-                first_call = conv.call_id
-                await server.record.wait_until(lambda: len(server.record.calls) == 2)  # the rotation dialed
-                await conv.close()
+                server.set_faults(Faults(call_status=500))
+                events = await drain(conv)
+                stats = conv.stats
+            await server.record.wait_until(lambda: server.record.calls[0].end is not None)
+    ends = [e for e in events if isinstance(e, Error | Closed)]
+    assert len(ends) == 2
+    failed, closed = ends
+    assert isinstance(failed, Error)
+    assert (failed.code, failed.fatal) == ("rotation_failed", False)
+    assert closed == Closed("session_expired", 1001, "Your session hit the maximum duration of 0.07 minutes.")
+    assert (stats.rotations, stats.rotations_failed) == (0, 1)
+    made = [call for call in server.record.calls if call.call_id is not None]
+    assert [call.end for call in made] == ["session_expired"]
+    assert {call.status for call in server.record.calls[1:]} == {500}  # the rotation's POSTs (with retries)
+    assert engine_tasks() == []
+
+
+@pytest.mark.parametrize("ending", ["close", "cancel"])
+@pytest.mark.parametrize("sideband", ["background", "inline"])
+async def test_an_end_during_a_rotation_hangs_up_both_calls_and_closes_once(
+    engine: webrtc.MediaEngine, sideband: Literal["background", "inline"], ending: str
+) -> None:
+    """``close()`` (or the owner's cancellation) right after the next call was created: one ``Closed``, no
+    ``Error``, both calls hung up, nothing left running."""
+    media = webrtc.Media(engine, source=webrtc.tone_source(300, seconds=30.0), connect_timeout=5)
+    with trio.fail_after(30):
+        async with (
+            serving(engine, session_max_seconds=4.0, greeting_ms=0) as server,
+            client_for(server) as client,
+        ):
+            with trio.CancelScope() as owner:
+                async with rtengine.open_conversation(
+                    client, MEDIA_ONLY, media=media, rotate_margin=2.0, sideband=sideband
+                ) as conv:
+                    first_call = conv.call_id
+                    await server.record.wait_until(lambda: len(server.record.calls) == 2)  # the rotation dialed
+                    if ending == "close":
+                        await conv.close()
+                    else:
+                        owner.cancel()
+                        await trio.sleep_forever()
             events = await drain(conv)
             await server.record.wait_until(lambda: all(call.end is not None for call in server.record.calls))
             ends = [call.end for call in server.record.calls]
