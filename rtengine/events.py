@@ -3,6 +3,8 @@
 Match on the classes (``case AudioOut(): …``); never subclass them.
 """
 
+from .protocol._continuity import ConnectionDropped as ConnectionDropped
+from .protocol._continuity import SessionRestored as SessionRestored
 from .protocol._events import AudioOut as AudioOut
 from .protocol._events import InputTranscriptDelta as InputTranscriptDelta
 from .protocol._events import InputTranscriptDone as InputTranscriptDone
@@ -46,6 +48,7 @@ from .protocol._more_events import McpStatus as McpStatus
 __all__ = [
     "AudioOut",
     "Closed",
+    "ConnectionDropped",
     "ConversationCreated",
     "ConversationEvent",
     "DtmfReceived",
@@ -73,6 +76,7 @@ __all__ = [
     "ServerErrorEvent",
     "ServerEvent",
     "SessionCreated",
+    "SessionRestored",
     "SessionRotated",
     "SessionUpdated",
     "SidebandLost",

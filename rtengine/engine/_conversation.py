@@ -37,6 +37,7 @@ from ._outlet import EventStream, Outlet
 from ._timeline import Timeline
 
 if TYPE_CHECKING:
+    from ._follow import Follow
     from ._media import MediaCall
     from ._seams import Endpoint
 
@@ -79,6 +80,8 @@ class Core:
     timeline: Timeline
     #: ``end(closed, error)``: claim the end (True once); ``closed=None`` ends without a ``Closed`` (replaced).
     end: Callable[[Closed | None, Error | None], bool]
+    #: What follows the conversation across sessions (history, the session's expiry): websocket reconnect/rotation.
+    follow: Follow | None = None
 
 
 #: A job: runs in the work scope; ``task_status.started()`` when the conversation may start (inline jobs).

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..protocol._errors import ConversationNotRunning
+from ..protocol._history import DEFAULT_HISTORY_ITEMS
+from ..protocol._rotation import DEFAULT_ROTATE_MARGIN
 from ..protocol._session import SessionConfig
 from ._conversation import Capacities, Conversation
 from ._open import start_conversation
@@ -47,6 +49,9 @@ class ConversationManager:
         raw_sdp: bool = False,
         capacities: Capacities | None = None,
         media: Media | None = None,
+        reconnect: bool = False,
+        rotate_margin: float | None = DEFAULT_ROTATE_MARGIN,
+        history_items: int = DEFAULT_HISTORY_ITEMS,
     ) -> Conversation:
         """Replace the current conversation (no ``Closed`` for it) with a new one, and return the new one.
 
@@ -72,6 +77,9 @@ class ConversationManager:
                         raw_sdp=raw_sdp,
                         capacities=capacities,
                         media=media,
+                        reconnect=reconnect,
+                        rotate_margin=rotate_margin,
+                        history_items=history_items,
                     )
                     self.current = conv
                     return conv

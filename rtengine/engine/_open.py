@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..protocol._expiry import DEFAULT_ROTATE_MARGIN
+from ..protocol._history import DEFAULT_HISTORY_ITEMS
+from ..protocol._rotation import DEFAULT_ROTATE_MARGIN
 from ..protocol._util import sole_leaf
 from ._conversation import Capacities, Conversation
 from ._start import SidebandMode, StartOptions, create_call, launch, start, start_websocket
@@ -29,9 +30,13 @@ def _options(
     capacities: Capacities | None,
     media: Media | None,
     hangup: bool,
-    rotate_margin: float | None,
+    reconnect: bool = False,
+    rotate_margin: float | None = DEFAULT_ROTATE_MARGIN,
+    history_items: int = DEFAULT_HISTORY_ITEMS,
 ) -> StartOptions:
-    return StartOptions(offer_sdp, sideband, raw_sdp, capacities or Capacities(), media, hangup, rotate_margin)
+    return StartOptions(
+        offer_sdp, sideband, raw_sdp, capacities or Capacities(), media, hangup, reconnect, rotate_margin, history_items
+    )
 
 
 async def start_conversation(
@@ -45,14 +50,16 @@ async def start_conversation(
     capacities: Capacities | None = None,
     media: Media | None = None,
     hangup: bool = True,
+    reconnect: bool = False,
     rotate_margin: float | None = DEFAULT_ROTATE_MARGIN,
+    history_items: int = DEFAULT_HISTORY_ITEMS,
 ) -> Conversation:
     """Start a conversation whose task lives in ``nursery``; return once it runs (see :func:`open_conversation`).
 
     Cancelling ``nursery`` (or any scope around it) ends the conversation as :meth:`Conversation.close` does:
     ``Closed("requested")``, ``active`` False, sends raise.
     """
-    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, rotate_margin)
+    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, reconnect, rotate_margin, history_items)
     return await start(client, session, nursery, options)
 
 
@@ -148,7 +155,9 @@ def open_conversation(
     capacities: Capacities | None = None,
     media: Media | None = None,
     hangup: bool = True,
+    reconnect: bool = False,
     rotate_margin: float | None = DEFAULT_ROTATE_MARGIN,
+    history_items: int = DEFAULT_HISTORY_ITEMS,
 ) -> _ConversationBlock:
     """Run one realtime conversation for the duration of an ``async with`` block.
 
@@ -173,6 +182,13 @@ def open_conversation(
     unless it had ended), bounded by ``close_timeout``: cancellation from outside is handled as ``close()``, with
     the close handshake intact. The block's own exception comes out exactly as raised.
     A bug in rtengine's tasks delivers ``Error("internal_error")`` and ``Closed("error")``, then raises.
+
+    Websocket transport only: ``reconnect=True`` survives an abnormal drop of the socket (a reset, an EOF without
+    a close frame, 1001/1006/1011/1012/1013): a new session is opened with the client's re-join budget, the
+    history replayed into it (``ConnectionDropped``, then ``SessionRestored``); off by default, as the model then
+    sees a rebuilt context. ``rotate_margin`` seconds (default 30; ``None``: never) before the session's cap
+    (``expires_at``) the conversation moves to a new session at a quiet moment, history replayed
+    (``SessionRotated``). ``history_items`` bounds the history kept for a replay.
     """
-    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, rotate_margin)
+    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, reconnect, rotate_margin, history_items)
     return _ConversationBlock(client, session, options)

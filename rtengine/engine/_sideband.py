@@ -203,6 +203,13 @@ class _Link:
         self.lost = end
         self._stop_pumps()
 
+    def hand_over(self, end: SocketEnd) -> None:
+        """A planned move to another socket (a rotation): the pumps stop as after a loss worth a re-join, and what
+        they took and did not write is carried; ``end`` is what the loop returns."""
+        if self.lost is None:
+            self.lost = end
+            self._stop_pumps()
+
     def write_failed(self, exc: ConnectionLost) -> None:
         end = SocketEnd(clean=False, detail=str(exc))
         if self.carry is None:
@@ -246,6 +253,8 @@ class _Link:
             self._unwritten(payload, rest, partial=exc.partial)
             return False
         core.brain.wrote(payload)
+        if core.follow is not None:
+            core.follow.sent(payload)
         return True
 
     def _unwritten(self, payload: Payload, rest: Sequence[Payload], *, partial: bool) -> None:
@@ -316,7 +325,10 @@ async def _read(link: _Link) -> None:
             link.lose(message)
             return
         stats.frames_received += 1
-        reaction = brain.server_event(parse_server_event(message, brain.output_format))
+        event = parse_server_event(message, brain.output_format)
+        if core.follow is not None:
+            core.follow.observe(event)
+        reaction = brain.server_event(event)
         for index, payload in enumerate(reaction.send):
             if not await link.write(payload, reaction.send[index + 1 :]):
                 break  # the rest is carried (or the conversation ended); read on to learn how the socket ended

@@ -18,17 +18,19 @@ import trio
 
 from ..protocol._calls import CallAnswer, check_sdp, multipart_body, raw_sdp_body
 from ..protocol._errors import ConfigError, ConversationNotRunning
-from ..protocol._expiry import DEFAULT_ROTATE_MARGIN, check_margin
-from ..protocol._history import History
+from ..protocol._history import DEFAULT_HISTORY_ITEMS, History
 from ..protocol._lifecycle import Started
+from ..protocol._rotation import DEFAULT_ROTATE_MARGIN, check_margin
 from ..protocol._session import SessionConfig
 from ..protocol._urls import realtime_ws_url
 from ._conversation import Capacities, Conversation, Job
 from ._expiring import warn_expiry
+from ._follow import Follow
 from ._legs import Leg
 from ._media import MediaCall, run_media
 from ._redial import Redialer
 from ._sideband import run_sideband, run_websocket
+from ._wsession import run_websocket_sessions
 
 if TYPE_CHECKING:
     from ._media import Media
@@ -54,10 +56,20 @@ class StartOptions:
     capacities: Capacities = _DEFAULT_CAPACITIES
     media: Media | None = None
     hangup: bool = True
+    #: Websocket transport: reconnect after an abnormal drop, replaying the history into a new session.
+    reconnect: bool = False
+    #: Rotate to a new session this many seconds before the cap (None: never): websockets, and WebRTC calls
+    #: rtengine is the media peer of (re-dialed); a browser-held call is warned instead.
     rotate_margin: float | None = DEFAULT_ROTATE_MARGIN
+    #: The most history items kept for a replay (older ones are dropped; the replay is then incomplete).
+    history_items: int = DEFAULT_HISTORY_ITEMS
 
     def __post_init__(self) -> None:
         check_margin(self.rotate_margin)
+        if isinstance(self.history_items, bool) or not isinstance(self.history_items, int) or self.history_items < 1:
+            raise ConfigError(f"history_items must be an int >= 1, got {self.history_items!r}")
+        if self.reconnect not in (True, False):
+            raise ConfigError(f"reconnect must be a bool, got {self.reconnect!r}")
         if self.sideband not in ("background", "inline"):
             raise ConfigError(f"sideband must be 'background' or 'inline', got {self.sideband!r}")
         if self.media is not None and self.offer_sdp is not None:
@@ -225,8 +237,14 @@ async def start_websocket(
     conv = Conversation(endpoint, session, transport="websocket", capacities=options.capacities)
     log.info("starting realtime conversation transport=websocket")
     url = realtime_ws_url(endpoint.realtime_base_url, model=session.model)
+    headers = endpoint.auth_headers()
+    if options.reconnect or options.rotate_margin is not None:
+        conv._core.follow = Follow(options.rotate_margin, options.history_items)
+        job: Job = functools.partial(run_websocket_sessions, endpoint, url, headers, options.reconnect)
+    else:
+        job = functools.partial(run_websocket, endpoint, url, headers)
     try:
-        await nursery.start(conv._run, [], functools.partial(run_websocket, endpoint, url, endpoint.auth_headers()))
+        await nursery.start(conv._run, [], job)
     except RuntimeError as exc:  # trio: the nursery is closed to new arrivals
         await _refused(conv, exc)
     return conv

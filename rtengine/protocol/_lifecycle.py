@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ._continuity import ConnectionDropped, SessionRestored
 from ._events import ServerEvent
 
 __all__ = [
@@ -146,6 +147,12 @@ class ConversationStats:
     hangups: int = 0
     #: Hang-ups that failed or timed out (logged; never raised).
     hangup_failures: int = 0
+    #: Websocket drops that started a reconnect (each is one ``ConnectionDropped``), and the connects tried.
+    reconnects: int = 0
+    reconnect_attempts: int = 0
+    #: History items replayed into new sessions (reconnects and rotations), and those the server refused.
+    items_replayed: int = 0
+    replay_refused: int = 0
     #: Sideband losses that started a re-join (each is one ``SidebandLost``).
     sideband_losses: int = 0
     #: Re-join attempts made after those losses (each success is one ``SidebandRestored``).
@@ -176,4 +183,14 @@ class SocketEnd:
 
 
 #: Everything ``conv.events`` carries.
-ConversationEvent = Started | Error | Closed | SidebandLost | SidebandRestored | SessionRotated | ServerEvent
+ConversationEvent = (
+    Started
+    | Error
+    | Closed
+    | SidebandLost
+    | SidebandRestored
+    | SessionRotated
+    | ConnectionDropped
+    | SessionRestored
+    | ServerEvent
+)

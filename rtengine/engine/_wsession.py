@@ -1,0 +1,302 @@
+"""A websocket conversation that outlives its sessions: reconnect after a drop (``reconnect=True``) and rotation
+before the session cap (``rotate_margin``, on by default).
+
+Theory of operation. Each session is one task of the job's nursery holding one socket (``_Chain.session``): it
+opens the socket and writes ``session.update``, reports itself ready (``nursery.start``), waits for its turn, writes
+the replay of the history (:func:`~rtengine.engine._follow.replay_into`), then runs the loop with the inputs carried
+from the session before. All of it runs in the conversation's work scope, so every end guarantee of a plain
+websocket holds (one ``Closed``, no ``Error`` after ``close()`` began, nothing outlives the block).
+
+* **Rotation.** Beside the loop, a watcher sleeps until the session's rotation time
+  (:class:`~rtengine.protocol._rotation.SessionClock`: ``rotate_margin`` before ``expires_at``) and a quiet
+  moment (no response in flight, or waited ``RESPONSE_WAIT``). It opens the next session while this one still runs
+  (a failure is one non-fatal ``Error("rotation_failed")``, and the conversation goes on here; it retries until
+  ``SPARE`` seconds before the cap), then stops this session's pumps (what they took and did not write is carried),
+  stops its reader, and gives the next session its turn: the replay, ``SessionRotated(None, None, gap_ms, old,
+  new)``, then the carried inputs and the buffers, in order. This session's socket is closed with 1000 meanwhile.
+* **Reconnect.** A loss worth it (:func:`~rtengine.protocol._reattach.sideband_rejoinable`: a reset, an EOF
+  without a close frame, 1001/1006/1011/1012/1013 other than the cap) with ``reconnect=True``:
+  ``ConnectionDropped(code, reason)``, then new sessions are tried with the re-join budget of the client
+  (``sideband_rejoin_attempts`` and ``sideband_rejoin_deadline``, the backoff between attempts; a loss soon after a
+  restore continues the same budget), and the first that opens gets the replay: ``SessionRestored(items_replayed,
+  state_restored, attempts, gap_ms)``. Exhausted: ``Error("connection_lost")`` then ``Closed("error")``. Without
+  ``reconnect`` a loss ends the conversation as on a plain websocket.
+* **Nothing sent twice.** Inputs written on a session are in its history, hence in the replay, never re-sent as
+  inputs; those taken and not written are carried; one cut mid-frame is not repeated (``inputs_interrupted``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from ..protocol._brain import socket_end
+from ..protocol._continuity import ConnectionDropped, SessionRestored
+from ..protocol._errors import TransportError
+from ..protocol._lifecycle import Closed, Error, SessionRotated, SocketEnd, Started
+from ..protocol._payloads import encode, session_update
+from ..protocol._reattach import rejoin_delays
+from ..protocol._rotation import SPARE, SessionClock, latest_start, may_rotate
+from ._follow import replay_into
+from ._rejoin import Budget, Carry
+from ._sideband import _Link, _pump_audio, _pump_control, _read
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from ._conversation import Core
+    from ._seams import Endpoint, Socket
+
+__all__ = ["run_websocket_sessions"]
+
+log = logging.getLogger("rtengine")
+
+#: What the loop of a session returns when it handed over to the next one.
+_ROTATED: Final = SocketEnd(clean=True, code=1000, reason="rotated")
+#: A new session took over (the replay written and answered).
+_TAKEN: Final = SocketEnd(clean=True, code=None, reason="taken over")
+#: Between failed attempts to open the next session.
+_RETRY: Final = 2.0
+
+
+class _Turn:
+    """A ready session waiting for its turn: how it takes over (``None`` first, or a restore, or a rotation)."""
+
+    __slots__ = ("attempts", "go", "kind", "lost_at", "old_session_id")
+
+    def __init__(self) -> None:
+        self.go = trio.Event()
+        self.kind = "first"
+        self.lost_at = 0.0
+        self.attempts = 0
+        self.old_session_id: str | None = None
+
+    def give(self, kind: str, lost_at: float, attempts: int = 0, old_session_id: str | None = None) -> None:
+        self.kind, self.lost_at, self.attempts, self.old_session_id = kind, lost_at, attempts, old_session_id
+        self.go.set()
+
+
+class _Chain:
+    """The sessions of one websocket conversation (see the module docstring)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        headers: Mapping[str, str],
+        core: Core,
+        nursery: trio.Nursery,
+        reconnect: bool,
+    ) -> None:
+        self.endpoint, self.url, self.headers, self.core, self.nursery = endpoint, url, headers, core, nursery
+        self.reconnect = reconnect
+        self.carry = Carry()
+        self.budget: Budget | None = None
+        #: When the last session stopped taking inputs (the start of a rotation's gap).
+        self._stopped_at = 0.0
+
+    async def session(self, *, task_status: trio.TaskStatus[_Turn]) -> None:
+        core = self.core
+        assert core.follow is not None
+        lost: SocketEnd | None = None
+        async with self.endpoint.sockets.open(self.url, self.headers) as sock:
+            await sock.send(encode(core.brain.stamp(session_update(core.session))))
+            turn = _Turn()
+            task_status.started(turn)
+            await turn.go.wait()
+            clock = core.follow.new_session()
+            taken = _TAKEN if turn.kind == "first" else await self._take_over(sock, turn, clock)
+            if taken is None:
+                return  # the conversation ended
+            if taken is _TAKEN:
+                lost, following = await self._run(sock, clock)
+                if following is not None:  # rotated: the next session goes on while this socket closes with 1000
+                    self.carry.control.extend(core.brain.rejoined())
+                    following.give("rotate", self._stopped_at, 0, clock.session_id)
+                    return
+            else:
+                lost = taken
+        await self._after(lost)
+
+    async def _take_over(self, sock: Socket, turn: _Turn, clock: SessionClock) -> SocketEnd | None:
+        """Replay the history on the new session, then announce it: ``_TAKEN``; the ``SocketEnd`` when it was lost
+        meanwhile; None once the conversation ended."""
+        core = self.core
+        assert core.follow is not None
+        replay = core.follow.history.replay()
+        answered = await replay_into(core, sock, replay)
+        if isinstance(answered, SocketEnd):
+            return answered
+        if answered is None:
+            return None
+        added, refused = answered
+        gap_ms = (trio.current_time() - turn.lost_at) * 1000
+        if turn.kind == "restore":
+            core.timeline.mark(_nth(core, "session_restored", core.stats.reconnects))
+            log.info("realtime session restored attempts=%d items=%d gap_ms=%.0f", turn.attempts, added, gap_ms)
+            restored = replay.complete and refused == 0
+            await core.outlet.forward(SessionRestored(len(replay.items), restored, turn.attempts, gap_ms))
+        else:
+            core.stats.rotations += 1
+            core.timeline.mark(_nth(core, "session_rotated", core.stats.rotations))
+            log.info("realtime session rotated items=%d gap_ms=%.0f", added, gap_ms)
+            await core.outlet.forward(SessionRotated(None, None, gap_ms, turn.old_session_id, clock.session_id))
+        return _TAKEN
+
+    async def _run(self, sock: Socket, clock: SessionClock) -> tuple[SocketEnd | None, _Turn | None]:
+        """The loop on ``sock``, with the rotation watcher beside it: how the socket was lost (None once the
+        conversation ended), and the next session when this one handed over to it."""
+        link = _Link(self.core, sock, self.carry, socket_end)
+        following: list[_Turn] = []
+        async with trio.open_nursery() as pumps:
+            link.scope = pumps.cancel_scope
+            idle = _Idle(2)
+            pumps.start_soon(idle.run, _pump_control, link)
+            pumps.start_soon(idle.run, _pump_audio, link)
+            async with trio.open_nursery() as reading:
+                reading.start_soon(self._read, link, reading.cancel_scope)
+                reading.start_soon(self._rotate, link, clock, idle, reading.cancel_scope, following)
+            if link.lost is None:
+                pumps.cancel_scope.cancel()
+        if link.lost is None and link.suspect is not None:
+            link.lose(link.suspect)
+        if following and link.lost is not None:  # handed over (or lost while handing over: the next one is ready)
+            return None, following[0]
+        return link.lost, None
+
+    async def _read(self, link: _Link, reading: trio.CancelScope) -> None:
+        await _read(link)
+        reading.cancel()
+
+    async def _rotate(
+        self, link: _Link, clock: SessionClock, idle: _Idle, reading: trio.CancelScope, following: list[_Turn]
+    ) -> None:
+        """Sleep until the session's rotation, then hand over to a new session (see the module docstring)."""
+        core = self.core
+        assert core.follow is not None
+        while clock.due is None:
+            await core.follow.changed.wait()
+        await trio.sleep_until(clock.due)
+        due_since = trio.current_time()
+        while True:
+            while not may_rotate(clock, trio.current_time(), due_since):
+                with trio.move_on_at(latest_start(clock, due_since)):
+                    await core.follow.changed.wait()
+            try:
+                turn = await self.nursery.start(self.session)
+                break
+            except TransportError as exc:
+                core.stats.rotations_failed += 1
+                log.warning("realtime session rotation failed: %s", exc)
+                await core.outlet.forward(Error(f"session rotation failed: {exc}", "rotation_failed", fatal=False))
+                if clock.expires is not None and trio.current_time() + _RETRY > clock.expires - SPARE:
+                    return  # no time left: the cap ends this session
+                await trio.sleep(_RETRY)
+        following.append(turn)
+        self._stopped_at = trio.current_time()
+        link.hand_over(_ROTATED)
+        await idle.wait()  # the writes in flight finished (bounded by the loop's write grace)
+        reading.cancel()
+
+    async def _after(self, lost: SocketEnd | None) -> None:
+        """After a session's socket ended: reconnect when worth it and wanted, else end the conversation."""
+        core = self.core
+        if lost is None:
+            return
+        if not self.reconnect:
+            error, closed = socket_end(lost)
+            core.end(closed, error)
+            return
+        await self._reconnect(lost)
+
+    async def _reconnect(self, lost: SocketEnd) -> None:
+        core, endpoint = self.core, self.endpoint
+        stats = core.stats
+        stats.reconnects += 1
+        lost_at = trio.current_time()
+        reason = lost.reason if lost.clean else (lost.detail or "the connection ended without a close frame")
+        core.timeline.mark(_nth(core, "connection_dropped", stats.reconnects))
+        log.warning("realtime websocket lost code=%s reason=%s; reconnecting", lost.code, reason)
+        await core.outlet.forward(ConnectionDropped(lost.code, reason))
+        budget = (self.budget or Budget(lost_at)).current(lost_at, endpoint.sideband_rejoin_deadline)
+        self.budget = budget
+        delays = rejoin_delays(endpoint.sideband_rejoin_attempts, endpoint.backoff_base, endpoint.rand)[budget.used :]
+        failure: TransportError | None = None
+        with trio.CancelScope(deadline=budget.began + endpoint.sideband_rejoin_deadline) as bounded:
+            for attempt, delay in enumerate(delays, 1):
+                await trio.sleep(delay)
+                budget.used += 1
+                stats.reconnect_attempts += 1
+                try:
+                    turn = await self.nursery.start(self.session)
+                except TransportError as exc:
+                    failure = exc
+                    log.warning("realtime reconnect attempt %d failed: %s", attempt, exc)
+                    continue
+                bounded.deadline = math.inf
+                budget.restored = trio.current_time()
+                self.carry.control.extend(core.brain.rejoined())
+                turn.give("restore", lost_at, attempt)
+                return
+        why = (
+            f"not back within {endpoint.sideband_rejoin_deadline:g} s"
+            if bounded.cancelled_caught
+            else (f"{budget.used} reconnect attempts failed or dropped at once")
+        )
+        await trio.lowlevel.checkpoint_if_cancelled()  # an end that began meanwhile wins (no Error after close())
+        core.end(Closed("error"), Error(f"realtime websocket lost and not reconnected ({why}): {failure or reason}",
+                                        "connection_lost"))  # fmt: skip
+
+
+class _Idle:
+    """Counts the pumps still running; :meth:`wait` returns once none is."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._done = trio.Event()
+
+    async def run(self, pump: Callable[[_Link], Awaitable[None]], link: _Link) -> None:
+        try:
+            await pump(link)
+        finally:
+            self._count -= 1
+            if self._count == 0:
+                self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+
+
+def _nth(core: Core, phase: str, n: int) -> str:
+    return phase if n <= 1 else f"{phase}_{n}"
+
+
+async def run_websocket_sessions(
+    endpoint: Endpoint,
+    url: str,
+    headers: Mapping[str, str],
+    reconnect: bool,
+    core: Core,
+    task_status: trio.TaskStatus[None],
+) -> None:
+    """A websocket conversation over a chain of sessions: the first opened inline (a failure raises to the
+    starter), ``Started``, then the sessions as the module docstring says."""
+    carry: Carry | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            chain = _Chain(endpoint, url, headers, core, nursery, reconnect)
+            carry = chain.carry
+            turn = await nursery.start(chain.session)
+            core.timeline.mark("connected")
+            core.timeline.mark("session_update_sent")
+            log.info("connected realtime websocket total_elapsed_ms=%.0f", core.timeline.total_ms())
+            core.outlet.put_now(Started("websocket"))
+            log.info("realtime conversation started transport=websocket reconnect=%s", reconnect)
+            task_status.started()
+            turn.give("first", trio.current_time())
+    finally:
+        if carry is not None:
+            carry.discard(core.stats)

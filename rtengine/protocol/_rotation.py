@@ -1,0 +1,106 @@
+"""When to rotate a session before its cap, sans-IO.
+
+The API caps a session (60 minutes: the socket is then closed with 1001 "Your session hit the maximum duration of
+60 minutes.") and states the cap as the session's ``expires_at`` (unix seconds) in ``session.created`` and
+``session.updated``. A conversation that should outlive it moves to a new session first (``rotate_margin``
+seconds before ``expires_at``), at a quiet moment: when no response is in flight, or once it waited
+``RESPONSE_WAIT`` seconds for one to end (never past ``SPARE`` seconds before the cap, which the move itself needs).
+
+:class:`SessionClock` follows one session's events: its id, its ``expires_at`` (converted, when first seen, to
+the caller's clock: ``expires_at - unix_now`` seconds from ``now``), and whether a response is in flight. Its
+:meth:`~SessionClock.due` is the time of the rotation on the caller's clock; a session is never rotated before
+half of its remaining life as first seen (a margin larger than the session's life would otherwise rotate every new
+session at once). :func:`may_rotate` says whether a due rotation may start now.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from ._errors import ConfigError
+from ._events import ResponseCancelled, ResponseCreated, ResponseDone, ServerEvent, SessionCreated, SessionUpdated
+
+__all__ = [
+    "DEFAULT_ROTATE_MARGIN",
+    "RESPONSE_WAIT",
+    "SPARE",
+    "SessionClock",
+    "check_margin",
+    "latest_start",
+    "may_rotate",
+]
+
+#: Seconds before ``expires_at`` at which a session is rotated.
+DEFAULT_ROTATE_MARGIN: Final = 30.0
+#: At most this long a due rotation waits for the response in flight to end.
+RESPONSE_WAIT: Final = 10.0
+#: The rotation starts at the latest this many seconds before the cap, response or not.
+SPARE: Final = 1.0
+
+
+def check_margin(margin: float | None) -> float | None:
+    """``margin`` if usable (``None``, or a finite number of seconds > 0); else :class:`~rtengine.ConfigError`."""
+    if margin is not None and (
+        isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 < margin < math.inf
+    ):
+        raise ConfigError(f"rotate_margin must be None or a number of seconds > 0, got {margin!r}")
+    return margin
+
+
+class SessionClock:
+    """One session as far as rotation cares: its id, when it expires (on the caller's clock), a response in flight."""
+
+    __slots__ = ("_margin", "due", "expires", "response_active", "session_id")
+
+    def __init__(self, margin: float | None) -> None:
+        self._margin = check_margin(margin)
+        self.session_id: str | None = None
+        #: The cap on the caller's clock (None until ``expires_at`` was stated).
+        self.expires: float | None = None
+        #: When to rotate, on the caller's clock (None: never — no ``expires_at``, or rotation off).
+        self.due: float | None = None
+        self.response_active = False
+
+    def observe(self, event: ServerEvent, now: float, unix_now: float) -> bool:
+        """Follow ``event`` (``now`` on the caller's clock, ``unix_now`` the wall clock). True when :attr:`due`
+        changed."""
+        match event:
+            case SessionCreated(session_id=session_id, expires_at=expires_at):
+                self.session_id = session_id
+                return self._expires(expires_at, now, unix_now)
+            case SessionUpdated(session_id=session_id, session=session):
+                self.session_id = session_id or self.session_id
+                expires_at = session.get("expires_at")
+                return self._expires(expires_at if isinstance(expires_at, int) else None, now, unix_now)
+            case ResponseCreated():
+                self.response_active = True
+            case ResponseDone() | ResponseCancelled():
+                self.response_active = False
+            case _:
+                pass
+        return False
+
+    def _expires(self, expires_at: int | None, now: float, unix_now: float) -> bool:
+        if expires_at is None or expires_at <= 0 or self.expires is not None:
+            return False  # the cap of a session is set once, at its creation
+        self.expires = now + (expires_at - unix_now)
+        if self._margin is not None:
+            life = self.expires - now
+            self.due = now + max(life - self._margin, life / 2)
+        return self._margin is not None
+
+
+def latest_start(clock: SessionClock, due_since: float) -> float:
+    """The latest a rotation due since ``due_since`` starts, response or not: ``RESPONSE_WAIT`` later, and never
+    past ``SPARE`` seconds before the cap."""
+    latest = due_since + RESPONSE_WAIT
+    if clock.expires is not None:
+        latest = min(latest, clock.expires - SPARE)
+    return latest
+
+
+def may_rotate(clock: SessionClock, now: float, due_since: float) -> bool:
+    """A rotation due since ``due_since`` may start at ``now``: no response in flight, or waited long enough for it
+    (:func:`latest_start`)."""
+    return not clock.response_active or now >= latest_start(clock, due_since)
