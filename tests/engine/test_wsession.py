@@ -22,6 +22,7 @@ from rtengine.events import (
     SessionRotated,
     Started,
 )
+from rtengine.protocol._audio import tone
 from rtengine.server import ConnectionRecord, Faults
 
 SESSION = rtengine.SessionConfig(instructions="rotate", transcription_model="whisper-1", turn_detection="disabled")
@@ -159,3 +160,64 @@ async def test_reconnect_exhausted_is_one_error_then_closed(peers: PeerService) 
     assert error.code == "connection_lost"
     assert seen[-1] == Closed("error")
     assert conv.stats.reconnect_attempts == 2
+
+
+async def test_a_restore_is_not_complete_when_spoken_audio_had_no_transcript(peers: PeerService) -> None:
+    spoken = rtengine.SessionConfig(instructions="no transcription")  # server VAD, no transcription model
+    async with serving(peers) as server:
+        client = client_for(server)
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, spoken, reconnect=True) as conv:
+                seen = await until(conv, Started)
+                audio = tone(440, 300) + b"\x00" * 48 * 600
+                for start in range(0, len(audio), 960):
+                    assert conv.send_audio(audio[start : start + 960])
+                seen += await until(conv, ResponseDone)  # the VAD's turn: a user audio item, then an answer
+                sent = len(server.record.directs()[0].frames_out)
+                server.set_faults(Faults(close_after_events=sent + 1, close_mode="abrupt"))
+                await conv.send_text("typed")
+                seen += await until(conv, ConnectionDropped)
+                server.set_faults(Faults())
+                seen += await until(conv, SessionRestored)
+    restored = next(e for e in seen if isinstance(e, SessionRestored))
+    assert not restored.state_restored  # the user's audio had no transcript: it could not be replayed
+    replayed = items_in(server.record.directs()[1])
+    assert [(i["type"], i.get("role")) for i in replayed] == [("message", "assistant"), ("message", "user")]
+    assert restored.items_replayed == 2
+
+
+async def test_a_due_rotation_waits_for_the_response_in_flight(peers: PeerService) -> None:
+    async with serving(peers, session_max_seconds=8.0, delta_interval=0.05, audio_ms=1500) as server:
+        client = client_for(server)
+        with trio.fail_after(30):
+            async with rtengine.open_conversation(client, SESSION, rotate_margin=5.0) as conv:
+                seen = await until(conv, Started)
+                began = trio.current_time()
+                await trio.sleep(2.5)
+                await conv.send_text("a long answer please")
+                await conv.request_response()  # streams ~2 s, across the rotation time (3.5–4 s: half the life)
+                seen += await until(conv, ResponseDone)
+                ended = trio.current_time() - began
+                seen += await until(conv, SessionRotated)
+                await conv.close()
+            seen += await drain(conv)
+    assert ended > 4.0  # the rotation was due while the response streamed
+    done = next(i for i, e in enumerate(seen) if isinstance(e, ResponseDone))
+    rotated = next(i for i, e in enumerate(seen) if isinstance(e, SessionRotated))
+    assert done < rotated  # the rotation waited for the response's end
+    response = seen[done]
+    assert isinstance(response, ResponseDone)
+    assert response.status == "completed"  # not cut by the rotation
+    assert sum(isinstance(e, AudioOut) for e in seen[:done]) > 0
+    first = server.record.directs()[0]
+    assert (first.end, first.close_code) == ("client_close", 1000)
+
+
+async def test_bad_options_are_refused_before_anything_opens(peers: PeerService) -> None:
+    async with serving(peers) as server:
+        client = client_for(server)
+        for bad in ({"rotate_margin": 0}, {"rotate_margin": float("nan")}, {"history_items": 0}):
+            with pytest.raises(rtengine.ConfigError):
+                async with rtengine.open_conversation(client, SESSION, **bad):
+                    pass
+    assert server.record.directs() == []
