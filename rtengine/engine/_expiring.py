@@ -6,47 +6,41 @@ conversation with ``Closed("session_expired")`` (:func:`~rtengine.protocol._reat
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
 import trio
 
-from ..protocol._expiry import until_margin
 from ..protocol._lifecycle import Error
 
 if TYPE_CHECKING:
     from ._conversation import Core
+    from ._follow import Follow
 
 __all__ = ["warn_expiry"]
 
 log = logging.getLogger("rtengine")
 
 
-async def warn_expiry(margin: float, core: Core, task_status: trio.TaskStatus[None]) -> None:
-    """The job that announces the cap of each session the call states (once per ``expires_at``)."""
+async def warn_expiry(core: Core, task_status: trio.TaskStatus[None]) -> None:
+    """The job that announces the cap of the call's session when its rotation would be due (``core.follow``'s
+    clock: ``rotate_margin`` before the cap). Once: a browser-held call has one session."""
+    follow: Follow | None = core.follow
+    assert follow is not None
     task_status.started()
-    changed = trio.Event()
-
-    def session_changed() -> None:
-        changed.set()
-
-    core.brain.on_session = session_changed
-    warned: int | None = None
     while True:
-        changed = trio.Event()
-        expires_at = core.brain.expires_at
-        if expires_at is None or expires_at == warned:
+        clock, changed = follow.clock, follow.changed
+        due = math.inf if clock.due is None else clock.due
+        if trio.current_time() >= due:
+            break
+        with trio.move_on_at(due):
             await changed.wait()
-            continue
-        with trio.move_on_after(until_margin(expires_at, margin, time.time())):
-            await changed.wait()
-        if changed.is_set():
-            continue
-        warned = expires_at
-        left = max(0.0, expires_at - time.time())
-        log.warning("realtime session expiring in %.0f s call_id=%s", left, core.timeline.call_id)
-        message = (
-            f"the session reaches its cap in {left:.0f} s (expires_at {expires_at}); the media is the app's, so "
-            "rtengine cannot rotate it: re-offer to carry on"
-        )
-        await core.outlet.forward(Error(message, "session_expiring", fatal=False))
+    left = max(0.0, (clock.expires or 0.0) - trio.current_time())
+    log.warning("realtime session expiring in %.0f s call_id=%s", left, core.timeline.call_id)
+    message = (
+        f"the session reaches its cap in {left:.0f} s (at {time.time() + left:.0f}, unix time); the media is the "
+        "app's, so rtengine cannot rotate it: re-offer to carry on"
+    )
+    await core.outlet.forward(Error(message, "session_expiring", fatal=False))
+    await trio.sleep_forever()

@@ -14,34 +14,32 @@ let go (make before break). A leg's tasks run in the re-dialing job's nursery, i
   writes in flight finish, and what was taken but not written stays in the conversation's :class:`Carry` for the
   next leg. Nothing is written twice, nothing is lost.
 
-The conversation's :class:`~rtengine.protocol._history.History` is fed at the leg's socket (:class:`LegSocket`):
-every ``conversation.item.create`` written, and the server events that say something about the conversation's
-items. The next leg replays it first; the new session's echoes of the replayed items (``conversation.item.added``/
-``.done`` with their ids) are not delivered again — the app saw those items already.
+The conversation's history and session clock are the loop's :class:`~rtengine.engine._follow.Follow`
+(``core.follow``). A new leg writes the history's replay right after its ``session.update``, before its loop runs
+(:func:`~rtengine.engine._follow.replay_into`: the new session's echoes of the replayed items are not delivered
+again; a refused item is a non-fatal ``Error``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import trio
 
 from ..protocol._backoff import retry_delays
-from ..protocol._errors import ConnectionLost, TransportError
-from ..protocol._events import ItemAdded, ItemDone, ProtocolWarning
-from ..protocol._history import History
+from ..protocol._errors import TransportError
 from ..protocol._lifecycle import Closed, Error, SocketEnd, Started
-from ..protocol._parse import parse_server_event
 from ..protocol._payloads import encode, session_update
-from ..protocol._reattach import sideband_ending
+from ..protocol._reattach import sideband_ending, sideband_rejoinable
 from ..protocol._urls import sideband_url
+from ._follow import replay_into
 from ._rejoin import Budget, Carry, rejoin
 from ._sideband import run_loop
 
 if TYPE_CHECKING:
+    from ..protocol._history import Replay
     from ._conversation import Core
     from ._seams import Endpoint, PeerLike, Socket, TrackLike
 
@@ -51,15 +49,6 @@ log = logging.getLogger("rtengine")
 
 #: How a leg's loop ends at a handoff (an "abnormal" end, so the loop carries what it had taken).
 HANDOFF: Final = SocketEnd(clean=False, detail="handed over to the next call")
-#: Server events that say something about the conversation's items (a frame naming none of these is not parsed
-#: for the history: the loop parses it anyway).
-_HISTORY_EVENTS: Final = (
-    "conversation.item.",
-    "response.output_item.done",
-    "response.output_audio_transcript.done",
-    "response.function_call_arguments.done",
-)
-_ITEM_CREATE: Final = '"conversation.item.create"'
 
 
 class LegFailed(Exception):
@@ -75,23 +64,18 @@ class Leg:
         "go",
         "handed_off",
         "heard",
-        "history",
         "media_scope",
         "peer",
         "reader",
         "replay",
-        "replayed",
         "stop",
         "track",
     )
 
-    def __init__(self, call_id: str, peer: PeerLike, track: TrackLike, answer_sdp: str, history: History) -> None:
+    def __init__(self, call_id: str, peer: PeerLike, track: TrackLike, answer_sdp: str) -> None:
         self.call_id, self.peer, self.track, self.answer_sdp = call_id, peer, track, answer_sdp
-        #: The conversation's history (shared by its legs), and the ids of the items replayed into this leg.
-        self.history = history
-        self.replayed: set[str] = set()
-        #: What the new leg writes right after its ``session.update``, before its loop runs: the history's replay.
-        self.replay: tuple[dict[str, Any], ...] = ()
+        #: What a new leg writes right after its ``session.update``, before its loop runs: the history's replay.
+        self.replay: Replay | None = None
         #: Cancelled to retire the leg's media (its peer is then closed).
         self.media_scope = trio.CancelScope()
         #: Set when this leg's sideband may run its loop (the first leg at once; a new one at the handoff).
@@ -115,64 +99,49 @@ class Leg:
 
 
 class LegSocket:
-    """A leg's socket, as its loop sees it: a handoff ends it (``receive`` returns :data:`HANDOFF`); what goes
-    through it feeds the history (see the module docstring)."""
+    """A leg's socket, as its loop sees it: a handoff ends it (``receive`` returns :data:`HANDOFF`)."""
 
-    __slots__ = ("_core", "_leg", "_sock")
+    __slots__ = ("_leg", "_sock")
 
-    def __init__(self, sock: Socket, leg: Leg, core: Core) -> None:
-        self._sock, self._leg, self._core = sock, leg, core
+    def __init__(self, sock: Socket, leg: Leg) -> None:
+        self._sock, self._leg = sock, leg
 
     async def send(self, text: str) -> None:
         await self._sock.send(text)
-        if _ITEM_CREATE in text:
-            self._leg.history.sent(json.loads(text))
 
     async def receive(self) -> str | bytes | SocketEnd:
         leg = self._leg
         with trio.CancelScope() as scope:
             leg.reader = scope
             try:
-                while not leg.stop.is_set():
-                    message = await self._sock.receive()  # cancellation loses nothing (the Socket contract)
-                    if self._known(message):
-                        continue
-                    return message
+                if not leg.stop.is_set():
+                    return await self._sock.receive()  # cancellation loses nothing (the Socket contract)
             finally:
                 leg.reader = None
         return HANDOFF
 
-    def _known(self, message: str | bytes | SocketEnd) -> bool:
-        """Record ``message`` in the history; True for the echo of a replayed item (not delivered again)."""
-        if not isinstance(message, str) or not any(kind in message for kind in _HISTORY_EVENTS):
-            return False
-        event = parse_server_event(message, self._core.brain.output_format)
-        if isinstance(event, ProtocolWarning):
-            return False
-        if isinstance(event, ItemAdded | ItemDone) and event.item_id in self._leg.replayed:
-            return True
-        self._leg.history.observe(event)
-        return False
 
-
-async def _replay(core: Core, sock: Socket, carry: Carry, leg: Leg) -> None:
-    """Write the replay on the new leg's socket (not through the loop: these are not the app's inputs, and the
-    history has them). A write that fails leaves the rest — all of it unless part may be on the wire — for the
-    next socket, first; the loop then learns how the socket ended."""
-    replay, leg.replay = leg.replay, ()
-    for index, payload in enumerate(replay):
-        try:
-            await sock.send(encode(core.brain.stamp(payload)))
-        except ConnectionLost as exc:
-            carry.control.extendleft(reversed(replay[index + 1 if exc.partial else index :]))
-            return
+async def _replay(core: Core, sock: Socket, leg: Leg) -> SocketEnd | None:
+    """A new leg's replay (none for the first leg): the ``SocketEnd`` if the socket ended meanwhile, else None.
+    The conversation ending meanwhile (a fatal server error) cancels the work, so nothing runs after it."""
+    replay, leg.replay = leg.replay, None
+    if replay is None or leg.stop.is_set():
+        return None
+    answered = await replay_into(core, sock, replay)
+    if answered is None:
+        await trio.sleep_forever()  # the end was claimed: the work scope is cancelled
+    if isinstance(answered, SocketEnd):
+        return answered
+    added, refused = answered
+    log.info("history replayed into call_id=%s added=%d refused=%d", leg.call_id, added, refused)
+    return None
 
 
 async def _loop(core: Core, sock: Socket, carry: Carry, leg: Leg) -> SocketEnd | None:
     if leg.stop.is_set():
         lost: SocketEnd | None = HANDOFF
     else:
-        lost = await run_loop(core, LegSocket(sock, leg, core), carry, ending=sideband_ending)
+        lost = await run_loop(core, LegSocket(sock, leg), carry, ending=sideband_ending)
     if lost is HANDOFF:
         leg.handed_off.set()  # before the close handshake: the next leg need not wait for it
     return lost
@@ -212,9 +181,13 @@ async def run_sideband_leg(
                 log.info("connected realtime sideband websocket call_id=%s", leg.call_id)
                 task_status.started()
                 await leg.go.wait()
-                if not leg.stop.is_set():
-                    await _replay(core, sock, carry, leg)
-                lost = await _loop(core, sock, carry, leg)
+                lost = await _replay(core, sock, leg)
+                if lost is None:
+                    lost = await _loop(core, sock, carry, leg)
+                elif not sideband_rejoinable(lost):
+                    error, closed = sideband_ending(lost)
+                    core.end(closed, error)
+                    return
                 break
         except TransportError as exc:
             if joined:

@@ -1,10 +1,11 @@
 """Session-cap rotation by re-dialing, for a WebRTC conversation in which rtengine is the media peer.
 
 The API caps a session (60 minutes) and states the cap as ``expires_at``. ``rotate_margin`` seconds before it
-(:mod:`~rtengine.protocol._expiry`), the :class:`Redialer` — the conversation's one job for its call, media and
-sideband together — moves the conversation to a new call, make before break:
+(the session clock of ``core.follow``, :class:`~rtengine.protocol._rotation.SessionClock`), the :class:`Redialer` —
+the conversation's one job for its call, media and sideband together — moves the conversation to a new call, make
+before break:
 
-1. wait for the response in flight to end (bounded: ``RESPONSE_WAIT``, and never past a second before the cap);
+1. wait for the response in flight to end (bounded: :func:`~rtengine.protocol._rotation.latest_start`);
 2. a new offer (the prewarm pool's spare when ``Media(pool=…)``, else a fresh one), a new call with the
    conversation's current session (``POST /realtime/calls``), its answer applied and "connected" reached, its
    sideband joined (``session.update`` first), its first audio frame received (bounded) — the old call carries on
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -36,14 +37,15 @@ import trio
 
 from ..protocol._calls import multipart_body
 from ..protocol._errors import CallNotFound, RealtimeError
-from ..protocol._expiry import response_wait, until_margin
 from ..protocol._lifecycle import Closed, Error, SessionRotated
+from ..protocol._rotation import SessionClock, latest_start, may_rotate
 from ._conversation import HANGUP_TIMEOUT
 from ._legs import Leg, LegFailed, only_current, run_sideband_leg, wait_connected
 from ._rejoin import Carry
 
 if TYPE_CHECKING:
     from ._conversation import Core
+    from ._follow import Follow
     from ._media import Media, MediaCall
     from ._seams import Endpoint
 
@@ -51,8 +53,6 @@ __all__ = ["Redialer"]
 
 log = logging.getLogger("rtengine")
 
-#: How often a rotation looks whether the response in flight has ended.
-_RESPONSE_POLL = 0.05
 #: At most this long a rotation waits for the new call's first audio frame before it lets the old call go (on
 #: loopback the first RTP frame comes ≈100 ms after "connected").
 _AUDIO_WAIT = 1.0
@@ -60,7 +60,8 @@ _AUDIO_WAIT = 1.0
 
 class Redialer:
     """The job of a re-dialing conversation (see the module docstring). ``on_call`` is told each new call id
-    (``conv.call_id``); ``first`` is the call the conversation was created with."""
+    (``conv.call_id``); ``first`` is the call the conversation was created with; the conversation's ``core.follow``
+    must be set (its history and session clock)."""
 
     def __init__(
         self,
@@ -68,23 +69,19 @@ class Redialer:
         options: Media,
         media: MediaCall,
         first: Leg,
-        margin: float,
         on_call: Callable[[str], None],
         *,
         inline: bool,
     ) -> None:
-        self._endpoint, self._options, self._media, self._margin = endpoint, options, media, margin
+        self._endpoint, self._options, self._media = endpoint, options, media
         self._on_call, self._inline = on_call, inline
         self.current = first
         self._legs: list[Leg] = [first]
         self._open_calls: set[str] = {first.call_id}  # calls not hung up (the current one is the conversation's)
         self._carry = Carry()
-        self._changed = trio.Event()
-        self._session_began = time.time()
-        self._rotated_for: int | None = None  # the expiry already rotated (or failed to rotate) for
 
     async def __call__(self, core: Core, task_status: trio.TaskStatus[None]) -> None:
-        core.brain.on_session = self._session_changed
+        assert core.follow is not None
         first = self.current
         first.go.set()
         self._media.track.on_first_audio = lambda when: core.timeline.mark_at("first_audio_sent", when)
@@ -98,7 +95,7 @@ class Redialer:
                 )
                 task_status.started()
                 nursery.start_soon(self._feed, first)
-                nursery.start_soon(self._rotations, core, nursery)
+                nursery.start_soon(self._rotations, core, core.follow, nursery)
         finally:
             self._carry.discard(core.stats)
             self._media.end()
@@ -107,9 +104,6 @@ class Redialer:
                     await leg.peer.aclose()
                 for call_id in sorted(self._open_calls - {self.current.call_id}):
                     await self._hang_up(call_id, core)
-
-    def _session_changed(self) -> None:
-        self._changed.set()
 
     # --- media -------------------------------------------------------------------------------------------------
 
@@ -169,31 +163,23 @@ class Redialer:
 
     # --- rotation ----------------------------------------------------------------------------------------------
 
-    async def _rotations(self, core: Core, nursery: trio.Nursery) -> None:
+    async def _rotations(self, core: Core, follow: Follow, nursery: trio.Nursery) -> None:
         while True:
-            expires_at = await self._due(core)
-            with trio.move_on_after(response_wait(expires_at, time.time())):
-                while core.brain.response_active:  # noqa: ASYNC110 - the brain is sans-IO: no event to wait on
-                    await trio.sleep(_RESPONSE_POLL)
-            self._rotated_for = expires_at
-            await self._rotate(core, nursery)
+            clock = await _due(follow)
+            due_since = trio.current_time()
+            while not may_rotate(clock, trio.current_time(), due_since):  # a quiet moment, or waited long enough
+                changed = follow.changed
+                with trio.move_on_at(latest_start(clock, due_since)):
+                    await changed.wait()
+            if not await self._rotate(core, nursery):
+                while follow.clock is clock:  # failed: this session runs to its cap (a new one would be rotated)
+                    await follow.changed.wait()
 
-    async def _due(self, core: Core) -> int:
-        """Sleep until the current session is due for rotation; its ``expires_at``."""
-        while True:
-            self._changed = trio.Event()
-            expires_at = core.brain.expires_at
-            if expires_at is None or expires_at == self._rotated_for:
-                await self._changed.wait()
-                continue
-            with trio.move_on_after(until_margin(expires_at, self._margin, time.time(), self._session_began)):
-                await self._changed.wait()
-            if not self._changed.is_set():
-                return expires_at
-
-    async def _rotate(self, core: Core, nursery: trio.Nursery) -> None:
-        old, stats, timeline = self.current, core.stats, core.timeline
-        old_session = core.brain.session_id
+    async def _rotate(self, core: Core, nursery: trio.Nursery) -> bool:
+        """One rotation (see the module docstring): True once done, False when it failed (and was reported)."""
+        old, stats, timeline, follow = self.current, core.stats, core.timeline, core.follow
+        assert follow is not None
+        old_session = follow.clock.session_id
         log.info("rotating realtime call before the session cap call_id=%s", old.call_id)
         began = trio.current_time()
         attempt = stats.rotations + stats.rotations_failed + 1
@@ -210,7 +196,7 @@ class Redialer:
             if self._legs[-1] is not old:  # the new call was made: let it go
                 await self._retire(self._legs[-1], core)
             core.outlet.put_now(Error(f"the session could not be rotated: {exc}", "rotation_failed", fatal=False))
-            return
+            return False
         with trio.move_on_after(_AUDIO_WAIT):
             await new.heard.wait()  # make before break: the app hears the new call at once
         if not new.heard.is_set():
@@ -218,17 +204,14 @@ class Redialer:
         stopped = trio.current_time()
         old.hand_off()
         await old.handed_off.wait()
-        replay = new.history.replay()
-        new.replayed = {item["item"]["id"] for item in replay.items if "id" in item["item"]}
         # First on the new sideband (after its session.update): the history, then the owed response.create (if
         # any) and what the old loop had taken and not written; the buffered inputs follow.
-        new.replay = replay.items
+        new.replay = follow.history.replay()
         self._carry.control.extendleft(reversed(core.brain.rejoined()))
-        if not replay.complete:
+        if not new.replay.complete:
             log.warning("realtime call rotated with an incomplete history (audio without a transcript, or too long)")
-        log.info("replaying %d history items into call_id=%s", len(replay.items), new.call_id)
         self.current = new
-        self._session_began = time.time()
+        follow.new_session()  # the new call's session.updated states its cap
         self._media.swap(new.peer, new.track)
         self._on_call(new.call_id)
         timeline.call_id = new.call_id
@@ -245,7 +228,10 @@ class Redialer:
             (trio.current_time() - began) * 1000,
         )
         await self._retire(old, core)
-        await core.outlet.forward(SessionRotated(old.call_id, new.call_id, gap_ms, old_session))
+        await core.outlet.forward(
+            SessionRotated(old.call_id, new.call_id, gap_ms, old_session, follow.clock.session_id)
+        )
+        return True
 
     async def _dial(self, core: Core) -> Leg:
         """A new offer (the pool's spare when there is one) and a new call with the conversation's session."""
@@ -265,7 +251,7 @@ class Redialer:
         finally:
             if options.pool is not None:
                 options.pool.refill()
-        leg = Leg(answer.call_id, peer, track, answer.sdp, self.current.history)
+        leg = Leg(answer.call_id, peer, track, answer.sdp)
         self._legs.append(leg)
         self._open_calls.add(leg.call_id)
         return leg
@@ -295,3 +281,14 @@ class Redialer:
         if scope.cancelled_caught:
             core.stats.hangup_failures += 1
             log.warning("hanging up a rotated realtime call timed out call_id=%s", call_id)
+
+
+async def _due(follow: Follow) -> SessionClock:
+    """Sleep until the current session is due for rotation (its clock may be replaced meanwhile); its clock."""
+    while True:
+        clock, changed = follow.clock, follow.changed
+        due = math.inf if clock.due is None else clock.due
+        if trio.current_time() >= due:
+            return clock
+        with trio.move_on_at(due):
+            await changed.wait()

@@ -18,7 +18,7 @@ import trio
 
 from ..protocol._calls import CallAnswer, check_sdp, multipart_body, raw_sdp_body
 from ..protocol._errors import ConfigError, ConversationNotRunning
-from ..protocol._history import DEFAULT_HISTORY_ITEMS, History
+from ..protocol._history import DEFAULT_HISTORY_ITEMS
 from ..protocol._lifecycle import Started
 from ..protocol._rotation import DEFAULT_ROTATE_MARGIN, check_margin
 from ..protocol._session import SessionConfig
@@ -170,9 +170,10 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
     jobs: list[Job] = []
     inline = options.sideband == "inline"
     if options.media is not None and options.rotate_margin is not None:
-        return await _launch_redialing(call, nursery, endpoint, options, options.media, options.rotate_margin)
+        return await _launch_redialing(call, nursery, endpoint, options, options.media)
     if options.offer_sdp is not None and options.rotate_margin is not None:
-        jobs.append(functools.partial(warn_expiry, options.rotate_margin))
+        conv._core.follow = Follow(options.rotate_margin, 1)  # the clock only: a browser-held call is not replayed
+        jobs.append(warn_expiry)
     if options.media is not None:
         assert call.peer is not None
         assert call.track is not None
@@ -201,7 +202,7 @@ async def _spawn(
 
 
 async def _launch_redialing(
-    call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, options: StartOptions, media: Media, margin: float
+    call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, options: StartOptions, media: Media
 ) -> Conversation:
     """rtengine is the media peer and rotates the call before the session cap: one job for the call, its media and
     its sideband (:class:`~rtengine.engine._redial.Redialer`)."""
@@ -215,9 +216,10 @@ async def _launch_redialing(
     def on_call(call_id: str) -> None:
         conv.call_id = call_id
 
-    first = Leg(conv.call_id, call.peer, call.track, conv.answer_sdp, History())
+    conv._core.follow = Follow(options.rotate_margin, options.history_items)
+    first = Leg(conv.call_id, call.peer, call.track, conv.answer_sdp)
     inline = options.sideband == "inline"
-    redialer = Redialer(endpoint, media, conv.media, first, margin, on_call, inline=inline)
+    redialer = Redialer(endpoint, media, conv.media, first, on_call, inline=inline)
     return await _spawn(conv, nursery, [], redialer, inline)
 
 

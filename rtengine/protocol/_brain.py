@@ -26,9 +26,6 @@ task. The state they keep:
 * **Message phase**: models that label assistant messages (``phase``: ``commentary`` preamble or ``final_answer``)
   do so on the item; the brain remembers the phase per item for the response in flight and puts it on that
   item's transcript events (nothing is remembered, and nothing copied, for models that do not label them).
-* **Session expiry**: the session's id and ``expires_at`` (unix seconds; ``session.created``/``session.updated``
-  state them) are kept, and ``on_session`` (when set) is called when either changes — rotation before the
-  session cap reads them.
 * **Output audio format**: the session's (``session.updated`` confirms it; the configured one until then). The
   engine parses frames with :attr:`Brain.output_format`, so audio durations and ``AudioOut.pcm()`` follow it.
 * **Ends**: a fatal server error ends with that ``Error``; a clean close frame is ``Closed("transport_closed")``; an
@@ -41,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -132,19 +129,7 @@ class Brain:
     truncation (websocket transport); ``output_format`` is the configured output audio format type;
     ``id_prefix`` starts every client ``event_id`` (default: ``rte_`` and 8 random hex digits)."""
 
-    __slots__ = (
-        "_dedupe",
-        "_phases",
-        "_sent",
-        "_sequencer",
-        "_tracker",
-        "_truncate",
-        "expires_at",
-        "on_session",
-        "output_format",
-        "session_id",
-        "stats",
-    )
+    __slots__ = ("_dedupe", "_phases", "_sent", "_sequencer", "_tracker", "_truncate", "output_format", "stats")
 
     def __init__(
         self,
@@ -163,11 +148,6 @@ class Brain:
         self._dedupe = ToolCallDedupe()
         self._phases: dict[str, str] = {}  # item id -> phase, for the labelled messages of the current response
         self._sent = SentEvents(f"rte_{secrets.token_hex(4)}_" if id_prefix is None else id_prefix)
-        #: The current session's id and ``expires_at`` (unix seconds), once the server stated them.
-        self.session_id: str | None = None
-        self.expires_at: int | None = None
-        #: Called (synchronously) when the session's id or ``expires_at`` changed.
-        self.on_session: Callable[[], None] | None = None
 
     def stamp(self, payload: Payload) -> Payload:
         """Give a payload about to be written its ``event_id`` (and remember its type); returns it."""
@@ -191,11 +171,6 @@ class Brain:
             case CancelResponse(response_id=response_id):
                 return (response_cancel(response_id),)
         raise TypeError(f"not a command: {command!r}")  # pragma: no cover - the union is closed
-
-    @property
-    def response_active(self) -> bool:
-        """A response is in flight (ours, or one the server started), as far as the events seen tell."""
-        return self._sequencer.active
 
     @property
     def owes_response(self) -> bool:
@@ -269,21 +244,10 @@ class Brain:
                     self.stats.duplicate_tool_calls += 1
                     return _NOTHING
                 self._tracker.clear()
-            case ev.SessionCreated(session_id=session_id, expires_at=expires_at):
-                self._session(session_id, expires_at)
-            case ev.SessionUpdated(session=session, session_id=session_id):
+            case ev.SessionUpdated(session=session):
                 self.output_format = confirmed_output_format(session) or self.output_format
-                expires_at = session.get("expires_at")
-                self._session(session_id, expires_at if isinstance(expires_at, int) and expires_at > 0 else None)
                 return Reaction(deliver=event, mark="session_updated")
         return Reaction(deliver=event)
-
-    def _session(self, session_id: str, expires_at: int | None) -> None:
-        stated = (session_id or self.session_id, expires_at or self.expires_at)
-        if stated != (self.session_id, self.expires_at):
-            self.session_id, self.expires_at = stated
-            if self.on_session is not None:
-                self.on_session()
 
     def _server_error(self, event: ev.ServerErrorEvent) -> Reaction:
         request_type = self._sent.lookup(event.error_event_id)
