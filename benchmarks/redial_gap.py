@@ -27,7 +27,7 @@ import trio
 
 import rtengine
 from rtengine import webrtc
-from rtengine.events import SessionRotated
+from rtengine.events import Closed, Error, SessionRotated
 from rtengine.server import ServerOptions, open_local_server
 
 KEY = "sk-bench-redial"
@@ -68,6 +68,8 @@ async def measure(rotations: int, cap: float, use_pool: bool) -> dict[str, Any]:
         rotated: list[tuple[float, SessionRotated]] = []
         async with rtengine.open_conversation(client, SESSION, media=media, rotate_margin=cap * 0.4) as conv:
             async for event in conv.events:
+                if isinstance(event, Error | Closed):
+                    raise RuntimeError(f"the conversation did not go on: {event}")
                 if isinstance(event, SessionRotated):
                     rotated.append((trio.current_time(), event))
                     if len(rotated) == rotations:
@@ -99,7 +101,7 @@ async def measure(rotations: int, cap: float, use_pool: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rotations", type=int, default=10)
-    parser.add_argument("--cap", type=float, default=3.0)
+    parser.add_argument("--cap", type=float, default=5.0)
     parser.add_argument("--no-pool", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
