@@ -8,8 +8,8 @@ sink stamps every 20 ms frame it receives. Reported, median and p90 over the rot
 * ``audio_gap_ms``: the longest time with no audio frame delivered to the app within ±1 s of each rotation (the
   new call is connected before the old one is let go, so this is the jitter of the switch);
 * ``steady_gap_ms``: the same measure in windows away from any rotation (the floor: RTP's own jitter here);
-* ``input_gap_ms``: ``SessionRotated.gap_ms``, how long no input could be written (old sideband stopped → new one
-  took over);
+* ``input_gap_ms``: ``SessionRotated.gap_ms``, how long no input could be written (old sideband stopped → the
+  history replayed on the new one and its loop running);
 * ``redial_ms``: the whole re-dial, from the timeline (``rotating`` → ``rotated``): offer, POST, connect, join,
   handoff.
 """

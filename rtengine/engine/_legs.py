@@ -68,6 +68,7 @@ class Leg:
         "peer",
         "reader",
         "replay",
+        "running",
         "stop",
         "track",
     )
@@ -76,6 +77,8 @@ class Leg:
         self.call_id, self.peer, self.track, self.answer_sdp = call_id, peer, track, answer_sdp
         #: What a new leg writes right after its ``session.update``, before its loop runs: the history's replay.
         self.replay: Replay | None = None
+        #: Set when the leg's input loop runs (after the replay).
+        self.running = trio.Event()
         #: Cancelled to retire the leg's media (its peer is then closed).
         self.media_scope = trio.CancelScope()
         #: Set when this leg's sideband may run its loop (the first leg at once; a new one at the handoff).
@@ -138,6 +141,7 @@ async def _replay(core: Core, sock: Socket, leg: Leg) -> SocketEnd | None:
 
 
 async def _loop(core: Core, sock: Socket, carry: Carry, leg: Leg) -> SocketEnd | None:
+    leg.running.set()
     if leg.stop.is_set():
         lost: SocketEnd | None = HANDOFF
     else:

@@ -216,6 +216,7 @@ class Redialer:
         self._on_call(new.call_id)
         timeline.call_id = new.call_id
         new.go.set()
+        await new.running.wait()  # the replay is in: the inputs go out again
         gap_ms = (trio.current_time() - stopped) * 1000
         stats.rotations += 1
         phase = "rotated" if stats.rotations == 1 else f"rotated_{stats.rotations}"

@@ -87,7 +87,8 @@ class SessionRotated:
     """The session was rotated before its cap (``expires_at``): the conversation goes on in a new session, with
     the history replayed into it. On a WebRTC call rtengine is the media peer of, a new call was dialed and the
     old one hung up: ``old_call_id``/``new_call_id`` (``conv.call_id`` is the new one now). ``gap_ms``: how long
-    no input could be written (from the old sideband's stop until the new one took over).
+    no input could be written (from the old sideband's stop until the history was replayed on the new one and the
+    inputs went out again).
     ``old_session_id``/``new_session_id``: the sessions' ids, when the server named them."""
 
     old_call_id: str | None
