@@ -207,7 +207,9 @@ class Redialer:
         # First on the new sideband (after its session.update): the history, then the owed response.create (if
         # any) and what the old loop had taken and not written; the buffered inputs follow.
         new.replay = follow.history.replay()
-        self._carry.control.extendleft(reversed(core.brain.rejoined()))
+        control = core.brain.rejoined(tuple(self._carry.control))  # the response reconciled, as on a re-join
+        self._carry.control.clear()
+        self._carry.control.extend(control)
         if not new.replay.complete:
             log.warning("realtime call rotated with an incomplete history (audio without a transcript, or too long)")
         self.current = new
