@@ -64,6 +64,9 @@ def live_tasks() -> set[trio.lowlevel.Task]:
 ENGINE_TASK_MARKERS = (
     "rtengine.engine._conversation",
     "rtengine.engine._manager",
+    "rtengine.engine._redial",
+    "rtengine.engine._legs",
+    "rtengine.engine._media",
     "rtengine.adapters._ws",
 )
 

@@ -263,6 +263,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="one conversation against the embedded local server (offline)")
     _add_conversation_arguments(demo)
     demo.add_argument("--sideband-delay", type=float, default=0.0, help="seconds the local server delays the join")
+    demo.add_argument(
+        "--session-cap",
+        type=float,
+        help="seconds: the local server's session cap (the API's is 3600); webrtc calls are re-dialed before it",
+    )
     web = commands.add_parser("web", help="a web page holding the call in the browser, with server-side controls")
     web.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     web.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080)")
@@ -325,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base_url=args.base_url, model=args.model, loopback=args.loopback, ca_file=args.ca_file, **common
         )
         return demo_main(call_options)
-    return demo_main(DemoOptions(sideband_delay=args.sideband_delay, **common))
+    return demo_main(DemoOptions(sideband_delay=args.sideband_delay, session_cap=args.session_cap, **common))
 
 
 if __name__ == "__main__":

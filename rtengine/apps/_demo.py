@@ -51,6 +51,9 @@ class DemoOptions:
     loopback: bool = False
     ca_file: str | None = None
     speak: bool = False
+    #: The embedded server's session cap in seconds (``ServerOptions.session_max_seconds``): a WebRTC call is then
+    #: rotated (re-dialed) before each cap, ``rotate_margin`` being 40 % of the cap.
+    session_cap: float | None = None
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
@@ -86,6 +89,8 @@ def describe(event: object) -> str:
             return f"{'fatal ' if fatal else ''}error {code or ''}: {message}"
         case ev.Closed(reason=reason):
             return f"closed ({reason})"
+        case ev.SessionRotated(old_call_id=old, new_call_id=new, gap_ms=gap_ms):
+            return f"session rotated: call {old} -> {new} (no input written for {gap_ms:.0f} ms)"
         case ev.UnknownEvent(type=event_type):
             return event_type
         case _:
@@ -97,6 +102,8 @@ async def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> 
     embedded = options.base_url is None
     if options.speak and options.transport != "websocket":
         raise ConfigError("--speak needs --transport websocket (the audio goes out as input_audio_buffer.append)")
+    if options.session_cap is not None and not (options.session_cap > 0 and embedded):
+        raise ConfigError("--session-cap needs a number of seconds > 0, and the embedded local server")
     with trio.fail_after(options.timeout):
         # One media engine (the trio-asyncio loop) for the process; pinned to loopback when both peers are here.
         async with AsyncExitStack() as stack:
@@ -106,9 +113,9 @@ async def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> 
             if base_url is None:
                 api_key = api_key or "sk-local-demo"
                 faults = Faults(sideband_accept_delay=options.sideband_delay)
-                server = await stack.enter_async_context(
-                    open_local_server(ServerOptions(api_key=api_key, faults=faults, audio_ms=1000), peers=engine)
-                )
+                cap = options.session_cap or 3600.0  # the API's cap, the server's default
+                server_options = ServerOptions(api_key=api_key, faults=faults, audio_ms=1000, session_max_seconds=cap)
+                server = await stack.enter_async_context(open_local_server(server_options, peers=engine))
                 base_url = server.base_url
                 out(f"local realtime server at {base_url}")
             if api_key is None:
@@ -138,7 +145,12 @@ async def _converse(
     out: Callable[[str], None],
 ) -> int:
     status = 1
-    async with open_conversation(client, session, media=media) as conv:
+    block = (
+        open_conversation(client, session, media=media)
+        if options.session_cap is None
+        else open_conversation(client, session, media=media, rotate_margin=options.session_cap * 0.4)
+    )
+    async with block as conv:
         if conv.call_id is not None:
             out(f"call {conv.call_id}: SDP answer received ({len(conv.answer_sdp or '')} bytes)")
         if options.speak:
@@ -154,8 +166,11 @@ async def _converse(
                 status = 0
                 break
         if conv.media is not None and status == 0:
-            with trio.move_on_after(options.seconds + 2.0):
-                await conv.media.source_done.wait()  # let the source play out, and the reply be heard
+            with trio.move_on_after(options.seconds + 2.0):  # let the source play out, and the reply be heard
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_print_events, conv, out, nursery.cancel_scope)
+                    await conv.media.source_done.wait()
+                    nursery.cancel_scope.cancel()
             await trio.sleep(0.5)
     out("")
     out("phase                  ms since start")
@@ -164,7 +179,7 @@ async def _converse(
     stats = conv.stats
     out(
         f"events: frames received {stats.frames_received}, texts sent {stats.texts_sent}, "
-        f"events dropped {stats.events_dropped}, join attempts {stats.join_attempts}"
+        f"events dropped {stats.events_dropped}, join attempts {stats.join_attempts}, rotations {stats.rotations}"
     )
     if conv.media is not None:
         out(
@@ -174,6 +189,12 @@ async def _converse(
         )
     out(json.dumps({"timeline_ms": {phase: round(s * 1000, 3) for phase, s in conv.timeline.items()}}))
     return status
+
+
+async def _print_events(conv: Conversation, out: Callable[[str], None], done: trio.CancelScope) -> None:
+    async for event in conv.events:
+        out(f"  {(trio.current_time() - conv.started_at) * 1000:8.1f} ms  {describe(event)}")
+    done.cancel()  # the conversation ended
 
 
 def _speaking() -> dict[str, Any]:

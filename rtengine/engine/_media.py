@@ -76,6 +76,8 @@ class MediaCall:
         #: Messages read off the data channel and only counted (``Media(data_channel=False)``, the default).
         self.data_messages = 0
         self.source_done = trio.Event()
+        self._sent_before = 0  # counted by the peers a rotation retired
+        self._received_before = 0
 
     def __repr__(self) -> str:
         return f"<MediaCall {self.peer.connection_state} sent={self.frames_sent} received={self.frames_received}>"
@@ -83,11 +85,18 @@ class MediaCall:
     @property
     def frames_sent(self) -> int:
         """Frames that carried audio (silence frames, sent when nothing is queued, are not counted)."""
-        return self.track.audio_frames
+        return self._sent_before + self.track.audio_frames
 
     @property
     def frames_received(self) -> int:
-        return self.peer.frames_received
+        return self._received_before + self.peer.frames_received
+
+    def swap(self, peer: PeerLike, track: TrackLike) -> None:
+        """Move the media to a new call's peer (a rotation): the source and :meth:`play` feed ``track`` from now
+        on, the counters go on from where the old peer left them."""
+        self._sent_before += self.track.audio_frames
+        self._received_before += self.peer.frames_received
+        self.peer, self.track = peer, track
 
     def play(self, pcm16: bytes) -> int:
         """Queue PCM16 mono 24 kHz audio to send; returns the bytes accepted (the rest is dropped and counted)."""

@@ -169,6 +169,11 @@ def open_conversation(
     block starts it applies the answer, connects and carries audio both ways (``conv.media``).
     A WebRTC call is hung up when the conversation ends, for any reason, unless ``hangup=False`` (an app that
     hands the call on).
+    ``rotate_margin`` (seconds; ``None`` turns it off): that long before the session's cap (its ``expires_at``), a
+    call rtengine is the media peer of is re-dialed — a new call with the same session, the history replayed, the
+    media moved, the old call hung up: ``SessionRotated``, the same ``conv`` with the new ``conv.call_id``; for a
+    browser-held call (``offer_sdp``) the app gets ``Error("session_expiring", fatal=False)`` to re-offer, and the
+    cap ends the conversation with ``Closed("session_expired")``.
 
     Raises, before the block: :class:`~rtengine.ConfigError` (no API key, bad arguments),
     :class:`~rtengine.CallError` subclasses (call creation), :class:`~rtengine.ConnectFailed` (connect, or an
@@ -184,6 +189,11 @@ def open_conversation(
     sees a rebuilt context. ``rotate_margin`` seconds (default 30; ``None``: never) before the session's cap
     (``expires_at``) the conversation moves to a new session at a quiet moment, history replayed
     (``SessionRotated``). ``history_items`` bounds the history kept for a replay.
+    WebRTC: with ``media`` (rtengine is the media peer) the call is re-dialed ``rotate_margin`` before its cap — a
+    new call with the current session, the history replayed, the media moved, the old call hung up —
+    ``SessionRotated(old_call_id, new_call_id, gap_ms)``, the same ``conv`` with the new ``conv.call_id``; a
+    browser-held call (``offer_sdp``) gets ``Error("session_expiring", fatal=False)`` then, so the app can
+    re-offer, and its cap ends the conversation with ``Closed("session_expired")``.
     """
     options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, reconnect, rotate_margin, history_items)
     return _ConversationBlock(client, session, options)

@@ -24,8 +24,11 @@ from ..protocol._rotation import DEFAULT_ROTATE_MARGIN, check_margin
 from ..protocol._session import SessionConfig
 from ..protocol._urls import realtime_ws_url
 from ._conversation import Capacities, Conversation, Job
+from ._expiring import warn_expiry
 from ._follow import Follow
+from ._legs import Leg
 from ._media import MediaCall, run_media
+from ._redial import Redialer
 from ._sideband import run_sideband, run_websocket
 from ._wsession import run_websocket_sessions
 
@@ -55,7 +58,8 @@ class StartOptions:
     hangup: bool = True
     #: Websocket transport: reconnect after an abnormal drop, replaying the history into a new session.
     reconnect: bool = False
-    #: Websocket transport: rotate to a new session this many seconds before the cap (None: never).
+    #: Rotate to a new session this many seconds before the cap (None: never): websockets, and WebRTC calls
+    #: rtengine is the media peer of (re-dialed); a browser-held call is warned instead.
     rotate_margin: float | None = DEFAULT_ROTATE_MARGIN
     #: The most history items kept for a replay (older ones are dropped; the replay is then incomplete).
     history_items: int = DEFAULT_HISTORY_ITEMS
@@ -164,14 +168,26 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
     conv = call.conv
     assert conv.call_id is not None
     jobs: list[Job] = []
+    inline = options.sideband == "inline"
+    if options.media is not None and options.rotate_margin is not None:
+        return await _launch_redialing(call, nursery, endpoint, options, options.media)
+    if options.offer_sdp is not None and options.rotate_margin is not None:
+        conv._core.follow = Follow(options.rotate_margin, 1)  # the clock only: a browser-held call is not replayed
+        jobs.append(warn_expiry)
     if options.media is not None:
         assert call.peer is not None
         assert call.track is not None
         assert conv.answer_sdp is not None
         conv.media = MediaCall(call.peer, call.track, options.media.sink, options.capacities.audio_out)
         jobs.append(functools.partial(run_media, conv.media, options.media, conv.answer_sdp))
-    inline = options.sideband == "inline"
     sideband = functools.partial(run_sideband, endpoint, conv.call_id, endpoint.auth_headers(), inline)
+    return await _spawn(conv, nursery, jobs, sideband, inline)
+
+
+async def _spawn(
+    conv: Conversation, nursery: trio.Nursery, jobs: list[Job], sideband: Job, inline: bool
+) -> Conversation:
+    assert conv.call_id is not None
     try:
         if inline:
             await nursery.start(conv._run, jobs, sideband)
@@ -183,6 +199,28 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
     except RuntimeError as exc:  # trio: the nursery is closed to new arrivals
         await _refused(conv, exc)
     return conv
+
+
+async def _launch_redialing(
+    call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, options: StartOptions, media: Media
+) -> Conversation:
+    """rtengine is the media peer and rotates the call before the session cap: one job for the call, its media and
+    its sideband (:class:`~rtengine.engine._redial.Redialer`)."""
+    conv = call.conv
+    assert conv.call_id is not None
+    assert call.peer is not None
+    assert call.track is not None
+    assert conv.answer_sdp is not None
+    conv.media = MediaCall(call.peer, call.track, media.sink, options.capacities.audio_out)
+
+    def on_call(call_id: str) -> None:
+        conv.call_id = call_id
+
+    conv._core.follow = Follow(options.rotate_margin, options.history_items)
+    first = Leg(conv.call_id, call.peer, call.track, conv.answer_sdp)
+    inline = options.sideband == "inline"
+    redialer = Redialer(endpoint, media, conv.media, first, on_call, inline=inline)
+    return await _spawn(conv, nursery, [], redialer, inline)
 
 
 async def _refused(conv: Conversation, exc: RuntimeError) -> NoReturn:

@@ -53,10 +53,12 @@ class Error:
 class Closed:
     """The conversation ended. ``reason``: ``requested`` (the caller closed it), ``transport_closed`` (the server
     ended the socket), ``call_ended`` (a WebRTC call is over: its sideband was closed cleanly with 1000, a re-join
-    found the call gone (404), or rtengine's own media peer failed or closed once connected) or ``error`` (after
-    the one fatal ``Error``). ``code``/``detail``: the websocket close code and reason when the server closed it."""
+    found the call gone (404), or rtengine's own media peer failed or closed once connected), ``session_expired``
+    (a WebRTC call reached the provider's session cap: its sideband was closed with 1001 "Your session hit the
+    maximum duration of …", and the call could not be rotated) or ``error`` (after the one fatal ``Error``).
+    ``code``/``detail``: the websocket close code and reason when the server closed it."""
 
-    reason: Literal["requested", "transport_closed", "call_ended", "error"]
+    reason: Literal["requested", "transport_closed", "call_ended", "session_expired", "error"]
     code: int | None = None
     detail: str | None = None
 
@@ -85,7 +87,8 @@ class SessionRotated:
     """The session was rotated before its cap (``expires_at``): the conversation goes on in a new session, with
     the history replayed into it. On a WebRTC call rtengine is the media peer of, a new call was dialed and the
     old one hung up: ``old_call_id``/``new_call_id`` (``conv.call_id`` is the new one now). ``gap_ms``: how long
-    no input could be written (from the old sideband's stop until the new one took over).
+    no input could be written (from the old sideband's stop until the history was replayed on the new one and the
+    inputs went out again).
     ``old_session_id``/``new_session_id``: the sessions' ids, when the server named them."""
 
     old_call_id: str | None

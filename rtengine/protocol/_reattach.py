@@ -7,7 +7,8 @@ never because a control socket left), so a sideband lost *abnormally* while the 
 * **re-join**: a loss without a close frame (a reset, an EOF, a failed read or write) or a close with
   1001 (going away), 1006, 1011 (server error), 1012 (service restart) or 1013 (try again later) —
   except a 1001 whose reason is the session cap ("Your session hit the maximum duration of …"): that session is
-  over, and the conversation ends as before (``Closed("transport_closed", 1001, …)``);
+  over, and the conversation ends with ``Closed("session_expired", 1001, …)`` (rtengine's own media peer rotates
+  the call before the cap: :mod:`~rtengine.engine._redial`);
 * **the call ended**: a clean close with 1000 — ``Closed("call_ended")``, no re-join;
 * anything else (a 1009, other close codes) ends the conversation as on a plain websocket
   (:func:`~rtengine.protocol._brain.socket_end`).
@@ -62,9 +63,12 @@ def sideband_rejoinable(end: SocketEnd) -> bool:
 
 def sideband_ending(end: SocketEnd) -> tuple[Error | None, Closed]:
     """How a call's conversation ends when its sideband ended like ``end`` and is not joined again: a clean 1000
-    means the call ended; the rest as :func:`~rtengine.protocol._brain.socket_end`."""
+    means the call ended; a 1001 at the session cap that the session expired; the rest as
+    :func:`~rtengine.protocol._brain.socket_end`."""
     if end.clean and end.code == 1000:
         return None, Closed("call_ended", 1000, end.reason)
+    if end.clean and end.code == 1001 and is_session_cap(end.reason):
+        return None, Closed("session_expired", 1001, end.reason)
     return socket_end(end)
 
 

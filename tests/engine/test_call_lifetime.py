@@ -42,9 +42,10 @@ async def test_a_call_kept_by_hangup_false_outlives_its_conversation(peers: Peer
 
 
 async def test_the_session_cap_ends_a_websocket_conversation_with_1001(peers: PeerService) -> None:
+    """Without rotation (``rotate_margin=None``) the cap ends the conversation."""
     async with serving(peers, session_max_seconds=0.5) as server, client_for(server) as client:
         with trio.fail_after(10):
-            async with rtengine.open_conversation(client, SESSION) as conv:
+            async with rtengine.open_conversation(client, SESSION, rotate_margin=None) as conv:
                 events = await drain(conv)
     assert events[-1] == Closed("transport_closed", 1001, "Your session hit the maximum duration of 0.01 minutes.")
 
@@ -55,6 +56,6 @@ async def test_the_session_cap_ends_a_webrtc_conversation_and_its_call(peers: Pe
             async with rtengine.open_conversation(client, SESSION, offer_sdp=offer_sdp) as conv:
                 events = await drain(conv)
             await server.record.wait_until(lambda: server.record.calls[0].end is not None)
-    assert events[-1] == Closed("transport_closed", 1001, "Your session hit the maximum duration of 0.02 minutes.")
+    assert events[-1] == Closed("session_expired", 1001, "Your session hit the maximum duration of 0.02 minutes.")
     assert server.record.calls[0].end == "session_expired"
     assert server.record.refused_hangups == [conv.call_id]  # the engine's hang-up found the call already over

@@ -36,11 +36,15 @@ def test_which_sideband_endings_are_joined_again(end: SocketEnd, rejoin: bool) -
     assert sideband_rejoinable(end) is rejoin
 
 
-def test_a_clean_1000_is_the_end_of_the_call_and_the_rest_end_as_on_a_websocket() -> None:
+def test_a_clean_1000_is_the_end_of_the_call_the_cap_its_expiry_and_the_rest_end_as_on_a_websocket() -> None:
     assert sideband_ending(SocketEnd(clean=True, code=1000, reason="bye")) == (None, Closed("call_ended", 1000, "bye"))
     assert sideband_ending(SocketEnd(clean=True, code=1001, reason=CAP)) == (
         None,
-        Closed("transport_closed", 1001, CAP),
+        Closed("session_expired", 1001, CAP),
+    )
+    assert sideband_ending(SocketEnd(clean=True, code=1001, reason="going away")) == (
+        None,
+        Closed("transport_closed", 1001, "going away"),
     )
     error, closed = sideband_ending(SocketEnd(clean=False, detail="reset"))
     assert error == Error("realtime connection lost: reset", "connection_lost")

@@ -1,0 +1,46 @@
+"""A browser-held call's session cap: rotation is impossible from the server (the app holds the media), so the app
+is told ``rotate_margin`` seconds before the cap — ``Error("session_expiring", fatal=False)``, the conversation
+goes on — and the cap itself (the sideband closed with 1001 "Your session hit the maximum duration of …") ends the
+conversation with ``Closed("session_expired")`` (:func:`~rtengine.protocol._reattach.sideband_ending`)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..protocol._lifecycle import Error
+
+if TYPE_CHECKING:
+    from ._conversation import Core
+    from ._follow import Follow
+
+__all__ = ["warn_expiry"]
+
+log = logging.getLogger("rtengine")
+
+
+async def warn_expiry(core: Core, task_status: trio.TaskStatus[None]) -> None:
+    """The job that announces the cap of the call's session when its rotation would be due (``core.follow``'s
+    clock: ``rotate_margin`` before the cap). Once: a browser-held call has one session."""
+    follow: Follow | None = core.follow
+    assert follow is not None
+    task_status.started()
+    while True:
+        clock, changed = follow.clock, follow.changed
+        due = math.inf if clock.due is None else clock.due
+        if trio.current_time() >= due:
+            break
+        with trio.move_on_at(due):
+            await changed.wait()
+    left = max(0.0, (clock.expires or 0.0) - trio.current_time())
+    log.warning("realtime session expiring in %.0f s call_id=%s", left, core.timeline.call_id)
+    message = (
+        f"the session reaches its cap in {left:.0f} s (at {time.time() + left:.0f}, unix time); the media is the "
+        "app's, so rtengine cannot rotate it: re-offer to carry on"
+    )
+    await core.outlet.forward(Error(message, "session_expiring", fatal=False))
+    await trio.sleep_forever()
