@@ -60,6 +60,7 @@ __all__ = [
     "SendText",
     "SendToolOutput",
     "confirmed_output_format",
+    "is_session_cap",
     "socket_end",
 ]
 
@@ -114,9 +115,20 @@ class Reaction:
 _NOTHING: Final = Reaction()
 
 
+_CAP_PREFIX: Final = "your session hit the maximum duration"
+
+
+def is_session_cap(reason: str | None) -> bool:
+    """The close reason the API gives at the session cap ("Your session hit the maximum duration of N minutes.")."""
+    return reason is not None and reason.strip().lower().startswith(_CAP_PREFIX)
+
+
 def socket_end(end: SocketEnd) -> tuple[Error | None, Closed]:
-    """How a conversation ends when its socket ended: a close frame from the server is a clean end; a frame over
-    the size cap (1009) or a loss without a close frame is an error."""
+    """How a conversation ends when its socket ended: a close frame from the server is a clean end
+    (``session_expired`` when it is the session cap's 1001); a frame over the size cap (1009) or a loss without a
+    close frame is an error."""
+    if end.clean and end.code == 1001 and is_session_cap(end.reason):
+        return None, Closed("session_expired", 1001, end.reason)
     if end.code == 1009:
         message = "the server sent a message larger than max_message_size (closed with 1009)"
         return Error(message, "message_too_big"), Closed("error", 1009, end.reason)

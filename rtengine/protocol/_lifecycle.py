@@ -54,8 +54,9 @@ class Closed:
     """The conversation ended. ``reason``: ``requested`` (the caller closed it), ``transport_closed`` (the server
     ended the socket), ``call_ended`` (a WebRTC call is over: its sideband was closed cleanly with 1000, a re-join
     found the call gone (404), or rtengine's own media peer failed or closed once connected), ``session_expired``
-    (a WebRTC call reached the provider's session cap: its sideband was closed with 1001 "Your session hit the
-    maximum duration of …", and the call could not be rotated) or ``error`` (after the one fatal ``Error``).
+    (the provider's session cap: the socket — a websocket session or a call's sideband — was closed with 1001
+    "Your session hit the maximum duration of …", and the session could not be rotated) or ``error`` (after the
+    one fatal ``Error``).
     ``code``/``detail``: the websocket close code and reason when the server closed it."""
 
     reason: Literal["requested", "transport_closed", "call_ended", "session_expired", "error"]

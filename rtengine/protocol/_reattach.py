@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ._backoff import backoff
-from ._brain import socket_end
+from ._brain import is_session_cap, socket_end
 from ._lifecycle import Closed, Error, SocketEnd
 
 __all__ = [
@@ -44,12 +44,6 @@ REJOIN_CLOSE_CODES: Final = frozenset({1001, 1006, 1011, 1012, 1013})
 DEFAULT_REJOIN_ATTEMPTS: Final = 5
 #: Seconds from the loss within which the sideband must be back.
 DEFAULT_REJOIN_DEADLINE: Final = 15.0
-_CAP_PREFIX: Final = "your session hit the maximum duration"
-
-
-def is_session_cap(reason: str | None) -> bool:
-    """The close reason the API gives at the session cap ("Your session hit the maximum duration of N minutes.")."""
-    return reason is not None and reason.strip().lower().startswith(_CAP_PREFIX)
 
 
 def sideband_rejoinable(end: SocketEnd) -> bool:
@@ -63,12 +57,10 @@ def sideband_rejoinable(end: SocketEnd) -> bool:
 
 def sideband_ending(end: SocketEnd) -> tuple[Error | None, Closed]:
     """How a call's conversation ends when its sideband ended like ``end`` and is not joined again: a clean 1000
-    means the call ended; a 1001 at the session cap that the session expired; the rest as
+    means the call ended; the rest (the session cap's 1001 included: ``session_expired``) as
     :func:`~rtengine.protocol._brain.socket_end`."""
     if end.clean and end.code == 1000:
         return None, Closed("call_ended", 1000, end.reason)
-    if end.clean and end.code == 1001 and is_session_cap(end.reason):
-        return None, Closed("session_expired", 1001, end.reason)
     return socket_end(end)
 
 

@@ -47,7 +47,7 @@ async def test_the_session_cap_ends_a_websocket_conversation_with_1001(peers: Pe
         with trio.fail_after(10):
             async with rtengine.open_conversation(client, SESSION, rotate_margin=None) as conv:
                 events = await drain(conv)
-    assert events[-1] == Closed("transport_closed", 1001, "Your session hit the maximum duration of 0.01 minutes.")
+    assert events[-1] == Closed("session_expired", 1001, "Your session hit the maximum duration of 0.01 minutes.")
 
 
 async def test_the_session_cap_ends_a_webrtc_conversation_and_its_call(peers: PeerService, offer_sdp: str) -> None:

@@ -97,7 +97,7 @@ async def test_without_rotation_the_cap_ends_the_conversation(peers: PeerService
             async with rtengine.open_conversation(client, SESSION, rotate_margin=None) as conv:
                 seen = await drain(conv)
     assert isinstance(seen[-1], Closed)
-    assert (seen[-1].reason, seen[-1].code) == ("transport_closed", 1001)
+    assert (seen[-1].reason, seen[-1].code) == ("session_expired", 1001)
     assert len(server.record.directs()) == 1
 
 
