@@ -28,8 +28,9 @@ def _options(
     capacities: Capacities | None,
     media: Media | None,
     hangup: bool,
+    accept_call_id: str | None = None,
 ) -> StartOptions:
-    return StartOptions(offer_sdp, sideband, raw_sdp, capacities or Capacities(), media, hangup)
+    return StartOptions(offer_sdp, sideband, raw_sdp, capacities or Capacities(), media, hangup, accept_call_id)
 
 
 async def start_conversation(
@@ -43,13 +44,15 @@ async def start_conversation(
     capacities: Capacities | None = None,
     media: Media | None = None,
     hangup: bool = True,
+    accept_call_id: str | None = None,
 ) -> Conversation:
     """Start a conversation whose task lives in ``nursery``; return once it runs (see :func:`open_conversation`).
 
     Cancelling ``nursery`` (or any scope around it) ends the conversation as :meth:`Conversation.close` does:
     ``Closed("requested")``, ``active`` False, sends raise.
     """
-    return await start(client, session, nursery, _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup))
+    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, accept_call_id)
+    return await start(client, session, nursery, options)
 
 
 class _ConversationBlock:
@@ -144,6 +147,7 @@ def open_conversation(
     capacities: Capacities | None = None,
     media: Media | None = None,
     hangup: bool = True,
+    accept_call_id: str | None = None,
 ) -> _ConversationBlock:
     """Run one realtime conversation for the duration of an ``async with`` block.
 
@@ -153,7 +157,11 @@ def open_conversation(
     first, the pre-#20715 behaviour). ``raw_sdp=True`` posts the offer alone (``application/sdp``). With
     ``media=rtengine.webrtc.Media(engine, …)``: rtengine is the media peer — it creates the offer, and after the
     block starts it applies the answer, connects and carries audio both ways (``conv.media``).
-    A WebRTC call is hung up when the conversation ends, for any reason, unless ``hangup=False`` (an app that
+    With ``accept_call_id``: an incoming SIP call (the ``call_id`` of a verified ``realtime.call.incoming`` webhook,
+    see :mod:`rtengine.webhooks`) is accepted with ``session`` inline, and the block starts as soon as the accept is
+    answered (``conv.transport == "sip"``, ``conv.call_id``); the sideband joins in the background; ``conv.refer()``
+    transfers the call; DTMF keypresses arrive as ``DtmfReceived`` events.
+    A WebRTC or SIP call is hung up when the conversation ends, for any reason, unless ``hangup=False`` (an app that
     hands the call on).
 
     Raises, before the block: :class:`~rtengine.ConfigError` (no API key, bad arguments),
@@ -164,5 +172,5 @@ def open_conversation(
     the close handshake intact. The block's own exception comes out exactly as raised.
     A bug in rtengine's tasks delivers ``Error("internal_error")`` and ``Closed("error")``, then raises.
     """
-    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup)
+    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, accept_call_id)
     return _ConversationBlock(client, session, options)

@@ -21,6 +21,7 @@ from ..protocol._errors import ConfigError, ConversationNotRunning
 from ..protocol._lifecycle import Started
 from ..protocol._session import SessionConfig
 from ..protocol._urls import realtime_ws_url
+from ._accept import accept_call
 from ._conversation import Capacities, Conversation, Job
 from ._media import MediaCall, run_media
 from ._sideband import run_sideband, run_websocket
@@ -49,16 +50,24 @@ class StartOptions:
     capacities: Capacities = _DEFAULT_CAPACITIES
     media: Media | None = None
     hangup: bool = True
+    #: A SIP call to accept (``POST …/{id}/accept``) instead of creating a WebRTC call.
+    accept_call_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.sideband not in ("background", "inline"):
             raise ConfigError(f"sideband must be 'background' or 'inline', got {self.sideband!r}")
         if self.media is not None and self.offer_sdp is not None:
             raise ConfigError("pass either offer_sdp (someone else is the media peer) or media (rtengine is), not both")
+        if self.accept_call_id is not None:
+            if self.media is not None or self.offer_sdp is not None:
+                raise ConfigError("accept_call_id (a SIP call) takes no offer_sdp or media: the caller is the peer")
+            if self.sideband != "background":
+                raise ConfigError("accept_call_id joins the sideband in the background (sideband='background')")
 
     @property
     def webrtc(self) -> bool:
-        return self.offer_sdp is not None or self.media is not None
+        """A call (WebRTC, or SIP to accept) whose sideband the engine joins."""
+        return self.offer_sdp is not None or self.media is not None or self.accept_call_id is not None
 
 
 _DEFAULT: Final = StartOptions()
@@ -74,11 +83,14 @@ class CreatedCall:
 
 
 async def create_call(endpoint: Endpoint, session: SessionConfig, options: StartOptions) -> CreatedCall:
-    """The inline step of a WebRTC conversation: the offer (when rtengine is the media peer), then the POST.
+    """The inline step of a WebRTC conversation: the offer (when rtengine is the media peer), then the POST (for a
+    SIP call: the accept, :func:`~rtengine.engine._accept.accept_call`).
 
     Raises the call-creation errors; a peer made here is closed on any failure. Cancellation: the request is
     abandoned (a call created meanwhile is hung up by the call seam), the peer closed.
     """
+    if options.accept_call_id is not None:
+        return CreatedCall(await accept_call(endpoint, session, options))
     started_at = trio.current_time()
     log.info("starting realtime conversation; creating realtime call transport=webrtc")
     headers = endpoint.auth_headers()
@@ -163,7 +175,7 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
         else:
             jobs.append(sideband)
             nursery.start_soon(conv._run, jobs)
-            conv._outlet.put_now(Started("webrtc", conv.call_id))
+            conv._outlet.put_now(Started(conv.transport, conv.call_id))
             log.info("spawned realtime sideband task; realtime conversation started call_id=%s", conv.call_id)
     except RuntimeError as exc:  # trio: the nursery is closed to new arrivals
         await _refused(conv, exc)
