@@ -9,10 +9,13 @@ import pytest
 import trio
 import trio.testing
 from engine_fakes import FakeCalls, FakeEndpoint, FakeSocket, FakeSockets
-from engine_helpers import drain, ends
+from engine_helpers import client_for, drain, ends, serving
+from sip_helpers import SECRET, receiving, wait_for_call
 
 import rtengine
-from rtengine.events import Closed, Error, SessionUpdated, Started
+from rtengine.adapters._peer import PeerService
+from rtengine.events import Closed, DtmfReceived, Error, SessionUpdated, Started
+from rtengine.server import Faults, SipScript
 
 SESSION = rtengine.SessionConfig(instructions="You answer the phone.")
 CALL = "rtc_u1_9c6574da8b8a41a18da9308f4ad974ce"
@@ -122,3 +125,33 @@ async def test_a_cancelled_accept_hangs_the_call_up(autojump_clock: trio.abc.Clo
         async with _open(endpoint, accept_call_id=CALL):
             pytest.fail("the accept was still running")
     assert endpoint.calls.hangups == [CALL]
+
+
+async def test_accept_answers_before_a_delayed_sideband_against_the_local_server(peers: PeerService) -> None:
+    script = SipScript(calls=0, speech_ms=0, dtmf="7", dtmf_delay=0.0)
+    faults = Faults(sideband_accept_delay=0.8)
+    async with (
+        serving(peers, webhook_secret=SECRET, sip=script, faults=faults) as server,
+        client_for(server) as client,
+        receiving() as hook,
+        trio.open_nursery() as nursery,
+    ):
+        with trio.fail_after(15):
+            nursery.start_soon(server.sip.place_call, hook.url)
+            placed = await wait_for_call(hook)
+            start = trio.current_time()
+            async with rtengine.open_conversation(client, SESSION, accept_call_id=placed) as conv:
+                answered = trio.current_time() - start
+                assert server.sip.calls[placed].state == "accepted"
+                await conv.send_text("queued before the join")
+                events = [await conv.events.receive()]
+                while not isinstance(events[-1], DtmfReceived):
+                    events.append(await conv.events.receive())
+                joined = conv.timeline["sideband_joined"]
+        frames = server.record.sidebands()[-1].types_in()
+    assert answered < 0.5 <= 0.8 <= joined + 0.05
+    assert events[0] == Started("sip", placed)
+    assert isinstance(events[-1], DtmfReceived)
+    assert events[-1].key == "7"
+    assert frames[:2] == ["session.update", "conversation.item.create"]
+    assert server.sip.calls[placed].end_reason == "BYE (app hung up)"
