@@ -14,8 +14,10 @@ prints the timeline (see :func:`run_phone_demo`).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,8 +28,9 @@ import trio
 from .. import Conversation, RealtimeClient, RealtimeError, SessionConfig, open_conversation, webhooks
 from .. import events as ev
 from ..adapters import HttpRequest, Limits, serve_connection
+from ..server import ServerOptions, SipScript, open_local_server
 
-__all__ = ["PHONE_INSTRUCTIONS", "WEBHOOK_PATH", "AnsweredCall", "PhoneApp", "open_phone_app"]
+__all__ = ["PHONE_INSTRUCTIONS", "WEBHOOK_PATH", "AnsweredCall", "PhoneApp", "open_phone_app", "run_phone_demo"]
 
 log = logging.getLogger("rtengine.apps.phone")
 
@@ -114,6 +117,15 @@ class PhoneApp:
         self._nursery.start_soon(self._answer, call)
         return 200, _JSON, b"{}"
 
+    def _joined(self, call: AnsweredCall, conv: Conversation) -> None:
+        """``sideband_joined``, at the time the conversation's own timeline saw the join (it ran in the background)."""
+        timeline, accepted = conv.timeline, dict(call.timeline).get("accepted")
+        if accepted is None or "sideband_joined" not in timeline or "answer" not in timeline:
+            return
+        call.timeline.append(("sideband_joined", accepted + timeline["sideband_joined"] - timeline["answer"]))
+        if self._on_phase is not None:
+            self._on_phase(call, "sideband_joined")
+
     def _phase(self, call: AnsweredCall, phase: str) -> None:
         call.mark(phase)
         log.info("call %s: %s", call.call_id, phase)
@@ -135,8 +147,9 @@ class PhoneApp:
         async for event in conv.events:
             match event:
                 case ev.Started():
-                    self._phase(call, "sideband_joined")
+                    self._phase(call, "started")
                 case ev.SessionUpdated() if "session_updated" not in call.phases():
+                    self._joined(call, conv)
                     self._phase(call, "session_updated")
                 case ev.OutputTranscriptDone(transcript=text):
                     call.transcript.append(text)
@@ -167,3 +180,31 @@ async def open_phone_app(client: RealtimeClient, secret: str, **options: object)
             yield app
         finally:
             nursery.cancel_scope.cancel()
+
+
+async def run_phone_demo(*, seconds: float = 30.0, out: Callable[[str], None] = print) -> AnsweredCall | None:
+    """``rtengine phone``: the embedded local server rings a :class:`PhoneApp` once (a simulated caller who speaks,
+    then presses 5 and #); the app answers, transfers on 5, and each phase is printed as it happens. Returns the
+    call (``None`` when it never reached the app). Bounded by ``seconds``."""
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    key = "sk-local-phone"
+
+    def printed(call: AnsweredCall, phase: str) -> None:
+        out(f"{call.timeline[-1][1] * 1000:8.1f} ms  {phase}")
+
+    options = ServerOptions(api_key=key, webhook_secret=secret, sip=SipScript(calls=0, dtmf_delay=0.5))
+    with trio.move_on_after(seconds):
+        async with (
+            open_local_server(options) as server,
+            RealtimeClient(server.base_url, api_key=key) as client,
+            open_phone_app(client, secret, on_phase=printed) as app,
+        ):
+            out(f"local server {server.base_url}; phone app {app.webhook_url}")
+            placed = await server.sip.place_call(app.webhook_url)
+            await placed.ended.wait()
+            if app.calls:
+                await app.calls[0].done.wait()
+            out(f"call {placed.call_id} ended: {placed.end_reason}")
+            return app.calls[0] if app.calls else None
+    out(f"rtengine phone: gave up after {seconds:g} s")
+    return None

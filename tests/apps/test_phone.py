@@ -32,8 +32,15 @@ async def test_the_phone_app_answers_and_transfers_on_dtmf(peers: PeerService) -
     assert call.call_id == sip.call_id
     assert call.caller == FAST.from_uri
     phases = call.phases()
-    assert phases[:3] == ["webhook_received", "accepted", "sideband_joined"]
-    for phase in ("session_updated", "first_response", "dtmf 5", "dtmf #", "refer sip:front-desk@shop.example"):
+    assert phases[:3] == ["webhook_received", "accepted", "started"]
+    for phase in (
+        "sideband_joined",
+        "session_updated",
+        "first_response",
+        "dtmf 5",
+        "dtmf #",
+        "refer sip:front-desk@shop.example",
+    ):
         assert phase in phases, phases
     assert phases.index("first_response") < phases.index("dtmf 5") < phases.index("refer sip:front-desk@shop.example")
     assert phases[-1].startswith("closed")
