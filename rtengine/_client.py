@@ -257,8 +257,16 @@ class _Calls:
         finally:
             limiter.release()
 
-    async def accept(self, call_id: str, session: SessionConfig, headers: Mapping[str, str] | None = None) -> None:
-        """Accept an incoming SIP call with ``session`` (``POST …/{call_id}/accept``, the session as JSON)."""
+    async def accept(
+        self,
+        call_id: str,
+        session: SessionConfig,
+        headers: Mapping[str, str] | None = None,
+        *,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        """Accept an incoming SIP call with ``session`` (``POST …/{call_id}/accept``, the session as JSON).
+        ``on_sent`` runs at most once, when the request body is on the wire."""
         body = self._client.session_json(session).encode("utf-8")
         limiter = self._limiter
         try:
@@ -266,7 +274,7 @@ class _Calls:
         except trio.WouldBlock:
             await limiter.acquire()
         try:
-            await self._control.send("accept", call_id, body, self._headers(headers))
+            await self._control.send("accept", call_id, body, self._headers(headers), on_sent=on_sent)
         finally:
             limiter.release()
 

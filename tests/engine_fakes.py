@@ -125,7 +125,16 @@ class FakeCalls:
         await trio.lowlevel.checkpoint()
         self.hangups.append(call_id)
 
-    async def accept(self, call_id: str, session: SessionConfig, headers: Mapping[str, str]) -> None:
+    async def accept(
+        self,
+        call_id: str,
+        session: SessionConfig,
+        headers: Mapping[str, str],
+        *,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        if on_sent is not None:
+            on_sent()
         await trio.sleep(self.delay)
         self.accepted.append(call_id)
 

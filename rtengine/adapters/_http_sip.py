@@ -11,7 +11,7 @@ connection could not be made (nothing was sent).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 import trio
@@ -38,8 +38,18 @@ class HttpCallControl:
     def __repr__(self) -> str:
         return f"<HttpCallControl {self._calls.calls_url}>"
 
-    async def send(self, action: ControlAction, call_id: str, body: bytes, headers: Mapping[str, str]) -> None:
-        """One control request (``body`` is the JSON body); the id is validated before it enters the URL."""
+    async def send(
+        self,
+        action: ControlAction,
+        call_id: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        """One control request (``body`` is the JSON body); the id is validated before it enters the URL.
+        ``on_sent`` runs at most once, when an attempt's body is on the wire (the engine builds the conversation
+        while the accept is in flight)."""
         calls = self._calls
         url = control_url(calls.calls_url, call_id, action)
         request_headers = {**headers, "content-type": _JSON}
@@ -49,7 +59,8 @@ class HttpCallControl:
             attempt = 0
             while True:
                 try:
-                    await self._post(action, url, body, request_headers)
+                    await self._post(action, url, body, request_headers, on_sent)
+                    on_sent = None
                     return
                 except CallNotFound:
                     if attempt and action in RETRIED:
@@ -57,17 +68,25 @@ class HttpCallControl:
                     raise
                 except (CallRejected, ConnectFailed) as exc:
                     error = exc
+                    on_sent = None if isinstance(exc, CallRejected) else on_sent
                     if action not in RETRIED and not _nothing_sent(exc):
                         raise
                 attempt += 1
                 await trio.sleep(calls._next_delay(error, attempt, deadline, word))
         raise ConnectFailed(f"{word} timed out after {calls.timeout:g} s")
 
-    async def _post(self, action: ControlAction, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+    async def _post(
+        self,
+        action: ControlAction,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
         client = self._calls._http()
         with _translate(f"realtime call {action} failed"):
             request = client.build_request("POST", url, content=body, headers=headers)
-            request.stream = _BodyStream(body)
+            request.stream = _BodyStream(body, on_sent)
             response = await client.send(request, stream=True)
             try:
                 content, truncated = await _read_capped(response, self._calls.max_error_bytes)

@@ -135,6 +135,7 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     sip.add_argument("--sip-webhook", metavar="URL", help="ring this webhook URL with realtime.call.incoming")
     sip.add_argument("--webhook-secret", metavar="whsec_...", help="sign the webhooks with this secret")
     sip.add_argument("--sip-calls", type=int, default=1, metavar="N", help="calls placed one after the other")
+    sip.add_argument("--sip-interval", type=float, default=0.0, metavar="SECONDS", help="pause between those calls")
 
 
 def _server_options(args: argparse.Namespace) -> ServerOptions:
@@ -184,7 +185,7 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         max_connections=args.max_connections,
         sip_webhook=args.sip_webhook,
         webhook_secret=_webhook_secret(args.webhook_secret),
-        sip=SipScript(calls=args.sip_calls),
+        sip=SipScript(calls=args.sip_calls, interval=args.sip_interval),
     )
 
 

@@ -41,9 +41,16 @@ async def accept_call(endpoint: Endpoint, session: SessionConfig, options: Start
     headers = endpoint.auth_headers()
     started_at = trio.current_time()
     log.info("starting realtime conversation; accepting SIP call transport=sip call_id=%s", call_id)
-    conv = Conversation(endpoint, session, transport="sip", capacities=options.capacities, started_at=started_at)
+    built: list[Conversation] = []
+
+    def build() -> None:  # while the accept is in flight: off the answer path
+        if not built:
+            built.append(
+                Conversation(endpoint, session, transport="sip", capacities=options.capacities, started_at=started_at)
+            )
+
     try:
-        await endpoint.calls.accept(call_id, session, headers)
+        await endpoint.calls.accept(call_id, session, headers, on_sent=build)
     except trio.Cancelled:
         if options.hangup:
             with trio.CancelScope(shield=True), trio.move_on_after(endpoint.close_timeout + 1.0):
@@ -52,6 +59,8 @@ async def accept_call(endpoint: Endpoint, session: SessionConfig, options: Start
                 except RealtimeError as exc:
                     log.warning("could not hang up SIP call %s after its accept was cancelled: %s", call_id, exc)
         raise
+    build()  # a call seam that never reported the body sent
+    conv = built[0]
     conv.call_id = call_id
     conv.hangup = options.hangup
     timeline = conv._timeline

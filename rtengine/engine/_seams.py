@@ -35,9 +35,17 @@ class CallService(Protocol):
         """
         ...
 
-    async def accept(self, call_id: str, session: SessionConfig, headers: Mapping[str, str]) -> None:
-        """Accept an incoming SIP call with ``session``. Raises :class:`~rtengine.CallError` (404
-        ``call_id_not_found`` included), :class:`~rtengine.InvalidCallId` or :class:`~rtengine.ConnectFailed`."""
+    async def accept(
+        self,
+        call_id: str,
+        session: SessionConfig,
+        headers: Mapping[str, str],
+        *,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        """Accept an incoming SIP call with ``session`` (``on_sent`` as in :meth:`create`). Raises
+        :class:`~rtengine.CallError` (404 ``call_id_not_found`` included), :class:`~rtengine.InvalidCallId` or
+        :class:`~rtengine.ConnectFailed`."""
         ...
 
     async def refer(self, call_id: str, target_uri: str, headers: Mapping[str, str]) -> None:

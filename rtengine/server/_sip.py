@@ -151,6 +151,7 @@ class SipPhone:
                 for _ in range(self._options.sip.calls if self._options.sip_webhook else 0):
                     placed = await self.place_call()
                     await placed.ended.wait()
+                    await trio.sleep(self._options.sip.interval)
                 await trio.sleep_forever()
             finally:
                 self._http = None

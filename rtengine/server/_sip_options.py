@@ -12,8 +12,8 @@ __all__ = ["SipScript"]
 class SipScript:
     """The simulated incoming calls (used when ``ServerOptions.sip_webhook`` is set).
 
-    * ``calls`` — calls placed when the server starts, one after the other (each once the previous ended);
-      more with ``server.sip.place_call()``.
+    * ``calls`` / ``interval`` — calls placed when the server starts, one after the other (each ``interval``
+      seconds after the previous ended); more with ``server.sip.place_call()``.
     * ``ring_seconds`` — how long a call waits for an accept or reject after its webhook was delivered
       (then it ends as ``no_answer``).
     * ``webhook_timeout`` / ``webhook_retries`` / ``webhook_backoff`` — like the API, a delivery the app answers
@@ -30,6 +30,7 @@ class SipScript:
     """
 
     calls: int = 1
+    interval: float = 0.0
     ring_seconds: float = 30.0
     webhook_timeout: float = 5.0
     webhook_retries: int = 3
@@ -50,7 +51,7 @@ class SipScript:
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number of seconds")
-        for name in ("webhook_backoff", "dtmf_delay", "dtmf_interval"):
+        for name in ("interval", "webhook_backoff", "dtmf_delay", "dtmf_interval"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.caller_hangup_after is not None and not self.caller_hangup_after >= 0:
