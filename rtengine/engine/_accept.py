@@ -33,8 +33,8 @@ async def accept_call(endpoint: Endpoint, session: SessionConfig, options: Start
 
     Raises what the accept raises (:class:`~rtengine.InvalidCallId` before any request,
     :class:`~rtengine.CallNotFound`, :class:`~rtengine.CallRejected`, :class:`~rtengine.ConnectFailed`).
-    Cancellation: the accept may have gone through, so the call is hung up (shielded, bounded, unless
-    ``hangup=False``) before ``Cancelled`` propagates.
+    Cancellation: once the accept's body is out it may have gone through, so the call is hung up (shielded,
+    bounded, unless ``hangup=False``) before ``Cancelled`` propagates; before that, nothing is sent.
     """
     assert options.accept_call_id is not None
     call_id = validate_call_id(options.accept_call_id)
@@ -52,7 +52,7 @@ async def accept_call(endpoint: Endpoint, session: SessionConfig, options: Start
     try:
         await endpoint.calls.accept(call_id, session, headers, on_sent=build)
     except trio.Cancelled:
-        if options.hangup:
+        if options.hangup and built:  # the body went out: the accept may have taken effect
             with trio.CancelScope(shield=True), trio.move_on_after(endpoint.close_timeout + 1.0):
                 try:
                     await endpoint.calls.hangup(call_id, headers)

@@ -42,6 +42,7 @@ from ..protocol._session import DEFAULT_MODEL
 from ..protocol._sip import validate_target_uri
 from ..protocol._webhooks import incoming_call_payload
 from ._calls import CALL_NOT_FOUND, Call, CallManager, stamp_session
+from ._faults import CLOSE_REPLY_TIMEOUT
 from ._guard import guarded
 from ._http import CALLS_PATH, HttpError, Reply, _session_part
 from ._ids import _token, session_id_of_call
@@ -284,13 +285,22 @@ class SipPhone:
     # --- a live call -----------------------------------------------------------------------------------------
 
     async def _run(self, sip: SipCall, call: Call) -> None:
-        """The accepted call, until it ends: its conversation, and the caller's part."""
+        """The accepted call, until it ends (hang-up, refer, the caller, the session cap): its conversation, and the
+        caller's part."""
+        expired = False
         try:
             with call.scope:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(call.conversation.run)
                     nursery.start_soon(self._caller, sip, call)
-                    await trio.sleep_forever()
+                    with trio.move_on_at(call.created + self._options.session_max_seconds):
+                        await trio.sleep_forever()
+                    # The session cap: every sideband gets 1001 "Your session hit the maximum duration …" first.
+                    await call.conversation.views.expire(self._options.session_cap_message, CLOSE_REPLY_TIMEOUT)
+                    expired = True
+                    nursery.cancel_scope.cancel()
+            if expired:
+                await self._calls.end(sip.call_id, "session_expired")
         finally:
             reasons = {"hangup": "BYE (app hung up)", "caller_hangup": "BYE (caller hung up)"}
             sip.end("ended", reasons.get(call.record.end or "", f"BYE ({call.record.end})"))

@@ -135,3 +135,22 @@ async def test_the_caller_hangs_up_mid_turn(peers: PeerService) -> None:
     assert ResponseCreated in kinds  # the caller spoke, a response began ...
     assert ResponseDone not in kinds  # ... and the caller hung up before it ended
     assert not any(isinstance(e, DtmfReceived) for e in events)
+
+
+async def test_the_session_cap_ends_an_accepted_call(peers: PeerService) -> None:
+    async with (
+        serving(peers, webhook_secret=SECRET, sip=QUIET, session_max_seconds=0.6) as server,
+        client_for(server) as client,
+        receiving() as hook,
+        trio.open_nursery() as nursery,
+    ):
+        with trio.fail_after(15):
+            nursery.start_soon(server.sip.place_call, hook.url)
+            call_id = await wait_for_call(hook)
+            async with rtengine.open_conversation(client, SESSION, accept_call_id=call_id) as conv:
+                events = await drain(conv)
+            sip = server.sip.calls[call_id]
+    assert isinstance(events[-1], Closed)
+    assert events[-1].code == 1001
+    assert sip.end_reason == "BYE (session_expired)"
+    assert server.open_calls == []
