@@ -25,6 +25,7 @@ from .protocol._calls import CallAnswer, CallBody
 from .protocol._errors import ConfigError
 from .protocol._headers import bearer, merge_request_headers
 from .protocol._reattach import DEFAULT_REJOIN_ATTEMPTS, DEFAULT_REJOIN_DEADLINE
+from .protocol._secrets import redact_url
 from .protocol._session import SessionConfig
 from .protocol._sip import refer_body, reject_body
 from .protocol._urls import calls_url, realtime_ws_url
@@ -136,7 +137,7 @@ class RealtimeClient:
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "missing"
-        return f"<RealtimeClient {self.base_url} api_key={key}>"
+        return f"<RealtimeClient {redact_url(self.base_url)} api_key={key}>"
 
     async def __aenter__(self) -> Self:
         return self

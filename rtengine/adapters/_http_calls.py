@@ -26,6 +26,7 @@ from ..protocol._calls import (
     validate_call_id,
 )
 from ..protocol._errors import CallRejected, ConnectFailed, ConnectionLost, RealtimeError
+from ..protocol._secrets import Scrubber, redact_url
 from ..protocol._util import describe_exception
 from ._http_exchange import _BodyStream, _Progress, _read_capped
 
@@ -47,6 +48,10 @@ DEFAULT_ANSWER_GRACE: Final = 10.0
 DEFAULT_HANGUP_TIMEOUT: Final = 5.0
 
 
+#: Credential-shaped strings and URL secrets out of the text of HTTP library errors.
+_SCRUB: Final = Scrubber()
+
+
 @contextmanager
 def _translate(what: str) -> Iterator[None]:
     """The one place where httpx exceptions become rtengine errors."""
@@ -57,7 +62,7 @@ def _translate(what: str) -> Iterator[None]:
     except httpx.TimeoutException as exc:
         raise ConnectFailed(f"{what}: timed out ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
-        raise ConnectFailed(f"{what}: {describe_exception(exc)}") from exc
+        raise ConnectFailed(_SCRUB(f"{what}: {describe_exception(exc)}")) from exc
 
 
 class HttpCalls:
@@ -105,7 +110,7 @@ class HttpCalls:
         self.hangup_timeout = hangup_timeout
 
     def __repr__(self) -> str:
-        return f"<HttpCalls {self.calls_url} retries={self.retries} timeout={self.timeout:g}>"
+        return f"<HttpCalls {redact_url(self.calls_url)} retries={self.retries} timeout={self.timeout:g}>"
 
     # -- create ---------------------------------------------------------------------------------------------
 
@@ -220,8 +225,9 @@ class HttpCalls:
                 content, truncated = await _read_capped(response, self.max_answer_bytes if ok else self.max_error_bytes)
             finally:
                 await response.aclose()
+        scrub = None if ok else Scrubber.of(headers, (self.calls_url,))  # the key a server may echo in its error
         return interpret_call_response(
-            response.status_code, response.headers, content, truncated=truncated, now=time.time()
+            response.status_code, response.headers, content, truncated=truncated, now=time.time(), scrub=scrub
         )
 
     async def _hangup_quietly(self, call_id: str, headers: Mapping[str, str]) -> None:
@@ -269,4 +275,6 @@ class HttpCalls:
                 content, truncated = await _read_capped(response, self.max_error_bytes)
             finally:
                 await response.aclose()
-        interpret_hangup_response(response.status_code, response.headers, content, truncated=truncated, now=time.time())
+        scrub = Scrubber.of(headers, (url,))
+        status, answer = response.status_code, response.headers
+        interpret_hangup_response(status, answer, content, truncated=truncated, now=time.time(), scrub=scrub)

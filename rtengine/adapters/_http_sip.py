@@ -17,6 +17,7 @@ import httpx
 import trio
 
 from ..protocol._errors import CallNotFound, CallRejected, ConnectFailed
+from ..protocol._secrets import Scrubber, redact_url
 from ..protocol._sip import RETRIED, ControlAction, control_url, interpret_control_response
 from ._http_calls import HttpCalls, _translate
 from ._http_exchange import _BodyStream, _read_capped
@@ -36,7 +37,7 @@ class HttpCallControl:
         self._calls = calls
 
     def __repr__(self) -> str:
-        return f"<HttpCallControl {self._calls.calls_url}>"
+        return f"<HttpCallControl {redact_url(self._calls.calls_url)}>"
 
     async def send(
         self,
@@ -92,9 +93,9 @@ class HttpCallControl:
                 content, truncated = await _read_capped(response, self._calls.max_error_bytes)
             finally:
                 await response.aclose()
-        interpret_control_response(
-            action, response.status_code, response.headers, content, truncated=truncated, now=time.time()
-        )
+        scrub = Scrubber.of(headers, (url,))  # the key a server may echo in its error
+        status, answer = response.status_code, response.headers
+        interpret_control_response(action, status, answer, content, truncated=truncated, now=time.time(), scrub=scrub)
 
 
 def _nothing_sent(error: CallRejected | ConnectFailed) -> bool:

@@ -54,6 +54,7 @@ from typing import Final
 import trio
 
 from ..protocol._errors import ConfigError
+from ..protocol._secrets import Scrubber
 from ._ws_opening import _REJECT_BODY_CAP as _REJECT_BODY_CAP
 from ._ws_opening import _REJECT_TEXT_CAP as _REJECT_TEXT_CAP
 from ._ws_opening import SslContextSource as SslContextSource
@@ -159,6 +160,7 @@ class WebSocketOpener:
             close_timeout=self.close_timeout,
             max_message_size=self.max_message_size,
             receive_size=self.receive_size,
+            scrub=Scrubber.of(headers, (url,)),
         )
 
 

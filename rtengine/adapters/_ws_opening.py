@@ -19,6 +19,7 @@ import wsproto.events as wse
 import wsproto.utilities
 
 from ..protocol._errors import ConfigError, ConnectFailed, ConnectionLost, RealtimeError
+from ..protocol._secrets import Scrubber, redact_url
 from ..protocol._util import describe_exception, sole_leaf
 
 #: ``open_stream(host, port)``: how a websocket gets its byte stream (default ``trio.open_tcp_stream``).
@@ -29,6 +30,8 @@ SslContextSource = Callable[[], ssl.SSLContext] | ssl.SSLContext | None
 #: Largest body of a rejected upgrade that is read, and the characters of it that are kept.
 _REJECT_BODY_CAP: Final = 64 * 1024
 _REJECT_TEXT_CAP: Final = 2000
+#: A scrubber that knows no configured secret: credential-shaped strings and URL secrets only.
+SHAPES_ONLY: Final = Scrubber()
 
 
 @contextmanager
@@ -44,8 +47,8 @@ def _translate(what: str, error: type[ConnectFailed] | type[ConnectionLost]) -> 
         raise
     except trio.TooSlowError as exc:
         raise error(f"{what}: timed out") from exc
-    except (wsproto.utilities.ProtocolError, h11.ProtocolError) as exc:
-        raise error(f"{what}: invalid handshake answer: {exc}") from exc
+    except (wsproto.utilities.ProtocolError, h11.ProtocolError) as exc:  # may quote what the server sent
+        raise error(SHAPES_ONLY(f"{what}: invalid handshake answer: {exc}")) from exc
     except Exception as exc:  # OSError, ssl.SSLError, trio.BrokenResourceError/ClosedResourceError, anything else
         detail = describe_exception(exc)
         if isinstance(exc.__cause__, BaseExceptionGroup) and (leaf := sole_leaf(exc.__cause__)) is not None:
@@ -58,8 +61,8 @@ def _fail(what: str, message: str) -> NoReturn:
     raise ConnectFailed(f"{what}: {message}")
 
 
-def _rejected(what: str, status: int, body: bytes) -> ConnectFailed:
-    text = body.decode("utf-8", "replace")[:_REJECT_TEXT_CAP]
+def _rejected(what: str, status: int, body: bytes, scrub: Scrubber = SHAPES_ONLY) -> ConnectFailed:
+    text = scrub(body.decode("utf-8", "replace"))[:_REJECT_TEXT_CAP]  # scrubbed whole, then cut
     return ConnectFailed(
         f"{what}: handshake rejected with HTTP {status}: {text}".rstrip(": "), status=status, body=text
     )
@@ -82,12 +85,12 @@ def _endpoint(url: str) -> tuple[bool, str, int, str, str]:
 
 
 def _public(url: str) -> str:
-    """``url`` without its query string and fragment (they may carry secrets)."""
+    """``url`` without its query string and fragment (they may carry secrets), nor a userinfo password."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<invalid url>"
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return redact_url(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))
 
 
 async def open_connection(
@@ -108,7 +111,7 @@ async def open_connection(
     """
     secure, host, port, target, host_header = _endpoint(url)
     extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    what = f"failed to connect realtime websocket {url}"
+    what = f"failed to connect realtime websocket {redact_url(url)}"
     stream: trio.abc.Stream | None = None
     try:
         with _translate(what, ConnectFailed), trio.fail_after(connect_timeout):
@@ -118,7 +121,7 @@ async def open_connection(
                 await stream.do_handshake()
             ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
             await stream.send_all(ws.send(wse.Request(host=host_header, target=target, extra_headers=extra)))
-            await _upgrade(stream, ws, what, receive_size)
+            await _upgrade(stream, ws, what, receive_size, Scrubber.of(headers, (url,)))
     except BaseException:
         if stream is not None:
             with trio.CancelScope(shield=True):
@@ -127,8 +130,11 @@ async def open_connection(
     return stream, ws
 
 
-async def _upgrade(stream: trio.abc.Stream, ws: wsproto.WSConnection, what: str, receive_size: int) -> None:
-    """Read the answer to the upgrade request: return on 101, raise :class:`ConnectFailed` otherwise."""
+async def _upgrade(
+    stream: trio.abc.Stream, ws: wsproto.WSConnection, what: str, receive_size: int, scrub: Scrubber
+) -> None:
+    """Read the answer to the upgrade request: return on 101, raise :class:`ConnectFailed` otherwise (its text
+    scrubbed of the request's secrets: a server may echo them)."""
     status: int | None = None
     body = bytearray()
     while True:
@@ -138,14 +144,14 @@ async def _upgrade(stream: trio.abc.Stream, ws: wsproto.WSConnection, what: str,
             if isinstance(event, wse.RejectConnection):
                 status = event.status_code
                 if not event.has_body:
-                    raise _rejected(what, status, b"")
+                    raise _rejected(what, status, b"", scrub)
             elif isinstance(event, wse.RejectData) and status is not None:
                 body += event.data[: _REJECT_BODY_CAP - len(body)]
                 if event.body_finished or len(body) >= _REJECT_BODY_CAP:
-                    raise _rejected(what, status, bytes(body))
+                    raise _rejected(what, status, bytes(body), scrub)
         data = await stream.receive_some(receive_size)
         if not data:
             if status is not None:
-                raise _rejected(what, status, bytes(body))
+                raise _rejected(what, status, bytes(body), scrub)
             _fail(what, "the server closed the connection before answering the websocket upgrade")
         ws.receive_data(bytes(data))

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Final
 
 import trio
@@ -15,7 +16,7 @@ from wsproto.connection import ConnectionState
 from ..protocol._errors import ConnectionLost
 from ..protocol._lifecycle import SocketEnd
 from ..protocol._util import describe_exception
-from ._ws_opening import _public, _translate
+from ._ws_opening import SHAPES_ONLY, _public, _translate
 
 log = logging.getLogger("rtengine.websocket")
 
@@ -48,7 +49,10 @@ class RealtimeSocket:
         close_timeout: float,
         max_message_size: int,
         receive_size: int,
+        scrub: Callable[[str], str] = SHAPES_ONLY,
     ) -> None:
+        #: Removes secrets from the server's close reasons (they reach events and logs).
+        self.scrub = scrub
         self._stream = stream
         self._ws = ws
         self.url = url
@@ -210,6 +214,7 @@ class RealtimeSocket:
 
     async def _on_close(self, event: wse.CloseConnection) -> None:
         code = int(event.code)
+        event = wse.CloseConnection(code=event.code, reason=self.scrub(event.reason) if event.reason else event.reason)
         if not self._genuine_close():
             # wsproto could not parse what the server sent: fail the connection with wsproto's code (1002 for a
             # protocol error, 1007 for invalid UTF-8).

@@ -17,6 +17,7 @@ from typing import Final, TypeVarTuple
 import trio
 
 from .. import RealtimeClient, RealtimeError, SessionConfig
+from ..protocol import redact_url
 from ..server import INJECTIONS, Faults, ServerOptions, SipScript, ToolScript, check_injection, open_local_server
 from ..webhooks import WebhookSigner
 from ._demo import DemoOptions, tls_context
@@ -92,6 +93,26 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--oversized-bytes", type=int, default=2 * 1024 * 1024, help="size of the oversized frame")
     faults.add_argument("--retry-after", type=float, help="Retry-After seconds on injected call rejections")
     faults.add_argument("--media-unreachable", action="store_true", help="answer calls but never complete ICE")
+    faults.add_argument(
+        "--drop-sideband",
+        choices=("reset", "eof", "1011"),
+        help="lose a call's sideband abnormally while the call lives on (a client may join the same call_id again): "
+        "reset (TCP reset), eof (EOF without a close frame) or 1011 (CLOSE 1011, server error)",
+    )
+    faults.add_argument(
+        "--drop-sideband-after",
+        type=_positive_count,
+        default=1,
+        metavar="N",
+        help="with --drop-sideband: drop once N server events were sent on that sideband (default: 1)",
+    )
+    faults.add_argument(
+        "--drop-sideband-times",
+        type=_positive_count,
+        default=1,
+        metavar="K",
+        help="with --drop-sideband: drop the first K sidebands of each call; later joins stay (default: 1)",
+    )
     parser.add_argument(
         "--session-max-seconds",
         type=_positive_seconds,
@@ -157,6 +178,9 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         oversized_bytes=args.oversized_bytes,
         retry_after=args.retry_after,
         media_unreachable=args.media_unreachable,
+        drop_sideband=args.drop_sideband,
+        drop_sideband_after=args.drop_sideband_after,
+        drop_sideband_times=args.drop_sideband_times,
     )
     tls = None
     if args.certfile:
@@ -201,7 +225,8 @@ async def _serve(options: ServerOptions) -> None:
         async with open_local_server(options) as server:
             print(server.base_url, flush=True)
             if options.sip_webhook:
-                print(f"ringing {options.sip_webhook} ({options.sip.calls} simulated SIP call(s))", flush=True)
+                ringing = redact_url(options.sip_webhook)
+                print(f"ringing {ringing} ({options.sip.calls} simulated SIP call(s))", flush=True)
             async for _ in signals:
                 break
 
@@ -219,7 +244,7 @@ async def _web(host: str, port: int, base_url: str | None, ca_file: str | None) 
                 client.auth_headers()  # fail now, not on the first call, when $OPENAI_API_KEY is missing
             await stack.enter_async_context(client)
             app = await stack.enter_async_context(open_web_app(client, session, host=host, port=port))
-            print(f"rtengine web on http://{host}:{app.port}/ (provider {client.base_url})", flush=True)
+            print(f"rtengine web on http://{host}:{app.port}/ (provider {redact_url(client.base_url)})", flush=True)
             async for _ in signals:
                 break
 

@@ -34,6 +34,7 @@ from ..protocol._session import SessionConfig
 from ..protocol._util import sole_leaf
 from ._inputs import Inputs
 from ._outlet import EventStream, Outlet
+from ._scrub import endpoint_scrubber
 from ._timeline import Timeline
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ class Conversation:
                 self._stats,
                 truncate=transport == "websocket",
                 output_format=session.output_format.type if session.output_format is not None else "audio/pcm",
+                scrub=endpoint_scrubber(endpoint),
             ),
             self._inputs,
             self._outlet,

@@ -9,9 +9,16 @@ no ``Error`` after ``close()`` began, one ``Closed``).
 
 * ``SidebandLost(code, reason)`` is delivered, then the joins: the first at once, the next ones after the backoff
   sleeps, at most ``sideband_rejoin_attempts`` of them, all within ``sideband_rejoin_deadline`` seconds of the loss.
-* A join is the handshake plus ``session.update`` — always the first frame on the new socket. Then
-  ``SidebandRestored(attempts, gap_ms)``, and the loop runs on the new socket: first what the old one was about to
-  write (the :class:`Carry`), then the inputs still buffered, in order.
+* A join is the handshake plus ``session.update`` — always the first frame on the new socket. It carries only
+  what rtengine applied and the server never confirmed (usually nothing but the session ``type``), so it cannot
+  undo what another view of the call (its data channel, a second sideband) changed meanwhile; a refusal of it is a
+  non-fatal ``Error`` (:mod:`~rtengine.protocol._resync`). Then ``SidebandRestored(attempts, gap_ms)``, and the
+  loop runs on the new socket: first what the old one was about to write (the :class:`Carry`), then the inputs
+  still buffered, in order.
+* The owed response is reconciled: a ``response.create`` owed, or written (or taken) but never acknowledged by
+  ``response.created``, may have died with the socket; it goes out again in its place among the carried inputs (a
+  repeat the server refuses because that response is active adopts it: nothing is requested twice). If the
+  sideband does not come back, it is counted in ``stats.inputs_lost`` and named in the ``Error``.
 * The inputs kept buffering meanwhile (same capacities, same drop policy). Nothing is sent twice: a payload whose
   write completed is never repeated; one taken but not written goes out after the re-join, in order; one whose
   write was interrupted mid-frame (part of it may be on the wire) is not repeated either and is counted in
@@ -118,7 +125,8 @@ async def rejoin(
             joined = False
             try:
                 async with endpoint.sockets.open(url, headers) as sock:
-                    await sock.send(encode(core.brain.stamp(session_update(core.session))))
+                    update = core.brain.rejoin_update(session_update(core.session))
+                    await sock.send(encode(core.brain.stamp(update)))
                     joined = True
                     bounded.deadline = math.inf  # back: the deadline was for the re-join only
                     budget.restored = trio.current_time()
@@ -130,13 +138,16 @@ async def rejoin(
                         attempt,
                         gap_ms,
                     )
-                    carry.control.extend(core.brain.rejoined())
+                    control = core.brain.rejoined(tuple(carry.control))
+                    carry.control.clear()
+                    carry.control.extend(control)
                     await core.outlet.forward(SidebandRestored(attempt, gap_ms))
                     return await run(core, sock, carry), budget
             except ConnectFailed as exc:
                 if exc.status == 404:  # call_id_not_found: the call is over
                     log.info("realtime call ended during a sideband re-join call_id=%s", timeline.call_id)
                     await trio.lowlevel.checkpoint_if_cancelled()
+                    _abandon(core, carry)
                     core.end(Closed("call_ended", None, "the call is gone (re-join answered 404)"), None)
                     return None, budget
                 failure = exc
@@ -153,5 +164,21 @@ async def rejoin(
         why = f"{budget.used} re-join attempts failed or dropped at once"
     message = f"realtime sideband lost and not re-joined ({why}): {failure or reason}"
     await trio.lowlevel.checkpoint_if_cancelled()  # an end that began meanwhile wins (no Error after close())
+    if _abandon(core, carry):
+        message += "; a requested response was never sent"
     core.end(Closed("error"), Error(message, "sideband_lost"))
     return None, budget
+
+
+def _abandon(core: Core, carry: Carry) -> int:
+    """The sideband will not be back: a response still owed or unacknowledged is counted as lost
+    (``stats.inputs_lost``); returns how many (0 or 1)."""
+    control, lost = core.brain.rejoin_failed(tuple(carry.control))
+    carry.control.clear()
+    carry.control.extend(control)
+    if lost:
+        core.stats.inputs_lost += lost
+        log.warning(
+            "realtime sideband not re-joined call_id=%s: a requested response was never sent", core.timeline.call_id
+        )
+    return lost

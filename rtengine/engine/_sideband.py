@@ -253,7 +253,7 @@ class _Link:
         if self.carry is None or not self.stopping:  # the conversation is ending: counted, never sent
             stats.inputs_lost += 1 + len(rest)
             return
-        if partial:
+        if partial and payload.get("type") != "response.create":  # the brain reconciles creates after a re-join
             stats.inputs_interrupted += 1  # the server may or may not have it: never repeated
             log.warning("realtime sideband lost during a write; %s not repeated", payload.get("type"))
         else:

@@ -48,6 +48,8 @@ from ._payloads import response_cancel as response_cancel
 from ._payloads import response_create as response_create
 from ._payloads import session_update as session_update
 from ._payloads import user_text as user_text
+from ._secrets import Scrubber as Scrubber
+from ._secrets import redact_url as redact_url
 from ._urls import calls_url as calls_url
 from ._urls import realtime_ws_url as realtime_ws_url
 from ._urls import sideband_url as sideband_url
@@ -59,6 +61,7 @@ __all__ = [
     "Reaction",
     "RequestResponse",
     "SendText",
+    "Scrubber",
     "SendToolOutput",
     "SocketEnd",
     "socket_end",
@@ -92,6 +95,7 @@ __all__ = [
     "raw_sdp_body",
     "realtime_ws_url",
     "redact",
+    "redact_url",
     "response_cancel",
     "response_create",
     "retry_delays",

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -47,6 +47,8 @@ from ._errors import ErrorClass
 from ._g711 import FORMAT_GEOMETRY, PCM_FORMAT
 from ._lifecycle import Closed, ConversationStats, Error, SocketEnd
 from ._payloads import function_call_output, item_truncate, response_cancel, response_create, user_text
+from ._resync import SessionLedger, with_response, without_responses
+from ._secrets import Scrubber
 from ._state import ResponseSequencer, SentEvents, ToolCallDedupe, TruncationTracker
 
 __all__ = [
@@ -129,7 +131,19 @@ class Brain:
     truncation (websocket transport); ``output_format`` is the configured output audio format type;
     ``id_prefix`` starts every client ``event_id`` (default: ``rte_`` and 8 random hex digits)."""
 
-    __slots__ = ("_dedupe", "_phases", "_sent", "_sequencer", "_tracker", "_truncate", "output_format", "stats")
+    __slots__ = (
+        "_dedupe",
+        "_ledger",
+        "_phases",
+        "_retry",
+        "_sent",
+        "_sequencer",
+        "_tracker",
+        "_truncate",
+        "output_format",
+        "scrub",
+        "stats",
+    )
 
     def __init__(
         self,
@@ -138,8 +152,12 @@ class Brain:
         truncate: bool,
         output_format: str = PCM_FORMAT,
         id_prefix: str | None = None,
+        scrub: Scrubber | None = None,
     ) -> None:
         self.stats = stats
+        #: Removes secrets (the configured key, credential-shaped strings) from server text: error messages and
+        #: warnings become ``Error`` events and log lines only through it.
+        self.scrub = scrub or Scrubber()
         self._truncate = truncate
         #: The format audio deltas are in: the server-confirmed one once ``session.updated`` names it.
         self.output_format = output_format
@@ -148,9 +166,12 @@ class Brain:
         self._dedupe = ToolCallDedupe()
         self._phases: dict[str, str] = {}  # item id -> phase, for the labelled messages of the current response
         self._sent = SentEvents(f"rte_{secrets.token_hex(4)}_" if id_prefix is None else id_prefix)
+        self._ledger = SessionLedger()
+        self._retry: Payload | None = None  # the response.create repeated after the last re-join
 
     def stamp(self, payload: Payload) -> Payload:
         """Give a payload about to be written its ``event_id`` (and remember its type); returns it."""
+        self._ledger.stamped(payload)
         return self._sent.stamp(payload)
 
     # --- caller commands ---------------------------------------------------------------------------------------
@@ -177,16 +198,37 @@ class Brain:
         """A deferred ``response.create`` is still owed (it goes out when the active response ends)."""
         return self._sequencer.pending
 
-    def rejoined(self) -> tuple[Payload, ...]:
-        """A call's sideband was joined again after a loss: what to send right after its ``session.update``.
+    def rejoin_update(self, applied: Payload) -> Payload:
+        """The ``session.update`` to send first on a re-joined sideband, given rtengine's own (``applied``): only
+        what the server has not confirmed (:class:`~rtengine.protocol._resync.SessionLedger`)."""
+        return self._ledger.rejoin_update(applied)
 
-        Events sent during the gap never reached us (a ``response.done`` among them), so the response state is
-        unknown: it is reset, and a ``response.create`` still owed goes out now. Should a response still be active,
-        the server answers with its active-response error naming that create — a deferral, as always."""
-        owed = self._sequencer.pending
+    def rejoined(self, carried: Sequence[Payload] = ()) -> tuple[Payload, ...]:
+        """A call's sideband was joined again after a loss: the control payloads to send right after its
+        ``session.update`` — ``carried`` (taken from the buffers by the lost socket, not written), with the
+        response reconciled (:func:`~rtengine.protocol._resync.with_response`).
+
+        Events sent during the gap never reached us (a ``response.created`` or ``response.done`` among them), so
+        the response state is unknown: it is reset, and a ``response.create`` still owed, or handed out and never
+        acknowledged by ``response.created``, goes out now. Should a response be active, the server refuses it: a
+        deferral for an owed one (it was asked for during that response), an adoption for a repeated one."""
+        sequencer = self._sequencer
         self._sequencer = ResponseSequencer()
         self._tracker.clear()
-        return self.command(_REQUEST) if owed else ()
+        control, create = with_response(carried, sequencer.pending or sequencer.unacked)
+        if create is not None:
+            self._sequencer.request()
+        self._retry = create if not sequencer.pending else None
+        return control
+
+    def rejoin_failed(self, carried: Sequence[Payload]) -> tuple[tuple[Payload, ...], int]:
+        """A call's sideband was lost and will not be joined again: ``carried`` without its creates, and how many
+        requested responses were never delivered (0 or 1: requests coalesce)."""
+        sequencer = self._sequencer
+        rest, first = without_responses(carried)
+        lost = int(sequencer.pending or sequencer.unacked or first is not None)
+        sequencer.pending = sequencer.unacked = False
+        return rest, lost
 
     def wrote(self, payload: Payload) -> None:
         """Count a payload once it is on the wire."""
@@ -213,10 +255,10 @@ class Brain:
                 return Reaction(deliver=event)
             case ev.ProtocolWarning(kind=ev.WarningKind.BINARY_FRAME, detail=detail):
                 self.stats.binary_frames += 1
-                return Reaction(deliver=Error(detail, "unexpected_binary_frame", fatal=False))
+                return Reaction(deliver=Error(self.scrub(detail), "unexpected_binary_frame", fatal=False))
             case ev.ProtocolWarning(detail=detail):
                 self.stats.protocol_warnings += 1
-                log.warning("ignoring realtime frame: %s", detail)
+                log.warning("ignoring realtime frame: %s", self.scrub(detail))
                 return _NOTHING
             case ev.ServerErrorEvent():
                 return self._server_error(event)
@@ -245,19 +287,29 @@ class Brain:
                     return _NOTHING
                 self._tracker.clear()
             case ev.SessionUpdated(session=session):
+                self._ledger.updated()
                 self.output_format = confirmed_output_format(session) or self.output_format
                 return Reaction(deliver=event, mark="session_updated")
         return Reaction(deliver=event)
 
     def _server_error(self, event: ev.ServerErrorEvent) -> Reaction:
+        event = replace(event, message=self.scrub(event.message))  # server text: scrubbed before any use
         request_type = self._sent.lookup(event.error_event_id)
         if event.error_class is ErrorClass.DEFERRAL and request_type == "response.create":
+            if self._retry is not None and self._retry.get("event_id") == event.error_event_id:
+                self._retry = None
+                self._sequencer.adopt()
+                log.info("the response.create repeated after a re-join found a response active: adopted")
+                return _NOTHING
             self._sequencer.on_conflict()
             self.stats.responses_deferred += 1
             log.info("response.create deferred: %s", event.message)
             return _NOTHING
         request_id = event.error_event_id if request_type is not None else None
         fatal = event.error_class is ErrorClass.FATAL
+        if fatal and request_type == "session.update" and self._ledger.is_rejoin_update(event.error_event_id):
+            fatal = False  # the call is healthy; only the re-join's session.update was not applied
+            log.warning("the session.update of a sideband re-join was refused: %s", event.message)
         error = Error(event.message, event.code, fatal, request_type, request_id)
         if fatal:
             return Reaction(end=(error, Closed("error")))

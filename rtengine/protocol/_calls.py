@@ -19,6 +19,7 @@ from typing import Final
 
 from ._backoff import backoff
 from ._errors import CallNotFound, CallRejected, InvalidAnswer, InvalidCallId, InvalidLocation, InvalidSdp
+from ._secrets import Scrubber
 
 __all__ = [
     "CALL_ID_MAX_LENGTH",
@@ -40,6 +41,8 @@ __all__ = [
 CALL_ID_MAX_LENGTH: Final = 128
 _CALL_ID: Final = re.compile(r"rtc_[A-Za-z0-9_-]+")
 _ERROR_BODY_LIMIT: Final = 2000
+#: Removes secrets from server text (a :class:`~rtengine.protocol._secrets.Scrubber`).
+Scrub = Callable[[str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,15 +210,23 @@ def _rejection_message(status: int, body: str, retry_after: float | None) -> str
     return f"{head}: {body}{tail}" if body else head + tail
 
 
-def _body_text(body: bytes, truncated: bool) -> str:
-    text = body[:_ERROR_BODY_LIMIT].decode("utf-8", "replace").strip()
-    if truncated or len(body) > _ERROR_BODY_LIMIT:
-        text += " [truncated]"
+def _body_text(body: bytes, truncated: bool, scrub: Scrub | None) -> str:
+    """An error body as text: scrubbed of secrets whole (before it is cut, so no part of a secret survives the
+    cut), then cut to ``_ERROR_BODY_LIMIT`` characters."""
+    text = (scrub or Scrubber())(body.decode("utf-8", "replace")).strip()
+    if truncated or len(text) > _ERROR_BODY_LIMIT:
+        text = text[:_ERROR_BODY_LIMIT] + " [truncated]"
     return text
 
 
 def interpret_call_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, truncated: bool = False, now: float | None = None
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    truncated: bool = False,
+    now: float | None = None,
+    scrub: Scrub | None = None,
 ) -> CallAnswer:
     """Turn a call-creation response into a :class:`CallAnswer` or raise the specific error.
 
@@ -223,10 +234,11 @@ def interpret_call_response(
     looked up in lower case. A non-2xx body is never passed to the SDP check. ``truncated`` says the adapter
     stopped reading the body at its cap (``body`` is the prefix it kept): an error's text is marked as cut, and
     a 2xx answer is refused as too large. ``now`` is for an HTTP-date ``Retry-After`` (see
-    :func:`parse_retry_after`).
+    :func:`parse_retry_after`). ``scrub`` removes secrets from an error's text (the request's key, see
+    :class:`~rtengine.protocol._secrets.Scrubber`; default: credential-shaped strings only).
     """
     if not 200 <= status <= 299:
-        text = _body_text(body, truncated)
+        text = _body_text(body, truncated, scrub)
         retry_after = parse_retry_after(headers.get("retry-after"), now=now)
         raise CallRejected(
             _rejection_message(status, text, retry_after), status=status, body=text, retry_after=retry_after
@@ -257,7 +269,13 @@ def _error_code(body: bytes) -> str | None:
 
 
 def interpret_hangup_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, truncated: bool = False, now: float | None = None
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    truncated: bool = False,
+    now: float | None = None,
+    scrub: Scrub | None = None,
 ) -> None:
     """Accept a hang-up answer (any 2xx: the API sends 200 or 204) or raise.
 
@@ -267,7 +285,7 @@ def interpret_hangup_response(
     """
     if 200 <= status <= 299:
         return
-    text = _body_text(body, truncated)
+    text = _body_text(body, truncated, scrub)
     retry_after = parse_retry_after(headers.get("retry-after"), now=now)
     tail = f"; retry after {retry_after:g} s" if retry_after is not None else ""
     if status == 404 and not truncated and _error_code(body) == "call_id_not_found":

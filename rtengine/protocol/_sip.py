@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Final, Literal
 
-from ._calls import _body_text, _error_code, parse_retry_after, validate_call_id
+from ._calls import Scrub, _body_text, _error_code, parse_retry_after, validate_call_id
 from ._errors import CallNotFound, CallRejected, ConfigError
 
 __all__ = [
@@ -82,17 +82,19 @@ def interpret_control_response(
     *,
     truncated: bool = False,
     now: float | None = None,
+    scrub: Scrub | None = None,
 ) -> None:
     """Accept the answer to ``action`` (any 2xx; the API sends 200 with an empty body) or raise.
 
     404 with ``error.code == "call_id_not_found"`` → :class:`~rtengine.CallNotFound` (``.status == 404``); any
     other non-2xx → :class:`~rtengine.CallRejected` with ``.status``, ``.body`` (cut to 2000 characters) and
-    ``.retry_after``.
+    ``.retry_after``. ``scrub`` removes secrets from the error's text (as for call creation; default:
+    credential-shaped strings only).
     """
     if 200 <= status <= 299:
         return
     word = _WORDS[action]
-    text = _body_text(body, truncated)
+    text = _body_text(body, truncated, scrub)
     retry_after = parse_retry_after(headers.get("retry-after"), now=now)
     tail = f"; retry after {retry_after:g} s" if retry_after is not None else ""
     if status == 404 and not truncated and _error_code(body) == "call_id_not_found":

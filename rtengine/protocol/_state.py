@@ -36,6 +36,8 @@ class ResponseSequencer:
         self.pending = False
         #: The id of the response in flight, once ``response.created`` named it.
         self.response_id: str | None = None
+        #: A create was handed out to be sent and no ``response.created`` acknowledged it yet.
+        self.unacked = False
 
     def request(self) -> bool:
         """The caller wants a response. True: send ``response.create`` now. False: it is owed (deferred)."""
@@ -44,11 +46,13 @@ class ResponseSequencer:
             return False
         self.active = True
         self.response_id = None
+        self.unacked = True
         return True
 
     def on_created(self, response_id: str | None) -> None:
         self.active = True
         self.response_id = response_id
+        self.unacked = False
 
     def on_done(self, response_id: str | None) -> bool:
         """A response ended (``response.done`` whatever its status, or ``response.cancelled``).
@@ -60,6 +64,7 @@ class ResponseSequencer:
             return False
         self.active = False
         self.response_id = None
+        self.unacked = self.pending
         if self.pending:
             self.pending = False
             self.active = True
@@ -70,6 +75,13 @@ class ResponseSequencer:
         """The server said a response is already active: our create is owed until that one ends."""
         self.active = True
         self.pending = True
+        self.unacked = False
+
+    def adopt(self) -> None:
+        """A create repeated after a re-join was refused because a response is active: that response is taken as
+        the one requested (the first create reached the server), so nothing more is owed."""
+        self.active = True
+        self.unacked = False
 
 
 def audio_duration_ms(
@@ -146,7 +158,9 @@ class ToolCallDedupe:
 
 class SentEvents:
     """Client event ids: ``prefix`` + a counter, stamped on each payload as it is sent; the types of the last
-    ``capacity`` ids are kept in a ring, so :meth:`lookup` is O(1) and memory is bounded."""
+    ``capacity`` ids are kept (the oldest forgotten as each new one is stamped), so :meth:`lookup` is O(1) and
+    memory is bounded — and grows with use: a conversation that sends little holds little (an 8 KiB ring
+    allocated up front was half of what building a conversation allocated, on the time-to-answer path)."""
 
     __slots__ = ("_capacity", "_next", "_types", "prefix")
 
@@ -155,7 +169,7 @@ class SentEvents:
             raise ValueError("capacity must be >= 1")
         self.prefix = prefix
         self._capacity = capacity
-        self._types: list[str] = [""] * capacity
+        self._types: dict[int, str] = {}
         self._next = 0
 
     def stamp(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +177,10 @@ class SentEvents:
         number = self._next
         self._next = number + 1
         payload["event_id"] = f"{self.prefix}{number}"
-        self._types[number % self._capacity] = str(payload["type"])
+        types = self._types
+        types[number] = str(payload["type"])
+        if number >= self._capacity:
+            del types[number - self._capacity]
         return payload
 
     def lookup(self, event_id: str | None) -> str | None:
@@ -174,6 +191,4 @@ class SentEvents:
         if not (digits.isascii() and digits.isdigit()) or len(digits) > 18 or digits[:1] == "0" != digits:
             return None
         number = int(digits)
-        if number >= self._next or self._next - number > self._capacity:
-            return None
-        return self._types[number % self._capacity]
+        return self._types.get(number)

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from ._calls import validate_call_id
 from ._errors import ConfigError
+from ._secrets import redact_url
 
 __all__ = ["calls_url", "realtime_ws_url", "sideband_url"]
 
@@ -29,9 +30,9 @@ def _split(base_url: str) -> tuple[str, str, str, str]:
     except ValueError as exc:
         raise ConfigError(f"invalid realtime base URL: {exc}") from exc
     if not parts.netloc:
-        raise ConfigError(f"realtime base URL has no host: {base_url!r}")
+        raise ConfigError(f"realtime base URL has no host: {redact_url(base_url)!r}")
     if parts.fragment:
-        raise ConfigError(f"realtime base URL may not have a fragment: {base_url!r}")
+        raise ConfigError(f"realtime base URL may not have a fragment: {redact_url(base_url)!r}")
     return parts.scheme.lower(), parts.netloc, parts.path, parts.query
 
 

@@ -38,6 +38,7 @@ from ..adapters._webhook_signing import WebhookSigner
 from ..protocol._audio import tone
 from ..protocol._calls import validate_call_id
 from ..protocol._errors import ConfigError, ConnectFailed, InvalidCallId
+from ..protocol._secrets import redact_url
 from ..protocol._session import DEFAULT_MODEL
 from ..protocol._sip import validate_target_uri
 from ..protocol._webhooks import incoming_call_payload
@@ -138,7 +139,7 @@ class SipPhone:
         self._ready = trio.Event()
 
     def __repr__(self) -> str:
-        return f"<SipPhone {self._options.sip_webhook} calls={len(self.calls)}>"
+        return f"<SipPhone calls={len(self.calls)}>"
 
     # --- placing calls ---------------------------------------------------------------------------------------
 
@@ -174,7 +175,7 @@ class SipPhone:
         ]
         sip = SipCall(call_id, f"wh_{_token(32)}", headers)
         self.calls[call_id] = sip
-        log.info("incoming SIP call call_id=%s webhook=%s", call_id, url)
+        log.info("incoming SIP call call_id=%s webhook=%s", call_id, redact_url(url))
         if not await self._deliver(sip, url):
             sip.end("webhook_failed", "webhook not delivered")
             return sip

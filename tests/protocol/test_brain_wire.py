@@ -112,6 +112,7 @@ def test_every_remembered_id_names_the_type_it_was_stamped_on(types: list[str]) 
     stamped = [(sent.stamp({"type": t})["event_id"], t) for t in types]
     for index, (event_id, kind) in enumerate(stamped):
         assert sent.lookup(event_id) == (kind if len(stamped) - index <= 16 else None)
+    assert len(sent._types) == min(len(types), 16)  # bounded, and only as large as what was sent
 
 
 def _delta(item: str, data: bytes) -> AudioOut:
