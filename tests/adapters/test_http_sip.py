@@ -130,3 +130,16 @@ async def test_errors_are_specific() -> None:
                 await client.calls.hangup("rtc_../../v1/files")
             with pytest.raises(rtengine.ConfigError):
                 await client.calls.reject(CALL, status_code=200)
+
+
+async def test_a_key_the_server_echoes_is_scrubbed_from_the_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        echoed = request.headers["authorization"]
+        return httpx.Response(400, json={"error": {"message": f"bad request from {echoed}", "code": "invalid"}})
+
+    with trio.fail_after(5):
+        async with _client(handler) as client:
+            with pytest.raises(rtengine.CallRejected) as caught:
+                await client.calls.refer(CALL, "tel:+1")
+    assert "sk-x" not in str(caught.value)
+    assert "sk-x" not in caught.value.body
