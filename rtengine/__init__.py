@@ -7,6 +7,7 @@ the local realtime server (:mod:`rtengine.server`), which runs everything offlin
 
 from . import events as events
 from . import protocol as protocol
+from . import webhooks as webhooks
 from ._client import DEFAULT_BASE_URL as DEFAULT_BASE_URL
 from ._client import RealtimeClient as RealtimeClient
 from .engine._conversation import Capacities as Capacities

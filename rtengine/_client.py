@@ -18,6 +18,7 @@ import httpx
 import trio
 
 from .adapters._http import HttpCalls
+from .adapters._http_sip import HttpCallControl
 from .adapters._ws import DEFAULT_MAX_MESSAGE_SIZE, StreamOpener, WebSocketOpener
 from .protocol._backoff import DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES
 from .protocol._calls import CallAnswer, CallBody
@@ -26,6 +27,7 @@ from .protocol._headers import bearer, merge_request_headers
 from .protocol._reattach import DEFAULT_REJOIN_ATTEMPTS, DEFAULT_REJOIN_DEADLINE
 from .protocol._secrets import redact_url
 from .protocol._session import SessionConfig
+from .protocol._sip import refer_body, reject_body
 from .protocol._urls import calls_url, realtime_ws_url
 
 __all__ = ["DEFAULT_BASE_URL", "RealtimeClient"]
@@ -223,11 +225,25 @@ class RealtimeClient:
 
 
 class _Calls:
-    """The call seam: :class:`~rtengine.adapters._http.HttpCalls` behind the client's concurrency limit."""
+    """``client.calls``: the Calls API behind the client's concurrency limit — the engine's call seam (creation,
+    accept, refer, hang-up) and the public ``accept`` / ``reject`` / ``refer`` / ``hangup`` of SIP calls.
+
+    Each raises :class:`~rtengine.InvalidCallId` (before any request) for an id that must not enter a URL,
+    :class:`~rtengine.CallNotFound` (404 ``call_id_not_found``: unknown, or already ended),
+    :class:`~rtengine.CallRejected` (any other non-2xx: ``.status``, ``.body``) or :class:`~rtengine.ConnectFailed`
+    (network, timeout). ``hangup`` and ``reject`` are retried after a 5xx or a transport error (ending a call is
+    idempotent); ``accept`` and ``refer`` only when no connection could be made (see :mod:`rtengine.protocol._sip`).
+    ``headers`` defaults to the client's auth headers.
+    """
 
     def __init__(self, client: RealtimeClient, calls: HttpCalls) -> None:
+        self._client = client
         self._limiter = client.call_limiter
         self._calls = calls
+        self._control = HttpCallControl(calls)
+
+    def __repr__(self) -> str:
+        return f"<calls {self._calls.calls_url}>"
 
     async def create(
         self, body: CallBody, headers: Mapping[str, str], *, on_sent: Callable[[], None] | None = None
@@ -242,5 +258,38 @@ class _Calls:
         finally:
             limiter.release()
 
-    async def hangup(self, call_id: str, headers: Mapping[str, str]) -> None:
-        await self._calls.hangup(call_id, headers)
+    async def accept(
+        self,
+        call_id: str,
+        session: SessionConfig,
+        headers: Mapping[str, str] | None = None,
+        *,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        """Accept an incoming SIP call with ``session`` (``POST …/{call_id}/accept``, the session as JSON).
+        ``on_sent`` runs at most once, when the request body is on the wire."""
+        body = self._client.session_json(session).encode("utf-8")
+        limiter = self._limiter
+        try:
+            limiter.acquire_nowait()
+        except trio.WouldBlock:
+            await limiter.acquire()
+        try:
+            await self._control.send("accept", call_id, body, self._headers(headers), on_sent=on_sent)
+        finally:
+            limiter.release()
+
+    async def reject(self, call_id: str, status_code: int | None = None) -> None:
+        """Decline an incoming SIP call (``…/reject``); ``status_code`` is the SIP code (the API's default: 603)."""
+        await self._control.send("reject", call_id, reject_body(status_code), self._headers(None))
+
+    async def refer(self, call_id: str, target_uri: str, headers: Mapping[str, str] | None = None) -> None:
+        """Transfer a SIP call to ``target_uri`` (``tel:…``, ``sip:…``; ``…/refer``)."""
+        await self._control.send("refer", call_id, refer_body(target_uri), self._headers(headers))
+
+    async def hangup(self, call_id: str, headers: Mapping[str, str] | None = None) -> None:
+        """End a call (``…/hangup``, empty body)."""
+        await self._calls.hangup(call_id, self._headers(headers))
+
+    def _headers(self, headers: Mapping[str, str] | None) -> Mapping[str, str]:
+        return self._client.auth_headers() if headers is None else headers

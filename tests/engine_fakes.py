@@ -107,6 +107,8 @@ class FakeCalls:
     #: ``closing()``: has the end begun? (the test decides) Calls created although it had are recorded.
     closing: Callable[[], bool] = lambda: False
     created_late: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    referred: list[tuple[str, str]] = field(default_factory=list)
 
     async def create(
         self, body: CallBody, headers: Mapping[str, str], *, on_sent: Callable[[], None] | None = None
@@ -122,6 +124,23 @@ class FakeCalls:
     async def hangup(self, call_id: str, headers: Mapping[str, str]) -> None:
         await trio.lowlevel.checkpoint()
         self.hangups.append(call_id)
+
+    async def accept(
+        self,
+        call_id: str,
+        session: SessionConfig,
+        headers: Mapping[str, str],
+        *,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        if on_sent is not None:
+            on_sent()
+        await trio.sleep(self.delay)
+        self.accepted.append(call_id)
+
+    async def refer(self, call_id: str, target_uri: str, headers: Mapping[str, str]) -> None:
+        await trio.lowlevel.checkpoint()
+        self.referred.append((call_id, target_uri))
 
 
 @dataclass

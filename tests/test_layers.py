@@ -27,7 +27,18 @@ MAY_IMPORT: dict[str, set[str]] = {
 LIBRARIES: dict[str, set[str]] = {
     "protocol": set(),
     "engine": {"trio"},
-    "adapters": {"trio", "httpx", "trio_websocket", "trio_asyncio", "aiortc", "aioice", "av", "h11", "wsproto"},
+    "adapters": {
+        "trio",
+        "httpx",
+        "trio_websocket",
+        "trio_asyncio",
+        "aiortc",
+        "aioice",
+        "av",
+        "h11",
+        "wsproto",
+        "standardwebhooks",
+    },
     "server": {"trio", "h11", "wsproto"},
     "apps": {"trio"},
 }

@@ -1,9 +1,10 @@
-"""The ``rtengine`` command: ``serve`` (the local realtime server) and ``demo``."""
+"""The ``rtengine`` command: ``serve`` (the local realtime server), ``demo``, ``web``, ``phone`` and ``call``."""
 
 from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import logging
 import os
 import signal
@@ -17,9 +18,11 @@ import trio
 
 from .. import RealtimeClient, RealtimeError, SessionConfig
 from ..protocol import redact_url
-from ..server import INJECTIONS, Faults, ServerOptions, ToolScript, check_injection, open_local_server
+from ..server import INJECTIONS, Faults, ServerOptions, SipScript, ToolScript, check_injection, open_local_server
+from ..webhooks import WebhookSigner
 from ._demo import DemoOptions, tls_context
 from ._demo import main as demo_main
+from ._phone import run_phone_demo
 from ._web import open_web_app
 
 Ts = TypeVarTuple("Ts")
@@ -149,6 +152,11 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loopback", action="store_true", help="pin ICE candidates to 127.0.0.1 (one machine)")
     parser.add_argument("--certfile", help="serve HTTPS and WSS with this certificate chain (PEM)")
     parser.add_argument("--keyfile", help="the private key of --certfile (PEM; default: inside --certfile)")
+    sip = parser.add_argument_group("simulated phone (incoming SIP calls)")
+    sip.add_argument("--sip-webhook", metavar="URL", help="ring this webhook URL with realtime.call.incoming")
+    sip.add_argument("--webhook-secret", metavar="whsec_...", help="sign the webhooks with this secret")
+    sip.add_argument("--sip-calls", type=int, default=1, metavar="N", help="calls placed one after the other")
+    sip.add_argument("--sip-interval", type=float, default=0.0, metavar="SECONDS", help="pause between those calls")
 
 
 def _server_options(args: argparse.Namespace) -> ServerOptions:
@@ -199,13 +207,26 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
+        sip_webhook=args.sip_webhook,
+        webhook_secret=_webhook_secret(args.webhook_secret),
+        sip=SipScript(calls=args.sip_calls, interval=args.sip_interval),
     )
+
+
+def _webhook_secret(secret: str | None) -> str | None:
+    """The ``--webhook-secret``, checked now (a ``ValueError`` that never shows the secret)."""
+    if secret is not None:
+        WebhookSigner(secret)
+    return secret
 
 
 async def _serve(options: ServerOptions) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_local_server(options) as server:
             print(server.base_url, flush=True)
+            if options.sip_webhook:
+                ringing = redact_url(options.sip_webhook)
+                print(f"ringing {ringing} ({options.sip.calls} simulated SIP call(s))", flush=True)
             async for _ in signals:
                 break
 
@@ -275,6 +296,8 @@ def _parser() -> argparse.ArgumentParser:
         "--base-url", help="the realtime provider (default: an embedded local server; else $OPENAI_API_KEY)"
     )
     web.add_argument("--ca-file", help="trust this CA (PEM) for the provider's TLS, instead of the system's CAs")
+    phone = commands.add_parser("phone", help="a phone agent answering a simulated SIP call (embedded local server)")
+    phone.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
     call = commands.add_parser("call", help="one conversation against any server ($OPENAI_API_KEY for the key)")
     call.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or rtengine serve's URL")
     call.add_argument("--model", help="the realtime model (default: gpt-realtime)")
@@ -316,6 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RealtimeError as exc:
             print(f"rtengine web: {exc}", file=sys.stderr)
             return 1
+    if args.command == "phone":
+        answered = trio.run(functools.partial(run_phone_demo, seconds=args.timeout))
+        return 0 if answered is not None and "accepted" in answered.phases() else 1
     common = {
         "text": args.text,
         "transport": args.transport,

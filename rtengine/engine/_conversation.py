@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Final, Literal
 import trio
 
 from ..protocol._brain import Brain, CancelResponse, RequestResponse, SendText, SendToolOutput
-from ..protocol._errors import CallNotFound, ConfigError, RealtimeError
+from ..protocol._errors import CallNotFound, ConfigError, ConversationNotRunning, RealtimeError
 from ..protocol._lifecycle import Closed, ConversationStats, Error
 from ..protocol._session import SessionConfig
 from ..protocol._util import sole_leaf
@@ -102,7 +102,7 @@ class Conversation:
         endpoint: Endpoint,
         session: SessionConfig,
         *,
-        transport: Literal["websocket", "webrtc"],
+        transport: Literal["websocket", "webrtc", "sip"],
         capacities: Capacities,
         started_at: float | None = None,
     ) -> None:
@@ -195,6 +195,17 @@ class Conversation:
         await self._inputs.put(CancelResponse(response_id))
 
     # --- the end -----------------------------------------------------------------------------------------------
+
+    async def refer(self, target_uri: str) -> None:
+        """Transfer this SIP call (``transport == "sip"``) to ``target_uri`` (``tel:…``/``sip:…``): the API sends the
+        caller a SIP REFER, and the call ends once the transfer is taken. Raises :class:`~rtengine.ConfigError` on
+        another transport or a bad URI, :class:`~rtengine.ConversationNotRunning` once ended, and the call errors
+        (:class:`~rtengine.CallNotFound`, :class:`~rtengine.CallRejected`, :class:`~rtengine.ConnectFailed`)."""
+        if self.transport != "sip" or self.call_id is None:
+            raise ConfigError("refer() transfers SIP calls only (open_conversation(..., accept_call_id=...))")
+        if not self.active:
+            raise ConversationNotRunning()
+        await self._endpoint.calls.refer(self.call_id, target_uri, self._endpoint.auth_headers())
 
     async def close(self) -> None:
         """End the conversation: exactly one ``Closed("requested")``, unless it had already ended. Idempotent.

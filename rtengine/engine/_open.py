@@ -33,9 +33,19 @@ def _options(
     reconnect: bool = False,
     rotate_margin: float | None = DEFAULT_ROTATE_MARGIN,
     history_items: int = DEFAULT_HISTORY_ITEMS,
+    accept_call_id: str | None = None,
 ) -> StartOptions:
     return StartOptions(
-        offer_sdp, sideband, raw_sdp, capacities or Capacities(), media, hangup, reconnect, rotate_margin, history_items
+        offer_sdp,
+        sideband,
+        raw_sdp,
+        capacities or Capacities(),
+        media,
+        hangup,
+        reconnect,
+        rotate_margin,
+        history_items,
+        accept_call_id,
     )
 
 
@@ -53,13 +63,16 @@ async def start_conversation(
     reconnect: bool = False,
     rotate_margin: float | None = DEFAULT_ROTATE_MARGIN,
     history_items: int = DEFAULT_HISTORY_ITEMS,
+    accept_call_id: str | None = None,
 ) -> Conversation:
     """Start a conversation whose task lives in ``nursery``; return once it runs (see :func:`open_conversation`).
 
     Cancelling ``nursery`` (or any scope around it) ends the conversation as :meth:`Conversation.close` does:
     ``Closed("requested")``, ``active`` False, sends raise.
     """
-    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, reconnect, rotate_margin, history_items)
+    options = _options(
+        offer_sdp, sideband, raw_sdp, capacities, media, hangup, reconnect, rotate_margin, history_items, accept_call_id
+    )
     return await start(client, session, nursery, options)
 
 
@@ -158,6 +171,7 @@ def open_conversation(
     reconnect: bool = False,
     rotate_margin: float | None = DEFAULT_ROTATE_MARGIN,
     history_items: int = DEFAULT_HISTORY_ITEMS,
+    accept_call_id: str | None = None,
 ) -> _ConversationBlock:
     """Run one realtime conversation for the duration of an ``async with`` block.
 
@@ -167,7 +181,11 @@ def open_conversation(
     first, the pre-#20715 behaviour). ``raw_sdp=True`` posts the offer alone (``application/sdp``). With
     ``media=rtengine.webrtc.Media(engine, …)``: rtengine is the media peer — it creates the offer, and after the
     block starts it applies the answer, connects and carries audio both ways (``conv.media``).
-    A WebRTC call is hung up when the conversation ends, for any reason, unless ``hangup=False`` (an app that
+    With ``accept_call_id``: an incoming SIP call (the ``call_id`` of a verified ``realtime.call.incoming`` webhook,
+    see :mod:`rtengine.webhooks`) is accepted with ``session`` inline, and the block starts as soon as the accept is
+    answered (``conv.transport == "sip"``, ``conv.call_id``); the sideband joins in the background; ``conv.refer()``
+    transfers the call; DTMF keypresses arrive as ``DtmfReceived`` events.
+    A WebRTC or SIP call is hung up when the conversation ends, for any reason, unless ``hangup=False`` (an app that
     hands the call on).
     ``rotate_margin`` (seconds; ``None`` turns it off): that long before the session's cap (its ``expires_at``), a
     call rtengine is the media peer of is re-dialed — a new call with the same session, the history replayed, the
@@ -195,5 +213,7 @@ def open_conversation(
     browser-held call (``offer_sdp``) gets ``Error("session_expiring", fatal=False)`` then, so the app can
     re-offer, and its cap ends the conversation with ``Closed("session_expired")``.
     """
-    options = _options(offer_sdp, sideband, raw_sdp, capacities, media, hangup, reconnect, rotate_margin, history_items)
+    options = _options(
+        offer_sdp, sideband, raw_sdp, capacities, media, hangup, reconnect, rotate_margin, history_items, accept_call_id
+    )
     return _ConversationBlock(client, session, options)

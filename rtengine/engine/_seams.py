@@ -22,7 +22,7 @@ __all__ = ["CallService", "Endpoint", "PeerFactory", "PeerLike", "Socket", "Sock
 
 
 class CallService(Protocol):
-    """Call creation and hang-up (``POST /realtime/calls``, ``POST /realtime/calls/{id}/hangup``)."""
+    """Call creation, SIP accept and refer, hang-up (``POST /realtime/calls``, ``…/{id}/accept|refer|hangup``)."""
 
     async def create(
         self, body: CallBody, headers: Mapping[str, str], *, on_sent: Callable[[], None] | None = None
@@ -33,6 +33,24 @@ class CallService(Protocol):
         Bounded as a whole. Cancellation after the body was sent: the answer is still read (bounded, shielded)
         and that call is hung up before ``Cancelled`` propagates, so no call is left behind.
         """
+        ...
+
+    async def accept(
+        self,
+        call_id: str,
+        session: SessionConfig,
+        headers: Mapping[str, str],
+        *,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        """Accept an incoming SIP call with ``session`` (``on_sent`` as in :meth:`create`). Raises
+        :class:`~rtengine.CallError` (404 ``call_id_not_found`` included), :class:`~rtengine.InvalidCallId` or
+        :class:`~rtengine.ConnectFailed`."""
+        ...
+
+    async def refer(self, call_id: str, target_uri: str, headers: Mapping[str, str]) -> None:
+        """Transfer a SIP call to ``target_uri``; errors as :meth:`accept` (and :class:`~rtengine.ConfigError`
+        for a bad URI)."""
         ...
 
     async def hangup(self, call_id: str, headers: Mapping[str, str]) -> None:

@@ -23,6 +23,7 @@ from ..protocol._lifecycle import Started
 from ..protocol._rotation import DEFAULT_ROTATE_MARGIN, check_margin
 from ..protocol._session import SessionConfig
 from ..protocol._urls import realtime_ws_url
+from ._accept import accept_call
 from ._conversation import Capacities, Conversation, Job
 from ._expiring import warn_expiry
 from ._follow import Follow
@@ -63,6 +64,8 @@ class StartOptions:
     rotate_margin: float | None = DEFAULT_ROTATE_MARGIN
     #: The most history items kept for a replay (older ones are dropped; the replay is then incomplete).
     history_items: int = DEFAULT_HISTORY_ITEMS
+    #: A SIP call to accept (``POST …/{id}/accept``) instead of creating a WebRTC call.
+    accept_call_id: str | None = None
 
     def __post_init__(self) -> None:
         check_margin(self.rotate_margin)
@@ -74,10 +77,16 @@ class StartOptions:
             raise ConfigError(f"sideband must be 'background' or 'inline', got {self.sideband!r}")
         if self.media is not None and self.offer_sdp is not None:
             raise ConfigError("pass either offer_sdp (someone else is the media peer) or media (rtengine is), not both")
+        if self.accept_call_id is not None:
+            if self.media is not None or self.offer_sdp is not None:
+                raise ConfigError("accept_call_id (a SIP call) takes no offer_sdp or media: the caller is the peer")
+            if self.sideband != "background":
+                raise ConfigError("accept_call_id joins the sideband in the background (sideband='background')")
 
     @property
     def webrtc(self) -> bool:
-        return self.offer_sdp is not None or self.media is not None
+        """A call (WebRTC, or SIP to accept) whose sideband the engine joins."""
+        return self.offer_sdp is not None or self.media is not None or self.accept_call_id is not None
 
 
 _DEFAULT: Final = StartOptions()
@@ -93,11 +102,14 @@ class CreatedCall:
 
 
 async def create_call(endpoint: Endpoint, session: SessionConfig, options: StartOptions) -> CreatedCall:
-    """The inline step of a WebRTC conversation: the offer (when rtengine is the media peer), then the POST.
+    """The inline step of a WebRTC conversation: the offer (when rtengine is the media peer), then the POST (for a
+    SIP call: the accept, :func:`~rtengine.engine._accept.accept_call`).
 
     Raises the call-creation errors; a peer made here is closed on any failure. Cancellation: the request is
     abandoned (a call created meanwhile is hung up by the call seam), the peer closed.
     """
+    if options.accept_call_id is not None:
+        return CreatedCall(await accept_call(endpoint, session, options))
     started_at = trio.current_time()
     log.info("starting realtime conversation; creating realtime call transport=webrtc")
     headers = endpoint.auth_headers()
@@ -171,8 +183,10 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
     inline = options.sideband == "inline"
     if options.media is not None and options.rotate_margin is not None:
         return await _launch_redialing(call, nursery, endpoint, options, options.media)
-    if options.offer_sdp is not None and options.rotate_margin is not None:
-        conv._core.follow = Follow(options.rotate_margin, 1)  # the clock only: a browser-held call is not replayed
+    if options.media is None and options.rotate_margin is not None:
+        # A browser-held or SIP call cannot be moved from here: the app is warned before the cap (the clock only;
+        # nothing is replayed).
+        conv._core.follow = Follow(options.rotate_margin, 1)
         jobs.append(warn_expiry)
     if options.media is not None:
         assert call.peer is not None
@@ -194,7 +208,7 @@ async def _spawn(
         else:
             jobs.append(sideband)
             nursery.start_soon(conv._run, jobs)
-            conv._outlet.put_now(Started("webrtc", conv.call_id))
+            conv._outlet.put_now(Started(conv.transport, conv.call_id))
             log.info("spawned realtime sideband task; realtime conversation started call_id=%s", conv.call_id)
     except RuntimeError as exc:  # trio: the nursery is closed to new arrivals
         await _refused(conv, exc)

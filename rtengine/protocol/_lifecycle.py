@@ -30,7 +30,7 @@ __all__ = [
 class Started:
     """The conversation is running: inputs are accepted (and queue until the sideband joins)."""
 
-    transport: Literal["websocket", "webrtc"]
+    transport: Literal["websocket", "webrtc", "sip"]
     call_id: str | None = None
 
 

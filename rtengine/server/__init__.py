@@ -19,6 +19,9 @@ from ._options import check_injection as check_injection
 from ._record import CallRecord as CallRecord
 from ._record import ConnectionRecord as ConnectionRecord
 from ._record import ServerRecord as ServerRecord
+from ._sip import SipCall as SipCall
+from ._sip import SipPhone as SipPhone
+from ._sip_options import SipScript as SipScript
 
 __all__ = [
     "check_injection",
@@ -29,6 +32,9 @@ __all__ = [
     "LocalServer",
     "ServerOptions",
     "ServerRecord",
+    "SipCall",
+    "SipPhone",
+    "SipScript",
     "ToolScript",
     "open_local_server",
 ]

@@ -7,6 +7,8 @@ Routes (the base URL is ``http://HOST:PORT/v1``):
   ``Location: /v1/realtime/calls/rtc_…``; malformed input → 400 with a JSON error.
 * ``POST /v1/realtime/calls/{call_id}/hangup`` — ends a live call (closes its peer and sidebands): ``200`` with
   an empty body; any other id (unknown, malformed, already ended) → ``404`` ``call_id_not_found``, like the API.
+* ``POST /v1/realtime/calls/{call_id}/accept|reject|refer`` — the Calls API of SIP calls, answered by the simulated
+  phone (:mod:`~rtengine.server._sip`; ``ServerOptions(sip_webhook=…, webhook_secret=…)`` places incoming calls).
 * ``POST /v1/realtime/client_secrets`` — mints an ephemeral key (``ek_…``, :mod:`~rtengine.server._client_secrets`)
   with its session; the key is then accepted as a bearer for calls, hang-ups and websockets until it expires.
 * websocket ``/v1/realtime?model=…`` — a direct conversation; ``/v1/realtime?call_id=rtc_…`` — the sideband of
@@ -38,6 +40,7 @@ from ._client_secrets import CLIENT_SECRETS_PATH, ClientSecrets
 from ._http import CALLS_PATH, JSON_TYPE, REALTIME_PATH, Reply, authorized, error_body, hangup_target
 from ._options import Faults, ServerOptions
 from ._record import ServerRecord
+from ._sip import SipPhone, sip_target
 from ._websockets import WebSocketGate
 
 __all__ = ["LocalServer", "open_local_server"]
@@ -58,6 +61,8 @@ class LocalServer:
         self._faults = options.faults
         self._peers = peers
         self._calls = CallManager(self.record, options, lambda: self._faults, peers)
+        #: The simulated phone network (incoming SIP calls; active with ``ServerOptions.sip_webhook``).
+        self.sip = SipPhone(self.record, options, lambda: self._faults, self._calls)
         self._secrets = ClientSecrets()
         self._websockets = WebSocketGate(self.record, options, lambda: self._faults, self._calls, self._secrets)
         self.port = 0
@@ -104,6 +109,9 @@ class LocalServer:
 
     def _start(self, nursery: trio.Nursery) -> None:
         self._calls.nursery = nursery
+        self.sip.nursery = nursery
+        if self.options.webhook_secret is not None:
+            nursery.start_soon(self.sip.run)
 
     # --- connections -----------------------------------------------------------------------------------------
 
@@ -153,16 +161,20 @@ class LocalServer:
         if path == REALTIME_PATH:
             message = "The realtime endpoint takes websocket upgrades (GET with Upgrade: websocket)."
             return 405, [JSON_TYPE, ("allow", "GET")], error_body(message, "method_not_allowed")
-        if path != CALLS_PATH and call_id is None:
+        sip = sip_target(path) if call_id is None else None
+        if path != CALLS_PATH and call_id is None and sip is None:
             message = f"No route for {request.method[:20]} {request.path[:200]}."
             return 404, [JSON_TYPE], error_body(message, "not_found")
         if request.method != "POST":
             message = f"Method {request.method[:20]} not allowed; use POST."
             return 405, [JSON_TYPE, ("allow", "POST")], error_body(message, "method_not_allowed")
-        if call_id is None:
+        if call_id is None and sip is None:
             return await self._calls.create(request, authorized=allowed)
         if not allowed:
             return 401, [JSON_TYPE], error_body("Incorrect API key provided.", "invalid_api_key")
+        if sip is not None:
+            return await self.sip.control(sip[1], sip[0], request)
+        assert call_id is not None
         return await self._calls.hang_up(call_id)
 
 

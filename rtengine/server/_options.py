@@ -10,6 +10,8 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from ._sip_options import SipScript
+
 __all__ = ["INJECTIONS", "Faults", "ServerOptions", "ToolScript", "check_injection", "session_cap_message"]
 
 #: What ``Faults.inject`` may name (``error:<code>`` sends a server ``error`` event with that code).
@@ -124,6 +126,10 @@ class ServerOptions:
     the maximum duration of 60 minutes." (the minutes follow the knob) and ends the call.
     ``call_connect_seconds`` — a call whose media peer has not connected this long after its creation ends (a caller
     that never completes ICE cannot leave calls behind); once connected, a call ends when its peer goes away.
+    ``sip_webhook`` / ``webhook_secret`` — the simulated phone (:mod:`~rtengine.server._sip`): incoming SIP calls are
+    announced to this URL with ``realtime.call.incoming`` webhooks signed with this ``whsec_…`` secret, and play
+    the caller of ``sip`` (a :class:`~rtengine.server.SipScript`) once accepted; ``sip.calls`` are placed at start.
+    With ``webhook_secret`` alone, calls are placed by ``server.sip.place_call(url)``.
     """
 
     host: str = "127.0.0.1"
@@ -145,6 +151,9 @@ class ServerOptions:
     tls: ssl.SSLContext | None = field(default=None, repr=False)
     session_max_seconds: float = 3600.0
     call_connect_seconds: float = 30.0
+    sip_webhook: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    sip: SipScript = field(default_factory=SipScript)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -157,6 +166,10 @@ class ServerOptions:
             raise ValueError("max_connections, max_body_bytes and max_message_bytes must be >= 1")
         if not self.session_max_seconds > 0 or not self.call_connect_seconds > 0:  # NaN fails too
             raise ValueError("session_max_seconds and call_connect_seconds must be > 0")
+        if self.sip_webhook is not None and not self.webhook_secret:
+            raise ValueError("sip_webhook needs webhook_secret (the whsec_... secret the webhooks are signed with)")
+        if self.sip_webhook is not None and not self.sip_webhook.startswith(("http://", "https://")):
+            raise ValueError("sip_webhook must be an http:// or https:// URL")
 
     @property
     def session_cap_message(self) -> str:

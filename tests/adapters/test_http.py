@@ -43,8 +43,10 @@ async def test_on_sent_runs_once_the_body_is_out_and_before_the_answer(peers: Pe
             answered = trio.current_time()
     assert answer.call_id.startswith("rtc_")
     assert len(sent_at) == 1
-    # The hook ran while the server was still holding the request (it answers after 0.3 s).
-    assert sent_at[0] - start < 0.2 < 0.3 <= answered - start
+    # The hook ran while the server was still holding the request (it answers 0.3 s after reading it), not when
+    # the answer came (a cold first connection may take a while before the body is out, so no bound on that).
+    assert start <= sent_at[0]
+    assert answered - sent_at[0] >= 0.3
     # The bytes on the wire are a plain request: an exact Content-Length, no chunked encoding.
     call = server.record.calls[-1]
     assert call.headers["content-length"] == str(len(body.content))

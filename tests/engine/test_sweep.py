@@ -247,6 +247,8 @@ class Scenario:
     refuse: int = 0
     owner: Literal["block", "nursery", "manager"] = "block"
     reconnect: bool = False
+    #: Accept a SIP call (``accept_call_id``) instead of creating a WebRTC call.
+    sip: bool = False
 
 
 SCENARIOS = [
@@ -270,14 +272,19 @@ SCENARIOS = [
         reconnect=True,
     ),
     Scenario("n_ws_rotation", make=_expiring, webrtc=False),
+    Scenario("o_sip_accept_join_success", sip=True),
+    Scenario("p_sip_accept_join_refused", sip=True, refuse=1000),
+    Scenario("q_sip_accept_rejoin_after_reset", sip=True, make=_first_then(SocketEnd(clean=False, detail="reset"))),
 ]
+SIP_CALL = "rtc_sip_sweep"
 
 
 async def _block(run: Run, s: Scenario) -> None:
     endpoint = run.endpoint
-    offer = OFFER if s.webrtc else None
+    offer = OFFER if s.webrtc and not s.sip else None
+    accept = SIP_CALL if s.sip else None
     async with (
-        rtengine.open_conversation(endpoint, SESSION, offer_sdp=offer, reconnect=s.reconnect) as conv,  # type: ignore[arg-type]
+        rtengine.open_conversation(endpoint, SESSION, offer, reconnect=s.reconnect, accept_call_id=accept) as conv,  # type: ignore[arg-type]
         trio.open_nursery() as nursery,
     ):
         await _converse(run, conv, nursery)
@@ -402,7 +409,11 @@ def violations(s: Scenario, run: Run) -> tuple[list[str], list[str]]:
             late_injection.append(hard.pop())
     expect(calls.created_late == [], f"call created after the injection: {calls.created_late}", late_injection)
     created = sorted(f"rtc_fake{n}" for n in range(1, calls.created + 1))
-    expect(sorted(calls.hangups) == created, f"hung up {calls.hangups} of {created}")
+    if s.sip:  # an accepted call is hung up; a cancelled accept may have gone through: that call is hung up too
+        expect(set(calls.accepted) <= set(calls.hangups) <= {SIP_CALL}, f"hung up {calls.hangups} of {calls.accepted}")
+        expect(calls.created == 0, "a SIP conversation created a call")
+    else:
+        expect(sorted(calls.hangups) == created, f"hung up {calls.hangups} of {created}")
     for tracked in run.tracked:
         events = tracked.events
         kinds = [type(e).__name__ for e in events]

@@ -1,0 +1,103 @@
+"""The Calls API's control requests for SIP calls over the pooled httpx client: accept, reject, refer.
+
+Same error mapping as call creation and hang-up (:mod:`rtengine.adapters._http_calls`): httpx exceptions become
+:class:`~rtengine.ConnectFailed` in one place, answers are judged by the sans-IO
+:func:`~rtengine.protocol._sip.interpret_control_response`. Retries follow :data:`~rtengine.protocol._sip.RETRIED`:
+``reject`` is retried after a 5xx, a 429 with ``Retry-After`` or a transport error, with the §2.3 backoff (a 404 on
+a retry means the earlier attempt got through: success); ``accept`` and ``refer`` are retried only when the
+connection could not be made (nothing was sent).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import httpx
+import trio
+
+from ..protocol._errors import CallNotFound, CallRejected, ConnectFailed
+from ..protocol._secrets import Scrubber, redact_url
+from ..protocol._sip import RETRIED, ControlAction, control_url, interpret_control_response
+from ._http_calls import HttpCalls, _translate
+from ._http_exchange import _BodyStream, _read_capped
+
+__all__ = ["HttpCallControl"]
+
+_JSON = "application/json"
+
+
+class HttpCallControl:
+    """``POST {calls_url}/{call_id}/{accept|reject|refer}``, with the settings (retries, backoff, byte caps) of the
+    client's :class:`~rtengine.adapters._http_calls.HttpCalls`. Each request is bounded by ``calls.timeout`` as a
+    whole (retries included) → :class:`~rtengine.ConnectFailed`. Cancellation: ``Cancelled`` propagates at once;
+    the request may or may not have taken effect."""
+
+    def __init__(self, calls: HttpCalls) -> None:
+        self._calls = calls
+
+    def __repr__(self) -> str:
+        return f"<HttpCallControl {redact_url(self._calls.calls_url)}>"
+
+    async def send(
+        self,
+        action: ControlAction,
+        call_id: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        """One control request (``body`` is the JSON body); the id is validated before it enters the URL.
+        ``on_sent`` runs at most once, when an attempt's body is on the wire (the engine builds the conversation
+        while the accept is in flight)."""
+        calls = self._calls
+        url = control_url(calls.calls_url, call_id, action)
+        request_headers = {**headers, "content-type": _JSON}
+        deadline = trio.current_time() + calls.timeout
+        word = f"realtime call {action}"
+        with trio.move_on_at(deadline):
+            attempt = 0
+            while True:
+                try:
+                    await self._post(action, url, body, request_headers, on_sent)
+                    on_sent = None
+                    return
+                except CallNotFound:
+                    if attempt and action in RETRIED:
+                        return  # an earlier attempt got through; the call is gone either way
+                    raise
+                except (CallRejected, ConnectFailed) as exc:
+                    error = exc
+                    on_sent = None if isinstance(exc, CallRejected) else on_sent
+                    if action not in RETRIED and not _nothing_sent(exc):
+                        raise
+                attempt += 1
+                await trio.sleep(calls._next_delay(error, attempt, deadline, word))
+        raise ConnectFailed(f"{word} timed out after {calls.timeout:g} s")
+
+    async def _post(
+        self,
+        action: ControlAction,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        client = self._calls._http()
+        with _translate(f"realtime call {action} failed"):
+            request = client.build_request("POST", url, content=body, headers=headers)
+            request.stream = _BodyStream(body, on_sent)
+            response = await client.send(request, stream=True)
+            try:
+                content, truncated = await _read_capped(response, self._calls.max_error_bytes)
+            finally:
+                await response.aclose()
+        scrub = Scrubber.of(headers, (url,))  # the key a server may echo in its error
+        status, answer = response.status_code, response.headers
+        interpret_control_response(action, status, answer, content, truncated=truncated, now=time.time(), scrub=scrub)
+
+
+def _nothing_sent(error: CallRejected | ConnectFailed) -> bool:
+    """True when the request cannot have reached the server: the TCP/TLS connection was never made."""
+    return isinstance(error, ConnectFailed) and isinstance(error.__cause__, (httpx.ConnectError, httpx.ConnectTimeout))

@@ -1,0 +1,70 @@
+"""The inline step of a SIP conversation: accept the incoming call (instead of creating one).
+
+``open_conversation(client, session, accept_call_id=…)`` posts ``…/{call_id}/accept`` with the session in the
+caller's task; the block starts as soon as the accept is answered (time-to-accept is this transport's
+time-to-answer), and the sideband then joins in the background through the WebRTC path's runner
+(:func:`~rtengine.engine._start.launch`), with every engine guarantee: queued inputs, one ``Error`` then
+``Closed("error")`` when the join fails, re-attach, the hang-up when the block is left (unless ``hangup=False``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..protocol._calls import validate_call_id
+from ..protocol._errors import RealtimeError
+from ._conversation import Conversation
+
+if TYPE_CHECKING:
+    from ..protocol._session import SessionConfig
+    from ._seams import Endpoint
+    from ._start import StartOptions
+
+__all__ = ["accept_call"]
+
+log = logging.getLogger("rtengine")
+
+
+async def accept_call(endpoint: Endpoint, session: SessionConfig, options: StartOptions) -> Conversation:
+    """Accept ``options.accept_call_id`` with ``session``: the conversation of the accepted call, no task yet.
+
+    Raises what the accept raises (:class:`~rtengine.InvalidCallId` before any request,
+    :class:`~rtengine.CallNotFound`, :class:`~rtengine.CallRejected`, :class:`~rtengine.ConnectFailed`).
+    Cancellation: once the accept's body is out it may have gone through, so the call is hung up (shielded,
+    bounded, unless ``hangup=False``) before ``Cancelled`` propagates; before that, nothing is sent.
+    """
+    assert options.accept_call_id is not None
+    call_id = validate_call_id(options.accept_call_id)
+    headers = endpoint.auth_headers()
+    started_at = trio.current_time()
+    log.info("starting realtime conversation; accepting SIP call transport=sip call_id=%s", call_id)
+    built: list[Conversation] = []
+
+    def build() -> None:  # while the accept is in flight: off the answer path
+        if not built:
+            built.append(
+                Conversation(endpoint, session, transport="sip", capacities=options.capacities, started_at=started_at)
+            )
+
+    try:
+        await endpoint.calls.accept(call_id, session, headers, on_sent=build)
+    except trio.Cancelled:
+        if options.hangup and built:  # the body went out: the accept may have taken effect
+            with trio.CancelScope(shield=True), trio.move_on_after(endpoint.close_timeout + 1.0):
+                try:
+                    await endpoint.calls.hangup(call_id, headers)
+                except RealtimeError as exc:
+                    log.warning("could not hang up SIP call %s after its accept was cancelled: %s", call_id, exc)
+        raise
+    build()  # a call seam that never reported the body sent
+    conv = built[0]
+    conv.call_id = call_id
+    conv.hangup = options.hangup
+    timeline = conv._timeline
+    timeline.call_id = call_id
+    elapsed = timeline.mark("answer")
+    log.info("realtime SIP call accepted transport=sip call_id=%s elapsed_ms=%.0f", call_id, elapsed)
+    return conv

@@ -1,0 +1,289 @@
+"""Incoming-call webhooks (``realtime.call.incoming``), pure: the Standard Webhooks checks and the payload.
+
+The API signs each webhook with the Standard Webhooks scheme: headers ``webhook-id``, ``webhook-timestamp`` (Unix
+seconds) and ``webhook-signature`` (space-separated ``v1,<base64 HMAC-SHA256>`` entries) over
+``"{id}.{timestamp}.{body}"`` with the ``whsec_…`` secret. :func:`verify_incoming_call` checks, in this order:
+
+1. the three headers are there and well formed → else :class:`WebhookSignatureError`;
+2. the timestamp is within ``tolerance`` seconds of ``now`` → else :class:`WebhookTimestampError` (``.skew``);
+3. one ``v1`` signature equals the expected one (constant-time) → else :class:`WebhookSignatureError`;
+4. the id was not seen within the tolerance window (a :class:`ReplayStore` the app owns) → else
+   :class:`WebhookReplayError`;
+5. the body is a JSON ``realtime.call.incoming`` event with a usable ``call_id`` → else
+   :class:`WebhookPayloadError` or :class:`WebhookEventTypeError`.
+
+The HMAC itself is computed by a ``signer`` the caller passes (``rtengine.webhooks`` uses the ``standardwebhooks``
+package), so this module holds no secret. No message here contains a secret or a signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ._calls import validate_call_id
+from ._errors import InvalidCallId, RemoteError
+
+__all__ = [
+    "INCOMING_CALL",
+    "MAX_WEBHOOK_ID",
+    "IncomingCall",
+    "ReplayStore",
+    "Signer",
+    "SipHeader",
+    "WebhookError",
+    "WebhookEventTypeError",
+    "WebhookPayloadError",
+    "WebhookReplayError",
+    "WebhookSignatureError",
+    "WebhookTimestampError",
+    "parse_incoming_call",
+    "verify_incoming_call",
+]
+
+INCOMING_CALL: Final = "realtime.call.incoming"
+#: Longest ``webhook-id`` accepted (real ones are ``evt_`` + ~32 characters).
+MAX_WEBHOOK_ID: Final = 256
+#: Most signatures looked at in one ``webhook-signature`` header (key rotation sends two or three).
+_MAX_SIGNATURES: Final = 16
+#: ``(webhook_id, timestamp, body) -> raw HMAC digest`` of the signed content.
+Signer = Callable[[str, int, bytes], bytes]
+
+
+class WebhookError(RemoteError):
+    """An incoming webhook was refused (answer it with 400; never act on it)."""
+
+
+class WebhookSignatureError(WebhookError):
+    """The signature headers are missing or malformed, or no signature matches (tampered, or another secret)."""
+
+
+class WebhookTimestampError(WebhookError):
+    """``webhook-timestamp`` is further than the tolerance from now. ``skew`` is ``timestamp - now`` in seconds
+    (negative: stale; positive: from the future)."""
+
+    def __init__(self, message: str, *, skew: float) -> None:
+        super().__init__(message)
+        self.skew = skew
+
+
+class WebhookReplayError(WebhookError):
+    """A webhook with this ``webhook-id`` was already verified within the tolerance window (``webhook_id``)."""
+
+    def __init__(self, message: str, *, webhook_id: str) -> None:
+        super().__init__(message)
+        self.webhook_id = webhook_id
+
+
+class WebhookPayloadError(WebhookError):
+    """The signed body is not a usable event (not UTF-8 JSON, fields missing or of the wrong type, bad call id)."""
+
+
+class WebhookEventTypeError(WebhookError):
+    """A valid webhook of another event type (``event_type``) than ``realtime.call.incoming``."""
+
+    def __init__(self, message: str, *, event_type: str) -> None:
+        super().__init__(message)
+        self.event_type = event_type
+
+
+@dataclass(frozen=True, slots=True)
+class SipHeader:
+    """One header of the SIP INVITE (untrusted caller data)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCall:
+    """A verified ``realtime.call.incoming``: ``call_id`` (validated: safe in a URL), the INVITE's ``sip_headers``
+    in order, ``sip_media_security`` (``"srtp"``, ``"rtp"``, another string, or ``None``), the event's
+    ``event_id`` and ``created_at``, and the delivery's ``webhook_id`` and ``timestamp``."""
+
+    call_id: str
+    sip_headers: tuple[SipHeader, ...]
+    sip_media_security: str | None = None
+    event_id: str = ""
+    created_at: int = 0
+    webhook_id: str = ""
+    timestamp: int = 0
+
+    def header(self, name: str) -> str | None:
+        """The first SIP header called ``name`` (case-insensitive), or ``None``."""
+        folded = name.casefold()
+        return next((h.value for h in self.sip_headers if h.name.casefold() == folded), None)
+
+
+@dataclass(slots=True)
+class ReplayStore:
+    """The ``webhook-id`` values verified within the tolerance window, owned by the app (one per endpoint).
+
+    An id is remembered until its timestamp leaves the window (older deliveries fail the timestamp check anyway),
+    at most ``max_ids`` at once (the oldest forgotten first). Not thread-safe; trio tasks may share it.
+    """
+
+    max_ids: int = 100_000
+    _seen: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def __contains__(self, webhook_id: object) -> bool:
+        return webhook_id in self._seen
+
+    def remember(self, webhook_id: str, *, expires: float, now: float) -> bool:
+        """Record ``webhook_id`` until ``expires`` (Unix seconds); False if it is already recorded (a replay)."""
+        if webhook_id in self._seen:
+            if self._seen[webhook_id] > now:
+                return False
+            del self._seen[webhook_id]
+        if len(self._seen) >= self.max_ids:
+            for old in [k for k, until in self._seen.items() if until <= now]:
+                del self._seen[old]
+            while len(self._seen) >= self.max_ids:
+                del self._seen[next(iter(self._seen))]
+        self._seen[webhook_id] = expires
+        return True
+
+    def forget(self, webhook_id: str) -> None:
+        """Drop ``webhook_id``: the app could not handle the delivery (it answers 5xx), so a retry of it must pass."""
+        self._seen.pop(webhook_id, None)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    if value is None or not value.strip():
+        raise WebhookSignatureError(f"webhook is missing the {name} header")
+    return value.strip()
+
+
+def _timestamp(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 12):
+        raise WebhookSignatureError("webhook-timestamp is not a Unix time in seconds")
+    return int(text)
+
+
+def _signatures(header: str) -> list[bytes]:
+    """The ``v1`` digests of a ``webhook-signature`` header (other versions skipped, malformed entries refused)."""
+    found = []
+    entries = header.split()
+    if len(entries) > _MAX_SIGNATURES:
+        raise WebhookSignatureError(f"webhook-signature has more than {_MAX_SIGNATURES} entries")
+    for entry in entries:
+        version, comma, encoded = entry.partition(",")
+        if not comma:
+            raise WebhookSignatureError("webhook-signature entry is not '<version>,<signature>'")
+        if version != "v1":
+            continue
+        try:
+            found.append(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError):
+            raise WebhookSignatureError("webhook-signature entry is not valid base64") from None
+    if not found:
+        raise WebhookSignatureError("webhook-signature has no v1 signature")
+    return found
+
+
+def verify_incoming_call(
+    headers: Mapping[str, str],
+    body: bytes,
+    signer: Signer,
+    *,
+    now: float,
+    tolerance: float = 300,
+    replay: ReplayStore | None = None,
+) -> IncomingCall:
+    """Check a delivery (see the module docstring) and return its :class:`IncomingCall`, or raise the specific
+    :class:`WebhookError`. ``headers`` may be any case (httpx/h11 headers, a plain dict); ``now`` is Unix seconds."""
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise ValueError("tolerance must be a finite number of seconds >= 0")
+    webhook_id = _header(headers, "webhook-id")
+    if len(webhook_id) > MAX_WEBHOOK_ID or not (webhook_id.isascii() and webhook_id.isprintable()):
+        raise WebhookSignatureError("webhook-id is not a short printable ASCII string")
+    timestamp = _timestamp(_header(headers, "webhook-timestamp"))
+    offered = _signatures(_header(headers, "webhook-signature"))
+    skew = timestamp - now
+    if abs(skew) > tolerance:
+        when = "old" if skew < 0 else "far in the future"
+        raise WebhookTimestampError(
+            f"webhook timestamp is too {when}: {abs(skew):.0f} s off, tolerance {tolerance:g} s", skew=skew
+        )
+    expected = signer(webhook_id, timestamp, body)
+    matched = False
+    for signature in offered:  # every entry compared, in constant time each
+        matched |= hmac.compare_digest(expected, signature)
+    if not matched:
+        raise WebhookSignatureError("no webhook signature matches (tampered, or signed with another secret)")
+    if replay is not None and not replay.remember(webhook_id, expires=timestamp + tolerance, now=now):
+        raise WebhookReplayError(f"webhook {webhook_id} was already received", webhook_id=webhook_id)
+    call = parse_incoming_call(body)
+    return IncomingCall(
+        call.call_id,
+        call.sip_headers,
+        call.sip_media_security,
+        call.event_id,
+        call.created_at,
+        webhook_id,
+        timestamp,
+    )
+
+
+def _field(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
+    value = obj.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise WebhookPayloadError(f"webhook {where}{name} is missing or not a {kind.__name__}")
+    return value
+
+
+def parse_incoming_call(body: bytes) -> IncomingCall:
+    """The event of a (verified) body: :class:`WebhookPayloadError` / :class:`WebhookEventTypeError` otherwise."""
+    try:
+        event = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise WebhookPayloadError("webhook body is not UTF-8 JSON") from None
+    if not isinstance(event, dict):
+        raise WebhookPayloadError("webhook body is not a JSON object")
+    event_type = _field(event, "type", str, "")
+    if event_type != INCOMING_CALL:
+        raise WebhookEventTypeError(
+            f"webhook is a {event_type[:100]!r} event, not {INCOMING_CALL!r}", event_type=event_type[:100]
+        )
+    data = _field(event, "data", dict, "")
+    try:
+        call_id = validate_call_id(_field(data, "call_id", str, "data."))
+    except InvalidCallId as exc:
+        raise WebhookPayloadError(f"webhook data.call_id is unusable: {exc}") from None
+    headers = []
+    for entry in _field(data, "sip_headers", list, "data."):
+        if not isinstance(entry, dict):
+            raise WebhookPayloadError("webhook data.sip_headers holds a non-object")
+        headers.append(SipHeader(_field(entry, "name", str, "sip header "), _field(entry, "value", str, "sip header ")))
+    security = data.get("sip_media_security")
+    if security is not None and not isinstance(security, str):
+        raise WebhookPayloadError("webhook data.sip_media_security is not a string")
+    created_at = event.get("created_at", 0)
+    if not isinstance(created_at, int) or isinstance(created_at, bool):
+        raise WebhookPayloadError("webhook created_at is not an integer")
+    event_id = event.get("id", "")
+    if not isinstance(event_id, str):
+        raise WebhookPayloadError("webhook id is not a string")
+    return IncomingCall(call_id, tuple(headers), security, event_id, created_at)
+
+
+def incoming_call_payload(
+    event_id: str, call_id: str, sip_headers: list[tuple[str, str]], created_at: int, security: str | None = "srtp"
+) -> dict[str, Any]:
+    """A ``realtime.call.incoming`` event as the API sends it (for the local server and tests)."""
+    data: dict[str, Any] = {"call_id": call_id, "sip_headers": [{"name": n, "value": v} for n, v in sip_headers]}
+    if security is not None:
+        data["sip_media_security"] = security
+    return {"object": "event", "id": event_id, "type": INCOMING_CALL, "created_at": created_at, "data": data}
