@@ -124,6 +124,11 @@ class ServerOptions:
     the maximum duration of 60 minutes." (the minutes follow the knob) and ends the call.
     ``call_connect_seconds`` — a call whose media peer has not connected this long after its creation ends (a caller
     that never completes ICE cannot leave calls behind); once connected, a call ends when its peer goes away.
+    ``unused_call_seconds`` — a call nobody uses ends this long after its creation (recorded ``unused``), as the API
+    expires unused calls: no sideband joined it and its data channel carried no client event. ``None``: never.
+    ``record_limit`` — the server's ``record`` keeps this many of the most recent calls, connections and hang-ups
+    (a ring: a long-running server holds a bounded history); ``None`` records everything (tests that read a long
+    history opt in).
     """
 
     host: str = "127.0.0.1"
@@ -145,6 +150,8 @@ class ServerOptions:
     tls: ssl.SSLContext | None = field(default=None, repr=False)
     session_max_seconds: float = 3600.0
     call_connect_seconds: float = 30.0
+    unused_call_seconds: float | None = 120.0
+    record_limit: int | None = 100
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -157,6 +164,10 @@ class ServerOptions:
             raise ValueError("max_connections, max_body_bytes and max_message_bytes must be >= 1")
         if not self.session_max_seconds > 0 or not self.call_connect_seconds > 0:  # NaN fails too
             raise ValueError("session_max_seconds and call_connect_seconds must be > 0")
+        if self.unused_call_seconds is not None and not self.unused_call_seconds > 0:
+            raise ValueError("unused_call_seconds must be > 0 (or None: never)")
+        if self.record_limit is not None and self.record_limit < 1:
+            raise ValueError("record_limit must be >= 1 (or None: record everything)")
 
     @property
     def session_cap_message(self) -> str:
