@@ -92,7 +92,7 @@ async def answered(send: Send, receive: Receive, event: dict[str, Any]) -> list[
     """Send ``event`` then the sentinel; every server event up to the sentinel's error."""
     await send(json.dumps(event))
     await send(json.dumps(SENTINEL))
-    seen = []
+    seen: list[dict[str, Any]] = []
     with trio.fail_after(10):
         while True:
             got = await receive()
