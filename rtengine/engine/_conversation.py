@@ -208,6 +208,7 @@ class Conversation:
             self._end(None, None)
             await self._wait_finished()
 
+    @trio.lowlevel.enable_ki_protection  # a Ctrl-C here is deferred: the end path always delivers Closed
     def _end(self, closed: Closed | None, error: Error | None) -> bool:
         """Claim the end (True for exactly one caller). Synchronous: nothing runs between the claim and its
         effects — ordinary events refused, the ``Error`` delivered, inputs closed, the work scope cancelled."""
@@ -232,6 +233,7 @@ class Conversation:
 
     # --- the runner --------------------------------------------------------------------------------------------
 
+    @trio.lowlevel.enable_ki_protection  # a Ctrl-C here is deferred: the end path always delivers Closed
     async def _run(
         self,
         jobs: Sequence[Job],
@@ -283,6 +285,7 @@ class Conversation:
             log.info("realtime conversation closed reason=%s total_elapsed_ms=%.0f", reason, self._timeline.total_ms())
             self._outlet.finish(self._closing)
 
+    @trio.lowlevel.enable_ki_protection  # a Ctrl-C here is deferred: the end path always delivers Closed
     async def _abandon(self) -> None:
         """Never started (its owner's nursery was closed): end silently, hang the call up. Shielded, bounded."""
         self._end(None, None)

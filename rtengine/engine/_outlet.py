@@ -9,6 +9,10 @@ held up by a caller who stopped reading and nothing has to be dropped to make ro
 event delivered. :meth:`Outlet.finish` puts ``Closed`` (or nothing, for a replaced conversation) and ends the
 stream; :meth:`Outlet.wait_finished` returns only once it has.
 
+A ``KeyboardInterrupt`` cannot split the end: claiming it, putting the final events and finishing run with
+Ctrl-C deferred (``trio.lowlevel.enable_ki_protection``, here and on the conversation's end path), so a Ctrl-C
+landing there surfaces after ``Closed`` is in the stream.
+
 Closing ``conv.events`` (``aclose()``) means "not listening": buffered and later events are dropped and counted in
 ``stats.events_dropped``; the conversation goes on and nothing stalls.
 """
@@ -50,6 +54,7 @@ class Outlet:
         """True until the end is claimed."""
         return self._open
 
+    @trio.lowlevel.enable_ki_protection
     def claim(self) -> bool:
         """Claim the end: True for exactly one caller. Synchronous, so no task runs between the check and the set."""
         if not self._open:
@@ -71,10 +76,12 @@ class Outlet:
         """Deliver without waiting (``Started``, non-fatal errors of a failing setup); dropped after the end."""
         self._put(event) if self._open else self._drop()
 
+    @trio.lowlevel.enable_ki_protection
     def put_final(self, event: Error | Closed) -> None:
         """The end's ``Error`` or ``Closed``: into the reserved room, whatever the capacity."""
         self._put(event)
 
+    @trio.lowlevel.enable_ki_protection
     def finish(self, closed: Closed | None) -> None:
         """Put ``closed`` (``None`` for a replaced conversation: no event) and end the stream. Idempotent."""
         if self._finished.is_set():
