@@ -61,8 +61,8 @@ def _every_server_event_is_sdk_valid(
     records: list[ServerRecord] = []
     original_init = ServerRecord.__init__
 
-    def recording_init(self: ServerRecord) -> None:
-        original_init(self)
+    def recording_init(self: ServerRecord, limit: int | None = None) -> None:
+        original_init(self, limit)
         records.append(self)
 
     monkeypatch.setattr(ServerRecord, "__init__", recording_init)

@@ -148,6 +148,20 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="TCP connections served at once; one more is answered 503 with Retry-After (default: 1000)",
     )
+    parser.add_argument(
+        "--unused-call-seconds",
+        type=_positive_seconds,
+        default=120.0,
+        metavar="S",
+        help="end a call no sideband joined and whose data channel stayed silent after S seconds (default: 120)",
+    )
+    parser.add_argument(
+        "--record-limit",
+        type=_positive_count,
+        default=100,
+        metavar="N",
+        help="the server's record keeps the N most recent calls and connections (default: 100)",
+    )
     parser.add_argument("--echo", action="store_true", help="calls play back the audio they receive")
     parser.add_argument("--loopback", action="store_true", help="pin ICE candidates to 127.0.0.1 (one machine)")
     parser.add_argument("--certfile", help="serve HTTPS and WSS with this certificate chain (PEM)")
@@ -210,6 +224,8 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         sip_webhook=args.sip_webhook,
         webhook_secret=_webhook_secret(args.webhook_secret),
         sip=SipScript(calls=args.sip_calls, interval=args.sip_interval),
+        unused_call_seconds=args.unused_call_seconds,
+        record_limit=args.record_limit,
     )
 
 

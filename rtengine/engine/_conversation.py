@@ -56,17 +56,29 @@ HANGUP_TIMEOUT: Final = 2.0
 class Capacities:
     """Buffer sizes: text and tool inputs wait when full, audio is dropped (and counted); ``events`` is the room
     for server events in ``conv.events`` (the final ``Error``/``Closed`` always fit); ``audio_out`` for received
-    media frames."""
+    media frames.
+
+    Each is bounded in bytes too (``*_bytes``; full by either bound applies the same policy, counted in
+    ``stats.input_waits``, ``audio_bytes_dropped``, ``event_waits``): texts 1 MiB, tool outputs 4 MiB, audio 1 MiB
+    (about 21 s of 24 kHz PCM16), events 8 MiB (counted as the size of the frames they came from). One item larger
+    than its bound still passes when its buffer is empty. With the defaults a conversation holds at most about
+    14 MiB of buffered data (plus one oversized item per buffer), not the gigabytes counts alone allow."""
 
     text: int = 64
     tools: int = 64
     audio: int = 256
     events: int = 256
     audio_out: int = 500
+    text_bytes: int = 1 << 20
+    tool_bytes: int = 4 << 20
+    audio_bytes: int = 1 << 20
+    events_bytes: int = 8 << 20
 
     def __post_init__(self) -> None:
         if min(self.text, self.tools, self.audio, self.events, self.audio_out) < 1:
             raise ConfigError("every channel capacity must be >= 1")
+        if min(self.text_bytes, self.tool_bytes, self.audio_bytes, self.events_bytes) < 1:
+            raise ConfigError("every channel byte bound must be >= 1")
 
 
 @dataclass(eq=False, slots=True)
@@ -117,10 +129,18 @@ class Conversation:
         self.hangup = False
         self._capacities = capacities
         self._stats = ConversationStats()
-        self._outlet = Outlet(capacities.events, self._stats)
+        self._outlet = Outlet(capacities.events, self._stats, max_bytes=capacities.events_bytes)
         #: The events, in order: ``Started`` first, ``Closed`` last; the stream ends right after ``Closed``.
         self.events: EventStream = self._outlet.stream
-        self._inputs = Inputs(text=capacities.text, tools=capacities.tools, audio=capacities.audio, stats=self._stats)
+        self._inputs = Inputs(
+            text=capacities.text,
+            tools=capacities.tools,
+            audio=capacities.audio,
+            stats=self._stats,
+            text_bytes=capacities.text_bytes,
+            tool_bytes=capacities.tool_bytes,
+            audio_bytes=capacities.audio_bytes,
+        )
         self._timeline = Timeline(trio.current_time() if started_at is None else started_at)
         self.started_at = self._timeline.started_at
         self.timeline = self._timeline.view
@@ -224,6 +244,7 @@ class Conversation:
             self._end(None, None)
             await self._wait_finished()
 
+    @trio.lowlevel.enable_ki_protection  # a Ctrl-C here is deferred: the end path always delivers Closed
     def _end(self, closed: Closed | None, error: Error | None) -> bool:
         """Claim the end (True for exactly one caller). Synchronous: nothing runs between the claim and its
         effects — ordinary events refused, the ``Error`` delivered, inputs closed, the work scope cancelled."""
@@ -248,6 +269,7 @@ class Conversation:
 
     # --- the runner --------------------------------------------------------------------------------------------
 
+    @trio.lowlevel.enable_ki_protection  # a Ctrl-C here is deferred: the end path always delivers Closed
     async def _run(
         self,
         jobs: Sequence[Job],
@@ -299,6 +321,7 @@ class Conversation:
             log.info("realtime conversation closed reason=%s total_elapsed_ms=%.0f", reason, self._timeline.total_ms())
             self._outlet.finish(self._closing)
 
+    @trio.lowlevel.enable_ki_protection  # a Ctrl-C here is deferred: the end path always delivers Closed
     async def _abandon(self) -> None:
         """Never started (its owner's nursery was closed): end silently, hang the call up. Shielded, bounded."""
         self._end(None, None)

@@ -5,6 +5,12 @@ order of the calls (a ``response.create`` asked for after a text follows that te
 (``Capacities.text`` for texts, ``Capacities.tools`` for the rest): a sender waits while its kind is full.
 **Audio** is a separate queue that never blocks: a full buffer drops the frame and counts it.
 
+Each kind is bounded in bytes as well as in count (``Capacities.text_bytes``, ``tool_bytes``, ``audio_bytes``):
+the bytes of the texts, of the tool outputs, of the PCM frames held. Full by either bound means the kind's policy —
+texts and tool items wait (counted in ``stats.input_waits``), audio is dropped (``audio_frames_dropped`` and
+``audio_bytes_dropped``). One item larger than its byte bound is still taken when its kind holds nothing, so it
+cannot wait forever.
+
 :meth:`Inputs.close` ends both at the moment the conversation's end is claimed: waiting senders wake with
 :class:`~rtengine.ConversationNotRunning`; :meth:`Inputs.discard` then counts what was accepted and never sent.
 """
@@ -16,7 +22,7 @@ from collections import deque
 
 import trio
 
-from ..protocol._brain import Command, SendText
+from ..protocol._brain import Command, SendText, SendToolOutput
 from ..protocol._errors import ConversationNotRunning
 from ..protocol._lifecycle import ConversationStats
 
@@ -30,6 +36,8 @@ class Inputs:
 
     __slots__ = (
         "_audio",
+        "_audio_byte_cap",
+        "_audio_bytes",
         "_audio_cap",
         "_audio_ready",
         "_control",
@@ -37,17 +45,33 @@ class Inputs:
         "_open",
         "_room",
         "_stats",
+        "_text_byte_cap",
+        "_text_bytes",
         "_text_cap",
         "_texts",
+        "_tool_byte_cap",
+        "_tool_bytes",
         "_tool_cap",
         "_tools",
     )
 
-    def __init__(self, *, text: int, tools: int, audio: int, stats: ConversationStats) -> None:
+    def __init__(
+        self,
+        *,
+        text: int,
+        tools: int,
+        audio: int,
+        stats: ConversationStats,
+        text_bytes: int = 1 << 20,
+        tool_bytes: int = 4 << 20,
+        audio_bytes: int = 1 << 20,
+    ) -> None:
         self._control: deque[Command] = deque()
         self._audio: deque[bytes] = deque()
         self._text_cap, self._tool_cap, self._audio_cap = text, tools, audio
+        self._text_byte_cap, self._tool_byte_cap, self._audio_byte_cap = text_bytes, tool_bytes, audio_bytes
         self._texts = self._tools = 0
+        self._text_bytes = self._tool_bytes = self._audio_bytes = 0
         self._open = True
         self._stats = stats
         self._room = trio.lowlevel.ParkingLot()  # senders waiting for room
@@ -63,15 +87,20 @@ class Inputs:
         (also for a sender that was waiting). Cancellation: either queued or ``Cancelled`` with nothing queued."""
         await trio.lowlevel.checkpoint_if_cancelled()
         text = isinstance(command, SendText)
-        while self._open and (self._texts >= self._text_cap if text else self._tools >= self._tool_cap):
-            await self._room.park()
+        size = _size(command)
+        if self._open and self._full(text, size):
+            self._stats.input_waits += 1
+            while self._open and self._full(text, size):
+                await self._room.park()
         if not self._open:
             raise ConversationNotRunning
         self._control.append(command)
         if text:
             self._texts += 1
+            self._text_bytes += size
         else:
             self._tools += 1
+            self._tool_bytes += size
         self._control_ready.unpark()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
@@ -79,12 +108,15 @@ class Inputs:
         """Queue an audio frame; False (counted) when the buffer is full. Raises ``ConversationNotRunning``."""
         if not self._open:
             raise ConversationNotRunning
-        if len(self._audio) >= self._audio_cap:
+        held = self._audio_bytes
+        if len(self._audio) >= self._audio_cap or (held and held + len(pcm16) > self._audio_byte_cap):
             self._stats.audio_frames_dropped += 1
+            self._stats.audio_bytes_dropped += len(pcm16)
             if self._stats.audio_frames_dropped & (self._stats.audio_frames_dropped - 1) == 0:  # 1, 2, 4, 8, …
                 log.warning("input audio buffer full: frames dropped so far %d", self._stats.audio_frames_dropped)
             return False
         self._audio.append(pcm16)
+        self._audio_bytes += len(pcm16)
         self._stats.audio_frames_queued += 1
         self._audio_ready.unpark()
         return True
@@ -97,8 +129,10 @@ class Inputs:
         command = self._control.popleft()
         if isinstance(command, SendText):
             self._texts -= 1
+            self._text_bytes -= _size(command)
         else:
             self._tools -= 1
+            self._tool_bytes -= _size(command)
         self._room.unpark_all()
         return command
 
@@ -107,7 +141,9 @@ class Inputs:
         await trio.lowlevel.checkpoint_if_cancelled()
         while not self._audio:
             await self._audio_ready.park()
-        return self._audio.popleft()
+        frame = self._audio.popleft()
+        self._audio_bytes -= len(frame)
+        return frame
 
     def close(self) -> None:
         """No more inputs: waiting and later senders get ``ConversationNotRunning``. Idempotent."""
@@ -130,3 +166,22 @@ class Inputs:
         self._control.clear()
         self._audio.clear()
         self._texts = self._tools = 0
+        self._text_bytes = self._tool_bytes = self._audio_bytes = 0
+
+    def _full(self, text: bool, size: int) -> bool:
+        """No room for an item of ``size`` bytes of its kind: its count is at the cap, or it holds bytes and the
+        item would take them past the byte cap."""
+        if text:
+            held, count, cap, byte_cap = self._text_bytes, self._texts, self._text_cap, self._text_byte_cap
+        else:
+            held, count, cap, byte_cap = self._tool_bytes, self._tools, self._tool_cap, self._tool_byte_cap
+        return count >= cap or (held > 0 and held + size > byte_cap)
+
+
+def _size(command: Command) -> int:
+    """The bytes an input holds: a text's or a tool output's UTF-8 length (requests and cancels hold none)."""
+    if isinstance(command, SendText):
+        return len(command.text.encode("utf-8", "surrogatepass"))
+    if isinstance(command, SendToolOutput):
+        return len(command.output.encode("utf-8", "surrogatepass")) + len(command.call_id)
+    return 0

@@ -9,6 +9,10 @@ held up by a caller who stopped reading and nothing has to be dropped to make ro
 event delivered. :meth:`Outlet.finish` puts ``Closed`` (or nothing, for a replaced conversation) and ends the
 stream; :meth:`Outlet.wait_finished` returns only once it has.
 
+A ``KeyboardInterrupt`` cannot split the end: claiming it, putting the final events and finishing run with
+Ctrl-C deferred (``trio.lowlevel.enable_ki_protection``, here and on the conversation's end path), so a Ctrl-C
+landing there surfaces after ``Closed`` is in the stream.
+
 Closing ``conv.events`` (``aclose()``) means "not listening": buffered and later events are dropped and counted in
 ``stats.events_dropped``; the conversation goes on and nothing stalls.
 """
@@ -31,11 +35,27 @@ _RESERVED: Final = 2
 class Outlet:
     """The engine's end of the events (see the module docstring)."""
 
-    __slots__ = ("_buffer", "_capacity", "_finished", "_listening", "_open", "_readers", "_stats", "_writers", "stream")
+    __slots__ = (
+        "_buffer",
+        "_bytes",
+        "_capacity",
+        "_finished",
+        "_listening",
+        "_max_bytes",
+        "_open",
+        "_readers",
+        "_sizes",
+        "_stats",
+        "_writers",
+        "stream",
+    )
 
-    def __init__(self, capacity: int, stats: ConversationStats) -> None:
+    def __init__(self, capacity: int, stats: ConversationStats, *, max_bytes: int = 8 << 20) -> None:
         self._buffer: deque[ConversationEvent] = deque()
+        self._sizes: deque[int] = deque()  # each buffered event's size (the frame it came from)
+        self._bytes = 0
         self._capacity = capacity
+        self._max_bytes = max_bytes
         self._stats = stats
         self._open = True  # ordinary events accepted (until the end is claimed)
         self._listening = True  # the caller has not closed conv.events
@@ -50,6 +70,7 @@ class Outlet:
         """True until the end is claimed."""
         return self._open
 
+    @trio.lowlevel.enable_ki_protection
     def claim(self) -> bool:
         """Claim the end: True for exactly one caller. Synchronous, so no task runs between the check and the set."""
         if not self._open:
@@ -58,23 +79,35 @@ class Outlet:
         self._writers.unpark_all()
         return True
 
-    async def forward(self, event: ConversationEvent) -> None:
-        """Deliver a server event, waiting while the buffer is full. After the end was claimed, or while nobody
-        listens, the event is dropped and counted. Cancellation: either delivered or not, never half."""
+    async def forward(self, event: ConversationEvent, size: int = 0) -> None:
+        """Deliver a server event of ``size`` bytes (the frame it came from), waiting while the buffer is full in
+        count or in bytes (counted once in ``stats.event_waits``); an event larger than the byte bound passes when
+        the buffer is empty. After the end was claimed, or while nobody listens, the event is dropped and counted.
+        Cancellation: either delivered or not, never half."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        while self._open and self._listening and len(self._buffer) >= self._capacity:
-            await self._writers.park()
-        self._put(event) if self._open else self._drop()
+        if self._room_needed(size):
+            self._stats.event_waits += 1
+            while self._room_needed(size):
+                await self._writers.park()
+        self._put(event, size) if self._open else self._drop()
         await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def _room_needed(self, size: int) -> bool:
+        if not (self._open and self._listening):
+            return False
+        full_bytes = self._bytes > 0 and self._bytes + size > self._max_bytes
+        return len(self._buffer) >= self._capacity or full_bytes
 
     def put_now(self, event: Started | Error) -> None:
         """Deliver without waiting (``Started``, non-fatal errors of a failing setup); dropped after the end."""
         self._put(event) if self._open else self._drop()
 
+    @trio.lowlevel.enable_ki_protection
     def put_final(self, event: Error | Closed) -> None:
         """The end's ``Error`` or ``Closed``: into the reserved room, whatever the capacity."""
         self._put(event)
 
+    @trio.lowlevel.enable_ki_protection
     def finish(self, closed: Closed | None) -> None:
         """Put ``closed`` (``None`` for a replaced conversation: no event) and end the stream. Idempotent."""
         if self._finished.is_set():
@@ -93,11 +126,13 @@ class Outlet:
     async def wait_finished(self) -> None:
         await self._finished.wait()
 
-    def _put(self, event: ConversationEvent) -> None:
+    def _put(self, event: ConversationEvent, size: int = 0) -> None:
         if not self._listening:
             self._drop()
             return
         self._buffer.append(event)
+        self._sizes.append(size)
+        self._bytes += size
         self._stats.events_forwarded += 1
         self._readers.unpark()
 
@@ -108,6 +143,7 @@ class Outlet:
 
     def _take(self) -> ConversationEvent:
         event = self._buffer.popleft()
+        self._bytes -= self._sizes.popleft()
         self._writers.unpark()
         return event
 
@@ -115,6 +151,8 @@ class Outlet:
         self._listening = False
         self._stats.events_dropped += len(self._buffer)
         self._buffer.clear()
+        self._sizes.clear()
+        self._bytes = 0
         self._writers.unpark_all()
         self._readers.unpark_all()
 

@@ -341,4 +341,4 @@ async def _read(link: _Link) -> None:
             core.end(closed, error)
             return
         if reaction.deliver is not None:
-            await outlet.forward(reaction.deliver)
+            await outlet.forward(reaction.deliver, len(message))

@@ -106,8 +106,15 @@ class ConversationStats:
 
     #: Audio frames accepted by ``send_audio`` (queued).
     audio_frames_queued: int = 0
-    #: Audio frames dropped because the audio buffer was full (``send_audio`` never blocks).
+    #: Audio frames dropped because the audio buffer was full, in frames or in bytes (``send_audio`` never blocks).
     audio_frames_dropped: int = 0
+    #: The bytes of those dropped frames.
+    audio_bytes_dropped: int = 0
+    #: Texts and tool items whose sender had to wait for room (their buffer was full, in count or in bytes).
+    input_waits: int = 0
+    #: Server events that waited for room in ``conv.events`` (full in count or in bytes: the caller reads slower
+    #: than the server sends; the socket reader waits, which is the backpressure).
+    event_waits: int = 0
     #: ``input_audio_buffer.append`` events written to the socket.
     audio_frames_sent: int = 0
     #: User texts written to the socket.

@@ -57,7 +57,7 @@ class LocalServer:
 
     def __init__(self, options: ServerOptions, peers: PeerService) -> None:
         self.options = options
-        self.record = ServerRecord()
+        self.record = ServerRecord(options.record_limit)
         self._faults = options.faults
         self._peers = peers
         self._calls = CallManager(self.record, options, lambda: self._faults, peers)

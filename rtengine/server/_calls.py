@@ -8,6 +8,8 @@ ends only when
 * its media peer goes away: the peer connection fails or closes once connected (``media_closed``), fails before
   connecting (``media_failed``), or has not connected ``ServerOptions.call_connect_seconds`` after the call's
   creation (``media_timeout``), so calls that nobody ever connects cannot pile up;
+* nobody uses it: no sideband joined it and its data channel carried no client event
+  ``ServerOptions.unused_call_seconds`` after its creation (``unused``), as the API expires unused calls;
 * the session cap is reached (``ServerOptions.session_max_seconds`` after its creation): every sideband is closed
   with ``1001`` "Your session hit the maximum duration of 60 minutes." first (``session_expired``);
 * the server stops (:meth:`CallManager.end`).
@@ -21,7 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -75,6 +77,8 @@ class Call:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     #: When the call was created (trio's clock): the session cap counts from here.
     created: float = field(default_factory=trio.current_time)
+    #: Set when a sideband joins or the data channel carries a client event: the call no longer expires as unused.
+    used: trio.Event = field(default_factory=trio.Event)
 
 
 def stamp_session(conversation: RealtimeSession, session_id: str, max_seconds: float) -> None:
@@ -234,7 +238,9 @@ class CallManager:
         """Wait until the call ends by itself and say why: its media peer went away, or the session cap (then
         its sidebands are closed with ``1001`` first)."""
         with trio.move_on_at(call.created + self._options.session_max_seconds):
-            return await self._media_gone(call)
+            return await _first_reason(
+                [functools.partial(self._media_gone, call), functools.partial(self._unused, call)]
+            )
         await call.conversation.views.expire(self._options.session_cap_message, CLOSE_REPLY_TIMEOUT)
         return "session_expired"
 
@@ -253,6 +259,15 @@ class CallManager:
         await peer.failed.wait()
         return "media_closed"
 
+    async def _unused(self, call: Call) -> str:
+        """Return ``unused`` if nobody used the call within ``unused_call_seconds`` of its creation; else never."""
+        limit = self._options.unused_call_seconds
+        with trio.move_on_at(call.created + (limit if limit is not None else float("inf"))):
+            await call.used.wait()
+        if call.used.is_set():
+            await trio.sleep_forever()
+        return "unused"
+
     async def _serve_data_channel(self, call: Call) -> None:
         """The call's ``oai-events`` data channel is a view of its conversation, like a sideband: it gets
         ``session.created`` when it opens, then every server event; its client events go into the conversation.
@@ -263,6 +278,7 @@ class CallManager:
         async for message in call.peer.messages:
             frame = message if isinstance(message, bytes) else ClientFrame.decode(message)  # parsed once
             self._record.data_frame_in(call.record, frame)
+            call.used.set()
             if isinstance(frame, bytes):
                 reply = error_event("Binary messages are not supported; send JSON text.", code="invalid_json")
             elif await call.conversation.deliver(frame):
@@ -274,6 +290,20 @@ class CallManager:
             sent = {**reply, "event_id": new_id("event")}
             call.peer.send_data(encode(sent))
             call.record.data_frames_out.append(sent)
+
+
+async def _first_reason(waits: list[Callable[[], Awaitable[str]]]) -> str:
+    """Run ``waits`` together; the first one to return gives the reason, the others are cancelled."""
+    reasons: list[str] = []
+    async with trio.open_nursery() as nursery:
+
+        async def watch(wait: Callable[[], Awaitable[str]]) -> None:
+            reasons.append(await wait())
+            nursery.cancel_scope.cancel()
+
+        for wait in waits:
+            nursery.start_soon(watch, wait)
+    return reasons[0]
 
 
 async def _first_set(events: list[trio.Event]) -> None:

@@ -130,6 +130,11 @@ class ServerOptions:
     announced to this URL with ``realtime.call.incoming`` webhooks signed with this ``whsec_…`` secret, and play
     the caller of ``sip`` (a :class:`~rtengine.server.SipScript`) once accepted; ``sip.calls`` are placed at start.
     With ``webhook_secret`` alone, calls are placed by ``server.sip.place_call(url)``.
+    ``unused_call_seconds`` — a call nobody uses ends this long after its creation (recorded ``unused``), as the API
+    expires unused calls: no sideband joined it and its data channel carried no client event. ``None``: never.
+    ``record_limit`` — the server's ``record`` keeps this many of the most recent calls, connections and hang-ups
+    (a ring: a long-running server holds a bounded history); ``None`` records everything (tests that read a long
+    history opt in).
     """
 
     host: str = "127.0.0.1"
@@ -154,6 +159,8 @@ class ServerOptions:
     sip_webhook: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     sip: SipScript = field(default_factory=SipScript)
+    unused_call_seconds: float | None = 120.0
+    record_limit: int | None = 100
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -170,6 +177,10 @@ class ServerOptions:
             raise ValueError("sip_webhook needs webhook_secret (the whsec_... secret the webhooks are signed with)")
         if self.sip_webhook is not None and not self.sip_webhook.startswith(("http://", "https://")):
             raise ValueError("sip_webhook must be an http:// or https:// URL")
+        if self.unused_call_seconds is not None and not self.unused_call_seconds > 0:
+            raise ValueError("unused_call_seconds must be > 0 (or None: never)")
+        if self.record_limit is not None and self.record_limit < 1:
+            raise ValueError("record_limit must be >= 1 (or None: record everything)")
 
     @property
     def session_cap_message(self) -> str:

@@ -33,6 +33,7 @@ from ..protocol._payloads import (
     UserText,
     parse_client_message,
 )
+from ._event_fields import event_error
 from ._faults import ConversationFaults
 from ._guard import split_bug
 from ._item_store import ConversationItems
@@ -220,13 +221,20 @@ class RealtimeSession:
             await reply(origin, error_event(f"Invalid client event: {frame.problem}"[:300], code="invalid_event"))
             return
         message = frame.value
-        refused = request_error(message) or self.items.placement_error(message) if isinstance(message, dict) else None
-        if refused is not None:  # an item the API refuses is answered, never echoed
+        refused = (
+            event_error(message) or request_error(message) or self.items.placement_error(message)
+            if isinstance(message, dict)
+            else None
+        )
+        if refused is not None:  # an event or item the API refuses is answered, never acted on or echoed
             await reply(origin, refused)
             return
         match parse_client_message(message):
             case ProtocolWarning(detail=detail):
-                await reply(origin, error_event(f"Invalid client event: {detail}", code="invalid_event"))
+                eid = message.get("event_id") if isinstance(message, dict) else None
+                eid = eid if isinstance(eid, str) else None
+                error = error_event(f"Invalid client event: {detail}", code="invalid_event", event_id=eid)
+                await reply(origin, error)
             case SessionUpdate(session=session, event_id=eid):
                 await self._session_update(session, eid, origin)
             case InputAudioAppend(audio=audio):

@@ -2,21 +2,44 @@
 
 Every call creation becomes a :class:`CallRecord`, every websocket handshake (accepted or not) a
 :class:`ConnectionRecord`. Header values of secret headers are redacted in reprs; the raw values stay
-available to tests through ``headers``.
+available to tests through ``headers``. The record is a ring: it keeps the ``limit`` most recent calls,
+connections and hang-ups (``ServerOptions.record_limit``; ``None`` records everything, for tests), so a server
+that runs for days holds a bounded amount of history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
 from ..protocol._headers import redact
 from ._validate import ClientFrame
 
-__all__ = ["CallRecord", "ConnectionRecord", "ServerRecord"]
+__all__ = ["CallRecord", "ConnectionRecord", "Ring", "ServerRecord"]
+
+T = TypeVar("T")
+
+
+class Ring(list[T]):
+    """A list that keeps only its ``limit`` most recent items (all of them when ``limit`` is None): appending
+    beyond the limit drops the oldest. Still a list: indexing, slicing and ``==`` work as tests expect."""
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__()
+        if limit is not None and limit < 1:
+            raise ValueError("a ring's limit must be >= 1 (or None: no limit)")
+        self.limit = limit
+        #: How many items were dropped to stay within the limit.
+        self.dropped = 0
+
+    def append(self, item: T) -> None:
+        super().append(item)
+        if self.limit is not None and len(self) > self.limit:
+            self.dropped += len(self) - self.limit
+            del self[: len(self) - self.limit]
 
 
 @dataclass(slots=True)
@@ -47,8 +70,9 @@ class CallRecord:
     #: How the call ended, ``None`` while it is live: ``hangup`` (``POST …/hangup`` answered 200),
     #: ``media_closed`` (its peer connection failed or closed once connected), ``media_failed`` (it failed before
     #: connecting), ``media_timeout`` (not connected within ``ServerOptions.call_connect_seconds``),
-    #: ``session_expired`` (the session cap), ``end_call`` (``LocalServer.end_call``), ``server_shutdown`` (the
-    #: server stopped). Sidebands leaving never end a call.
+    #: ``unused`` (no sideband joined it and its data channel carried no client event within
+    #: ``ServerOptions.unused_call_seconds``), ``session_expired`` (the session cap), ``end_call``
+    #: (``LocalServer.end_call``), ``server_shutdown`` (the server stopped). Sidebands leaving never end a call.
     end: str | None = None
 
     @property
@@ -101,16 +125,18 @@ class ConnectionRecord:
 
 
 class ServerRecord:
-    """Everything the server saw, in arrival order. :meth:`wait_until` blocks until a predicate holds."""
+    """What the server saw, in arrival order: the ``limit`` most recent calls, connections and hang-ups (``None``:
+    everything). :meth:`wait_until` blocks until a predicate holds."""
 
-    def __init__(self) -> None:
-        self.calls: list[CallRecord] = []
-        self.connections: list[ConnectionRecord] = []
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.calls: Ring[CallRecord] = Ring(limit)
+        self.connections: Ring[ConnectionRecord] = Ring(limit)
         #: Call ids ended by ``POST …/hangup`` (answered 200), in order.
-        self.hangups: list[str] = []
+        self.hangups: Ring[str] = Ring(limit)
         #: The ``{call_id}`` of every hang-up answered 404 (unknown, malformed, or already ended; at most 200
         #: characters each), in order.
-        self.refused_hangups: list[str] = []
+        self.refused_hangups: Ring[str] = Ring(limit)
         #: ``event_id`` of every event that is deliberately not a GA server event (the ``unknown_event`` and
         #: ``oversized`` fault injections); raw injected frames are recorded as ``"<malformed>"``/``"<binary>"``.
         self.injected_event_ids: set[str] = set()

@@ -118,6 +118,7 @@ class WebSocketGate:
             stamp_session(session, session_id(), self._options.session_max_seconds)
             await self._serve_direct(session, ws, record)
             return None
+        call.used.set()  # a joined call is in use: it does not expire as unused
         await call.conversation.serve(ws, record)  # the call outlives its sidebands
         return None
 

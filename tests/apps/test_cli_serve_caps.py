@@ -44,6 +44,8 @@ async def test_serve_refuses_caps_that_are_not_positive_seconds() -> None:
             ("--body-timeout", "-2"),
             ("--max-connections", "0"),
             ("--max-connections", "many"),
+            ("--unused-call-seconds", "0"),
+            ("--record-limit", "0"),
         ):
             result = await trio.run_process(
                 [*RTENGINE, "serve", "--port", "0", flag, value], capture_stderr=True, check=False, env=_env()
@@ -94,3 +96,13 @@ async def test_serve_answers_503_beyond_max_connections() -> None:
             assert await process.wait() == 0
     assert (status_of(refused), headers_of(refused)["retry-after"]) == (503, "1")
     assert status_of(served) == 404
+
+
+def test_serve_bounds_unused_calls_and_its_record() -> None:
+    from rtengine.apps._cli import _parser, _server_options
+
+    args = _parser().parse_args(["serve", "--unused-call-seconds", "7.5", "--record-limit", "12"])
+    options = _server_options(args)
+    assert (options.unused_call_seconds, options.record_limit) == (7.5, 12)
+    defaults = _server_options(_parser().parse_args(["serve"]))
+    assert (defaults.unused_call_seconds, defaults.record_limit) == (120.0, 100)

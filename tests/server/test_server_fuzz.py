@@ -297,7 +297,7 @@ async def keep_talking(sock: RealtimeSocket, done: list[float], stop: trio.Event
 
 
 async def fuzz_alongside_good_clients(peers: PeerService, offer_sdp: str, fuzz: Callable[[int], None]) -> list[float]:
-    options = ServerOptions(delta_interval=0.0, header_timeout=2.0, body_timeout=2.0)
+    options = ServerOptions(delta_interval=0.0, header_timeout=2.0, body_timeout=2.0, record_limit=None)
     done: list[float] = []
     with trio.fail_after(240):
         async with open_local_server(options, peers=peers) as server:

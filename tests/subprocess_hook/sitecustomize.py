@@ -27,8 +27,8 @@ def _record_servers(module: ModuleType, directory: str) -> None:
     records: list[Any] = []
     original_init = server_record.__init__
 
-    def recording_init(self: Any) -> None:
-        original_init(self)
+    def recording_init(self: Any, limit: int | None = None) -> None:
+        original_init(self, limit)
         records.append(self)
 
     server_record.__init__ = recording_init
