@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -10,19 +11,23 @@ import trio
 from engine_helpers import ENGINE_TASK_MARKERS, client_for, drain, live_tasks, serving, until
 
 import rtengine
+from rtengine import webrtc
 from rtengine.adapters._peer import PeerService
 from rtengine.events import (
     ConnectionDropped,
+    InputTranscriptDone,
     ResponseCancelled,
     ResponseCreated,
     ResponseDone,
     SessionRestored,
     SessionRotated,
+    SessionUpdated,
     Started,
 )
-from rtengine.protocol._audio import tone
+from rtengine.protocol._audio import rms, tone
 from rtengine.server import ConnectionRecord, Faults
 
+REDIAL = rtengine.SessionConfig(turn_detection="disabled", instructions="redial")
 TYPED = rtengine.SessionConfig(instructions="review", transcription_model="whisper-1", turn_detection="disabled")
 
 
@@ -101,3 +106,112 @@ async def test_the_task_census_sees_every_engine_task(peers: PeerService) -> Non
             await drain(conv)
     unseen = [n for n in names if not any(m in n for m in ENGINE_TASK_MARKERS)]
     assert unseen == []
+
+
+@pytest.mark.xfail(strict=True, reason="a rotation's quiet moment ignores the user's speech: the utterance is cut")
+async def test_a_rotation_does_not_cut_the_user_mid_utterance(peers: PeerService) -> None:
+    """Server VAD, the user speaks for 3 s across the rotation time. The "quiet moment" only waits for a response
+    in flight, so the swap happens mid-utterance: the old session's buffered speech is dropped with it (its
+    ``speech_started`` never gets a ``speech_stopped``) and the new session hears only the tail — the model is
+    answering half a sentence, and no counter or event says audio was lost."""
+    spoken = rtengine.SessionConfig(instructions="vad", transcription_model="whisper-1")
+    transcripts: list[str] = []
+    async with serving(peers, session_max_seconds=6.0) as server:
+        client = client_for(server)
+        with trio.fail_after(30):
+            async with rtengine.open_conversation(client, spoken, rotate_margin=3.0) as conv:
+                seen = await until(conv, Started)
+
+                async def read() -> None:
+                    async for event in conv.events:
+                        seen.append(event)
+                        if isinstance(event, InputTranscriptDone):
+                            transcripts.append(event.transcript)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(read)
+                    await trio.sleep(1.5)  # the rotation is due at 3 s: the utterance spans it
+                    audio = tone(440, 3000) + b"\x00" * 48 * 1200
+                    for start in range(0, len(audio), 960):
+                        assert conv.send_audio(audio[start : start + 960])
+                        await trio.sleep(0.02)
+                    await trio.sleep(3)  # the VAD's silence, the transcription
+                    await conv.close()
+    assert any(isinstance(e, SessionRotated) for e in seen)
+    assert transcripts == ["Tone of 440 Hz for 3.0 seconds."]
+
+
+@pytest.mark.xfail(strict=True, reason="SessionRotated.new_session_id is None when the history is empty")
+async def test_a_rotation_names_the_new_session(peers: PeerService) -> None:
+    """With nothing to replay, the take-over reads no frame of the new session before announcing it, so its
+    ``session.created`` is not seen yet: ``new_session_id`` is None, and the next rotation's ``old_session_id``
+    names a session the app was never told about."""
+    async with serving(peers, session_max_seconds=5.0) as server:
+        client = client_for(server)
+        with trio.fail_after(30):
+            async with rtengine.open_conversation(client, TYPED, rotate_margin=2.0) as conv:
+                seen = await until(conv, SessionRotated)
+                seen += await until(conv, SessionRotated)
+                await conv.close()
+            await drain(conv)
+    one, two = [e for e in seen if isinstance(e, SessionRotated)]
+    assert one.new_session_id is not None
+    assert one.new_session_id == two.old_session_id
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[webrtc.MediaEngine]:
+    async with webrtc.open_media_engine(loopback=True) as media_engine:
+        yield media_engine
+
+
+@pytest.mark.parametrize(
+    "rotate",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.xfail(
+                strict=True, reason="a re-dial hangs up the old call while its answer is still playing"
+            ),
+        ),
+    ],
+)
+async def test_a_redial_does_not_cut_the_answer_the_user_is_hearing(engine: webrtc.MediaEngine, rotate: bool) -> None:
+    """WebRTC, rtengine the media peer. On a WebRTC call ``response.done`` comes when the answer is generated,
+    seconds before its audio has played out over RTP; the "quiet moment" of a re-dial only waits for
+    ``response.done``, so the old call is hung up mid-sentence. Asked for 0.7 s before the rotation is due, the
+    answer is heard in full without rotation (the control case: ≈100 loud 20 ms frames), and cut to under half
+    with it (≈40). (The local server also sends ``output_audio_buffer.stopped`` right after ``response.done``,
+    not when its RTP playback ends, so a fix keyed on it needs the server to tell the truth first.)"""
+    media = webrtc.Media(engine, source=webrtc.tone_source(300, seconds=30.0), connect_timeout=5)
+    loud: list[float] = []
+    with trio.fail_after(40):
+        async with (
+            serving(engine, session_max_seconds=6.0, audio_ms=4000, greeting_ms=0) as server,
+            client_for(server) as client,
+        ):
+            margin = 3.0 if rotate else None
+            async with rtengine.open_conversation(client, REDIAL, media=media, rotate_margin=margin) as conv:
+                assert conv.media is not None
+                audio_out = conv.media.audio_out
+
+                async def hear() -> None:
+                    async for pcm in audio_out:
+                        if rms(pcm) > 0.02:
+                            loud.append(trio.current_time())
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(hear)
+                    seen = await until(conv, SessionUpdated)
+                    await trio.sleep(2.3)  # the rotation is due 3 s after the session began
+                    await conv.request_response()
+                    seen += await until(conv, ResponseDone)
+                    if rotate:
+                        seen += await until(conv, SessionRotated)
+                    await trio.sleep(5.0)
+                    nursery.cancel_scope.cancel()
+                await conv.close()
+            seen += await drain(conv)
+    assert any(isinstance(e, SessionRotated) for e in seen) == rotate
+    assert len(loud) >= 80  # 20 ms frames: most of the answer reached the app
