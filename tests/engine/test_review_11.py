@@ -257,3 +257,30 @@ async def test_the_next_session_lost_during_the_swap_is_not_a_crash(peers: PeerS
     if reconnect:
         assert any(isinstance(e, SessionRestored) for e in seen)
         assert seen[-1] == Closed("requested")
+
+
+@pytest.mark.xfail(strict=True, reason="a response cut by a rotation never ends for the app (no ResponseDone)")
+async def test_a_response_cut_by_a_rotation_is_ended_for_the_app(peers: PeerService) -> None:
+    """A response still streaming at the cap is cut by the rotation and requested again on the new session (as
+    documented). But the app saw its ``ResponseCreated`` and deltas, and never gets a ``ResponseDone`` (or
+    ``ResponseCancelled``) for it: an app that tracks responses by id, or awaits the end of the one it asked for,
+    waits forever; the next ``ResponseCreated`` has another id. (With a response longer than a session's life the
+    answer restarts at every rotation and never ends — the local server shows it with a 4 s cap.)"""
+    async with serving(peers, session_max_seconds=5.0, delta_interval=0.05, audio_ms=6000) as server:
+        client = client_for(server)
+        with trio.fail_after(30):
+            async with rtengine.open_conversation(client, TYPED, rotate_margin=2.0) as conv:
+                seen = await until(conv, Started)
+                await trio.sleep(2.5)
+                await conv.send_text("a very long answer please")
+                await conv.request_response()
+                seen += await until(conv, ResponseCreated)
+                seen += await until(conv, SessionRotated)
+                with trio.move_on_after(1.5):
+                    async for event in conv.events:
+                        seen.append(event)
+                await conv.close()
+            seen += await drain(conv)
+    first = next(e for e in seen if isinstance(e, ResponseCreated))
+    ended = {e.response_id for e in seen if isinstance(e, ResponseDone | ResponseCancelled)}
+    assert first.response_id in ended
