@@ -334,7 +334,7 @@ async def test_a_sideband_drop_during_a_redials_replay(engine: webrtc.MediaEngin
             except Exception as exc:
                 outcome = exc
             await server.record.wait_until(lambda: all(call.end is not None for call in server.record.calls))
-            final = server.record.calls[-1].call_id
+            final = server.record.calls[-1].call_id or ""
             held = [t for join in server.record.joins(final) for t in texts_created(join.frames_in)]
     assert outcome is None, f"escaped the block: {outcome!r}"
     assert any(isinstance(e, SessionRotated) for e in seen)
