@@ -340,3 +340,34 @@ async def test_a_sideband_drop_during_a_redials_replay(engine: webrtc.MediaEngin
     assert any(isinstance(e, SessionRotated) for e in seen)
     assert not [e for e in seen if isinstance(e, Error)]
     assert held == sent
+
+
+@pytest.mark.xfail(strict=True, reason="the reconnect deadline runs from the first drop of a streak, not per drop")
+async def test_each_drop_of_a_flapping_connection_gets_its_own_deadline(peers: PeerService) -> None:
+    """README: an abnormal drop is re-joined "at most ``sideband_rejoin_attempts`` times within
+    ``sideband_rejoin_deadline`` seconds". A loss less than the deadline after a restore continues the same
+    ``Budget``, whose deadline counts from the streak's *first* loss: a connection that drops every 1.2 s with a 2 s
+    deadline (every reconnect succeeding at once, in milliseconds) is given up at its third drop — "not back within
+    2 s" — although each gap was a few ms. (Likewise the attempts: five instant restores inside a streak leave none
+    for the sixth drop.)"""
+    async with serving(peers) as server:
+        client = client_for(server, sideband_rejoin_deadline=2.0)
+        with trio.fail_after(30):
+            async with rtengine.open_conversation(client, TYPED, reconnect=True) as conv:
+                seen = await until(conv, Started)
+                for n in range(3):
+                    conn = server.record.directs()[-1]
+                    server.set_faults(Faults(close_after_events=len(conn.frames_out) + 1, close_mode="abrupt"))
+                    await conv.send_text(f"drop {n}")
+                    seen += await until(conv, ConnectionDropped)
+                    server.set_faults(Faults())
+                    seen += await until(conv, SessionRestored | Closed)  # type: ignore[arg-type]
+                    if isinstance(seen[-1], Closed):
+                        break
+                    await trio.sleep(1.2)
+                await conv.close()
+            seen += await drain(conv)
+    restores = [e for e in seen if isinstance(e, SessionRestored)]
+    assert [e for e in seen if isinstance(e, Error)] == []
+    assert len(restores) == 3
+    assert all(r.gap_ms < 500 for r in restores)
