@@ -1,0 +1,184 @@
+"""Adversarial review of #12 (phone calls): each test is a confirmed defect, marked ``xfail(strict=True)`` until it
+is fixed. Webhook verification as an attacker sends it, the accept path's failures, and the example phone app."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+import pytest
+import trio
+from engine_helpers import API_KEY
+
+import rtengine
+from rtengine import webhooks
+from rtengine.adapters import HttpRequest, Limits, serve_connection
+from rtengine.apps._phone import WEBHOOK_PATH, open_phone_app
+from rtengine.protocol._webhooks import incoming_call_payload
+
+KEY = b"rtengine-review-webhook-key-32b!"
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+NOW = 1_764_460_800
+CALL_ID = "rtc_u1_9c6574da8b8a41a18da9308f4ad974ce"
+BODY = json.dumps(incoming_call_payload("evt_1", CALL_ID, [("From", "<sip:+1555@x>")], NOW)).encode()
+SESSION = rtengine.SessionConfig(instructions="You answer the phone.")
+Reply = tuple[int, list[tuple[str, str]], bytes]
+
+
+# --- webhook verification ------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an empty 'v1,' signature matches the empty digest WebhookSigner returns for a non-UTF-8 body: the "
+    "signature check passes without the secret (and the id enters the replay store)",
+)
+def test_an_unsigned_body_that_is_not_utf8_fails_the_signature_and_leaves_the_replay_store_alone() -> None:
+    store = webhooks.ReplayStore()
+    forged = {"webhook-id": "evt_attacker", "webhook-timestamp": str(NOW), "webhook-signature": "v1,"}
+    with pytest.raises(webhooks.WebhookSignatureError):
+        webhooks.verify(forged, b"\xff\xfe not utf-8", SECRET, replay=store, now=NOW)
+    assert "evt_attacker" not in store  # nobody without the secret can put ids into (or evict ids from) the store
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a genuine id the attacker learned can be burned by an unsigned delivery first: the real one is then "
+    "refused as a replay",
+)
+def test_an_unsigned_delivery_cannot_make_the_genuine_one_a_replay() -> None:
+    store = webhooks.ReplayStore()
+    genuine = webhooks.WebhookSigner(SECRET).headers("evt_known", NOW, BODY)
+    forged = {**genuine, "webhook-signature": "v1,"}
+    with pytest.raises(webhooks.WebhookError):
+        webhooks.verify(forged, b"\x80", SECRET, replay=store, now=NOW)
+    assert webhooks.verify(genuine, BODY, SECRET, replay=store, now=NOW).call_id == CALL_ID
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ReplayStore.remember scans every entry on each insert once max_ids unexpired ids are stored: "
+    "O(max_ids) per delivery (~3 ms at the default 100k), a CPU amplifier under a flood",
+)
+def test_the_replay_store_stays_cheap_once_full() -> None:
+    store = webhooks.ReplayStore(max_ids=50_000)
+
+    def insert(prefix: str, count: int) -> float:
+        start = time.perf_counter()
+        for i in range(count):
+            store.remember(f"{prefix}{i}", expires=NOW + 300, now=NOW)
+        return time.perf_counter() - start
+
+    filling = insert("fill", 50_000) / 50_000
+    full = insert("more", 300) / 300
+    assert len(store) == 50_000  # bounded: it holds
+    assert full < 50 * filling, f"{full * 1e6:.1f} µs per insert once full vs {filling * 1e6:.2f} µs while filling"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the timestamp window is inclusive (|skew| <= tolerance) but the replay store forgets an id at "
+    "timestamp + tolerance exclusive: at that instant a replay passes both checks",
+)
+def test_a_replay_at_the_edge_of_the_window_is_refused() -> None:
+    store = webhooks.ReplayStore()
+    headers = webhooks.WebhookSigner(SECRET).headers("evt_edge", NOW - 300, BODY)
+    assert webhooks.verify(headers, BODY, SECRET, replay=store, now=NOW).call_id == CALL_ID
+    with pytest.raises(webhooks.WebhookReplayError):
+        webhooks.verify(headers, BODY, SECRET, replay=store, now=NOW)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a str body that cannot be encoded as UTF-8 (lone surrogates, e.g. decoded with surrogateescape) "
+    "raises UnicodeEncodeError out of verify instead of a WebhookError",
+)
+def test_a_text_body_that_is_not_encodable_is_a_webhook_error() -> None:
+    headers = webhooks.WebhookSigner(SECRET).headers("evt_s", NOW, BODY)
+    with pytest.raises(webhooks.WebhookError):
+        webhooks.verify(headers, BODY.decode() + "\udcff", SECRET, now=NOW)
+
+
+# --- the accept path -------------------------------------------------------------------------------------------
+
+
+class _HoldingApi:
+    """A Calls API over loopback that never answers ``…/accept`` (its body was received) and answers the rest 200."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.port = 0
+
+    async def route(self, request: HttpRequest) -> Reply:
+        self.paths.append(request.path)
+        if request.path.endswith("/accept"):
+            await trio.sleep_forever()
+        return 200, [], b""
+
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        async def no_ws(s: trio.abc.Stream, r: HttpRequest) -> None:
+            await s.aclose()
+
+        await serve_connection(stream, route=self.route, websocket=no_ws, limits=Limits(65536), error_body=_body)
+
+
+def _body(message: str, code: str) -> bytes:
+    return json.dumps({"error": {"message": message, "code": code}}).encode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an accept that times out after its body went out (the API may have accepted the call) raises "
+    "ConnectFailed without hanging the call up; a cancelled accept does hang up",
+)
+async def test_an_accept_that_timed_out_after_its_body_went_out_hangs_the_call_up() -> None:
+    api = _HoldingApi()
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        api.port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, api.handle, listeners)
+        base = f"http://127.0.0.1:{api.port}/v1"
+        with trio.fail_after(10):
+            async with rtengine.RealtimeClient(base, api_key=API_KEY, call_timeout=0.5) as client:
+                with pytest.raises(rtengine.ConnectFailed):
+                    async with rtengine.open_conversation(client, SESSION, accept_call_id=CALL_ID):
+                        pytest.fail("the accept was never answered")
+        nursery.cancel_scope.cancel()
+    assert api.paths == [f"/v1/realtime/calls/{CALL_ID}/accept", f"/v1/realtime/calls/{CALL_ID}/hangup"]
+
+
+# --- the example phone app -------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the phone app answers a retried delivery (same webhook-id: the API retries when the first answer was "
+    "slow or lost) with 400, which the API counts as a failed delivery; Standard Webhooks receivers acknowledge "
+    "duplicates with 2xx and skip them",
+)
+async def test_the_phone_app_acknowledges_a_retried_delivery_and_answers_the_call_once() -> None:
+    signer = webhooks.WebhookSigner(SECRET)
+    body = json.dumps(incoming_call_payload("evt_r", CALL_ID, [("From", "<sip:+1555@x>")], int(time.time()))).encode()
+    api = _HoldingApi()  # the app's accept hangs here: this test is about the webhook answers only
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        api.port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, api.handle, listeners)
+        with trio.fail_after(10):
+            async with (
+                rtengine.RealtimeClient(f"http://127.0.0.1:{api.port}/v1", api_key=API_KEY) as client,
+                open_phone_app(client, SECRET) as app,
+                httpx.AsyncClient() as http,
+            ):
+                assert app.webhook_url.endswith(WEBHOOK_PATH)
+                statuses = []
+                for attempt in range(2):  # the first answer was lost: the API retries, fresh timestamp and signature
+                    headers = signer.headers("wh_retried", int(time.time()) + attempt, body)
+                    response = await http.post(app.webhook_url, content=body, headers=headers)
+                    statuses.append(response.status_code)
+                calls = len(app.calls)
+        nursery.cancel_scope.cancel()
+    assert statuses == [200, 200]
+    assert calls == 1
