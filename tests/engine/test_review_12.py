@@ -107,13 +107,16 @@ def test_a_text_body_that_is_not_encodable_is_a_webhook_error() -> None:
 class _HoldingApi:
     """A Calls API over loopback that never answers ``…/accept`` (its body was received) and answers the rest 200."""
 
-    def __init__(self) -> None:
+    def __init__(self, accept_status: int | None = None) -> None:
         self.paths: list[str] = []
         self.port = 0
+        self.accept_status = accept_status
 
     async def route(self, request: HttpRequest) -> Reply:
         self.paths.append(request.path)
         if request.path.endswith("/accept"):
+            if self.accept_status is not None:  # a gateway's answer: the accept may or may not have gone through
+                return self.accept_status, [], _body("upstream timed out", "gateway_timeout")
             await trio.sleep_forever()
         return 200, [], b""
 
@@ -145,6 +148,27 @@ async def test_an_accept_that_timed_out_after_its_body_went_out_hangs_the_call_u
                 with pytest.raises(rtengine.ConnectFailed):
                     async with rtengine.open_conversation(client, SESSION, accept_call_id=CALL_ID):
                         pytest.fail("the accept was never answered")
+        nursery.cancel_scope.cancel()
+    assert api.paths == [f"/v1/realtime/calls/{CALL_ID}/accept", f"/v1/realtime/calls/{CALL_ID}/hangup"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an accept answered 502/504 (a gateway: the accept may have gone through) is not retried and raises "
+    "CallRejected without hanging the call up",
+)
+async def test_an_accept_answered_by_a_gateway_error_hangs_the_call_up() -> None:
+    api = _HoldingApi(accept_status=504)
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        api.port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, api.handle, listeners)
+        base = f"http://127.0.0.1:{api.port}/v1"
+        with trio.fail_after(10):
+            async with rtengine.RealtimeClient(base, api_key=API_KEY) as client:
+                with pytest.raises(rtengine.CallRejected):
+                    async with rtengine.open_conversation(client, SESSION, accept_call_id=CALL_ID):
+                        pytest.fail("the accept failed")
         nursery.cancel_scope.cancel()
     assert api.paths == [f"/v1/realtime/calls/{CALL_ID}/accept", f"/v1/realtime/calls/{CALL_ID}/hangup"]
 
