@@ -117,6 +117,20 @@ def test_a_timestamp_past_year_9999_is_a_webhook_error_whatever_the_tolerance() 
         webhooks.verify(headers, BODY, SECRET, tolerance=1e12, now=NOW)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="ReplayStore(max_ids=0) (or negative) is accepted, then every verify raises StopIteration from the "
+    "eviction loop instead of refusing the setting up front",
+)
+def test_a_replay_store_without_room_is_refused_or_works() -> None:
+    try:
+        store = webhooks.ReplayStore(max_ids=0)
+    except ValueError:  # refused up front (ConfigError is a ValueError too): fine
+        return
+    headers = webhooks.WebhookSigner(SECRET).headers("evt_0", NOW, BODY)
+    assert webhooks.verify(headers, BODY, SECRET, replay=store, now=NOW).call_id == CALL_ID
+
+
 # --- the accept path -------------------------------------------------------------------------------------------
 
 
