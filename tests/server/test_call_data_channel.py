@@ -18,7 +18,7 @@ from rtengine.protocol import user_text
 
 async def test_a_burst_of_items_on_the_data_channel_is_all_added_in_order() -> None:
     burst = 1000
-    with trio.fail_after(45):
+    with trio.fail_after(90):
         async with webrtc.open_media_engine(loopback=True) as engine, serving(engine) as server:
             media = webrtc.Media(engine, connect_timeout=5, data_channel=True)
             async with (
@@ -41,7 +41,9 @@ async def test_a_burst_of_items_on_the_data_channel_is_all_added_in_order() -> N
 
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(read_events)
-                    with trio.move_on_after(30):
+                    # A sanity bound, not the behaviour under test: aiortc's SCTP paces a burst (≈12 s for 1000
+                    # items on a quiet machine, 20-35 s on a loaded one), so a tight bound only measures the load.
+                    with trio.move_on_after(60):
                         await server.record.wait_until(all_done)
                     nursery.cancel_scope.cancel()
             sent = [f for f in record.data_frames_out if isinstance(f, dict)]
