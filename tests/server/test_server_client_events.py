@@ -222,7 +222,7 @@ _not_events = st.one_of(
 
 
 def _is_sentinel(event: dict[str, Any]) -> bool:
-    return event["type"] == "error" and event["error"]["event_id"] == "sentinel"
+    return event["type"] == "error" and bool(event["error"]["event_id"] == "sentinel")
 
 
 async def test_a_call_data_channel_answers_every_non_event_message_with_an_error() -> None:
