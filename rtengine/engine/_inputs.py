@@ -9,7 +9,8 @@ Each kind is bounded in bytes as well as in count (``Capacities.text_bytes``, ``
 the bytes of the texts, of the tool outputs, of the PCM frames held. Full by either bound means the kind's policy —
 texts and tool items wait (counted in ``stats.input_waits``), audio is dropped (``audio_frames_dropped`` and
 ``audio_bytes_dropped``). One item larger than its byte bound is still taken when its kind holds nothing, so it
-cannot wait forever.
+cannot wait forever; waiting senders of a kind go first come, first served (a later small item that would fit
+waits behind an earlier big one, so it is neither overtaken nor starved).
 
 :meth:`Inputs.close` ends both at the moment the conversation's end is claimed: waiting senders wake with
 :class:`~rtengine.ConversationNotRunning`; :meth:`Inputs.discard` then counts what was accepted and never sent.
