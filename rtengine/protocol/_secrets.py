@@ -38,8 +38,10 @@ MIN_SECRET: Final = 8
 #: Query parameters whose values are credentials.
 SECRET_PARAMS: Final = frozenset(
     {
+        "access-token",
         "access_token",
         "api-key",
+        "api-token",
         "api_key",
         "apikey",
         "auth",
@@ -50,7 +52,10 @@ SECRET_PARAMS: Final = frozenset(
         "secret",
         "sig",
         "signature",
+        "subscription-key",
+        "subscription_key",
         "token",
+        "x-api-key",
     }
 )
 

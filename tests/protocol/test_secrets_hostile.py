@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import rtengine
 from rtengine.protocol._calls import interpret_call_response
 from rtengine.protocol._errors import CallRejected, InvalidAnswer, InvalidLocation
 from rtengine.protocol._secrets import Scrubber
@@ -95,3 +96,13 @@ def test_a_configured_key_escaped_any_which_way_is_gone(key: str, before: str, a
         for c, way in zip(key, how, strict=False)
     )
     assert key not in _decoded(Scrubber([key])(before + written + after))
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["api%2Dkey", "API-KEY", "subscription-key", "Subscription-Key", "x-api-key", "api-token", "access-token"],
+)
+def test_a_key_in_a_gateway_query_parameter_is_redacted_from_the_clients_repr(query: str) -> None:
+    client = rtengine.RealtimeClient(f"https://gw.example/v1?{query}={KEY}&model=m", api_key="sk-configured-key-1")
+    assert KEY not in repr(client)
+    assert "model=m" in repr(client)
