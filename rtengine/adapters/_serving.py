@@ -149,7 +149,7 @@ class Limits:
     """How long a client may take and what it may send: ``header_timeout`` — seconds for a whole request head
     (and for an idle keep-alive connection's next one); ``body_timeout`` — seconds for a whole request body;
     ``max_body`` — bytes of a request body (413 beyond); ``max_head`` — bytes of a request head; ``refuse`` —
-    the server is at its connection cap: read the request head, answer 503, close."""
+    the server is at its connection cap: answer 503 at once (before any request head), close."""
 
     max_body: int
     header_timeout: float = 10.0
@@ -186,6 +186,9 @@ async def serve_connection(
     json_type = [("content-type", "application/json")]
     try:
         with collapse_single_group():
+            if limits.refuse:  # at once, not after the client's head: a flood of idle connections must not hold fds
+                message = "The server is at its connection limit; try again shortly."
+                return await fail(503, message, "server_busy", [("retry-after", "1")])
             while True:
                 with trio.move_on_after(limits.header_timeout) as head_timer:
                     request = await read_request(stream, conn)
@@ -195,9 +198,6 @@ async def serve_connection(
                     return None
                 if request is None:
                     return None
-                if limits.refuse:
-                    message = "The server is at its connection limit; try again shortly."
-                    return await fail(503, message, "server_busy", [("retry-after", "1")])
                 if request.is_websocket:
                     try:
                         await websocket(stream, request)

@@ -31,7 +31,9 @@ class WebhookSigner:
             try:  # strict: a mistyped secret must fail here, not verify nothing later
                 key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
             except (binascii.Error, ValueError):
-                raise ConfigError("webhook secret is not 'whsec_' followed by base64") from None
+                key = None  # raised below, unchained: a decode error's context may hold the secret in its args
+            if key is None:
+                raise ConfigError("webhook secret is not 'whsec_' followed by base64")
         else:
             key = secret
         if not key:

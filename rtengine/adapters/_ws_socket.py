@@ -291,7 +291,7 @@ class RealtimeSocket:
                         SocketEnd(
                             clean=True,
                             code=public_code,
-                            reason=event.reason or None,
+                            reason=self.scrub(event.reason) if event.reason else None,  # server text: scrubbed
                             detail="the websocket was closed by the client",
                         )
                     )

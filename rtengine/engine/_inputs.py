@@ -9,7 +9,8 @@ Each kind is bounded in bytes as well as in count (``Capacities.text_bytes``, ``
 the bytes of the texts, of the tool outputs, of the PCM frames held. Full by either bound means the kind's policy —
 texts and tool items wait (counted in ``stats.input_waits``), audio is dropped (``audio_frames_dropped`` and
 ``audio_bytes_dropped``). One item larger than its byte bound is still taken when its kind holds nothing, so it
-cannot wait forever.
+cannot wait forever; waiting senders of a kind go first come, first served (a later small item that would fit
+waits behind an earlier big one, so it is neither overtaken nor starved).
 
 :meth:`Inputs.close` ends both at the moment the conversation's end is claimed: waiting senders wake with
 :class:`~rtengine.ConversationNotRunning`; :meth:`Inputs.discard` then counts what was accepted and never sent.
@@ -48,10 +49,12 @@ class Inputs:
         "_text_byte_cap",
         "_text_bytes",
         "_text_cap",
+        "_text_line",
         "_texts",
         "_tool_byte_cap",
         "_tool_bytes",
         "_tool_cap",
+        "_tool_line",
         "_tools",
     )
 
@@ -75,6 +78,8 @@ class Inputs:
         self._open = True
         self._stats = stats
         self._room = trio.lowlevel.ParkingLot()  # senders waiting for room
+        self._text_line: deque[object] = deque()  # the waiting senders of each kind, in arrival order
+        self._tool_line: deque[object] = deque()
         self._control_ready = trio.lowlevel.ParkingLot()  # the control pump waiting for a command
         self._audio_ready = trio.lowlevel.ParkingLot()  # the audio pump waiting for a frame
 
@@ -88,10 +93,17 @@ class Inputs:
         await trio.lowlevel.checkpoint_if_cancelled()
         text = isinstance(command, SendText)
         size = _size(command)
-        if self._open and self._full(text, size):
+        line = self._text_line if text else self._tool_line
+        if self._open and (line or self._full(text, size)):
             self._stats.input_waits += 1
-            while self._open and self._full(text, size):
-                await self._room.park()
+            ticket = object()
+            line.append(ticket)  # first come, first served: a small input never slips past a waiting big one
+            try:
+                while self._open and (line[0] is not ticket or self._full(text, size)):
+                    await self._room.park()
+            finally:
+                line.remove(ticket)
+                self._room.unpark_all()  # the next in line may fit now (or this one gave up)
         if not self._open:
             raise ConversationNotRunning
         self._control.append(command)

@@ -245,16 +245,31 @@ def interpret_call_response(
         )
     if truncated:
         raise InvalidAnswer(f"realtime call SDP answer is too large (more than {len(body)} bytes)")
-    try:
-        sdp = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidAnswer(f"failed to decode realtime call SDP response: {exc}") from exc
-    call_id = call_id_from_location(headers.get("location"))
+    sdp = body.decode("utf-8", "replace")
+    if "\ufffd" in sdp and sdp.encode() != body:  # raised unchained: the decode error's args hold the whole body
+        raise InvalidAnswer("failed to decode realtime call SDP response: it is not UTF-8")
+    call_id = _call_id(headers.get("location"), scrub or Scrubber())
     try:
         check_sdp(sdp, what="realtime call SDP answer")
     except InvalidSdp as exc:
         raise InvalidAnswer(str(exc)) from exc
     return CallAnswer(sdp, call_id)
+
+
+def _call_id(location: str | None, scrub: Scrub) -> str:
+    """:func:`call_id_from_location`, its error scrubbed (a server may echo a secret in its ``Location``: the text
+    is built from the scrubbed header, so no cut leaves part of a secret) and raised unchained (the first error's
+    message holds the raw header)."""
+    try:
+        return call_id_from_location(location)
+    except InvalidLocation:
+        pass
+    try:
+        call_id_from_location(None if location is None else scrub(location))
+        message = "invalid realtime call Location"  # pragma: no cover - scrubbing never makes a bad Location good
+    except InvalidLocation as exc:
+        message = scrub(str(exc))
+    raise InvalidLocation(message)
 
 
 def _error_code(body: bytes) -> str | None:

@@ -13,6 +13,10 @@ can reach an exception, a log line, an event, the timeline or a browser. A scrub
 * secrets in URLs (:func:`redact_url`): query parameters named like credentials (``api-key``, ``key``, ``token``,
   …) and the password of a URL's userinfo.
 
+A secret written with JSON ``\\uXXXX`` or URL ``%XX`` escapes (a server's JSON encoder or URL quoting may do that)
+is found too: when decoding the escapes of credential characters reveals one, the decoded text is returned,
+scrubbed (text whose escapes hide nothing is returned as it was).
+
 Each is replaced by ``<redacted>`` (the marker :func:`~rtengine.protocol._headers.redact` uses). Configured
 secrets shorter than :data:`MIN_SECRET` characters are not searched for (they would match ordinary words).
 """
@@ -34,8 +38,10 @@ MIN_SECRET: Final = 8
 #: Query parameters whose values are credentials.
 SECRET_PARAMS: Final = frozenset(
     {
+        "access-token",
         "access_token",
         "api-key",
+        "api-token",
         "api_key",
         "apikey",
         "auth",
@@ -46,7 +52,10 @@ SECRET_PARAMS: Final = frozenset(
         "secret",
         "sig",
         "signature",
+        "subscription-key",
+        "subscription_key",
         "token",
+        "x-api-key",
     }
 )
 
@@ -61,6 +70,25 @@ _SHAPES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(rf"(?i)([?&;](?:{_PARAMS})=)[^&;#\s\"'<>]+"), rf"\1{REDACTED}"),
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@\"'<>]*:)[^@/\s\"'<>]+@"), rf"\1{REDACTED}@"),
 )
+
+
+#: Characters a credential is made of: a ``\\uXXXX`` or ``%XX`` escape of one of these may hide a secret.
+_PLAIN: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+#: A JSON ``\\uXXXX`` escape (not one whose backslash is itself escaped), and a URL ``%XX`` escape.
+_ESCAPES: Final = (re.compile(r"(?<!\\)((?:\\\\)*)\\u([0-9a-fA-F]{4})"), re.compile(r"()%([0-9a-fA-F]{2})"))
+
+
+def _unescape(text: str) -> str:
+    """``text`` with JSON and URL escapes of credential characters decoded (``\\u0073k-…`` → ``sk-…``, ``%67`` →
+    ``g``): the same JSON document or URL, written so that a secret cannot hide from a plain search."""
+
+    def plain(match: re.Match[str]) -> str:
+        char = chr(int(match[2], 16))
+        return match[1] + char if char in _PLAIN else match[0]
+
+    for escape in _ESCAPES:
+        text = escape.sub(plain, text)
+    return text
 
 
 def has_secret_shape(text: str) -> bool:
@@ -120,6 +148,15 @@ class Scrubber:
         return f"<Scrubber secrets={len(self._secrets)}>"
 
     def __call__(self, text: str) -> str:
+        scrubbed = self._scrub(text)
+        canonical = _unescape(scrubbed)
+        if canonical != scrubbed:  # a secret hidden behind escapes is removed with its escapes decoded
+            again = self._scrub(canonical)
+            if again != canonical:
+                return again
+        return scrubbed  # escapes that hide no secret are left as they were
+
+    def _scrub(self, text: str) -> str:
         for secret in self._secrets:
             for _ in range(4):  # a replacement next to a fragment could form the secret again: repeat, bounded
                 if secret not in text:

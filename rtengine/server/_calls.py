@@ -114,6 +114,8 @@ class CallManager:
                 raise HttpError(401, "Incorrect API key provided.", "invalid_api_key")
             sdp, session, record.part_names, record.part_types = parse_call_body(request)
             record.sdp, record.session = sdp, session
+            if len(self.calls) >= self._options.max_calls:  # each call holds a peer: a flood must not exhaust fds
+                raise HttpError(503, "rtengine local server: too many open calls; retry later.", "server_busy")
             peer, source = await self._answer(sdp)
         except HttpError as exc:
             record.status, record.error = exc.status, str(exc)
@@ -121,6 +123,8 @@ class CallManager:
             status, headers, body = exc.reply()
             if exc.code == "injected" and self._faults().retry_after is not None:
                 headers.append(("retry-after", f"{self._faults().retry_after:g}"))
+            elif exc.code == "server_busy":
+                headers.append(("retry-after", "1"))
             return status, headers, body
         call_id = new_call_id()
         model = session.get("model") if session and isinstance(session.get("model"), str) else DEFAULT_MODEL

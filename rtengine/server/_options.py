@@ -120,7 +120,8 @@ class ServerOptions:
     ``header_timeout`` / ``body_timeout`` — seconds a client has to send a whole request head (also the idle time
     allowed between keep-alive requests) / a whole body; a slower one gets 408 and the connection is closed.
     ``max_connections`` — open TCP connections served at once; one more is answered 503 (``Retry-After: 1``) and
-    closed.
+    closed. ``max_calls`` — open WebRTC calls (each holds an answering peer); creating one more is answered 503
+    (``Retry-After: 1``, code ``server_busy``) until a call ends.
     ``session_max_seconds`` — the session cap (the API's is 60 minutes): that long after a direct websocket's
     handshake or a call's creation, the server closes every socket of the session with ``1001`` "Your session hit
     the maximum duration of 60 minutes." (the minutes follow the knob) and ends the call.
@@ -152,6 +153,7 @@ class ServerOptions:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_connections: int = 1000
+    max_calls: int = 200
     faults: Faults = field(default_factory=Faults)
     tls: ssl.SSLContext | None = field(default=None, repr=False)
     session_max_seconds: float = 3600.0
@@ -169,8 +171,8 @@ class ServerOptions:
             raise ValueError("delta_interval and audio_ms must be >= 0")
         if not (self.header_timeout > 0 and self.body_timeout > 0):
             raise ValueError("header_timeout and body_timeout must be > 0")
-        if self.max_connections < 1 or self.max_body_bytes < 1 or self.max_message_bytes < 1:
-            raise ValueError("max_connections, max_body_bytes and max_message_bytes must be >= 1")
+        if min(self.max_connections, self.max_calls, self.max_body_bytes, self.max_message_bytes) < 1:
+            raise ValueError("max_connections, max_calls, max_body_bytes and max_message_bytes must be >= 1")
         if not self.session_max_seconds > 0 or not self.call_connect_seconds > 0:  # NaN fails too
             raise ValueError("session_max_seconds and call_connect_seconds must be > 0")
         if self.sip_webhook is not None and not self.webhook_secret:

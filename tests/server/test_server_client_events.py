@@ -2,9 +2,10 @@
 
 Hypothesis generates client events the API refuses — an unknown ``type``, a field no client event of that type
 has, a required field missing, a field of the wrong type, an ``event_id`` that is not a string — and sends each,
-then a sentinel, on a plain websocket and on a call's ``oai-events`` data channel. Each gets exactly one ``error``
-(valid for the openai SDK) carrying its ``event_id`` when it had a string one, and nothing else happens; after
-the run the same conversation still completes a response.
+then a sentinel, on a plain websocket, on a call's sideband websocket and on its ``oai-events`` data channel
+(which also gets messages that are not events at all: not JSON, not an object, cut short). Each gets exactly
+one ``error`` (valid for the openai SDK) carrying its ``event_id`` when it had a string one, and nothing else
+happens; after the run the same conversation still completes a response.
 """
 
 import json
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from helpers import call_id_of, create_call, direct, loads
+from helpers import call_id_of, create_call, direct, loads, sideband
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rawnet import valid_error
@@ -192,3 +193,72 @@ async def test_a_call_data_channel_answers_every_refused_client_event_with_an_er
                 await a_response_completes(send, receive)
                 assert server.open_calls == [call_id_of(created)]
                 await caller.aclose()
+
+
+async def test_a_call_sideband_answers_every_refused_client_event_with_an_error(
+    server: LocalServer, offer_sdp: str
+) -> None:
+    with trio.fail_after(240):
+        call_id = call_id_of(await create_call(server, offer_sdp))
+        async with open_socket(sideband(server, call_id), {}) as sock:
+
+            async def receive() -> dict[str, Any]:
+                frame = await sock.receive()
+                assert not isinstance(frame, SocketEnd), frame
+                return loads(frame)
+
+            await trio.to_thread.run_sync(fuzz, sock.send, receive)
+            await a_response_completes(sock.send, receive)
+    assert server.open_calls == [call_id]
+
+
+#: Data-channel messages that are not client events at all.
+_not_events = st.one_of(
+    st.text(max_size=40).filter(lambda t: not t.strip().startswith(("{", "[", '"')) or not t.strip()),
+    _json.filter(lambda v: not isinstance(v, dict)).map(json.dumps),
+    st.just("{" * 5000 + "}" * 5000),
+    st.just('{"type": "response.create", "event_id": '),
+)
+
+
+def _is_sentinel(event: dict[str, Any]) -> bool:
+    return event["type"] == "error" and bool(event["error"]["event_id"] == "sentinel")
+
+
+async def test_a_call_data_channel_answers_every_non_event_message_with_an_error() -> None:
+    messages: list[str] = ["", "null", "{}", '{"type": null}', '{"type": 42}']
+
+    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(message=_not_events)
+    def collect(message: str) -> None:
+        messages.append(message)
+
+    collect()  # drawn up front: aiortc draws from ``random`` on the trio thread
+    options = ServerOptions(delta_interval=0.0, greeting_ms=0)
+    async with open_peer_service(loopback=True) as peers, open_local_server(options, peers=peers) as server:
+        with trio.fail_after(240):
+            caller: Peer = await peers.create_offer()
+            created = await create_call(server, caller.local_sdp)
+            await caller.apply_answer(created.text)
+            await caller.channel_open.wait()
+
+            async def send(text: str) -> None:
+                assert caller.send_data(text)
+
+            async def receive() -> dict[str, Any]:
+                message = await caller.messages.receive()
+                assert isinstance(message, str)
+                return loads(message)
+
+            assert (await receive())["type"] == "session.created"
+            for message in messages:
+                await send(message)
+                await send(json.dumps(SENTINEL))
+                seen: list[dict[str, Any]] = []
+                while not _is_sentinel(got := await receive()):
+                    seen.append(got)
+                assert [e["type"] for e in seen] == ["error"], (message, seen)
+                valid_error(seen[0])
+            await a_response_completes(send, receive)
+            assert server.open_calls == [call_id_of(created)]
+            await caller.aclose()

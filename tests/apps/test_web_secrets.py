@@ -1,0 +1,125 @@
+"""``rtengine web`` never hands the page a key its provider echoes (issue #15, finding 2, the web app's part).
+
+The app runs with ``--base-url`` pointed at a reflecting provider: it quotes the request's ``Authorization`` header
+(and its query) in a call-creation error body, in a hostile ``Location``, in a rejected sideband handshake, in
+``error`` events and in a close reason. The key is also in the base URL's query. Everything the page receives (HTTP
+answers, the events websocket's messages, the state route) and rtengine's log lines at DEBUG are free of the key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from engine_fakes import ANSWER
+
+import rtengine
+from rtengine.adapters._serving import HttpRequest, Limits, Response, WebSocket, WsFrame, serve_connection
+from rtengine.adapters._ws import open_socket
+from rtengine.apps._web import open_web_app
+from rtengine.protocol._lifecycle import SocketEnd
+
+KEYS = ["sk-proj-WEBechoSecret0123456789abcdef", "gw7f3a9c1e5b2d8f4a6c0e9b1d3f5a7c9e"]
+
+
+def _echo(request: HttpRequest) -> str:
+    return f"Invalid credentials: {request.headers.get('authorization', '')!r} (query {request.query})"
+
+
+def _error_body(message: str, code: str) -> bytes:
+    return json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code}}).encode()
+
+
+async def _route(request: HttpRequest) -> Response:
+    """``/refuse/…``: 400 echoing the key; ``/location/…``: 201 with the key in the ``Location``; else a call."""
+    if request.path.startswith("/refuse/"):
+        return 400, [("content-type", "application/json")], _error_body(_echo(request), "invalid_value")
+    if request.path.startswith("/location/"):
+        token = request.headers.get("authorization", "").partition(" ")[2]
+        return 201, [("content-type", "application/sdp"), ("location", f"/v1/realtime/calls/{token}")], ANSWER.encode()
+    return 201, [("content-type", "application/sdp"), ("location", "/v1/realtime/calls/rtc_echo1")], ANSWER.encode()
+
+
+async def _sideband(stream: trio.abc.Stream, request: HttpRequest) -> None:
+    """``/reject/…``: a 401 handshake echoing the key; else two ``error`` events and a close reason echoing it."""
+    ws = WebSocket(stream, request, 1 << 20)
+    if request.path.startswith("/reject/"):
+        await ws.reject(401, _error_body(_echo(request), "invalid_api_key"))
+        return
+    await ws.accept()
+    frame = await ws.receive()
+    assert isinstance(frame, WsFrame)
+    for code in ("response_cancel_not_active", "invalid_api_key"):
+        error = {"message": _echo(request), "type": "invalid_request_error", "code": code, "param": None}
+        await ws.send_text(json.dumps({"type": "error", "event_id": f"event_{code}", "error": error}))
+    await ws.send_close(1008, f"bye {request.headers.get('authorization', '')}"[:120])
+    await ws.receive()
+
+
+@asynccontextmanager
+async def reflecting_provider() -> AsyncIterator[int]:
+    async def handle(stream: trio.SocketStream) -> None:
+        await serve_connection(
+            stream, route=_route, websocket=_sideband, limits=Limits(max_body=1 << 20), error_body=_error_body
+        )
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, handle, 0)
+        yield listeners[0].socket.getsockname()[1]
+        nursery.cancel_scope.cancel()
+
+
+async def _page_session(base_url: str, key: str, offer_sdp: str) -> tuple[httpx.Response, list[Any]]:
+    """What a page sees for one call: the creation answer, then (for a call) its events and its final state."""
+    client = rtengine.RealtimeClient(base_url, api_key=key, call_retries=0, sideband_retries=0, close_timeout=1.0)
+    async with (
+        client,
+        open_web_app(client, rtengine.SessionConfig()) as web,
+        httpx.AsyncClient(base_url=web.url) as http,
+    ):
+        created = await http.post("api/calls", content=offer_sdp, headers={"content-type": "application/sdp"})
+        if created.status_code != 200:
+            return created, []
+        call_id = created.json()["id"]
+        received: list[Any] = []
+        url = web.url.replace("http://", "ws://") + f"api/calls/{call_id}/events"
+        async with open_socket(url, {}) as sock:
+            while not isinstance(frame := await sock.receive(), SocketEnd):
+                received.append(json.loads(frame))
+        state = await http.get(f"api/calls/{call_id}")
+        return created, [*received, state.status_code, state.text]
+
+
+@pytest.mark.parametrize("key", KEYS)
+async def test_the_page_never_receives_a_key_the_provider_echoes(
+    key: str, offer_sdp: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with trio.fail_after(30):
+        async with reflecting_provider() as port:
+            base = f"http://127.0.0.1:{port}"
+            refused, _ = await _page_session(f"{base}/refuse/v1?api-key={key}", key, offer_sdp)
+            located, _ = await _page_session(f"{base}/location/v1?api-key={key}", key, offer_sdp)
+            rejected, rejected_events = await _page_session(f"{base}/reject/v1?api-key={key}", key, offer_sdp)
+            echoed, echoed_events = await _page_session(f"{base}/errors/v1?api-key={key}", key, offer_sdp)
+    assert (refused.status_code, located.status_code) == (502, 502)
+    assert "Invalid credentials" in refused.json()["error"]["message"]  # the provider's text is passed on, scrubbed
+    assert (rejected.status_code, echoed.status_code) == (200, 200)
+    assert any(m["type"] == "error" and "Invalid credentials" in m["message"] for m in rejected_events[:-2])
+    assert [m["code"] for m in echoed_events[:-2] if m["type"] == "error"] == [
+        "response_cancel_not_active",
+        "invalid_api_key",
+    ]
+    assert echoed_events[-3]["type"] == "closed"
+    page = [refused.text, located.text, rejected.text, echoed.text, *map(json.dumps, rejected_events + echoed_events)]
+    assert [text for text in page if key in text] == []
+    # rtengine's own loggers (httpcore's DEBUG trace prints raw response headers, the hostile Location included)
+    records = [f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records if r.name.startswith("rtengine")]
+    assert len(records) > 4
+    assert [r for r in records if key in r] == []
