@@ -1,0 +1,290 @@
+"""Adversarial review of #12 (phone calls): each test is a confirmed defect, marked ``xfail(strict=True)`` until it
+is fixed. Webhook verification as an attacker sends it, the accept path's failures, and the example phone app."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+import pytest
+import trio
+from engine_helpers import API_KEY, client_for, drain, ends, serving
+from sip_helpers import SECRET as SERVER_SECRET
+from sip_helpers import receiving, wait_for_call
+
+import rtengine
+from rtengine import webhooks
+from rtengine.adapters import HttpRequest, Limits, serve_connection
+from rtengine.adapters._peer import PeerService
+from rtengine.apps._phone import WEBHOOK_PATH, open_phone_app
+from rtengine.events import Closed, Error
+from rtengine.protocol._webhooks import incoming_call_payload
+from rtengine.server import Faults, SipScript
+
+KEY = b"rtengine-review-webhook-key-32b!"
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+NOW = 1_764_460_800
+CALL_ID = "rtc_u1_9c6574da8b8a41a18da9308f4ad974ce"
+BODY = json.dumps(incoming_call_payload("evt_1", CALL_ID, [("From", "<sip:+1555@x>")], NOW)).encode()
+SESSION = rtengine.SessionConfig(instructions="You answer the phone.")
+Reply = tuple[int, list[tuple[str, str]], bytes]
+
+
+# --- webhook verification ------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an empty 'v1,' signature matches the empty digest WebhookSigner returns for a non-UTF-8 body: the "
+    "signature check passes without the secret (and the id enters the replay store)",
+)
+def test_an_unsigned_body_that_is_not_utf8_fails_the_signature_and_leaves_the_replay_store_alone() -> None:
+    store = webhooks.ReplayStore()
+    forged = {"webhook-id": "evt_attacker", "webhook-timestamp": str(NOW), "webhook-signature": "v1,"}
+    with pytest.raises(webhooks.WebhookSignatureError):
+        webhooks.verify(forged, b"\xff\xfe not utf-8", SECRET, replay=store, now=NOW)
+    assert "evt_attacker" not in store  # nobody without the secret can put ids into (or evict ids from) the store
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a genuine id the attacker learned can be burned by an unsigned delivery first: the real one is then "
+    "refused as a replay",
+)
+def test_an_unsigned_delivery_cannot_make_the_genuine_one_a_replay() -> None:
+    store = webhooks.ReplayStore()
+    genuine = webhooks.WebhookSigner(SECRET).headers("evt_known", NOW, BODY)
+    forged = {**genuine, "webhook-signature": "v1,"}
+    with pytest.raises(webhooks.WebhookError):
+        webhooks.verify(forged, b"\x80", SECRET, replay=store, now=NOW)
+    assert webhooks.verify(genuine, BODY, SECRET, replay=store, now=NOW).call_id == CALL_ID
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ReplayStore.remember scans every entry on each insert once max_ids unexpired ids are stored: "
+    "O(max_ids) per delivery (~3 ms at the default 100k), a CPU amplifier under a flood",
+)
+def test_the_replay_store_stays_cheap_once_full() -> None:
+    store = webhooks.ReplayStore(max_ids=50_000)
+
+    def insert(prefix: str, count: int) -> float:
+        start = time.perf_counter()
+        for i in range(count):
+            store.remember(f"{prefix}{i}", expires=NOW + 300, now=NOW)
+        return time.perf_counter() - start
+
+    filling = insert("fill", 50_000) / 50_000
+    full = insert("more", 300) / 300
+    assert len(store) == 50_000  # bounded: it holds
+    assert full < 50 * filling, f"{full * 1e6:.1f} µs per insert once full vs {filling * 1e6:.2f} µs while filling"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the timestamp window is inclusive (|skew| <= tolerance) but the replay store forgets an id at "
+    "timestamp + tolerance exclusive: at that instant a replay passes both checks",
+)
+def test_a_replay_at_the_edge_of_the_window_is_refused() -> None:
+    store = webhooks.ReplayStore()
+    headers = webhooks.WebhookSigner(SECRET).headers("evt_edge", NOW - 300, BODY)
+    assert webhooks.verify(headers, BODY, SECRET, replay=store, now=NOW).call_id == CALL_ID
+    with pytest.raises(webhooks.WebhookReplayError):
+        webhooks.verify(headers, BODY, SECRET, replay=store, now=NOW)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a str body that cannot be encoded as UTF-8 (lone surrogates, e.g. decoded with surrogateescape) "
+    "raises UnicodeEncodeError out of verify instead of a WebhookError",
+)
+def test_a_text_body_that_is_not_encodable_is_a_webhook_error() -> None:
+    headers = webhooks.WebhookSigner(SECRET).headers("evt_s", NOW, BODY)
+    with pytest.raises(webhooks.WebhookError):
+        webhooks.verify(headers, BODY.decode() + "\udcff", SECRET, now=NOW)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with a large tolerance (an app replaying archived deliveries), a webhook-timestamp past year 9999 "
+    "makes the signer's datetime raise ValueError out of verify instead of a WebhookError",
+)
+def test_a_timestamp_past_year_9999_is_a_webhook_error_whatever_the_tolerance() -> None:
+    headers = {"webhook-id": "evt_y", "webhook-timestamp": "999999999999", "webhook-signature": "v1,AAAA"}
+    with pytest.raises(webhooks.WebhookError):
+        webhooks.verify(headers, BODY, SECRET, tolerance=1e12, now=NOW)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ReplayStore(max_ids=0) (or negative) is accepted, then every verify raises StopIteration from the "
+    "eviction loop instead of refusing the setting up front",
+)
+def test_a_replay_store_without_room_is_refused_or_works() -> None:
+    try:
+        store = webhooks.ReplayStore(max_ids=0)
+    except ValueError:  # refused up front (ConfigError is a ValueError too): fine
+        return
+    headers = webhooks.WebhookSigner(SECRET).headers("evt_0", NOW, BODY)
+    assert webhooks.verify(headers, BODY, SECRET, replay=store, now=NOW).call_id == CALL_ID
+
+
+# --- the accept path -------------------------------------------------------------------------------------------
+
+
+class _HoldingApi:
+    """A Calls API over loopback that never answers ``…/accept`` (its body was received) and answers the rest 200."""
+
+    def __init__(self, accept_status: int | None = None) -> None:
+        self.paths: list[str] = []
+        self.port = 0
+        self.accept_status = accept_status
+
+    async def route(self, request: HttpRequest) -> Reply:
+        self.paths.append(request.path)
+        if request.path.endswith("/accept"):
+            if self.accept_status is not None:  # a gateway's answer: the accept may or may not have gone through
+                return self.accept_status, [], _body("upstream timed out", "gateway_timeout")
+            await trio.sleep_forever()
+        return 200, [], b""
+
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        async def no_ws(s: trio.abc.Stream, r: HttpRequest) -> None:
+            await s.aclose()
+
+        await serve_connection(stream, route=self.route, websocket=no_ws, limits=Limits(65536), error_body=_body)
+
+
+def _body(message: str, code: str) -> bytes:
+    return json.dumps({"error": {"message": message, "code": code}}).encode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an accept that times out after its body went out (the API may have accepted the call) raises "
+    "ConnectFailed without hanging the call up; a cancelled accept does hang up",
+)
+async def test_an_accept_that_timed_out_after_its_body_went_out_hangs_the_call_up() -> None:
+    api = _HoldingApi()
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        api.port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, api.handle, listeners)
+        base = f"http://127.0.0.1:{api.port}/v1"
+        with trio.fail_after(10):
+            async with rtengine.RealtimeClient(base, api_key=API_KEY, call_timeout=0.5) as client:
+                with pytest.raises(rtengine.ConnectFailed):
+                    async with rtengine.open_conversation(client, SESSION, accept_call_id=CALL_ID):
+                        pytest.fail("the accept was never answered")
+        nursery.cancel_scope.cancel()
+    assert api.paths == [f"/v1/realtime/calls/{CALL_ID}/accept", f"/v1/realtime/calls/{CALL_ID}/hangup"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an accept answered 502/504 (a gateway: the accept may have gone through) is not retried and raises "
+    "CallRejected without hanging the call up",
+)
+async def test_an_accept_answered_by_a_gateway_error_hangs_the_call_up() -> None:
+    api = _HoldingApi(accept_status=504)
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        api.port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, api.handle, listeners)
+        base = f"http://127.0.0.1:{api.port}/v1"
+        with trio.fail_after(10):
+            async with rtengine.RealtimeClient(base, api_key=API_KEY) as client:
+                with pytest.raises(rtengine.CallRejected):
+                    async with rtengine.open_conversation(client, SESSION, accept_call_id=CALL_ID):
+                        pytest.fail("the accept failed")
+        nursery.cancel_scope.cancel()
+    assert api.paths == [f"/v1/realtime/calls/{CALL_ID}/accept", f"/v1/realtime/calls/{CALL_ID}/hangup"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a caller who hangs up between the accept and the sideband join (common on phones) is reported as "
+    "Error('sideband_join_failed', fatal) then Closed('error'): the join's 404 call_id_not_found for a call just "
+    "accepted means the call ended, Closed('call_ended') as when the caller hangs up after the join",
+)
+async def test_a_caller_who_hangs_up_before_the_join_ends_the_conversation_as_call_ended(peers: PeerService) -> None:
+    script = SipScript(calls=0, speech_ms=0, dtmf="", caller_hangup_after=0.0)
+    faults = Faults(sideband_accept_delay=0.2)
+    async with (
+        serving(peers, webhook_secret=SERVER_SECRET, sip=script, faults=faults) as server,
+        client_for(server) as client,
+        receiving() as hook,
+        trio.open_nursery() as nursery,
+    ):
+        with trio.fail_after(15):
+            nursery.start_soon(server.sip.place_call, hook.url)
+            call_id = await wait_for_call(hook)
+            async with rtengine.open_conversation(client, SESSION, accept_call_id=call_id) as conv:
+                events = await drain(conv)
+    assert server.sip.calls[call_id].end_reason == "BYE (caller hung up)"
+    assert [e for e in ends(events) if isinstance(e, Error)] == []
+    assert isinstance(events[-1], Closed)
+    assert events[-1].reason == "call_ended"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the session-cap warning of a SIP call tells the app to 're-offer' (the browser-held WebRTC advice); a "
+    "SIP call has no offer: the app can only transfer or end it",
+)
+async def test_the_sip_session_cap_warning_does_not_ask_for_a_re_offer(peers: PeerService) -> None:
+    script = SipScript(calls=0, speech_ms=0, dtmf="")
+    async with (
+        serving(peers, webhook_secret=SERVER_SECRET, sip=script, session_max_seconds=4.0) as server,
+        client_for(server) as client,
+        receiving() as hook,
+        trio.open_nursery() as nursery,
+    ):
+        with trio.fail_after(15):
+            nursery.start_soon(server.sip.place_call, hook.url)
+            call_id = await wait_for_call(hook)
+            async with rtengine.open_conversation(client, SESSION, accept_call_id=call_id, rotate_margin=2.0) as conv:
+                events = await drain(conv)
+    warnings = [e for e in events if isinstance(e, Error) and e.code == "session_expiring"]
+    assert len(warnings) == 1
+    assert not warnings[0].fatal
+    assert "offer" not in warnings[0].message
+    assert isinstance(events[-1], Closed)
+    assert events[-1].reason == "session_expired"
+
+
+# --- the example phone app -------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the phone app answers a retried delivery (same webhook-id: the API retries when the first answer was "
+    "slow or lost) with 400, which the API counts as a failed delivery; Standard Webhooks receivers acknowledge "
+    "duplicates with 2xx and skip them",
+)
+async def test_the_phone_app_acknowledges_a_retried_delivery_and_answers_the_call_once() -> None:
+    signer = webhooks.WebhookSigner(SECRET)
+    body = json.dumps(incoming_call_payload("evt_r", CALL_ID, [("From", "<sip:+1555@x>")], int(time.time()))).encode()
+    api = _HoldingApi()  # the app's accept hangs here: this test is about the webhook answers only
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        api.port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, api.handle, listeners)
+        with trio.fail_after(10):
+            async with (
+                rtengine.RealtimeClient(f"http://127.0.0.1:{api.port}/v1", api_key=API_KEY) as client,
+                open_phone_app(client, SECRET) as app,
+                httpx.AsyncClient() as http,
+            ):
+                assert app.webhook_url.endswith(WEBHOOK_PATH)
+                statuses = []
+                for attempt in range(2):  # the first answer was lost: the API retries, fresh timestamp and signature
+                    headers = signer.headers("wh_retried", int(time.time()) + attempt, body)
+                    response = await http.post(app.webhook_url, content=body, headers=headers)
+                    statuses.append(response.status_code)
+                calls = len(app.calls)
+        nursery.cancel_scope.cancel()
+    assert statuses == [200, 200]
+    assert calls == 1
