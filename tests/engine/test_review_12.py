@@ -159,12 +159,6 @@ async def test_the_sip_session_cap_warning_does_not_ask_for_a_re_offer(peers: Pe
 # --- the example phone app -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the phone app answers a retried delivery (same webhook-id: the API retries when the first answer was "
-    "slow or lost) with 400, which the API counts as a failed delivery; Standard Webhooks receivers acknowledge "
-    "duplicates with 2xx and skip them",
-)
 async def test_the_phone_app_acknowledges_a_retried_delivery_and_answers_the_call_once() -> None:
     signer = webhooks.WebhookSigner(SECRET)
     body = json.dumps(incoming_call_payload("evt_r", CALL_ID, [("From", "<sip:+1555@x>")], int(time.time()))).encode()
