@@ -62,11 +62,6 @@ def _body(message: str, code: str) -> bytes:
     return json.dumps({"error": {"message": message, "code": code}}).encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an accept that times out after its body went out (the API may have accepted the call) raises "
-    "ConnectFailed without hanging the call up; a cancelled accept does hang up",
-)
 async def test_an_accept_that_timed_out_after_its_body_went_out_hangs_the_call_up() -> None:
     api = _HoldingApi()
     async with trio.open_nursery() as nursery:
@@ -83,11 +78,6 @@ async def test_an_accept_that_timed_out_after_its_body_went_out_hangs_the_call_u
     assert api.paths == [f"/v1/realtime/calls/{CALL_ID}/accept", f"/v1/realtime/calls/{CALL_ID}/hangup"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an accept answered 502/504 (a gateway: the accept may have gone through) is not retried and raises "
-    "CallRejected without hanging the call up",
-)
 async def test_an_accept_answered_by_a_gateway_error_hangs_the_call_up() -> None:
     api = _HoldingApi(accept_status=504)
     async with trio.open_nursery() as nursery:
@@ -102,6 +92,21 @@ async def test_an_accept_answered_by_a_gateway_error_hangs_the_call_up() -> None
                         pytest.fail("the accept failed")
         nursery.cancel_scope.cancel()
     assert api.paths == [f"/v1/realtime/calls/{CALL_ID}/accept", f"/v1/realtime/calls/{CALL_ID}/hangup"]
+
+
+async def test_an_accept_refused_with_a_client_error_is_not_hung_up() -> None:
+    api = _HoldingApi(accept_status=400)  # a definite refusal: the call was not accepted, nothing to hang up
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        api.port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, api.handle, listeners)
+        with trio.fail_after(10):
+            async with rtengine.RealtimeClient(f"http://127.0.0.1:{api.port}/v1", api_key=API_KEY) as client:
+                with pytest.raises(rtengine.CallRejected):
+                    async with rtengine.open_conversation(client, SESSION, accept_call_id=CALL_ID):
+                        pytest.fail("the accept failed")
+        nursery.cancel_scope.cancel()
+    assert api.paths == [f"/v1/realtime/calls/{CALL_ID}/accept"]
 
 
 @pytest.mark.xfail(
