@@ -1,5 +1,6 @@
-"""Adversarial review of #12 (phone calls): each test is a confirmed defect, marked ``xfail(strict=True)`` until it
-is fixed. Webhook verification as an attacker sends it, the accept path's failures, and the example phone app."""
+"""An accept whose outcome is unknown (timed out after its body went out, or a gateway's 5xx) hangs the call up; a
+definite refusal does not; a SIP call's session-cap warning advises a transfer, not a re-offer; the example phone
+app acknowledges a retried delivery with 200 and answers the call once (review of #12)."""
 
 from __future__ import annotations
 
