@@ -68,7 +68,10 @@ def verify(
     :class:`~rtengine.ConfigError`.
     """
     signer = secret if isinstance(secret, WebhookSigner) else WebhookSigner(secret)
-    raw = body.encode("utf-8") if isinstance(body, str) else body
+    try:
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+    except UnicodeEncodeError:  # lone surrogates: no delivery is such text
+        raise WebhookPayloadError("webhook body is text that cannot be encoded as UTF-8") from None
     return verify_incoming_call(
         headers,
         raw,

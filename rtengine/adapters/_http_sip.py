@@ -93,8 +93,10 @@ class HttpCallControl:
                 content, truncated = await _read_capped(response, self._calls.max_error_bytes)
             finally:
                 await response.aclose()
-        scrub = Scrubber.of(headers, (url,))  # the key a server may echo in its error
         status, answer = response.status_code, response.headers
+        if 200 <= status <= 299:  # the answer path: nothing to interpret, no scrubber to build
+            return
+        scrub = Scrubber.of(headers, (url,))  # the key a server may echo in its error
         interpret_control_response(action, status, answer, content, truncated=truncated, now=time.time(), scrub=scrub)
 
 

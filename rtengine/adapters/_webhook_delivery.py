@@ -2,13 +2,15 @@
 
 :class:`WebhookSender` owns one pooled client; :meth:`WebhookSender.deliver` makes one ``POST`` of a body with its
 Standard Webhooks headers and returns the answer's status, or raises :class:`~rtengine.ConnectFailed` for a
-transport error or a timeout (what the API retries, with 5xx).
+transport error or a timeout (what the API retries, with 5xx); :meth:`WebhookSender.wait_reachable` waits for a
+webhook URL to accept a TCP connection (an app started after the server).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -40,6 +42,28 @@ class WebhookSender:
         except httpx.HTTPError as exc:
             raise ConnectFailed(f"webhook delivery failed: {describe_exception(exc)}") from exc
         return response.status_code
+
+    async def wait_reachable(self, url: str, *, seconds: float, every: float = 0.25) -> bool:
+        """Wait until ``url``'s host accepts a TCP connection (closed at once: nothing is sent), at most
+        ``seconds``: True once it did, False when the time ran out (or the URL has no host)."""
+        parts = urlsplit(url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return False
+        if not parts.hostname:
+            return False
+        with trio.move_on_after(seconds):
+            while True:
+                try:
+                    with trio.fail_after(max(every, 1.0)):
+                        stream = await trio.open_tcp_stream(parts.hostname, port)
+                except (OSError, trio.TooSlowError):
+                    await trio.sleep(every)
+                    continue
+                await stream.aclose()
+                return True
+        return False
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):

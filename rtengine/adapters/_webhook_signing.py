@@ -45,12 +45,14 @@ class WebhookSigner:
 
     def digest(self, webhook_id: str, timestamp: int, body: bytes) -> bytes:
         """The raw ``v1`` HMAC-SHA256 of ``"{webhook_id}.{timestamp}.{body}"`` (``body`` must be UTF-8; a body that
-        is not cannot have been signed by the scheme, which signs text: an empty digest, which matches nothing)."""
+        is not cannot have been signed by the scheme, which signs text; nor can a timestamp a datetime cannot hold,
+        past year 9999: an empty digest, which matches nothing)."""
         try:
             text = body.decode("utf-8")
-        except UnicodeDecodeError:
+            when = datetime.fromtimestamp(timestamp, tz=UTC)
+        except (UnicodeDecodeError, ValueError, OverflowError, OSError):
             return b""
-        signed = self._webhook.sign(webhook_id, datetime.fromtimestamp(timestamp, tz=UTC), text)
+        signed = self._webhook.sign(webhook_id, when, text)
         return base64.b64decode(signed.partition(",")[2])
 
     def headers(self, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:

@@ -167,7 +167,13 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--certfile", help="serve HTTPS and WSS with this certificate chain (PEM)")
     parser.add_argument("--keyfile", help="the private key of --certfile (PEM; default: inside --certfile)")
     sip = parser.add_argument_group("simulated phone (incoming SIP calls)")
-    sip.add_argument("--sip-webhook", metavar="URL", help="ring this webhook URL with realtime.call.incoming")
+    sip.add_argument(
+        "--sip-webhook",
+        metavar="URL",
+        help="ring this webhook URL with realtime.call.incoming; the first call waits (up to 120 s) until the URL "
+        "accepts connections, so the app may be started after the server; each call then rings 30 s, its webhook "
+        "retried like the API's",
+    )
     sip.add_argument("--webhook-secret", metavar="whsec_...", help="sign the webhooks with this secret")
     sip.add_argument("--sip-calls", type=int, default=1, metavar="N", help="calls placed one after the other")
     sip.add_argument("--sip-interval", type=float, default=0.0, metavar="SECONDS", help="pause between those calls")

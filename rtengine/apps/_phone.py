@@ -6,7 +6,9 @@ the call inline with a session (``open_conversation(..., accept_call_id=…)``),
 turns), transfers the call (``conv.refer``) when the caller presses ``transfer_key``, and records a timeline:
 ``webhook_received``, ``accepted``, ``sideband_joined`` (``Started``), ``session_updated``, ``first_response``,
 ``dtmf <key>``, ``refer <target>`` / ``closed <reason>``. A delivery that fails verification gets a 400 and is
-never acted on; an accept that fails is logged (the API rings out).
+never acted on; a retried delivery (a ``webhook-id`` already verified: the API retries when an answer was slow or
+lost) is acknowledged with ``200`` and skipped, as Standard Webhooks receivers do; an accept that fails is logged
+(the API rings out).
 
 ``rtengine phone`` runs it against the embedded local server, whose simulated phone places a call to it, and
 prints the timeline (see :func:`run_phone_demo`).
@@ -85,6 +87,7 @@ class PhoneApp:
         self.replay = webhooks.ReplayStore()
         self.calls: list[AnsweredCall] = []
         self.refused: list[str] = []
+        self.duplicates: list[str] = []
         self._on_phase = on_phase
         self.port = 0
 
@@ -107,6 +110,10 @@ class PhoneApp:
             return 405, [*_JSON, ("allow", "POST")], _error("use POST", "method_not_allowed")
         try:
             incoming = webhooks.verify(request.headers, request.body, self._signer, replay=self.replay)
+        except webhooks.WebhookReplayError as exc:  # verified before: acknowledge it (2xx), act on it once only
+            self.duplicates.append(exc.webhook_id)
+            log.info("webhook %s: a retry of a delivery already handled; acknowledged", exc.webhook_id)
+            return 200, _JSON, b"{}"
         except webhooks.WebhookError as exc:
             self.refused.append(type(exc).__name__)
             log.warning("webhook refused: %s", exc)

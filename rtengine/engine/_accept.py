@@ -10,12 +10,13 @@ time-to-answer), and the sideband then joins in the background through the WebRT
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import trio
 
 from ..protocol._calls import validate_call_id
-from ..protocol._errors import RealtimeError
+from ..protocol._errors import CallRejected, RealtimeError, TransportError
 from ._conversation import Conversation
 
 if TYPE_CHECKING:
@@ -33,8 +34,10 @@ async def accept_call(endpoint: Endpoint, session: SessionConfig, options: Start
 
     Raises what the accept raises (:class:`~rtengine.InvalidCallId` before any request,
     :class:`~rtengine.CallNotFound`, :class:`~rtengine.CallRejected`, :class:`~rtengine.ConnectFailed`).
-    Cancellation: once the accept's body is out it may have gone through, so the call is hung up (shielded,
-    bounded, unless ``hangup=False``) before ``Cancelled`` propagates; before that, nothing is sent.
+    Once the accept's body is out it may have gone through: when the accept is then cancelled, times out or loses
+    its connection (:class:`~rtengine.TransportError`), or is answered 5xx (a gateway's 502/504: the API may have
+    accepted it), the call is hung up (shielded, bounded, unless ``hangup=False``) before the error propagates;
+    before the body is out, nothing is sent.
     """
     assert options.accept_call_id is not None
     call_id = validate_call_id(options.accept_call_id)
@@ -51,13 +54,10 @@ async def accept_call(endpoint: Endpoint, session: SessionConfig, options: Start
 
     try:
         await endpoint.calls.accept(call_id, session, headers, on_sent=build)
-    except trio.Cancelled:
-        if options.hangup and built:  # the body went out: the accept may have taken effect
-            with trio.CancelScope(shield=True), trio.move_on_after(endpoint.close_timeout + 1.0):
-                try:
-                    await endpoint.calls.hangup(call_id, headers)
-                except RealtimeError as exc:
-                    log.warning("could not hang up SIP call %s after its accept was cancelled: %s", call_id, exc)
+    except (trio.Cancelled, TransportError, CallRejected) as exc:
+        ambiguous = not isinstance(exc, CallRejected) or exc.status >= 500
+        if options.hangup and built and ambiguous:  # the body went out: the accept may have taken effect
+            await _hang_up(endpoint, call_id, headers, exc)
         raise
     build()  # a call seam that never reported the body sent
     conv = built[0]
@@ -68,3 +68,14 @@ async def accept_call(endpoint: Endpoint, session: SessionConfig, options: Start
     elapsed = timeline.mark("answer")
     log.info("realtime SIP call accepted transport=sip call_id=%s elapsed_ms=%.0f", call_id, elapsed)
     return conv
+
+
+async def _hang_up(endpoint: Endpoint, call_id: str, headers: Mapping[str, str], cause: BaseException) -> None:
+    """Hang up a call whose accept may have gone through (shielded, bounded); a failure is logged, not raised: the
+    accept's own error is the one the caller sees."""
+    what = "was cancelled" if isinstance(cause, trio.Cancelled) else f"failed ({type(cause).__name__})"
+    with trio.CancelScope(shield=True), trio.move_on_after(endpoint.close_timeout + 1.0):
+        try:
+            await endpoint.calls.hangup(call_id, headers)
+        except RealtimeError as exc:
+            log.warning("could not hang up SIP call %s after its accept %s: %s", call_id, what, exc)

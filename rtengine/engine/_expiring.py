@@ -1,14 +1,15 @@
-"""A browser-held call's session cap: rotation is impossible from the server (the app holds the media), so the app
-is told ``rotate_margin`` seconds before the cap — ``Error("session_expiring", fatal=False)``, the conversation
-goes on — and the cap itself (the sideband closed with 1001 "Your session hit the maximum duration of …") ends the
-conversation with ``Closed("session_expired")`` (:func:`~rtengine.protocol._reattach.sideband_ending`)."""
+"""A browser-held or SIP call's session cap: rotation is impossible from the server (the browser or the caller's
+phone holds the media), so the app is told ``rotate_margin`` seconds before the cap —
+``Error("session_expiring", fatal=False)``, the conversation goes on — and the cap itself (the sideband closed with
+1001 "Your session hit the maximum duration of …") ends the conversation with ``Closed("session_expired")``
+(:func:`~rtengine.protocol._reattach.sideband_ending`)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -23,9 +24,17 @@ __all__ = ["warn_expiry"]
 log = logging.getLogger("rtengine")
 
 
-async def warn_expiry(core: Core, task_status: trio.TaskStatus[None]) -> None:
+#: What the app can do before the cap, by who holds the media: a browser re-offers (a new call); a phone call has
+#: no offer to renew — the app can transfer it (``conv.refer``) or end it.
+_ADVICE: Final = {
+    False: "the media is the app's, so rtengine cannot rotate it: re-offer to carry on",
+    True: "a SIP call cannot be moved to a new session: transfer it (conv.refer) or end it before then",
+}
+
+
+async def warn_expiry(core: Core, task_status: trio.TaskStatus[None], *, sip: bool = False) -> None:
     """The job that announces the cap of the call's session when its rotation would be due (``core.follow``'s
-    clock: ``rotate_margin`` before the cap). Once: a browser-held call has one session."""
+    clock: ``rotate_margin`` before the cap). Once: a browser-held or SIP call has one session."""
     follow: Follow | None = core.follow
     assert follow is not None
     task_status.started()
@@ -38,9 +47,6 @@ async def warn_expiry(core: Core, task_status: trio.TaskStatus[None]) -> None:
             await changed.wait()
     left = max(0.0, (clock.expires or 0.0) - trio.current_time())
     log.warning("realtime session expiring in %.0f s call_id=%s", left, core.timeline.call_id)
-    message = (
-        f"the session reaches its cap in {left:.0f} s (at {time.time() + left:.0f}, unix time); the media is the "
-        "app's, so rtengine cannot rotate it: re-offer to carry on"
-    )
+    message = f"the session reaches its cap in {left:.0f} s (at {time.time() + left:.0f}, unix time); {_ADVICE[sip]}"
     await core.outlet.forward(Error(message, "session_expiring", fatal=False))
     await trio.sleep_forever()

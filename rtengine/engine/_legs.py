@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from ..protocol._backoff import retry_delays
-from ..protocol._errors import TransportError
+from ..protocol._errors import ConnectFailed, TransportError
 from ..protocol._lifecycle import Closed, Error, SocketEnd, Started
 from ..protocol._payloads import encode, session_update
-from ..protocol._reattach import sideband_ending, sideband_rejoinable
+from ..protocol._reattach import join_refused_ending, sideband_ending, sideband_rejoinable
 from ..protocol._urls import sideband_url
 from ._follow import replay_into
 from ._rejoin import Budget, Carry, rejoin
@@ -165,7 +165,9 @@ async def run_sideband_leg(
     the loop, re-join after a loss, until the conversation ends or the leg is handed off.
 
     A join that fails after the retries: the first leg in the background ends the conversation with
-    ``Error("sideband_join_failed")``; otherwise the error is raised (to the starter, or to the rotation)."""
+    ``Error("sideband_join_failed")``; otherwise the error is raised (to the starter, or to the rotation). A join
+    answered 404 is not retried: the call is over — the first leg in the background ends with
+    ``Closed("call_ended")``, no ``Error``."""
     url = sideband_url(endpoint.realtime_base_url, leg.call_id)
     headers = endpoint.auth_headers()
     delays = retry_delays(endpoint.sideband_retries, endpoint.backoff_base, endpoint.rand)
@@ -196,6 +198,13 @@ async def run_sideband_leg(
         except TransportError as exc:
             if joined:
                 raise
+            ended = join_refused_ending(exc.status) if isinstance(exc, ConnectFailed) else None
+            if ended is not None and first and not inline:  # 404: the call is over: no retry, no Error
+                log.info("realtime call ended before its sideband joined call_id=%s", leg.call_id)
+                core.end(ended, None)
+                return
+            if ended is not None:
+                raise  # to the starter, or to the rotation: no retry of a call that is gone
             if attempt == len(delays):
                 if first and not inline:
                     log.warning("failed to connect realtime sideband call_id=%s: %s", leg.call_id, exc)

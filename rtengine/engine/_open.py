@@ -190,8 +190,9 @@ def open_conversation(
     ``rotate_margin`` (seconds; ``None`` turns it off): that long before the session's cap (its ``expires_at``), a
     call rtengine is the media peer of is re-dialed — a new call with the same session, the history replayed, the
     media moved, the old call hung up: ``SessionRotated``, the same ``conv`` with the new ``conv.call_id``; for a
-    browser-held call (``offer_sdp``) the app gets ``Error("session_expiring", fatal=False)`` to re-offer, and the
-    cap ends the conversation with ``Closed("session_expired")``.
+    browser-held call (``offer_sdp``) the app gets ``Error("session_expiring", fatal=False)`` to re-offer (a SIP
+    call: to transfer it with ``conv.refer`` or end it), and the cap ends the conversation with
+    ``Closed("session_expired")``.
 
     Raises, before the block: :class:`~rtengine.ConfigError` (no API key, bad arguments),
     :class:`~rtengine.CallError` subclasses (call creation), :class:`~rtengine.ConnectFailed` (connect, or an

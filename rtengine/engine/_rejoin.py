@@ -44,7 +44,7 @@ import trio
 from ..protocol._errors import ConnectFailed, TransportError
 from ..protocol._lifecycle import Closed, ConversationStats, Error, SidebandLost, SidebandRestored, SocketEnd
 from ..protocol._payloads import encode, session_update
-from ..protocol._reattach import rejoin_delays
+from ..protocol._reattach import join_refused_ending, rejoin_delays
 
 if TYPE_CHECKING:
     from ._conversation import Core
@@ -144,11 +144,12 @@ async def rejoin(
                     await core.outlet.forward(SidebandRestored(attempt, gap_ms))
                     return await run(core, sock, carry), budget
             except ConnectFailed as exc:
-                if exc.status == 404:  # call_id_not_found: the call is over
+                ended = join_refused_ending(exc.status, rejoin=True)
+                if ended is not None:  # call_id_not_found: the call is over
                     log.info("realtime call ended during a sideband re-join call_id=%s", timeline.call_id)
                     await trio.lowlevel.checkpoint_if_cancelled()
                     _abandon(core, carry)
-                    core.end(Closed("call_ended", None, "the call is gone (re-join answered 404)"), None)
+                    core.end(ended, None)
                     return None, budget
                 failure = exc
             except TransportError as exc:  # session.update could not be written: the next attempt

@@ -23,11 +23,11 @@ import trio
 
 from ..protocol._backoff import retry_delays
 from ..protocol._brain import socket_end
-from ..protocol._errors import ConnectionLost, TransportError
+from ..protocol._errors import ConnectFailed, ConnectionLost, TransportError
 from ..protocol._lifecycle import Closed, Error, SocketEnd, Started
 from ..protocol._parse import parse_server_event
 from ..protocol._payloads import encode, input_audio_append, session_update
-from ..protocol._reattach import sideband_ending, sideband_rejoinable
+from ..protocol._reattach import join_refused_ending, sideband_ending, sideband_rejoinable
 from ..protocol._urls import sideband_url
 from ._rejoin import Budget, Carry, rejoin
 
@@ -78,8 +78,9 @@ async def run_sideband(
     A join attempt is the handshake plus ``session.update``; a failed attempt is retried with backoff
     (realtime-protocol §3.4). When the attempts run out: inline, the error raises to the starter; in the background,
     one ``Error("sideband_join_failed")`` then ``Closed("error")`` — unless the conversation already ended, which
-    then cancelled this job before it could get here. A clean close (1000) of the sideband is the end of the call:
-    ``Closed("call_ended")``.
+    then cancelled this job before it could get here. A join answered 404 is not retried: the call is over
+    (``Closed("call_ended")`` in the background, the error raised inline). A clean close (1000) of the sideband is
+    the end of the call: ``Closed("call_ended")``.
     """
     url = sideband_url(endpoint.realtime_base_url, call_id)  # off the answer path
     carry = Carry() if endpoint.sideband_rejoin_attempts > 0 else None
@@ -132,7 +133,12 @@ async def _join(
         except TransportError as exc:
             if joined:
                 raise
-            if attempt == len(delays):
+            ended = join_refused_ending(exc.status) if isinstance(exc, ConnectFailed) else None
+            if ended is not None and not inline:  # 404: the call is over (a caller who hung up first): no retry
+                log.info("realtime call ended before its sideband joined call_id=%s", call_id)
+                core.end(ended, None)
+                return None
+            if attempt == len(delays) or ended is not None:
                 if inline:
                     raise
                 log.warning("failed to connect realtime sideband call_id=%s: %s", call_id, exc)

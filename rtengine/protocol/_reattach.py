@@ -13,6 +13,10 @@ never because a control socket left), so a sideband lost *abnormally* while the 
 * anything else (a 1009, other close codes) ends the conversation as on a plain websocket
   (:func:`~rtengine.protocol._brain.socket_end`).
 
+A join — the first one or a re-join, of a SIP or a WebRTC call — answered 404 (``call_id_not_found``) means the
+call is over (hung up, e.g. a caller who hangs up before the sideband joins): ``Closed("call_ended")``, no
+``Error``, no retry (:func:`join_refused_ending`).
+
 The schedule: the first re-join at once (a blip costs one handshake), then the backoff sleeps of
 :func:`~rtengine.protocol._backoff.backoff` between attempts; ``attempts`` bounds the joins and ``deadline`` the
 whole re-join (seconds from the loss).
@@ -33,6 +37,7 @@ __all__ = [
     "DEFAULT_REJOIN_DEADLINE",
     "REJOIN_CLOSE_CODES",
     "is_session_cap",
+    "join_refused_ending",
     "rejoin_delays",
     "sideband_ending",
     "sideband_rejoinable",
@@ -62,6 +67,16 @@ def sideband_ending(end: SocketEnd) -> tuple[Error | None, Closed]:
     if end.clean and end.code == 1000:
         return None, Closed("call_ended", 1000, end.reason)
     return socket_end(end)
+
+
+def join_refused_ending(status: int | None, *, rejoin: bool = False) -> Closed | None:
+    """How a conversation ends when a join of its call's sideband was refused with HTTP ``status``: a 404
+    (``call_id_not_found``) means the call is gone — ``Closed("call_ended")``, not retried, no ``Error``; ``None``
+    for any other refusal or failure (retried as usual)."""
+    if status != 404:
+        return None
+    which = "re-join" if rejoin else "join"
+    return Closed("call_ended", None, f"the call is gone (its sideband {which} answered 404)")
 
 
 def rejoin_delays(attempts: int, base: float, rand: Callable[[], float] = random.random) -> list[float]:

@@ -6,11 +6,13 @@ seconds) and ``webhook-signature`` (space-separated ``v1,<base64 HMAC-SHA256>`` 
 
 1. the three headers are there and well formed → else :class:`WebhookSignatureError`;
 2. the timestamp is within ``tolerance`` seconds of ``now`` → else :class:`WebhookTimestampError` (``.skew``);
-3. one ``v1`` signature equals the expected one (constant-time) → else :class:`WebhookSignatureError`;
-4. the id was not seen within the tolerance window (a :class:`ReplayStore` the app owns) → else
-   :class:`WebhookReplayError`;
-5. the body is a JSON ``realtime.call.incoming`` event with a usable ``call_id`` → else
-   :class:`WebhookPayloadError` or :class:`WebhookEventTypeError`.
+3. one ``v1`` signature equals the expected one (constant-time; an empty or malformed digest never matches) →
+   else :class:`WebhookSignatureError`;
+4. the body is a JSON ``realtime.call.incoming`` event with a usable ``call_id`` → else
+   :class:`WebhookPayloadError` or :class:`WebhookEventTypeError`;
+5. the id was not seen within the tolerance window (a :class:`ReplayStore` the app owns) → else
+   :class:`WebhookReplayError`. Only a delivery that passed 1–4 is recorded: nobody without the secret can put
+   ids into the store (or make a genuine delivery look like a replay).
 
 The HMAC itself is computed by a ``signer`` the caller passes (``rtengine.webhooks`` uses the ``standardwebhooks``
 package), so this module holds no secret. No message here contains a secret or a signature.
@@ -23,12 +25,13 @@ import binascii
 import hmac
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ._calls import validate_call_id
-from ._errors import InvalidCallId, RemoteError
+from ._errors import ConfigError, InvalidCallId, RemoteError
 
 __all__ = [
     "INCOMING_CALL",
@@ -52,7 +55,9 @@ INCOMING_CALL: Final = "realtime.call.incoming"
 MAX_WEBHOOK_ID: Final = 256
 #: Most signatures looked at in one ``webhook-signature`` header (key rotation sends two or three).
 _MAX_SIGNATURES: Final = 16
-#: ``(webhook_id, timestamp, body) -> raw HMAC digest`` of the signed content.
+#: Length of a ``v1`` digest (HMAC-SHA256): any other length never matches.
+_DIGEST_BYTES: Final = 32
+#: ``(webhook_id, timestamp, body) -> raw HMAC digest`` of the signed content (empty: nothing can match).
 Signer = Callable[[str, int, bytes], bytes]
 
 
@@ -125,12 +130,18 @@ class IncomingCall:
 class ReplayStore:
     """The ``webhook-id`` values verified within the tolerance window, owned by the app (one per endpoint).
 
-    An id is remembered until its timestamp leaves the window (older deliveries fail the timestamp check anyway),
-    at most ``max_ids`` at once (the oldest forgotten first). Not thread-safe; trio tasks may share it.
+    An id is remembered until its timestamp leaves the window, edge included (a delivery exactly at the edge still
+    passes the timestamp check, so its replay is refused too; older deliveries fail the timestamp check anyway), at
+    most ``max_ids`` at once (the oldest recorded forgotten first). Each call is O(1) amortised, however full the
+    store. Not thread-safe; trio tasks may share it. ``max_ids`` < 1 raises :class:`~rtengine.ConfigError`.
     """
 
     max_ids: int = 100_000
-    _seen: dict[str, float] = field(default_factory=dict, repr=False)
+    _seen: OrderedDict[str, float] = field(default_factory=OrderedDict, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_ids, bool) or not isinstance(self.max_ids, int) or self.max_ids < 1:
+            raise ConfigError(f"ReplayStore max_ids must be an integer >= 1, not {self.max_ids!r}")
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -139,17 +150,20 @@ class ReplayStore:
         return webhook_id in self._seen
 
     def remember(self, webhook_id: str, *, expires: float, now: float) -> bool:
-        """Record ``webhook_id`` until ``expires`` (Unix seconds); False if it is already recorded (a replay)."""
-        if webhook_id in self._seen:
-            if self._seen[webhook_id] > now:
+        """Record ``webhook_id`` until ``expires`` (Unix seconds, inclusive); False if it is already recorded (a
+        replay)."""
+        seen = self._seen
+        until = seen.get(webhook_id)
+        if until is not None:
+            if until >= now:
                 return False
-            del self._seen[webhook_id]
-        if len(self._seen) >= self.max_ids:
-            for old in [k for k, until in self._seen.items() if until <= now]:
-                del self._seen[old]
-            while len(self._seen) >= self.max_ids:
-                del self._seen[next(iter(self._seen))]
-        self._seen[webhook_id] = expires
+            del seen[webhook_id]
+        while seen:  # expired ids at the front (recorded first) go; each id is dropped at most once: O(1) amortised
+            oldest_until = seen[next(iter(seen))]
+            if oldest_until >= now and len(seen) < self.max_ids:
+                break
+            seen.popitem(last=False)
+        seen[webhook_id] = expires
         return True
 
     def forget(self, webhook_id: str) -> None:
@@ -185,11 +199,13 @@ def _signatures(header: str) -> list[bytes]:
         if version != "v1":
             continue
         try:
-            found.append(base64.b64decode(encoded, validate=True))
+            digest = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise WebhookSignatureError("webhook-signature entry is not valid base64") from None
+        if len(digest) == _DIGEST_BYTES:  # an empty or truncated entry is never compared (it matches nothing)
+            found.append(digest)
     if not found:
-        raise WebhookSignatureError("webhook-signature has no v1 signature")
+        raise WebhookSignatureError("webhook-signature has no usable v1 signature")
     return found
 
 
@@ -221,11 +237,11 @@ def verify_incoming_call(
     matched = False
     for signature in offered:  # every entry compared, in constant time each
         matched |= hmac.compare_digest(expected, signature)
-    if not matched:
+    if not matched or len(expected) != _DIGEST_BYTES:  # an empty digest (unsignable body) never matches
         raise WebhookSignatureError("no webhook signature matches (tampered, or signed with another secret)")
+    call = parse_incoming_call(body)  # before the replay store: only a fully verified delivery is recorded
     if replay is not None and not replay.remember(webhook_id, expires=timestamp + tolerance, now=now):
         raise WebhookReplayError(f"webhook {webhook_id} was already received", webhook_id=webhook_id)
-    call = parse_incoming_call(body)
     return IncomingCall(
         call.call_id,
         call.sip_headers,

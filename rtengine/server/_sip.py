@@ -3,7 +3,9 @@
 With ``ServerOptions(sip_webhook=URL, webhook_secret="whsec_…")`` the server plays both the phone network and the
 API's webhook sender. :meth:`SipPhone.place_call` makes a call id, posts a ``realtime.call.incoming`` webhook
 (Standard Webhooks signature) to ``sip_webhook`` — retried like the API's when the app answers 5xx or times out —
-and rings until the app accepts or rejects it (``ServerOptions.sip.ring_seconds``, then ``no_answer``).
+and rings until the app accepts or rejects it (``ServerOptions.sip.ring_seconds``, then ``no_answer``). A call the
+app accepted stays live even when its deliveries then fail (the app crashed after the accept, or a proxy lost the
+answer). The start-up calls wait for the app to listen first (``SipScript.app_wait``).
 
 * ``POST /v1/realtime/calls/{call_id}/accept`` (the session as JSON): ``200``, empty body. The call becomes a live
   call of the :class:`~rtengine.server._calls.CallManager` (so sidebands join it by ``call_id``, and ``…/hangup``
@@ -144,13 +146,20 @@ class SipPhone:
     # --- placing calls ---------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Own the webhook client; with ``sip_webhook``, place ``sip.calls`` calls one after the other; then stay
-        ready for :meth:`place_call`."""
+        """Own the webhook client; with ``sip_webhook``, wait (``sip.app_wait`` at most) for the app to listen there,
+        place ``sip.calls`` calls one after the other; then stay ready for :meth:`place_call`."""
         async with open_webhook_sender() as http:
             self._http = http
             self._ready.set()
             try:
-                for _ in range(self._options.sip.calls if self._options.sip_webhook else 0):
+                url, script = self._options.sip_webhook, self._options.sip
+                if url and script.calls and not await http.wait_reachable(url, seconds=script.app_wait):
+                    log.warning(
+                        "SIP webhook %s accepts no connection after %g s; ringing anyway",
+                        redact_url(url),
+                        script.app_wait,
+                    )
+                for _ in range(script.calls if url else 0):
                     placed = await self.place_call()
                     await placed.ended.wait()
                     await trio.sleep(self._options.sip.interval)
@@ -176,7 +185,7 @@ class SipPhone:
         sip = SipCall(call_id, f"wh_{_token(32)}", headers)
         self.calls[call_id] = sip
         log.info("incoming SIP call call_id=%s webhook=%s", call_id, redact_url(url))
-        if not await self._deliver(sip, url):
+        if not await self._deliver(sip, url) and not sip.decided.is_set():  # an app that accepted keeps its call
             sip.end("webhook_failed", "webhook not delivered")
             return sip
         with trio.move_on_after(script.ring_seconds):

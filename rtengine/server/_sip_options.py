@@ -14,6 +14,8 @@ class SipScript:
 
     * ``calls`` / ``interval`` — calls placed when the server starts, one after the other (each ``interval``
       seconds after the previous ended); more with ``server.sip.place_call()``.
+    * ``app_wait`` — before those calls, the phone waits up to this long for ``sip_webhook`` to accept a connection
+      (an app started after the server still gets its first call); then it rings anyway.
     * ``ring_seconds`` — how long a call waits for an accept or reject after its webhook was delivered
       (then it ends as ``no_answer``).
     * ``webhook_timeout`` / ``webhook_retries`` / ``webhook_backoff`` — like the API, a delivery the app answers
@@ -31,6 +33,7 @@ class SipScript:
 
     calls: int = 1
     interval: float = 0.0
+    app_wait: float = 120.0
     ring_seconds: float = 30.0
     webhook_timeout: float = 5.0
     webhook_retries: int = 3
@@ -47,7 +50,7 @@ class SipScript:
     def __post_init__(self) -> None:
         if self.calls < 0 or not 0 <= self.webhook_retries <= 20 or self.speech_ms < 0:
             raise ValueError("calls and speech_ms must be >= 0, webhook_retries within 0..20")
-        for name in ("ring_seconds", "webhook_timeout", "join_wait"):
+        for name in ("ring_seconds", "webhook_timeout", "join_wait", "app_wait"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number of seconds")

@@ -250,6 +250,7 @@ async def test_a_browser_held_call_is_warned_before_the_cap_then_ends_session_ex
     (warned_at, warning), (closed_at, closed) = ends
     assert isinstance(warning, Error)
     assert (warning.code, warning.fatal) == ("session_expiring", False)
+    assert "re-offer" in warning.message  # the browser holds the offer: a new one carries on
     assert closed == Closed("session_expired", 1001, CAP)
     assert closed_at - warned_at > 1.0  # a margin before the cap, not at it
     assert server.record.calls[0].end == "session_expired"

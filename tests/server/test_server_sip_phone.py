@@ -1,11 +1,10 @@
-"""Adversarial review of #12, the local server's simulated phone: confirmed defects, ``xfail(strict=True)`` until
-fixed."""
+"""The simulated phone as an app lives with it (review of #12): a call the app accepted stays live when its webhook
+deliveries then fail, and the start-up call reaches an app started a few seconds after the server."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
 import trio
 from engine_helpers import client_for, serving
 from sip_helpers import SECRET
@@ -46,11 +45,6 @@ class _AcceptsThenFails:
         await serve_connection(stream, route=self.route, websocket=no_ws, limits=Limits(65536), error_body=body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="when the webhook's deliveries fail after the app already accepted the call, place_call ends the live "
-    "call as webhook_failed: its state says ended while its sideband runs, and refer answers 404",
-)
 async def test_a_failed_delivery_after_the_accept_leaves_the_accepted_call_alone(peers: PeerService) -> None:
     script = SipScript(calls=0, speech_ms=0, dtmf="", webhook_retries=1, webhook_backoff=0.01)
     async with (
@@ -73,11 +67,6 @@ async def test_a_failed_delivery_after_the_accept_leaves_the_accepted_call_alone
     assert sip.end_reason == "REFER tel:+14155550123"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rtengine serve --sip-webhook rings once at start and gives up after ~1.75 s of refused connections: "
-    "a newcomer who starts the server first, then the app, never gets a call (and cannot ask for another)",
-)
 async def test_the_first_call_reaches_an_app_started_a_few_seconds_after_the_server(peers: PeerService) -> None:
     with trio.socket.socket() as probe:  # a loopback port nobody listens on yet
         await probe.bind(("127.0.0.1", 0))
