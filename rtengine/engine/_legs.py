@@ -34,12 +34,12 @@ from ..protocol._lifecycle import Closed, Error, SocketEnd, Started
 from ..protocol._payloads import encode, session_update
 from ..protocol._reattach import join_refused_ending, sideband_ending, sideband_rejoinable
 from ..protocol._urls import sideband_url
-from ._follow import replay_into
+from ._legreplay import replay_owed
 from ._rejoin import Budget, Carry, rejoin
 from ._sideband import run_loop
 
 if TYPE_CHECKING:
-    from ..protocol._history import Replay
+    from ..protocol._replaying import ReplayProgress
     from ._conversation import Core
     from ._seams import Endpoint, PeerLike, Socket, TrackLike
 
@@ -76,7 +76,8 @@ class Leg:
     def __init__(self, call_id: str, peer: PeerLike, track: TrackLike, answer_sdp: str) -> None:
         self.call_id, self.peer, self.track, self.answer_sdp = call_id, peer, track, answer_sdp
         #: What a new leg writes right after its ``session.update``, before its loop runs: the history's replay.
-        self.replay: Replay | None = None
+        #: Kept until the server answered each item (the items owed are written again after a re-join).
+        self.replay: ReplayProgress | None = None
         #: Set when the leg's input loop runs (after the replay).
         self.running = trio.Event()
         #: Cancelled to retire the leg's media (its peer is then closed).
@@ -125,19 +126,21 @@ class LegSocket:
 
 
 async def _replay(core: Core, sock: Socket, leg: Leg) -> SocketEnd | None:
-    """A new leg's replay (none for the first leg): the ``SocketEnd`` if the socket ended meanwhile, else None.
-    The conversation ending meanwhile (a fatal server error) cancels the work, so nothing runs after it."""
-    replay, leg.replay = leg.replay, None
-    if replay is None or leg.stop.is_set():
+    """A new leg's replay (none for the first leg), or what it still owes after a re-join: the ``SocketEnd`` if the
+    socket ended meanwhile (the rest stays owed), else None."""
+    progress = leg.replay
+    if progress is None or progress.done or leg.stop.is_set():
         return None
-    answered = await replay_into(core, sock, replay)
-    if answered is None:
-        await trio.sleep_forever()  # the end was claimed: the work scope is cancelled
-    if isinstance(answered, SocketEnd):
-        return answered
-    added, refused = answered
-    log.info("history replayed into call_id=%s added=%d refused=%d", leg.call_id, added, refused)
-    return None
+    lost = await replay_owed(core, sock, progress)
+    if lost is None:
+        log.info(
+            "history replayed into call_id=%s added=%d refused=%d unconfirmed=%d",
+            leg.call_id,
+            progress.added,
+            progress.refused,
+            progress.unconfirmed,
+        )
+    return lost
 
 
 async def _loop(core: Core, sock: Socket, carry: Carry, leg: Leg) -> SocketEnd | None:
@@ -215,7 +218,14 @@ async def run_sideband_leg(
         await trio.sleep(delays[attempt])
 
     async def rejoined(core: Core, sock: Socket, carry: Carry) -> SocketEnd | None:
-        return await _loop(core, sock, carry, leg)
+        lost = await _replay(core, sock, leg)  # a replay cut by the loss goes on first
+        if lost is None:
+            return await _loop(core, sock, carry, leg)
+        if sideband_rejoinable(lost):
+            return lost
+        error, closed = sideband_ending(lost)
+        core.end(closed, error)
+        return None
 
     budget: Budget | None = None
     while lost is not None and lost is not HANDOFF:

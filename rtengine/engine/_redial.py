@@ -38,6 +38,7 @@ import trio
 from ..protocol._calls import multipart_body
 from ..protocol._errors import CallNotFound, RealtimeError
 from ..protocol._lifecycle import Closed, Error, SessionRotated
+from ..protocol._replaying import ReplayProgress
 from ..protocol._rotation import SessionClock, latest_start, may_rotate
 from ._conversation import HANGUP_TIMEOUT
 from ._legs import Leg, LegFailed, only_current, run_sideband_leg, wait_connected
@@ -206,7 +207,8 @@ class Redialer:
         await old.handed_off.wait()
         # First on the new sideband (after its session.update): the history, then the owed response.create (if
         # any) and what the old loop had taken and not written; the buffered inputs follow.
-        new.replay = follow.history.replay()
+        replay = follow.history.replay()
+        new.replay = ReplayProgress(replay.items, replay.complete)
         control = core.brain.rejoined(tuple(self._carry.control))  # the response reconciled, as on a re-join
         self._carry.control.clear()
         self._carry.control.extend(control)
