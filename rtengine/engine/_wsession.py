@@ -131,7 +131,11 @@ class _Chain:
         core = self.core
         assert core.follow is not None
         replay = core.follow.history.replay()
-        answered = await replay_into(core, sock, replay, turn.primed)
+        try:
+            answered = await replay_into(core, sock, replay, turn.primed)
+        except TransportError as exc:  # lost while the history was written: a loss like any other
+            log.warning("realtime session lost during the replay: %s", exc)
+            return SocketEnd(clean=False, detail=str(exc))
         if isinstance(answered, SocketEnd):
             return answered
         if answered is None:

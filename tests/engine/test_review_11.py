@@ -220,7 +220,6 @@ async def test_a_redial_does_not_cut_the_answer_the_user_is_hearing(engine: webr
     assert len(loud) >= 80  # 20 ms frames: most of the answer reached the app
 
 
-@pytest.mark.xfail(strict=True, reason="a write failing during the take-over's replay escapes as an internal error")
 @pytest.mark.parametrize("reconnect", [False, True])
 async def test_the_next_session_lost_during_the_swap_is_not_a_crash(peers: PeerService, reconnect: bool) -> None:
     """The next session opens, then is reset while the rotation writes the history into it (here: right after its
