@@ -173,6 +173,9 @@ class ConversationStats:
     #: non-fatal ``Error("rotation_failed")``; the conversation goes on in the old session).
     rotations: int = 0
     rotations_failed: int = 0
+    #: Responses cut mid-stream by a rotation or a lost socket (each ended for the app by a ``ResponseDone``
+    #: with ``status="cancelled"``; one cut by a rotation is requested again on the new session).
+    responses_cut: int = 0
 
 
 @dataclass(frozen=True, slots=True)

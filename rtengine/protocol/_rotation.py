@@ -56,7 +56,7 @@ def check_margin(margin: float | None) -> float | None:
 class SessionClock:
     """One session as far as rotation cares: its id, when it expires (on the caller's clock), a response in flight."""
 
-    __slots__ = ("_margin", "due", "expires", "response_active", "session_id")
+    __slots__ = ("_margin", "due", "expires", "response_active", "response_id", "session_id")
 
     def __init__(self, margin: float | None) -> None:
         self._margin = check_margin(margin)
@@ -66,6 +66,8 @@ class SessionClock:
         #: When to rotate, on the caller's clock (None: never — no ``expires_at``, or rotation off).
         self.due: float | None = None
         self.response_active = False
+        #: The response streaming now (its ``response.created`` seen, its end not yet), else None.
+        self.response_id: str | None = None
 
     def observe(self, event: ServerEvent, now: float, unix_now: float) -> bool:
         """Follow ``event`` (``now`` on the caller's clock, ``unix_now`` the wall clock). True when :attr:`due`
@@ -78,10 +80,12 @@ class SessionClock:
                 self.session_id = session_id or self.session_id
                 expires_at = session.get("expires_at")
                 return self._expires(expires_at if isinstance(expires_at, int) else None, now, unix_now)
-            case ResponseCreated():
+            case ResponseCreated(response_id=response_id):
                 self.response_active = True
+                self.response_id = response_id
             case ResponseDone() | ResponseCancelled():
                 self.response_active = False
+                self.response_id = None
             case _:
                 pass
         return False

@@ -38,7 +38,6 @@ def items_in(conn: ConnectionRecord) -> list[dict[str, Any]]:
     return [f["item"] for f in conn.frames_in if f.get("type") == "conversation.item.create"]
 
 
-@pytest.mark.xfail(strict=True, reason="reconnect drops an acknowledged response in flight: no end, no counter")
 async def test_a_response_streaming_at_a_drop_is_not_lost_silently(peers: PeerService) -> None:
     """The app asked for a response; it was streaming when the websocket dropped. The new session knows nothing of
     it, and rtengine neither requests it again (as a rotation does when it cuts one) nor tells the app: a caller
@@ -259,7 +258,6 @@ async def test_the_next_session_lost_during_the_swap_is_not_a_crash(peers: PeerS
         assert seen[-1] == Closed("requested")
 
 
-@pytest.mark.xfail(strict=True, reason="a response cut by a rotation never ends for the app (no ResponseDone)")
 async def test_a_response_cut_by_a_rotation_is_ended_for_the_app(peers: PeerService) -> None:
     """A response still streaming at the cap is cut by the rotation and requested again on the new session (as
     documented). But the app saw its ``ResponseCreated`` and deltas, and never gets a ``ResponseDone`` (or
@@ -373,7 +371,6 @@ async def test_each_drop_of_a_flapping_connection_gets_its_own_deadline(peers: P
     assert all(r.gap_ms < 500 for r in restores)
 
 
-@pytest.mark.xfail(strict=True, reason="a rotation that starts mid-response cuts it after WRITE_GRACE, never re-asked")
 async def test_a_rotation_started_mid_response_lets_it_finish_or_asks_again(
     peers: PeerService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
