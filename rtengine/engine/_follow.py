@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
+from ..protocol._audio_tail import AudioTail
 from ..protocol._events import ItemAdded, ItemDone, ProtocolWarning, ServerErrorEvent, ServerEvent
 from ..protocol._history import History, Replay
 from ..protocol._lifecycle import Error, SocketEnd
@@ -40,15 +41,17 @@ REPLAY_WAIT: Final = 10.0
 
 class Follow:
     """The history and the current session's clock, fed by the loop; ``changed`` is set when the session's
-    rotation time or response state changed (a new event each time)."""
+    rotation time or quiet (no response in flight, the user not speaking) changed (a new event each time)."""
 
-    __slots__ = ("changed", "clock", "history", "margin")
+    __slots__ = ("audio", "changed", "clock", "history", "margin")
 
     def __init__(self, margin: float | None, max_items: int) -> None:
         self.margin = margin
         self.history = History(max_items)
         self.clock = SessionClock(margin)
         self.changed = trio.Event()
+        #: The audio written since the server's input buffer was last committed or cleared.
+        self.audio = AudioTail()
 
     def new_session(self) -> SessionClock:
         """A new session took over: a fresh clock (its ``session.created`` states its cap)."""
@@ -60,12 +63,14 @@ class Follow:
         if isinstance(event, ProtocolWarning):
             return
         self.history.observe(event)
-        active = self.clock.response_active
-        if self.clock.observe(event, trio.current_time(), time.time()) or active != self.clock.response_active:
+        self.audio.observe(event)
+        quiet = self.clock.quiet
+        if self.clock.observe(event, trio.current_time(), time.time()) or quiet != self.clock.quiet:
             self._changed()
 
     def sent(self, payload: Mapping[str, Any]) -> None:
         self.history.sent(payload)
+        self.audio.sent(payload)
         if payload.get("type") == "response.create" and not self.clock.response_active:
             self.clock.requested()
             self._changed()

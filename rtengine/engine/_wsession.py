@@ -44,7 +44,7 @@ from ..protocol._continuity import ConnectionDropped, SessionRestored
 from ..protocol._cut import cut_response
 from ..protocol._errors import TransportError
 from ..protocol._lifecycle import Closed, Error, SessionRotated, SocketEnd, Started
-from ..protocol._payloads import encode, response_create, session_update
+from ..protocol._payloads import encode, input_audio_append, response_create, session_update
 from ..protocol._reattach import rejoin_delays
 from ..protocol._rotation import SPARE, SessionClock, latest_start, may_rotate
 from ._follow import Primed, replay_into
@@ -109,6 +109,8 @@ class _Chain:
         self._stopped_at = 0.0
         #: The response streaming when the socket was lost (ended for the app once a session is restored).
         self._dropped_response: str | None = None
+        #: The audio of an utterance a rotation cut (written again on the next session).
+        self._unheard: tuple[bytes, ...] = ()
 
     async def session(self, *, task_status: trio.TaskStatus[_Turn]) -> None:
         core = self.core
@@ -127,6 +129,8 @@ class _Chain:
                 lost, following = await self._run(sock, clock)
                 if following is not None:  # rotated: the next session goes on while this socket closes with 1000
                     _reconcile(core, self.carry)
+                    unheard = core.follow.audio.take()  # the old session's input buffer, lost with it
+                    self._unheard = unheard if clock.user_speaking else ()  # an utterance cut: said again
                     following.give("rotate", self._stopped_at, 0, clock.session_id)
                     return
             else:
@@ -158,6 +162,12 @@ class _Chain:
             dropped, self._dropped_response = self._dropped_response, None
             await self._cut(dropped, "connection_lost")  # a response streaming at the drop: it ends here
         else:
+            unheard, self._unheard = self._unheard, ()
+            for pcm in unheard:  # the utterance the rotation cut, before anything said since
+                await sock.send(encode(core.brain.stamp(input_audio_append(pcm))))
+                core.follow.audio.wrote(pcm)
+            if unheard:
+                log.info("realtime rotation cut the user mid-utterance; %d audio frames written again", len(unheard))
             core.stats.rotations += 1
             core.timeline.mark(_nth(core, "session_rotated", core.stats.rotations))
             log.info("realtime session rotated items=%d gap_ms=%.0f", added, gap_ms)
@@ -258,7 +268,7 @@ class _Chain:
         # flight then is cut, ended for the app and requested again on the new session (``_run``).
         playing.deadline = min(playing.deadline, latest_start(clock, due_since))
         with playing:
-            while clock.response_active:
+            while not clock.quiet:
                 await core.follow.changed.wait()
         reading.cancel()
 
