@@ -122,10 +122,11 @@ class Primed:
 
 
 async def replay_into(
-    core: Core, sock: Socket, replay: Replay, primed: Primed | None = None
+    core: Core, sock: Socket, replay: Replay, primed: Primed | None = None, *, named: bool = False
 ) -> tuple[int, int] | SocketEnd | None:
     """Write ``replay`` on ``sock`` (less the early replay ``primed`` wrote) and read until the server added or
-    refused each item (see the module docstring): ``(added, refused)`` — an early replay that is no longer the
+    refused each item (see the module docstring) — with ``named``, also until the session's ``session.created``
+    was read (a websocket session: its clock's id): ``(added, refused)`` — an early replay that is no longer the
     start of the replay counts as one refusal; the ``SocketEnd`` when the socket ended meanwhile; None once the
     conversation ended (a fatal server error)."""
     primed = primed or Primed()
@@ -145,11 +146,13 @@ async def replay_into(
             return ended
     answers.added += primed.added
     answers.refused += primed.refused
+    clock = core.follow.clock if core.follow is not None and named else None
     with trio.move_on_after(REPLAY_WAIT) as waited:
-        while answers.added + answers.refused < total + diverged:
+        # Until each item was answered, and the new session named itself (``session.created``: the clock's id).
+        while answers.added + answers.refused < total + diverged or (clock is not None and clock.session_id is None):
             if (ended := await answers.take(await sock.receive())) is not _GOING:
                 return ended
-    if waited.cancelled_caught:
+    if waited.cancelled_caught and answers.added + answers.refused < total + diverged:
         log.warning("realtime replay not confirmed within %.0f s (%d of %d items)", REPLAY_WAIT, answers.added, total)
         answers.refused = total + diverged - answers.added
     return answers.added, answers.refused

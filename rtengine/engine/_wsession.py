@@ -144,7 +144,7 @@ class _Chain:
         assert core.follow is not None
         replay = core.follow.history.replay()
         try:
-            answered = await replay_into(core, sock, replay, turn.primed)
+            answered = await replay_into(core, sock, replay, turn.primed, named=True)
         except TransportError as exc:  # lost while the history was written: a loss like any other
             log.warning("realtime session lost during the replay: %s", exc)
             return SocketEnd(clean=False, detail=str(exc))

@@ -94,7 +94,6 @@ async def test_a_rotation_that_loses_spoken_turns_says_so(peers: PeerService) ->
     assert told or stats.replay_refused > 0, "the model lost the user's turn and neither event nor stats say so"
 
 
-@pytest.mark.xfail(strict=True, reason="the engine task census does not see the session chain's tasks")
 async def test_the_task_census_sees_every_engine_task(peers: PeerService) -> None:
     """``engine_tasks()`` is how the suite proves "nothing left running"; its markers predate #11, so a leaked
     ``_wsession``/``_follow``/``_sideband`` task would pass every ``engine_tasks() == []`` check."""
@@ -142,7 +141,6 @@ async def test_a_rotation_does_not_cut_the_user_mid_utterance(peers: PeerService
     assert transcripts == ["Tone of 440 Hz for 3.0 seconds."]
 
 
-@pytest.mark.xfail(strict=True, reason="SessionRotated.new_session_id is None when the history is empty")
 async def test_a_rotation_names_the_new_session(peers: PeerService) -> None:
     """With nothing to replay, the take-over reads no frame of the new session before announcing it, so its
     ``session.created`` is not seen yet: ``new_session_id`` is None, and the next rotation's ``old_session_id``
