@@ -15,8 +15,9 @@ websocket holds (one ``Closed``, no ``Error`` after ``close()`` began, nothing o
   stops its reader (once a response in flight ended — the rotation waits for one at most ``RESPONSE_WAIT`` from
   when it was due, never past ``SPARE`` before the cap; one cut is ended for the app by
   ``ResponseDone(status="cancelled")``, counted in ``responses_cut`` and requested again on the new session), and
-  gives the next session its turn: the replay, ``SessionRotated(None, None, gap_ms, old,
-  new)``, then the carried inputs and the buffers, in order. This session's socket is closed with 1000 meanwhile.
+  gives the next session its turn: the replay (and an utterance cut, written again), ``SessionRotated(None, None,
+  gap_ms, old, new, state_restored)``, then the carried inputs and the buffers, in order. This session's socket is
+  closed with 1000 meanwhile.
 * **Reconnect.** A loss worth it (:func:`~rtengine.protocol._reattach.sideband_rejoinable`: a reset, an EOF
   without a close frame, 1001/1006/1011/1012/1013 other than the cap) with ``reconnect=True``:
   ``ConnectionDropped(code, reason)``, then new sessions are tried with the re-join budget of the client
@@ -171,7 +172,10 @@ class _Chain:
             core.stats.rotations += 1
             core.timeline.mark(_nth(core, "session_rotated", core.stats.rotations))
             log.info("realtime session rotated items=%d gap_ms=%.0f", added, gap_ms)
-            await core.outlet.forward(SessionRotated(None, None, gap_ms, turn.old_session_id, clock.session_id))
+            complete = replay.complete and refused == 0
+            core.stats.rotations_incomplete += not complete
+            rotated = SessionRotated(None, None, gap_ms, turn.old_session_id, clock.session_id, complete)
+            await core.outlet.forward(rotated)
         return _TAKEN
 
     async def _run(self, sock: Socket, clock: SessionClock) -> tuple[SocketEnd | None, _Turn | None]:

@@ -68,7 +68,6 @@ async def test_a_response_streaming_at_a_drop_is_not_lost_silently(peers: PeerSe
     assert answered or stats.inputs_lost > 0, "the requested response vanished: no end event and nothing counted"
 
 
-@pytest.mark.xfail(strict=True, reason="a rotation that cannot rebuild the context says nothing (SessionRotated)")
 async def test_a_rotation_that_loses_spoken_turns_says_so(peers: PeerService) -> None:
     """Rotation is on by default. With spoken audio and no transcription model, the user's turns cannot be
     replayed: the new session's model has lost them. A reconnect says so (``state_restored=False``); a rotation
