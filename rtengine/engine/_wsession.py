@@ -22,12 +22,12 @@ websocket holds (one ``Closed``, no ``Error`` after ``close()`` began, nothing o
   without a close frame, 1001/1006/1011/1012/1013 other than the cap) with ``reconnect=True``:
   ``ConnectionDropped(code, reason)``, then new sessions are tried with the re-join budget of the client
   (``sideband_rejoin_attempts`` and ``sideband_rejoin_deadline``, the backoff between attempts; a loss soon after a
-  restore continues the same budget), and the first that opens gets the replay: ``SessionRestored(items_replayed,
-  state_restored, attempts, gap_ms)`` — then, when a response was streaming at the drop, its end:
-  ``ResponseDone(status="cancelled")`` (counted in ``responses_cut``; a response owed and never acknowledged is
-  requested again instead). A session lost while the history is replayed is a loss like any other. Exhausted:
-  ``Error("connection_lost")`` then ``Closed("error")``. Without
-  ``reconnect`` a loss ends the conversation as on a plain websocket.
+  restore continues the same attempts budget; each loss gets its own deadline), and the first that opens gets the
+  replay: ``SessionRestored(items_replayed, state_restored, attempts, gap_ms)`` — then, when a response was
+  streaming at the drop, its end: ``ResponseDone(status="cancelled")`` (counted in ``responses_cut``; a response
+  owed and never acknowledged is requested again instead). A session lost while the history is replayed is a loss
+  like any other. Exhausted: ``Error("connection_lost")`` then ``Closed("error")``. Without ``reconnect`` a loss
+  ends the conversation as on a plain websocket.
 * **Nothing sent twice.** Inputs written on a session are in its history, hence in the replay, never re-sent as
   inputs; those taken and not written are carried; one cut mid-frame is not repeated (``inputs_interrupted``).
 """
@@ -304,7 +304,7 @@ class _Chain:
         self.budget = budget
         delays = rejoin_delays(endpoint.sideband_rejoin_attempts, endpoint.backoff_base, endpoint.rand)[budget.used :]
         failure: TransportError | None = None
-        with trio.CancelScope(deadline=budget.began + endpoint.sideband_rejoin_deadline) as bounded:
+        with trio.CancelScope(deadline=budget.deadline(lost_at, endpoint.sideband_rejoin_deadline)) as bounded:
             for attempt, delay in enumerate(delays, 1):
                 await trio.sleep(delay)
                 budget.used += 1

@@ -336,7 +336,6 @@ async def test_a_sideband_drop_during_a_redials_replay(engine: webrtc.MediaEngin
     assert held == sent
 
 
-@pytest.mark.xfail(strict=True, reason="the reconnect deadline runs from the first drop of a streak, not per drop")
 async def test_each_drop_of_a_flapping_connection_gets_its_own_deadline(peers: PeerService) -> None:
     """README: an abnormal drop is re-joined "at most ``sideband_rejoin_attempts`` times within
     ``sideband_rejoin_deadline`` seconds". A loss less than the deadline after a restore continues the same
