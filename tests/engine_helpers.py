@@ -67,6 +67,12 @@ ENGINE_TASK_MARKERS = (
     "rtengine.engine._redial",
     "rtengine.engine._legs",
     "rtengine.engine._media",
+    "rtengine.engine._wsession",
+    "rtengine.engine._sideband",
+    "rtengine.engine._follow",
+    "rtengine.engine._rejoin",
+    "rtengine.engine._outlet",
+    "rtengine.engine._start",
     "rtengine.adapters._ws",
 )
 

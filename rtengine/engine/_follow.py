@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
+from ..protocol._audio_tail import AudioTail
 from ..protocol._events import ItemAdded, ItemDone, ProtocolWarning, ServerErrorEvent, ServerEvent
 from ..protocol._history import History, Replay
 from ..protocol._lifecycle import Error, SocketEnd
@@ -40,15 +41,17 @@ REPLAY_WAIT: Final = 10.0
 
 class Follow:
     """The history and the current session's clock, fed by the loop; ``changed`` is set when the session's
-    rotation time or response state changed (a new event each time)."""
+    rotation time or quiet (no response in flight, the user not speaking) changed (a new event each time)."""
 
-    __slots__ = ("changed", "clock", "history", "margin")
+    __slots__ = ("audio", "changed", "clock", "history", "margin")
 
     def __init__(self, margin: float | None, max_items: int) -> None:
         self.margin = margin
         self.history = History(max_items)
         self.clock = SessionClock(margin)
         self.changed = trio.Event()
+        #: The audio written since the server's input buffer was last committed or cleared.
+        self.audio = AudioTail()
 
     def new_session(self) -> SessionClock:
         """A new session took over: a fresh clock (its ``session.created`` states its cap)."""
@@ -60,12 +63,14 @@ class Follow:
         if isinstance(event, ProtocolWarning):
             return
         self.history.observe(event)
-        active = self.clock.response_active
-        if self.clock.observe(event, trio.current_time(), time.time()) or active != self.clock.response_active:
+        self.audio.observe(event)
+        quiet = self.clock.quiet
+        if self.clock.observe(event, trio.current_time(), time.time()) or quiet != self.clock.quiet:
             self._changed()
 
     def sent(self, payload: Mapping[str, Any]) -> None:
         self.history.sent(payload)
+        self.audio.sent(payload)
         if payload.get("type") == "response.create" and not self.clock.response_active:
             self.clock.requested()
             self._changed()
@@ -117,10 +122,11 @@ class Primed:
 
 
 async def replay_into(
-    core: Core, sock: Socket, replay: Replay, primed: Primed | None = None
+    core: Core, sock: Socket, replay: Replay, primed: Primed | None = None, *, named: bool = False
 ) -> tuple[int, int] | SocketEnd | None:
     """Write ``replay`` on ``sock`` (less the early replay ``primed`` wrote) and read until the server added or
-    refused each item (see the module docstring): ``(added, refused)`` — an early replay that is no longer the
+    refused each item (see the module docstring) — with ``named``, also until the session's ``session.created``
+    was read (a websocket session: its clock's id): ``(added, refused)`` — an early replay that is no longer the
     start of the replay counts as one refusal; the ``SocketEnd`` when the socket ended meanwhile; None once the
     conversation ended (a fatal server error)."""
     primed = primed or Primed()
@@ -140,11 +146,13 @@ async def replay_into(
             return ended
     answers.added += primed.added
     answers.refused += primed.refused
+    clock = core.follow.clock if core.follow is not None and named else None
     with trio.move_on_after(REPLAY_WAIT) as waited:
-        while answers.added + answers.refused < total + diverged:
+        # Until each item was answered, and the new session named itself (``session.created``: the clock's id).
+        while answers.added + answers.refused < total + diverged or (clock is not None and clock.session_id is None):
             if (ended := await answers.take(await sock.receive())) is not _GOING:
                 return ended
-    if waited.cancelled_caught:
+    if waited.cancelled_caught and answers.added + answers.refused < total + diverged:
         log.warning("realtime replay not confirmed within %.0f s (%d of %d items)", REPLAY_WAIT, answers.added, total)
         answers.refused = total + diverged - answers.added
     return answers.added, answers.refused

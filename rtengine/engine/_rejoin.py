@@ -25,7 +25,8 @@ no ``Error`` after ``close()`` began, one ``Closed``).
   ``stats.inputs_interrupted``.
 * A sideband that keeps dropping right after each re-join cannot loop: a loss within
   ``sideband_rejoin_deadline`` of the last restore continues the same budget (the attempts already used, the
-  deadline of the first loss, the backoff where it was), so a flapping sideband ends the conversation too.
+  backoff where it was), so a flapping sideband ends the conversation too; each loss gets its own deadline (a
+  streak of quick restores is not given up for the time they add up to).
 * A re-join answered 404 means the call is gone: ``Closed("call_ended")``. The attempts or the deadline running
   out while the call lives: one ``Error("sideband_lost")`` then ``Closed("error")``, and the call is hung up (the
   conversation's usual hang-up, unless ``hangup=False``).
@@ -59,7 +60,8 @@ RunLoop = Callable[["Core", "Socket", "Carry"], Awaitable[SocketEnd | None]]
 
 
 class Budget:
-    """The re-join budget of a streak of losses: when the streak began, the joins made, the last restore."""
+    """The re-join budget of a streak of losses: when the streak began, the joins made, the last restore. The
+    attempts are counted over the streak; the deadline runs from each loss (:meth:`deadline`)."""
 
     __slots__ = ("began", "restored", "used")
 
@@ -73,6 +75,11 @@ class Budget:
         if self.restored is not None and now - self.restored < deadline:
             return self
         return Budget(now)
+
+    @staticmethod
+    def deadline(lost_at: float, deadline: float) -> float:
+        """When re-joining after the loss at ``lost_at`` is given up: ``deadline`` seconds after that loss."""
+        return lost_at + deadline
 
 
 class Carry:
@@ -117,7 +124,7 @@ async def rejoin(
     budget = budget.current(lost_at, endpoint.sideband_rejoin_deadline)
     delays = rejoin_delays(endpoint.sideband_rejoin_attempts, endpoint.backoff_base, endpoint.rand)[budget.used :]
     failure: TransportError | None = None
-    with trio.CancelScope(deadline=budget.began + endpoint.sideband_rejoin_deadline) as bounded:
+    with trio.CancelScope(deadline=budget.deadline(lost_at, endpoint.sideband_rejoin_deadline)) as bounded:
         for attempt, delay in enumerate(delays, 1):
             await trio.sleep(delay)
             budget.used += 1

@@ -320,6 +320,8 @@ async def _pump_audio(link: _Link) -> None:
                 carry.audio.appendleft(pcm)
             return
         stats.audio_frames_sent += 1
+        if link.core.follow is not None:
+            link.core.follow.audio.wrote(pcm)
 
 
 async def _read(link: _Link) -> None:

@@ -12,16 +12,22 @@ websocket holds (one ``Closed``, no ``Error`` after ``close()`` began, nothing o
   moment (no response in flight, or waited ``RESPONSE_WAIT``). It opens the next session while this one still runs
   (a failure is one non-fatal ``Error("rotation_failed")``, and the conversation goes on here; it retries until
   ``SPARE`` seconds before the cap), then stops this session's pumps (what they took and did not write is carried),
-  stops its reader (once a response requested meanwhile ended — up to the cap; one cut there is requested again
-  on the new session), and gives the next session its turn: the replay, ``SessionRotated(None, None, gap_ms, old,
-  new)``, then the carried inputs and the buffers, in order. This session's socket is closed with 1000 meanwhile.
+  stops its reader (once a response in flight ended — the rotation waits for one at most ``RESPONSE_WAIT`` from
+  when it was due, never past ``SPARE`` before the cap; one cut is ended for the app by
+  ``ResponseDone(status="cancelled")``, counted in ``responses_cut`` and requested again on the new session), and
+  gives the next session its turn: the replay (and an utterance cut, written again), ``SessionRotated(None, None,
+  gap_ms, old, new, state_restored)``, then the carried inputs and the buffers, in order. This session's socket is
+  closed with 1000 meanwhile.
 * **Reconnect.** A loss worth it (:func:`~rtengine.protocol._reattach.sideband_rejoinable`: a reset, an EOF
   without a close frame, 1001/1006/1011/1012/1013 other than the cap) with ``reconnect=True``:
   ``ConnectionDropped(code, reason)``, then new sessions are tried with the re-join budget of the client
   (``sideband_rejoin_attempts`` and ``sideband_rejoin_deadline``, the backoff between attempts; a loss soon after a
-  restore continues the same budget), and the first that opens gets the replay: ``SessionRestored(items_replayed,
-  state_restored, attempts, gap_ms)``. Exhausted: ``Error("connection_lost")`` then ``Closed("error")``. Without
-  ``reconnect`` a loss ends the conversation as on a plain websocket.
+  restore continues the same attempts budget; each loss gets its own deadline), and the first that opens gets the
+  replay: ``SessionRestored(items_replayed, state_restored, attempts, gap_ms)`` — then, when a response was
+  streaming at the drop, its end: ``ResponseDone(status="cancelled")`` (counted in ``responses_cut``; a response
+  owed and never acknowledged is requested again instead). A session lost while the history is replayed is a loss
+  like any other. Exhausted: ``Error("connection_lost")`` then ``Closed("error")``. Without ``reconnect`` a loss
+  ends the conversation as on a plain websocket.
 * **Nothing sent twice.** Inputs written on a session are in its history, hence in the replay, never re-sent as
   inputs; those taken and not written are carried; one cut mid-frame is not repeated (``inputs_interrupted``).
 """
@@ -30,15 +36,16 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 import trio
 
 from ..protocol._brain import socket_end
 from ..protocol._continuity import ConnectionDropped, SessionRestored
+from ..protocol._cut import cut_response
 from ..protocol._errors import TransportError
 from ..protocol._lifecycle import Closed, Error, SessionRotated, SocketEnd, Started
-from ..protocol._payloads import encode, response_create, session_update
+from ..protocol._payloads import encode, input_audio_append, response_create, session_update
 from ..protocol._reattach import rejoin_delays
 from ..protocol._rotation import SPARE, SessionClock, latest_start, may_rotate
 from ._follow import Primed, replay_into
@@ -101,6 +108,10 @@ class _Chain:
         self.budget: Budget | None = None
         #: When the last session stopped taking inputs (the start of a rotation's gap).
         self._stopped_at = 0.0
+        #: The response streaming when the socket was lost (ended for the app once a session is restored).
+        self._dropped_response: str | None = None
+        #: The audio of an utterance a rotation cut (written again on the next session).
+        self._unheard: tuple[bytes, ...] = ()
 
     async def session(self, *, task_status: trio.TaskStatus[_Turn]) -> None:
         core = self.core
@@ -119,6 +130,8 @@ class _Chain:
                 lost, following = await self._run(sock, clock)
                 if following is not None:  # rotated: the next session goes on while this socket closes with 1000
                     _reconcile(core, self.carry)
+                    unheard = core.follow.audio.take()  # the old session's input buffer, lost with it
+                    self._unheard = unheard if clock.user_speaking else ()  # an utterance cut: said again
                     following.give("rotate", self._stopped_at, 0, clock.session_id)
                     return
             else:
@@ -131,7 +144,11 @@ class _Chain:
         core = self.core
         assert core.follow is not None
         replay = core.follow.history.replay()
-        answered = await replay_into(core, sock, replay, turn.primed)
+        try:
+            answered = await replay_into(core, sock, replay, turn.primed, named=True)
+        except TransportError as exc:  # lost while the history was written: a loss like any other
+            log.warning("realtime session lost during the replay: %s", exc)
+            return SocketEnd(clean=False, detail=str(exc))
         if isinstance(answered, SocketEnd):
             return answered
         if answered is None:
@@ -143,11 +160,22 @@ class _Chain:
             log.info("realtime session restored attempts=%d items=%d gap_ms=%.0f", turn.attempts, added, gap_ms)
             restored = replay.complete and refused == 0
             await core.outlet.forward(SessionRestored(len(replay.items), restored, turn.attempts, gap_ms))
+            dropped, self._dropped_response = self._dropped_response, None
+            await self._cut(dropped, "connection_lost")  # a response streaming at the drop: it ends here
         else:
+            unheard, self._unheard = self._unheard, ()
+            for pcm in unheard:  # the utterance the rotation cut, before anything said since
+                await sock.send(encode(core.brain.stamp(input_audio_append(pcm))))
+                core.follow.audio.wrote(pcm)
+            if unheard:
+                log.info("realtime rotation cut the user mid-utterance; %d audio frames written again", len(unheard))
             core.stats.rotations += 1
             core.timeline.mark(_nth(core, "session_rotated", core.stats.rotations))
             log.info("realtime session rotated items=%d gap_ms=%.0f", added, gap_ms)
-            await core.outlet.forward(SessionRotated(None, None, gap_ms, turn.old_session_id, clock.session_id))
+            complete = replay.complete and refused == 0
+            core.stats.rotations_incomplete += not complete
+            rotated = SessionRotated(None, None, gap_ms, turn.old_session_id, clock.session_id, complete)
+            await core.outlet.forward(rotated)
         return _TAKEN
 
     async def _run(self, sock: Socket, clock: SessionClock) -> tuple[SocketEnd | None, _Turn | None]:
@@ -155,30 +183,61 @@ class _Chain:
         conversation ended), and the next session when this one handed over to it."""
         link = _Link(self.core, sock, self.carry, socket_end)
         following: list[_Turn] = []
-        async with trio.open_nursery() as pumps:
-            link.scope = pumps.cancel_scope
+        # A loss (or a failed write) bounds the whole run by the write grace; a rotation only the pumps (``pumping``):
+        # the reader goes on while a response in flight plays to its end (``playing`` ends that wait early).
+        pumping, playing = trio.CancelScope(), trio.CancelScope()
+        async with trio.open_nursery() as run:
+            link.scope = run.cancel_scope
             idle = _Idle(2)
-            pumps.start_soon(idle.run, _pump_control, link)
-            pumps.start_soon(idle.run, _pump_audio, link)
+            run.start_soon(self._pumps, link, idle, pumping)
             async with trio.open_nursery() as reading:
-                reading.start_soon(self._read, link, reading.cancel_scope)
-                reading.start_soon(self._rotate, link, clock, idle, reading.cancel_scope, following)
+                reading.start_soon(self._read, link, reading.cancel_scope, playing)
+                reading.start_soon(self._rotate, link, clock, idle, (reading.cancel_scope, pumping, playing), following)
             if link.lost is None:
-                pumps.cancel_scope.cancel()
+                run.cancel_scope.cancel()
         if link.lost is None and link.suspect is not None:
             link.lose(link.suspect)
         if following and link.lost is not None:  # handed over (or lost while handing over: the next one is ready)
+            if clock.response_active:  # cut by the rotation: the new session answers it again
+                log.warning("realtime rotation cut a response in flight; it is requested again on the new session")
+                self.carry.control.append(response_create())
+                await self._cut(clock.response_id, "session_rotated")
             return None, following[0]
         return link.lost, None
 
-    async def _read(self, link: _Link, reading: trio.CancelScope) -> None:
+    async def _cut(self, response_id: str | None, reason: Literal["session_rotated", "connection_lost"]) -> None:
+        """Response ``response_id`` was cut mid-stream: counted, and ended for the app (which saw it begin) by a
+        ``ResponseDone(status="cancelled")`` (:func:`~rtengine.protocol._cut.cut_response`)."""
+        if response_id is None:
+            return  # never acknowledged: the app saw nothing of it (the brain asks for it again when owed)
+        self.core.stats.responses_cut += 1
+        await self.core.outlet.forward(cut_response(response_id, reason))
+
+    @staticmethod
+    async def _pumps(link: _Link, idle: _Idle, pumping: trio.CancelScope) -> None:
+        with pumping:
+            async with trio.open_nursery() as pumps:
+                pumps.start_soon(idle.run, _pump_control, link)
+                pumps.start_soon(idle.run, _pump_audio, link)
+
+    @staticmethod
+    async def _read(link: _Link, reading: trio.CancelScope, playing: trio.CancelScope) -> None:
         await _read(link)
-        reading.cancel()
+        if link.lost is _ROTATED:  # the old session ended while handing over: the rotation decides what follows
+            playing.cancel()
+        else:
+            reading.cancel()
 
     async def _rotate(
-        self, link: _Link, clock: SessionClock, idle: _Idle, reading: trio.CancelScope, following: list[_Turn]
+        self,
+        link: _Link,
+        clock: SessionClock,
+        idle: _Idle,
+        scopes: tuple[trio.CancelScope, trio.CancelScope, trio.CancelScope],
+        following: list[_Turn],
     ) -> None:
         """Sleep until the session's rotation, then hand over to a new session (see the module docstring)."""
+        reading, pumping, playing = scopes
         core = self.core
         assert core.follow is not None
         while clock.due is None:
@@ -205,15 +264,16 @@ class _Chain:
         except TransportError as exc:  # the next session is lost already: it finds out when it takes over
             log.warning("realtime rotation: writing the early replay failed: %s", exc)
         self._stopped_at = trio.current_time()
+        link.scope = pumping  # the write grace bounds the writes in flight, not the reader
         link.hand_over(_ROTATED)
         await idle.wait()  # the writes in flight finished (bounded by the loop's write grace)
-        # A response requested meanwhile (written before the pumps stopped) plays to its end here, up to the cap.
-        with trio.move_on_at(clock.expires if clock.expires is not None else math.inf):
-            while clock.response_active:
+        # A response in flight plays to its end here — but the rotation waits for one at most ``RESPONSE_WAIT``
+        # from when it was due, never past ``SPARE`` before the cap (or until the old socket ends); one still in
+        # flight then is cut, ended for the app and requested again on the new session (``_run``).
+        playing.deadline = min(playing.deadline, latest_start(clock, due_since))
+        with playing:
+            while not clock.quiet:
                 await core.follow.changed.wait()
-        if clock.response_active:  # cut by the rotation: the new session answers it again
-            log.warning("realtime rotation cut a response in flight; it is requested again on the new session")
-            self.carry.control.append(response_create())
         reading.cancel()
 
     async def _after(self, lost: SocketEnd | None) -> None:
@@ -236,11 +296,15 @@ class _Chain:
         core.timeline.mark(_nth(core, "connection_dropped", stats.reconnects))
         log.warning("realtime websocket lost code=%s reason=%s; reconnecting", lost.code, reason)
         await core.outlet.forward(ConnectionDropped(lost.code, reason))
+        assert core.follow is not None
+        clock = core.follow.clock
+        if clock.response_active and clock.response_id is not None:  # ended for the app once the new session is in
+            self._dropped_response = clock.response_id
         budget = (self.budget or Budget(lost_at)).current(lost_at, endpoint.sideband_rejoin_deadline)
         self.budget = budget
         delays = rejoin_delays(endpoint.sideband_rejoin_attempts, endpoint.backoff_base, endpoint.rand)[budget.used :]
         failure: TransportError | None = None
-        with trio.CancelScope(deadline=budget.began + endpoint.sideband_rejoin_deadline) as bounded:
+        with trio.CancelScope(deadline=budget.deadline(lost_at, endpoint.sideband_rejoin_deadline)) as bounded:
             for attempt, delay in enumerate(delays, 1):
                 await trio.sleep(delay)
                 budget.used += 1

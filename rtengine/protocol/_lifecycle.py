@@ -90,13 +90,16 @@ class SessionRotated:
     old one hung up: ``old_call_id``/``new_call_id`` (``conv.call_id`` is the new one now). ``gap_ms``: how long
     no input could be written (from the old sideband's stop until the history was replayed on the new one and the
     inputs went out again).
-    ``old_session_id``/``new_session_id``: the sessions' ids, when the server named them."""
+    ``old_session_id``/``new_session_id``: the sessions' ids, when the server named them. ``state_restored``: the
+    new session has the whole context (False when some of the history could not be replayed — e.g. spoken turns
+    without a transcript — or the server refused an item; counted in ``stats.rotations_incomplete``)."""
 
     old_call_id: str | None
     new_call_id: str | None
     gap_ms: float
     old_session_id: str | None = None
     new_session_id: str | None = None
+    state_restored: bool = True
 
 
 @dataclass(slots=True)
@@ -173,6 +176,11 @@ class ConversationStats:
     #: non-fatal ``Error("rotation_failed")``; the conversation goes on in the old session).
     rotations: int = 0
     rotations_failed: int = 0
+    #: Responses cut mid-stream by a rotation or a lost socket (each ended for the app by a ``ResponseDone``
+    #: with ``status="cancelled"``; one cut by a rotation is requested again on the new session).
+    responses_cut: int = 0
+    #: Rotations whose new session did not get the whole context (each a ``SessionRotated(state_restored=False)``).
+    rotations_incomplete: int = 0
 
 
 @dataclass(frozen=True, slots=True)

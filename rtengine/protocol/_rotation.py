@@ -3,8 +3,10 @@
 The API caps a session (60 minutes: the socket is then closed with 1001 "Your session hit the maximum duration of
 60 minutes.") and states the cap as the session's ``expires_at`` (unix seconds) in ``session.created`` and
 ``session.updated``. A conversation that should outlive it moves to a new session first (``rotate_margin``
-seconds before ``expires_at``), at a quiet moment: when no response is in flight, or once it waited
-``RESPONSE_WAIT`` seconds for one to end (never past ``SPARE`` seconds before the cap, which the move itself needs).
+seconds before ``expires_at``), at a quiet moment: when no response is in flight and no user turn is open (from
+``speech_started`` until a response begins: a move then would cut the utterance, the old session's buffered
+speech lost with it), or once it waited ``RESPONSE_WAIT`` seconds for both to end (never past ``SPARE`` seconds
+before the cap, which the move itself needs; an utterance cut then is written again on the new session).
 
 :class:`SessionClock` follows one session's events: its id, its ``expires_at`` (converted, when first seen, to
 the caller's clock: ``expires_at - unix_now`` seconds from ``now``), and whether a response is in flight. Its
@@ -20,7 +22,16 @@ import math
 from typing import Final
 
 from ._errors import ConfigError
-from ._events import ResponseCancelled, ResponseCreated, ResponseDone, ServerEvent, SessionCreated, SessionUpdated
+from ._events import (
+    ResponseCancelled,
+    ResponseCreated,
+    ResponseDone,
+    ServerEvent,
+    SessionCreated,
+    SessionUpdated,
+    SpeechStarted,
+    SpeechStopped,
+)
 
 __all__ = [
     "DEFAULT_ROTATE_MARGIN",
@@ -56,7 +67,16 @@ def check_margin(margin: float | None) -> float | None:
 class SessionClock:
     """One session as far as rotation cares: its id, when it expires (on the caller's clock), a response in flight."""
 
-    __slots__ = ("_margin", "due", "expires", "response_active", "session_id")
+    __slots__ = (
+        "_margin",
+        "due",
+        "expires",
+        "response_active",
+        "response_id",
+        "session_id",
+        "user_speaking",
+        "user_turn",
+    )
 
     def __init__(self, margin: float | None) -> None:
         self._margin = check_margin(margin)
@@ -66,6 +86,19 @@ class SessionClock:
         #: When to rotate, on the caller's clock (None: never — no ``expires_at``, or rotation off).
         self.due: float | None = None
         self.response_active = False
+        #: The response streaming now (its ``response.created`` seen, its end not yet), else None.
+        self.response_id: str | None = None
+        #: The server's VAD heard the user start speaking and not yet stop.
+        self.user_speaking = False
+        #: The user began a turn (``speech_started``) and no response to it began yet: a move before that
+        #: response would lose the end of the turn (its commit, its transcription, the answer).
+        self.user_turn = False
+
+    @property
+    def quiet(self) -> bool:
+        """No response in flight and no user turn open (speaking, or spoken and not yet answered): a move now cuts
+        nothing. A turn never answered (``create_response`` off) delays a rotation up to ``RESPONSE_WAIT``."""
+        return not self.response_active and not self.user_turn
 
     def observe(self, event: ServerEvent, now: float, unix_now: float) -> bool:
         """Follow ``event`` (``now`` on the caller's clock, ``unix_now`` the wall clock). True when :attr:`due`
@@ -78,10 +111,17 @@ class SessionClock:
                 self.session_id = session_id or self.session_id
                 expires_at = session.get("expires_at")
                 return self._expires(expires_at if isinstance(expires_at, int) else None, now, unix_now)
-            case ResponseCreated():
+            case ResponseCreated(response_id=response_id):
                 self.response_active = True
+                self.user_turn = False
+                self.response_id = response_id
             case ResponseDone() | ResponseCancelled():
                 self.response_active = False
+                self.response_id = None
+            case SpeechStarted():
+                self.user_speaking = self.user_turn = True
+            case SpeechStopped():
+                self.user_speaking = False
             case _:
                 pass
         return False
@@ -111,6 +151,6 @@ def latest_start(clock: SessionClock, due_since: float) -> float:
 
 
 def may_rotate(clock: SessionClock, now: float, due_since: float) -> bool:
-    """A rotation due since ``due_since`` may start at ``now``: no response in flight, or waited long enough for it
-    (:func:`latest_start`)."""
-    return not clock.response_active or now >= latest_start(clock, due_since)
+    """A rotation due since ``due_since`` may start at ``now``: a quiet moment (no response in flight, the user not
+    speaking), or waited long enough for one (:func:`latest_start`)."""
+    return clock.quiet or now >= latest_start(clock, due_since)

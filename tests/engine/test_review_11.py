@@ -38,7 +38,6 @@ def items_in(conn: ConnectionRecord) -> list[dict[str, Any]]:
     return [f["item"] for f in conn.frames_in if f.get("type") == "conversation.item.create"]
 
 
-@pytest.mark.xfail(strict=True, reason="reconnect drops an acknowledged response in flight: no end, no counter")
 async def test_a_response_streaming_at_a_drop_is_not_lost_silently(peers: PeerService) -> None:
     """The app asked for a response; it was streaming when the websocket dropped. The new session knows nothing of
     it, and rtengine neither requests it again (as a rotation does when it cuts one) nor tells the app: a caller
@@ -69,7 +68,6 @@ async def test_a_response_streaming_at_a_drop_is_not_lost_silently(peers: PeerSe
     assert answered or stats.inputs_lost > 0, "the requested response vanished: no end event and nothing counted"
 
 
-@pytest.mark.xfail(strict=True, reason="a rotation that cannot rebuild the context says nothing (SessionRotated)")
 async def test_a_rotation_that_loses_spoken_turns_says_so(peers: PeerService) -> None:
     """Rotation is on by default. With spoken audio and no transcription model, the user's turns cannot be
     replayed: the new session's model has lost them. A reconnect says so (``state_restored=False``); a rotation
@@ -95,7 +93,6 @@ async def test_a_rotation_that_loses_spoken_turns_says_so(peers: PeerService) ->
     assert told or stats.replay_refused > 0, "the model lost the user's turn and neither event nor stats say so"
 
 
-@pytest.mark.xfail(strict=True, reason="the engine task census does not see the session chain's tasks")
 async def test_the_task_census_sees_every_engine_task(peers: PeerService) -> None:
     """``engine_tasks()`` is how the suite proves "nothing left running"; its markers predate #11, so a leaked
     ``_wsession``/``_follow``/``_sideband`` task would pass every ``engine_tasks() == []`` check."""
@@ -111,7 +108,6 @@ async def test_the_task_census_sees_every_engine_task(peers: PeerService) -> Non
     assert unseen == []
 
 
-@pytest.mark.xfail(strict=True, reason="a rotation's quiet moment ignores the user's speech: the utterance is cut")
 async def test_a_rotation_does_not_cut_the_user_mid_utterance(peers: PeerService) -> None:
     """Server VAD, the user speaks for 3 s across the rotation time. The "quiet moment" only waits for a response
     in flight, so the swap happens mid-utterance: the old session's buffered speech is dropped with it (its
@@ -144,7 +140,6 @@ async def test_a_rotation_does_not_cut_the_user_mid_utterance(peers: PeerService
     assert transcripts == ["Tone of 440 Hz for 3.0 seconds."]
 
 
-@pytest.mark.xfail(strict=True, reason="SessionRotated.new_session_id is None when the history is empty")
 async def test_a_rotation_names_the_new_session(peers: PeerService) -> None:
     """With nothing to replay, the take-over reads no frame of the new session before announcing it, so its
     ``session.created`` is not seen yet: ``new_session_id`` is None, and the next rotation's ``old_session_id``
@@ -220,7 +215,6 @@ async def test_a_redial_does_not_cut_the_answer_the_user_is_hearing(engine: webr
     assert len(loud) >= 80  # 20 ms frames: most of the answer reached the app
 
 
-@pytest.mark.xfail(strict=True, reason="a write failing during the take-over's replay escapes as an internal error")
 @pytest.mark.parametrize("reconnect", [False, True])
 async def test_the_next_session_lost_during_the_swap_is_not_a_crash(peers: PeerService, reconnect: bool) -> None:
     """The next session opens, then is reset while the rotation writes the history into it (here: right after its
@@ -260,7 +254,6 @@ async def test_the_next_session_lost_during_the_swap_is_not_a_crash(peers: PeerS
         assert seen[-1] == Closed("requested")
 
 
-@pytest.mark.xfail(strict=True, reason="a response cut by a rotation never ends for the app (no ResponseDone)")
 async def test_a_response_cut_by_a_rotation_is_ended_for_the_app(peers: PeerService) -> None:
     """A response still streaming at the cap is cut by the rotation and requested again on the new session (as
     documented). But the app saw its ``ResponseCreated`` and deltas, and never gets a ``ResponseDone`` (or
@@ -362,7 +355,6 @@ async def test_a_sideband_drop_during_a_redials_replay(engine: webrtc.MediaEngin
     assert held == [t for t in sent if t in kept or t not in received]
 
 
-@pytest.mark.xfail(strict=True, reason="the reconnect deadline runs from the first drop of a streak, not per drop")
 async def test_each_drop_of_a_flapping_connection_gets_its_own_deadline(peers: PeerService) -> None:
     """README: an abnormal drop is re-joined "at most ``sideband_rejoin_attempts`` times within
     ``sideband_rejoin_deadline`` seconds". A loss less than the deadline after a restore continues the same
@@ -393,7 +385,6 @@ async def test_each_drop_of_a_flapping_connection_gets_its_own_deadline(peers: P
     assert all(r.gap_ms < 500 for r in restores)
 
 
-@pytest.mark.xfail(strict=True, reason="a rotation that starts mid-response cuts it after WRITE_GRACE, never re-asked")
 async def test_a_rotation_started_mid_response_lets_it_finish_or_asks_again(
     peers: PeerService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
