@@ -233,8 +233,11 @@ class Redialer:
             (trio.current_time() - began) * 1000,
         )
         await self._retire(old, core)
+        progress = new.replay
+        restored = progress.complete and not (progress.refused or progress.unconfirmed or progress.owed)
+        stats.rotations_incomplete += not restored
         await core.outlet.forward(
-            SessionRotated(old.call_id, new.call_id, gap_ms, old_session, follow.clock.session_id)
+            SessionRotated(old.call_id, new.call_id, gap_ms, old_session, follow.clock.session_id, restored)
         )
         return True
 
