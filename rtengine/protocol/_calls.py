@@ -298,21 +298,37 @@ def interpret_hangup_response(
     ``.status == 404``); any other non-2xx → :class:`CallRejected` (5xx is retryable, see
     :func:`call_retry_delay`). Error bodies as in :func:`interpret_call_response`.
     """
+    check_control_answer("hang-up", status, headers, body, truncated=truncated, now=now, scrub=scrub)
+
+
+def check_control_answer(
+    word: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    truncated: bool = False,
+    now: float | None = None,
+    scrub: Scrub | None = None,
+) -> None:
+    """The answer to a control request on a call (``word``: "hang-up", "accept", …): return on any 2xx, else raise
+    :class:`~rtengine.CallNotFound` (404 ``call_id_not_found``) or :class:`CallRejected` (the rest), with the
+    (scrubbed, cut) body text and ``Retry-After``."""
     if 200 <= status <= 299:
         return
     text = _body_text(body, truncated, scrub)
     retry_after = parse_retry_after(headers.get("retry-after"), now=now)
     tail = f"; retry after {retry_after:g} s" if retry_after is not None else ""
     if status == 404 and not truncated and _error_code(body) == "call_id_not_found":
-        message = f"realtime call hang-up failed: call_id_not_found, no such call (HTTP 404): {text}"
+        message = f"realtime call {word} failed: call_id_not_found, no such call (HTTP 404): {text}"
         raise CallNotFound(message + tail, status=status, body=text, retry_after=retry_after)
     if status >= 500:
-        head = f"realtime call hang-up failed: server error (HTTP {status})"
+        head = f"realtime call {word} failed: server error (HTTP {status})"
     elif status in (401, 403):
-        head = f"realtime call hang-up was refused: check the API key (HTTP {status})"
+        head = f"realtime call {word} was refused: check the API key (HTTP {status})"
     elif 300 <= status <= 399:
-        head = f"realtime call hang-up was redirected (HTTP {status}); redirects are never followed"
+        head = f"realtime call {word} was redirected (HTTP {status}); redirects are never followed"
     else:
-        head = f"realtime call hang-up was rejected (HTTP {status})"
+        head = f"realtime call {word} was rejected (HTTP {status})"
     message = f"{head}: {text}{tail}" if text else head + tail
     raise CallRejected(message, status=status, body=text, retry_after=retry_after)

@@ -20,8 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Final, Literal
 
-from ._calls import Scrub, _body_text, _error_code, parse_retry_after, validate_call_id
-from ._errors import CallNotFound, CallRejected, ConfigError
+from ._calls import Scrub, check_control_answer, validate_call_id
+from ._errors import ConfigError
 
 __all__ = [
     "RETRIED",
@@ -91,22 +91,4 @@ def interpret_control_response(
     ``.retry_after``. ``scrub`` removes secrets from the error's text (as for call creation; default:
     credential-shaped strings only).
     """
-    if 200 <= status <= 299:
-        return
-    word = _WORDS[action]
-    text = _body_text(body, truncated, scrub)
-    retry_after = parse_retry_after(headers.get("retry-after"), now=now)
-    tail = f"; retry after {retry_after:g} s" if retry_after is not None else ""
-    if status == 404 and not truncated and _error_code(body) == "call_id_not_found":
-        message = f"realtime call {word} failed: call_id_not_found, no such call (HTTP 404): {text}"
-        raise CallNotFound(message + tail, status=status, body=text, retry_after=retry_after)
-    if status >= 500:
-        head = f"realtime call {word} failed: server error (HTTP {status})"
-    elif status in (401, 403):
-        head = f"realtime call {word} was refused: check the API key (HTTP {status})"
-    elif 300 <= status <= 399:
-        head = f"realtime call {word} was redirected (HTTP {status}); redirects are never followed"
-    else:
-        head = f"realtime call {word} was rejected (HTTP {status})"
-    message = f"{head}: {text}{tail}" if text else head + tail
-    raise CallRejected(message, status=status, body=text, retry_after=retry_after)
+    check_control_answer(_WORDS[action], status, headers, body, truncated=truncated, now=now, scrub=scrub)
