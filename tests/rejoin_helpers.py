@@ -1,8 +1,12 @@
-"""Helpers of the sideband re-attach tests: what the server received across a call's sidebands."""
+"""Helpers of the sideband re-attach and rotation tests: what the server received across a call's sidebands, and
+scheduled inputs fed to a conversation."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
+
+import trio
 
 import rtengine
 from rtengine.server import ConnectionRecord, LocalServer
@@ -39,3 +43,29 @@ async def quiet(server: LocalServer, conv: rtengine.Conversation) -> None:
 def joins_of(server: LocalServer, conv: rtengine.Conversation) -> list[ConnectionRecord]:
     assert conv.call_id is not None
     return server.record.joins(conv.call_id)
+
+
+async def feed(
+    inputs: Sequence[tuple[float, str]], queued: dict[str, list[str]], conv: rtengine.Conversation, start: float
+) -> None:
+    """Send each scheduled input (``(at, kind)``, kind ``text``/``tool``/``audio``) at its virtual time, recording in
+    ``queued`` what the conversation took; stops when the conversation no longer runs."""
+    for index, (at, kind) in enumerate(inputs):
+        await trio.sleep_until(start + at)
+        try:
+            if kind == "text":
+                await conv.send_text(f"text-{index}")
+                queued["text"].append(f"text-{index}")
+            elif kind == "tool":
+                await conv.send_tool_output(f"call_{index}", "ok", respond=False)
+                queued["tool"].append(f"call_{index}")
+            elif conv.send_audio(index.to_bytes(2, "little")):
+                queued["audio"].append(str(index))
+        except rtengine.ConversationNotRunning:
+            return
+
+
+def is_subsequence(part: list[str], whole: list[str]) -> bool:
+    """``part`` appears in ``whole`` in order (gaps allowed)."""
+    remaining = iter(whole)
+    return all(any(x == y for y in remaining) for x in part)

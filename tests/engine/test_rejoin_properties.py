@@ -27,6 +27,7 @@ from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from memnet import MemoryNetwork
+from rejoin_helpers import feed, is_subsequence
 
 import rtengine
 from rtengine.adapters._peer import PeerService, open_peer_service
@@ -156,7 +157,7 @@ async def converse(
                 nursery.start_soon(drop_later)
                 if s.close_at is not None and not s.cancel:
                     nursery.start_soon(close_later)
-                await feed(s, out, conv, start)
+                await feed(s.inputs, out.queued, conv, start)
                 with trio.move_on_after(20):
                     await server.record.wait_until(lambda: not conv.active or received_all(server, out))
                 await conv.close()
@@ -171,27 +172,6 @@ def received_all(server: LocalServer, out: Outcome) -> bool:
     sockets = [c.frames_in[1:] for c in server.record.sidebands() if c.accepted]
     got = received([f for frames in sockets for f in frames])
     return got == out.queued
-
-
-async def feed(s: Schedule, out: Outcome, conv: rtengine.Conversation, start: float) -> None:
-    for index, (at, kind) in enumerate(s.inputs):
-        await trio.sleep_until(start + at)
-        try:
-            if kind == "text":
-                await conv.send_text(f"text-{index}")
-                out.queued["text"].append(f"text-{index}")
-            elif kind == "tool":
-                await conv.send_tool_output(f"call_{index}", "ok", respond=False)
-                out.queued["tool"].append(f"call_{index}")
-            elif conv.send_audio(index.to_bytes(2, "little")):
-                out.queued["audio"].append(str(index))
-        except rtengine.ConversationNotRunning:
-            return
-
-
-def is_subsequence(part: list[str], whole: list[str]) -> bool:
-    remaining = iter(whole)
-    return all(any(x == y for y in remaining) for x in part)
 
 
 def check(s: Schedule, out: Outcome) -> None:

@@ -25,6 +25,7 @@ from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from memnet import MemoryNetwork
+from rejoin_helpers import feed, is_subsequence
 
 import rtengine
 from rtengine.adapters._peer import open_peer_service
@@ -126,7 +127,7 @@ async def converse(s: Schedule, out: Outcome, client: rtengine.RealtimeClient, s
                 nursery.start_soon(consume)
                 if s.close_at is not None and not s.cancel:
                     nursery.start_soon(close_later)
-                await feed(s, out, conv, start)
+                await feed(s.inputs, out.queued, conv, start)
                 await trio.sleep_until(start + 11.5)  # past the last input: two rotations at least
                 await conv.close()
     if box:
@@ -134,27 +135,6 @@ async def converse(s: Schedule, out: Outcome, client: rtengine.RealtimeClient, s
             out.events.append(item)
         out.stats = box[0].stats
     out.leftover = engine_tasks()
-
-
-async def feed(s: Schedule, out: Outcome, conv: rtengine.Conversation, start: float) -> None:
-    for index, (at, kind) in enumerate(s.inputs):
-        await trio.sleep_until(start + at)
-        try:
-            if kind == "text":
-                await conv.send_text(f"text-{index}")
-                out.queued["text"].append(f"text-{index}")
-            elif kind == "tool":
-                await conv.send_tool_output(f"call_{index}", "ok", respond=False)
-                out.queued["tool"].append(f"call_{index}")
-            elif conv.send_audio(index.to_bytes(2, "little")):
-                out.queued["audio"].append(str(index))
-        except rtengine.ConversationNotRunning:
-            return
-
-
-def is_subsequence(part: list[str], whole: list[str]) -> bool:
-    remaining = iter(whole)
-    return all(any(x == y for y in remaining) for x in part)
 
 
 def check(s: Schedule, out: Outcome) -> None:
