@@ -225,7 +225,7 @@ class HttpCalls:
                 content, truncated = await _read_capped(response, self.max_answer_bytes if ok else self.max_error_bytes)
             finally:
                 await response.aclose()
-        scrub = Scrubber.of(headers, (self.calls_url,))  # the key a server may echo in its error or its Location
+        scrub = Scrubber.lazy(headers, (self.calls_url,))  # the key a server may echo in its error or its Location
         return interpret_call_response(
             response.status_code, response.headers, content, truncated=truncated, now=time.time(), scrub=scrub
         )

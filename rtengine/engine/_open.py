@@ -13,7 +13,7 @@ from ..protocol._history import DEFAULT_HISTORY_ITEMS
 from ..protocol._rotation import DEFAULT_ROTATE_MARGIN
 from ..protocol._util import sole_leaf
 from ._conversation import Capacities, Conversation
-from ._start import SidebandMode, StartOptions, create_call, launch, start, start_websocket
+from ._start import _DEFAULT_CAPACITIES, SidebandMode, StartOptions, create_call, launch, start, start_websocket
 
 if TYPE_CHECKING:
     from ..protocol._session import SessionConfig
@@ -39,7 +39,7 @@ def _options(
         offer_sdp,
         sideband,
         raw_sdp,
-        capacities or Capacities(),
+        capacities or _DEFAULT_CAPACITIES,
         media,
         hangup,
         reconnect,

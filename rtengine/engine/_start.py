@@ -165,12 +165,13 @@ def _answered(conv: Conversation, answer: CallAnswer, marks: list[tuple[str, flo
     conv.answer_sdp, conv.call_id = answer.sdp, answer.call_id
     timeline.call_id = answer.call_id
     elapsed = timeline.mark("answer")
-    log.info(
-        "realtime call created; sdp answer ready transport=webrtc call_id=%s elapsed_ms=%.0f total_elapsed_ms=%.0f",
-        answer.call_id,
-        elapsed,
-        timeline.total_ms(),
-    )
+    if log.isEnabledFor(logging.INFO):  # the answer path: not even the arguments unless someone listens
+        log.info(
+            "realtime call created; sdp answer ready transport=webrtc call_id=%s elapsed_ms=%.0f total_elapsed_ms=%.0f",
+            answer.call_id,
+            elapsed,
+            timeline.total_ms(),
+        )
 
 
 async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, options: StartOptions) -> Conversation:

@@ -104,6 +104,9 @@ def test_the_secrets_of_headers_and_urls_are_found() -> None:
     }
     scrub = Scrubber.of(headers, ["https://h/v1?api-key=a%2Bb0123456789"])
     assert scrub("echo a+b0123456789 and azure0123456789") == f"echo {REDACTED} and {REDACTED}"
+    lazy = Scrubber.lazy(headers, ("https://h/v1?api-key=a%2Bb0123456789",))  # built on first use, same result
+    assert lazy("echo a+b0123456789 and azure0123456789") == f"echo {REDACTED} and {REDACTED}"
+    assert lazy("again gw-key-0123456789") == f"again {REDACTED}"
 
 
 def test_short_configured_secrets_are_not_searched_for() -> None:
