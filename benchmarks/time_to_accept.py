@@ -5,11 +5,13 @@ Run: ``python benchmarks/time_to_accept.py [--quick] [--calls N] [--json PATH]``
 The local realtime server runs as ``rtengine serve --sip-webhook URL --webhook-secret … --sip-calls N`` in its own
 process (the API is remote in real life), reached over loopback; it rings this process's webhook endpoint one call
 after the other (each 30 ms after the previous ended, so no call shares the server with the last one's teardown).
-Each call is measured in one of two modes, alternating, the order
-swapped every pair (a call's latency depends on its position), so machine noise hits both alike:
+Each call is measured in one of three modes, in groups of three whose order rotates every group (a call's latency
+depends on its position), so machine noise hits every mode alike:
 
 * ``floor`` — from the webhook's arrival to the answer of a bare ``POST /v1/realtime/calls/{id}/accept`` of the same
   JSON body (the session) on the same warm httpx client (no verification: the floor);
+* ``verified floor`` — the same, after ``rtengine.webhooks.verify`` (what any app must do first: the share of the
+  ratio that is the signature check, not the engine);
 * ``rtengine`` — from the webhook's arrival: ``rtengine.webhooks.verify`` (signature, timestamp, replay store,
   payload) then ``open_conversation(client, session, accept_call_id=…)`` until the block starts (the sideband then
   joins in the background; it is not on this path).
@@ -17,7 +19,8 @@ swapped every pair (a call's latency depends on its position), so machine noise 
 Like ``timeit``, the garbage collector is off inside each timed call; the call is hung up outside the timing.
 Each call's client CPU (``time.process_time``; the server is another process) is recorded too: unlike wall time,
 the load of a shared machine does not reach it.
-The table gives medians and p90s, the ratio of medians and the median of the per-pair ratios. Target: ≤ 1.03.
+The table gives medians and p90s, the ratio of medians and the median of the per-group ratios (rtengine over the
+floor, and over the verified floor). Target: rtengine/floor ≤ 1.03.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from rtengine import webhooks
 from rtengine.adapters import HttpRequest, Limits, serve_connection
 
 KEY = "sk-benchmark"
+MODES = ("floor", "verified floor", "rtengine")
 SESSION = rtengine.SessionConfig(instructions="You answer the phone for the benchmark.", voice="marin")
 
 
@@ -60,11 +64,11 @@ class Bench:
         self.replay = webhooks.ReplayStore()
         self.base_url = client.base_url
         self.body = client.session_json(SESSION).encode()
-        # Pairs in alternating order: floor, rtengine, rtengine, floor, ...
-        self.schedule = [("floor", "rtengine")[(i + i // 2) % 2] for i in range(total)]
-        self.samples: dict[str, list[float]] = {"floor": [], "rtengine": []}
+        # Groups of three whose order rotates: floor, verified, rtengine; verified, rtengine, floor; ...
+        self.schedule = [MODES[(i + i // 3) % 3] for i in range(total)]
+        self.samples: dict[str, list[float]] = {mode: [] for mode in MODES}
         #: Client CPU (``time.process_time``) of each timed call: what machine load does not reach.
-        self.cpu: dict[str, list[float]] = {"floor": [], "rtengine": []}
+        self.cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
         self.pairs: list[tuple[str, float]] = []
         self.arrived = 0
         self.done = trio.Event()
@@ -82,8 +86,11 @@ class Bench:
         gc.disable()
         cpu = time.process_time()
         try:
-            if mode == "floor":
-                call_id = json.loads(request.body)["data"]["call_id"]
+            if mode != "rtengine":
+                if mode == "floor":
+                    call_id = json.loads(request.body)["data"]["call_id"]
+                else:
+                    call_id = webhooks.verify(request.headers, request.body, self.signer, replay=self.replay).call_id
                 url = f"{self.base_url}/realtime/calls/{call_id}/accept"
                 headers = {**self.client.auth_headers(), "content-type": "application/json"}
                 response = await self.http.post(url, content=self.body, headers=headers)
@@ -119,7 +126,7 @@ class Bench:
 
 async def run(calls: int, warmup: int) -> dict[str, object]:
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    total = warmup * 2 + calls * 2
+    total = (warmup + calls) * 3
     async with trio.open_nursery() as nursery:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listeners[0].socket.getsockname()[1]
@@ -148,45 +155,56 @@ async def run(calls: int, warmup: int) -> dict[str, object]:
                 await bench.done.wait()
         process.send_signal(signal.SIGINT)
         nursery.cancel_scope.cancel()
-    measured = bench.pairs[warmup * 2 :]
+    measured = bench.pairs[warmup * 3 :]
     floor = [t for m, t in measured if m == "floor"]
+    verified = [t for m, t in measured if m == "verified floor"]
     ours = [t for m, t in measured if m == "rtengine"]
-    pair_ratios = []
-    for i in range(0, len(measured) - 1, 2):
-        a, b = measured[i], measured[i + 1]
-        by = dict([a, b])
-        if set(by) == {"floor", "rtengine"}:
+    pair_ratios, verified_ratios = [], []
+    for i in range(0, len(measured) - 2, 3):
+        by = dict(measured[i : i + 3])  # calls arrive in schedule order (each starts after the last ended)
+        if set(by) == set(MODES):
             pair_ratios.append(by["rtengine"] / by["floor"])
+            verified_ratios.append(by["rtengine"] / by["verified floor"])
     return {
         "python": sys.version.split()[0],
         "calls": len(floor),
         "floor_median_ms": statistics.median(floor) * 1000,
         "floor_p90_ms": p90(floor) * 1000,
+        "verified_floor_median_ms": statistics.median(verified) * 1000,
+        "verified_floor_p90_ms": p90(verified) * 1000,
         "rtengine_median_ms": statistics.median(ours) * 1000,
         "rtengine_p90_ms": p90(ours) * 1000,
         "ratio_of_medians": statistics.median(ours) / statistics.median(floor),
         "paired_median_ratio": statistics.median(pair_ratios),
+        "ratio_to_verified_floor": statistics.median(ours) / statistics.median(verified),
+        "paired_ratio_to_verified_floor": statistics.median(verified_ratios),
         "floor_cpu_median_us": statistics.median(bench.cpu["floor"][warmup:]) * 1e6,
+        "verified_floor_cpu_median_us": statistics.median(bench.cpu["verified floor"][warmup:]) * 1e6,
         "rtengine_cpu_median_us": statistics.median(bench.cpu["rtengine"][warmup:]) * 1e6,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="40 calls per mode, 5 warm-up pairs")
+    parser.add_argument("--quick", action="store_true", help="40 calls per mode, 5 warm-up groups")
     parser.add_argument("--calls", type=int, default=300, help="measured calls per mode (default 300)")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
     calls, warmup = (40, 5) if args.quick else (args.calls, 20)
     result: dict[str, object] = trio.run(run, calls, warmup)
     print(
-        f"python {result['python']}; {result['calls']} calls per mode after {warmup} warm-up pairs\n"
+        f"python {result['python']}; {result['calls']} calls per mode after {warmup} warm-up groups\n"
         f"floor (bare POST …/accept) median / p90: {result['floor_median_ms']:.2f} / {result['floor_p90_ms']:.2f} ms\n"
+        f"verified floor (verify, then bare POST) median / p90: {result['verified_floor_median_ms']:.2f} / "
+        f"{result['verified_floor_p90_ms']:.2f} ms\n"
         f"rtengine (verify + accept inline) median / p90: {result['rtengine_median_ms']:.2f} / "
         f"{result['rtengine_p90_ms']:.2f} ms\n"
         f"ratio of medians: {result['ratio_of_medians']:.3f}; "
         f"paired: {result['paired_median_ratio']:.3f} (target <= 1.03)\n"
+        f"rtengine / verified floor: {result['ratio_to_verified_floor']:.3f}; "
+        f"paired: {result['paired_ratio_to_verified_floor']:.3f}\n"
         f"client CPU per call, median: floor {result['floor_cpu_median_us']:.0f} us, "
+        f"verified floor {result['verified_floor_cpu_median_us']:.0f} us, "
         f"rtengine {result['rtengine_cpu_median_us']:.0f} us"
     )
     if args.json:
