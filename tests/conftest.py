@@ -13,6 +13,10 @@ from server_events import sent_events
 from rtengine.adapters._peer import PeerService, open_peer_service
 from rtengine.server import LocalServer, ServerOptions, ServerRecord, open_local_server
 
+#: ``pytester`` runs small user test files through rtengine's pytest plugin (tests/testing/); it must be enabled
+#: here, in the top-level conftest (pytest refuses ``pytest_plugins`` in nested ones).
+pytest_plugins = ("pytester",)
+
 #: Put first on the PYTHONPATH of the suite's subprocesses: records the events their local servers send.
 SUBPROCESS_HOOK = Path(__file__).parent / "subprocess_hook"
 
