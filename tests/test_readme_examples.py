@@ -11,7 +11,9 @@ holding a ``hello.wav``. The names the README leaves to the reader's app are giv
 
 Then, if the block defines an entry point, the test drives it as its app would: ``main(offer_sdp)`` is awaited with
 a real SDP offer; ``on_webhook(headers, body)`` is the handler of a webhook endpoint the server's simulated phone
-rings. A block that raises, hangs (each has a deadline) or does not do what its comments say fails its test.
+rings. A block that defines ``test_…`` functions is a user's test file: it is run by pytest (a subprocess, with
+``trio_mode`` and rtengine's plugin) and must pass. A block that raises, hangs (each has a deadline) or does not do
+what its comments say fails its test.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import struct
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +119,18 @@ async def _ring(server: RealtimeTestServer, on_webhook: Callable[[dict[str, str]
     return call
 
 
+async def _run_as_test_file(source: str, pytester: pytest.Pytester) -> None:
+    """A README test file, run by pytest in a subprocess (its own trio run) the way a trio app's project runs it."""
+    pytester.makefile(".ini", pytest="[pytest]\ntrio_mode = true\naddopts = -p no:asyncio -p no:cacheprovider\n")
+    pytester.path.joinpath("test_readme.py").write_text(source.lstrip("\n"), encoding="utf-8")
+    installed = any(ep.value == "rtengine.testing" for ep in entry_points(group="pytest11"))
+    plugin = [] if installed else ["-p", "rtengine.testing"]
+    result = await trio.to_thread.run_sync(lambda: pytester.runpytest_subprocess(*plugin, timeout=60))
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 1, result.stdout.str()
+    assert set(outcomes) <= {"passed", "warnings"}, result.stdout.str()
+
+
 def test_the_readme_has_the_examples_this_file_drives() -> None:
     assert len(BLOCKS) >= 4
     assert sum("async def main(offer_sdp" in b for b in BLOCKS) == 1
@@ -133,6 +148,7 @@ async def test_the_readme_example_runs_as_written(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", SECRET)
@@ -149,6 +165,9 @@ async def test_the_readme_example_runs_as_written(
                 "run_tool": app.run_tool,
                 "play": app.play,
             }
+            if re.search(r"^(async )?def test_", source, flags=re.MULTILINE):
+                await _run_as_test_file(source, request.getfixturevalue("pytester"))
+                return
             await _run_module_code(source, namespace)
             if "main" in namespace:
                 await namespace["main"](offer_sdp)
