@@ -191,3 +191,11 @@ def test_loading_the_plugin_imports_neither_the_server_nor_aiortc(run_user_tests
             assert any(line.startswith("realtime_server(") for line in pytestconfig.getini("markers"))
     """)
     run_user_tests({"test_light.py": user_test}).assert_outcomes(passed=1)
+
+
+def test_the_plugin_module_exports_what_it_lists() -> None:
+    import rtengine.testing
+
+    for name in rtengine.testing.__all__:
+        assert hasattr(rtengine.testing, name), name
+    assert rtengine.testing.RealtimeTestServer.__name__ == "RealtimeTestServer"
