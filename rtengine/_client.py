@@ -44,7 +44,8 @@ _MAX_CONCURRENT_CALLS: Final = 8
 class RealtimeClient:
     """Where and how to reach a Realtime API. Use as ``async with RealtimeClient(...) as client``.
 
-    ``api_key=None`` reads ``$OPENAI_API_KEY`` (a missing key fails when a conversation starts, with
+    ``base_url=None`` reads ``$OPENAI_BASE_URL``, else ``https://api.openai.com/v1`` (as the ``openai`` package
+    does). ``api_key=None`` reads ``$OPENAI_API_KEY`` (a missing key fails when a conversation starts, with
     :class:`~rtengine.ConfigError`). ``realtime_base_url`` routes websockets elsewhere than call creation.
     ``http_client`` reuses the caller's ``httpx.AsyncClient`` (the caller then owns it; it should not follow
     redirects). ``sideband_retries``/``call_retries`` are retries after the first attempt (0..100).
@@ -61,7 +62,7 @@ class RealtimeClient:
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         api_key: str | None = None,
         *,
         realtime_base_url: str | None = None,
@@ -91,6 +92,7 @@ class RealtimeClient:
             raise ConfigError("connect_timeout, close_timeout and call_timeout must be > 0 and backoff_base >= 0")
         if not sideband_rejoin_deadline > 0:
             raise ConfigError(f"sideband_rejoin_deadline must be > 0, got {sideband_rejoin_deadline}")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = base_url.rstrip("/") if base_url.endswith("/v1/") else base_url
         self.realtime_base_url = realtime_base_url or self.base_url
         self.calls_url = calls_url(self.base_url)

@@ -4,6 +4,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,14 @@ from server_events import sent_events
 
 from rtengine.adapters._peer import PeerService, open_peer_service
 from rtengine.server import LocalServer, ServerOptions, ServerRecord, open_local_server
+
+#: ``pytester`` runs small user test files through rtengine's pytest plugin (tests/testing/), and the README's
+#: examples run on the plugin's fixtures; both are enabled here, in the top-level conftest (pytest refuses
+#: ``pytest_plugins`` in nested ones). The plugin is named only while rtengine is not installed with its
+#: ``pytest11`` entry point (pytest has then loaded it already).
+pytest_plugins = ("pytester",) + (
+    () if any(ep.value == "rtengine.testing" for ep in entry_points(group="pytest11")) else ("rtengine.testing",)
+)
 
 #: Put first on the PYTHONPATH of the suite's subprocesses: records the events their local servers send.
 SUBPROCESS_HOOK = Path(__file__).parent / "subprocess_hook"

@@ -22,6 +22,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "adapters": {"protocol"},
     "server": {"protocol", "adapters"},
     "apps": {"face", "protocol", "engine", "adapters", "server"},
+    # the pytest plugin: the faces and the local server, like an app
+    "testing": {"face", "server"},
 }
 #: Third-party libraries each room may import (the standard library is open to all but the asyncio rule).
 LIBRARIES: dict[str, set[str]] = {
@@ -41,6 +43,7 @@ LIBRARIES: dict[str, set[str]] = {
     },
     "server": {"trio", "h11", "wsproto"},
     "apps": {"trio"},
+    "testing": {"trio", "pytest", "pytest_trio"},
 }
 STDLIB = sys.stdlib_module_names
 #: The aiortc bridge: the only module where asyncio may appear.

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Final
+from typing import Any, Final
 
 import trio
 
@@ -40,6 +40,7 @@ from ._client_secrets import CLIENT_SECRETS_PATH, ClientSecrets
 from ._http import CALLS_PATH, JSON_TYPE, REALTIME_PATH, Reply, authorized, error_body, hangup_target
 from ._options import Faults, ServerOptions
 from ._record import ServerRecord
+from ._scripting import DropMode, Scripting
 from ._sip import SipPhone, sip_target
 from ._websockets import WebSocketGate
 
@@ -64,7 +65,10 @@ class LocalServer:
         #: The simulated phone network (incoming SIP calls; active with ``ServerOptions.sip_webhook``).
         self.sip = SipPhone(self.record, options, lambda: self._faults, self._calls)
         self._secrets = ClientSecrets()
-        self._websockets = WebSocketGate(self.record, options, lambda: self._faults, self._calls, self._secrets)
+        self._scripting = Scripting(self.record, self._calls)
+        self._websockets = WebSocketGate(
+            self.record, options, lambda: self._faults, self._calls, self._secrets, self._scripting
+        )
         self.port = 0
         self.host = options.host
         #: TCP connections being served now (``max_connections`` caps it).
@@ -103,6 +107,31 @@ class LocalServer:
         """End a call: cancel its sidebands and close its peer (recorded as ``end_call``). False if the call is
         unknown or already ended."""
         return await self._calls.end(call_id, "end_call")
+
+    # --- scripting a live conversation (tests) ----------------------------------------------------------------
+
+    async def send_event(self, event: dict[str, Any], *, call_id: str | None = None) -> dict[str, Any]:
+        """Send a server event (a dict with ``type``; an ``event_id`` is added when missing) into a live
+        conversation — the call ``call_id``, or the only live conversation — on every view (sidebands, the call's
+        data channel, a direct websocket); return it as sent. ``LookupError`` when there is no such conversation
+        (or, without ``call_id``, none or several). Cancellation: some views may have got it, others not."""
+        return await self._scripting.send_event(event, call_id)
+
+    async def drop_sideband(
+        self, call_id: str | None = None, *, code: int = 1011, reason: str = "", mode: DropMode = "close"
+    ) -> int:
+        """End the sidebands attached to a call now, the call living on: a CLOSE ``code`` with ``reason``
+        (``mode="close"``), a TCP reset (``"reset"``) or a TCP close without a close frame (``"eof"``). Returns how
+        many were dropped. Without ``call_id``: the only live conversation. Cancellation: those dropped stay
+        dropped."""
+        return await self._scripting.drop_sideband(call_id, code=code, reason=reason, mode=mode)
+
+    def delay_next_join(self, seconds: float) -> None:
+        """Hold the next sideband handshake ``seconds`` before accepting it (each call queues one more delay, used
+        by the following joins in order); it takes precedence over ``Faults.sideband_accept_delay``."""
+        if not seconds >= 0:
+            raise ValueError("seconds must be >= 0")
+        self._scripting.join_delays.append(seconds)
 
     async def aclose_calls(self) -> None:
         await self._calls.end_all()

@@ -157,6 +157,14 @@ class ServerRecord:
     def directs(self) -> list[ConnectionRecord]:
         return [c for c in self.connections if c.kind == "direct"]
 
+    def client_events(self, call_id: str | None = None) -> list[dict[str, Any]]:
+        """The client events the server received as JSON objects (others — binary, not JSON — are left out): those of
+        each websocket in the order the websockets arrived, then those of each call's data channel. With
+        ``call_id``, only that call's sidebands and data channel."""
+        frames = [f for c in self.connections if call_id in (None, c.call_id) for f in c.frames_in]
+        frames += [f for c in self.calls if call_id in (None, c.call_id) for f in c.data_frames_in]
+        return [f for f in frames if isinstance(f, dict)]
+
     def hung_up_calls(self) -> list[CallRecord]:
         """The calls ended by a hang-up, in creation order."""
         return [c for c in self.calls if c.hung_up]

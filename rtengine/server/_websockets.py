@@ -29,6 +29,7 @@ from ._ids import session_id
 from ._options import Faults, ServerOptions
 from ._realtime import RealtimeSession
 from ._record import ConnectionRecord, ServerRecord
+from ._scripting import Scripting
 
 __all__ = ["WebSocketGate"]
 
@@ -43,8 +44,10 @@ class WebSocketGate:
         faults: Callable[[], Faults],
         calls: CallManager,
         secrets: ClientSecrets | None = None,
+        scripting: Scripting | None = None,
     ) -> None:
         self._secrets = secrets or ClientSecrets()
+        self._scripting = scripting or Scripting(record, calls)
         self._record = record
         self._options = options
         self._faults = faults
@@ -102,6 +105,9 @@ class WebSocketGate:
         if faults.websocket_status is not None:
             return await self._reject(ws, record, faults.websocket_status, "Injected rejection.", "injected")
         delay = faults.sideband_accept_delay if call is not None else faults.websocket_accept_delay
+        queued = self._scripting.take_join_delay() if call is not None else None
+        if queued is not None:  # a delay_next_join() of a test wins
+            delay = queued
         if delay and await self._client_left_during(ws, delay):
             record.end = "handshake_abandoned"
             return None
@@ -124,10 +130,14 @@ class WebSocketGate:
 
     async def _serve_direct(self, session: RealtimeSession, ws: WebSocket, record: ConnectionRecord) -> None:
         """A direct conversation until its client ends it, or the session cap closes it with ``1001``."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._expire, session, nursery.cancel_scope)
-            await session.serve_alone(ws, record)
-            nursery.cancel_scope.cancel()
+        self._scripting.directs.append(session)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._expire, session, nursery.cancel_scope)
+                await session.serve_alone(ws, record)
+                nursery.cancel_scope.cancel()
+        finally:
+            self._scripting.directs.remove(session)
 
     async def _expire(self, session: RealtimeSession, scope: trio.CancelScope) -> None:
         await trio.sleep(self._options.session_max_seconds)
