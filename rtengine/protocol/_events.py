@@ -154,7 +154,8 @@ class ItemDone:
 class ToolCall:
     """The model called a function. ``arguments`` is the raw JSON string (possibly incomplete)."""
 
-    #: The ``type`` of the server event this is made from.
+    #: The ``type`` of the server event this is made from (or ``conversation.item.done`` of a ``function_call`` item,
+    #: whichever comes first: one ``ToolCall`` per ``call_id``).
     wire_type: ClassVar[str] = "response.function_call_arguments.done"
 
     call_id: str

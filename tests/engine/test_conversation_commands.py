@@ -24,6 +24,8 @@ from rtengine.events import (
     ResponseDone,
     SessionRestored,
     SessionUpdated,
+    SidebandLost,
+    SidebandRestored,
     Started,
     UnknownEvent,
 )
@@ -216,3 +218,30 @@ async def test_clear_output_audio_on_a_call_cuts_the_playback(peers: PeerService
     assert isinstance(seen[-1], OutputAudioCleared)
     assert seen[-1].response_id == spoken[-1].response_id  # type: ignore[union-attr]
     assert "output_audio_buffer.clear" in server.record.sidebands()[-1].types_in()
+
+
+async def test_update_session_survives_a_sideband_rejoin(peers: PeerService, offer_sdp: str) -> None:
+    """Updated (and confirmed) before the drop, the call keeps the updated session; an update queued during the
+    gap goes out on the re-joined sideband."""
+    async with serving(peers) as server, client_for(server, backoff_base=0.2) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION, offer_sdp=offer_sdp) as conv:
+                await until(conv, SessionUpdated)
+                await conv.update_session(instructions="updated")
+                await until(conv, SessionUpdated)
+                server.set_faults(Faults(drop_sideband="reset", refuse_sideband_joins=1))
+                await conv.send_text("drop now")
+                await until(conv, SidebandLost)
+                await conv.update_session(voice="cedar")  # during the gap
+                await until(conv, SidebandRestored)
+                seen = await until(conv, SessionUpdated)
+                while not (isinstance(seen[-1], SessionUpdated) and "cedar" in str(seen[-1].session)):
+                    seen += await until(conv, SessionUpdated)
+    last = seen[-1]
+    assert isinstance(last, SessionUpdated)
+    assert last.instructions == "updated"
+    assert last.session["audio"]["output"]["voice"] == "cedar"
+    assert (conv.session.instructions, conv.session.voice) == ("updated", "cedar")
+    rejoined = [s for s in server.record.sidebands() if s.frames_in][-1]
+    assert rejoined.types_in()[0] == "session.update"
+    assert {"type": "realtime", "audio": {"output": {"voice": "cedar"}}} in _session_updates(rejoined.frames_in)
