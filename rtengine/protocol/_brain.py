@@ -269,8 +269,11 @@ class Brain:
         self._sequencer = ResponseSequencer()
         self._tracker.clear()
         control, create = with_response(carried, sequencer.pending or sequencer.unacked)
+        owed, self._owed = self._owed, None
         if create is not None:
             self._sequencer.request()
+            if owed is not None and sequencer.pending:
+                create["response"] = owed["response"]  # the owed raw create keeps its parameters
         self._retry = create if not sequencer.pending else None
         return control
 
@@ -279,6 +282,7 @@ class Brain:
         requested responses were never delivered (0 or 1: requests coalesce)."""
         sequencer = self._sequencer
         rest, first = without_responses(carried)
+        self._owed = None
         lost = int(sequencer.pending or sequencer.unacked or first is not None)
         sequencer.pending = sequencer.unacked = False
         return rest, lost

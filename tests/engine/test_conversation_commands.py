@@ -245,3 +245,20 @@ async def test_update_session_survives_a_sideband_rejoin(peers: PeerService, off
     rejoined = [s for s in server.record.sidebands() if s.frames_in][-1]
     assert rejoined.types_in()[0] == "session.update"
     assert {"type": "realtime", "audio": {"output": {"voice": "cedar"}}} in _session_updates(rejoined.frames_in)
+
+
+async def test_raw_events_queued_before_the_sideband_joins_go_out_after_it_in_order(
+    peers: PeerService, offer_sdp: str
+) -> None:
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "early"}]}
+    async with serving(peers, faults=Faults(sideband_accept_delay=0.1)) as server, client_for(server) as client:
+        with trio.fail_after(15):
+            async with rtengine.open_conversation(client, rtengine.SessionConfig(), offer_sdp=offer_sdp) as conv:
+                await conv.send_event({"type": "conversation.item.create", "item": item})
+                await conv.update_session(instructions="joined late")
+                await conv.send_event({"type": "response.create"})
+                seen = await until(conv, ResponseDone)
+    assert not [e for e in seen if isinstance(e, Error)]
+    types_in = server.record.sidebands()[-1].types_in()
+    assert types_in == ["session.update", "conversation.item.create", "session.update", "response.create"]
+    assert conv.session.instructions == "joined late"

@@ -163,3 +163,14 @@ def test_a_refused_raw_event_does_not_end_the_conversation_but_an_account_error_
 
 def test_a_commit_of_an_empty_buffer_is_benign() -> None:
     assert classify_error("input_audio_buffer_commit_empty", "buffer too small") is ErrorClass.BENIGN
+
+
+def test_an_owed_raw_response_create_keeps_its_parameters_across_a_rejoin() -> None:
+    b = brain()
+    b.command(RequestResponse())
+    b.server_event(ResponseCreated("resp_1"))
+    assert b.command(client_event({"type": "response.create", "response": {"instructions": "x"}})) == ()
+    control = b.rejoined(())
+    assert control == ({"type": "response.create", "response": {"instructions": "x"}},)
+    b.server_event(ResponseCreated("resp_2"))
+    assert b.server_event(ResponseDone("resp_2", "completed")).send == ()  # nothing owed any more
