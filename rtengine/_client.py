@@ -57,6 +57,9 @@ class RealtimeClient:
     the call lives, it is joined again — at most this many attempts (0..100; 0 turns re-attach off), all within
     this many seconds of the loss (``SidebandLost``/``SidebandRestored`` events; see ``rtengine.engine._rejoin``).
     ``open_stream(host, port)`` replaces ``trio.open_tcp_stream`` for websockets (in-memory tests, proxies).
+    Proxies: without ``open_stream``, websockets (a conversation's, a call's sideband) follow the environment's proxy
+    settings as httpx does for call creation — ``HTTPS_PROXY`` (``wss://``), ``HTTP_PROXY`` (``ws://``),
+    ``ALL_PROXY``, and ``NO_PROXY`` — through an HTTP ``CONNECT`` tunnel (``http://`` proxies only).
     ``aclose()`` is the same as leaving the block; it closes the HTTP client rtengine created.
     """
 

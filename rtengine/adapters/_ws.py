@@ -65,6 +65,7 @@ from ._ws_opening import _public as _public
 from ._ws_opening import _rejected as _rejected
 from ._ws_opening import _translate as _translate
 from ._ws_opening import open_connection
+from ._ws_proxy import environment_proxies
 from ._ws_socket import _NO_STATUS as _NO_STATUS
 from ._ws_socket import RealtimeSocket as RealtimeSocket
 from ._ws_socket import _text_size as _text_size
@@ -93,6 +94,9 @@ class WebSocketOpener:
     returns one (called when first needed); ``None`` builds the system's default context once per opener.
     ``max_message_size`` caps a server message (a larger one ends the socket with 1009). ``open_stream(host,
     port)`` replaces ``trio.open_tcp_stream`` (in-memory tests, proxies). ``receive_size`` is the read size.
+    ``trust_env`` (default: when no ``open_stream`` is given) applies the environment's proxy settings as httpx
+    does for call creation: ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY``, read once, here
+    (:mod:`~rtengine.adapters._ws_proxy`).
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class WebSocketOpener:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         open_stream: StreamOpener | None = None,
         receive_size: int = DEFAULT_RECEIVE_SIZE,
+        trust_env: bool | None = None,
     ) -> None:
         if connect_timeout <= 0 or close_timeout <= 0:
             raise ConfigError("connect_timeout and close_timeout must be > 0")
@@ -116,6 +121,7 @@ class WebSocketOpener:
         self._ssl_source = ssl_context
         self._ssl: ssl.SSLContext | None = ssl_context if isinstance(ssl_context, ssl.SSLContext) else None
         self._open_stream: StreamOpener = open_stream or trio.open_tcp_stream
+        self._proxies = environment_proxies() if (open_stream is None if trust_env is None else trust_env) else {}
 
     def __repr__(self) -> str:
         return f"<WebSocketOpener connect_timeout={self.connect_timeout:g} close_timeout={self.close_timeout:g}>"
@@ -152,6 +158,7 @@ class WebSocketOpener:
             ssl_context=self._ssl_context,
             connect_timeout=self.connect_timeout,
             receive_size=self.receive_size,
+            proxies=self._proxies,
         )
         return RealtimeSocket(
             stream,

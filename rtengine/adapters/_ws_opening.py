@@ -21,6 +21,7 @@ import wsproto.utilities
 from ..protocol._errors import ConfigError, ConnectFailed, ConnectionLost, RealtimeError
 from ..protocol._secrets import Scrubber, redact_url
 from ..protocol._util import describe_exception, sole_leaf
+from ._ws_proxy import Proxy, proxy_for, tunnel
 
 #: ``open_stream(host, port)``: how a websocket gets its byte stream (default ``trio.open_tcp_stream``).
 StreamOpener = Callable[[str, int], Awaitable[trio.abc.Stream]]
@@ -101,9 +102,11 @@ async def open_connection(
     ssl_context: Callable[[], ssl.SSLContext],
     connect_timeout: float,
     receive_size: int,
+    proxies: Mapping[str, str] | None = None,
 ) -> tuple[trio.abc.Stream, wsproto.WSConnection]:
     """Open ``url`` and run the upgrade: the stream and the (open) wsproto connection, all within
-    ``connect_timeout``.
+    ``connect_timeout``. With ``proxies`` (the environment's proxy settings), a host they do not exempt is reached
+    through an HTTP ``CONNECT`` tunnel (:mod:`~rtengine.adapters._ws_proxy`).
 
     Raises :class:`~rtengine.ConnectFailed` (``.status``/``.body`` for a rejected upgrade) or
     :class:`~rtengine.ConfigError` for a URL that is not ``ws://``/``wss://``. ``ssl_context`` is called for
@@ -113,9 +116,14 @@ async def open_connection(
     extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     what = f"failed to connect realtime websocket {redact_url(url)}"
     stream: trio.abc.Stream | None = None
+    proxy: Proxy | None = proxy_for(secure, host, proxies) if proxies else None
     try:
         with _translate(what, ConnectFailed), trio.fail_after(connect_timeout):
-            stream = await open_stream(host, port)
+            if proxy is None:
+                stream = await open_stream(host, port)
+            else:
+                stream = await open_stream(proxy.host, proxy.port)
+                await tunnel(stream, proxy, host, port, what, receive_size)
             if secure:
                 stream = trio.SSLStream(stream, ssl_context(), server_hostname=host, https_compatible=True)
                 await stream.do_handshake()

@@ -32,6 +32,7 @@ from ..protocol._errors import CallNotFound, ConfigError, ConversationNotRunning
 from ..protocol._lifecycle import Closed, ConversationStats, Error
 from ..protocol._session import SessionConfig
 from ..protocol._util import sole_leaf
+from ._commands import Commands
 from ._inputs import Inputs
 from ._outlet import EventStream, Outlet
 from ._scrub import endpoint_scrubber
@@ -101,7 +102,7 @@ class Core:
 Job = Callable[[Core, "trio.TaskStatus[None]"], Awaitable[None]]
 
 
-class Conversation:
+class Conversation(Commands):
     """One running conversation. Obtain it from :func:`~rtengine.open_conversation` or ``ConversationManager.start``.
 
     ``answer_sdp``/``call_id`` are set for WebRTC (``None`` for a websocket); ``active`` is True from ``Started``
@@ -119,7 +120,6 @@ class Conversation:
         started_at: float | None = None,
     ) -> None:
         self._endpoint = endpoint
-        self.session = session
         self.transport = transport
         self.answer_sdp: str | None = None
         self.call_id: str | None = None

@@ -3,7 +3,10 @@
 Two queues. **Control** — texts, tool outputs, response requests and cancels — is one FIFO, so the wire order is the
 order of the calls (a ``response.create`` asked for after a text follows that text), with a capacity per kind
 (``Capacities.text`` for texts, ``Capacities.tools`` for the rest): a sender waits while its kind is full.
-**Audio** is a separate queue that never blocks: a full buffer drops the frame and counts it.
+**Audio** is a separate queue that never blocks: a full buffer drops the frame and counts it. A control command about
+the input audio buffer (``commit_audio``, ``clear_audio``, a raw ``input_audio_buffer.*`` event) is an *audio
+barrier*: it remembers how many frames had been queued when it was, and the control pump cannot take it before the
+audio pump has handled (written, or lost) that many (:meth:`Inputs.audio_handled`), so a commit follows its audio.
 
 Each kind is bounded in bytes as well as in count (``Capacities.text_bytes``, ``tool_bytes``, ``audio_bytes``):
 the bytes of the texts, of the tool outputs, of the PCM frames held. Full by either bound means the kind's policy —
@@ -24,6 +27,7 @@ from collections import deque
 import trio
 
 from ..protocol._brain import Command, SendText, SendToolOutput
+from ..protocol._commands import SendEvent, audio_barrier
 from ..protocol._errors import ConversationNotRunning
 from ..protocol._lifecycle import ConversationStats
 
@@ -40,6 +44,8 @@ class Inputs:
         "_audio_byte_cap",
         "_audio_bytes",
         "_audio_cap",
+        "_audio_done",
+        "_audio_queued",
         "_audio_ready",
         "_control",
         "_control_ready",
@@ -69,8 +75,10 @@ class Inputs:
         tool_bytes: int = 4 << 20,
         audio_bytes: int = 1 << 20,
     ) -> None:
-        self._control: deque[Command] = deque()
+        #: Each command with the audio mark a barrier waits for (the frames queued before it), else 0.
+        self._control: deque[tuple[Command, int]] = deque()
         self._audio: deque[bytes] = deque()
+        self._audio_queued = self._audio_done = 0  # frames ever queued / handled by the audio pump
         self._text_cap, self._tool_cap, self._audio_cap = text, tools, audio
         self._text_byte_cap, self._tool_byte_cap, self._audio_byte_cap = text_bytes, tool_bytes, audio_bytes
         self._texts = self._tools = 0
@@ -106,7 +114,7 @@ class Inputs:
                 self._room.unpark_all()  # the next in line may fit now (or this one gave up)
         if not self._open:
             raise ConversationNotRunning
-        self._control.append(command)
+        self._control.append((command, self._audio_queued if audio_barrier(command) else 0))
         if text:
             self._texts += 1
             self._text_bytes += size
@@ -128,17 +136,19 @@ class Inputs:
                 log.warning("input audio buffer full: frames dropped so far %d", self._stats.audio_frames_dropped)
             return False
         self._audio.append(pcm16)
+        self._audio_queued += 1
         self._audio_bytes += len(pcm16)
         self._stats.audio_frames_queued += 1
         self._audio_ready.unpark()
         return True
 
     async def next_command(self) -> Command:
-        """The oldest control command (for the control pump). Cancellation: takes nothing."""
+        """The oldest control command (for the control pump); an audio barrier once the audio before it was handled.
+        Cancellation: takes nothing."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._control:
+        while not self._control or self._control[0][1] > self._audio_done:
             await self._control_ready.park()
-        command = self._control.popleft()
+        command, _ = self._control.popleft()
         if isinstance(command, SendText):
             self._texts -= 1
             self._text_bytes -= _size(command)
@@ -156,6 +166,13 @@ class Inputs:
         frame = self._audio.popleft()
         self._audio_bytes -= len(frame)
         return frame
+
+    def audio_handled(self) -> None:
+        """The audio pump is done with one frame it took (written, or lost for good — not carried to a next socket):
+        a barrier waiting for it may go."""
+        self._audio_done += 1
+        if self._control and self._control[0][1] <= self._audio_done:
+            self._control_ready.unpark()
 
     def close(self) -> None:
         """No more inputs: waiting and later senders get ``ConversationNotRunning``. Idempotent."""
@@ -191,9 +208,12 @@ class Inputs:
 
 
 def _size(command: Command) -> int:
-    """The bytes an input holds: a text's or a tool output's UTF-8 length (requests and cancels hold none)."""
+    """The bytes an input holds: a text's or a tool output's UTF-8 length; a raw
+    event its encoded size; other commands hold none."""
     if isinstance(command, SendText):
         return len(command.text.encode("utf-8", "surrogatepass"))
     if isinstance(command, SendToolOutput):
         return len(command.output.encode("utf-8", "surrogatepass")) + len(command.call_id)
+    if isinstance(command, SendEvent):
+        return command.size
     return 0

@@ -29,6 +29,7 @@ from ..protocol._parse import parse_server_event
 from ..protocol._payloads import encode, input_audio_append, session_update
 from ..protocol._reattach import join_refused_ending, sideband_ending, sideband_rejoinable
 from ..protocol._urls import sideband_url
+from ._commands import decide
 from ._rejoin import Budget, Carry, rejoin
 
 if TYPE_CHECKING:
@@ -277,7 +278,7 @@ class _Link:
 
 
 async def _pump_control(link: _Link) -> None:
-    inputs, brain, carry = link.core.inputs, link.core.brain, link.carry
+    inputs, carry = link.core.inputs, link.carry
     while True:
         if carry is not None and carry.control:
             payloads = tuple(carry.control)  # taken before a loss: they go first, in order
@@ -286,7 +287,7 @@ async def _pump_control(link: _Link) -> None:
             command = await link.take(inputs.next_command)
             if command is None:
                 return
-            payloads = brain.command(command)
+            payloads = await decide(link.core, command)
         for index, payload in enumerate(payloads):
             if not await link.write(payload, payloads[index + 1 :]):
                 return
@@ -305,6 +306,7 @@ async def _pump_audio(link: _Link) -> None:
         try:
             await sock.send(encode(brain.stamp(input_audio_append(pcm))))
         except trio.Cancelled:
+            inputs.audio_handled()
             if link.stopping and carry is not None:
                 stats.inputs_interrupted += 1  # part of it may be on the wire: never repeated
             else:
@@ -317,8 +319,11 @@ async def _pump_audio(link: _Link) -> None:
             elif exc.partial:
                 stats.inputs_interrupted += 1
             else:
-                carry.audio.appendleft(pcm)
+                carry.audio.appendleft(pcm)  # handled when written on the next socket
+                return
+            inputs.audio_handled()
             return
+        inputs.audio_handled()
         stats.audio_frames_sent += 1
         if link.core.follow is not None:
             link.core.follow.audio.wrote(pcm)

@@ -19,6 +19,9 @@ task. The state they keep:
 * **Barge-in truncation** (§5.4): on ``speech_started`` during output audio, a ``conversation.item.truncate``
   clamped to the audio actually received (websocket transport; a call's audio is truncated by the provider).
 * **Tool-call dedupe** (§7.3): one ``ToolCall`` per ``call_id``.
+* **Raw events** (``send_event``, :mod:`~rtengine.protocol._commands`): a server ``error`` naming one is a
+  refusal of the caller's request, not a broken conversation: a non-fatal ``Error`` (unless its code is one of
+  the account-level fatal ones).
 * **Client event ids**: the engine stamps every payload it writes with :meth:`Brain.stamp` (a per-conversation
   prefix and a counter); a server ``error`` whose ``event_id`` names one carries that request on its ``Error``. Only
   an active-response error naming a ``response.create`` rtengine sent defers that create; an unsolicited one (no
@@ -43,6 +46,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from . import _events as ev
+from ._classify import FATAL_CODES
+from ._commands import AudioBuffer, ClearOutputAudio, ClientPayload, SendEvent, UpdateSession, buffer_payload
 from ._errors import ErrorClass
 from ._g711 import FORMAT_GEOMETRY, PCM_FORMAT
 from ._lifecycle import Closed, ConversationStats, Error, SocketEnd
@@ -97,7 +102,16 @@ class CancelResponse:
     response_id: str | None = None
 
 
-Command = SendText | SendToolOutput | RequestResponse | CancelResponse
+Command = (
+    SendText
+    | SendToolOutput
+    | RequestResponse
+    | CancelResponse
+    | SendEvent
+    | AudioBuffer
+    | ClearOutputAudio
+    | UpdateSession
+)
 _REQUEST: Final = RequestResponse()
 
 
@@ -113,6 +127,8 @@ class Reaction:
 
 
 _NOTHING: Final = Reaction()
+#: How many raw event ids (``send_event``) are remembered, for the refusals that name them.
+_RAW_IDS: Final = 256
 
 
 _CAP_PREFIX: Final = "your session hit the maximum duration"
@@ -146,7 +162,9 @@ class Brain:
     __slots__ = (
         "_dedupe",
         "_ledger",
+        "_owed",
         "_phases",
+        "_raw",
         "_retry",
         "_sent",
         "_sequencer",
@@ -180,11 +198,21 @@ class Brain:
         self._sent = SentEvents(f"rte_{secrets.token_hex(4)}_" if id_prefix is None else id_prefix)
         self._ledger = SessionLedger()
         self._retry: Payload | None = None  # the response.create repeated after the last re-join
+        self._owed: Payload | None = None  # the parameters of an owed raw response.create (send_event)
+        self._raw: dict[str, None] = {}  # the event ids of the latest raw events written (send_event), oldest first
 
     def stamp(self, payload: Payload) -> Payload:
-        """Give a payload about to be written its ``event_id`` (and remember its type); returns it."""
+        """Give a payload about to be written its ``event_id`` (and remember its type); returns it. A caller's
+        own event (``send_event``) keeps the ``event_id`` it came with."""
         self._ledger.stamped(payload)
-        return self._sent.stamp(payload)
+        if not isinstance(payload, ClientPayload):
+            return self._sent.stamp(payload)
+        if "event_id" not in payload:
+            self._sent.stamp(payload)
+        self._raw[payload["event_id"]] = None
+        if len(self._raw) > _RAW_IDS:
+            del self._raw[next(iter(self._raw))]
+        return payload
 
     # --- caller commands ---------------------------------------------------------------------------------------
 
@@ -203,6 +231,19 @@ class Brain:
                 return ()
             case CancelResponse(response_id=response_id):
                 return (response_cancel(response_id),)
+            case SendEvent(payload=payload) if payload["type"] == "response.create":
+                if self._sequencer.request():
+                    return (payload,)
+                response = payload.get("response")
+                self._owed = {"response": response} if isinstance(response, dict) else None
+                self.stats.responses_deferred += 1
+                return ()
+            case SendEvent(payload=payload):
+                return (payload,)
+            case AudioBuffer() | ClearOutputAudio():
+                return (buffer_payload(command),)
+            case UpdateSession():
+                raise TypeError("the engine applies session updates to its session (protocol._commands)")
         raise TypeError(f"not a command: {command!r}")  # pragma: no cover - the union is closed
 
     @property
@@ -228,8 +269,11 @@ class Brain:
         self._sequencer = ResponseSequencer()
         self._tracker.clear()
         control, create = with_response(carried, sequencer.pending or sequencer.unacked)
+        owed, self._owed = self._owed, None
         if create is not None:
             self._sequencer.request()
+            if owed is not None and sequencer.pending:
+                create["response"] = owed["response"]  # the owed raw create keeps its parameters
         self._retry = create if not sequencer.pending else None
         return control
 
@@ -238,6 +282,7 @@ class Brain:
         requested responses were never delivered (0 or 1: requests coalesce)."""
         sequencer = self._sequencer
         rest, first = without_responses(carried)
+        self._owed = None
         lost = int(sequencer.pending or sequencer.unacked or first is not None)
         sequencer.pending = sequencer.unacked = False
         return rest, lost
@@ -247,7 +292,8 @@ class Brain:
         kind = payload["type"]
         stats = self.stats
         if kind == "conversation.item.create":
-            if payload["item"]["type"] == "message":
+            item = payload.get("item")
+            if isinstance(item, dict) and item.get("type") == "message":
                 stats.texts_sent += 1
             else:
                 stats.tool_outputs_sent += 1
@@ -291,7 +337,7 @@ class Brain:
             case ev.ResponseDone(response_id=response_id) | ev.ResponseCancelled(response_id=response_id):
                 self._tracker.clear()
                 self._phases.clear()
-                send = (response_create(),) if self._sequencer.on_done(response_id) else ()
+                send = (self._owed_create(),) if self._sequencer.on_done(response_id) else ()
                 return Reaction(send=send, deliver=event, mark="first_response_done")
             case ev.ToolCall(call_id=call_id):
                 if not self._dedupe.first(call_id):
@@ -303,6 +349,11 @@ class Brain:
                 self.output_format = confirmed_output_format(session) or self.output_format
                 return Reaction(deliver=event, mark="session_updated")
         return Reaction(deliver=event)
+
+    def _owed_create(self) -> Payload:
+        """The owed ``response.create``: with the parameters of the latest raw one deferred, if any."""
+        owed, self._owed = self._owed, None
+        return response_create(owed["response"] if owed is not None else None)
 
     def _server_error(self, event: ev.ServerErrorEvent) -> Reaction:
         event = replace(event, message=self.scrub(event.message))  # server text: scrubbed before any use
@@ -319,6 +370,8 @@ class Brain:
             return _NOTHING
         request_id = event.error_event_id if request_type is not None else None
         fatal = event.error_class is ErrorClass.FATAL
+        if fatal and event.error_event_id in self._raw and event.code not in FATAL_CODES:
+            fatal = False  # the caller's own event was refused: the conversation is healthy (send_event)
         if fatal and request_type == "session.update" and self._ledger.is_rejoin_update(event.error_event_id):
             fatal = False  # the call is healthy; only the re-join's session.update was not applied
             log.warning("the session.update of a sideband re-join was refused: %s", event.message)

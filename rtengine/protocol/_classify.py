@@ -15,8 +15,9 @@ __all__ = ["ACTIVE_RESPONSE_PREFIX", "BENIGN_CODES", "FATAL_CODES", "classify_er
 #: The message prefix of the active-response conflict (some servers send it with ``code: null``).
 ACTIVE_RESPONSE_PREFIX: Final = "Conversation already has an active response"
 
-#: Codes that never end a conversation.
-BENIGN_CODES: Final[frozenset[str]] = frozenset({"response_cancel_not_active"})
+#: Codes that never end a conversation. ``input_audio_buffer_commit_empty``: a push-to-talk commit of less than
+#: 100 ms of audio (a tap too short) is refused and nothing else changes.
+BENIGN_CODES: Final[frozenset[str]] = frozenset({"response_cancel_not_active", "input_audio_buffer_commit_empty"})
 
 #: Codes that end the conversation and must never be retried automatically (retrying cannot succeed).
 FATAL_CODES: Final[frozenset[str]] = frozenset(

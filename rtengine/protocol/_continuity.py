@@ -9,6 +9,7 @@ replays the conversation into it — hence a distinct pair of events.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = ["ConnectionDropped", "SessionRestored"]
 
@@ -19,6 +20,9 @@ class ConnectionDropped:
     with 1001/1011/1012/1013 other than the session cap) and ``reconnect=True``: rtengine opens a new session;
     inputs keep buffering meanwhile. ``code``/``reason``: the close frame's, ``None`` when there was none
     (``reason`` then says what happened)."""
+
+    #: None: rtengine's own event (a phase of the conversation, not a frame from the server).
+    wire_type: ClassVar[None] = None
 
     code: int | None
     reason: str | None
@@ -32,6 +36,9 @@ class SessionRestored:
     audio had no transcript, an item could not be rebuilt, the history was truncated (its item bound), or the
     server refused a replayed item. ``attempts``: the connects it took; ``gap_ms``: from the drop until the
     replay was accepted and the queued inputs could go out again."""
+
+    #: None: rtengine's own event (a phase of the conversation, not a frame from the server).
+    wire_type: ClassVar[None] = None
 
     items_replayed: int
     state_restored: bool

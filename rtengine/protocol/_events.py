@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 from ._errors import ErrorClass
 from ._g711 import G711_FORMATS, PCM_FORMAT, alaw_to_pcm16, ulaw_to_pcm16
@@ -32,6 +32,11 @@ from ._more_events import (
     McpListTools,
 )
 from ._state import audio_duration_ms
+from ._status_events import OutputAudioCleared as OutputAudioCleared
+from ._status_events import OutputAudioStarted as OutputAudioStarted
+from ._status_events import OutputAudioStopped as OutputAudioStopped
+from ._status_events import RateLimit as RateLimit
+from ._status_events import RateLimits as RateLimits
 
 __all__ = [
     "AudioOut",
@@ -71,6 +76,9 @@ def _raw() -> Any:
 class SessionCreated:
     """``session.created``: the first event on every new connection."""
 
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "session.created"
+
     session_id: str
     expires_at: int | None = None
     session: Mapping[str, Any] = _raw()
@@ -80,6 +88,9 @@ class SessionCreated:
 @dataclass(frozen=True, slots=True)
 class SessionUpdated:
     """``session.updated``: the server applied a ``session.update``."""
+
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "session.updated"
 
     session_id: str
     instructions: str | None = None
@@ -91,6 +102,9 @@ class SessionUpdated:
 class SpeechStarted:
     """``input_audio_buffer.speech_started``: the user began speaking (barge-in trigger)."""
 
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "input_audio_buffer.speech_started"
+
     item_id: str | None = None
     audio_start_ms: int | None = None
     event_id: str | None = None
@@ -99,6 +113,9 @@ class SpeechStarted:
 @dataclass(frozen=True, slots=True)
 class SpeechStopped:
     """``input_audio_buffer.speech_stopped``."""
+
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "input_audio_buffer.speech_stopped"
 
     item_id: str | None = None
     audio_end_ms: int | None = None
@@ -109,6 +126,9 @@ class SpeechStopped:
 class ItemAdded:
     """``conversation.item.added`` (or the older ``conversation.item.created``). ``phase``: an assistant message's
     ``commentary`` (a preamble while the model works) or ``final_answer``, from models that label them."""
+
+    #: The ``type`` of the server event this is made from (also made from the older ``conversation.item.created``).
+    wire_type: ClassVar[str] = "conversation.item.added"
 
     item_id: str | None
     item: Mapping[str, Any] = _raw()
@@ -121,6 +141,9 @@ class ItemAdded:
 class ItemDone:
     """``conversation.item.done`` for any item that is not a function call. ``phase``: as on :class:`ItemAdded`."""
 
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "conversation.item.done"
+
     item_id: str | None
     item: Mapping[str, Any] = _raw()
     event_id: str | None = None
@@ -130,6 +153,10 @@ class ItemDone:
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     """The model called a function. ``arguments`` is the raw JSON string (possibly incomplete)."""
+
+    #: The ``type`` of the server event this is made from (or ``conversation.item.done`` of a ``function_call`` item,
+    #: whichever comes first: one ``ToolCall`` per ``call_id``).
+    wire_type: ClassVar[str] = "response.function_call_arguments.done"
 
     call_id: str
     name: str | None
@@ -146,6 +173,9 @@ class ToolCall:
 class InputTranscriptDelta:
     """``conversation.item.input_audio_transcription.delta``: part of the user's transcript."""
 
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "conversation.item.input_audio_transcription.delta"
+
     delta: str
     item_id: str | None = None
     event_id: str | None = None
@@ -154,6 +184,9 @@ class InputTranscriptDelta:
 @dataclass(frozen=True, slots=True)
 class InputTranscriptDone:
     """``conversation.item.input_audio_transcription.completed``."""
+
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "conversation.item.input_audio_transcription.completed"
 
     transcript: str
     item_id: str | None = None
@@ -164,6 +197,9 @@ class InputTranscriptDone:
 class ResponseCreated:
     """``response.created``: a response is in flight."""
 
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "response.created"
+
     response_id: str | None
     event_id: str | None = None
 
@@ -171,6 +207,10 @@ class ResponseCreated:
 @dataclass(frozen=True, slots=True)
 class ResponseDone:
     """``response.done``: a response ended; ``status`` is ``completed``, ``cancelled``, ``failed``, …"""
+
+    #: The ``type`` of the server event this is made from (rtengine makes one too, ``status="cancelled"``, for a
+    #: response that a lost or rotated session cut).
+    wire_type: ClassVar[str] = "response.done"
 
     response_id: str | None
     status: str | None = None
@@ -182,6 +222,9 @@ class ResponseDone:
 class ResponseCancelled:
     """``response.cancelled`` (accepted as the reference accepts it)."""
 
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "response.cancelled"
+
     response_id: str | None
     event_id: str | None = None
 
@@ -192,6 +235,9 @@ class AudioOut:
     (``audio/pcm`` PCM16 24 kHz, or G.711 ``audio/pcmu``/``audio/pcma`` at 8 kHz; the delta itself never says, so
     the format is the one the server confirmed in ``session.updated``, else the configured one).
     :meth:`pcm` always returns PCM16 (G.711 decoded); :meth:`data` the bytes as sent."""
+
+    #: The ``type`` of the server event this is made from (also made from the beta ``response.audio.delta``).
+    wire_type: ClassVar[str] = "response.output_audio.delta"
 
     audio: str
     item_id: str | None = None
@@ -236,6 +282,9 @@ class OutputTranscriptDelta:
     it belongs to (``commentary`` or ``final_answer``) when the model labelled that message (in a conversation;
     the parser alone cannot know it)."""
 
+    #: The ``type`` of the server event this is made from (or ``response.output_text.delta``: a text response).
+    wire_type: ClassVar[str] = "response.output_audio_transcript.delta"
+
     delta: str
     item_id: str | None = None
     response_id: str | None = None
@@ -248,6 +297,9 @@ class OutputTranscriptDone:
     """The assistant's full transcript (audio) or text (text modality) for one output. ``phase``: as on
     :class:`OutputTranscriptDelta`."""
 
+    #: The ``type`` of the server event this is made from (or ``response.output_text.done``: a text response).
+    wire_type: ClassVar[str] = "response.output_audio_transcript.done"
+
     transcript: str
     item_id: str | None = None
     response_id: str | None = None
@@ -258,6 +310,9 @@ class OutputTranscriptDone:
 @dataclass(frozen=True, slots=True)
 class ServerErrorEvent:
     """A server ``error`` event, with its §8 class (deferral, benign or fatal)."""
+
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "error"
 
     message: str
     code: str | None = None
@@ -274,54 +329,17 @@ class ServerErrorEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class RateLimit:
-    """One entry of ``rate_limits.updated``."""
-
-    name: str
-    limit: int | None = None
-    remaining: int | None = None
-    reset_seconds: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimits:
-    """``rate_limits.updated``."""
-
-    limits: tuple[RateLimit, ...]
-    event_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OutputAudioStarted:
-    """``output_audio_buffer.started`` (WebRTC/SIP): the server began playing a response."""
-
-    response_id: str | None = None
-    event_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OutputAudioStopped:
-    """``output_audio_buffer.stopped`` (WebRTC/SIP): playback of a response finished."""
-
-    response_id: str | None = None
-    event_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OutputAudioCleared:
-    """``output_audio_buffer.cleared`` (WebRTC/SIP): playback was cut."""
-
-    response_id: str | None = None
-    event_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class UnknownEvent:
     """A well-formed event rtengine does not model. ``documented`` is True for GA types it deliberately skips."""
 
     type: str
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     documented: bool = False
+
+    @property
+    def wire_type(self) -> str:
+        """The ``type`` of the server event (the same as :attr:`type`)."""
+        return self.type
 
 
 class WarningKind(Enum):
@@ -341,6 +359,11 @@ class ProtocolWarning:
     kind: WarningKind
     detail: str
     type: str | None = None
+
+    @property
+    def wire_type(self) -> str | None:
+        """The ``type`` the unusable frame named (the same as :attr:`type`; None when it named none)."""
+        return self.type
 
 
 ServerEvent = (

@@ -8,7 +8,7 @@ conversation was replaced by a restart); an ``Error`` with ``fatal=True`` is alw
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ._continuity import ConnectionDropped, SessionRestored
 from ._events import ServerEvent
@@ -30,6 +30,9 @@ __all__ = [
 class Started:
     """The conversation is running: inputs are accepted (and queue until the sideband joins)."""
 
+    #: None: rtengine's own event (a phase of the conversation, not a frame from the server).
+    wire_type: ClassVar[None] = None
+
     transport: Literal["websocket", "webrtc", "sip"]
     call_id: str | None = None
 
@@ -41,6 +44,9 @@ class Error:
     code when there is one. ``request_type``/``request_event_id``: the client event rtengine sent that the server's
     error names (its ``error.event_id``), e.g. ``("response.create", "rte_1a2b3c4d_7")``; ``None`` when the error
     names no event rtengine sent."""
+
+    #: None: rtengine's own event (a phase of the conversation, not a frame from the server).
+    wire_type: ClassVar[None] = None
 
     message: str
     code: str | None = None
@@ -59,6 +65,9 @@ class Closed:
     one fatal ``Error``).
     ``code``/``detail``: the websocket close code and reason when the server closed it."""
 
+    #: None: rtengine's own event (a phase of the conversation, not a frame from the server).
+    wire_type: ClassVar[None] = None
+
     reason: Literal["requested", "transport_closed", "call_ended", "session_expired", "error"]
     code: int | None = None
     detail: str | None = None
@@ -70,6 +79,9 @@ class SidebandLost:
     or a close with 1001/1011/1012/1013): rtengine re-joins the same ``call_id``; inputs keep buffering meanwhile.
     ``code``/``reason``: the close frame's, ``None`` when there was none (``reason`` then says what happened)."""
 
+    #: None: rtengine's own event (a phase of the conversation, not a frame from the server).
+    wire_type: ClassVar[None] = None
+
     code: int | None
     reason: str | None
 
@@ -78,6 +90,9 @@ class SidebandLost:
 class SidebandRestored:
     """The sideband is back after a :class:`SidebandLost`: ``attempts`` joins it took (1 = the first re-join
     succeeded), ``gap_ms`` from the loss until ``session.update`` was written on the new socket."""
+
+    #: None: rtengine's own event (a phase of the conversation, not a frame from the server).
+    wire_type: ClassVar[None] = None
 
     attempts: int
     gap_ms: float
@@ -93,6 +108,9 @@ class SessionRotated:
     ``old_session_id``/``new_session_id``: the sessions' ids, when the server named them. ``state_restored``: the
     new session has the whole context (False when some of the history could not be replayed — e.g. spoken turns
     without a transcript — or the server refused an item; counted in ``stats.rotations_incomplete``)."""
+
+    #: None: rtengine's own event (a phase of the conversation, not a frame from the server).
+    wire_type: ClassVar[None] = None
 
     old_call_id: str | None
     new_call_id: str | None

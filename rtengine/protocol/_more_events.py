@@ -10,7 +10,7 @@ One class per kind, with the lifecycle stage as a ``status`` field where the API
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 __all__ = [
     "ConversationCreated",
@@ -30,6 +30,9 @@ McpStatus = Literal["in_progress", "completed", "failed"]
 class ConversationCreated:
     """``conversation.created``: the default conversation exists (right after ``session.created``)."""
 
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "conversation.created"
+
     conversation_id: str | None = None
     event_id: str | None = None
 
@@ -38,6 +41,9 @@ class ConversationCreated:
 class DtmfReceived:
     """``input_audio_buffer.dtmf_event_received`` (SIP calls): the caller pressed ``key`` (``0``-``9``, ``*``,
     ``#``, ``A``-``D``); ``received_at`` is the server's Unix time in seconds."""
+
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "input_audio_buffer.dtmf_event_received"
 
     key: str
     received_at: int | None = None
@@ -53,6 +59,11 @@ class McpListTools:
     status: McpStatus
     event_id: str | None = None
 
+    @property
+    def wire_type(self) -> str:
+        """The ``type`` of the server event this is made from: ``mcp_list_tools.<status>``."""
+        return f"mcp_list_tools.{self.status}"
+
 
 @dataclass(frozen=True, slots=True)
 class McpCall:
@@ -63,10 +74,18 @@ class McpCall:
     output_index: int | None = None
     event_id: str | None = None
 
+    @property
+    def wire_type(self) -> str:
+        """The ``type`` of the server event this is made from: ``response.mcp_call.<status>``."""
+        return f"response.mcp_call.{self.status}"
+
 
 @dataclass(frozen=True, slots=True)
 class McpArgumentsDelta:
     """``response.mcp_call_arguments.delta``: part of an MCP call's JSON arguments."""
+
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "response.mcp_call_arguments.delta"
 
     delta: str
     item_id: str | None = None
@@ -78,6 +97,9 @@ class McpArgumentsDelta:
 @dataclass(frozen=True, slots=True)
 class McpArgumentsDone:
     """``response.mcp_call_arguments.done``: an MCP call's complete JSON arguments (a string)."""
+
+    #: The ``type`` of the server event this is made from.
+    wire_type: ClassVar[str] = "response.mcp_call_arguments.done"
 
     arguments: str
     item_id: str | None = None

@@ -1,0 +1,169 @@
+"""The caller commands beyond texts, tool outputs and responses, sans-IO: session updates mid-call, raw client
+events, the input audio buffer (push-to-talk) and the output audio buffer (WebRTC barge-in).
+
+Theory of operation. Every command goes into the conversation's one control FIFO, so it reaches the wire in call
+order with texts, tool outputs and response requests (and is buffered while a sideband joins). Two decisions make
+them safe to mix with the rest:
+
+* **Audio barrier.** Audio frames travel in their own queue, so a command about the input audio buffer
+  (:class:`AudioBuffer`, and a :class:`SendEvent` whose ``type`` starts with ``input_audio_buffer.``) records how
+  many frames had been queued when it was queued (:func:`audio_barrier`); it is not taken from the FIFO before the
+  audio pump has written (or lost) that many. ``send_audio(…)``, ``commit_audio()``, ``request_response()`` is
+  therefore appended, committed, answered — in that order.
+* **Session updates are partial and replayed whole.** :class:`UpdateSession` carries the changed
+  :class:`~rtengine.SessionConfig` fields; when it is taken, the engine applies them to the session it holds
+  (:func:`apply_update`) and writes only the difference (:func:`session_changes`). Every later re-join, reconnect
+  and rotation sends that updated session. A field can be changed, not removed: the API keeps what a
+  ``session.update`` leaves out, so a change to ``None`` is refused (:class:`~rtengine.ConfigError`).
+* **Raw events** (:class:`SendEvent`, :func:`client_event`) must be JSON objects with a string ``type``; they keep
+  their own ``event_id`` or get rtengine's. A raw ``response.create`` is sequenced like ``request_response``
+  (never two in flight; while one is, it is owed and goes out when that one ends — with its own ``response``
+  parameters; owed creates coalesce, the latest parameters win). A raw ``session.update`` is written as given
+  but is not replayed on a re-join or reconnect: use ``update_session`` for that.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, Final, Literal
+
+from ._errors import ConfigError
+from ._session import SessionConfig
+
+__all__ = [
+    "AudioBuffer",
+    "ClearOutputAudio",
+    "ClientPayload",
+    "SendEvent",
+    "UpdateSession",
+    "apply_update",
+    "audio_barrier",
+    "buffer_payload",
+    "client_event",
+    "session_changes",
+]
+
+Payload = dict[str, Any]
+
+#: The ``SessionConfig`` fields ``update_session`` may not change (the API fixes them for the session's life).
+_FIXED: Final = frozenset({"model", "type"})
+_FIELDS: Final = frozenset(f.name for f in fields(SessionConfig))
+#: Largest raw event ``send_event`` takes (the API's own bound on a client event is 15 MiB).
+MAX_EVENT_BYTES: Final = 15 << 20
+
+
+class ClientPayload(dict[str, Any]):
+    """A client event the caller built (``send_event``): its own ``event_id``, if it has one, is kept."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSession:
+    """The caller's ``update_session``: the changed :class:`~rtengine.SessionConfig` fields."""
+
+    changes: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SendEvent:
+    """The caller's ``send_event``: a validated client event and its encoded size in bytes."""
+
+    payload: ClientPayload
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class AudioBuffer:
+    """The caller's ``commit_audio`` / ``clear_audio``: ``input_audio_buffer.commit`` / ``.clear``."""
+
+    action: Literal["commit", "clear"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClearOutputAudio:
+    """The caller's ``clear_output_audio``: ``output_audio_buffer.clear`` (WebRTC and SIP calls only)."""
+
+
+def audio_barrier(command: object) -> bool:
+    """True when ``command`` must wait for the audio frames queued before it (see the module docstring)."""
+    if isinstance(command, AudioBuffer):
+        return True
+    return isinstance(command, SendEvent) and str(command.payload["type"]).startswith("input_audio_buffer.")
+
+
+def buffer_payload(command: AudioBuffer | ClearOutputAudio) -> Payload:
+    """The one payload of a buffer command."""
+    if isinstance(command, ClearOutputAudio):
+        return {"type": "output_audio_buffer.clear"}
+    return {"type": f"input_audio_buffer.{command.action}"}
+
+
+def client_event(event: Mapping[str, Any]) -> SendEvent:
+    """Validate a raw client event: a mapping with a non-empty string ``type`` (and a string ``event_id`` if it has
+    one) that encodes as JSON within 15 MiB. Raises :class:`~rtengine.ConfigError` (a ``ValueError``) otherwise.
+    The event is copied (through JSON), so later changes by the caller do not reach the wire."""
+    if not isinstance(event, Mapping):
+        raise ConfigError(f"send_event takes a dict (a JSON object), got {type(event).__name__}")
+    kind = event.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise ConfigError(f"send_event needs a non-empty string 'type', got {kind!r}")
+    event_id = event.get("event_id")
+    if event_id is not None and not isinstance(event_id, str):
+        raise ConfigError(f"send_event's 'event_id' must be a string, got {type(event_id).__name__}")
+    try:
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"send_event takes a JSON-serialisable event: {exc}") from None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_EVENT_BYTES:
+        raise ConfigError(f"send_event's event is {size} bytes encoded; the API takes at most {MAX_EVENT_BYTES}")
+    payload = ClientPayload(json.loads(text))
+    if payload.get("event_id") is None:
+        payload.pop("event_id", None)  # rtengine stamps its own
+    return SendEvent(payload, size)
+
+
+def apply_update(session: SessionConfig, changes: Mapping[str, Any]) -> SessionConfig:
+    """``session`` with ``changes`` applied; raises :class:`~rtengine.ConfigError` for an unknown or fixed field,
+    a ``None`` (a field cannot be removed) or a value :class:`~rtengine.SessionConfig` refuses."""
+    unknown = sorted(set(changes) - _FIELDS)
+    if unknown:
+        raise ConfigError(f"update_session: unknown session fields {unknown}")
+    fixed = sorted(set(changes) & _FIXED)
+    if fixed:
+        raise ConfigError(f"update_session cannot change {fixed}: the API fixes them for the session's life")
+    removed = sorted(name for name, value in changes.items() if value is None)
+    if removed:
+        raise ConfigError(
+            f"update_session cannot remove {removed}: the API keeps a field a session.update leaves out "
+            "(turn detection is switched off with TURN_DETECTION_DISABLED)"
+        )
+    return replace(session, **changes)
+
+
+def session_changes(old: SessionConfig, new: SessionConfig) -> Payload:
+    """The ``session.update`` that takes the server from ``old`` to ``new``: its ``type`` and every changed
+    field, where ``audio.input.*`` and ``audio.output.*`` are fields of their own (the API merges them) and every
+    other top-level key is replaced whole. Raises :class:`~rtengine.ConfigError` when ``new`` drops a field."""
+    before, after = old.update_payload(), new.update_payload()
+    changed: Payload = {"type": after["type"]}
+    dropped = [key for key in before if key not in after]
+    for key, value in after.items():
+        if key == "audio" and isinstance(before.get("audio"), dict):
+            audio: Payload = {}
+            for side in ("input", "output"):
+                was, now = before["audio"].get(side, {}), value.get(side, {})
+                dropped += [f"audio.{side}.{name}" for name in was if name not in now]
+                diff = {name: part for name, part in now.items() if name not in was or was[name] != part}
+                if diff:
+                    audio[side] = diff
+            if audio:
+                changed["audio"] = audio
+        elif key not in before or before[key] != value:
+            changed[key] = value
+    if dropped:
+        raise ConfigError(f"update_session cannot remove {sorted(dropped)} from the session")
+    return {"type": "session.update", "session": changed}
