@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
     from ._conversation import Conversation
 
 __all__ = ["METRICS", "SPANS", "observe"]
@@ -55,14 +58,23 @@ METRICS: Final = (
 
 
 def observe(conv: Conversation) -> Callable[[str, float], None] | None:
-    """The timeline observer for ``conv``, or ``None`` without OpenTelemetry (the ``otel`` extra).
+    """The timeline observer for ``conv``, or ``None`` when there is nothing to report to: without OpenTelemetry
+    (the ``otel`` extra), or with its API but no SDK configured (neither a tracer nor a meter provider set).
 
     Opens the conversation's span now (its start is ``conv.started_at``); it ends when ``closed`` is recorded.
     Synchronous and without checkpoints, so cancellation does not apply.
     """
     if not _installed():
         return None
-    return _Observer(conv).on_phase
+    from opentelemetry import metrics, trace
+
+    # the providers the application set, asked per conversation: one set after rtengine was imported is honoured
+    tracer_provider, meter_provider = trace.get_tracer_provider(), metrics.get_meter_provider()
+    if isinstance(tracer_provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider) and (
+        isinstance(meter_provider, metrics.NoOpMeterProvider) or type(meter_provider).__name__ == "_ProxyMeterProvider"
+    ):
+        return None
+    return _Observer(conv, _instruments(tracer_provider, meter_provider)).on_phase
 
 
 @functools.cache
@@ -77,22 +89,46 @@ def _installed() -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4)
+def _instruments(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> _Instruments:
+    """The tracer and instruments of a pair of providers, made once: instruments are registered for the life of
+    their meter (a proxy meter keeps each one it made), so one set per conversation would grow without bound."""
+    return _Instruments(tracer_provider, meter_provider)
+
+
+class _Instruments:
+    """rtengine's tracer and metric instruments from one pair of providers."""
+
+    def __init__(self, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+        self.tracer = tracer_provider.get_tracer("rtengine")
+        meter = meter_provider.get_meter("rtengine")
+        self.time_to_answer = meter.create_histogram(
+            "rtengine.conversation.time_to_answer", unit="s", description="From the start to the SDP answer"
+        )
+        self.time_to_first_audio = meter.create_histogram(
+            "rtengine.conversation.time_to_first_audio", unit="s", description="From the start to the first audio"
+        )
+        self.ended = meter.create_counter("rtengine.conversations", unit="{conversation}", description="Ended")
+        self.dropped = meter.create_counter(
+            "rtengine.conversation.dropped", unit="{item}", description="Audio frames and events dropped"
+        )
+        self.retries = meter.create_counter(
+            "rtengine.conversation.retries", unit="{attempt}", description="Connection attempts beyond the first"
+        )
+
+
 class _Observer:
     """One conversation's spans and metrics."""
 
-    __slots__ = ("_attributes", "_conv", "_done", "_meter", "_offset_ns", "_root", "_tracer")
+    __slots__ = ("_attributes", "_conv", "_done", "_made", "_offset_ns", "_root")
 
-    def __init__(self, conv: Conversation) -> None:
-        from opentelemetry import metrics, trace
-
+    def __init__(self, conv: Conversation, made: _Instruments) -> None:
         self._conv = conv
-        # the providers the application set (looked up per conversation: one set after import is honoured)
-        self._tracer = trace.get_tracer_provider().get_tracer("rtengine")
-        self._meter = metrics.get_meter_provider().get_meter("rtengine")
+        self._made = made
         self._offset_ns = time.time_ns() - int(trio.current_time() * 1e9)
         self._attributes: dict[str, str] = {"rtengine.transport": conv.transport}
         self._done: set[str] = set()
-        self._root = self._tracer.start_span(
+        self._root = made.tracer.start_span(
             "rtengine.conversation", start_time=self._ns(conv.started_at), attributes=self._attributes
         )
 
@@ -108,10 +144,11 @@ class _Observer:
         for name, starts, end in SPANS:
             if name not in self._done and (phase == end or phase in starts):
                 self._maybe_span(name, starts, end)
+        transport = {"rtengine.transport": self._conv.transport}
         if phase == "answer":
-            self._histogram("rtengine.conversation.time_to_answer", "Time from the start to the SDP answer", when)
+            self._made.time_to_answer.record(max(0.0, when - self._conv.started_at), transport)
         elif phase == "first_audio_received":
-            self._histogram("rtengine.conversation.time_to_first_audio", "Time from the start to audio", when)
+            self._made.time_to_first_audio.record(max(0.0, when - self._conv.started_at), transport)
         elif phase == "closed":
             self._close(when)
 
@@ -124,21 +161,17 @@ class _Observer:
         begin = next((phases[start] if start else 0.0 for start in starts if not start or start in phases), None)
         if begin is None:
             return
+        self._done.add(name)
         if self._conv.transport == "sip" and name == "rtengine.call.create":
             name = "rtengine.call.accept"
-        self._done.add(name)
         started = self._conv.started_at
-        span = self._tracer.start_span(
+        span = self._made.tracer.start_span(
             name,
             context=trace.set_span_in_context(self._root),
             start_time=self._ns(started + begin),
             attributes=self._attributes,
         )
         span.end(end_time=self._ns(started + phases[end]))
-
-    def _histogram(self, name: str, description: str, when: float) -> None:
-        histogram = self._meter.create_histogram(name, unit="s", description=description)
-        histogram.record(max(0.0, when - self._conv.started_at), {"rtengine.transport": self._conv.transport})
 
     def _close(self, when: float) -> None:
         from opentelemetry.trace import Status, StatusCode
@@ -147,25 +180,17 @@ class _Observer:
         reason = closing.reason if closing is not None else "none"  # a failed start, or replaced by a restart
         stats = self._conv._stats
         transport = {"rtengine.transport": self._conv.transport}
-        self._meter.create_counter(
-            "rtengine.conversations", unit="{conversation}", description="Conversations ended"
-        ).add(1, {**transport, "rtengine.close_reason": reason})
-        dropped = self._meter.create_counter(
-            "rtengine.conversation.dropped", unit="{item}", description="Audio frames and events dropped"
-        )
+        self._made.ended.add(1, {**transport, "rtengine.close_reason": reason})
         for kind, count in (("audio_frames", stats.audio_frames_dropped), ("events", stats.events_dropped)):
             if count:
-                dropped.add(count, {**transport, "rtengine.dropped": kind})
-        retries = self._meter.create_counter(
-            "rtengine.conversation.retries", unit="{attempt}", description="Connection attempts beyond the first"
-        )
+                self._made.dropped.add(count, {**transport, "rtengine.dropped": kind})
         for kind, count in (
             ("sideband_join", max(0, stats.join_attempts - 1)),
             ("reconnect", stats.reconnect_attempts),
             ("sideband_rejoin", stats.sideband_rejoin_attempts),
         ):
             if count:
-                retries.add(count, {**transport, "rtengine.retry": kind})
+                self._made.retries.add(count, {**transport, "rtengine.retry": kind})
         self._root.set_attribute("rtengine.close_reason", reason)
         if reason == "error":
             self._root.set_status(Status(StatusCode.ERROR, "the conversation ended with an error"))

@@ -242,3 +242,11 @@ def test_observe_returns_none_without_opentelemetry(monkeypatch: pytest.MonkeyPa
     finally:
         _otel._installed.cache_clear()
     assert json.dumps(_otel.METRICS)  # the documented names exist
+
+
+async def test_with_the_api_but_no_sdk_configured_a_conversation_has_no_observer(peers: PeerService) -> None:
+    """Nothing would record its spans (the API's default, non-recording providers): no per-phase work at all."""
+    async with serving(peers) as server, client_for(server) as client:
+        with trio.fail_after(10):
+            async with rtengine.open_conversation(client, SESSION) as conv:
+                assert conv._timeline.observer is None
