@@ -7,7 +7,12 @@ import ast
 import pathlib
 import re
 
+import pytest
+import trio
+
 import rtengine
+from rtengine.adapters._peer import PeerService
+from rtengine.server import ServerOptions, ToolScript, open_local_server
 
 DOCS = pathlib.Path(rtengine.__file__).parent.parent / "docs"
 
@@ -41,3 +46,37 @@ def test_every_page_is_in_a_toctree() -> None:
     listed = set(re.findall(r"^   (\S+)$", index, re.MULTILINE))
     pages = {str(p.relative_to(DOCS).with_suffix("")) for p in _pages()} - {"index"}
     assert pages == listed
+
+
+def _example(page: str, defines: str) -> dict[str, object]:
+    """Run the first Python example of ``page`` that defines ``defines``; its namespace."""
+    for match in BLOCK.finditer((DOCS / page).read_text()):
+        code = "\n".join(line[3:] for line in match.group(1).splitlines())
+        if f"def {defines}(" in code:
+            namespace: dict[str, object] = {}
+            exec(compile(code, f"docs/{page}", "exec"), namespace)
+            return namespace
+    raise AssertionError(f"no example defining {defines} in {page}")
+
+
+async def test_the_tutorial_conversation_runs_to_its_end(
+    peers: PeerService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The embedding tutorial's example, as printed, against the local server: the tool call is answered, the
+    transcript printed, and the conversation ends (the loop leaves after ``Closed``)."""
+    example = _example("tutorial/embed.rst", "talk")
+    played: list[bytes] = []
+    example["play"] = played.append
+    talk = example["talk"]
+    assert callable(talk)
+    options = ServerOptions(delta_interval=0.0, audio_ms=100, tool_call=ToolScript("lookup"))
+    async with (
+        open_local_server(options, peers=peers) as server,
+        rtengine.RealtimeClient(server.base_url, api_key="sk-test") as client,
+    ):
+        with trio.fail_after(15):
+            await talk(client)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == "closed: requested"
+    assert '"meaning": "three"' in printed[0]  # the server's answer quotes the tool output it got
+    assert played  # the model's audio went to play()
