@@ -1,4 +1,4 @@
-"""Verify the API's incoming-call webhooks (``realtime.call.incoming``, Standard Webhooks signatures).
+"""Verify the API's incoming-call webhooks (``realtime.call.incoming``, Standard Webhooks signatures)::
 
     replay = rtengine.webhooks.ReplayStore()          # one per endpoint, owned by the app
     try:

@@ -28,7 +28,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 #: Third-party libraries each room may import (the standard library is open to all but the asyncio rule).
 LIBRARIES: dict[str, set[str]] = {
     "protocol": set(),
-    "engine": {"trio"},
+    "engine": {"trio", "opentelemetry"},  # opentelemetry: only in engine._otel, only with the otel extra
     "adapters": {
         "trio",
         "httpx",

@@ -16,10 +16,10 @@ message carries a header.
 * **Bounded reads.** Responses are streamed. An answer body past ``max_answer_bytes`` →
   :class:`~rtengine.InvalidAnswer`; an error body is read up to ``max_error_bytes`` and the rejection carries
   the text marked ``[truncated]``. Reading stops there: the connection is closed, not drained.
-* **Retries.** 5xx and transport errors are retried with the §3.4 backoff, or after the server's
-  ``Retry-After`` (seconds or HTTP-date) when present, also on a 429 that carries one. A ``Retry-After`` above
-  ``retry_after_ceiling`` is not waited for: the :class:`~rtengine.CallRejected` is raised at once with
-  ``.retry_after`` set to the server's delay.
+* **Retries.** 5xx and transport errors are retried with the :func:`~rtengine.protocol.backoff` schedule, or after the
+  server's ``Retry-After`` (seconds or HTTP-date) when present, also on a 429 that carries one. A ``Retry-After`` above
+  ``retry_after_ceiling`` is not waited for: the :class:`~rtengine.CallRejected` is raised at once with ``.retry_after``
+  set to the server's delay.
 * **No generator left to the GC.** The request body is a one-chunk stream whose iterator is a plain object, not
   an async generator (httpx's own ``ByteStream`` is one, and a cancellation during the write would leave it
   suspended for trio to finalize, with a ``ResourceWarning``). A response abandoned at its cap is closed and its

@@ -68,11 +68,12 @@ def _translate(what: str) -> Iterator[None]:
 class HttpCalls:
     """Call creation and hang-up over a pooled ``httpx.AsyncClient``: the engine's ``CallService``.
 
-    ``http`` returns the pooled client (called once per request, so a client created lazily works).
-    ``calls_url`` is ``{base}/realtime/calls``. ``retries``, ``backoff_base`` and ``rand`` drive the §2.3
-    retries; ``timeout`` bounds one ``create()`` as a whole (a :class:`~rtengine.RealtimeClient` may derive it
-    from its ``connect_timeout``); ``retry_after_ceiling``, ``max_answer_bytes``, ``max_error_bytes``,
-    ``answer_grace`` and ``hangup_timeout`` as in :mod:`rtengine.adapters._http`.
+    ``http`` returns the pooled client (called once per request, so a client created lazily works). ``calls_url`` is
+    ``{base}/realtime/calls``. ``retries``, ``backoff_base`` and ``rand`` drive the retries
+    (:func:`~rtengine.protocol.backoff`); ``timeout`` bounds one ``create()`` as a whole (a
+    :class:`~rtengine.RealtimeClient` may derive it from its ``connect_timeout``); ``retry_after_ceiling``,
+    ``max_answer_bytes``, ``max_error_bytes``, ``answer_grace`` and ``hangup_timeout`` as in
+    :mod:`rtengine.adapters._http`.
     """
 
     def __init__(
@@ -140,8 +141,8 @@ class HttpCalls:
             await trio.sleep(self._next_delay(error, attempt, deadline, "realtime call creation"))
 
     def _next_delay(self, error: CallRejected | ConnectFailed, attempt: int, deadline: float, what: str) -> float:
-        """The wait before the attempt after ``error`` (§2.3, ``Retry-After``); raises ``error`` when it must not
-        be retried or the wait would pass ``deadline``."""
+        """The wait before the attempt after ``error`` (the backoff schedule, or ``Retry-After``); raises ``error``
+        when it must not be retried or the wait would pass ``deadline``."""
         rejected = isinstance(error, CallRejected)
         delay = call_retry_delay(
             attempt,

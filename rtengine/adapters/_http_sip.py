@@ -3,8 +3,8 @@
 Same error mapping as call creation and hang-up (:mod:`rtengine.adapters._http_calls`): httpx exceptions become
 :class:`~rtengine.ConnectFailed` in one place, answers are judged by the sans-IO
 :func:`~rtengine.protocol._sip.interpret_control_response`. Retries follow :data:`~rtengine.protocol._sip.RETRIED`:
-``reject`` is retried after a 5xx, a 429 with ``Retry-After`` or a transport error, with the §2.3 backoff (a 404 on
-a retry means the earlier attempt got through: success); ``accept`` and ``refer`` are retried only when the
+``reject`` is retried after a 5xx, a 429 with ``Retry-After`` or a transport error, with the call-creation backoff (a
+404 on a retry means the earlier attempt got through: success); ``accept`` and ``refer`` are retried only when the
 connection could not be made (nothing was sent).
 """
 

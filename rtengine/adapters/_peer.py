@@ -15,7 +15,7 @@ Media at the boundary is PCM16 mono at 24 kHz (the GA ``audio/pcm`` format), in 
 :class:`PcmTrack` (its frames made by :class:`~rtengine.adapters._pcm_track.PcmSource`) is an outbound track fed
 from trio, and :meth:`Peer.receive_audio` decodes the remote track into the same format.
 
-Defaults that matter (stack-notes §2): ``RTCConfiguration(iceServers=[])`` — aiortc's implicit Google STUN
+Defaults that matter (measured): ``RTCConfiguration(iceServers=[])`` — aiortc's implicit Google STUN
 server costs 5 s of gathering offline; ``bundlePolicy=max-bundle`` — one transport to gather. ``loopback=True``
 pins host candidates to 127.0.0.1 (aioice skips loopback otherwise) for hermetic tests and demos.
 

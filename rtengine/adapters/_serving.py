@@ -1,9 +1,9 @@
 """HTTP/1.1 and websocket plumbing for the local server: h11 and wsproto state machines over trio streams.
 
-Why not hypercorn: it answers a client's CLOSE frame itself and reports code 1006 to the app, so "record the
-client's close code" and "never answer a CLOSE" cannot be built through ASGI (stack-notes §3). h11 and wsproto
-are the sans-IO parsers hypercorn itself uses; this module only moves bytes between them and a trio stream,
-so no HTTP or websocket parsing is written by hand. The websocket side lives in :mod:`._ws_server` (re-exported here).
+Why not hypercorn: it answers a client's CLOSE frame itself and reports code 1006 to the app, so "record the client's
+close code" and "never answer a CLOSE" cannot be built through ASGI (measured with hypercorn's trio worker). h11 and
+wsproto are the sans-IO parsers hypercorn itself uses; this module only moves bytes between them and a trio stream, so
+no HTTP or websocket parsing is written by hand. The websocket side lives in :mod:`._ws_server` (re-exported here).
 
 Every read is bounded (:class:`Limits`: head and body deadlines and sizes, a connection cap) and every request gets
 an answer — a bad one its 4xx, sent before the connection closes.

@@ -34,6 +34,7 @@ from ..protocol._session import SessionConfig
 from ..protocol._util import sole_leaf
 from ._commands import Commands
 from ._inputs import Inputs
+from ._otel import observe
 from ._outlet import EventStream, Outlet
 from ._scrub import endpoint_scrubber
 from ._timeline import Timeline
@@ -144,6 +145,7 @@ class Conversation(Commands):
         self._timeline = Timeline(trio.current_time() if started_at is None else started_at)
         self.started_at = self._timeline.started_at
         self.timeline = self._timeline.view
+        self._timeline.observer = observe(self)  # OpenTelemetry spans and metrics, with the otel extra only
         self._core = Core(
             session,
             self._stats,

@@ -1,4 +1,4 @@
-"""``ConversationManager``: one current conversation at a time, restartable (realtime-protocol §1.6).
+"""``ConversationManager``: one current conversation at a time, restartable.
 
 Starting a new conversation first ends the current one **without** a ``Closed`` event (its ``events`` channel
 just ends), as the reference does on restart. Every conversation's tasks live in the manager's nursery.

@@ -178,7 +178,8 @@ def open_conversation(
     Without ``offer_sdp``: a plain websocket conversation; the socket is connected and ``session.update`` sent
     before the block starts. With ``offer_sdp``: a WebRTC call; the block starts as soon as the call exists
     (``conv.answer_sdp``, ``conv.call_id``) and the sideband joins in the background (``sideband="inline"`` joins
-    first, the pre-#20715 behaviour). ``raw_sdp=True`` posts the offer alone (``application/sdp``). With
+    first: a slower answer, but a failed join raises before the block). ``raw_sdp=True`` posts the offer alone
+    (``application/sdp``). With
     ``media=rtengine.webrtc.Media(engine, …)``: rtengine is the media peer — it creates the offer, and after the
     block starts it applies the answer, connects and carries audio both ways (``conv.media``).
     With ``accept_call_id``: an incoming SIP call (the ``call_id`` of a verified ``realtime.call.incoming`` webhook,

@@ -77,11 +77,11 @@ async def run_sideband(
     ``endpoint.sideband_rejoin_attempts`` is not 0).
 
     A join attempt is the handshake plus ``session.update``; a failed attempt is retried with backoff
-    (realtime-protocol §3.4). When the attempts run out: inline, the error raises to the starter; in the background,
-    one ``Error("sideband_join_failed")`` then ``Closed("error")`` — unless the conversation already ended, which
-    then cancelled this job before it could get here. A join answered 404 is not retried: the call is over
-    (``Closed("call_ended")`` in the background, the error raised inline). A clean close (1000) of the sideband is
-    the end of the call: ``Closed("call_ended")``.
+    (:func:`~rtengine.protocol.backoff`). When the attempts run out: inline, the error raises to the starter; in the
+    background, one ``Error("sideband_join_failed")`` then ``Closed("error")`` — unless the conversation already ended,
+    which then cancelled this job before it could get here. A join answered 404 is not retried: the call is over
+    (``Closed("call_ended")`` in the background, the error raised inline). A clean close (1000) of the sideband is the
+    end of the call: ``Closed("call_ended")``.
     """
     url = sideband_url(endpoint.realtime_base_url, call_id)  # off the answer path
     carry = Carry() if endpoint.sideband_rejoin_attempts > 0 else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 import trio
@@ -16,7 +16,7 @@ log = logging.getLogger("rtengine")
 class Timeline:
     """Phases of one conversation, relative to ``started_at`` (trio time). ``view`` is a read-only mapping."""
 
-    __slots__ = ("_last", "_phases", "call_id", "started_at", "view")
+    __slots__ = ("_last", "_phases", "call_id", "observer", "started_at", "view")
 
     def __init__(self, started_at: float) -> None:
         self.started_at = started_at
@@ -25,6 +25,8 @@ class Timeline:
         self.view: Mapping[str, float] = MappingProxyType(self._phases)
         #: Named in the log lines once known.
         self.call_id: str | None = None
+        #: Told ``(phase, trio time)`` of every phase recorded (the telemetry, when OpenTelemetry is installed).
+        self.observer: Callable[[str, float], None] | None = None
 
     def __contains__(self, phase: str) -> bool:
         return phase in self._phases
@@ -40,6 +42,8 @@ class Timeline:
         self._last = now
         if phase not in self._phases:
             self._phases[phase] = now - self.started_at
+            if self.observer is not None:
+                self.observer(phase, now)
             log.debug("realtime phase %s call_id=%s total_elapsed_ms=%.0f", phase, self.call_id, self.total_ms())
         return elapsed
 
@@ -47,6 +51,8 @@ class Timeline:
         """Record ``phase`` at trio time ``when`` (first time only; nothing when ``when`` is None)."""
         if when is not None and phase not in self._phases:
             self._phases[phase] = when - self.started_at
+            if self.observer is not None:
+                self.observer(phase, when)
             log.info(
                 "realtime phase %s call_id=%s total_elapsed_ms=%.0f", phase, self.call_id, self._phases[phase] * 1000
             )

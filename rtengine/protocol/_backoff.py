@@ -1,4 +1,4 @@
-"""The sideband join backoff schedule (realtime-protocol §3.4), pure.
+"""The sideband join backoff schedule, pure.
 
 ``backoff(base, n)``: n = 0 → base; n ≥ 1 → base × 2^(n−1) × jitter, jitter uniform in [0.9, 1.1). With the
 default 4 retries and a 200 ms base the sleeps are ≈ 200, 400, 800, 1600 ms (≈ 3 s in total).

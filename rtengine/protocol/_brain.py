@@ -11,14 +11,14 @@ be tested with plain values and hypothesis, without an event loop::
 The engine calls these synchronously, between checkpoints, so each decision is atomic with respect to every other
 task. The state they keep:
 
-* **Response sequencing** (realtime-protocol §5.3, :class:`~rtengine.protocol.ResponseSequencer`): never two
+* **Response sequencing** (:class:`~rtengine.protocol.ResponseSequencer`): never two
   ``response.create`` in flight; requests coalesce into one owed create that goes out on the next terminal event.
   The server's active-response error is a deferral, not a failure.
 * **Texts before the response.** Commands arrive in one FIFO queue (texts, tool outputs, requests, cancels), so a
   ``response.create`` asked for after a text always follows that text on the wire.
-* **Barge-in truncation** (§5.4): on ``speech_started`` during output audio, a ``conversation.item.truncate``
+* **Barge-in truncation**: on ``speech_started`` during output audio, a ``conversation.item.truncate``
   clamped to the audio actually received (websocket transport; a call's audio is truncated by the provider).
-* **Tool-call dedupe** (§7.3): one ``ToolCall`` per ``call_id``.
+* **Tool-call dedupe**: one ``ToolCall`` per ``call_id``.
 * **Raw events** (``send_event``, :mod:`~rtengine.protocol._commands`): a server ``error`` naming one is a
   refusal of the caller's request, not a broken conversation: a non-fatal ``Error`` (unless its code is one of
   the account-level fatal ones).

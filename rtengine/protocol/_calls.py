@@ -1,4 +1,4 @@
-"""Call creation rules (realtime-protocol §2), pure: request bodies, response interpretation, call ids.
+"""Call creation rules (``POST /v1/realtime/calls``), pure: request bodies, response interpretation, call ids.
 
 The HTTP adapter only moves the bytes built here and hands the status, headers and body back to
 :func:`interpret_call_response`, which decides between an answer and a specific error. A call id is validated
@@ -116,7 +116,7 @@ def validate_call_id(call_id: str) -> str:
 
 
 def call_id_from_location(location: str | None) -> str:
-    """The call id of a ``Location`` header, by the reference's rules (§2.2).
+    """The call id of a ``Location`` header, as the Realtime API sends it (``/v1/realtime/calls/{call_id}``).
 
     Missing → "realtime call response missing Location"; not visible ASCII → "invalid realtime call Location";
     otherwise drop everything from the first ``?``, then take the right-most ``/`` segment that starts with
@@ -138,7 +138,7 @@ def call_id_from_location(location: str | None) -> str:
 
 
 def is_retryable_status(status: int) -> bool:
-    """5xx is retried; 429 and every other 4xx are not (§2.3). A 429 *with* ``Retry-After`` is the one exception,
+    """5xx is retried; 429 and every other 4xx are not. A 429 *with* ``Retry-After`` is the one exception,
     decided by :func:`call_retry_delay`."""
     return 500 <= status <= 599
 
@@ -177,7 +177,7 @@ def call_retry_delay(
     """The sleep before retry ``attempt`` (1-based) of a call request, or ``None`` when it must not be retried.
 
     ``status`` is the failed attempt's HTTP status, ``None`` for a transport error. Rules: no more than
-    ``retries`` retries; transport errors and 5xx are retried after the §3.4 :func:`~rtengine.protocol.backoff`,
+    ``retries`` retries; transport errors and 5xx are retried after the :func:`~rtengine.protocol.backoff` schedule,
     or after ``Retry-After`` when the server sent one; 429 is retried only when it carries ``Retry-After``;
     other statuses never. A ``Retry-After`` above ``ceiling`` is not waited for: ``None`` (the caller raises
     the rejection at once, with the server's delay in ``.retry_after``).

@@ -1,4 +1,4 @@
-"""Server ``error`` classification (realtime-protocol §8): deferral, benign or fatal, as a table.
+"""Server ``error`` classification: deferral, benign or fatal, as a table.
 
 Match on ``error.code`` first, then on known message sentences, because some errors arrive with ``code: null``.
 Widening the benign list is a deliberate change: add a row and a test.

@@ -50,7 +50,7 @@ __all__ = [
 
 
 class ErrorClass(Enum):
-    """How a server ``error`` event affects a conversation (realtime-protocol §8)."""
+    """How a server ``error`` event affects a conversation: wait and retry, ignore, or end it."""
 
     #: "Conversation already has an active response": the ``response.create`` is deferred, nothing ends.
     DEFERRAL = "deferral"
@@ -157,7 +157,7 @@ class InvalidSdp(RemoteError, ValueError):
 class ServerError(RemoteError):
     """A server ``error`` event, raised where an error event has to become an exception.
 
-    Carries the event's ``code``, ``type``, ``param`` and ``event_id`` and the §8 ``error_class``.
+    Carries the event's ``code``, ``type``, ``param`` and ``event_id`` and its ``error_class`` (:class:`ErrorClass`).
     """
 
     def __init__(

@@ -1,12 +1,12 @@
 """Typed server events (what the parser produces), as frozen, slotted dataclasses.
 
-One class per realtime-protocol §7.2 row; events rtengine does not model become :class:`UnknownEvent` with the
-raw dict; frames that are not events at all (invalid JSON, no ``type``, a binary frame, a known type missing a
-required field) become :class:`ProtocolWarning`. Nothing here raises on bad input; nothing here does I/O.
-Dataclasses were chosen over msgspec Structs after measuring (``benchmarks/parse_events.py``, CPython 3.11):
-json.loads alone 3.6 µs per frame, this parser 5.5 µs (1.5x), msgspec 0.5 µs. The websocket layer costs
-≈25 µs per event (stack-notes §3), so the typed model is ≈20 % of the receive path; dataclasses keep the
-dependency list short and ``match`` friendly. Revisit if a profile ever shows parsing on top.
+One class per server event type the Realtime API documents; events rtengine does not model become :class:`UnknownEvent`
+with the raw dict; frames that are not events at all (invalid JSON, no ``type``, a binary frame, a known type missing a
+required field) become :class:`ProtocolWarning`. Nothing here raises on bad input; nothing here does I/O. Dataclasses
+were chosen over msgspec Structs after measuring (``benchmarks/parse_events.py``, CPython 3.11): json.loads alone 3.6 µs
+per frame, this parser 5.5 µs (1.5x), msgspec 0.5 µs. The websocket layer costs ≈25 µs per event (measured with the same
+benchmark), so the typed model is ≈20 % of the receive path; dataclasses keep the dependency list short and ``match``
+friendly. Revisit if a profile ever shows parsing on top.
 
 Do not subclass these classes; match on them (``match event: case AudioOut(): …``).
 """
@@ -309,7 +309,7 @@ class OutputTranscriptDone:
 
 @dataclass(frozen=True, slots=True)
 class ServerErrorEvent:
-    """A server ``error`` event, with its §8 class (deferral, benign or fatal)."""
+    """A server ``error`` event, with its class (deferral, benign or fatal: :class:`~rtengine.ErrorClass`)."""
 
     #: The ``type`` of the server event this is made from.
     wire_type: ClassVar[str] = "error"

@@ -1,4 +1,4 @@
-"""Request-header rules (realtime-protocol §3.2) and redaction, pure.
+"""Request-header rules (authorization, beta headers) and redaction, pure.
 
 Header names are compared case-insensitively and emitted in lower case. :func:`redact` is what every log,
 repr and record goes through, so an API key never leaves in clear.

@@ -1,6 +1,6 @@
 """Server-event parser: one websocket frame in, one typed event (or a :class:`ProtocolWarning`) out.
 
-Theory of operation (realtime-protocol §7.1): a bad frame must never end a conversation, so
+Theory of operation: a bad frame must never end a conversation, so
 :func:`parse_server_event` never raises. Invalid JSON, a non-object, a missing or non-string ``type``, a binary
 frame, and a known type that lacks a required field all come back as a :class:`ProtocolWarning` the caller
 counts and logs. A wrongly typed optional field is treated as absent. Types rtengine does not model come back
@@ -194,7 +194,7 @@ def _text_done(e: Mapping[str, Any]) -> ServerEvent:
 
 
 def error_message(e: Mapping[str, Any]) -> str | None:
-    """The error text of an ``error`` frame: ``message``, else ``error.message``, else ``error`` as JSON (§6.1)."""
+    """The error text of an ``error`` frame: ``message``, else ``error.message``, else ``error`` as JSON."""
     if (top := _str(e, "message")) is not None:
         return top
     error = e.get("error")

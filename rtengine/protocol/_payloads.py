@@ -1,4 +1,4 @@
-"""Client events: builders (what rtengine sends) and their parser (what a server reads), GA shapes (§7.5).
+"""Client events: builders (what rtengine sends) and their parser (what a server reads), in the shapes of the GA API.
 
 Builders return plain dicts; :func:`encode` renders one compactly. :func:`parse_client_event` is the
 server-side view of the same events, used by the local realtime server and by the round-trip tests: every

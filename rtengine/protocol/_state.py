@@ -4,15 +4,15 @@ tool-call dedupe.
 Theory of operation. The :class:`~rtengine.protocol.Brain` calls these synchronously, between checkpoints, so each
 decision is atomic with respect to every other task: a decision returns *what to send*; the task sends it afterwards.
 
-* :class:`ResponseSequencer` (realtime-protocol §5.3) — never two ``response.create`` in flight. ``request()``
+* :class:`ResponseSequencer` — never two ``response.create`` in flight. ``request()``
   returns True when a create must go out now; otherwise one create is owed (requests coalesce) and
   ``on_done()`` returns True when it must go out. Terminal events are correlated by ``response_id``, so a stale
   ``response.done`` (after a cancellation) cannot clear a newer response. The server's active-response error is a
   deferral (``on_conflict``).
-* :class:`TruncationTracker` (§5.4) — how much assistant audio arrived for the current item; on barge-in,
+* :class:`TruncationTracker` — how much assistant audio arrived for the current item; on barge-in,
   ``take()`` returns the ``(item_id, audio_end_ms)`` to truncate at, clamped to what was received (and to the
   playback position when the app reports one); nothing for an item with 0 ms.
-* :class:`ToolCallDedupe` (§7.3) — one ``ToolCall`` per ``call_id`` per generation.
+* :class:`ToolCallDedupe` — one ``ToolCall`` per ``call_id`` per generation.
 * :class:`SentEvents` — every client event rtengine sends gets an ``event_id`` (a per-conversation prefix and a
   counter); the types of the most recent ones are remembered, so a server ``error`` naming one can be traced to
   the request that caused it.

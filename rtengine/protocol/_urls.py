@@ -1,4 +1,4 @@
-"""URL rules (realtime-protocol §3.1, §3.6, §2.1), pure.
+"""URL rules (the websocket, sideband and calls URLs), pure.
 
 From one base URL (``https://api.openai.com/v1``) rtengine derives three URLs:
 
