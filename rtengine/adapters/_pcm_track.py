@@ -43,6 +43,10 @@ class PcmSource(aiortc.MediaStreamTrack):
         self.audio_frames = 0
         self.silent_frames = 0
         self.dropped_bytes = 0
+        #: Bytes ever accepted by :meth:`push`, and bytes ever gone from the queue (played, or dropped by
+        #: :meth:`clear`): audio pushed when ``pushed_bytes`` was ``n`` is out once ``gone_bytes >= n``.
+        self.pushed_bytes = 0
+        self.gone_bytes = 0
         #: trio time when the first frame with queued audio went out, and who wants to know.
         self.first_audio_at: float | None = None
         self.on_first_audio: Callable[[float], None] | None = None
@@ -60,11 +64,13 @@ class PcmSource(aiortc.MediaStreamTrack):
         accepted = min(len(pcm16), self.room())
         accepted -= accepted % 2
         self._buffer += pcm16[:accepted]
+        self.pushed_bytes += accepted
         self.dropped_bytes += len(pcm16) - accepted
         return accepted
 
     def clear(self) -> None:
         """Drop everything queued (e.g. on barge-in)."""
+        self.gone_bytes += len(self._buffer)
         self._buffer.clear()
 
     def _due_in(self, now: float) -> float:
@@ -78,6 +84,7 @@ class PcmSource(aiortc.MediaStreamTrack):
         self._next = (now if self._next is None else self._next) + FRAME_SAMPLES / SAMPLE_RATE
         chunk = bytes(self._buffer[:FRAME_BYTES])
         del self._buffer[:FRAME_BYTES]
+        self.gone_bytes += len(chunk)
         if chunk:
             self.audio_frames += 1
             if self.first_audio_at is None:

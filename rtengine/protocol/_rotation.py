@@ -5,8 +5,11 @@ The API caps a session (60 minutes: the socket is then closed with 1001 "Your se
 ``session.updated``. A conversation that should outlive it moves to a new session first (``rotate_margin``
 seconds before ``expires_at``), at a quiet moment: when no response is in flight and no user turn is open (from
 ``speech_started`` until a response begins: a move then would cut the utterance, the old session's buffered
-speech lost with it), or once it waited ``RESPONSE_WAIT`` seconds for both to end (never past ``SPARE`` seconds
-before the cap, which the move itself needs; an utterance cut then is written again on the new session).
+speech lost with it) and no answer is playing on a call (``output_audio_buffer.started`` until ``stopped`` or
+``cleared``: on WebRTC and SIP ``response.done`` comes when the answer is generated, seconds before its audio has
+played, and a re-dial hangs up the call that plays it), or once it waited ``RESPONSE_WAIT`` seconds for all of
+them to end (never past ``SPARE`` seconds before the cap, which the move itself needs; an utterance cut then is
+written again on the new session).
 
 :class:`SessionClock` follows one session's events: its id, its ``expires_at`` (converted, when first seen, to
 the caller's clock: ``expires_at - unix_now`` seconds from ``now``), and whether a response is in flight. Its
@@ -23,6 +26,9 @@ from typing import Final
 
 from ._errors import ConfigError
 from ._events import (
+    OutputAudioCleared,
+    OutputAudioStarted,
+    OutputAudioStopped,
     ResponseCancelled,
     ResponseCreated,
     ResponseDone,
@@ -69,6 +75,7 @@ class SessionClock:
 
     __slots__ = (
         "_margin",
+        "audio_playing",
         "due",
         "expires",
         "response_active",
@@ -93,12 +100,16 @@ class SessionClock:
         #: The user began a turn (``speech_started``) and no response to it began yet: a move before that
         #: response would lose the end of the turn (its commit, its transcription, the answer).
         self.user_turn = False
+        #: A response's audio is playing on the call (WebRTC/SIP: ``output_audio_buffer.started``, not yet
+        #: ``stopped``/``cleared``; never on a websocket, whose audio the app plays).
+        self.audio_playing = False
 
     @property
     def quiet(self) -> bool:
-        """No response in flight and no user turn open (speaking, or spoken and not yet answered): a move now cuts
-        nothing. A turn never answered (``create_response`` off) delays a rotation up to ``RESPONSE_WAIT``."""
-        return not self.response_active and not self.user_turn
+        """No response in flight, no user turn open (speaking, or spoken and not yet answered) and no answer
+        playing on the call: a move now cuts nothing. A turn never answered (``create_response`` off) delays a
+        rotation up to ``RESPONSE_WAIT``."""
+        return not self.response_active and not self.user_turn and not self.audio_playing
 
     def observe(self, event: ServerEvent, now: float, unix_now: float) -> bool:
         """Follow ``event`` (``now`` on the caller's clock, ``unix_now`` the wall clock). True when :attr:`due`
@@ -118,6 +129,10 @@ class SessionClock:
             case ResponseDone() | ResponseCancelled():
                 self.response_active = False
                 self.response_id = None
+            case OutputAudioStarted():
+                self.audio_playing = True
+            case OutputAudioStopped() | OutputAudioCleared():
+                self.audio_playing = False
             case SpeechStarted():
                 self.user_speaking = self.user_turn = True
             case SpeechStopped():

@@ -11,7 +11,8 @@ so it never knows who is watching. The order of events follows recordings of the
   24 kHz, or G.711 μ-law/A-law at 8 kHz) → ``response.output_audio.done`` →
   ``…transcript.done`` (or ``response.output_text.done``) → ``response.content_part.done`` →
   ``conversation.item.done`` → ``response.output_item.done`` → ``response.done`` → ``rate_limits.updated`` → on a
-  call that played audio ``output_audio_buffer.stopped``;
+  call that played audio ``output_audio_buffer.stopped``, once that audio has gone out over RTP (as the real API:
+  ``response.done`` comes when the answer is generated, ``stopped`` when it has played — seconds later);
 * a function call: … ``response.function_call_arguments.delta`` → ``.done`` → ``conversation.item.done`` →
   ``response.output_item.done`` → ``response.done`` → ``rate_limits.updated``.
 
@@ -46,6 +47,8 @@ Send = Callable[[dict[str, Any]], Awaitable[object]]
 #: The token budget ``rate_limits.updated`` reports (the real API's shape: one ``tokens`` entry).
 TOKEN_LIMIT: Final = 15_000_000
 PCM = {"type": "audio/pcm", "rate": 24000}
+#: Seconds between two looks at a call's outbound audio (one RTP frame).
+FRAME_PERIOD: Final = 0.02
 
 
 @dataclass
@@ -79,6 +82,13 @@ class _Progress:
 
     outputs: list[_Output]
     audio_started: bool = False
+    #: The call's source had taken ``pushed_bytes`` bytes once this response's audio was queued, and had been
+    #: cleared ``clears`` times: the audio has played when the source's ``gone_bytes`` reach the first (unless
+    #: cleared meanwhile).
+    pushed_bytes: int = 0
+    clears: int = 0
+    #: When the audio queued up to this response's would have played on the server's clock (trio's).
+    play_until: float = 0.0
 
     def output(self, cancelled: bool) -> list[dict[str, Any]]:
         return [o.item("completed" if o.done else "incomplete" if cancelled else "in_progress") for o in self.outputs]
@@ -98,16 +108,16 @@ class ResponseStreamer:
         self._send = send
         self._conversation_id = new_id("conv")
         self._tokens_used = 0
-        #: The response whose audio is playing on the call (until ``stopped``/``cleared``), and the last one.
-        self._playing: str | None = None
+        #: The last response that played audio on the call, and how many times its audio was cut.
         self._last_played: str | None = None
+        self._clears = 0
 
     def clear_playback(self) -> str | None:
         """``output_audio_buffer.clear`` on a call: cut the audio; the id of the response it belonged to (the
         last one that played), None if no response ever played audio."""
         assert self._call is not None
         self._call.source.clear()
-        self._playing = None
+        self._clears += 1
         return self._last_played
 
     # --- the response object ---------------------------------------------------------------------------------
@@ -173,7 +183,9 @@ class ResponseStreamer:
 
     async def stream(self, response: ActiveResponse) -> None:
         """``response.created`` … ``response.done`` (``cancelled`` if ``response.scope`` is cancelled meanwhile),
-        then ``rate_limits.updated`` and, on a call that played audio, the output audio buffer's end."""
+        then ``rate_limits.updated`` and, on a call that played audio, the output audio buffer's end: ``cleared``
+        at once when cancelled, else ``stopped`` when the audio has played out over RTP (none if it was cut
+        meanwhile: the ``cleared`` of the cut says so). Cancelled while waiting for the playback: no ``stopped``."""
         state, send = self._state, self._send
         progress = _Progress([])
         # Announced even when cancelled before it began (a response.cancel right behind the response.create):
@@ -187,8 +199,10 @@ class ResponseStreamer:
             else:
                 await self._message_response(response, progress)
         cancelled = response.scope.cancelled_caught
+        cut = progress.audio_started and progress.clears != self._clears  # output_audio_buffer.clear came first
         if cancelled and self._call is not None:
             self._call.source.clear()
+            self._clears += 1
         if state.response is response:
             state.response = None
         usage = self._usage(progress)
@@ -199,10 +213,26 @@ class ResponseStreamer:
         remaining = max(0, TOKEN_LIMIT - self._tokens_used)
         limits = [{"name": "tokens", "limit": TOKEN_LIMIT, "remaining": remaining, "reset_seconds": 0.002}]
         await send({"type": "rate_limits.updated", "rate_limits": limits})
-        if progress.audio_started and self._playing == response.response_id:
-            self._playing = None
-            kind = "output_audio_buffer.cleared" if cancelled else "output_audio_buffer.stopped"
-            await send({"type": kind, "response_id": response.response_id})
+        if not progress.audio_started or cut:
+            return
+        if cancelled:
+            await send({"type": "output_audio_buffer.cleared", "response_id": response.response_id})
+        elif await self._played(progress):
+            await send({"type": "output_audio_buffer.stopped", "response_id": response.response_id})
+
+    async def _played(self, progress: _Progress) -> bool:
+        """Wait until a response's audio has gone out over RTP (looked at once a frame period: the source is
+        drained on aiortc's side); False when it was cut (cleared) first. While the call's media is not flowing
+        (not connected yet, or failed) nothing drains the source: the audio then plays into the void on the
+        server's clock, done ``progress.play_until``."""
+        assert self._call is not None
+        source, peer = self._call.source, self._call.peer
+        while source.gone_bytes < progress.pushed_bytes and progress.clears == self._clears:
+            flowing = peer.connected.is_set() and not peer.failed.is_set()
+            if not flowing and trio.current_time() >= progress.play_until:
+                break
+            await trio.sleep(FRAME_PERIOD)
+        return progress.clears == self._clears
 
     async def _start_item(self, response: ActiveResponse, out: _Output) -> None:
         """``response.output_item.added`` and, unless the response is out of band, ``conversation.item.added``."""
@@ -283,7 +313,10 @@ class ResponseStreamer:
         if self._call is not None:
             self._call.source.push(tone(440.0, self._options.audio_ms))
             progress.audio_started = True
-            self._playing = self._last_played = rid
+            source = self._call.source
+            progress.pushed_bytes, progress.clears = source.pushed_bytes, self._clears
+            progress.play_until = trio.current_time() + source.buffered_ms / 1000
+            self._last_played = rid
             out.audio_ms = self._options.audio_ms
             audio_items[iid] = self._options.audio_ms
             await self._send({"type": "output_audio_buffer.started", "response_id": rid})

@@ -163,18 +163,7 @@ async def engine() -> AsyncIterator[webrtc.MediaEngine]:
         yield media_engine
 
 
-@pytest.mark.parametrize(
-    "rotate",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True, reason="a re-dial hangs up the old call while its answer is still playing"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("rotate", [False, True])
 async def test_a_redial_does_not_cut_the_answer_the_user_is_hearing(engine: webrtc.MediaEngine, rotate: bool) -> None:
     """WebRTC, rtengine the media peer. On a WebRTC call ``response.done`` comes when the answer is generated,
     seconds before its audio has played out over RTP; the "quiet moment" of a re-dial only waits for

@@ -98,3 +98,19 @@ def test_a_bad_margin_is_a_config_error(margin: object) -> None:
         check_margin(margin)  # type: ignore[arg-type]
     assert check_margin(None) is None
     assert check_margin(0.5) == 0.5
+
+
+def test_an_answer_playing_on_a_call_delays_the_rotation_until_it_stopped_or_was_cleared() -> None:
+    """WebRTC/SIP: ``response.done`` comes when the answer is generated; a move then would hang up the call that
+    is still playing it. The quiet moment waits for ``output_audio_buffer.stopped`` (or ``cleared``), bounded."""
+    clock = SessionClock(30.0)
+    clock.observe(created(1_003_600), now=0.0, unix_now=1_000_000.0)  # type: ignore[arg-type]
+    for end in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
+        for kind in ("response.created", "output_audio_buffer.started", "response.done"):
+            event = {"type": kind, "response": {"id": "r"}, "response_id": "r"}
+            clock.observe(parse_server_message(event), 0.0, 0.0)  # type: ignore[arg-type]
+        assert not clock.response_active
+        assert not may_rotate(clock, 3570.0, due_since=3570.0)  # done, and still playing
+        assert may_rotate(clock, 3570.0 + RESPONSE_WAIT, due_since=3570.0)  # bounded
+        clock.observe(parse_server_message({"type": end, "response_id": "r"}), 0.0, 0.0)  # type: ignore[arg-type]
+        assert may_rotate(clock, 3570.0, due_since=3570.0)
