@@ -5,7 +5,10 @@ The API caps a session (60 minutes) and states the cap as ``expires_at``. ``rota
 the conversation's one job for its call, media and sideband together — moves the conversation to a new call, make
 before break:
 
-1. wait for the response in flight to end (bounded: :func:`~rtengine.protocol._rotation.latest_start`);
+1. wait for the response in flight to end and its audio to have played out on the call (the server's
+   ``output_audio_buffer.stopped``/``cleared``: ``response.done`` comes when the answer is generated, seconds
+   before the user has heard it), and for no user turn to be open (bounded:
+   :func:`~rtengine.protocol._rotation.latest_start`);
 2. a new offer (the prewarm pool's spare when ``Media(pool=…)``, else a fresh one), a new call with the
    conversation's current session (``POST /realtime/calls``), its answer applied and "connected" reached, its
    sideband joined (``session.update`` first), its first audio frame received (bounded) — the old call carries on

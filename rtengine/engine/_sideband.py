@@ -185,10 +185,13 @@ class _Link:
     """One socket's run of the loop: how it was lost (``lost``; ``suspect``: a write failed), the scopes in which
     the pumps wait for inputs, and what is carried over to the next socket."""
 
-    __slots__ = ("carry", "core", "ending", "intakes", "lost", "scope", "sock", "suspect")
+    __slots__ = ("carry", "core", "ending", "intakes", "lost", "renews", "scope", "sock", "suspect")
 
     def __init__(self, core: Core, sock: Socket, carry: Carry | None, ending: Ending) -> None:
         self.core, self.sock, self.carry, self.ending = core, sock, carry, ending
+        #: The next socket is a new session rebuilt from the history (a websocket's reconnect), not the same
+        #: session joined again: an item cut mid-write goes into the history, so the replay writes it there once.
+        self.renews = False
         self.lost: SocketEnd | None = None
         self.suspect: SocketEnd | None = None
         self.intakes: set[trio.CancelScope] = set()
@@ -257,11 +260,27 @@ class _Link:
             raise
         except ConnectionLost as exc:
             self.write_failed(exc)
-            self._unwritten(payload, rest, partial=exc.partial)
+            if exc.partial and self._replays(payload):
+                assert self.carry is not None
+                self.carry.control.extend(rest)
+            else:
+                self._unwritten(payload, rest, partial=exc.partial)
             return False
         core.brain.wrote(payload)
         if core.follow is not None:
             core.follow.sent(payload)
+        return True
+
+    def _replays(self, payload: Payload) -> bool:
+        """An item cut mid-write when the next socket is a new session (:attr:`renews`): whether or not the old
+        session got it, that session is gone, so the item is recorded as written — the history's replay gives it
+        to the new session, once (an echo that came before the loss is the same history entry). True if so."""
+        follow = self.core.follow
+        if not self.renews or follow is None or payload.get("type") != "conversation.item.create":
+            return False
+        self.core.brain.wrote(payload)
+        follow.sent(payload)
+        log.info("realtime websocket lost during a write; the item goes to the next session in the replay")
         return True
 
     def _unwritten(self, payload: Payload, rest: Sequence[Payload], *, partial: bool) -> None:

@@ -182,6 +182,7 @@ class _Chain:
         """The loop on ``sock``, with the rotation watcher beside it: how the socket was lost (None once the
         conversation ended), and the next session when this one handed over to it."""
         link = _Link(self.core, sock, self.carry, socket_end)
+        link.renews = self.reconnect  # a loss opens a new session, rebuilt from the history
         following: list[_Turn] = []
         # A loss (or a failed write) bounds the whole run by the write grace; a rotation only the pumps (``pumping``):
         # the reader goes on while a response in flight plays to its end (``playing`` ends that wait early).

@@ -15,7 +15,7 @@ RunUserTests = Callable[..., pytest.RunResult]
 INI = """\
 [pytest]
 trio_mode = true
-addopts = --strict-markers --strict-config -p no:asyncio -p no:cacheprovider
+addopts = --strict-markers --strict-config -p no:asyncio -p no:cacheprovider --import-mode=importlib
 filterwarnings =
     error
     ignore:'AbstractChildWatcher' is deprecated.*:DeprecationWarning
@@ -34,7 +34,9 @@ def run_user_tests(pytester: pytest.Pytester) -> RunUserTests:
 
     def run(files: dict[str, str], *args: str) -> pytest.RunResult:
         for name, source in files.items():
-            pytester.path.joinpath(name).write_text(source, encoding="utf-8")
+            path = pytester.path.joinpath(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(source, encoding="utf-8")
         plugin = [] if plugin_is_installed() else ["-p", "rtengine.testing"]
         return pytester.runpytest_subprocess(*plugin, *args, timeout=120)
 
@@ -57,9 +59,12 @@ async def ask(client, text):
 """
 
 
-def test_the_fixtures_run_a_conversation_against_the_local_server(run_user_tests: RunUserTests) -> None:
-    """The client fixture talks to the server fixture; the server's record shows what the app sent; a wrong
-    expectation fails the user's test (the fixtures do not make tests pass)."""
+def test_the_fixtures_serve_a_project_its_conftest_and_an_app_that_reads_the_environment(
+    run_user_tests: RunUserTests,
+) -> None:
+    """The client fixture talks to the server fixture and the record shows what the app sent; a wrong expectation
+    fails the user's test (the fixtures do not make tests pass); a directory's ``conftest.py`` overrides the
+    server's options for its tests only; ``realtime_env`` serves an app that builds its own client."""
     user_test = CONVERSATION + textwrap.dedent("""
         async def test_echo(realtime_client, realtime_server):
             with trio.fail_after(10):
@@ -72,8 +77,38 @@ def test_the_fixtures_run_a_conversation_against_the_local_server(run_user_tests
             with trio.fail_after(10):
                 assert await ask(realtime_client, "hello") == "something else"
     """)
-    result = run_user_tests({"test_app.py": user_test})
-    result.assert_outcomes(passed=1, failed=1)
+    env_test = CONVERSATION + textwrap.dedent("""
+        import os
+
+        async def test_from_env(realtime_env, realtime_server):
+            assert os.environ["OPENAI_BASE_URL"] == realtime_server.base_url
+            async with rtengine.RealtimeClient() as client:  # what the app does in production
+                with trio.fail_after(10):
+                    assert await ask(client, "env") == "You said: env"
+    """)
+    conftest = textwrap.dedent("""
+        import pytest
+        from rtengine.server import ServerOptions
+
+        @pytest.fixture
+        def realtime_server_options():
+            return ServerOptions(api_key="sk-project", reply_text="project-wide", delta_interval=0.0)
+    """)
+    options_test = CONVERSATION + textwrap.dedent("""
+        async def test_project_options(realtime_client, realtime_server):
+            assert realtime_server.api_key == "sk-project"
+            with trio.fail_after(10):
+                assert await ask(realtime_client, "hi") == "project-wide"
+            assert realtime_server.record.directs()[0].headers["authorization"] == "Bearer sk-project"
+    """)
+    files = {
+        "test_app.py": user_test,
+        "test_env.py": env_test,
+        "configured/conftest.py": conftest,
+        "configured/test_options.py": options_test,
+    }
+    result = run_user_tests(files)
+    result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*AssertionError*You said: hello*something else*"])
 
 
@@ -109,38 +144,6 @@ def test_the_marker_sets_server_options_and_faults_per_test(run_user_tests: RunU
     result = run_user_tests({"test_marked.py": user_test})
     result.assert_outcomes(passed=3, errors=1)  # the misspelt knob fails the setup, not the test
     result.stdout.fnmatch_lines(["*unknown realtime_server knob(s) sideband_delay*"])
-
-
-def test_a_conftest_overrides_the_server_options(run_user_tests: RunUserTests) -> None:
-    conftest = textwrap.dedent("""
-        import pytest
-        from rtengine.server import ServerOptions
-
-        @pytest.fixture
-        def realtime_server_options():
-            return ServerOptions(api_key="sk-project", reply_text="project-wide", delta_interval=0.0)
-    """)
-    user_test = CONVERSATION + textwrap.dedent("""
-        async def test_project_options(realtime_client, realtime_server):
-            assert realtime_server.api_key == "sk-project"
-            with trio.fail_after(10):
-                assert await ask(realtime_client, "hi") == "project-wide"
-            assert realtime_server.record.directs()[0].headers["authorization"] == "Bearer sk-project"
-    """)
-    run_user_tests({"conftest.py": conftest, "test_options.py": user_test}).assert_outcomes(passed=1)
-
-
-def test_realtime_env_serves_an_app_that_reads_the_environment(run_user_tests: RunUserTests) -> None:
-    user_test = CONVERSATION + textwrap.dedent("""
-        import os
-
-        async def test_from_env(realtime_env, realtime_server):
-            assert os.environ["OPENAI_BASE_URL"] == realtime_server.base_url
-            async with rtengine.RealtimeClient() as client:  # what the app does in production
-                with trio.fail_after(10):
-                    assert await ask(client, "env") == "You said: env"
-    """)
-    run_user_tests({"test_env.py": user_test}).assert_outcomes(passed=1)
 
 
 def test_the_helpers_script_a_live_call(run_user_tests: RunUserTests) -> None:
