@@ -29,7 +29,8 @@ python_use_unqualified_type_names = True
 # offline: no intersphinx).
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(trio|httpx|ssl|asyncio|aiortc|av|contextlib|collections|typing|types|enum|wsproto|h11|pytest|_pytest|opentelemetry)(\..*)?"),
+    (r"py:.*", r"(trio|httpx|ssl|asyncio|aiortc|av|contextlib|collections|typing|types|enum|wsproto|h11)(\..*)?"),
+    (r"py:.*", r"(pytest|_pytest|opentelemetry)(\..*)?"),
     (r"py:.*", r"(AsyncIterator|AsyncIterable|Iterator|Iterable|Callable|Mapping|Sequence|Awaitable|Literal)"),
     (r"py:.*", r"(pathlib\.)?(Path|PathLike|datetime|timedelta|ABC|Exception|BaseException|Enum|IntEnum|StrEnum)"),
     # internal types that appear in public signatures (the seams, records' containers): not part of the API
