@@ -80,6 +80,12 @@ class Call:
     #: Set when a sideband joins or the data channel carries a client event: the call no longer expires as unused.
     used: trio.Event = field(default_factory=trio.Event)
 
+    def media_flowing(self) -> bool:
+        """Whether a connected peer drains the call's outbound RTP now (not yet, or no longer, or a SIP line, whose
+        phone network is not simulated: the audio then plays on the server's clock)."""
+        peer = self.peer
+        return isinstance(peer, Peer) and peer.connected.is_set() and not peer.failed.is_set()
+
 
 def stamp_session(conversation: RealtimeSession, session_id: str, max_seconds: float) -> None:
     """Give a new conversation's session its id and the ``expires_at`` of the session cap (the API's shapes)."""

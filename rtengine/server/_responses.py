@@ -223,13 +223,12 @@ class ResponseStreamer:
     async def _played(self, progress: _Progress) -> bool:
         """Wait until a response's audio has gone out over RTP (looked at once a frame period: the source is
         drained on aiortc's side); False when it was cut (cleared) first. While the call's media is not flowing
-        (not connected yet, or failed) nothing drains the source: the audio then plays into the void on the
+        (not connected yet, failed, or a SIP line) nothing drains the source: the audio then plays into the void on the
         server's clock, done ``progress.play_until``."""
         assert self._call is not None
-        source, peer = self._call.source, self._call.peer
-        while source.gone_bytes < progress.pushed_bytes and progress.clears == self._clears:
-            flowing = peer.connected.is_set() and not peer.failed.is_set()
-            if not flowing and trio.current_time() >= progress.play_until:
+        call = self._call
+        while call.source.gone_bytes < progress.pushed_bytes and progress.clears == self._clears:
+            if not call.media_flowing() and trio.current_time() >= progress.play_until:
                 break
             await trio.sleep(FRAME_PERIOD)
         return progress.clears == self._clears

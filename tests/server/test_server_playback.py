@@ -9,13 +9,17 @@ that waits for ``stopped`` before hanging up (a re-dial for rotation) must not c
 from typing import Any
 
 import trio
+from engine_helpers import client_for, drain, serving, until
 from helpers import call_id_of, create_call, loads, sideband
+from sip_helpers import SECRET, receiving, wait_for_call
 
+import rtengine
 from rtengine.adapters._peer import Peer, PeerService
 from rtengine.adapters._ws import open_socket
+from rtengine.events import OutputAudioStopped, ResponseDone
 from rtengine.protocol._audio import rms
 from rtengine.protocol._payloads import encode
-from rtengine.server import ServerOptions, open_local_server
+from rtengine.server import ServerOptions, SipScript, open_local_server
 
 #: A one-second answer: 50 frames of 20 ms.
 AUDIO_MS = 1000
@@ -101,3 +105,31 @@ async def test_an_answer_cut_while_playing_after_its_done_is_cleared_not_stopped
     assert [e["type"] for e in cleared] == ["output_audio_buffer.cleared"]
     assert after == []  # no stopped for an answer that was cut
     assert loud_at_end < FRAMES * 3 // 4  # the cut took: the rest was never played
+
+
+async def test_on_a_sip_call_the_answer_plays_on_the_servers_clock(peers: PeerService) -> None:
+    """A SIP call's phone network is not simulated (no RTP drains the call's audio): ``stopped`` comes once the
+    answer would have played, on the server's clock — not at once, and not never."""
+    quiet = SipScript(calls=0, speech_ms=0, dtmf="", ring_seconds=5.0)
+    async with (
+        serving(peers, webhook_secret=SECRET, sip=quiet, audio_ms=AUDIO_MS, greeting_ms=0) as server,
+        client_for(server) as client,
+        receiving() as hook,
+        trio.open_nursery() as nursery,
+    ):
+        with trio.fail_after(15):
+            nursery.start_soon(server.sip.place_call, hook.url)
+            call_id = await wait_for_call(hook)
+            session = rtengine.SessionConfig(instructions="Answer the phone.", turn_detection="disabled")
+            async with rtengine.open_conversation(client, session, accept_call_id=call_id) as conv:
+                await conv.request_response()
+                done = (await until(conv, ResponseDone))[-1]
+                done_at = trio.current_time()
+                stopped = (await until(conv, OutputAudioStopped))[-1]
+                waited = trio.current_time() - done_at
+                await conv.close()
+            await drain(conv)
+    assert isinstance(done, ResponseDone)
+    assert isinstance(stopped, OutputAudioStopped)
+    assert stopped.response_id == done.response_id
+    assert waited >= AUDIO_MS / 1000 * 0.5  # the answer's audio had yet to play when it was generated
