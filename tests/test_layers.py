@@ -40,7 +40,7 @@ LIBRARIES: dict[str, set[str]] = {
         "standardwebhooks",
     },
     "server": {"trio", "h11", "wsproto"},
-    "apps": {"trio"},
+    "apps": {"trio", "rich"},
 }
 STDLIB = sys.stdlib_module_names
 #: The aiortc bridge: the only module where asyncio may appear.
