@@ -84,33 +84,34 @@ async def test_an_unbindable_host_is_one_line_on_stderr_and_status_1(command: st
     assert done.stdout == b""
 
 
-@pytest.mark.parametrize("transport", ["webrtc", "websocket"])
+@pytest.mark.parametrize(("command", "transport"), [("call", "webrtc"), ("call", "websocket"), ("demo", "webrtc")])
 async def test_ctrl_c_closes_the_conversation_prints_the_summary_and_exits_130(
-    tmp_path: pathlib.Path, transport: str
+    tmp_path: pathlib.Path, command: str, transport: str
 ) -> None:
     out, err = bytearray(), bytearray()
-    # websocket: a slow reply (2 s between deltas) keeps the conversation going when Ctrl-C comes
-    slow = ["--transport", "websocket"] if transport == "websocket" else ["--seconds", "30"]
+    # call: a slow reply (2 s between deltas) keeps the conversation going when Ctrl-C comes; demo: a 30 s source
+    args = ["--timeout", "60", "--seconds", "30", "--transport", transport, "--wav-out", str(tmp_path / "out.wav")]
     with trio.fail_after(90):
         async with trio.open_nursery() as nursery:
-            serve, base_url = await start_serve(nursery, "--loopback", "--delta-interval", "2", env=cli_env())
-            call = await start_cli(
-                nursery, "call", "--base-url", base_url, "--loopback", "--timeout", "60",
-                "--wav-out", str(tmp_path / "out.wav"), *slow,
-            )  # fmt: skip
-            assert call.stdout is not None
-            assert call.stderr is not None
-            nursery.start_soon(read_all, call.stderr, err)
-            await read_until(call.stdout, b"response.created", out)
-            call.send_signal(signal.SIGINT)
-            await read_all(call.stdout, out)
-            status = await call.wait()
-            serve.send_signal(signal.SIGINT)
-            assert await serve.wait() == 0
+            serve = None
+            if command == "call":
+                serve, base_url = await start_serve(nursery, "--loopback", "--delta-interval", "2", env=cli_env())
+                args += ["--base-url", base_url, "--loopback"]
+            process = await start_cli(nursery, command, *args)
+            assert process.stdout is not None
+            assert process.stderr is not None
+            nursery.start_soon(read_all, process.stderr, err)
+            await read_until(process.stdout, b"response.created", out)
+            process.send_signal(signal.SIGINT)
+            await read_all(process.stdout, out)
+            status = await process.wait()
+            if serve is not None:
+                serve.send_signal(signal.SIGINT)
+                assert await serve.wait() == 0
     text = bytes(out).decode()
     assert status == 130, text
     assert "rtengine.closed  requested" in text  # the conversation was closed, not abandoned
     assert "phase                  ms since start" in text
     assert "result: interrupted" in text
-    assert "interrupted (Ctrl-C)" in one_line_error(bytes(err), "call")
+    assert "interrupted (Ctrl-C)" in one_line_error(bytes(err), command)
     assert "KeyboardInterrupt" not in bytes(err).decode()
