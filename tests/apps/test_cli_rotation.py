@@ -18,8 +18,11 @@ async def test_demo_with_a_5_s_cap_rotates_the_call_at_least_twice_in_12_s(tmp_p
         result = await trio.run_process(
             [*RTENGINE, "demo", "--json", "--session-cap", "5", "--seconds", "12", "--wav-out", str(wav_out)],
             capture_stdout=True,
+            capture_stderr=True,
+            check=False,
             env=env,
         )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]  # e.g. a cap reached before its rotation ended
     report = json.loads(result.stdout)
     out = "\n".join(f"{event['type']}  {event['detail']}" for event in report["events"])
     rotations = re.findall(r"rtengine.session_rotated  call (rtc_\S+) -> (rtc_\S+), no input written for (\d+) ms", out)
