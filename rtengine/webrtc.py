@@ -26,6 +26,7 @@ from typing import Final
 
 import trio
 
+from .adapters._audio_file import decode_audio_file as decode_audio_file
 from .adapters._peer import FRAME_BYTES, SAMPLE_RATE, PeerService, open_peer_service
 from .engine._media import Media as Media
 from .engine._prewarm import PrewarmPool as PrewarmPool
@@ -41,6 +42,7 @@ __all__ = [
     "MediaEngine",
     "PrewarmPool",
     "WavWriter",
+    "decode_audio_file",
     "open_media_engine",
     "open_prewarm_pool",
     "tone_source",

@@ -42,7 +42,7 @@ LIBRARIES: dict[str, set[str]] = {
         "standardwebhooks",
     },
     "server": {"trio", "h11", "wsproto"},
-    "apps": {"trio"},
+    "apps": {"trio", "rich"},
     "testing": {"trio", "pytest", "pytest_trio"},
 }
 STDLIB = sys.stdlib_module_names

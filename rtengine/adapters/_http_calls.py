@@ -29,6 +29,7 @@ from ..protocol._errors import CallRejected, ConnectFailed, ConnectionLost, Real
 from ..protocol._secrets import Scrubber, redact_url
 from ..protocol._util import describe_exception
 from ._http_exchange import _BodyStream, _Progress, _read_capped
+from ._permanent import is_permanent
 
 log = logging.getLogger("rtengine")
 
@@ -62,7 +63,8 @@ def _translate(what: str) -> Iterator[None]:
     except httpx.TimeoutException as exc:
         raise ConnectFailed(f"{what}: timed out ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
-        raise ConnectFailed(_SCRUB(f"{what}: {describe_exception(exc)}")) from exc
+        message = _SCRUB(f"{what}: {describe_exception(exc)}")
+        raise ConnectFailed(message, retryable=not is_permanent(exc)) from exc
 
 
 class HttpCalls:
@@ -143,6 +145,8 @@ class HttpCalls:
     def _next_delay(self, error: CallRejected | ConnectFailed, attempt: int, deadline: float, what: str) -> float:
         """The wait before the attempt after ``error`` (the backoff schedule, or ``Retry-After``); raises ``error``
         when it must not be retried or the wait would pass ``deadline``."""
+        if isinstance(error, ConnectFailed) and not error.retryable:
+            raise error
         rejected = isinstance(error, CallRejected)
         delay = call_retry_delay(
             attempt,

@@ -126,13 +126,15 @@ class ConnectFailed(TransportError):
     """Connecting failed: TCP, TLS, a timeout, or a rejected websocket handshake.
 
     ``status`` is the HTTP status of a rejected handshake (``None`` for network failures) and ``body`` its
-    response text.
+    response text. ``retryable`` is False for failures that another attempt cannot fix (a host name that does not
+    resolve, a TLS version or certificate the two sides cannot agree on, an invalid address): they are not retried.
     """
 
-    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+    def __init__(self, message: str, *, status: int | None = None, body: str = "", retryable: bool = True) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        self.retryable = retryable
 
 
 class ConnectionLost(TransportError):

@@ -4,10 +4,10 @@ import functools
 import json
 import os
 import pathlib
-import re
 import signal
 import subprocess
 import wave
+from typing import Any
 
 import httpx
 import pytest
@@ -23,25 +23,29 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _timeline(stdout: str) -> dict[str, float]:
-    last = stdout.strip().splitlines()[-1]
-    value = json.loads(last)["timeline_ms"]
+def _report(stdout: bytes) -> dict[str, Any]:
+    """The one JSON document ``--json`` prints (nothing else is on stdout)."""
+    value = json.loads(stdout)
     assert isinstance(value, dict)
     return value
+
+
+def _lines(report: dict[str, Any]) -> list[str]:
+    return [f"{event['type']}  {event['detail']}" for event in report["events"]]
 
 
 async def test_demo_runs_a_media_call_against_the_embedded_server(tmp_path: pathlib.Path) -> None:
     wav_out = tmp_path / "received.wav"
     with trio.fail_after(60):
         result = await trio.run_process(
-            [*RTENGINE, "demo", "--text", "ping", "--seconds", "1", "--wav-out", str(wav_out)],
+            [*RTENGINE, "demo", "--json", "--text", "ping", "--seconds", "1", "--wav-out", str(wav_out)],
             capture_stdout=True,
             env=_env(),
         )
-    out = result.stdout.decode()
-    assert "local realtime server at http://127.0.0.1:" in out
-    assert "transcript done 'You said: ping'" in out
-    timeline = _timeline(out)
+    report = _report(result.stdout)
+    assert report["server"].startswith("http://127.0.0.1:")
+    assert "response.output_audio_transcript.done  'You said: ping'" in _lines(report)
+    timeline = report["timeline_ms"]
     for phase in (
         "offer_created",
         "answer",
@@ -56,31 +60,37 @@ async def test_demo_runs_a_media_call_against_the_embedded_server(tmp_path: path
     ):
         assert phase in timeline, phase
     assert timeline["answer"] < timeline["closed"]
-    assert "phase                  ms since start" in out
-    frames = re.search(r"audio: frames sent (\d+), frames received (\d+)", out)
-    assert frames is not None
-    assert int(frames.group(1)) >= 45
-    assert int(frames.group(2)) >= 45
+    assert (report["result"], report["status"], report["reason"]) == ("ok", 0, None)
+    assert report["audio"]["frames_sent"] >= 45
+    assert report["audio"]["frames_received"] >= 45
+    assert report["audio"]["wav_out"] == wav_out.as_posix()
     with wave.open(str(wav_out), "rb") as wav:
         assert wav.getframerate() == 24000
         assert rms(wav.readframes(wav.getnframes())) > 0.01
 
 
-async def test_demo_over_a_plain_websocket() -> None:
+async def test_demo_over_a_plain_websocket(tmp_path: pathlib.Path) -> None:
     with trio.fail_after(60):
         result = await trio.run_process(
-            [*RTENGINE, "demo", "--transport", "websocket", "--text", "socket"], capture_stdout=True, env=_env()
+            [*RTENGINE, "demo", "--json", "--transport", "websocket", "--text", "socket", "--wav-out", "out.wav"],
+            capture_stdout=True,
+            env=_env(),
+            cwd=tmp_path,
         )
-    out = result.stdout.decode()
-    assert "transcript done 'You said: socket'" in out
-    assert "audio out (" in out  # output audio travels in events on a websocket
-    assert list(_timeline(out))[:2] == ["connected", "session_update_sent"]
+    report = _report(result.stdout)
+    assert "response.output_audio_transcript.done  'You said: socket'" in _lines(report)
+    assert any(line.startswith("response.output_audio.delta") for line in _lines(report))  # audio in events
+    assert list(report["timeline_ms"])[:2] == ["connected", "session_update_sent"]
 
 
 async def test_demo_sideband_delay_shows_in_the_timeline(tmp_path: pathlib.Path) -> None:
     with trio.fail_after(60):
-        result = await trio.run_process([*RTENGINE, "demo", "--sideband-delay", "0.4"], capture_stdout=True, env=_env())
-    timeline = _timeline(result.stdout.decode())
+        result = await trio.run_process(
+            [*RTENGINE, "demo", "--json", "--sideband-delay", "0.4", "--wav-out", str(tmp_path / "out.wav")],
+            capture_stdout=True,
+            env=_env(),
+        )
+    timeline = _report(result.stdout)["timeline_ms"]
     assert timeline["sideband_joined"] - timeline["answer"] >= 400
     assert timeline["dtls_connected"] < timeline["sideband_joined"]  # media did not wait for the sideband
 
@@ -114,10 +124,11 @@ async def test_call_against_a_separate_serve_process(tmp_path: pathlib.Path) -> 
                 nursery, "--api-key", "sk-two", "--delta-interval", "0", "--loopback", env=_env()
             )
             refused = await trio.run_process(
-                [*RTENGINE, "call", "--base-url", base_url], capture_stdout=True, check=False, env=_env()
+                [*RTENGINE, "call", "--base-url", base_url], capture_stderr=True, check=False, env=_env()
             )
             assert refused.returncode == 1
-            assert b"OPENAI_API_KEY" in refused.stdout
+            assert b"401" in refused.stderr
+            assert b"OPENAI_API_KEY" in refused.stderr
             for transport in ("webrtc", "websocket"):
                 call = await trio.run_process(
                     [
@@ -143,12 +154,13 @@ async def test_call_against_a_separate_serve_process(tmp_path: pathlib.Path) -> 
             wrong = await trio.run_process(
                 [*RTENGINE, "call", "--base-url", base_url, "--transport", "websocket"],
                 capture_stdout=True,
+                capture_stderr=True,
                 check=False,
                 env=_env(OPENAI_API_KEY="sk-wrong"),
             )
             assert wrong.returncode == 1
-            assert b"401" in wrong.stdout
-            assert b"sk-wrong" not in wrong.stdout
+            assert b"401" in wrong.stderr
+            assert b"sk-wrong" not in wrong.stdout + wrong.stderr
             process.send_signal(signal.SIGINT)
             assert await process.wait() == 0
 

@@ -16,32 +16,34 @@ async def test_demo_with_a_5_s_cap_rotates_the_call_at_least_twice_in_12_s(tmp_p
     wav_out = tmp_path / "received.wav"
     with trio.fail_after(90):
         result = await trio.run_process(
-            [*RTENGINE, "demo", "--session-cap", "5", "--seconds", "12", "--wav-out", str(wav_out)],
+            [*RTENGINE, "demo", "--json", "--session-cap", "5", "--seconds", "12", "--wav-out", str(wav_out)],
             capture_stdout=True,
+            capture_stderr=True,
+            check=False,
             env=env,
         )
-    out = result.stdout.decode()
-    rotations = re.findall(r"session rotated: call (rtc_\S+) -> (rtc_\S+) \(no input written for (\d+) ms\)", out)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]  # e.g. a cap reached before its rotation ended
+    report = json.loads(result.stdout)
+    out = "\n".join(f"{event['type']}  {event['detail']}" for event in report["events"])
+    rotations = re.findall(r"rtengine.session_rotated  call (rtc_\S+) -> (rtc_\S+), no input written for (\d+) ms", out)
     assert len(rotations) >= 2
     for (_, new, _), (old, _, _) in itertools.pairwise(rotations):
         assert old == new  # each rotation starts from the call the previous one made
-    timeline = json.loads(out.strip().splitlines()[-1])["timeline_ms"]
+    timeline = report["timeline_ms"]
     assert timeline["rotated"] < timeline["rotated_2"] < timeline["closed"]
-    assert "transcript done 'You said: Hello from rtengine!'" in out
-    assert "closed (" not in out  # the cap never ended it: the block's exit did (no Closed event printed)
-    stats = re.search(r"rotations (\d+)", out)
-    assert stats is not None
-    assert int(stats.group(1)) >= len(rotations)  # one may land after the demo stopped printing events
-    frames = re.search(r"audio: frames sent (\d+), frames received (\d+)", out)
-    assert frames is not None
-    assert int(frames.group(1)) >= 500  # the 12 s source went out over every call (20 ms frames)
+    assert "response.output_audio_transcript.done  'You said: Hello from rtengine!'" in out
+    closed = [event["detail"] for event in report["events"] if event["type"] == "rtengine.closed"]
+    assert closed == ["requested"]  # the cap never ended it: the demo closed it once its source had played
+    assert report["counters"]["rotations"] >= len(rotations)
+    assert report["audio"]["frames_sent"] >= 500  # the 12 s source went out over every call (20 ms frames)
+    assert report["status"] == 0
 
 
 async def test_demo_session_cap_needs_the_embedded_server() -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     with trio.fail_after(30):
         result = await trio.run_process(
-            [*RTENGINE, "demo", "--session-cap", "0"], capture_stdout=True, env=env, check=False
+            [*RTENGINE, "demo", "--session-cap", "0"], capture_stderr=True, env=env, check=False
         )
-    assert result.returncode == 1
-    assert "--session-cap needs a number of seconds > 0" in result.stdout.decode()
+    assert result.returncode == 2
+    assert "--session-cap needs a number of seconds > 0" in result.stderr.decode()

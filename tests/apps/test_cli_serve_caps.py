@@ -99,10 +99,11 @@ async def test_serve_answers_503_beyond_max_connections() -> None:
 
 
 def test_serve_bounds_unused_calls_and_its_record() -> None:
-    from rtengine.apps._cli import _parser, _server_options
+    from rtengine.apps._cli_args import parser
+    from rtengine.apps._cli_serve_args import server_options
 
-    args = _parser().parse_args(["serve", "--unused-call-seconds", "7.5", "--record-limit", "12"])
-    options = _server_options(args)
+    args = parser().parse_args(["serve", "--unused-call-seconds", "7.5", "--record-limit", "12"])
+    options = server_options(args)
     assert (options.unused_call_seconds, options.record_limit) == (7.5, 12)
-    defaults = _server_options(_parser().parse_args(["serve"]))
+    defaults = server_options(parser().parse_args(["serve"]))
     assert (defaults.unused_call_seconds, defaults.record_limit) == (120.0, 100)

@@ -29,3 +29,13 @@ def test_the_innermost_reason_is_used_and_repeats_are_not() -> None:
     )
     assert describe_exception(_chained(RuntimeError("same"), ValueError("same"))) == "RuntimeError: same"
     assert describe_exception(ValueError("alone")) == "ValueError: alone"
+
+
+def test_a_group_of_one_is_described_by_its_member_and_its_message_is_not_repeated() -> None:
+    group = ExceptionGroup("all attempts to connect to h:1 failed", [ConnectionRefusedError(111, "Connection refused")])
+    described = describe_exception(_chained(OSError("all attempts to connect to h:1 failed"), group))
+    assert (
+        described
+        == "OSError: all attempts to connect to h:1 failed (ConnectionRefusedError: [Errno 111] Connection refused)"
+    )
+    assert described.count("all attempts") == 1
