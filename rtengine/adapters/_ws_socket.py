@@ -64,6 +64,8 @@ class RealtimeSocket:
         self._read_lock = trio.Lock()
         self._parts: list[str | bytes] = []
         self._size = 0
+        #: An event taken from wsproto by :meth:`receive_nowait` that needs I/O (a ping, a close): next for receive.
+        self._held: wse.Event | None = None
         self._end: SocketEnd | None = None
         #: A write was interrupted after it may have begun: part of a frame may be on the wire.
         self._torn = False
@@ -146,11 +148,37 @@ class RealtimeSocket:
                 if message is not None:
                     return message
 
+    def receive_nowait(self) -> str | bytes | None:
+        """A message that is already complete in the bytes read so far, without reading or writing; None when the
+        next one needs I/O (a read, a pong, the reply to a CLOSE, a message too big), when the connection has ended
+        (:meth:`receive` then says how), or while another task is in :meth:`receive`.
+
+        Not a checkpoint: the reader drains every message one read brought with a single wake-up.
+        """
+        if self._end is not None or self._read_lock.locked():
+            return None
+        while (event := self._next_event()) is not None:
+            if isinstance(event, wse.TextMessage | wse.BytesMessage):
+                data = event.data if isinstance(event.data, str) else bytes(event.data)
+                size = self._size + _text_size(data)
+                if size <= self.max_message_size:
+                    message = self._assemble(event, data, size)
+                    if message is not None:
+                        return message
+                    continue
+            self._held = event  # a control frame or an oversized part: receive() handles it (with I/O)
+            return None
+        return None
+
     def _end_now(self) -> SocketEnd | None:
         return self._end  # a call: mypy keeps no narrowing of ``_end`` across the awaits of the loop
 
     def _next_event(self) -> wse.Event | None:
-        """One event wsproto already has (taking one at a time loses nothing if the caller is cancelled later)."""
+        """One event wsproto already has (taking one at a time loses nothing if the caller is cancelled later); an
+        event held back by :meth:`receive_nowait` comes first."""
+        if (held := self._held) is not None:
+            self._held = None
+            return held
         return next(iter(self._ws.events()), None)
 
     def _genuine_close(self) -> bool:
@@ -192,8 +220,8 @@ class RealtimeSocket:
 
     async def _on_message(self, event: wse.TextMessage | wse.BytesMessage) -> str | bytes | None:
         data = event.data if isinstance(event.data, str) else bytes(event.data)
-        self._size += _text_size(data)
-        if self._size > self.max_message_size:
+        size = self._size + _text_size(data)
+        if size > self.max_message_size:
             self._ended(
                 SocketEnd(
                     clean=False,
@@ -204,7 +232,14 @@ class RealtimeSocket:
             )
             await self._send_close(1009, "message too big")
             return None
+        return self._assemble(event, data, size)
+
+    def _assemble(self, event: wse.TextMessage | wse.BytesMessage, data: str | bytes, size: int) -> str | bytes | None:
+        """Add one part (``size``: the message's bytes so far, within the cap); the message once it is complete."""
+        if event.message_finished and not self._parts:
+            return data  # a message in one frame: nothing to join
         self._parts.append(data)
+        self._size = size
         if not event.message_finished:
             return None
         parts, self._parts, self._size = self._parts, [], 0
