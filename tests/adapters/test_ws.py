@@ -166,7 +166,7 @@ async def test_receive_nowait_drains_what_one_read_brought_and_leaves_io_to_rece
         peers.append(peer)
         await peer.accept()
         await peer.next_event()  # the client's "go"
-        frames = [
+        frames: list[wse.Event] = [
             wse.TextMessage(data="one"),
             wse.TextMessage(data="tw", message_finished=False),
             wse.TextMessage(data="o"),
