@@ -7,8 +7,8 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtengine.engine._outlet import Outlet
 from rtengine import ConversationStats
+from rtengine.engine._outlet import Outlet
 from rtengine.events import ConversationEvent, Started, UnknownEvent
 
 
