@@ -144,7 +144,8 @@ class Outlet:
         self._sizes.append(size)
         self._bytes += size
         self._stats.events_forwarded += 1
-        self._readers.unpark()
+        if self._readers:
+            self._readers.unpark()
 
     def _drop(self) -> None:
         self._stats.events_dropped += 1
