@@ -128,6 +128,7 @@ class RealtimeClient:
         #: Where ended sockets finish their close handshake (while the client is entered).
         self._closers: trio.Nursery | None = None
         self._closers_cm: AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._entered = 0
         #: The call seam (creation, hang-up) and the socket seam the engine uses.
         self.calls = _Calls(
             self,
@@ -155,18 +156,20 @@ class RealtimeClient:
         return f"<RealtimeClient {redact_url(self.base_url)} api_key={key}>"
 
     async def __aenter__(self) -> Self:
-        if self._closers_cm is not None:
-            raise RuntimeError("a RealtimeClient can be entered only once at a time")
-        manager = trio.open_nursery()
-        self._closers = await manager.__aenter__()
-        self._closers_cm = manager
+        self._entered += 1
+        if self._entered == 1:  # the outermost block owns the nursery (a nested one only closes the client)
+            manager = trio.open_nursery()
+            self._closers = await manager.__aenter__()
+            self._closers_cm = manager
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        manager, nursery = self._closers_cm, self._closers
-        self._closers_cm = self._closers = None
+        self._entered -= 1
+        manager, nursery = (self._closers_cm, self._closers) if self._entered == 0 else (None, None)
+        if self._entered == 0:
+            self._closers_cm = self._closers = None
         try:
             if manager is not None and nursery is not None:
                 # The closes handed over are each bounded by close_timeout and never raise: waiting for them is

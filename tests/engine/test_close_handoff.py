@@ -102,3 +102,14 @@ async def test_the_client_blocks_own_exception_comes_out_as_itself(peers: PeerSe
             assert rtengine_tasks() == []
     assert type(info.value) is KeyError
     assert info.value.args == ("mine",)
+
+
+async def test_a_nested_entry_leaves_the_closes_to_the_outermost_block(peers: PeerService) -> None:
+    with trio.fail_after(15):
+        async with serving(peers, faults=Faults(ignore_client_close=True)) as server:
+            client = rtengine.RealtimeClient(server.base_url, api_key=API_KEY, close_timeout=0.5)
+            async with client:
+                async with client, rtengine.open_conversation(client, SESSION) as conv:  # a helper enters it too
+                    await until(conv, SessionUpdated)
+                assert len(rtengine_tasks()) == 1  # the close goes on under the outer block
+            assert rtengine_tasks() == []
