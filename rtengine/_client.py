@@ -10,7 +10,8 @@ import logging
 import os
 import random
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from types import MappingProxyType, TracebackType
 from typing import Final, Self
 
@@ -60,7 +61,17 @@ class RealtimeClient:
     Proxies: without ``open_stream``, websockets (a conversation's, a call's sideband) follow the environment's proxy
     settings as httpx does for call creation — ``HTTPS_PROXY`` (``wss://``), ``HTTP_PROXY`` (``ws://``),
     ``ALL_PROXY``, and ``NO_PROXY`` — through an HTTP ``CONNECT`` tunnel (``http://`` proxies only).
-    ``aclose()`` is the same as leaving the block; it closes the HTTP client rtengine created.
+    ``aclose()`` closes the HTTP client rtengine created.
+
+    Used as ``async with``, the client owns a nursery in which the websocket close handshakes of ended
+    conversations finish: a conversation waits for its socket's close at most 50 ms (a healthy server's reply is
+    in by then), and a server that never answers CLOSE holds it no longer — the handshake goes on in the client's
+    nursery, bounded by ``close_timeout``. Leaving the client's block waits for those closes (at most
+    ``close_timeout``), so no task and no socket outlives the client. Without ``async with`` (only ``aclose()``),
+    each close runs inline, bounded by ``close_timeout``.
+
+    Cancellation: leaving the block is shielded and bounded by ``close_timeout`` (the pending closes) plus the HTTP
+    client's close.
     """
 
     def __init__(
@@ -119,6 +130,10 @@ class RealtimeClient:
         self._headers: Mapping[str, str] | None = None
         self._session_json: tuple[SessionConfig, str] | None = None
         self.call_limiter = trio.CapacityLimiter(_MAX_CONCURRENT_CALLS)
+        #: Where ended sockets finish their close handshake (while the client is entered).
+        self._closers: trio.Nursery | None = None
+        self._closers_cm: AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._entered = 0
         #: The call seam (creation, hang-up) and the socket seam the engine uses.
         self.calls = _Calls(
             self,
@@ -138,6 +153,7 @@ class RealtimeClient:
             ssl_context=lambda: self.ssl_context,
             max_message_size=max_message_size,
             open_stream=open_stream,
+            hand_off=self._close_in_background,
         )
 
     def __repr__(self) -> str:
@@ -145,12 +161,46 @@ class RealtimeClient:
         return f"<RealtimeClient {redact_url(self.base_url)} api_key={key}>"
 
     async def __aenter__(self) -> Self:
+        self._entered += 1
+        if self._entered == 1:  # the outermost block owns the nursery (a nested one only closes the client)
+            manager = trio.open_nursery()
+            self._closers = await manager.__aenter__()
+            self._closers_cm = manager
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.aclose()
+        self._entered -= 1
+        manager, nursery = (self._closers_cm, self._closers) if self._entered == 0 else (None, None)
+        if self._entered == 0:
+            self._closers_cm = self._closers = None
+        try:
+            if manager is not None and nursery is not None:
+                # The closes handed over are each bounded by close_timeout and never raise: waiting for them is
+                # shielded (the nursery's own scope), and the block's own exception is not given to the nursery
+                # (it propagates unchanged, never wrapped in a group).
+                nursery.cancel_scope.shield = True
+                await manager.__aexit__(None, None, None)
+        finally:
+            await self.aclose()
+
+    def _close_in_background(self, finish: Callable[[], Awaitable[None]], url: str) -> trio.Event | None:
+        """The socket seam's hand-off: run an ended socket's exit in the client's nursery; the event is set once it
+        has finished. None when the client is not entered, or is being left: the exit then runs inline."""
+        nursery = self._closers
+        if nursery is None:
+            return None
+        done = trio.Event()
+
+        async def close() -> None:
+            try:
+                await finish()
+            finally:
+                done.set()
+
+        nursery.start_soon(close, name=f"rtengine.RealtimeClient close handshake {url}")
+        return done
 
     async def aclose(self) -> None:
         """Close the HTTP client rtengine created (not one passed in). Idempotent.

@@ -32,6 +32,7 @@ class FakeSocket:
     sent_late: list[str] = field(default_factory=list)
     _tx: trio.MemorySendChannel[str | bytes | SocketEnd] | None = None
     _rx: trio.MemoryReceiveChannel[str | bytes | SocketEnd] | None = None
+    _held: SocketEnd | None = None
 
     def __post_init__(self) -> None:
         self._tx, self._rx = trio.open_memory_channel[str | bytes | SocketEnd](10_000)
@@ -48,7 +49,25 @@ class FakeSocket:
 
     async def receive(self) -> str | bytes | SocketEnd:
         assert self._rx is not None
+        if (held := self._held) is not None:
+            self._held = None
+            await trio.lowlevel.checkpoint()
+            return held
         return await self._rx.receive()
+
+    def receive_nowait(self) -> str | bytes | None:
+        """A frame already pushed (an end is held back for :meth:`receive`, as the real socket does)."""
+        assert self._rx is not None
+        if self._held is not None:
+            return None
+        try:
+            frame = self._rx.receive_nowait()
+        except trio.WouldBlock:
+            return None
+        if isinstance(frame, SocketEnd):
+            self._held = frame
+            return None
+        return frame
 
     def push(self, frame: str | bytes | SocketEnd) -> None:
         assert self._tx is not None

@@ -34,7 +34,9 @@ Cancellation semantics
   so nothing was written and the socket stays whole.
 * Leaving the block — normally, by an exception, by cancellation — runs the close handshake shielded and bounded
   by ``close_timeout``, then closes the stream (shielded, within the same deadline). The exit never raises: the
-  block's own exception propagates unchanged.
+  block's own exception propagates unchanged. With a ``hand_off`` (``RealtimeClient`` used as ``async with``),
+  that exit runs in the hand-off owner's nursery instead, and leaving the block waits for it at most
+  :data:`CLOSE_GRACE` (a server that never answers CLOSE cannot hold the block longer).
 
 Third-party exceptions (OS, TLS, trio stream errors, wsproto and h11) become rtengine errors in exactly one place,
 :func:`~rtengine.adapters._ws_opening._translate`.
@@ -47,7 +49,7 @@ every name importable from here.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final
 
@@ -72,7 +74,9 @@ from ._ws_socket import _text_size as _text_size
 from ._ws_socket import log as log
 
 __all__ = [
+    "CLOSE_GRACE",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "CloseHandOff",
     "DEFAULT_RECEIVE_SIZE",
     "RealtimeSocket",
     "StreamOpener",
@@ -84,6 +88,16 @@ __all__ = [
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
 #: Bytes asked of the stream per read.
 DEFAULT_RECEIVE_SIZE: Final = 65536
+
+#: How long leaving an ``open`` block waits for a close handed off (``WebSocketOpener.hand_off``) before it returns
+#: and lets the close finish in the background: a healthy server's reply fits in it, so the order of events is the
+#: same as with an inline close; a server that never answers holds the block this long, not ``close_timeout``.
+CLOSE_GRACE: Final = 0.05
+
+#: Takes over a socket's exit (its close handshake and stream close, bounded by ``close_timeout``, never raising)
+#: and starts it in its owner's nursery: an event set once it has finished, or None when the exit must run inline.
+#: Synchronous (the ``url`` is for the task's name: no query string).
+CloseHandOff = Callable[[Callable[[], Awaitable[None]], str], trio.Event | None]
 
 
 class WebSocketOpener:
@@ -97,6 +111,9 @@ class WebSocketOpener:
     ``trust_env`` (default: when no ``open_stream`` is given) applies the environment's proxy settings as httpx
     does for call creation: ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY``, read once, here
     (:mod:`~rtengine.adapters._ws_proxy`).
+    ``hand_off``: when set, leaving an ``open`` block hands the exit (close handshake, stream close) to it and
+    waits for it at most :data:`CLOSE_GRACE`; the rest finishes in the hand-off's owner (``RealtimeClient`` runs it
+    in its own nursery). When it declines (returns None), or without one, the exit runs inline.
     """
 
     def __init__(
@@ -109,6 +126,7 @@ class WebSocketOpener:
         open_stream: StreamOpener | None = None,
         receive_size: int = DEFAULT_RECEIVE_SIZE,
         trust_env: bool | None = None,
+        hand_off: CloseHandOff | None = None,
     ) -> None:
         if connect_timeout <= 0 or close_timeout <= 0:
             raise ConfigError("connect_timeout and close_timeout must be > 0")
@@ -118,6 +136,7 @@ class WebSocketOpener:
         self.close_timeout = close_timeout
         self.max_message_size = max_message_size
         self.receive_size = receive_size
+        self.hand_off = hand_off
         self._ssl_source = ssl_context
         self._ssl: ssl.SSLContext | None = ssl_context if isinstance(ssl_context, ssl.SSLContext) else None
         self._open_stream: StreamOpener = open_stream or trio.open_tcp_stream
@@ -137,8 +156,8 @@ class WebSocketOpener:
 
         Entering raises :class:`~rtengine.ConnectFailed` (``.status``/``.body`` for a rejected upgrade) or
         :class:`~rtengine.ConfigError` for a URL that is not ``ws://``/``wss://``. Leaving runs the close
-        handshake (see the module docstring). Cancellation: a cancelled opening closes the stream and propagates
-        ``Cancelled``.
+        handshake (see the module docstring), or hands it to ``hand_off`` and returns at once. Cancellation: a
+        cancelled opening closes the stream and propagates ``Cancelled``.
         """
         return self._open(url, headers)
 
@@ -148,7 +167,13 @@ class WebSocketOpener:
         try:
             yield sock
         finally:
-            await sock._finish()
+            hand_off = self.hand_off
+            done = hand_off(sock._finish, _public(url)) if hand_off is not None else None
+            if done is None:
+                await sock._finish()
+            else:
+                with trio.CancelScope(deadline=trio.current_time() + CLOSE_GRACE, shield=True):
+                    await done.wait()
 
     async def _connect(self, url: str, headers: Mapping[str, str]) -> RealtimeSocket:
         stream, ws = await open_connection(

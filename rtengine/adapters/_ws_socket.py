@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import trio
@@ -29,6 +29,15 @@ def _text_size(data: str | bytes | bytearray) -> int:
     if isinstance(data, str) and not data.isascii():
         return len(data.encode("utf-8"))
     return len(data)
+
+
+async def _acquire(lock: trio.Lock) -> None:
+    """Take ``lock``, with no schedule point when it is free (the read that follows is the checkpoint)."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
 
 
 class RealtimeSocket:
@@ -64,6 +73,11 @@ class RealtimeSocket:
         self._read_lock = trio.Lock()
         self._parts: list[str | bytes] = []
         self._size = 0
+        #: An event :meth:`receive_nowait` took that needs I/O (next for receive); wsproto's events (one generator
+        #: per read, not per event).
+        self._held: wse.Event | None = None
+        self._events: Iterator[wse.Event] = iter(())
+        self._reads = 0
         self._end: SocketEnd | None = None
         #: A write was interrupted after it may have begun: part of a frame may be on the wire.
         self._torn = False
@@ -134,24 +148,60 @@ class RealtimeSocket:
         Pings are answered and a server CLOSE is answered here. Once ended, every call returns the same
         :class:`~rtengine.protocol.SocketEnd`. Cancellation: nothing is lost; the socket stays usable.
         """
-        async with self._read_lock:
-            while True:
-                if (end := self._end_now()) is not None:
-                    return end
-                event = self._next_event()
-                if event is None:
-                    await self._fill()
+        await _acquire(self._read_lock)
+        try:
+            reads = self._reads
+            message = await self._receive_locked()
+            if self._reads == reads:  # no read (always a checkpoint) was needed: still a schedule point
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return message
+        finally:
+            self._read_lock.release()
+
+    async def _receive_locked(self) -> str | bytes | SocketEnd:
+        while True:
+            if (end := self._end_now()) is not None:
+                return end
+            event = self._next_event()
+            if event is None:
+                await self._fill()
+                continue
+            message = await self._on_event(event)
+            if message is not None:
+                return message
+
+    def receive_nowait(self) -> str | bytes | None:
+        """A message already complete in the bytes read, with no I/O (not a checkpoint: a reader drains one read's
+        messages in one wake-up); None when the next needs I/O (a read, a pong, a CLOSE, a message too big), after
+        the end (:meth:`receive` says how), or while another task is in :meth:`receive`."""
+        if self._end is not None or self._read_lock.locked():
+            return None
+        while (event := self._next_event()) is not None:
+            if isinstance(event, wse.TextMessage | wse.BytesMessage):
+                data = event.data if isinstance(event.data, str) else bytes(event.data)
+                size = self._size + _text_size(data)
+                if size <= self.max_message_size:
+                    message = self._assemble(event, data, size)
+                    if message is not None:
+                        return message
                     continue
-                message = await self._on_event(event)
-                if message is not None:
-                    return message
+            self._held = event  # a control frame or an oversized part: receive() handles it (with I/O)
+            return None
+        return None
 
     def _end_now(self) -> SocketEnd | None:
         return self._end  # a call: mypy keeps no narrowing of ``_end`` across the awaits of the loop
 
     def _next_event(self) -> wse.Event | None:
-        """One event wsproto already has (taking one at a time loses nothing if the caller is cancelled later)."""
-        return next(iter(self._ws.events()), None)
+        """One event wsproto already has (taking one at a time loses nothing if the caller is cancelled later); an
+        event held back by :meth:`receive_nowait` comes first."""
+        if (held := self._held) is not None:
+            self._held = None
+            return held
+        if (event := next(self._events, None)) is None:  # spent: a fresh generator sees the bytes fed since
+            self._events = self._ws.events()
+            event = next(self._events, None)
+        return event
 
     def _genuine_close(self) -> bool:
         """After a CloseConnection event: True when the server sent a close frame (wsproto moved its state), False
@@ -160,6 +210,7 @@ class RealtimeSocket:
 
     async def _fill(self) -> bool:
         """Read once and feed wsproto. False at EOF or after a failed read: the connection has ended (not cleanly)."""
+        self._reads += 1
         try:
             with _translate("reading the realtime websocket failed", ConnectionLost):
                 data = await self._stream.receive_some(self.receive_size)
@@ -192,19 +243,20 @@ class RealtimeSocket:
 
     async def _on_message(self, event: wse.TextMessage | wse.BytesMessage) -> str | bytes | None:
         data = event.data if isinstance(event.data, str) else bytes(event.data)
-        self._size += _text_size(data)
-        if self._size > self.max_message_size:
-            self._ended(
-                SocketEnd(
-                    clean=False,
-                    code=1009,
-                    reason="message too big",
-                    detail=f"the server sent a message larger than max_message_size ({self.max_message_size} bytes)",
-                )
-            )
+        size = self._size + _text_size(data)
+        if size > self.max_message_size:
+            detail = f"the server sent a message larger than max_message_size ({self.max_message_size} bytes)"
+            self._ended(SocketEnd(clean=False, code=1009, reason="message too big", detail=detail))
             await self._send_close(1009, "message too big")
             return None
+        return self._assemble(event, data, size)
+
+    def _assemble(self, event: wse.TextMessage | wse.BytesMessage, data: str | bytes, size: int) -> str | bytes | None:
+        """Add one part (``size``: the message's bytes so far, within the cap); the message once it is complete."""
+        if event.message_finished and not self._parts:
+            return data  # a message in one frame: nothing to join
         self._parts.append(data)
+        self._size = size
         if not event.message_finished:
             return None
         parts, self._parts, self._size = self._parts, [], 0
@@ -220,20 +272,13 @@ class RealtimeSocket:
             # protocol error, 1007 for invalid UTF-8).
             self._broken = True
             reason = event.reason or "protocol error"
-            self._ended(
-                SocketEnd(clean=False, code=code, reason=reason, detail=f"protocol violation by the server: {reason}")
-            )
+            detail = f"protocol violation by the server: {reason}"
+            self._ended(SocketEnd(clean=False, code=code, reason=reason, detail=detail))
             await self._send_close(code, reason[:100])
             return
         public_code = None if code == _NO_STATUS else code
-        self._ended(
-            SocketEnd(
-                clean=True,
-                code=public_code,
-                reason=event.reason or None,
-                detail=f"the server closed the websocket ({public_code} {event.reason or ''})".replace(" )", ")"),
-            )
-        )
+        detail = f"the server closed the websocket ({public_code} {event.reason or ''})".replace(" )", ")")
+        self._ended(SocketEnd(clean=True, code=public_code, reason=event.reason or None, detail=detail))
         if self._ws.state is ConnectionState.REMOTE_CLOSING:
             await self._send_close(1000 if public_code is None else public_code)
 
@@ -287,13 +332,8 @@ class RealtimeSocket:
                         return
                     code = int(event.code)
                     public_code = None if code == _NO_STATUS else code
-                    self._ended(
-                        SocketEnd(
-                            clean=True,
-                            code=public_code,
-                            reason=self.scrub(event.reason) if event.reason else None,  # server text: scrubbed
-                            detail="the websocket was closed by the client",
-                        )
-                    )
+                    reason = self.scrub(event.reason) if event.reason else None  # server text: scrubbed
+                    detail = "the websocket was closed by the client"
+                    self._ended(SocketEnd(clean=True, code=public_code, reason=reason, detail=detail))
                     return
                 # Data frames and pings after our CLOSE are discarded (no pong may follow a CLOSE).

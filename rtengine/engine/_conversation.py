@@ -232,9 +232,11 @@ class Conversation(Commands):
     async def close(self) -> None:
         """End the conversation: exactly one ``Closed("requested")``, unless it had already ended. Idempotent.
 
-        Returns only once ``Closed`` is in ``events`` (also for a second, concurrent caller): the sockets are
-        closed and the call hung up by then. Shielded and bounded (``close_timeout`` plus a margin), so
-        cancellation cannot interrupt it half way.
+        Returns only once ``Closed`` is in ``events`` (also for a second, concurrent caller): the call is hung up
+        by then, and the sockets are closed — or, with a ``RealtimeClient`` entered as ``async with``, a close
+        handshake the server has not answered within 50 ms goes on in the client's nursery (bounded by
+        ``close_timeout``; leaving the client waits for it). Shielded and bounded (``close_timeout`` plus a
+        margin), so cancellation cannot interrupt it half way.
         """
         with trio.CancelScope(shield=True):
             self._end(Closed("requested"), None)

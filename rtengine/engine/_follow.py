@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..protocol._audio_tail import AudioTail
-from ..protocol._events import ItemAdded, ItemDone, ProtocolWarning, ServerErrorEvent, ServerEvent
+from ..protocol._events import AudioOut, ItemAdded, ItemDone, ProtocolWarning, ServerErrorEvent, ServerEvent
 from ..protocol._history import History, Replay
 from ..protocol._lifecycle import Error, SocketEnd
 from ..protocol._parse import parse_server_event
@@ -60,8 +60,8 @@ class Follow:
         return self.clock
 
     def observe(self, event: ServerEvent | ProtocolWarning) -> None:
-        if isinstance(event, ProtocolWarning):
-            return
+        if isinstance(event, ProtocolWarning | AudioOut):
+            return  # an audio delta changes neither the history, the audio tail nor the session clock
         self.history.observe(event)
         self.audio.observe(event)
         quiet = self.clock.quiet

@@ -124,6 +124,10 @@ class LegSocket:
                 leg.reader = None
         return HANDOFF
 
+    def receive_nowait(self) -> str | bytes | None:
+        """A message already at hand (None after a handoff: :meth:`receive` then returns :data:`HANDOFF`)."""
+        return None if self._leg.stop.is_set() else self._sock.receive_nowait()
+
 
 async def _replay(core: Core, sock: Socket, leg: Leg) -> SocketEnd | None:
     """A new leg's replay (none for the first leg), or what it still owes after a re-join: the ``SocketEnd`` if the

@@ -2,7 +2,9 @@
 (``conv.events``, the caller's side).
 
 Theory of operation. Every event leaves through :meth:`Outlet.forward` (server events: waits for room, which is the
-backpressure onto the socket reader) or :meth:`Outlet.put_now` (``Started``). The end is claimed once
+backpressure onto the socket reader; a waiting reader resumes once half the room is free; :meth:`Outlet.offer` is
+the same without waiting, so a reader delivers a whole read's events in one wake-up) or :meth:`Outlet.put_now`
+(``Started``). The end is claimed once
 (:meth:`Outlet.claim`, synchronous): from that instant ordinary events are refused (dropped and counted), and only
 the final ``Error``/``Closed`` can follow. They go into **reserved slots** beyond the capacity, so the end is never
 held up by a caller who stopped reading and nothing has to be dropped to make room — ``Started`` stays the first
@@ -92,6 +94,14 @@ class Outlet:
         self._put(event, size) if self._open else self._drop()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
+    def offer(self, event: ConversationEvent, size: int = 0) -> bool:
+        """:meth:`forward` without waiting and without a checkpoint: False (nothing done) when the buffer is full —
+        the caller then awaits :meth:`forward`. The reader delivers a whole read's events with one wake-up."""
+        if self._room_needed(size):
+            return False
+        self._put(event, size) if self._open else self._drop()
+        return True
+
     def _room_needed(self, size: int) -> bool:
         if not (self._open and self._listening):
             return False
@@ -134,7 +144,8 @@ class Outlet:
         self._sizes.append(size)
         self._bytes += size
         self._stats.events_forwarded += 1
-        self._readers.unpark()
+        if self._readers:
+            self._readers.unpark()
 
     def _drop(self) -> None:
         self._stats.events_dropped += 1
@@ -144,7 +155,10 @@ class Outlet:
     def _take(self) -> ConversationEvent:
         event = self._buffer.popleft()
         self._bytes -= self._sizes.popleft()
-        self._writers.unpark()
+        if self._writers and len(self._buffer) <= self._capacity // 2 and self._bytes <= self._max_bytes // 2:
+            # A waiting reader resumes once half the room is free, not at every event taken: the reader and the
+            # caller then take turns per batch instead of per event.
+            self._writers.unpark()
         return event
 
     def _stop_listening(self) -> None:

@@ -72,6 +72,11 @@ class Socket(Protocol):
         Cancellation: nothing is lost; the socket stays usable."""
         ...
 
+    def receive_nowait(self) -> str | bytes | None:
+        """The next message if it is already at hand with no I/O, else None (then :meth:`receive` gets it, or how
+        the connection ended). Not a checkpoint: a reader drains what one read brought in one wake-up."""
+        ...
+
 
 class SocketOpener(Protocol):
     """Opens websockets."""

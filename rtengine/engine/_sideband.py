@@ -349,28 +349,44 @@ async def _pump_audio(link: _Link) -> None:
 
 
 async def _read(link: _Link) -> None:
-    core = link.core
-    brain, outlet, stats, timeline = core.brain, core.outlet, core.stats, core.timeline
+    """Read and deliver until the socket or the conversation ends. Every message one read brought is handled in one
+    wake-up (``receive_nowait``, ``Outlet.offer``): the reader yields to the scheduler once per read, not once per
+    event, unless it has to wait for room or write."""
+    sock, outlet = link.sock, link.core.outlet
+    message: str | bytes | SocketEnd | None = await sock.receive()
     while True:
-        message = await link.sock.receive()
+        if message is None:
+            message = await sock.receive()
         if isinstance(message, SocketEnd):
             link.lose(message)
             return
-        stats.frames_received += 1
-        event = parse_server_event(message, brain.output_format)
-        if core.follow is not None:
-            core.follow.observe(event)
-        reaction = brain.server_event(event)
-        for index, payload in enumerate(reaction.send):
-            if not await link.write(payload, reaction.send[index + 1 :]):
-                break  # the rest is carried (or the conversation ended); read on to learn how the socket ended
-        if reaction.mark is not None and reaction.mark not in timeline:
-            elapsed = timeline.mark(reaction.mark)
-            phase = reaction.mark.replace("_", " ")
-            log.info("realtime %s elapsed_ms=%.0f total_elapsed_ms=%.0f", phase, elapsed, timeline.total_ms())
-        if reaction.end is not None:
-            error, closed = reaction.end
-            core.end(closed, error)
+        if not await _handle(link, message):
             return
-        if reaction.deliver is not None:
-            await outlet.forward(reaction.deliver, len(message))
+        # Once the end is claimed the work scope is being cancelled: the next receive() is the checkpoint that
+        # takes it, instead of draining (and dropping) what the socket already holds.
+        message = sock.receive_nowait() if outlet.open else None
+
+
+async def _handle(link: _Link, message: str | bytes) -> bool:
+    """One server frame: parse, react, deliver. False once it ended the conversation."""
+    core = link.core
+    brain, outlet, stats, timeline = core.brain, core.outlet, core.stats, core.timeline
+    stats.frames_received += 1
+    event = parse_server_event(message, brain.output_format)
+    if core.follow is not None:
+        core.follow.observe(event)
+    reaction = brain.server_event(event)
+    for index, payload in enumerate(reaction.send):
+        if not await link.write(payload, reaction.send[index + 1 :]):
+            break  # the rest is carried (or the conversation ended); read on to learn how the socket ended
+    if reaction.mark is not None and reaction.mark not in timeline:
+        elapsed = timeline.mark(reaction.mark)
+        phase = reaction.mark.replace("_", " ")
+        log.info("realtime %s elapsed_ms=%.0f total_elapsed_ms=%.0f", phase, elapsed, timeline.total_ms())
+    if reaction.end is not None:
+        error, closed = reaction.end
+        core.end(closed, error)
+        return False
+    if reaction.deliver is not None and not outlet.offer(reaction.deliver, len(message)):
+        await outlet.forward(reaction.deliver, len(message))
+    return True

@@ -164,7 +164,30 @@ def _response_cancelled(e: Mapping[str, Any]) -> ServerEvent:
     return ResponseCancelled(_response_id(e), _str(e, "event_id"))
 
 
+#: Fields of an audio delta that state its geometry (the GA API sends none: the session's format says it).
+_GEOMETRY_FIELDS: Final = ("sample_rate", "channels", "num_channels", "samples_per_channel")
+
+
 def _audio_delta(e: Mapping[str, Any], output_format: str) -> AudioOut:
+    """The hot path (50 deltas a second per conversation): the common shape is read inline, with the ``_fields``
+    rules (a wrongly typed optional field reads as absent); a delta that states its geometry takes the long way."""
+    get = e.get
+    audio, item_id, response_id, event_id = get("delta"), get("item_id"), get("response_id"), get("event_id")
+    if not isinstance(audio, str) or any(name in e for name in _GEOMETRY_FIELDS):
+        return _audio_delta_geometry(e, output_format)
+    return AudioOut(
+        audio,
+        item_id if isinstance(item_id, str) else None,
+        response_id if isinstance(response_id, str) else None,
+        format_geometry(output_format)[0],
+        1,
+        None,
+        event_id if isinstance(event_id, str) else None,
+        output_format,
+    )
+
+
+def _audio_delta_geometry(e: Mapping[str, Any], output_format: str) -> AudioOut:
     rate, _ = format_geometry(output_format)
     channels = _int(e, "channels") or _int(e, "num_channels") or 1
     return AudioOut(

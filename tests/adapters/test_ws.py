@@ -155,6 +155,50 @@ async def test_round_trip_fragments_binary_and_ping() -> None:
     assert (end.clean, end.code, end.reason) == (True, 1000, None)
 
 
+async def test_receive_nowait_drains_what_one_read_brought_and_leaves_io_to_receive() -> None:
+    """Messages already read come out without I/O (fragments assembled); a ping stops the drain and the next
+    receive() answers it; an oversized message stops it too and receive() fails the connection with 1009."""
+    peers: list[Peer] = []
+    sent = trio.Event()
+
+    async def handler(stream: trio.SocketStream) -> None:
+        peer = Peer(stream)
+        peers.append(peer)
+        await peer.accept()
+        await peer.next_event()  # the client's "go"
+        frames: list[wse.Event] = [
+            wse.TextMessage(data="one"),
+            wse.TextMessage(data="tw", message_finished=False),
+            wse.TextMessage(data="o"),
+            wse.BytesMessage(data=b"three"),
+            wse.Ping(payload=b"p"),
+            wse.TextMessage(data="four"),
+            wse.TextMessage(data="y" * 200),
+        ]
+        await stream.send_all(b"".join(peer.ws.send(frame) for frame in frames))  # one write: one read
+        sent.set()
+        await peer.until_close()
+
+    opener = WebSocketOpener(max_message_size=100)
+    with trio.fail_after(10):
+        async with serving(handler) as url, opener.open(url, {}) as sock:
+            assert sock.receive_nowait() is None  # nothing sent yet
+            await sock.send("go")
+            await sent.wait()
+            await trio.sleep(0.05)  # the bytes are in the kernel's buffer: one read takes them all
+            assert await sock.receive() == "one"
+            assert [sock.receive_nowait(), sock.receive_nowait()] == ["two", b"three"]
+            assert sock.receive_nowait() is None  # the ping needs a pong: left to receive()
+            assert sock.receive_nowait() is None  # still held, nothing skipped
+            assert await sock.receive() == "four"
+            assert sock.receive_nowait() is None  # too big: receive() ends the connection
+            end = await sock.receive()
+            assert isinstance(end, SocketEnd)
+            assert end.code == 1009
+    assert peers[0].pongs == [b"p"]
+    assert peers[0].close_codes == [1009]
+
+
 async def test_repr_hides_the_query_string() -> None:
     async def handler(stream: trio.SocketStream) -> None:
         peer = Peer(stream)

@@ -17,6 +17,7 @@ from rtengine.events import (
     Closed,
     ConnectionDropped,
     Error,
+    RateLimits,
     ResponseDone,
     SessionRestored,
     SessionRotated,
@@ -109,6 +110,7 @@ async def test_reconnect_after_a_drop_replays_the_history(peers: PeerService, mo
             async with rtengine.open_conversation(client, SESSION, reconnect=True) as conv:
                 seen = await until(conv, Started)
                 seen += await turn(conv, "before")
+                seen += await until(conv, RateLimits)  # the turn's last frame (after response.done): now all sent
                 sent = len(server.record.directs()[0].frames_out)
                 # The next event on this connection drops it: a reset, or (clean) a CLOSE 1000 — not worth a reconnect.
                 server.set_faults(Faults(close_after_events=sent + 1, close_mode=mode))  # type: ignore[arg-type]
