@@ -2,10 +2,15 @@
 
 Run: ``python benchmarks/memory.py [--quick] [--json PATH]``. The local realtime server runs as ``rtengine serve`` in
 its own process (so only the client's allocations are counted), reached over loopback; the client's allocations are
-traced with ``tracemalloc`` (Python objects and buffers; not the kernel's socket buffers). Three measurements:
+traced with ``tracemalloc`` (Python objects and buffers; not the kernel's socket buffers). The measurements:
 
 * ``joined`` — N WebRTC conversations (background sideband) held open at once after their sideband joined and
   ``session.updated`` arrived: traced bytes per conversation (channels, scopes, state, websocket, TCP stream).
+* ``websocket`` — N plain websocket conversations held open at once after ``session.updated`` arrived (the app
+  holding no event): traced bytes per conversation.
+* ``bare`` — the baseline, measured in the same run against the same server: N bare trio-websocket connections
+  (the library's defaults) that sent ``session.update`` and read up to ``session.updated``, held open at once.
+  The goal (#14): ``joined`` and ``websocket`` ≤ 1.5 × ``bare``.
 * ``queued`` — N conversations whose sideband join is held back by the server, each with full input buffers
   (64 texts of 100 characters, 256 audio frames of 20 ms PCM16 = 960 bytes): bytes per conversation beside the
   payload it holds (≈252 KB). The buffers hold references to the caller's objects, nothing more.
@@ -27,6 +32,7 @@ import tracemalloc
 import urllib.parse
 
 import trio
+import trio_websocket
 from time_to_answer import KEY, serve, without_candidates
 
 import rtengine
@@ -55,6 +61,40 @@ async def joined(conv: rtengine.Conversation) -> None:
         if isinstance(event, SessionUpdated):
             return
     raise RuntimeError("the conversation ended before session.updated")
+
+
+async def hold_plain(client: rtengine.RealtimeClient, count: int, *, bare: bool) -> int:
+    """``count`` plain websocket conversations (or bare trio-websocket connections) held at once after
+    ``session.updated``: the traced bytes per connection."""
+    before = traced()
+    ready = trio.Semaphore(0)
+    release = trio.Event()
+    url = client.realtime_base_url.replace("http", "ws", 1) + "/realtime?model=gpt-realtime"
+    update = json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": "benchmark"}})
+
+    async def conversation() -> None:
+        async with rtengine.open_conversation(client, SESSION) as conv:
+            await joined(conv)
+            ready.release()
+            await release.wait()
+
+    async def connection() -> None:
+        headers = [(b"authorization", f"Bearer {KEY}".encode())]
+        async with trio_websocket.open_websocket_url(url, extra_headers=headers) as ws:
+            await ws.send_message(update)
+            while json.loads(await ws.get_message())["type"] != "session.updated":
+                pass
+            ready.release()
+            await release.wait()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(connection if bare else conversation)
+        for _ in range(count):
+            await ready.acquire()
+        measured = traced() - before
+        release.set()
+    return measured // count
 
 
 async def hold(client: rtengine.RealtimeClient, offer: str, count: int, *, fill: bool) -> int:
@@ -115,6 +155,10 @@ async def run(count: int, sequential: int) -> dict[str, int]:
                 try:
                     if "joined" in names:
                         await hold(client, offer, 2, fill=False)  # warm-up
+                        await hold_plain(client, 2, bare=False)
+                        await hold_plain(client, 2, bare=True)
+                        results["bare"] = await hold_plain(client, count, bare=True)
+                        results["websocket"] = await hold_plain(client, count, bare=False)
                         results["joined"] = await hold(client, offer, count, fill=False)
                         results["retained"] = await retained(client, offer, sequential)
                     else:
@@ -136,7 +180,12 @@ def main() -> None:
     payload = 64 * len(TEXT) + 256 * len(FRAME)
     print(f"python {sys.version.split()[0]}; {count} conversations held at once, {sequential} in sequence")
     print("| measurement | traced bytes per conversation |\n|---|---|")
-    print(f"| joined (sideband up, buffers empty) | {results['joined'] / 1024:.1f} KiB |")
+    bare = results["bare"]
+    print(f"| bare trio-websocket connection (baseline) | {bare / 1024:.1f} KiB |")
+    print(f"| websocket conversation (joined, idle) | {results['websocket'] / 1024:.1f} KiB "
+          f"({results['websocket'] / bare:.2f} × bare) |")  # fmt: skip
+    joined = results["joined"]
+    print(f"| joined (sideband up, buffers empty) | {joined / 1024:.1f} KiB ({joined / bare:.2f} × bare) |")
     queued = results["queued"] / 1024
     print(f"| queued (full buffers of shared objects, {payload / 1024:.0f} KiB of payload) | {queued:.1f} KiB |")
     print(f"| retained after the conversation ended | {results['retained']} B |")

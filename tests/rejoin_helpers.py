@@ -12,16 +12,17 @@ import rtengine
 from rtengine.server import ConnectionRecord, LocalServer
 
 
-def delivered(joins: list[ConnectionRecord]) -> dict[str, list[str]]:
-    """What the server received across every sideband of the call, in order, per kind."""
+def delivered(joins: list[ConnectionRecord], frame: int = 2) -> dict[str, list[str]]:
+    """What the server received across every sideband of the call, in order, per kind (audio as the ``frame``-byte
+    frames sent: frames that waited together arrive in one append)."""
     got: dict[str, list[str]] = {"text": [], "tool": [], "audio": [], "response": []}
     for conn in joins:
-        for frame in conn.frames_in:
-            kind = frame.get("type")
+        for payload in conn.frames_in:
+            kind = payload.get("type")
             if kind == "input_audio_buffer.append":
-                got["audio"].append(base64.b64decode(frame["audio"]).hex())
+                got["audio"].extend(split_audio(str(payload["audio"]), frame, "hex"))
             elif kind == "conversation.item.create":
-                item = frame["item"]
+                item = payload["item"]
                 if item["type"] == "function_call_output":
                     got["tool"].append(item["call_id"])
                 else:
@@ -29,6 +30,14 @@ def delivered(joins: list[ConnectionRecord]) -> dict[str, list[str]]:
             elif kind == "response.create":
                 got["response"].append(kind)
     return got
+
+
+def split_audio(audio: str, frame: int, how: str = "int") -> list[str]:
+    """The ``frame``-byte frames of one ``input_audio_buffer.append``'s base64 audio, each as its hex (``how="hex"``)
+    or as the little-endian number it holds."""
+    data = base64.b64decode(audio)
+    chunks = [data[at : at + frame] for at in range(0, len(data), frame)]
+    return [chunk.hex() if how == "hex" else str(int.from_bytes(chunk, "little")) for chunk in chunks]
 
 
 async def quiet(server: LocalServer, conv: rtengine.Conversation) -> None:

@@ -32,6 +32,7 @@ from ..protocol._errors import CallNotFound, ConfigError, ConversationNotRunning
 from ..protocol._lifecycle import Closed, ConversationStats, Error
 from ..protocol._session import SessionConfig
 from ..protocol._util import sole_leaf
+from ._capacities import Capacities
 from ._commands import Commands
 from ._inputs import Inputs
 from ._otel import observe
@@ -52,35 +53,6 @@ log = logging.getLogger("rtengine")
 _TEARDOWN_MARGIN: Final = 5.0
 #: Bound on hanging up a call when its conversation ends.
 HANGUP_TIMEOUT: Final = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class Capacities:
-    """Buffer sizes: text and tool inputs wait when full, audio is dropped (and counted); ``events`` is the room
-    for server events in ``conv.events`` (the final ``Error``/``Closed`` always fit); ``audio_out`` for received
-    media frames.
-
-    Each is bounded in bytes too (``*_bytes``; full by either bound applies the same policy, counted in
-    ``stats.input_waits``, ``audio_bytes_dropped``, ``event_waits``): texts 1 MiB, tool outputs 4 MiB, audio 1 MiB
-    (about 21 s of 24 kHz PCM16), events 8 MiB (counted as the size of the frames they came from). One item larger
-    than its bound still passes when its buffer is empty. With the defaults a conversation holds at most about
-    14 MiB of buffered data (plus one oversized item per buffer), not the gigabytes counts alone allow."""
-
-    text: int = 64
-    tools: int = 64
-    audio: int = 256
-    events: int = 256
-    audio_out: int = 500
-    text_bytes: int = 1 << 20
-    tool_bytes: int = 4 << 20
-    audio_bytes: int = 1 << 20
-    events_bytes: int = 8 << 20
-
-    def __post_init__(self) -> None:
-        if min(self.text, self.tools, self.audio, self.events, self.audio_out) < 1:
-            raise ConfigError("every channel capacity must be >= 1")
-        if min(self.text_bytes, self.tool_bytes, self.audio_bytes, self.events_bytes) < 1:
-            raise ConfigError("every channel byte bound must be >= 1")
 
 
 @dataclass(eq=False, slots=True)
@@ -141,6 +113,7 @@ class Conversation(Commands):
             text_bytes=capacities.text_bytes,
             tool_bytes=capacities.tool_bytes,
             audio_bytes=capacities.audio_bytes,
+            max_audio_age=capacities.max_input_audio_age,
         )
         self._timeline = Timeline(trio.current_time() if started_at is None else started_at)
         self.started_at = self._timeline.started_at
@@ -192,6 +165,9 @@ class Conversation(Commands):
     def send_audio(self, pcm16: bytes) -> bool:
         """Queue a PCM16 audio frame; never blocks. Returns False (and counts it) when the buffer was full.
 
+        Overload policy: frames waiting together are written as one ``input_audio_buffer.append``; a frame that
+        waited longer than ``Capacities.max_input_audio_age`` (0.5 s by default) is dropped and counted
+        (``stats.audio_frames_expired``) instead of being sent late; ``stats.input_audio_lag`` shows the wait.
         Raises :class:`~rtengine.ConversationNotRunning` once the conversation has ended.
         """
         return self._inputs.put_audio(pcm16)

@@ -3,10 +3,12 @@
 Two queues. **Control** — texts, tool outputs, response requests and cancels — is one FIFO, so the wire order is the
 order of the calls (a ``response.create`` asked for after a text follows that text), with a capacity per kind
 (``Capacities.text`` for texts, ``Capacities.tools`` for the rest): a sender waits while its kind is full.
-**Audio** is a separate queue that never blocks: a full buffer drops the frame and counts it. A control command about
-the input audio buffer (``commit_audio``, ``clear_audio``, a raw ``input_audio_buffer.*`` event) is an *audio
-barrier*: it remembers how many frames had been queued when it was, and the control pump cannot take it before the
-audio pump has handled (written, or lost) that many (:meth:`Inputs.audio_handled`), so a commit follows its audio.
+**Audio** is a separate queue that never blocks: a full buffer drops the frame and counts it; the writer takes
+every frame waiting at once (one ``input_audio_buffer.append``), and drops those older than ``max_audio_age`` —
+the overload policy of :mod:`~rtengine.engine._overload`. A control command about the input audio buffer
+(``commit_audio``, ``clear_audio``, a raw ``input_audio_buffer.*`` event) is an *audio barrier*: it remembers how
+many frames had been queued when it was, and the control pump cannot take it before the audio pump has handled
+(written, expired, or lost) that many (:meth:`Inputs.audio_handled`), so a commit follows its audio.
 
 Each kind is bounded in bytes as well as in count (``Capacities.text_bytes``, ``tool_bytes``, ``audio_bytes``):
 the bytes of the texts, of the tool outputs, of the PCM frames held. Full by either bound means the kind's policy —
@@ -22,7 +24,7 @@ waits behind an earlier big one, so it is neither overtaken nor starved).
 from __future__ import annotations
 
 import logging
-from collections import deque
+import math
 
 import trio
 
@@ -30,6 +32,7 @@ from ..protocol._brain import Command, SendText, SendToolOutput
 from ..protocol._commands import SendEvent, audio_barrier
 from ..protocol._errors import ConversationNotRunning
 from ..protocol._lifecycle import ConversationStats
+from ._overload import MAX_APPEND_BYTES, DropSummary
 
 __all__ = ["Inputs"]
 
@@ -41,6 +44,7 @@ class Inputs:
 
     __slots__ = (
         "_audio",
+        "_audio_at",
         "_audio_byte_cap",
         "_audio_bytes",
         "_audio_cap",
@@ -49,6 +53,8 @@ class Inputs:
         "_audio_ready",
         "_control",
         "_control_ready",
+        "_drops",
+        "_max_age",
         "_open",
         "_room",
         "_stats",
@@ -74,11 +80,17 @@ class Inputs:
         text_bytes: int = 1 << 20,
         tool_bytes: int = 4 << 20,
         audio_bytes: int = 1 << 20,
+        max_audio_age: float | None = None,
     ) -> None:
+        # Lists, not deques: an empty deque holds a 64-slot block (~760 bytes) and a conversation has several;
+        # the queues are short and the audio is taken in batches (``del list[:k]``).
         #: Each command with the audio mark a barrier waits for (the frames queued before it), else 0.
-        self._control: deque[tuple[Command, int]] = deque()
-        self._audio: deque[bytes] = deque()
+        self._control: list[tuple[Command, int]] = []
+        self._audio: list[bytes] = []
+        self._audio_at: list[float] = []  # when each frame was queued
         self._audio_queued = self._audio_done = 0  # frames ever queued / handled by the audio pump
+        self._max_age = math.inf if max_audio_age is None else max_audio_age
+        self._drops = DropSummary(max_audio_age)
         self._text_cap, self._tool_cap, self._audio_cap = text, tools, audio
         self._text_byte_cap, self._tool_byte_cap, self._audio_byte_cap = text_bytes, tool_bytes, audio_bytes
         self._texts = self._tools = 0
@@ -86,8 +98,8 @@ class Inputs:
         self._open = True
         self._stats = stats
         self._room = trio.lowlevel.ParkingLot()  # senders waiting for room
-        self._text_line: deque[object] = deque()  # the waiting senders of each kind, in arrival order
-        self._tool_line: deque[object] = deque()
+        self._text_line: list[object] = []  # the waiting senders of each kind, in arrival order
+        self._tool_line: list[object] = []
         self._control_ready = trio.lowlevel.ParkingLot()  # the control pump waiting for a command
         self._audio_ready = trio.lowlevel.ParkingLot()  # the audio pump waiting for a frame
 
@@ -132,11 +144,11 @@ class Inputs:
         if len(self._audio) >= self._audio_cap or (held and held + len(pcm16) > self._audio_byte_cap):
             self._stats.audio_frames_dropped += 1
             self._stats.audio_bytes_dropped += len(pcm16)
-            if self._stats.audio_frames_dropped & (self._stats.audio_frames_dropped - 1) == 0:  # 1, 2, 4, 8, …
-                log.warning("input audio buffer full: frames dropped so far %d", self._stats.audio_frames_dropped)
+            self._drops.dropped(full=1)
             return False
         self._audio.append(pcm16)
         self._audio_queued += 1
+        self._audio_at.append(trio.current_time())
         self._audio_bytes += len(pcm16)
         self._stats.audio_frames_queued += 1
         self._audio_ready.unpark()
@@ -148,7 +160,7 @@ class Inputs:
         await trio.lowlevel.checkpoint_if_cancelled()
         while not self._control or self._control[0][1] > self._audio_done:
             await self._control_ready.park()
-        command, _ = self._control.popleft()
+        command, _ = self._control.pop(0)
         if isinstance(command, SendText):
             self._texts -= 1
             self._text_bytes -= _size(command)
@@ -158,19 +170,46 @@ class Inputs:
         self._room.unpark_all()
         return command
 
-    async def next_audio(self) -> bytes:
-        """The oldest audio frame (for the audio pump). Cancellation: takes nothing."""
+    async def next_audio(self, since: float = -math.inf, max_bytes: int = MAX_APPEND_BYTES) -> list[bytes]:
+        """The audio frames waiting, oldest first (for the audio pump): at least one, and as many more as fit in
+        ``max_bytes`` together. Frames that waited longer than the age bound — counted from when they were queued
+        or from ``since`` (when the socket became writable), whichever is later — are dropped and counted first;
+        ``stats.input_audio_lag`` becomes the wait of the oldest frame taken. Cancellation: takes nothing."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._audio:
-            await self._audio_ready.park()
-        frame = self._audio.popleft()
-        self._audio_bytes -= len(frame)
-        return frame
+        audio, queued_at, stats = self._audio, self._audio_at, self._stats
+        while True:
+            while not audio:
+                await self._audio_ready.park()
+            now = trio.current_time()
+            expired = 0
+            while expired < len(audio) and now - max(queued_at[expired], since) > self._max_age:
+                expired += 1
+            if expired:
+                size = sum(map(len, audio[:expired]))
+                del audio[:expired], queued_at[:expired]
+                self._audio_bytes -= size
+                stats.audio_frames_expired += expired
+                stats.audio_bytes_expired += size
+                self._drops.dropped(expired=expired)
+                self.audio_handled(expired)  # a barrier behind them must not wait for frames that will never go
+            if audio:
+                break
+        lag = now - queued_at[0]
+        stats.input_audio_lag = lag
+        stats.input_audio_lag_max = max(stats.input_audio_lag_max, lag)
+        size, count = len(audio[0]), 1
+        while count < len(audio) and size + len(audio[count]) <= max_bytes:
+            size += len(audio[count])
+            count += 1
+        frames = audio[:count]
+        del audio[:count], queued_at[:count]
+        self._audio_bytes -= size
+        return frames
 
-    def audio_handled(self) -> None:
-        """The audio pump is done with one frame it took (written, or lost for good — not carried to a next socket):
-        a barrier waiting for it may go."""
-        self._audio_done += 1
+    def audio_handled(self, frames: int = 1) -> None:
+        """The audio pump is done with ``frames`` frames it took (written, or lost for good — not carried to a next
+        socket), or the age bound dropped them: a barrier waiting for them may go."""
+        self._audio_done += frames
         if self._control and self._control[0][1] <= self._audio_done:
             self._control_ready.unpark()
 
@@ -194,6 +233,8 @@ class Inputs:
             )
         self._control.clear()
         self._audio.clear()
+        self._audio_at.clear()
+        self._drops.flush()
         self._texts = self._tools = 0
         self._text_bytes = self._tool_bytes = self._audio_bytes = 0
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -89,8 +88,8 @@ class Carry:
     __slots__ = ("audio", "control")
 
     def __init__(self) -> None:
-        self.control: deque[dict[str, Any]] = deque()
-        self.audio: deque[bytes] = deque()
+        self.control: list[dict[str, Any]] = []  # lists: an empty deque costs ~760 bytes, an empty list 56
+        self.audio: list[bytes] = []
 
     def discard(self, stats: ConversationStats) -> None:
         """The conversation ended: what is still carried was never sent (counted as ``inputs_lost``)."""

@@ -15,6 +15,7 @@ buffers but not written is carried (:class:`~rtengine.engine._rejoin.Carry`) to 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -313,39 +314,46 @@ async def _pump_control(link: _Link) -> None:
 
 
 async def _pump_audio(link: _Link) -> None:
+    """Write the audio frames: every frame waiting goes out in one ``input_audio_buffer.append`` (the carried ones
+    first); frames too old are dropped by :meth:`Inputs.next_audio` (the overload policy). The counters are per
+    frame: a write that fails or is cut counts each of its frames."""
     inputs, stats, carry, sock, brain = link.core.inputs, link.core.stats, link.carry, link.sock, link.core.brain
+    since = trio.current_time()  # the socket is writable from now: waits before this are not overload
     while True:
         if carry is not None and carry.audio:
-            pcm = carry.audio.popleft()
+            frames = list(carry.audio)
+            carry.audio.clear()
         else:
-            taken = await link.take(inputs.next_audio)
+            taken = await link.take(functools.partial(inputs.next_audio, since))
             if taken is None:
                 return
-            pcm = taken
+            frames = taken
         try:
-            await sock.send(encode(brain.stamp(input_audio_append(pcm))))
+            await sock.send(encode(brain.stamp(input_audio_append(b"".join(frames) if len(frames) > 1 else frames[0]))))
         except trio.Cancelled:
-            inputs.audio_handled()
+            inputs.audio_handled(len(frames))
             if link.stopping and carry is not None:
-                stats.inputs_interrupted += 1  # part of it may be on the wire: never repeated
+                stats.inputs_interrupted += len(frames)  # part of it may be on the wire: never repeated
             else:
-                stats.inputs_lost += 1  # taken from the buffer, never written
+                stats.inputs_lost += len(frames)  # taken from the buffer, never written
             raise
         except ConnectionLost as exc:
             link.write_failed(exc)
             if carry is None:
-                stats.inputs_lost += 1
+                stats.inputs_lost += len(frames)
             elif exc.partial:
-                stats.inputs_interrupted += 1
+                stats.inputs_interrupted += len(frames)
             else:
-                carry.audio.appendleft(pcm)  # handled when written on the next socket
+                carry.audio[:0] = frames  # handled when written on the next socket
                 return
-            inputs.audio_handled()
+            inputs.audio_handled(len(frames))
             return
-        inputs.audio_handled()
-        stats.audio_frames_sent += 1
+        inputs.audio_handled(len(frames))
+        stats.audio_frames_sent += len(frames)
+        stats.audio_appends_sent += 1
         if link.core.follow is not None:
-            link.core.follow.audio.wrote(pcm)
+            for pcm in frames:
+                link.core.follow.audio.wrote(pcm)
 
 
 async def _read(link: _Link) -> None:

@@ -199,6 +199,17 @@ class ConversationStats:
     responses_cut: int = 0
     #: Rotations whose new session did not get the whole context (each a ``SessionRotated(state_restored=False)``).
     rotations_incomplete: int = 0
+    #: Audio frames dropped because they waited longer than ``Capacities.max_input_audio_age`` to be written (the
+    #: overload policy: the lag stays bounded, the oldest audio goes), and their bytes.
+    audio_frames_expired: int = 0
+    audio_bytes_expired: int = 0
+    #: ``input_audio_buffer.append`` events written (several frames that waited together share one: see
+    #: ``audio_frames_sent`` for the frames).
+    audio_appends_sent: int = 0
+    #: Seconds the oldest frame of the last audio write waited in the buffer (the input lag now), and the largest
+    #: such wait in this conversation. An app sheds load when these grow.
+    input_audio_lag: float = 0.0
+    input_audio_lag_max: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

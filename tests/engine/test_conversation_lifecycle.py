@@ -6,6 +6,7 @@ import pytest
 import trio
 import trio.testing
 from engine_helpers import API_KEY, client_for, drain, ends, engine_tasks, serving, until
+from rejoin_helpers import split_audio
 
 import rtengine
 from rtengine.adapters._peer import PeerService
@@ -178,15 +179,20 @@ async def test_audio_beyond_capacity_is_dropped_and_counted_and_the_rest_arrives
                 conv.send_audio(b"\x00\x00")
                 assert conv.stats.audio_frames_dropped == 45
                 assert snapshot.audio_frames_dropped == 0
-                await server.record.wait_until(
-                    lambda: bool(server.record.sidebands()) and len(server.record.sidebands()[-1].frames_in) >= 257
-                )
-    frames = server.record.sidebands()[-1].frames_in
-    assert frames[0]["type"] == "session.update"
-    import base64
 
-    received = [int.from_bytes(base64.b64decode(f["audio"]), "little") for f in frames[1:]]
-    assert received == list(range(256))
+                def audio() -> list[str]:  # the 2-byte frames received (frames that waited together share an append)
+                    sidebands = server.record.sidebands()
+                    frames = sidebands[-1].frames_in[1:] if sidebands else []
+                    return [
+                        n
+                        for f in frames
+                        if f["type"] == "input_audio_buffer.append"
+                        for n in split_audio(f["audio"], 2)
+                    ]
+
+                await server.record.wait_until(lambda: len(audio()) >= 256)
+    assert server.record.sidebands()[-1].frames_in[0]["type"] == "session.update"
+    assert audio() == [str(n) for n in range(256)]
 
 
 async def test_the_manager_replaces_without_closed(peers: PeerService) -> None:

@@ -17,7 +17,6 @@ Post-handshake join failures (a sideband whose ``session.update`` write fails) a
 makes the client's write fail after an accepted handshake; ``test_sweep`` covers them with fake seams.
 """
 
-import base64
 import random
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from memnet import MemoryNetwork
+from rejoin_helpers import split_audio
 
 import rtengine
 from rtengine.adapters._peer import PeerService, open_peer_service
@@ -221,7 +221,7 @@ def received(frames: list[dict[str, object]]) -> dict[str, list[str]]:
     got: dict[str, list[str]] = {"text": [], "audio": [], "tool": []}
     for frame in frames:
         if frame.get("type") == "input_audio_buffer.append":
-            got["audio"].append(str(int.from_bytes(base64.b64decode(str(frame["audio"])), "little")))
+            got["audio"].extend(split_audio(str(frame["audio"]), 2))
         elif frame.get("type") == "conversation.item.create":
             item = frame["item"]
             assert isinstance(item, dict)

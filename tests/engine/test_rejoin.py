@@ -49,12 +49,12 @@ class Inputs:
 
 async def wait_delivered(server: LocalServer, conv: rtengine.Conversation, inputs: Inputs) -> None:
     def done() -> bool:
-        got = delivered(joins_of(server, conv))
+        got = delivered(joins_of(server, conv), 4)
         return all(got[k] == v for k, v in inputs.queued.items())
 
     with trio.move_on_after(5):
         await server.record.wait_until(done)
-    assert {k: delivered(joins_of(server, conv))[k] for k in inputs.queued} == inputs.queued
+    assert {k: delivered(joins_of(server, conv), 4)[k] for k in inputs.queued} == inputs.queued
 
 
 @pytest.mark.parametrize("mode", ["reset", "eof", "1011"])
@@ -90,7 +90,7 @@ async def test_a_dropped_sideband_is_joined_again_and_every_input_arrives_once(
     accepted = [j for j in joins if j.accepted]
     for conn in accepted:
         assert conn.types_in()[0] == "session.update"
-    got = delivered(accepted)
+    got = delivered(accepted, 4)
     for kind, queued in inputs.queued.items():
         assert got[kind] == queued, kind
     assert got["response"] == ["response.create"]
@@ -138,7 +138,7 @@ async def test_a_sideband_dropped_twice_is_joined_twice(peers: PeerService, offe
     accepted = [j for j in joins_of(server, conv) if j.accepted]
     assert [j.end for j in accepted] == ["abrupt", "abrupt", "client_close"]
     assert all(j.types_in()[0] == "session.update" for j in accepted)
-    got = delivered(accepted)
+    got = delivered(accepted, 4)
     assert {k: got[k] for k in inputs.queued} == inputs.queued
     assert events[-1] == Closed("requested")
     assert not [e for e in events if isinstance(e, Error)]

@@ -16,7 +16,6 @@ EOF), how many, and when the caller closes or cancels. Invariants, besides the e
 
 from __future__ import annotations
 
-import base64
 import itertools
 import random
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from memnet import MemoryNetwork
-from rejoin_helpers import feed, is_subsequence
+from rejoin_helpers import feed, is_subsequence, split_audio
 
 import rtengine
 from rtengine.adapters._peer import PeerService, open_peer_service
@@ -54,7 +53,7 @@ def received(frames: list[dict[str, object]]) -> dict[str, list[str]]:
     got: dict[str, list[str]] = {"text": [], "audio": [], "tool": []}
     for frame in frames:
         if frame.get("type") == "input_audio_buffer.append":
-            got["audio"].append(str(int.from_bytes(base64.b64decode(str(frame["audio"])), "little")))
+            got["audio"].extend(split_audio(str(frame["audio"]), 2))
         elif frame.get("type") == "conversation.item.create":
             item = frame["item"]
             assert isinstance(item, dict)
@@ -206,7 +205,9 @@ def check(s: Schedule, out: Outcome) -> None:
         assert is_subsequence(got[kind], out.queued[kind]), kind
         assert len(set(got[kind])) == len(got[kind]), f"{kind} delivered twice"
     written = stats.texts_sent + stats.tool_outputs_sent + stats.audio_frames_sent
-    unsent = stats.texts_discarded + stats.tool_items_discarded + stats.audio_frames_discarded
+    unsent = (
+        stats.texts_discarded + stats.tool_items_discarded + stats.audio_frames_discarded + stats.audio_frames_expired
+    )
     assert sum(map(len, out.queued.values())) == written + unsent + stats.inputs_lost + stats.inputs_interrupted
     assert sum(map(len, got.values())) <= written
     if stats.sideband_losses == 0:

@@ -14,7 +14,6 @@ task left):
 
 from __future__ import annotations
 
-import base64
 import itertools
 import random
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from memnet import MemoryNetwork
-from rejoin_helpers import feed, is_subsequence
+from rejoin_helpers import feed, is_subsequence, split_audio
 
 import rtengine
 from rtengine.adapters._peer import open_peer_service
@@ -71,7 +70,7 @@ def received(frames: list[dict[str, object]]) -> dict[str, list[str]]:
     got: dict[str, list[str]] = {"text": [], "audio": [], "tool": []}
     for frame in frames:
         if frame.get("type") == "input_audio_buffer.append":
-            got["audio"].append(str(int.from_bytes(base64.b64decode(str(frame["audio"])), "little")))
+            got["audio"].extend(split_audio(str(frame["audio"]), 2))
         elif frame.get("type") == "conversation.item.create":
             item = frame["item"]
             assert isinstance(item, dict)
@@ -166,7 +165,9 @@ def check(s: Schedule, out: Outcome) -> None:
         assert len(set(got)) == len(got), f"{kind} delivered twice"
         assert is_subsequence(got, out.queued[kind]), kind
     written = stats.texts_sent + stats.tool_outputs_sent + stats.audio_frames_sent
-    unsent = stats.texts_discarded + stats.tool_items_discarded + stats.audio_frames_discarded
+    unsent = (
+        stats.texts_discarded + stats.tool_items_discarded + stats.audio_frames_discarded + stats.audio_frames_expired
+    )
     assert sum(map(len, out.queued.values())) == written + unsent + stats.inputs_lost + stats.inputs_interrupted
     if s.close_at is None:
         assert texts == out.queued["text"]
