@@ -5,6 +5,7 @@ test CA made here (cryptography, which aiortc already needs); the client trusts 
 """
 
 import datetime
+import functools
 import ipaddress
 import os
 import signal
@@ -170,19 +171,16 @@ async def test_rtengine_call_trusts_the_ca_file_it_is_given(tls_server: TlsServe
     command = [*RTENGINE, "call", "--base-url", tls_server.base_url, "--transport", "websocket"]
     env = {**os.environ, "OPENAI_API_KEY": API_KEY}
     with trio.fail_after(30):
-        trusted = await trio.run_process(
-            [*command, "--ca-file", str(tls_server.pki.ca_pem)], capture_stdout=True, check=False, env=env
-        )
-        untrusted = await trio.run_process(command, capture_stdout=True, check=False, env=env)
-        missing = await trio.run_process(
-            [*command, "--ca-file", str(tmp_path / "missing.pem")], capture_stdout=True, check=False, env=env
-        )
-    assert trusted.returncode == 0, trusted.stdout.decode()
+        run = functools.partial(trio.run_process, capture_stdout=True, capture_stderr=True, check=False, env=env)
+        trusted = await run([*command, "--ca-file", str(tls_server.pki.ca_pem)])
+        untrusted = await run(command)
+        missing = await run([*command, "--ca-file", str(tmp_path / "missing.pem")])
+    assert trusted.returncode == 0, trusted.stderr.decode()
     assert "You said: Hello from rtengine!" in trusted.stdout.decode()
     assert untrusted.returncode == 1
-    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stdout.decode()
-    assert missing.returncode == 1
-    assert f"cannot use --ca-file {tmp_path / 'missing.pem'}" in missing.stdout.decode()
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr.decode()  # errors go to stderr
+    assert missing.returncode == 2  # a usage error, found before any network work
+    assert f"cannot use --ca-file {tmp_path / 'missing.pem'}" in missing.stderr.decode()
 
 
 async def test_rtengine_serve_speaks_tls_with_the_certificate_it_is_given(tmp_path: Path) -> None:
