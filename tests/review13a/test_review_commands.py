@@ -119,3 +119,32 @@ async def test_update_session_after_a_raw_session_update_reaches_the_server(peer
                 await conv.close()
     assert isinstance(updated, SessionUpdated)
     assert updated.instructions == "first", "update_session(instructions='first') left the server on 'raw'"
+
+
+TOOL = rtengine.FunctionTool(name="lookup", description="look it up")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: update_session(tools=()) passes the caller's-line check, then is dropped later with an async"
+    " invalid_session_update Error; the tools stay on",
+)
+async def test_removing_all_tools_is_applied_or_refused_at_the_callers_line(peers: PeerService) -> None:
+    session = rtengine.SessionConfig(instructions="first", tools=(TOOL,))
+    async with serving(peers) as server, client_for(server) as client:
+        with trio.fail_after(10):
+            async with rtengine.open_conversation(client, session) as conv:
+                await until(conv, SessionUpdated)
+                raised = await _try_update(conv, tools=())
+                answer = None
+                if raised is None:
+                    async for event in conv.events:
+                        if isinstance(event, SessionUpdated | Error):
+                            answer = event
+                            break
+                await conv.close()
+    if isinstance(raised, rtengine.ConfigError):
+        return  # refused where the docstring says ("checked now")
+    assert raised is None
+    assert isinstance(answer, SessionUpdated), f"the change was dropped after it was accepted: {answer!r}"
+    assert not answer.session.get("tools")
