@@ -12,7 +12,7 @@ from engine_helpers import client_for, serving, until
 
 import rtengine
 from rtengine.adapters._peer import PeerService
-from rtengine.events import Error, ResponseDone, SessionUpdated
+from rtengine.events import Error, ResponseCreated, ResponseDone, SessionUpdated
 
 SESSION = rtengine.SessionConfig(instructions="first", voice="alloy")
 
@@ -148,3 +148,27 @@ async def test_removing_all_tools_is_applied_or_refused_at_the_callers_line(peer
     assert raised is None
     assert isinstance(answer, SessionUpdated), f"the change was dropped after it was accepted: {answer!r}"
     assert not answer.session.get("tools")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: a raw response.create the server refuses leaves rtengine believing a response is in flight;"
+    " every later request_response() is held back forever",
+)
+async def test_request_response_still_works_after_a_refused_raw_response_create(peers: PeerService) -> None:
+    created = False
+    async with serving(peers) as server, client_for(server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION) as conv:
+                await until(conv, SessionUpdated)
+                await conv.send_text("hi")
+                await conv.send_event({"type": "response.create", "response": {"output_modalities": ["bogus"]}})
+                refusal = (await until(conv, Error))[-1]
+                await conv.request_response()
+                with trio.move_on_after(8):  # generous: a loopback response starts in milliseconds
+                    await until(conv, ResponseCreated)
+                    created = True
+                await conv.close()
+    assert isinstance(refusal, Error)
+    assert not refusal.fatal
+    assert created, "request_response() after the refused raw create never reached the server"
