@@ -3,11 +3,17 @@ websocket must take the same route as call creation (httpx, ``trust_env``) for t
 
 from __future__ import annotations
 
+from functools import partial
+
 import httpx
 import pytest
+import trio
+from engine_helpers import client_for, serving, until
 
 import rtengine
+from rtengine.adapters._peer import PeerService
 from rtengine.adapters._ws_proxy import proxy_for
+from rtengine.events import SessionUpdated
 
 SECRET_HEAD, SECRET_TAIL = "Pr0xyHead", "Pr0xyTail"
 
@@ -54,3 +60,37 @@ def test_no_proxy_with_another_port_sends_the_websocket_where_httpx_sends_call_c
     websocket_proxied = proxy_for(True, "api.openai.com", environment_proxies()) is not None
     assert httpx_proxied
     assert websocket_proxied == httpx_proxied
+
+
+async def _refuse(stream: trio.SocketStream) -> None:
+    await stream.aclose()  # a proxy that hangs up on everyone
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: with the caller's http_client(trust_env=False) call creation ignores the environment's proxy,"
+    " but websockets still go through HTTP(S)_PROXY and nothing on RealtimeClient turns that off",
+)
+async def test_a_client_that_does_not_trust_the_environment_opens_websockets_direct(
+    peers: PeerService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    failed: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, _refuse, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        async with serving(peers) as server, httpx.AsyncClient(trust_env=False) as http:
+            with trio.fail_after(10):
+                async with client_for(server, http_client=http) as client:
+                    try:
+                        async with rtengine.open_conversation(client, rtengine.SessionConfig()) as conv:
+                            await until(conv, SessionUpdated)
+                            await conv.close()
+                    except rtengine.ConnectFailed as exc:
+                        failed = exc
+        nursery.cancel_scope.cancel()
+    assert failed is None, f"the websocket went to the environment's proxy: {failed}"
