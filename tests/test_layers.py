@@ -40,7 +40,8 @@ LIBRARIES: dict[str, set[str]] = {
         "standardwebhooks",
     },
     "server": {"trio", "h11", "wsproto"},
-    "apps": {"trio"},
+    # the web app is an ASGI app (Starlette) served by hypercorn: the example of embedding rtengine in one
+    "apps": {"trio", "starlette", "hypercorn"},
 }
 STDLIB = sys.stdlib_module_names
 #: The aiortc bridge: the only module where asyncio may appear.

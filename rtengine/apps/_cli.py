@@ -11,19 +11,17 @@ import signal
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
 from typing import Final, TypeVarTuple
 
 import trio
 
-from .. import RealtimeClient, RealtimeError, SessionConfig
 from ..protocol import redact_url
 from ..server import INJECTIONS, Faults, ServerOptions, SipScript, ToolScript, check_injection, open_local_server
 from ..webhooks import WebhookSigner
-from ._demo import DemoOptions, tls_context
+from ._demo import DemoOptions
 from ._demo import main as demo_main
 from ._phone import run_phone_demo
-from ._web import open_web_app
+from ._web_cli import add_web_arguments, web_main
 
 Ts = TypeVarTuple("Ts")
 
@@ -253,24 +251,6 @@ async def _serve(options: ServerOptions) -> None:
                 break
 
 
-async def _web(host: str, port: int, base_url: str | None, ca_file: str | None) -> None:
-    session = SessionConfig(instructions="You are the rtengine web demo. Answer in one short sentence.")
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with AsyncExitStack() as stack:
-            if base_url is None:
-                key = "sk-local-web"
-                server = await stack.enter_async_context(open_local_server(ServerOptions(api_key=key)))
-                client = RealtimeClient(server.base_url, api_key=key)
-            else:
-                client = RealtimeClient(base_url, ssl_context=tls_context(ca_file))
-                client.auth_headers()  # fail now, not on the first call, when $OPENAI_API_KEY is missing
-            await stack.enter_async_context(client)
-            app = await stack.enter_async_context(open_web_app(client, session, host=host, port=port))
-            print(f"rtengine web on http://{host}:{app.port}/ (provider {redact_url(client.base_url)})", flush=True)
-            async for _ in signals:
-                break
-
-
 #: What binding a listening socket fails with when the address is taken, not this machine's or not allowed.
 _BIND_ERRNOS: Final = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
@@ -312,12 +292,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds: the local server's session cap (the API's is 3600); webrtc calls are re-dialed before it",
     )
     web = commands.add_parser("web", help="a web page holding the call in the browser, with server-side controls")
-    web.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    web.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080)")
-    web.add_argument(
-        "--base-url", help="the realtime provider (default: an embedded local server; else $OPENAI_API_KEY)"
-    )
-    web.add_argument("--ca-file", help="trust this CA (PEM) for the provider's TLS, instead of the system's CAs")
+    add_web_arguments(web)
     phone = commands.add_parser("phone", help="a phone agent answering a simulated SIP call (embedded local server)")
     phone.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
     call = commands.add_parser("call", help="one conversation against any server ($OPENAI_API_KEY for the key)")
@@ -356,11 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return _run_listening("serve", args.host, args.port, _serve, options)
     if args.command == "web":
-        try:
-            return _run_listening("web", args.host, args.port, _web, args.host, args.port, args.base_url, args.ca_file)
-        except RealtimeError as exc:
-            print(f"rtengine web: {exc}", file=sys.stderr)
-            return 1
+        return web_main(args)
     if args.command == "phone":
         answered = trio.run(functools.partial(run_phone_demo, seconds=args.timeout))
         return 0 if answered is not None and "accepted" in answered.phases() else 1

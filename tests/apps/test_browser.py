@@ -20,7 +20,6 @@ from engine_helpers import API_KEY, client_for, engine_tasks
 
 import rtengine
 from rtengine.apps._web import WebApp, open_web_app
-from rtengine.events import Closed
 from rtengine.server import ServerOptions, open_local_server
 
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
@@ -60,8 +59,7 @@ async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
             [sys.executable, str(driver), web.url, "hello from chromium", str(screenshot)], capture_stdout=True
         )
         shown = json.loads(result.stdout.decode().strip().splitlines()[-1])
-        (call,) = web.calls.values()
-        await call.ended.wait()
+        await web.wait_no_pages()
     assert shown["packets"] > 0  # remote audio arrived over RTP
     assert "You said: hello from chromium" in shown["transcript"]
     assert "answer" in shown["timeline"]
@@ -71,6 +69,8 @@ async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
     assert "response.done" in shown["datachannel"]
     for phase in ("answer received", "ice connected", "connected", "data channel open", "first audio received"):
         assert f"browser: {phase}" in shown["timeline"], phase
-    assert call.closed == Closed("requested")
+    assert web.ended == {"requested": 1}  # the page's hang-up ended the call, and the app forgot it
+    assert shown["worker"] == f"worker {os.getpid()}"
+    assert shown["failed"] == []  # the page, its icon and its session all loaded
     assert engine_tasks() == []
     assert screenshot.stat().st_size > 10_000
