@@ -126,16 +126,18 @@ def _serve_workers(settings: WebSettings, port: int, workers: int) -> int:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((settings.host, port))
-        config = hypercorn_config(settings.host, port)
-        config.bind = [f"fd://{sock.fileno()}"]
-        config.application_path = "rtengine.apps._web_cli:app_from_environment()"
-        config.worker_class = "trio"
-        config.workers = workers
-        os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
-        _announce(settings, sock.getsockname()[1], workers, settings.base_url)
-        return run(config)
-    finally:
+        bound = sock.getsockname()[1]
+    except BaseException:
         sock.close()
+        raise
+    config = hypercorn_config(settings.host, port)
+    config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns (and closes) the socket from here on
+    config.application_path = "rtengine.apps._web_cli:app_from_environment()"
+    config.worker_class = "trio"
+    config.workers = workers
+    os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
+    _announce(settings, bound, workers, settings.base_url)
+    return run(config)
 
 
 def add_web_arguments(web: argparse.ArgumentParser) -> None:
