@@ -61,6 +61,8 @@ class WebLimits:
 
     max_calls: int = 32
     max_calls_per_client: int = 4
+    #: seconds a session may wait before sending its offer (it holds a capped slot meanwhile)
+    offer_timeout: float = 30.0
 
 
 def _json_error(status: int, code: str, message: str) -> JSONResponse:
@@ -77,6 +79,7 @@ class WebApp:
         self.pages: set[PageSession] = set()
         self.ended: Counter[str] = Counter()
         self.caps = Caps(limits.max_calls, limits.max_calls_per_client)
+        self._offer_timeout = limits.offer_timeout
         self.port = 0
         self._provide = provide
         self._running: tuple[RealtimeClient, SessionConfig, trio.Nursery] | None = None
@@ -116,7 +119,9 @@ class WebApp:
                 nursery.cancel_scope.cancel()
 
     async def shutdown(self) -> None:
-        """Refuse new sessions and end every page session: each page gets ``closed`` and a 1001 close."""
+        """Refuse new sessions and end every page session: each page gets ``closed`` and a 1001 close.
+
+        Cancelled, it stops waiting for the pages; the sessions still close their conversations (shielded)."""
         self._closing = True
         async with trio.open_nursery() as nursery:
             for page in list(self.pages):
@@ -148,7 +153,7 @@ class WebApp:
             await ws.send_denial_response(_json_error(status, code, message))
             return
         client, session, nursery = running
-        page = PageSession(ws, client, session, nursery)
+        page = PageSession(ws, client, session, nursery, offer_timeout=self._offer_timeout)
         self.caps.take(address)
         self.pages.add(page)
         try:

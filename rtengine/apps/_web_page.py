@@ -29,6 +29,8 @@ __all__ = ["PageSession"]
 log = logging.getLogger("rtengine.apps.web")
 
 MAX_TEXT: Final = 4000
+#: A session that sends no offer within this time is closed (it would hold one of the capped slots).
+OFFER_TIMEOUT: Final = 30.0
 #: How long shutting a page down waits for its conversation's ``closed`` to reach the page.
 STOP_WAIT: Final = 5.0
 
@@ -58,8 +60,17 @@ class PageSession:
     ``nursery`` (the app's lifespan nursery). Cancelling :meth:`run` closes the conversation (shielded, bounded by
     the client's close timeout) before it returns."""
 
-    def __init__(self, ws: WebSocket, client: RealtimeClient, session: SessionConfig, nursery: trio.Nursery) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        client: RealtimeClient,
+        session: SessionConfig,
+        nursery: trio.Nursery,
+        *,
+        offer_timeout: float = OFFER_TIMEOUT,
+    ) -> None:
         self.ws = ws
+        self.offer_timeout = offer_timeout
         self.client = client
         self.session = session
         self._nursery = nursery
@@ -79,6 +90,7 @@ class PageSession:
                 await self._send({"type": "hello", "worker": os.getpid()})
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._receive_loop, nursery)
+                    nursery.start_soon(self._expect_offer, nursery)
         except* WebSocketDisconnect:
             pass  # the page went away while we were talking to it
         finally:
@@ -108,6 +120,13 @@ class PageSession:
             with trio.move_on_after(STOP_WAIT):
                 await self.ended.wait()
         self._scope.cancel()
+
+    async def _expect_offer(self, nursery: trio.Nursery) -> None:
+        await trio.sleep(self.offer_timeout)
+        if self.conv is None:
+            await self._send(_error("no_offer", f"no offer within {self.offer_timeout:g} s: the session is closed"))
+            self._close_code = 1008
+            nursery.cancel_scope.cancel()
 
     async def _send(self, message: dict[str, Any]) -> None:
         async with self._send_lock:

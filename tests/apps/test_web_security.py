@@ -140,6 +140,25 @@ async def test_calls_are_capped_per_client_and_in_total(peers: PeerService) -> N
     assert (per_client, again, total) == (429, None, 503)
 
 
+async def test_a_session_that_never_offers_is_closed_and_oversized_messages_are_refused(peers: PeerService) -> None:
+    """Holding capped slots open costs an attacker a reconnect per ``offer_timeout``; a huge message is refused."""
+    with trio.fail_after(20):
+        async with web_app(peers, WebLimits(offer_timeout=0.3)) as web:
+            async with page_session(web) as idle:
+                messages = await until(idle)
+                idle_code = idle.close_code
+            async with page_session(web) as huge:
+                await huge.send('{"type": "offer", "sdp": "' + "v" * 70_000 + '"}')
+                await until(huge)
+                huge_code = huge.close_code
+            await wait_forgotten(web)
+    assert [m["type"] for m in messages] == ["hello", "error"]
+    assert messages[-1]["code"] == "no_offer"
+    assert idle_code == 1008
+    assert huge_code == 1009
+    assert web.ended == {}
+
+
 async def test_ended_conversations_are_forgotten(web: WebApp, peers: PeerService) -> None:
     with trio.fail_after(60):
         for _ in range(12):
