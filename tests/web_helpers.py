@@ -5,9 +5,12 @@ path)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+
+import pytest
 
 from rtengine.adapters._ws import open_socket
 from rtengine.adapters._ws_socket import RealtimeSocket
@@ -56,3 +59,8 @@ async def start_call(ws: RealtimeSocket, offer_sdp: str) -> list[Message]:
 async def wait_forgotten(web: WebApp) -> None:
     """Until the app holds no page session."""
     await web.wait_no_pages()
+
+
+def no_app_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The errors hypercorn logged for the app (an exception out of a route or a session ends up there)."""
+    return [r.getMessage() for r in caplog.records if r.name.startswith("rtengine.apps") and r.levelno >= logging.ERROR]

@@ -192,12 +192,12 @@ class PageSession:
         """Forward the conversation's events to the page; once it ended, end the session."""
         await self._phases(conv)
         async for event in conv.events:
+            if isinstance(event, ev.Closed):
+                self.closed = event  # before sending: the page may be gone already
             await self._phases(conv)
             message = _message(event)
             if message is not None:
                 await self._send(message)
-            if isinstance(event, ev.Closed):
-                self.closed = event
         await self._phases(conv)
         self.ended.set()
         nursery.cancel_scope.cancel()

@@ -20,6 +20,7 @@ from subprocess import PIPE
 import pytest
 import trio
 from engine_helpers import API_KEY, client_for, engine_tasks
+from web_helpers import no_app_errors
 
 import rtengine
 from rtengine.apps._web import WebApp, open_web_app
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing
 
 
 @pytest.fixture
-async def web() -> AsyncIterator[WebApp]:
+async def web(caplog: pytest.LogCaptureFixture) -> AsyncIterator[WebApp]:
     options = ServerOptions(api_key=API_KEY, delta_interval=0.02, audio_ms=1500, greeting_ms=1500)
     async with (
         open_local_server(options) as server,
@@ -52,6 +53,7 @@ async def web() -> AsyncIterator[WebApp]:
         open_web_app(client, rtengine.SessionConfig(turn_detection="disabled")) as app,
     ):
         yield app
+    assert no_app_errors(caplog) == []
 
 
 async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
