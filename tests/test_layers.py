@@ -42,7 +42,8 @@ LIBRARIES: dict[str, set[str]] = {
         "standardwebhooks",
     },
     "server": {"trio", "h11", "wsproto"},
-    "apps": {"trio", "rich"},
+    # the web app is an ASGI app (Starlette) served by hypercorn: the example of embedding rtengine in one
+    "apps": {"trio", "rich", "starlette", "hypercorn"},
     "testing": {"trio", "pytest", "pytest_trio"},
 }
 STDLIB = sys.stdlib_module_names

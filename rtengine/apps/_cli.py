@@ -16,14 +16,14 @@ from collections.abc import Sequence
 
 import trio
 
-from .. import RealtimeError
 from ._cli_args import UsageError, parser, verbosity
-from ._cli_listen import run_listening, serve, web
+from ._cli_listen import refuse_unbindable, run_listening, serve
 from ._cli_logging import configure_logging
 from ._cli_report import EXIT_INTERRUPTED, open_report
 from ._cli_serve_args import server_options
 from ._demo import DemoOptions, prepare, run_demo
 from ._phone import run_phone_demo
+from ._web_cli import web_main
 
 __all__ = ["main"]
 
@@ -54,11 +54,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
         return run_listening("serve", options.host, options.port, serve, options)
     if args.command == "web":
-        try:
-            return run_listening("web", args.host, args.port, web, args.host, args.port, args.base_url, args.ca_file)
-        except RealtimeError as exc:
-            print(f"rtengine web: {exc}", file=sys.stderr)
-            return 1
+        refused = refuse_unbindable("web", args.host, args.port)
+        return refused if refused is not None else web_main(args)
     if args.command == "phone":
         answered = trio.run(functools.partial(run_phone_demo, seconds=args.timeout))
         return 0 if answered is not None and "accepted" in answered.phases() else 1

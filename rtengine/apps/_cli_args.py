@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ._cli_serve_args import add_server_arguments
+from ._web_cli import add_web_arguments
 
 __all__ = ["UsageError", "check_base_url", "check_wav_out", "parser", "verbosity"]
 
@@ -55,12 +56,7 @@ def parser() -> argparse.ArgumentParser:
         help="seconds: the local server's session cap (the API's is 3600); webrtc calls are re-dialed before it",
     )
     web = command("web", "a web page holding the call in the browser, with server-side controls")
-    web.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    web.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080)")
-    web.add_argument(
-        "--base-url", help="the realtime provider (default: an embedded local server; else $OPENAI_API_KEY)"
-    )
-    web.add_argument("--ca-file", help="trust this CA (PEM) for the provider's TLS, instead of the system's CAs")
+    add_web_arguments(web)
     phone = command("phone", "a phone agent answering a simulated SIP call (embedded local server)")
     phone.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
     call = command("call", "one conversation against any server (the real API or rtengine serve)")

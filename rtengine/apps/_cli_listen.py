@@ -1,4 +1,5 @@
-"""``rtengine serve`` and ``rtengine web``: the commands that listen, and the check of their address.
+"""``rtengine serve`` (and the address check of ``rtengine web``, which runs in :mod:`._web_cli`): the commands that
+listen, and the check of their address.
 
 The address is checked before anything starts (:func:`check_bindable`): a port in use, a host that is not this
 machine's or that does not resolve is one line on stderr and exit status 1, never a traceback. Both commands run
@@ -12,20 +13,16 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from typing import Final, TypeVarTuple
 
 import trio
 
-from .. import RealtimeClient, SessionConfig
 from ..protocol import redact_url
 from ..server import ServerOptions, open_local_server
-from ._demo import tls_context
-from ._web import open_web_app
 
 Ts = TypeVarTuple("Ts")
 
-__all__ = ["check_bindable", "run_listening", "serve", "web"]
+__all__ = ["check_bindable", "refuse_unbindable", "run_listening", "serve"]
 
 #: What binding a listening socket fails with when the address is taken, not this machine's or not allowed.
 _BIND_ERRNOS: Final = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
@@ -39,25 +36,6 @@ async def serve(options: ServerOptions) -> None:
             if options.sip_webhook:
                 ringing = redact_url(options.sip_webhook)
                 print(f"ringing {ringing} ({options.sip.calls} simulated SIP call(s))", flush=True)
-            async for _ in signals:
-                break
-
-
-async def web(host: str, port: int, base_url: str | None, ca_file: str | None) -> None:
-    """Run the web app until SIGINT/SIGTERM (an embedded local server unless ``base_url`` names a provider)."""
-    session = SessionConfig(instructions="You are the rtengine web demo. Answer in one short sentence.")
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with AsyncExitStack() as stack:
-            if base_url is None:
-                key = "sk-local-web"
-                server = await stack.enter_async_context(open_local_server(ServerOptions(api_key=key)))
-                client = RealtimeClient(server.base_url, api_key=key)
-            else:
-                client = RealtimeClient(base_url, ssl_context=tls_context(ca_file))
-                client.auth_headers()  # fail now, not on the first call, when $OPENAI_API_KEY is missing
-            await stack.enter_async_context(client)
-            app = await stack.enter_async_context(open_web_app(client, session, host=host, port=port))
-            print(f"rtengine web on http://{host}:{app.port}/ (provider {redact_url(client.base_url)})", flush=True)
             async for _ in signals:
                 break
 
@@ -80,6 +58,15 @@ def _bind_error(exc: BaseException) -> OSError | None:
         exc = exc.exceptions[0]
     if isinstance(exc, socket.gaierror) or (isinstance(exc, OSError) and exc.errno in _BIND_ERRNOS):
         return exc
+    return None
+
+
+def refuse_unbindable(command: str, host: str, port: int) -> int | None:
+    """1 with one line on stderr when ``host:port`` cannot be bound, else None (go on)."""
+    try:
+        check_bindable(host, port)
+    except OSError as exc:
+        return _cannot_listen(command, host, port, exc)
     return None
 
 

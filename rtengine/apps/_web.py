@@ -1,279 +1,212 @@
-"""``rtengine web``: server-side controls for a browser's WebRTC call, as a small trio web app.
+"""``rtengine web``: server-side controls for a browser's WebRTC call — an ASGI app (Starlette) on hypercorn's trio
+worker, and the example of embedding rtengine in an ASGI app.
 
 The browser is the media peer (microphone, speaker); the app creates the call with its own API key (which never
-reaches the browser), returns the SDP answer at once, and keeps the conversation — sideband, events, text, hang-up —
-in its own nursery. Routes:
+reaches the browser) and keeps the conversation — sideband, events, text, hang-up — in a nursery owned by the app's
+lifespan: nothing is detached, and leaving the lifespan closes every conversation. Routes:
 
-* ``GET /`` — the page (plain HTML and JS, no build step);
-* ``POST /api/calls`` (``application/sdp``) — start a conversation for the offer → ``{"id", "call_id", "answer"}``;
-* ``websocket /api/calls/{id}/events`` — the conversation as JSON: ``phase`` (timeline), ``transcript_delta``,
-  ``transcript_done``, ``user_text``, ``error``, ``closed``; replayed from the start for a late subscriber. When the
-  last subscriber disconnects (the browser went away), the conversation is closed;
-* ``POST /api/calls/{id}/text`` (``{"text": …}``) — ``send_text`` + ``request_response``;
-* ``POST /api/calls/{id}/hangup`` — close the conversation; ``GET /api/calls/{id}`` — its state.
+* ``GET /`` — the page (plain HTML and JS, no build step); ``GET /favicon.ico``;
+* ``websocket /api/session`` — the page's session (see :mod:`rtengine.apps._web_page`): the page sends its offer over
+  it, gets the answer and the conversation's events, sends text and hangs up. The websocket is the only handle on
+  its conversation, so whichever worker process accepts it holds the call (``--workers N`` needs no shared state).
 
-Bad input (not SDP, an oversized body, an unknown id, bad JSON) gets a 4xx JSON error; the app never crashes. It is
-served by the same h11/wsproto stack as the local realtime server.
+Every request passes :class:`~rtengine.apps._web_guard.SameOriginGuard` (Host and Origin of the served origin);
+sessions are capped per client and in total (``429`` / ``503``); an ended conversation is forgotten at once (only
+the count of its ``Closed`` reason is kept).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
 from importlib import resources
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
-from .. import CallError, ConfigError, InvalidSdp, RealtimeClient, RealtimeError, SessionConfig, TransportError
-from .. import events as ev
-from ..adapters import HttpRequest, Limits, WebSocket, WsClosed, collapse_single_group, serve_connection
-from ..engine import Conversation, start_conversation
+from .. import RealtimeClient, SessionConfig
+from ._web_guard import Caps, SameOriginGuard, served_names
+from ._web_page import PageSession
 
-__all__ = ["WebApp", "open_web_app"]
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIFramework
+
+__all__ = ["WebApp", "WebLimits", "hypercorn_config", "open_web_app"]
 
 log = logging.getLogger("rtengine.apps.web")
 
-MAX_BODY: Final = 64 * 1024
-#: A conversation whose page never subscribes to its events within this time is closed.
-SUBSCRIBE_TIMEOUT: Final = 30.0
-JSON: Final = [("content-type", "application/json")]
+#: The largest websocket message a page may send (an SDP offer is a few KiB).
+MAX_MESSAGE: Final = 64 * 1024
+
+#: What the app's lifespan needs: the client that creates calls and the session every call gets.
+Provider = Callable[[], AbstractAsyncContextManager[tuple[RealtimeClient, SessionConfig]]]
 
 
-def _error_json(message: str, code: str) -> bytes:
-    return json.dumps({"error": {"message": message, "code": code}}).encode()
+@dataclass(frozen=True)
+class WebLimits:
+    """Page sessions (each holds at most one call) one worker process serves at a time."""
+
+    max_calls: int = 32
+    max_calls_per_client: int = 4
+    #: seconds a session may wait before sending its offer (it holds a capped slot meanwhile)
+    offer_timeout: float = 30.0
 
 
-def _error(status: int, message: str, code: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    return status, JSON, _error_json(message, code)
-
-
-def _ok(payload: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-    return 200, JSON, json.dumps(payload).encode()
-
-
-@dataclass(eq=False)
-class AppCall:
-    """One browser's conversation, as the app keeps it."""
-
-    id: str
-    conv: Conversation
-    history: list[dict[str, Any]] = field(default_factory=list)
-    subscribers: set[trio.MemorySendChannel[dict[str, Any]]] = field(default_factory=set)
-    subscribed: trio.Event = field(default_factory=trio.Event)
-    ended: trio.Event = field(default_factory=trio.Event)
-    closed: ev.Closed | None = None
-    phases_sent: set[str] = field(default_factory=set)
-
-    def publish(self, message: dict[str, Any]) -> None:
-        self.history.append(message)
-        for channel in list(self.subscribers):
-            try:
-                channel.send_nowait(message)
-            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                self.subscribers.discard(channel)  # a subscriber that cannot keep up is dropped
-
-    def publish_phases(self) -> None:
-        for phase, seconds in self.conv.timeline.items():
-            if phase not in self.phases_sent:
-                self.phases_sent.add(phase)
-                self.publish({"type": "phase", "phase": phase, "ms": round(seconds * 1000, 1)})
-
-
-def _message(event: object) -> dict[str, Any] | None:
-    match event:
-        case ev.OutputTranscriptDelta(delta=delta):
-            return {"type": "transcript_delta", "delta": delta}
-        case ev.OutputTranscriptDone(transcript=transcript):
-            return {"type": "transcript_done", "transcript": transcript}
-        case ev.Error(message=message, code=code, fatal=fatal):
-            return {"type": "error", "message": message, "code": code, "fatal": fatal}
-        case ev.Closed(reason=reason, code=code):
-            return {"type": "closed", "reason": reason, "code": code}
-        case ev.ToolCall(call_id=call_id, name=name):
-            return {"type": "tool_call", "call_id": call_id, "name": name}
-        case _:
-            return None
+def _json_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "code": code}}, status_code=status)
 
 
 class WebApp:
-    """The running app: one conversation per browser, all in the app's nursery. See :func:`open_web_app`."""
+    """The app: :attr:`asgi` is the Starlette application to serve; its lifespan owns the conversations' nursery.
 
-    def __init__(self, client: RealtimeClient, session: SessionConfig, nursery: trio.Nursery) -> None:
-        self.client = client
-        self.session = session
-        self._nursery = nursery
-        self.calls: dict[str, AppCall] = {}
-        self._page = resources.files("rtengine.apps.web").joinpath("index.html").read_bytes()
+    :attr:`pages` holds the live page sessions; :attr:`ended` counts the ``Closed`` reasons of the conversations
+    that ended (they are not kept)."""
+
+    def __init__(self, provide: Provider, *, names: frozenset[str], limits: WebLimits = WebLimits()) -> None:
+        self.pages: set[PageSession] = set()
+        self.ended: Counter[str] = Counter()
+        self.caps = Caps(limits.max_calls, limits.max_calls_per_client)
+        self._offer_timeout = limits.offer_timeout
         self.port = 0
+        self._provide = provide
+        self._running: tuple[RealtimeClient, SessionConfig, trio.Nursery] | None = None
+        self._closing = False
+        self._page_ended = trio.Event()
+        files = resources.files("rtengine.apps.web")
+        self._page = files.joinpath("index.html").read_bytes()
+        self._icon = files.joinpath("favicon.svg").read_bytes()
+        routes = [
+            Route("/", self._index),
+            Route("/index.html", self._index),
+            Route("/favicon.ico", self._favicon),
+            WebSocketRoute("/api/session", self._session),
+        ]
+        self.asgi = Starlette(
+            routes=routes,
+            middleware=[Middleware(SameOriginGuard, names=names)],
+            exception_handlers={HTTPException: self._http_error},
+            lifespan=self._lifespan,
+        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    # --- conversations ---------------------------------------------------------------------------------------
-
-    async def _start(self, offer_sdp: str) -> AppCall:
-        conv = await start_conversation(self.client, self.session, self._nursery, offer_sdp)
-        call = AppCall(secrets.token_urlsafe(12), conv)
-        self.calls[call.id] = call
-        self._nursery.start_soon(self._follow, call)
-        return call
-
-    async def _follow(self, call: AppCall) -> None:
-        """Forward the conversation's events to the page; close it when the page never subscribes."""
-        call.publish_phases()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._abandon_unwatched, call)
-            async for event in call.conv.events:
-                call.publish_phases()
-                message = _message(event)
-                if message is not None:
-                    call.publish(message)
-                if isinstance(event, ev.Closed):
-                    call.closed = event
-            nursery.cancel_scope.cancel()
-        call.publish_phases()
-        call.ended.set()
-        for channel in list(call.subscribers):
-            channel.close()
-
-    async def _abandon_unwatched(self, call: AppCall) -> None:
-        with trio.move_on_after(SUBSCRIBE_TIMEOUT):
-            await call.subscribed.wait()
-            return
-        log.info("closing conversation %s: its page never subscribed", call.id)
-        await call.conv.close()
-
-    async def aclose_calls(self) -> None:
-        for call in list(self.calls.values()):
-            await call.conv.close()
-
-    # --- HTTP ------------------------------------------------------------------------------------------------
-
-    async def handle(self, stream: trio.abc.Stream) -> None:
-        """Serve one TCP connection. Never raises."""
-        await serve_connection(
-            stream, route=self._route, websocket=self._events_socket, limits=Limits(MAX_BODY), error_body=_error_json
-        )
-
-    async def _route(self, request: HttpRequest) -> tuple[int, list[tuple[str, str]], bytes]:
-        path = request.path.rstrip("/") or "/"
-        if path in ("/", "/index.html") and request.method == "GET":
-            return 200, [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store")], self._page
-        if path == "/api/calls" and request.method == "POST":
-            return await self._create(request)
-        parts = path.split("/")
-        if len(parts) >= 4 and parts[:3] == ["", "api", "calls"]:
-            call = self.calls.get(parts[3])
-            if call is None:
-                return _error(404, "unknown conversation id", "not_found")
-            action = parts[4] if len(parts) == 5 else None
-            if action is None and request.method == "GET":
-                return _ok(self._state(call))
-            if action == "text" and request.method == "POST":
-                return await self._text(call, request)
-            if action == "hangup" and request.method == "POST":
-                await call.conv.close()
-                with trio.move_on_after(2.0):
-                    await call.ended.wait()  # the follower has seen Closed: the state below is final
-                return _ok(self._state(call))
-        return _error(404, f"no route for {request.method} {request.path[:200]}", "not_found")
-
-    def _state(self, call: AppCall) -> dict[str, Any]:
-        return {
-            "id": call.id,
-            "call_id": call.conv.call_id,
-            "active": call.conv.active,
-            "closed": call.closed.reason if call.closed else None,
-            "timeline_ms": {k: round(v * 1000, 1) for k, v in call.conv.timeline.items()},
-        }
-
-    async def _create(self, request: HttpRequest) -> tuple[int, list[tuple[str, str]], bytes]:
-        try:
-            offer = request.body.decode("utf-8")
-        except UnicodeDecodeError:
-            return _error(400, "the offer is not UTF-8 text", "invalid_offer")
-        try:
-            call = await self._start(offer)
-        except (InvalidSdp, ConfigError) as exc:
-            return _error(400, f"not a usable SDP offer: {exc}", "invalid_offer")
-        except (CallError, TransportError) as exc:
-            return _error(502, f"the realtime provider refused the call: {exc}", "provider_error")
-        return _ok({"id": call.id, "call_id": call.conv.call_id, "answer": call.conv.answer_sdp})
-
-    async def _text(self, call: AppCall, request: HttpRequest) -> tuple[int, list[tuple[str, str]], bytes]:
-        try:
-            payload = json.loads(request.body)
-        except ValueError:
-            return _error(400, "the body is not JSON", "bad_json")
-        text = payload.get("text") if isinstance(payload, dict) else None
-        if not isinstance(text, str) or not text.strip() or len(text) > 4000:
-            return _error(400, 'expected {"text": "…"} with 1-4000 characters', "bad_text")
-        try:
-            await call.conv.send_text(text)
-            await call.conv.request_response()
-        except RealtimeError as exc:
-            return _error(409, f"the conversation is not running: {exc}", "not_running")
-        call.publish({"type": "user_text", "text": text})
-        return _ok({"queued": True})
-
-    # --- the events websocket --------------------------------------------------------------------------------
-
-    async def _events_socket(self, stream: trio.abc.Stream, request: HttpRequest) -> None:
-        ws = WebSocket(stream, request, 64 * 1024)
-        parts = request.path.rstrip("/").split("/")
-        call = self.calls.get(parts[3]) if len(parts) == 5 and parts[4] == "events" else None
-        if call is None:
-            await ws.reject(
-                404, json.dumps({"error": {"message": "unknown conversation", "code": "not_found"}}).encode()
-            )
-            return
-        await ws.accept()
-        send, receive = trio.open_memory_channel[dict[str, Any]](1000)
-        for message in call.history:
-            send.send_nowait(message)
-        if call.ended.is_set():
-            send.close()
-        else:
-            call.subscribers.add(send)
-        call.subscribed.set()
-        async with trio.open_nursery() as nursery:
-
-            async def watch_client() -> None:
-                while not isinstance(await ws.receive(), WsClosed):
-                    pass
+    @asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        """Open the client and the conversations' nursery; on the way out end every page session (shielded)."""
+        async with self._provide() as (client, session), trio.open_nursery() as nursery:
+            self._running = (client, session, nursery)
+            try:
+                yield
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self.shutdown()
+                self._running = None
                 nursery.cancel_scope.cancel()
 
-            nursery.start_soon(watch_client)
-            async for message in receive:
-                await ws.send_text(json.dumps(message))
-            await ws.send_close(1000, "conversation ended")
-            nursery.cancel_scope.cancel()
-        call.subscribers.discard(send)
-        if not call.subscribers and not call.ended.is_set():
-            log.info("closing conversation %s: its page went away", call.id)
-            await call.conv.close()
+    async def shutdown(self) -> None:
+        """Refuse new sessions and end every page session: each page gets ``closed`` and a 1001 close.
+
+        Cancelled, it stops waiting for the pages; the sessions still close their conversations (shielded)."""
+        self._closing = True
+        async with trio.open_nursery() as nursery:
+            for page in list(self.pages):
+                nursery.start_soon(page.stop)
+
+    async def wait_no_pages(self) -> None:
+        """Until the app holds no page session (every session that ended has been forgotten)."""
+        while self.pages:
+            await self._page_ended.wait()
+
+    async def _index(self, _request: Request) -> Response:
+        headers = {"cache-control": "no-store"}
+        return Response(self._page, media_type="text/html; charset=utf-8", headers=headers)
+
+    async def _favicon(self, _request: Request) -> Response:
+        return Response(self._icon, media_type="image/svg+xml", headers={"cache-control": "max-age=86400"})
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        return _json_error(status, "not_found" if status == 404 else "bad_request", f"no route for {request.method}")
+
+    async def _session(self, ws: WebSocket) -> None:
+        address = ws.client.host if ws.client else "unknown"
+        running = self._running
+        refusal = (503, "shutting_down", "the app is shutting down") if running is None or self._closing else None
+        refusal = refusal or self.caps.refusal(address)
+        if refusal is not None or running is None:
+            status, code, message = refusal or (503, "shutting_down", "")
+            await ws.send_denial_response(_json_error(status, code, message))
+            return
+        client, session, nursery = running
+        page = PageSession(ws, client, session, nursery, offer_timeout=self._offer_timeout)
+        self.caps.take(address)
+        self.pages.add(page)
+        try:
+            await page.run()
+        finally:
+            self.pages.discard(page)
+            self.caps.give_back(address)
+            if page.closed is not None:
+                self.ended[page.closed.reason] += 1
+            self._page_ended.set()
+            self._page_ended = trio.Event()
+
+
+def hypercorn_config(host: str, port: int) -> Config:
+    """hypercorn's settings for the app: bind ``host:port``, small websocket messages, quiet logs."""
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.websocket_max_message_size = MAX_MESSAGE
+    config.graceful_timeout = 2.0
+    config.include_server_header = False
+    config.errorlog = logging.getLogger("rtengine.apps.web.hypercorn")
+    config.accesslog = None
+    return config
 
 
 @asynccontextmanager
 async def open_web_app(
-    client: RealtimeClient, session: SessionConfig, *, host: str = "127.0.0.1", port: int = 0
+    client: RealtimeClient,
+    session: SessionConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    limits: WebLimits = WebLimits(),
+    allow_hosts: tuple[str, ...] = (),
 ) -> AsyncIterator[WebApp]:
-    """Serve the app for the duration of the block. Leaving it closes every conversation and connection."""
-    with collapse_single_group():
-        async with trio.open_nursery() as nursery:
-            app = WebApp(client, session, nursery)
-            listeners = await trio.open_tcp_listeners(port, host=host)
-            app.port = listeners[0].socket.getsockname()[1]
-            nursery.start_soon(trio.serve_listeners, app.handle, listeners)
-            try:
-                yield app
-            finally:
-                with trio.CancelScope(shield=True):
-                    await app.aclose_calls()
-                nursery.cancel_scope.cancel()
+    """Serve the app in this process (hypercorn's trio server) for the duration of the block.
+
+    Leaving the block ends every page session (each page sees ``closed`` and shows "disconnected"), stops the server
+    and runs the lifespan's exit; on cancellation the same happens, with the session ends shielded."""
+
+    @asynccontextmanager
+    async def given() -> AsyncIterator[tuple[RealtimeClient, SessionConfig]]:
+        yield client, session
+
+    web = WebApp(given, names=served_names(host, allow_hosts), limits=limits)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        app = cast("ASGIFramework", web.asgi)
+        binds = await nursery.start(partial(serve, app, hypercorn_config(host, port), shutdown_trigger=stop.wait))
+        web.port = int(binds[0].rsplit(":", 1)[1])
+        try:
+            yield web
+        finally:
+            with trio.CancelScope(shield=True):
+                await web.shutdown()
+            stop.set()

@@ -11,16 +11,19 @@ import importlib.util
 import json
 import os
 import pathlib
+import signal
 import sys
 from collections.abc import AsyncIterator
+from functools import partial
+from subprocess import PIPE
 
 import pytest
 import trio
 from engine_helpers import API_KEY, client_for, engine_tasks
+from web_helpers import no_app_errors
 
 import rtengine
 from rtengine.apps._web import WebApp, open_web_app
-from rtengine.events import Closed
 from rtengine.server import ServerOptions, open_local_server
 
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
@@ -40,7 +43,7 @@ pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing
 
 
 @pytest.fixture
-async def web() -> AsyncIterator[WebApp]:
+async def web(caplog: pytest.LogCaptureFixture) -> AsyncIterator[WebApp]:
     options = ServerOptions(api_key=API_KEY, delta_interval=0.02, audio_ms=1500, greeting_ms=1500)
     async with (
         open_local_server(options) as server,
@@ -50,6 +53,7 @@ async def web() -> AsyncIterator[WebApp]:
         open_web_app(client, rtengine.SessionConfig(turn_detection="disabled")) as app,
     ):
         yield app
+    assert no_app_errors(caplog) == []
 
 
 async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
@@ -60,8 +64,7 @@ async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
             [sys.executable, str(driver), web.url, "hello from chromium", str(screenshot)], capture_stdout=True
         )
         shown = json.loads(result.stdout.decode().strip().splitlines()[-1])
-        (call,) = web.calls.values()
-        await call.ended.wait()
+        await web.wait_no_pages()
     assert shown["packets"] > 0  # remote audio arrived over RTP
     assert "You said: hello from chromium" in shown["transcript"]
     assert "answer" in shown["timeline"]
@@ -71,6 +74,56 @@ async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
     assert "response.done" in shown["datachannel"]
     for phase in ("answer received", "ice connected", "connected", "data channel open", "first audio received"):
         assert f"browser: {phase}" in shown["timeline"], phase
-    assert call.closed == Closed("requested")
+    assert web.ended == {"requested": 1}  # the page's hang-up ended the call, and the app forgot it
+    assert shown["worker"] == f"worker {os.getpid()}"
+    assert shown["failed"] == []  # the page, its icon and its session all loaded
     assert engine_tasks() == []
     assert screenshot.stat().st_size > 10_000
+
+
+async def _line(stream: trio.abc.ReceiveStream) -> str:
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = await stream.receive_some(1)
+        if not chunk:
+            raise AssertionError(f"the stream ended after {line!r}")
+        line += chunk
+    return line.decode()
+
+
+async def test_two_workers_hold_a_call_each_and_pages_see_the_app_exit() -> None:
+    """``rtengine web --workers 2``: two Chromium pages hold a call each on different worker processes at the same
+    time; Ctrl-C ends the app cleanly (status 0, no traceback) and both pages show "disconnected"."""
+    errors = bytearray()
+    with trio.fail_after(240):
+        async with trio.open_nursery() as nursery:
+            command = [sys.executable, "-m", "rtengine", "web", "--workers", "2", "--port", "0"]
+            env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+            app_run = partial(trio.run_process, command, stdout=PIPE, stderr=PIPE, check=False, env=env)
+            app: trio.Process = await nursery.start(app_run)
+            assert app.stdout is not None
+            assert app.stderr is not None
+
+            async def collect(stream: trio.abc.ReceiveStream) -> None:
+                async for chunk in stream:
+                    errors.extend(chunk)
+
+            nursery.start_soon(collect, app.stderr)
+            url = (await _line(app.stdout)).split(" on ", 1)[1].split(" ", 1)[0]
+            driver = pathlib.Path(__file__).parents[1] / "browser_driver.py"
+            two = [sys.executable, str(driver), "--two", url]
+            driver_run = partial(trio.run_process, two, stdout=PIPE, check=False)
+            pages: trio.Process = await nursery.start(driver_run)
+            assert pages.stdout is not None
+            held = json.loads(await _line(pages.stdout))
+            app.send_signal(signal.SIGINT)
+            after = json.loads(await _line(pages.stdout))
+            assert await app.wait() == 0
+            assert await pages.wait() == 0
+    workers = {int(shown.removeprefix("worker ")) for shown in held["workers"]}
+    assert held["statuses"] == ["connected", "connected"]
+    assert all(packets > 0 for packets in held["packets"])
+    assert len(workers) == 2  # two worker processes, neither of them the supervisor
+    assert app.pid not in workers
+    assert after == {"after": ["disconnected", "disconnected"], "failed": []}
+    assert b"Traceback" not in errors

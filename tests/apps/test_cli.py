@@ -196,8 +196,8 @@ async def test_web_serves_the_page_and_stops_on_ctrl_c() -> None:
                 page = await http.get(url)
                 assert page.status_code == 200
                 assert 'id="start"' in page.text
-                refused = await http.post(url + "api/calls", content=b"not sdp")
-                assert refused.status_code == 400
+                refused = await http.post(url, content=b"v=0", headers={"origin": "https://evil.example"})
+                assert refused.status_code == 403
             process.send_signal(signal.SIGINT)
             assert await process.wait() == 0
 

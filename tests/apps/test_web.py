@@ -1,156 +1,145 @@
-"""``rtengine web``'s endpoints, driven with httpx and websockets over loopback (the browser test is separate)."""
+"""``rtengine web``'s page and page sessions, driven with httpx and a websocket over loopback (the browser test is
+separate)."""
 
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 import trio
 from engine_helpers import API_KEY, client_for, engine_tasks
+from web_helpers import Message, no_app_errors, page_session, send, start_call, until, wait_forgotten
 
 import rtengine
 from rtengine.adapters._peer import PeerService
-from rtengine.adapters._ws import open_socket
 from rtengine.apps._web import WebApp, open_web_app
-from rtengine.protocol._lifecycle import SocketEnd
-from rtengine.server import LocalServer, ServerOptions, open_local_server
+from rtengine.server import ServerOptions, open_local_server
 
 
 @pytest.fixture
-async def app(peers: PeerService) -> AsyncIterator[tuple[WebApp, LocalServer]]:
+async def web(peers: PeerService, caplog: pytest.LogCaptureFixture) -> AsyncIterator[WebApp]:
     options = ServerOptions(api_key=API_KEY, delta_interval=0.0)
     async with (
         open_local_server(options, peers=peers) as server,
         client_for(server) as client,
-        open_web_app(client, rtengine.SessionConfig()) as web,
+        open_web_app(client, rtengine.SessionConfig()) as app,
     ):
-        yield web, server
+        yield app
+    assert no_app_errors(caplog) == []
 
 
-async def _events_until(web: WebApp, call_id: str, predicate: object, send: str | None = None) -> list[dict[str, Any]]:
-    url = web.url.replace("http://", "ws://") + f"api/calls/{call_id}/events"
-    seen: list[dict[str, Any]] = []
-    async with open_socket(url, {}) as sock:
-        while True:
-            frame = await sock.receive()
-            if isinstance(frame, SocketEnd):
-                return seen
-            seen.append(json.loads(frame))
-            if callable(predicate) and predicate(seen[-1]):
-                return seen
-
-
-async def test_the_page_has_the_elements_tests_drive(app: tuple[WebApp, LocalServer]) -> None:
-    web, _ = app
+async def test_the_page_and_its_icon_are_served(web: WebApp) -> None:
     with trio.fail_after(10):
-        async with httpx.AsyncClient() as http:
-            page = await http.get(web.url)
+        async with httpx.AsyncClient(base_url=web.url) as http:
+            page = await http.get("/")
+            icon = await http.get("/favicon.ico")
+            missing = await http.get("/elsewhere")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    for element in ("start", "hangup", "status", "timeline", "transcript", "text", "send"):
+    for element in ("start", "hangup", "status", "worker", "timeline", "transcript", "text", "send"):
         assert f'id="{element}"' in page.text
     assert API_KEY not in page.text
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.content.startswith(b"<svg")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    assert page.headers["x-rtengine-worker"].isdigit()
 
 
-async def test_bad_input_gets_clear_4xx_errors(app: tuple[WebApp, LocalServer]) -> None:
-    web, _ = app
+async def test_bad_messages_get_clear_errors_and_start_nothing(web: WebApp) -> None:
     with trio.fail_after(10):
-        async with httpx.AsyncClient(base_url=web.url) as http:
-            not_sdp = await http.post("api/calls", content=b"hello", headers={"content-type": "application/sdp"})
-            assert not_sdp.status_code == 400
-            assert not_sdp.json()["error"]["code"] == "invalid_offer"
-            huge = await http.post("api/calls", content=b"v=0" + b"x" * 70_000)
-            assert huge.status_code == 413
-            for method, path in (
-                ("POST", "api/calls/nope/text"),
-                ("POST", "api/calls/nope/hangup"),
-                ("GET", "api/calls/nope"),
-                ("GET", "elsewhere"),
-            ):
-                response = await http.request(method, path, content=b"{}")
-                assert response.status_code == 404, path
-                assert "error" in response.json()
-    assert web.calls == {}
+        async with page_session(web) as ws:
+            hello = await until(ws, lambda m: m["type"] == "hello")
+            replies: list[Message] = []
+            for raw in ("not json", '["offer"]', '{"type": "offer", "sdp": 7}', '{"type": "text", "text": "hi"}'):
+                await ws.send(raw)
+                replies += await until(ws, lambda m: m["type"] == "error")
+            replies += await start_call(ws, "hello")
+            await send(ws, {"type": "text", "text": ""})
+            replies += await until(ws, lambda m: m["type"] == "error")
+            await send(ws, {"type": "hangup"})
+            assert await until(ws) == []  # the session ends: no call to hang up
+    await wait_forgotten(web)
+    assert hello[0]["worker"] > 0
+    codes = [m["code"] for m in replies]
+    assert codes == ["bad_json", "unknown_message", "invalid_offer", "not_running", "invalid_offer", "bad_text"]
+    assert web.ended == {}
 
 
-async def test_two_concurrent_conversations(app: tuple[WebApp, LocalServer], peers: PeerService) -> None:
-    web, _server = app
-    with trio.fail_after(20):
-        offers = [await peers.create_offer() for _ in range(2)]
-        async with httpx.AsyncClient(base_url=web.url) as http:
-            created = [
-                (
-                    await http.post(
-                        "api/calls", content=o.local_sdp.encode(), headers={"content-type": "application/sdp"}
-                    )
-                )
-                for o in offers
-            ]
-            assert [r.status_code for r in created] == [200, 200]
-            ids = [r.json()["id"] for r in created]
-            assert all(r.json()["answer"].startswith("v=0") for r in created)
-            assert len({r.json()["call_id"] for r in created}) == 2
-            bad = await http.post(f"api/calls/{ids[0]}/text", content=b"not json")
-            assert bad.status_code == 400
-            replies: dict[str, list[dict[str, Any]]] = {}
+async def test_two_concurrent_conversations(web: WebApp, peers: PeerService) -> None:
+    replies: dict[str, list[Message]] = {}
 
-            async def converse(call_id: str, text: str) -> None:
-                async with trio.open_nursery() as nursery:
-
-                    async def listen() -> None:
-                        replies[call_id] = await _events_until(web, call_id, lambda m: m["type"] == "transcript_done")
-
-                    nursery.start_soon(listen)
-                    await trio.sleep(0.1)
-                    response = await http.post(f"api/calls/{call_id}/text", json={"text": text})
-                    assert response.status_code == 200
-
-            async with trio.open_nursery() as nursery:
-                for call_id, text in zip(ids, ("first", "second"), strict=True):
-                    nursery.start_soon(converse, call_id, text)
-            for call_id, text in zip(ids, ("first", "second"), strict=True):
-                assert replies[call_id][-1]["transcript"] == f"You said: {text}"
-                assert any(m["type"] == "phase" and m["phase"] == "answer" for m in replies[call_id])
-            for call_id in ids:
-                assert (await http.post(f"api/calls/{call_id}/hangup")).json()["closed"] == "requested"
-                late = await http.post(f"api/calls/{call_id}/text", json={"text": "too late"})
-                assert late.status_code == 409
-        for offer in offers:
+    async def converse(text: str) -> None:
+        offer = await peers.create_offer()
+        try:
+            async with page_session(web) as ws:
+                answer = (await start_call(ws, offer.local_sdp))[-1]
+                assert answer["type"] == "answer"
+                assert answer["sdp"].startswith("v=0")
+                await send(ws, {"type": "text", "text": text})
+                replies[text] = [answer, *await until(ws, lambda m: m["type"] == "transcript_done")]
+                await send(ws, {"type": "hangup"})
+                replies[text] += await until(ws)  # up to the app closing the session
+                assert ws.closed
+        finally:
             await offer.aclose()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            for text in ("first", "second"):
+                nursery.start_soon(converse, text)
+        await wait_forgotten(web)
+    assert len({replies[t][0]["call_id"] for t in ("first", "second")}) == 2
+    for text in ("first", "second"):
+        kinds = [m["type"] for m in replies[text]]
+        assert {"type": "transcript_done", "transcript": f"You said: {text}"} in replies[text]
+        assert {"type": "user_text", "text": text} in replies[text]
+        assert any(m["type"] == "phase" and m["phase"] == "answer" for m in replies[text])
+        assert kinds[-1] == "closed"
+        assert replies[text][-1]["reason"] == "requested"
+    assert web.ended == {"requested": 2}
     assert engine_tasks() == []
 
 
-async def test_a_page_that_goes_away_ends_its_conversation(app: tuple[WebApp, LocalServer], peers: PeerService) -> None:
-    web, _ = app
+async def test_a_page_that_goes_away_ends_its_conversation(web: WebApp, offer_sdp: str) -> None:
     with trio.fail_after(20):
-        offer = await peers.create_offer()
-        async with httpx.AsyncClient(base_url=web.url) as http:
-            created = await http.post("api/calls", content=offer.local_sdp.encode())
-            call_id = created.json()["id"]
-            seen = await _events_until(web, call_id, lambda m: m["type"] == "phase")  # subscribe, then leave
-            assert seen
-            call = web.calls[call_id]
-            await call.ended.wait()
-            state = (await http.get(f"api/calls/{call_id}")).json()
-        await offer.aclose()
-    assert state["closed"] == "requested"
-    assert state["active"] is False
+        async with page_session(web) as ws:
+            assert (await start_call(ws, offer_sdp))[-1]["type"] == "answer"
+            (page,) = web.pages
+            assert page.conv is not None
+            conv = page.conv
+            was_active = conv.active
+        await wait_forgotten(web)
+    assert was_active
+    assert conv.active is False
+    assert web.ended == {"requested": 1}
+    assert web.caps.by_client == {}
 
 
 async def test_shutting_the_app_down_ends_every_conversation(peers: PeerService) -> None:
     options = ServerOptions(api_key=API_KEY, delta_interval=0.0)
+    seen: list[list[Message]] = []
+    codes: list[int | None] = []
     with trio.fail_after(20):
         offers = [await peers.create_offer() for _ in range(2)]
         async with open_local_server(options, peers=peers) as server, client_for(server) as client:
-            async with open_web_app(client, rtengine.SessionConfig()) as web:
-                async with httpx.AsyncClient(base_url=web.url) as http:
-                    for offer in offers:
-                        created = await http.post("api/calls", content=offer.local_sdp.encode())
-                        assert created.status_code == 200
-                calls = list(web.calls.values())
-                assert all(call.conv.active for call in calls)
-            assert [call.closed for call in calls] == [rtengine.events.Closed("requested")] * 2
+            async with trio.open_nursery() as pages, open_web_app(client, rtengine.SessionConfig()) as web:
+
+                async def page(offer_sdp: str, task_status: trio.TaskStatus[None]) -> None:
+                    async with page_session(web) as ws:
+                        assert (await start_call(ws, offer_sdp))[-1]["type"] == "answer"
+                        task_status.started()
+                        seen.append(await until(ws))
+                        codes.append(ws.close_code)
+
+                for offer in offers:
+                    await pages.start(page, offer.local_sdp)
+                conversations = [p.conv for p in web.pages]
+                assert all(conv is not None and conv.active for conv in conversations)
+            assert web.ended == {"requested": 2}
+            assert web.pages == set()
             assert engine_tasks() == []
         for offer in offers:
             await offer.aclose()
+    assert [messages[-1]["type"] for messages in seen] == ["closed", "closed"]
+    assert codes == [1001, 1001]  # going away: the page shows "disconnected"

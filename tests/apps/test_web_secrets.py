@@ -2,8 +2,8 @@
 
 The app runs with ``--base-url`` pointed at a reflecting provider: it quotes the request's ``Authorization`` header
 (and its query) in a call-creation error body, in a hostile ``Location``, in a rejected sideband handshake, in
-``error`` events and in a close reason. The key is also in the base URL's query. Everything the page receives (HTTP
-answers, the events websocket's messages, the state route) and rtengine's log lines at DEBUG are free of the key.
+``error`` events and in a close reason. The key is also in the base URL's query. Everything the page receives (the page,
+its icon, and its session's messages) and rtengine's log lines at DEBUG are free of the key.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import httpx
 import pytest
 import trio
 from engine_fakes import ANSWER
+from web_helpers import page_session, start_call, until
 
 import rtengine
 from rtengine.adapters._serving import HttpRequest, Limits, Response, WebSocket, WsFrame, serve_connection
-from rtengine.adapters._ws import open_socket
 from rtengine.apps._web import open_web_app
-from rtengine.protocol._lifecycle import SocketEnd
 
 KEYS = ["sk-proj-WEBechoSecret0123456789abcdef", "gw7f3a9c1e5b2d8f4a6c0e9b1d3f5a7c9e"]
 
@@ -75,25 +74,17 @@ async def reflecting_provider() -> AsyncIterator[int]:
         nursery.cancel_scope.cancel()
 
 
-async def _page_session(base_url: str, key: str, offer_sdp: str) -> tuple[httpx.Response, list[Any]]:
-    """What a page sees for one call: the creation answer, then (for a call) its events and its final state."""
+async def _page_session(base_url: str, key: str, offer_sdp: str) -> tuple[list[Any], list[str]]:
+    """What a page sees for one call: its session's messages up to the answer or the error, then (for a call) the
+    rest up to the app closing the session; and the page and icon it loads."""
     client = rtengine.RealtimeClient(base_url, api_key=key, call_retries=0, sideband_retries=0, close_timeout=1.0)
-    async with (
-        client,
-        open_web_app(client, rtengine.SessionConfig()) as web,
-        httpx.AsyncClient(base_url=web.url) as http,
-    ):
-        created = await http.post("api/calls", content=offer_sdp, headers={"content-type": "application/sdp"})
-        if created.status_code != 200:
-            return created, []
-        call_id = created.json()["id"]
-        received: list[Any] = []
-        url = web.url.replace("http://", "ws://") + f"api/calls/{call_id}/events"
-        async with open_socket(url, {}) as sock:
-            while not isinstance(frame := await sock.receive(), SocketEnd):
-                received.append(json.loads(frame))
-        state = await http.get(f"api/calls/{call_id}")
-        return created, [*received, state.status_code, state.text]
+    async with client, open_web_app(client, rtengine.SessionConfig()) as web, httpx.AsyncClient() as http:
+        loaded = [(await http.get(web.url + path)).text for path in ("", "favicon.ico")]
+        async with page_session(web) as ws:
+            created = await start_call(ws, offer_sdp)
+            if created[-1]["type"] != "answer":
+                return created, loaded
+            return [*created, *await until(ws)], loaded
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -104,20 +95,17 @@ async def test_the_page_never_receives_a_key_the_provider_echoes(
     with trio.fail_after(30):
         async with reflecting_provider() as port:
             base = f"http://127.0.0.1:{port}"
-            refused, _ = await _page_session(f"{base}/refuse/v1?api-key={key}", key, offer_sdp)
+            refused, loaded = await _page_session(f"{base}/refuse/v1?api-key={key}", key, offer_sdp)
             located, _ = await _page_session(f"{base}/location/v1?api-key={key}", key, offer_sdp)
-            rejected, rejected_events = await _page_session(f"{base}/reject/v1?api-key={key}", key, offer_sdp)
-            echoed, echoed_events = await _page_session(f"{base}/errors/v1?api-key={key}", key, offer_sdp)
-    assert (refused.status_code, located.status_code) == (502, 502)
-    assert "Invalid credentials" in refused.json()["error"]["message"]  # the provider's text is passed on, scrubbed
-    assert (rejected.status_code, echoed.status_code) == (200, 200)
-    assert any(m["type"] == "error" and "Invalid credentials" in m["message"] for m in rejected_events[:-2])
-    assert [m["code"] for m in echoed_events[:-2] if m["type"] == "error"] == [
-        "response_cancel_not_active",
-        "invalid_api_key",
-    ]
-    assert echoed_events[-3]["type"] == "closed"
-    page = [refused.text, located.text, rejected.text, echoed.text, *map(json.dumps, rejected_events + echoed_events)]
+            rejected, _ = await _page_session(f"{base}/reject/v1?api-key={key}", key, offer_sdp)
+            echoed, _ = await _page_session(f"{base}/errors/v1?api-key={key}", key, offer_sdp)
+    assert (refused[-1]["code"], located[-1]["code"]) == ("provider_error", "provider_error")
+    assert "Invalid credentials" in refused[-1]["message"]  # the provider's text is passed on, scrubbed
+    assert [m["type"] for m in rejected + echoed if m["type"] == "answer"] == ["answer", "answer"]
+    assert any(m["type"] == "error" and "Invalid credentials" in m["message"] for m in rejected)
+    assert [m["code"] for m in echoed if m["type"] == "error"] == ["response_cancel_not_active", "invalid_api_key"]
+    assert echoed[-1]["type"] == "closed"
+    page = [*loaded, *map(json.dumps, refused + located + rejected + echoed)]
     assert [text for text in page if key in text] == []
     # rtengine's own loggers (httpcore's DEBUG trace prints raw response headers, the hostile Location included)
     records = [f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records if r.name.startswith("rtengine")]
