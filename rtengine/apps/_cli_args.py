@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ._cli_serve_args import add_server_arguments
-from ._web_cli import add_web_arguments
 
 __all__ = ["UsageError", "check_base_url", "check_wav_out", "parser", "verbosity"]
 
@@ -56,6 +55,8 @@ def parser() -> argparse.ArgumentParser:
         help="seconds: the local server's session cap (the API's is 3600); webrtc calls are re-dialed before it",
     )
     web = command("web", "a web page holding the call in the browser, with server-side controls")
+    from ._web_cli import add_web_arguments  # here: _web_cli imports the demo, which imports this module
+
     add_web_arguments(web)
     phone = command("phone", "a phone agent answering a simulated SIP call (embedded local server)")
     phone.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
