@@ -28,11 +28,24 @@ async def test_a_commit_waits_for_the_audio_queued_before_it() -> None:
     with trio.move_on_after(1) as waited:
         await inputs.next_command()
     assert waited.cancelled_caught  # three frames not yet handled: the commit stays queued
-    for _ in range(3):
-        await inputs.next_audio()
-        inputs.audio_handled()
+    frames = await inputs.next_audio()
+    assert len(frames) == 3  # the frames that waited together go out in one append
+    inputs.audio_handled(len(frames))
     with trio.fail_after(1):
         assert await inputs.next_command() == AudioBuffer("commit")
+
+
+async def test_audio_dropped_for_its_age_releases_the_commit_behind_it(autojump_clock: trio.testing.MockClock) -> None:
+    inputs = Inputs(text=64, tools=64, audio=256, stats=ConversationStats(), max_audio_age=0.5)
+    for _ in range(3):
+        assert inputs.put_audio(b"\0" * 960)
+    await inputs.put(AudioBuffer("commit"))
+    await trio.sleep(1)  # the three frames are too old now: the audio pump will drop them, never write them
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(inputs.next_audio)  # drops the stale frames, then waits for fresh ones
+        with trio.fail_after(1):
+            assert await inputs.next_command() == AudioBuffer("commit")
+        nursery.cancel_scope.cancel()
 
 
 STEP = st.sampled_from(["audio", "text", "commit", "raw_clear", "raw_other"])
@@ -53,11 +66,11 @@ def test_no_buffer_command_overtakes_its_audio_and_the_fifo_keeps_its_order(step
             async def audio_pump() -> None:
                 written = 0
                 while True:
-                    await inputs.next_audio()
+                    frames = await inputs.next_audio()  # every frame waiting: one append
                     await trio.sleep(0.001 * lag)  # a slow socket
-                    written += 1
+                    written += len(frames)
                     log.append(("audio", written))
-                    inputs.audio_handled()
+                    inputs.audio_handled(len(frames))
 
             async def control_pump() -> None:
                 for index in range(len(expected)):
