@@ -23,6 +23,7 @@ import trio
 
 from ..protocol._backoff import retry_delays
 from ..protocol._brain import socket_end
+from ..protocol._commands import undo_update
 from ..protocol._errors import ConnectFailed, ConnectionLost, TransportError
 from ..protocol._lifecycle import Closed, Error, SocketEnd, Started
 from ..protocol._parse import parse_server_event
@@ -353,5 +354,7 @@ async def _read(link: _Link) -> None:
             error, closed = reaction.end
             core.end(closed, error)
             return
+        if reaction.undo is not None:  # a refused update_session: not kept, not replayed
+            core.session = undo_update(core.session, reaction.undo)
         if reaction.deliver is not None:
             await outlet.forward(reaction.deliver, len(message))

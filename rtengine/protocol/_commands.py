@@ -37,8 +37,11 @@ __all__ = [
     "ClearOutputAudio",
     "ClientPayload",
     "SendEvent",
+    "UpdatePayload",
     "UpdateSession",
     "apply_update",
+    "check_update",
+    "undo_update",
     "audio_barrier",
     "buffer_payload",
     "client_event",
@@ -58,6 +61,17 @@ class ClientPayload(dict[str, Any]):
     """A client event the caller built (``send_event``): its own ``event_id``, if it has one, is kept."""
 
     __slots__ = ()
+
+
+class UpdatePayload(dict[str, Any]):
+    """The ``session.update`` an ``update_session`` became; ``undo`` maps each field it changed to its value
+    before and after, so that a refusal takes it back out of the session rtengine holds (:func:`undo_update`)."""
+
+    __slots__ = ("undo",)
+
+    def __init__(self, payload: Payload, undo: Mapping[str, tuple[Any, Any]]) -> None:
+        super().__init__(payload)
+        self.undo = dict(undo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +158,34 @@ def apply_update(session: SessionConfig, changes: Mapping[str, Any]) -> SessionC
     return replace(session, **changes)
 
 
+def check_update(session: SessionConfig, changes: Mapping[str, Any]) -> None:
+    """Refuse, with :class:`~rtengine.ConfigError`, an update :func:`apply_update` refuses, one whose
+    ``session.update`` would drop a field, or one that does not encode as JSON (a non-serialisable value, NaN or
+    an infinity, which the API cannot read) — what ``update_session`` checks at the caller's line."""
+    payload = session_changes(session, apply_update(session, changes))
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"update_session takes JSON-serialisable values: {exc}") from None
+
+
+def undo_update(session: SessionConfig, undo: Mapping[str, tuple[Any, Any]]) -> SessionConfig:
+    """``session`` with a refused update taken back: each field it changed returns to its value before, unless a
+    later update changed that field again (then the later value stays)."""
+    back = {name: before for name, (before, after) in undo.items() if getattr(session, name) == after}
+    return replace(session, **back) if back else session
+
+
 def session_changes(old: SessionConfig, new: SessionConfig) -> Payload:
     """The ``session.update`` that takes the server from ``old`` to ``new``: its ``type`` and every changed
     field, where ``audio.input.*`` and ``audio.output.*`` are fields of their own (the API merges them) and every
-    other top-level key is replaced whole. Raises :class:`~rtengine.ConfigError` when ``new`` drops a field."""
+    other top-level key is replaced whole (no tools left is ``"tools": []``). Raises
+    :class:`~rtengine.ConfigError` when ``new`` drops a field."""
     before, after = old.update_payload(), new.update_payload()
     changed: Payload = {"type": after["type"]}
-    dropped = [key for key in before if key not in after]
+    dropped = [key for key in before if key not in after and key != "tools"]
+    if "tools" in before and "tools" not in after:
+        changed["tools"] = []  # tools=(): the API removes every tool on an empty list
     for key, value in after.items():
         if key == "audio" and isinstance(before.get("audio"), dict):
             audio: Payload = {}
