@@ -24,6 +24,7 @@ from ..protocol._commands import (
     apply_update,
     check_update,
     client_event,
+    field_paths,
     session_changes,
 )
 from ..protocol._errors import ConfigError
@@ -52,13 +53,15 @@ async def decide(core: Core, command: Command) -> tuple[Payload, ...]:
         return core.brain.command(command)
     try:
         session = apply_update(core.session, command.changes)
-        payload = session_changes(core.session, session)
+        force = core.brain.raw_session & field_paths(command.changes)  # a raw session.update may have set them
+        payload = session_changes(core.session, session, force)
     except ConfigError as exc:
         log.warning("session update not applied: %s", exc)
         await core.outlet.forward(Error(f"session update not applied: {exc}", "invalid_session_update", False))
         return ()
     undo = {name: (getattr(core.session, name), getattr(session, name)) for name in command.changes}
     core.session = session
+    core.brain.raw_session -= force
     return (UpdatePayload(payload, undo),)
 
 
@@ -104,7 +107,8 @@ class Commands:
         sequenced like :meth:`request_response`: while a response is active it waits for that one to end (with its
         ``response`` parameters; waiting ones coalesce, the latest parameters win). An ``input_audio_buffer.*``
         event goes after the audio sent before it. A raw ``session.update`` is not replayed on a re-join or
-        reconnect (use :meth:`update_session`). The server's answers arrive in ``events`` (as typed events, or
+        reconnect (use :meth:`update_session`; a later ``update_session`` naming a field the raw one set writes it
+        even when unchanged for rtengine). The server's answers arrive in ``events`` (as typed events, or
         ``UnknownEvent``; a refusal as a non-fatal ``Error``). Raises :class:`~rtengine.ConversationNotRunning`
         once ended. Cancellation: either queued or ``Cancelled`` with nothing queued.
         """

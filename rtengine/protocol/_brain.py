@@ -55,6 +55,7 @@ from ._commands import (
     UpdatePayload,
     UpdateSession,
     buffer_payload,
+    raw_session_paths,
 )
 from ._ends import confirmed_output_format, is_session_cap, socket_end
 from ._errors import ErrorClass
@@ -161,6 +162,7 @@ class Brain:
         "_truncate",
         "_updates",
         "output_format",
+        "raw_session",
         "scrub",
         "stats",
     )
@@ -191,6 +193,8 @@ class Brain:
         self._owed: Payload | None = None  # the parameters of an owed raw response.create (send_event)
         self._raw: dict[str, str] = {}  # event id -> type of the latest raw events written (send_event), oldest first
         self._updates: dict[str, UpdatePayload] = {}  # event id -> the latest update_session payloads written
+        #: The session places raw ``session.update`` events set, not written by ``update_session`` since.
+        self.raw_session: set[tuple[str, ...]] = set()
 
     def stamp(self, payload: Payload) -> Payload:
         """Give a payload about to be written its ``event_id`` (and remember its type); returns it. A caller's
@@ -203,6 +207,8 @@ class Brain:
             return self._sent.stamp(payload)
         if "event_id" not in payload:
             self._sent.stamp(payload)
+        if payload["type"] == "session.update":
+            self.raw_session |= raw_session_paths(payload)
         _remember(self._raw, payload["event_id"], str(payload["type"]))
         return payload
 

@@ -25,6 +25,8 @@ from rtengine.protocol._commands import (
     audio_barrier,
     check_update,
     client_event,
+    field_paths,
+    raw_session_paths,
     session_changes,
     undo_update,
 )
@@ -211,3 +213,19 @@ def test_a_refused_response_create_frees_the_sequencer_and_sends_the_owed_one() 
     b.server_event(ResponseDone("resp_1", "completed"))
     (again,) = b.command(RequestResponse())  # nothing is wedged
     assert again["type"] == "response.create"
+
+
+def test_a_field_a_raw_session_update_set_is_written_again_only_when_the_caller_names_it() -> None:
+    raw = {"type": "session.update", "session": {"instructions": "raw", "audio": {"output": {"voice": "cedar"}}}}
+    touched = raw_session_paths(raw)
+    assert touched == {("instructions",), ("audio", "output", "voice")}
+    named = touched & field_paths({"instructions": BASE.instructions})
+    assert session_changes(BASE, apply_update(BASE, {"instructions": BASE.instructions}), named)["session"] == {
+        "type": "realtime",
+        "instructions": BASE.instructions,  # unchanged for rtengine, but the server holds "raw"
+    }
+    other = touched & field_paths({"max_output_tokens": 7})
+    assert session_changes(BASE, apply_update(BASE, {"max_output_tokens": 7}), other)["session"] == {
+        "type": "realtime",
+        "max_output_tokens": 7,  # the raw instructions and voice are left as the caller set them
+    }

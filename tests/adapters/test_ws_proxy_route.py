@@ -1,5 +1,6 @@
-"""Review of #13's websocket proxy support (finding 7): a proxy password must never appear in an error, and the
-websocket must take the same route as call creation (httpx, ``trust_env``) for the same environment."""
+"""Websocket proxy routes and credentials (found by the adversarial review of #13, finding 7): a proxy credential
+never appears in an error or repr, whatever characters it holds, and the websocket takes the same route as call
+creation (httpx ``trust_env``, ``NO_PROXY`` ports) for the same environment."""
 
 from __future__ import annotations
 
