@@ -59,9 +59,10 @@ def proxy_for(secure: bool, host: str, proxies: Mapping[str, str], port: int | N
     url = proxies.get("https" if secure else "http") or proxies.get("all")
     if not url or _exempt(host, port if port != (443 if secure else 80) else None, proxies.get("no", "")):
         return None
-    scheme, _, rest = url.rpartition("://") if "://" in url else ("http", "", url)
-    userinfo, at, address = rest.rpartition("@")  # the last "@": a password may hold "/", "#", "?" or "@"
-    shown = f"{scheme}://{'***@' if at else ''}{address}"  # the credential, user name or token, never shown
+    scheme, _, rest = url.partition("://") if "://" in url else ("http", "", url)
+    scheme = scheme.lower()
+    userinfo, _, address = rest.rpartition("@")  # the last "@": a password may hold "/", "#", "?" or "@"
+    shown = f"{scheme}://{'***@' if userinfo else ''}{address}"  # the credential, user name or token, never shown
     parts = urlsplit(f"{scheme}://{address}")
     if scheme != "http" or not parts.hostname:
         raise ConfigError(f"websockets support http:// proxies only, not {shown!r} (set NO_PROXY to go direct)")
@@ -70,7 +71,7 @@ def proxy_for(secure: bool, host: str, proxies: Mapping[str, str], port: int | N
     except ValueError as exc:
         raise ConfigError(f"invalid proxy URL {shown!r}: {exc}") from None
     authorization = None
-    if at:
+    if userinfo:
         user, _, password = userinfo.partition(":")
         pair = f"{unquote(user)}:{unquote(password)}".encode()
         authorization = "Basic " + base64.b64encode(pair).decode("ascii")
