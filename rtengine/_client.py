@@ -61,6 +61,9 @@ class RealtimeClient:
     Proxies: without ``open_stream``, websockets (a conversation's, a call's sideband) follow the environment's proxy
     settings as httpx does for call creation — ``HTTPS_PROXY`` (``wss://``), ``HTTP_PROXY`` (``ws://``),
     ``ALL_PROXY``, and ``NO_PROXY`` — through an HTTP ``CONNECT`` tunnel (``http://`` proxies only).
+    ``trust_env`` says whether websockets, and the HTTP client rtengine creates, follow those settings (``False``:
+    always direct); left ``None``, a given ``http_client``'s own ``trust_env`` decides for websockets too, so
+    both take the same route (otherwise they do, unless ``open_stream`` is given).
     ``aclose()`` closes the HTTP client rtengine created.
 
     Used as ``async with``, the client owns a nursery in which the websocket close handshakes of ended
@@ -94,6 +97,7 @@ class RealtimeClient:
         call_timeout: float = 15.0,
         sideband_rejoin_attempts: int = DEFAULT_REJOIN_ATTEMPTS,
         sideband_rejoin_deadline: float = DEFAULT_REJOIN_DEADLINE,
+        trust_env: bool | None = None,
     ) -> None:
         for name, value in (
             ("sideband_retries", sideband_retries),
@@ -125,6 +129,9 @@ class RealtimeClient:
         self.open_stream = open_stream
         self._http = http_client
         self._owns_http = http_client is None
+        self._trust_env = trust_env
+        if trust_env is None and http_client is not None:
+            trust_env = http_client.trust_env  # websockets take the route the caller's client takes
         self._ssl: ssl.SSLContext | None = ssl_context
         self._closed = False
         self._headers: Mapping[str, str] | None = None
@@ -154,6 +161,7 @@ class RealtimeClient:
             max_message_size=max_message_size,
             open_stream=open_stream,
             hand_off=self._close_in_background,
+            trust_env=trust_env,
         )
 
     def __repr__(self) -> str:
@@ -244,6 +252,7 @@ class RealtimeClient:
                 limits=httpx.Limits(max_connections=_MAX_CONCURRENT_CALLS * 2, keepalive_expiry=30.0),
                 follow_redirects=False,
                 headers={"user-agent": _USER_AGENT},
+                trust_env=self._trust_env is not False,
             )
         return self._http
 

@@ -116,7 +116,7 @@ async def open_connection(
     extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     what = f"failed to connect realtime websocket {redact_url(url)}"
     stream: trio.abc.Stream | None = None
-    proxy: Proxy | None = proxy_for(secure, host, proxies) if proxies else None
+    proxy: Proxy | None = proxy_for(secure, host, proxies, port) if proxies else None
     try:
         with _translate(what, ConnectFailed), trio.fail_after(connect_timeout):
             if proxy is None:

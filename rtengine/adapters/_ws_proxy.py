@@ -3,7 +3,8 @@
 Theory of operation. :func:`proxy_for` reads the environment once per opener, as httpx does once per client:
 ``wss://`` goes through ``HTTPS_PROXY`` (``https_proxy``), ``ws://`` through ``HTTP_PROXY``, either through
 ``ALL_PROXY`` when the specific one is unset; ``NO_PROXY`` (a comma-separated list of host names, IP addresses,
-domain suffixes — ``example.com`` and ``.example.com`` both cover its subdomains — or ``*``) sends a host direct.
+domain suffixes — ``example.com`` and ``.example.com`` both cover its subdomains — or ``*``; ``host:port`` covers
+that port only, as httpx reads it) sends a host direct.
 Through a proxy, the TCP stream goes to the proxy and :func:`tunnel` asks it, with ``CONNECT host:port``, for a
 tunnel to the API; TLS and the websocket upgrade then run inside the tunnel, end to end with the API (the proxy sees the
 host name, never the API key). A ``user:password@`` in the proxy URL becomes ``Proxy-Authorization: Basic``.
@@ -11,7 +12,8 @@ host name, never the API key). A ``user:password@`` in the proxy URL becomes ``P
 Only ``http://`` proxies are supported; a ``socks5://`` or ``https://`` proxy URL for a websocket is a
 :class:`~rtengine.ConfigError` rather than a silent direct connection. A proxy that refuses the tunnel is a
 :class:`~rtengine.ConnectFailed` with the proxy's status (``407``: the proxy wants credentials). The proxy's
-password is never in an error or a log line.
+credential (``user:password@``, or a token alone) is never in an error, a repr or a log line, whatever characters
+the password holds.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import h11
 import trio
 
 from ..protocol._errors import ConfigError, ConnectFailed
-from ..protocol._secrets import redact_url
 
 __all__ = ["Proxy", "proxy_for", "tunnel"]
 
@@ -51,35 +52,44 @@ def environment_proxies() -> dict[str, str]:
     return urllib.request.getproxies_environment()
 
 
-def proxy_for(secure: bool, host: str, proxies: Mapping[str, str]) -> Proxy | None:
-    """The proxy a websocket to ``host`` goes through (``secure``: ``wss://``), or None for a direct connection."""
+def proxy_for(secure: bool, host: str, proxies: Mapping[str, str], port: int | None = None) -> Proxy | None:
+    """The proxy a websocket to ``host`` goes through (``secure``: ``wss://``; ``port``: the URL's port, None for
+    the default one), or None for a direct connection. Raises :class:`~rtengine.ConfigError` for a proxy URL that
+    is not ``http://`` or is malformed; the message never holds the credential."""
     url = proxies.get("https" if secure else "http") or proxies.get("all")
-    if not url or _exempt(host, proxies.get("no", "")):
+    if not url or _exempt(host, port if port != (443 if secure else 80) else None, proxies.get("no", "")):
         return None
-    if "://" not in url:
-        url = f"http://{url}"
-    parts = urlsplit(url)
-    shown = redact_url(url)
-    if parts.scheme != "http" or not parts.hostname:
+    scheme, _, rest = url.partition("://") if "://" in url else ("http", "", url)
+    scheme = scheme.lower()
+    userinfo, _, address = rest.rpartition("@")  # the last "@": a password may hold "/", "#", "?" or "@"
+    shown = f"{scheme}://{'***@' if userinfo else ''}{address}"  # the credential, user name or token, never shown
+    parts = urlsplit(f"{scheme}://{address}")
+    if scheme != "http" or not parts.hostname:
         raise ConfigError(f"websockets support http:// proxies only, not {shown!r} (set NO_PROXY to go direct)")
     try:
-        port = parts.port or 80
+        proxy_port = parts.port or 80
     except ValueError as exc:
         raise ConfigError(f"invalid proxy URL {shown!r}: {exc}") from None
     authorization = None
-    if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        pair = f"{unquote(user)}:{unquote(password)}".encode()
         authorization = "Basic " + base64.b64encode(pair).decode("ascii")
-    return Proxy(parts.hostname, port, authorization, shown)
+    return Proxy(parts.hostname, proxy_port, authorization, shown)
 
 
-def _exempt(host: str, no_proxy: str) -> bool:
-    """``host`` is covered by ``NO_PROXY``: ``*``, the host itself, or a domain it is under (an entry's port, if
-    any, is ignored)."""
+def _exempt(host: str, port: int | None, no_proxy: str) -> bool:
+    """``host`` is covered by ``NO_PROXY``: ``*``, the host itself, or a domain it is under. An entry with a port
+    covers that port only, and (as httpx matches it) only when the URL names that port: not the default one."""
     host = host.lower().strip("[]").rstrip(".")
     for entry in no_proxy.replace(" ", "").lower().split(","):
-        name = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry  # "host:port", not an IPv6 address
+        name, entry_port = entry, None
+        if entry.count(":") == 1 or (entry.startswith("[") and "]:" in entry):  # "host:port", not a bare IPv6
+            name, _, digits = entry.rpartition(":")
+            entry_port = int(digits) if digits.isdigit() else -1
         name = name.strip("[]").lstrip(".").rstrip(".")
+        if entry_port is not None and entry_port != port:
+            continue
         if entry == "*" or (name and (host == name or host.endswith("." + name))):
             return True
     return False

@@ -19,9 +19,12 @@ from ..protocol._brain import Command
 from ..protocol._commands import (
     AudioBuffer,
     ClearOutputAudio,
+    UpdatePayload,
     UpdateSession,
     apply_update,
+    check_update,
     client_event,
+    field_paths,
     session_changes,
 )
 from ..protocol._errors import ConfigError
@@ -42,19 +45,24 @@ Payload = dict[str, Any]
 async def decide(core: Core, command: Command) -> tuple[Payload, ...]:
     """The payloads to write for ``command``, taken from the control FIFO. A session update is applied here to the
     session the conversation holds (what every later re-join, reconnect and rotation sends) and only its
-    difference is written; an update that no longer applies (a concurrent one changed what it relied on) is
+    difference is written (an :class:`UpdatePayload`: should the server refuse it, the brain's reaction says so
+    and the reader takes it back out of the session, :func:`~rtengine.protocol._commands.undo_update`); an
+    update that no longer applies (a concurrent one changed what it relied on) is
     dropped with a non-fatal ``Error("invalid_session_update")``."""
     if not isinstance(command, UpdateSession):
         return core.brain.command(command)
     try:
         session = apply_update(core.session, command.changes)
-        payload = session_changes(core.session, session)
+        force = core.brain.raw_session & field_paths(command.changes)  # a raw session.update may have set them
+        payload = session_changes(core.session, session, force)
     except ConfigError as exc:
         log.warning("session update not applied: %s", exc)
         await core.outlet.forward(Error(f"session update not applied: {exc}", "invalid_session_update", False))
         return ()
+    undo = {name: (getattr(core.session, name), getattr(session, name)) for name in command.changes}
     core.session = session
-    return (payload,)
+    core.brain.raw_session -= force
+    return (UpdatePayload(payload, undo),)
 
 
 class Commands:
@@ -77,14 +85,16 @@ class Commands:
 
         ``changes`` are :class:`~rtengine.SessionConfig` fields (not ``model`` or ``type``; a field cannot be
         removed, so ``None`` is refused — switch server VAD off with ``TURN_DETECTION_DISABLED``). They are checked
-        now (:class:`~rtengine.ConfigError`), queued in call order with the other inputs, and when their turn comes
+        now (:class:`~rtengine.ConfigError`, also for a value that is not JSON: NaN, infinities, objects; and
+        ``tools=()`` removes every tool), queued in call order with the other inputs, and when their turn comes
         applied to :attr:`session` and sent as a ``session.update`` holding only what changed; the server answers
-        ``session.updated`` (``SessionUpdated``), or an ``Error`` naming ``session.update`` if it refuses. Every
-        later re-join, reconnect and rotation sends the updated session. Raises
+        ``session.updated`` (``SessionUpdated``), or a non-fatal ``Error`` naming ``session.update`` if it refuses
+        (e.g. a voice change once the assistant spoke): the refused change is then taken back out of
+        :attr:`session`. Every later re-join, reconnect and rotation sends the updated session. Raises
         :class:`~rtengine.ConversationNotRunning` once ended. Cancellation: either queued or ``Cancelled`` with
         nothing queued.
         """
-        apply_update(self._core.session, changes)  # refused at the caller's line, not later on the socket
+        check_update(self._core.session, changes)  # refused at the caller's line, not later on the socket
         await self._inputs.put(UpdateSession(dict(changes)))
 
     async def send_event(self, event: Mapping[str, Any]) -> None:
@@ -97,7 +107,8 @@ class Commands:
         sequenced like :meth:`request_response`: while a response is active it waits for that one to end (with its
         ``response`` parameters; waiting ones coalesce, the latest parameters win). An ``input_audio_buffer.*``
         event goes after the audio sent before it. A raw ``session.update`` is not replayed on a re-join or
-        reconnect (use :meth:`update_session`). The server's answers arrive in ``events`` (as typed events, or
+        reconnect (use :meth:`update_session`; a later ``update_session`` naming a field the raw one set writes it
+        even when unchanged for rtengine). The server's answers arrive in ``events`` (as typed events, or
         ``UnknownEvent``; a refusal as a non-fatal ``Error``). Raises :class:`~rtengine.ConversationNotRunning`
         once ended. Cancellation: either queued or ``Cancelled`` with nothing queued.
         """

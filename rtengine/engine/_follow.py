@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..protocol._audio_tail import AudioTail
+from ..protocol._commands import undo_update
 from ..protocol._events import AudioOut, ItemAdded, ItemDone, ProtocolWarning, ServerErrorEvent, ServerEvent
 from ..protocol._history import History, Replay
 from ..protocol._lifecycle import Error, SocketEnd
@@ -201,6 +202,8 @@ class _Answers:
             return None
         for payload in reaction.send:  # nothing to answer during a replay, but never drop what the brain says
             await self.sock.send(encode(brain.stamp(payload)))
+        if reaction.undo is not None:  # a refused update_session: not kept, not replayed
+            core.session = undo_update(core.session, reaction.undo)
         if reaction.deliver is not None:
             await core.outlet.forward(reaction.deliver)
         return _GOING

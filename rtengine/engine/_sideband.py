@@ -26,11 +26,11 @@ from ..protocol._backoff import retry_delays
 from ..protocol._brain import socket_end
 from ..protocol._errors import ConnectFailed, ConnectionLost, TransportError
 from ..protocol._lifecycle import Closed, Error, SocketEnd, Started
-from ..protocol._parse import parse_server_event
 from ..protocol._payloads import encode, input_audio_append, session_update
 from ..protocol._reattach import join_refused_ending, sideband_ending, sideband_rejoinable
 from ..protocol._urls import sideband_url
 from ._commands import decide
+from ._frame import handle_frame
 from ._rejoin import Budget, Carry, rejoin
 
 if TYPE_CHECKING:
@@ -368,33 +368,8 @@ async def _read(link: _Link) -> None:
         if isinstance(message, SocketEnd):
             link.lose(message)
             return
-        if not await _handle(link, message):
+        if not await handle_frame(link, message):
             return
         # Once the end is claimed the work scope is being cancelled: the next receive() is the checkpoint that
         # takes it, instead of draining (and dropping) what the socket already holds.
         message = sock.receive_nowait() if outlet.open else None
-
-
-async def _handle(link: _Link, message: str | bytes) -> bool:
-    """One server frame: parse, react, deliver. False once it ended the conversation."""
-    core = link.core
-    brain, outlet, stats, timeline = core.brain, core.outlet, core.stats, core.timeline
-    stats.frames_received += 1
-    event = parse_server_event(message, brain.output_format)
-    if core.follow is not None:
-        core.follow.observe(event)
-    reaction = brain.server_event(event)
-    for index, payload in enumerate(reaction.send):
-        if not await link.write(payload, reaction.send[index + 1 :]):
-            break  # the rest is carried (or the conversation ended); read on to learn how the socket ended
-    if reaction.mark is not None and reaction.mark not in timeline:
-        elapsed = timeline.mark(reaction.mark)
-        phase = reaction.mark.replace("_", " ")
-        log.info("realtime %s elapsed_ms=%.0f total_elapsed_ms=%.0f", phase, elapsed, timeline.total_ms())
-    if reaction.end is not None:
-        error, closed = reaction.end
-        core.end(closed, error)
-        return False
-    if reaction.deliver is not None and not outlet.offer(reaction.deliver, len(message)):
-        await outlet.forward(reaction.deliver, len(message))
-    return True

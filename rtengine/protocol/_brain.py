@@ -47,10 +47,20 @@ from typing import Any, Final
 
 from . import _events as ev
 from ._classify import FATAL_CODES
-from ._commands import AudioBuffer, ClearOutputAudio, ClientPayload, SendEvent, UpdateSession, buffer_payload
+from ._commands import (
+    AudioBuffer,
+    ClearOutputAudio,
+    ClientPayload,
+    SendEvent,
+    UpdatePayload,
+    UpdateSession,
+    buffer_payload,
+    raw_session_paths,
+)
+from ._ends import confirmed_output_format, is_session_cap, socket_end
 from ._errors import ErrorClass
-from ._g711 import FORMAT_GEOMETRY, PCM_FORMAT
-from ._lifecycle import Closed, ConversationStats, Error, SocketEnd
+from ._g711 import PCM_FORMAT
+from ._lifecycle import Closed, ConversationStats, Error
 from ._payloads import function_call_output, item_truncate, response_cancel, response_create, user_text
 from ._resync import SessionLedger, with_response, without_responses
 from ._secrets import Scrubber
@@ -118,40 +128,20 @@ _REQUEST: Final = RequestResponse()
 @dataclass(frozen=True, slots=True)
 class Reaction:
     """What one server event means: payloads to ``send`` (in order, before delivering), the event to ``deliver``
-    (``None``: nothing), an ``end`` (the optional ``Error`` and the ``Closed``), a timeline phase to ``mark``."""
+    (``None``: nothing), an ``end`` (the optional ``Error`` and the ``Closed``), a timeline phase to ``mark``, and
+    the ``undo`` of an ``update_session`` the server refused (field: value before and after; the engine takes it
+    back out of its session, :func:`~rtengine.protocol._commands.undo_update`)."""
 
     send: tuple[Payload, ...] = ()
     deliver: ev.ServerEvent | Error | None = None
     end: tuple[Error | None, Closed] | None = None
     mark: str | None = None
+    undo: Mapping[str, tuple[Any, Any]] | None = None
 
 
 _NOTHING: Final = Reaction()
 #: How many raw event ids (``send_event``) are remembered, for the refusals that name them.
 _RAW_IDS: Final = 256
-
-
-_CAP_PREFIX: Final = "your session hit the maximum duration"
-
-
-def is_session_cap(reason: str | None) -> bool:
-    """The close reason the API gives at the session cap ("Your session hit the maximum duration of N minutes.")."""
-    return reason is not None and reason.strip().lower().startswith(_CAP_PREFIX)
-
-
-def socket_end(end: SocketEnd) -> tuple[Error | None, Closed]:
-    """How a conversation ends when its socket ended: a close frame from the server is a clean end
-    (``session_expired`` when it is the session cap's 1001); a frame over the size cap (1009) or a loss without a
-    close frame is an error."""
-    if end.clean and end.code == 1001 and is_session_cap(end.reason):
-        return None, Closed("session_expired", 1001, end.reason)
-    if end.code == 1009:
-        message = "the server sent a message larger than max_message_size (closed with 1009)"
-        return Error(message, "message_too_big"), Closed("error", 1009, end.reason)
-    if end.clean:
-        return None, Closed("transport_closed", end.code, end.reason)
-    detail = end.detail or "the connection ended without a close frame"
-    return Error(f"realtime connection lost: {detail}", "connection_lost"), Closed("error", end.code, end.reason)
 
 
 class Brain:
@@ -170,7 +160,9 @@ class Brain:
         "_sequencer",
         "_tracker",
         "_truncate",
+        "_updates",
         "output_format",
+        "raw_session",
         "scrub",
         "stats",
     )
@@ -199,19 +191,25 @@ class Brain:
         self._ledger = SessionLedger()
         self._retry: Payload | None = None  # the response.create repeated after the last re-join
         self._owed: Payload | None = None  # the parameters of an owed raw response.create (send_event)
-        self._raw: dict[str, None] = {}  # the event ids of the latest raw events written (send_event), oldest first
+        self._raw: dict[str, str] = {}  # event id -> type of the latest raw events written (send_event), oldest first
+        self._updates: dict[str, UpdatePayload] = {}  # event id -> the latest update_session payloads written
+        #: The session places raw ``session.update`` events set, not written by ``update_session`` since.
+        self.raw_session: set[tuple[str, ...]] = set()
 
     def stamp(self, payload: Payload) -> Payload:
         """Give a payload about to be written its ``event_id`` (and remember its type); returns it. A caller's
         own event (``send_event``) keeps the ``event_id`` it came with."""
         self._ledger.stamped(payload)
+        if isinstance(payload, UpdatePayload):
+            _remember(self._updates, self._sent.stamp(payload)["event_id"], payload)
+            return payload
         if not isinstance(payload, ClientPayload):
             return self._sent.stamp(payload)
         if "event_id" not in payload:
             self._sent.stamp(payload)
-        self._raw[payload["event_id"]] = None
-        if len(self._raw) > _RAW_IDS:
-            del self._raw[next(iter(self._raw))]
+        if payload["type"] == "session.update":
+            self.raw_session |= raw_session_paths(payload)
+        _remember(self._raw, payload["event_id"], str(payload["type"]))
         return payload
 
     # --- caller commands ---------------------------------------------------------------------------------------
@@ -357,7 +355,8 @@ class Brain:
 
     def _server_error(self, event: ev.ServerErrorEvent) -> Reaction:
         event = replace(event, message=self.scrub(event.message))  # server text: scrubbed before any use
-        request_type = self._sent.lookup(event.error_event_id)
+        event_id = event.error_event_id
+        request_type = self._sent.lookup(event_id) or (self._raw.get(event_id) if event_id is not None else None)
         if event.error_class is ErrorClass.DEFERRAL and request_type == "response.create":
             if self._retry is not None and self._retry.get("event_id") == event.error_event_id:
                 self._retry = None
@@ -368,27 +367,30 @@ class Brain:
             self.stats.responses_deferred += 1
             log.info("response.create deferred: %s", event.message)
             return _NOTHING
-        request_id = event.error_event_id if request_type is not None else None
+        request_id = event_id if request_type is not None else None
+        send: tuple[Payload, ...] = ()
+        if request_type == "response.create" and self._sequencer.on_refused():
+            send = (self._owed_create(),)  # the refused create is not in flight: the owed one goes out now
+        update = self._updates.pop(event_id, None) if event_id is not None else None
         fatal = event.error_class is ErrorClass.FATAL
-        if fatal and event.error_event_id in self._raw and event.code not in FATAL_CODES:
-            fatal = False  # the caller's own event was refused: the conversation is healthy (send_event)
+        if fatal and (event_id in self._raw or update is not None) and event.code not in FATAL_CODES:
+            fatal = False  # the caller's own request was refused: the conversation is healthy
         if fatal and request_type == "session.update" and self._ledger.is_rejoin_update(event.error_event_id):
             fatal = False  # the call is healthy; only the re-join's session.update was not applied
             log.warning("the session.update of a sideband re-join was refused: %s", event.message)
         error = Error(event.message, event.code, fatal, request_type, request_id)
         if fatal:
             return Reaction(end=(error, Closed("error")))
+        undo = update.undo if update is not None else None
         if event.error_class is ErrorClass.DEFERRAL:
             log.warning("active-response error not caused by a response.create of ours: %s", event.message)
         else:
             log.info("benign realtime server error: %s", event.message)
-        return Reaction(deliver=error)
+        return Reaction(send=send, deliver=error, undo=undo)
 
 
-def confirmed_output_format(session: Mapping[str, Any]) -> str | None:
-    """The output audio format type a ``session.updated`` session states (``audio.output.format.type``), if any."""
-    audio = session.get("audio")
-    output = audio.get("output") if isinstance(audio, dict) else None
-    fmt = output.get("format") if isinstance(output, dict) else None
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
-    return kind if kind in FORMAT_GEOMETRY else None
+def _remember(memory: dict[str, Any], event_id: str, value: Any) -> None:
+    """Remember ``value`` under ``event_id``, forgetting the oldest beyond ``_RAW_IDS``."""
+    memory[event_id] = value
+    if len(memory) > _RAW_IDS:
+        del memory[next(iter(memory))]

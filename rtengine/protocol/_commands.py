@@ -19,13 +19,15 @@ them safe to mix with the rest:
   their own ``event_id`` or get rtengine's. A raw ``response.create`` is sequenced like ``request_response``
   (never two in flight; while one is, it is owed and goes out when that one ends — with its own ``response``
   parameters; owed creates coalesce, the latest parameters win). A raw ``session.update`` is written as given
-  but is not replayed on a re-join or reconnect: use ``update_session`` for that.
+  but is not replayed on a re-join or reconnect: use ``update_session`` for that. The places it sets
+  (:func:`raw_session_paths`) are written by the next ``update_session`` naming their fields even when rtengine's
+  value did not change (the server may hold the raw one); the others stay as the raw event set them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final, Literal
 
@@ -37,8 +39,13 @@ __all__ = [
     "ClearOutputAudio",
     "ClientPayload",
     "SendEvent",
+    "UpdatePayload",
     "UpdateSession",
     "apply_update",
+    "check_update",
+    "field_paths",
+    "raw_session_paths",
+    "undo_update",
     "audio_barrier",
     "buffer_payload",
     "client_event",
@@ -50,6 +57,20 @@ Payload = dict[str, Any]
 #: The ``SessionConfig`` fields ``update_session`` may not change (the API fixes them for the session's life).
 _FIXED: Final = frozenset({"model", "type"})
 _FIELDS: Final = frozenset(f.name for f in fields(SessionConfig))
+#: Where each ``SessionConfig`` field is in a ``session.update`` (``extra`` is its own keys, at the top level).
+_PATHS: Final[Mapping[str, tuple[str, ...]]] = {
+    "instructions": ("instructions",),
+    "voice": ("audio", "output", "voice"),
+    "output_modalities": ("output_modalities",),
+    "input_format": ("audio", "input", "format"),
+    "output_format": ("audio", "output", "format"),
+    "transcription_model": ("audio", "input", "transcription"),
+    "noise_reduction": ("audio", "input", "noise_reduction"),
+    "turn_detection": ("audio", "input", "turn_detection"),
+    "tools": ("tools",),
+    "tool_choice": ("tool_choice",),
+    "max_output_tokens": ("max_output_tokens",),
+}
 #: Largest raw event ``send_event`` takes (the API's own bound on a client event is 15 MiB).
 MAX_EVENT_BYTES: Final = 15 << 20
 
@@ -58,6 +79,17 @@ class ClientPayload(dict[str, Any]):
     """A client event the caller built (``send_event``): its own ``event_id``, if it has one, is kept."""
 
     __slots__ = ()
+
+
+class UpdatePayload(dict[str, Any]):
+    """The ``session.update`` an ``update_session`` became; ``undo`` maps each field it changed to its value
+    before and after, so that a refusal takes it back out of the session rtengine holds (:func:`undo_update`)."""
+
+    __slots__ = ("undo",)
+
+    def __init__(self, payload: Payload, undo: Mapping[str, tuple[Any, Any]]) -> None:
+        super().__init__(payload)
+        self.undo = dict(undo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,25 +176,72 @@ def apply_update(session: SessionConfig, changes: Mapping[str, Any]) -> SessionC
     return replace(session, **changes)
 
 
-def session_changes(old: SessionConfig, new: SessionConfig) -> Payload:
+def check_update(session: SessionConfig, changes: Mapping[str, Any]) -> None:
+    """Refuse, with :class:`~rtengine.ConfigError`, an update :func:`apply_update` refuses, one whose
+    ``session.update`` would drop a field, or one that does not encode as JSON (a non-serialisable value, NaN or
+    an infinity, which the API cannot read) — what ``update_session`` checks at the caller's line."""
+    payload = session_changes(session, apply_update(session, changes))
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"update_session takes JSON-serialisable values: {exc}") from None
+
+
+def undo_update(session: SessionConfig, undo: Mapping[str, tuple[Any, Any]]) -> SessionConfig:
+    """``session`` with a refused update taken back: each field it changed returns to its value before, unless a
+    later update changed that field again (then the later value stays)."""
+    back = {name: before for name, (before, after) in undo.items() if getattr(session, name) == after}
+    return replace(session, **back) if back else session
+
+
+def raw_session_paths(payload: Mapping[str, Any]) -> set[tuple[str, ...]]:
+    """The places a raw ``session.update`` (``send_event``) sets: top-level keys, and ``audio.input.*`` /
+    ``audio.output.*`` names (the API merges those)."""
+    session = payload.get("session")
+    paths: set[tuple[str, ...]] = set()
+    for key, value in session.items() if isinstance(session, Mapping) else ():
+        if key == "audio" and isinstance(value, Mapping):
+            for side, part in value.items():
+                paths |= {("audio", side, name) for name in part} if isinstance(part, Mapping) else {("audio", side)}
+        else:
+            paths.add((key,))
+    return paths
+
+
+def field_paths(changes: Mapping[str, Any]) -> set[tuple[str, ...]]:
+    """The places in a ``session.update`` the ``SessionConfig`` fields in ``changes`` are written to."""
+    paths = {_PATHS[name] for name in changes if name in _PATHS}
+    extra = changes.get("extra")
+    return paths | {(key,) for key in extra} if isinstance(extra, Mapping) else paths
+
+
+def session_changes(old: SessionConfig, new: SessionConfig, force: Set[tuple[str, ...]] = frozenset()) -> Payload:
     """The ``session.update`` that takes the server from ``old`` to ``new``: its ``type`` and every changed
     field, where ``audio.input.*`` and ``audio.output.*`` are fields of their own (the API merges them) and every
-    other top-level key is replaced whole. Raises :class:`~rtengine.ConfigError` when ``new`` drops a field."""
+    other top-level key is replaced whole (no tools left is ``"tools": []``). The places in ``force`` are written
+    even when unchanged (a raw ``session.update`` may have set them to something else on the server: see
+    :func:`raw_session_paths`). Raises :class:`~rtengine.ConfigError` when ``new`` drops a field."""
     before, after = old.update_payload(), new.update_payload()
     changed: Payload = {"type": after["type"]}
-    dropped = [key for key in before if key not in after]
+    dropped = [key for key in before if key not in after and key != "tools"]
+    if "tools" in before and "tools" not in after:
+        changed["tools"] = []  # tools=(): the API removes every tool on an empty list
     for key, value in after.items():
         if key == "audio" and isinstance(before.get("audio"), dict):
             audio: Payload = {}
             for side in ("input", "output"):
                 was, now = before["audio"].get(side, {}), value.get(side, {})
                 dropped += [f"audio.{side}.{name}" for name in was if name not in now]
-                diff = {name: part for name, part in now.items() if name not in was or was[name] != part}
+                diff = {
+                    name: part
+                    for name, part in now.items()
+                    if name not in was or was[name] != part or ("audio", side, name) in force
+                }
                 if diff:
                     audio[side] = diff
             if audio:
                 changed["audio"] = audio
-        elif key not in before or before[key] != value:
+        elif key not in before or before[key] != value or (key,) in force:
             changed[key] = value
     if dropped:
         raise ConfigError(f"update_session cannot remove {sorted(dropped)} from the session")

@@ -128,7 +128,7 @@ class ItemAdded:
     ``commentary`` (a preamble while the model works) or ``final_answer``, from models that label them."""
 
     #: The ``type`` of the server event this is made from (also made from the older ``conversation.item.created``).
-    wire_type: ClassVar[str] = "conversation.item.added"
+    wire_type: str = field(default="conversation.item.added", kw_only=True, repr=False, compare=False)
 
     item_id: str | None
     item: Mapping[str, Any] = _raw()
@@ -156,7 +156,7 @@ class ToolCall:
 
     #: The ``type`` of the server event this is made from (or ``conversation.item.done`` of a ``function_call`` item,
     #: whichever comes first: one ``ToolCall`` per ``call_id``).
-    wire_type: ClassVar[str] = "response.function_call_arguments.done"
+    wire_type: str = field(default="response.function_call_arguments.done", kw_only=True, repr=False, compare=False)
 
     call_id: str
     name: str | None
@@ -237,7 +237,7 @@ class AudioOut:
     :meth:`pcm` always returns PCM16 (G.711 decoded); :meth:`data` the bytes as sent."""
 
     #: The ``type`` of the server event this is made from (also made from the beta ``response.audio.delta``).
-    wire_type: ClassVar[str] = "response.output_audio.delta"
+    wire_type: str = field(default="response.output_audio.delta", kw_only=True, repr=False, compare=False)
 
     audio: str
     item_id: str | None = None
@@ -283,7 +283,7 @@ class OutputTranscriptDelta:
     the parser alone cannot know it)."""
 
     #: The ``type`` of the server event this is made from (or ``response.output_text.delta``: a text response).
-    wire_type: ClassVar[str] = "response.output_audio_transcript.delta"
+    wire_type: str = field(default="response.output_audio_transcript.delta", kw_only=True, repr=False, compare=False)
 
     delta: str
     item_id: str | None = None
@@ -298,7 +298,7 @@ class OutputTranscriptDone:
     :class:`OutputTranscriptDelta`."""
 
     #: The ``type`` of the server event this is made from (or ``response.output_text.done``: a text response).
-    wire_type: ClassVar[str] = "response.output_audio_transcript.done"
+    wire_type: str = field(default="response.output_audio_transcript.done", kw_only=True, repr=False, compare=False)
 
     transcript: str
     item_id: str | None = None

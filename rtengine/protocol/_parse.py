@@ -110,7 +110,8 @@ def _speech_stopped(e: Mapping[str, Any]) -> ServerEvent:
 
 def _item_added(e: Mapping[str, Any]) -> ServerEvent:
     item = _req_obj(e, "item")
-    return ItemAdded(_str(item, "id"), item, _str(e, "previous_item_id"), _str(e, "event_id"), _str(item, "phase"))
+    ids = _str(e, "previous_item_id"), _str(e, "event_id")
+    return ItemAdded(_str(item, "id"), item, *ids, _str(item, "phase"), wire_type=e["type"])
 
 
 def _item_done(e: Mapping[str, Any]) -> ServerEvent:
@@ -122,6 +123,7 @@ def _item_done(e: Mapping[str, Any]) -> ServerEvent:
             arguments=_str(item, "arguments") or "",
             item_id=_str(item, "id"),
             event_id=_str(e, "event_id"),
+            wire_type=e["type"],
         )
     return ItemDone(_str(item, "id"), item, _str(e, "event_id"), _str(item, "phase"))
 
@@ -133,6 +135,7 @@ def _arguments_done(e: Mapping[str, Any]) -> ServerEvent:
         arguments=_str(e, "arguments") or "",
         item_id=_str(e, "item_id"),
         event_id=_str(e, "event_id"),
+        wire_type=e["type"],
     )
 
 
@@ -199,21 +202,23 @@ def _audio_delta_geometry(e: Mapping[str, Any], output_format: str) -> AudioOut:
         samples_per_channel=_int(e, "samples_per_channel"),
         event_id=_str(e, "event_id"),
         format=output_format,
+        wire_type=e["type"],
     )
 
 
 def _output_delta(e: Mapping[str, Any]) -> ServerEvent:
-    return OutputTranscriptDelta(_req_str(e, "delta"), _str(e, "item_id"), _str(e, "response_id"), _str(e, "event_id"))
+    ids = _str(e, "item_id"), _str(e, "response_id"), _str(e, "event_id")
+    return OutputTranscriptDelta(_req_str(e, "delta"), *ids, wire_type=e["type"])
 
 
 def _transcript_done(e: Mapping[str, Any]) -> ServerEvent:
-    return OutputTranscriptDone(
-        _req_str(e, "transcript"), _str(e, "item_id"), _str(e, "response_id"), _str(e, "event_id")
-    )
+    ids = _str(e, "item_id"), _str(e, "response_id"), _str(e, "event_id")
+    return OutputTranscriptDone(_req_str(e, "transcript"), *ids, wire_type=e["type"])
 
 
 def _text_done(e: Mapping[str, Any]) -> ServerEvent:
-    return OutputTranscriptDone(_req_str(e, "text"), _str(e, "item_id"), _str(e, "response_id"), _str(e, "event_id"))
+    ids = _str(e, "item_id"), _str(e, "response_id"), _str(e, "event_id")
+    return OutputTranscriptDone(_req_str(e, "text"), *ids, wire_type=e["type"])
 
 
 def error_message(e: Mapping[str, Any]) -> str | None:

@@ -71,6 +71,18 @@ class ResponseSequencer:
             return True
         return False
 
+    def on_refused(self) -> bool:
+        """The server refused a ``response.create`` (bad parameters): if it was the one handed out and not yet
+        acknowledged, no response is in flight after all. Returns True when the owed create must be sent now."""
+        if not self.unacked:
+            return False
+        self.active = self.unacked = False
+        if not self.pending:
+            return False
+        self.pending = False
+        self.active = self.unacked = True
+        return True
+
     def on_conflict(self) -> None:
         """The server said a response is already active: our create is owed until that one ends."""
         self.active = True

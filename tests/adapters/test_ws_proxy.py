@@ -82,10 +82,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 @asynccontextmanager
 async def _client(server: rtengine.server.LocalServer) -> AsyncIterator[rtengine.RealtimeClient]:
-    # Call creation over plain HTTP would use the proxy too (httpx trust_env): the test proxy only tunnels.
+    # Call creation over plain HTTP would use the proxy too (httpx trust_env): the test proxy only tunnels, so the
+    # caller's client goes direct and trust_env=True sends the websockets through the environment's proxy.
     async with (
         httpx.AsyncClient(trust_env=False, follow_redirects=False) as http,
-        rtengine.RealtimeClient(server.base_url, api_key=API_KEY, http_client=http) as client,
+        rtengine.RealtimeClient(server.base_url, api_key=API_KEY, http_client=http, trust_env=True) as client,
     ):
         yield client
 
@@ -165,17 +166,20 @@ def test_proxy_selection_follows_the_scheme_and_no_proxy() -> None:
 
 
 @pytest.mark.parametrize(
-    ("host", "no_proxy", "exempt"),
+    ("host", "port", "no_proxy", "exempt"),
     [
-        ("api.openai.com", "*", True),
-        ("api.openai.com", "openai.com", True),
-        ("api.openai.com", ".openai.com", True),
-        ("api.openai.com", "i.com", False),
-        ("notopenai.com", "openai.com", False),
-        ("127.0.0.1", "localhost, 127.0.0.1:8000", True),
-        ("::1", "[::1]", True),
-        ("example.org", "", False),
+        ("api.openai.com", None, "*", True),
+        ("api.openai.com", None, "openai.com", True),
+        ("api.openai.com", None, ".openai.com", True),
+        ("api.openai.com", None, "i.com", False),
+        ("notopenai.com", None, "openai.com", False),
+        ("127.0.0.1", 8000, "localhost, 127.0.0.1:8000", True),
+        ("127.0.0.1", 8001, "localhost, 127.0.0.1:8000", False),  # another port: through the proxy
+        ("127.0.0.1", None, "127.0.0.1:8000", False),  # the default port is not 8000 (as httpx reads it)
+        ("::1", None, "[::1]", True),
+        ("::1", 9000, "[::1]:9000", True),
+        ("example.org", None, "", False),
     ],
 )
-def test_no_proxy_entries(host: str, no_proxy: str, exempt: bool) -> None:
-    assert _exempt(host, no_proxy) is exempt
+def test_no_proxy_entries(host: str, port: int | None, no_proxy: str, exempt: bool) -> None:
+    assert _exempt(host, port, no_proxy) is exempt

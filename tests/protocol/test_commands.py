@@ -4,6 +4,8 @@ raw events (sequenced ``response.create``, refusals that do not end the conversa
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,8 +23,12 @@ from rtengine.protocol._commands import (
     UpdateSession,
     apply_update,
     audio_barrier,
+    check_update,
     client_event,
+    field_paths,
+    raw_session_paths,
     session_changes,
+    undo_update,
 )
 
 BASE = rtengine.SessionConfig(
@@ -53,8 +59,27 @@ def test_changes_that_cannot_be_sent_are_refused() -> None:
         apply_update(BASE, {"colour": "red"})
     with pytest.raises(ConfigError):
         apply_update(BASE, {"tool_choice": "not_a_tool"})  # SessionConfig's own validation
-    with pytest.raises(ConfigError, match="cannot remove"):
-        session_changes(BASE, apply_update(BASE, {"tools": ()}))  # dropped from the payload: the API would keep it
+    with pytest.raises(ConfigError, match="JSON"):
+        check_update(BASE, {"extra": {"temperature": math.nan}})  # the API cannot read NaN
+    with pytest.raises(ConfigError, match="JSON"):
+        check_update(BASE, {"extra": {"colour": object()}})
+
+
+def test_removing_every_tool_sends_an_empty_tool_list() -> None:
+    tool = rtengine.FunctionTool(name="lookup", description="look it up")
+    with_tools = apply_update(BASE, {"tools": (tool,)})
+    assert session_changes(with_tools, apply_update(with_tools, {"tools": ()}))["session"] == {
+        "type": "realtime",
+        "tools": [],
+    }
+
+
+def test_a_refused_update_is_taken_back_unless_changed_again() -> None:
+    undo = {"voice": ("alloy", "marin"), "instructions": (BASE.instructions, "new")}
+    refused = apply_update(BASE, {"voice": "marin", "instructions": "new"})
+    assert undo_update(refused, undo) == replace(refused, voice="alloy", instructions=BASE.instructions)
+    later = apply_update(refused, {"voice": "cedar"})  # a later update of the voice stays
+    assert undo_update(later, undo).voice == "cedar"
 
 
 FIELDS = st.fixed_dictionaries(
@@ -174,3 +199,33 @@ def test_an_owed_raw_response_create_keeps_its_parameters_across_a_rejoin() -> N
     assert control == ({"type": "response.create", "response": {"instructions": "x"}},)
     b.server_event(ResponseCreated("resp_2"))
     assert b.server_event(ResponseDone("resp_2", "completed")).send == ()  # nothing owed any more
+
+
+def test_a_refused_response_create_frees_the_sequencer_and_sends_the_owed_one() -> None:
+    b = brain()
+    (raw,) = b.command(client_event({"type": "response.create", "response": {"output_modalities": ["bogus"]}}))
+    b.stamp(raw)
+    assert b.command(RequestResponse()) == ()  # owed: the raw one looks in flight
+    refused = b.server_event(ServerErrorEvent("bad modality", "invalid_value", error_event_id=raw["event_id"]))
+    assert refused.end is None
+    assert [p["type"] for p in refused.send] == ["response.create"]  # the owed request goes out now
+    b.server_event(ResponseCreated("resp_1"))
+    b.server_event(ResponseDone("resp_1", "completed"))
+    (again,) = b.command(RequestResponse())  # nothing is wedged
+    assert again["type"] == "response.create"
+
+
+def test_a_field_a_raw_session_update_set_is_written_again_only_when_the_caller_names_it() -> None:
+    raw = {"type": "session.update", "session": {"instructions": "raw", "audio": {"output": {"voice": "cedar"}}}}
+    touched = raw_session_paths(raw)
+    assert touched == {("instructions",), ("audio", "output", "voice")}
+    named = touched & field_paths({"instructions": BASE.instructions})
+    assert session_changes(BASE, apply_update(BASE, {"instructions": BASE.instructions}), named)["session"] == {
+        "type": "realtime",
+        "instructions": BASE.instructions,  # unchanged for rtengine, but the server holds "raw"
+    }
+    other = touched & field_paths({"max_output_tokens": 7})
+    assert session_changes(BASE, apply_update(BASE, {"max_output_tokens": 7}), other)["session"] == {
+        "type": "realtime",
+        "max_output_tokens": 7,  # the raw instructions and voice are left as the caller set them
+    }

@@ -1,8 +1,10 @@
-"""Review of #13's websocket proxy support (finding 7): a proxy password must never appear in an error, and the
-websocket must take the same route as call creation (httpx, ``trust_env``) for the same environment."""
+"""Websocket proxy routes and credentials (found by the adversarial review of #13, finding 7): a proxy credential
+never appears in an error or repr, whatever characters it holds, and the websocket takes the same route as call
+creation (httpx ``trust_env``, ``NO_PROXY`` ports) for the same environment."""
 
 from __future__ import annotations
 
+import base64
 from functools import partial
 
 import httpx
@@ -18,28 +20,20 @@ from rtengine.events import SessionUpdated
 SECRET_HEAD, SECRET_TAIL = "Pr0xyHead", "Pr0xyTail"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: an unescaped '/', '#' or '?' in the proxy password puts (part of) it in the ConfigError",
-)
-@pytest.mark.parametrize("mark", ["/", "#", "?"])
-def test_a_proxy_password_with_a_reserved_character_is_not_in_the_error(mark: str) -> None:
-    url = f"http://user:{SECRET_HEAD}{mark}{SECRET_TAIL}@proxy.example:3128"
-    try:
-        proxy_for(True, "api.openai.com", {"https": url})
-    except rtengine.ConfigError as exc:
-        text = f"{exc} {exc!r}"
-    else:  # pragma: no cover - the reviewed code raises
-        text = ""
-    assert SECRET_HEAD not in text, text
-    assert SECRET_TAIL not in text, text
+@pytest.mark.parametrize("mark", ["/", "#", "?", "@", ":"])
+def test_a_proxy_password_with_a_reserved_character_is_used_and_never_shown(mark: str) -> None:
+    password = f"{SECRET_HEAD}{mark}{SECRET_TAIL}"
+    proxy = proxy_for(True, "api.openai.com", {"https": f"http://user:{password}@proxy.example:3128"})
+    assert proxy is not None
+    assert (proxy.host, proxy.port) == ("proxy.example", 3128)
+    assert proxy.authorization == "Basic " + base64.b64encode(f"user:{password}".encode()).decode()
+    with pytest.raises(rtengine.ConfigError) as info:  # a malformed port: the error quotes the URL
+        proxy_for(True, "api.openai.com", {"https": f"http://user:{password}@proxy.example:99999"})
+    for text in (repr(proxy), proxy.shown, str(info.value), repr(info.value)):
+        assert SECRET_HEAD not in text, text
+        assert SECRET_TAIL not in text, text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: NO_PROXY 'host:port' ignores the port, so a websocket goes direct"
-    " where call creation (httpx) goes through the proxy",
-)
 def test_no_proxy_with_another_port_sends_the_websocket_where_httpx_sends_call_creation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -66,11 +60,6 @@ async def _refuse(stream: trio.SocketStream) -> None:
     await stream.aclose()  # a proxy that hangs up on everyone
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: with the caller's http_client(trust_env=False) call creation ignores the environment's proxy,"
-    " but websockets still go through HTTP(S)_PROXY and nothing on RealtimeClient turns that off",
-)
 async def test_a_client_that_does_not_trust_the_environment_opens_websockets_direct(
     peers: PeerService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,11 +85,6 @@ async def test_a_client_that_does_not_trust_the_environment_opens_websockets_dir
     assert failed is None, f"the websocket went to the environment's proxy: {failed}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a token-only proxy credential (http://TOKEN@proxy) is sent as Basic auth but shown whole in"
-    " the Proxy repr and in every proxy error",
-)
 def test_a_username_only_proxy_token_is_not_shown() -> None:
     token = "Tok3nOnlyUser9f8e"
     proxy = proxy_for(True, "api.openai.com", {"https": f"http://{token}@proxy.example:3128"})

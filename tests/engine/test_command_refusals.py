@@ -1,12 +1,12 @@
-"""Review of #13's conversation commands (``update_session``, ``send_event``): each test states what a user would
-notice and is expected to fail on the reviewed code (``xfail(strict=True)``) until the defect is fixed."""
+"""The server refusing what a caller asked for (``update_session``, ``send_event``) and what is refused at the
+caller's line: a refusal never wedges the response sequencer, never ends the call, and is not kept in ``conv.session``;
+an ``update_session`` after a raw ``session.update`` reaches the server (found by the adversarial review of #13)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-import pytest
 import trio
 from engine_helpers import client_for, serving, until
 
@@ -25,10 +25,6 @@ async def _try_update(conv: rtengine.Conversation, **changes: Any) -> BaseExcept
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: update_session accepts NaN in extra; rtengine writes non-JSON and the server ends the call",
-)
 async def test_update_session_with_nan_is_refused_at_the_callers_line(peers: PeerService) -> None:
     async with serving(peers) as server, client_for(server) as client:
         with trio.fail_after(10):
@@ -39,10 +35,6 @@ async def test_update_session_with_nan_is_refused_at_the_callers_line(peers: Pee
     assert isinstance(raised, rtengine.ConfigError)  # as send_event refuses NaN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: update_session accepts a non-JSON value in extra; a raw TypeError escapes the conversation block",
-)
 async def test_update_session_with_unserialisable_value_never_escapes_as_type_error(peers: PeerService) -> None:
     raised: BaseException | None = None
     escaped: BaseException | None = None
@@ -60,11 +52,6 @@ async def test_update_session_with_unserialisable_value_never_escapes_as_type_er
     assert isinstance(raised, rtengine.ConfigError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a refused update_session (voice change after assistant audio) ends the conversation"
-    " and conv.session keeps the refused voice",
-)
 async def test_a_refused_voice_change_is_not_fatal_and_not_kept(peers: PeerService) -> None:
     async with serving(peers) as server, client_for(server) as client:
         with trio.fail_after(10):
@@ -85,9 +72,6 @@ async def test_a_refused_voice_change_is_not_fatal_and_not_kept(peers: PeerServi
     assert voice == "alloy", "conv.session (replayed on re-join/reconnect) must not claim the refused voice"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: the refusal of a send_event carrying its own event_id does not name that event_id"
-)
 async def test_a_refused_raw_event_with_its_own_id_names_it(peers: PeerService) -> None:
     async with serving(peers) as server, client_for(server) as client:
         with trio.fail_after(10):
@@ -101,11 +85,6 @@ async def test_a_refused_raw_event_with_its_own_id_names_it(peers: PeerService) 
     assert (error.request_type, error.request_event_id) == ("conversation.item.delete", "mine_1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: after a raw session.update, update_session back to rtengine's value sends an empty diff"
-    " and the server keeps the raw value",
-)
 async def test_update_session_after_a_raw_session_update_reaches_the_server(peers: PeerService) -> None:
     async with serving(peers) as server, client_for(server) as client:
         with trio.fail_after(10):
@@ -124,11 +103,6 @@ async def test_update_session_after_a_raw_session_update_reaches_the_server(peer
 TOOL = rtengine.FunctionTool(name="lookup", description="look it up")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: update_session(tools=()) passes the caller's-line check, then is dropped later with an async"
-    " invalid_session_update Error; the tools stay on",
-)
 async def test_removing_all_tools_is_applied_or_refused_at_the_callers_line(peers: PeerService) -> None:
     session = rtengine.SessionConfig(instructions="first", tools=(TOOL,))
     async with serving(peers) as server, client_for(server) as client:
@@ -150,11 +124,6 @@ async def test_removing_all_tools_is_applied_or_refused_at_the_callers_line(peer
     assert not answer.session.get("tools")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a raw response.create the server refuses leaves rtengine believing a response is in flight;"
-    " every later request_response() is held back forever",
-)
 async def test_request_response_still_works_after_a_refused_raw_response_create(peers: PeerService) -> None:
     created = False
     async with serving(peers) as server, client_for(server) as client:
