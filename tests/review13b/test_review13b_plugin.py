@@ -2,6 +2,9 @@
 with the plugin and ``trio_mode``), against the fixture-owned local server."""
 
 import contextlib
+import pathlib
+import subprocess
+import sys
 
 import pytest
 import trio
@@ -53,3 +56,52 @@ async def test_inject_can_target_one_of_two_websocket_conversations(
                 if isinstance(event, rtengine.events.Error):
                     assert event.message == "scripted"
                     break
+
+
+USER_TEST = """
+import rtengine
+
+
+async def test_uses_the_server(realtime_server):
+    assert realtime_server.base_url
+"""
+
+WITHOUT_PYTEST_TRIO = """
+import sys
+from importlib.metadata import entry_points
+
+
+class NotInstalled:  # pytest-trio not installed: importing it raises ModuleNotFoundError
+    def find_spec(self, name, path=None, target=None):
+        if name == "pytest_trio" or name.startswith("pytest_trio."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInstalled())
+import pytest
+
+installed = any(ep.value == "rtengine.testing" for ep in entry_points(group="pytest11"))
+plugin = [] if installed else ["-p", "rtengine.testing"]
+sys.exit(pytest.main([*plugin, "-p", "no:trio", "-p", "no:cacheprovider", "-p", "no:asyncio", "-q", "test_user.py"]))
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: without pytest-trio, a test asking for realtime_server fails with pytest's 'requested an async "
+    "fixture … with no plugin or hook that handled it', not the plugin's 'need pytest-trio (pip install "
+    "pytest-trio)': _needs_pytest_trio() sits inside the async fixture body that never runs",
+)
+def test_without_pytest_trio_the_failure_says_to_install_it(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "test_user.py").write_text(USER_TEST, encoding="utf-8")
+    ran = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PYTEST_TRIO],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode != 0, ran.stdout  # the test cannot pass without pytest-trio
+    assert "pip install pytest-trio" in ran.stdout, ran.stdout
