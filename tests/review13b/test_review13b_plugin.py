@@ -10,7 +10,8 @@ import pytest
 import trio
 
 import rtengine
-from rtengine.testing import RealtimeTestServer
+from rtengine.server import Faults, ServerOptions
+from rtengine.testing import TEST_API_KEY, RealtimeTestServer, apply_marker
 
 SESSION = rtengine.SessionConfig(instructions="test")
 ERROR_EVENT = {"type": "error", "error": {"type": "invalid_request_error", "message": "scripted"}}
@@ -105,3 +106,14 @@ def test_without_pytest_trio_the_failure_says_to_install_it(tmp_path: pathlib.Pa
     )
     assert ran.returncode != 0, ran.stdout  # the test cannot pass without pytest-trio
     assert "pip install pytest-trio" in ran.stdout, ran.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: @pytest.mark.realtime_server(faults=Faults(...)) — faults is a ServerOptions field, which the "
+    "marker documents as accepted — fails with TypeError 'dataclasses.replace() got multiple values for keyword "
+    "argument faults'",
+)
+def test_the_marker_takes_the_faults_field_of_server_options() -> None:
+    options = apply_marker(ServerOptions(api_key=TEST_API_KEY), {"faults": Faults(close_after_events=3)})
+    assert options.faults.close_after_events == 3
