@@ -187,6 +187,7 @@ def _audio_delta(e: Mapping[str, Any], output_format: str) -> AudioOut:
         None,
         event_id if isinstance(event_id, str) else None,
         output_format,
+        wire_type=e["type"],
     )
 
 
