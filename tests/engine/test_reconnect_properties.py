@@ -17,7 +17,6 @@ client vanish) and when the caller closes or cancels. Invariants, besides the en
 
 from __future__ import annotations
 
-import base64
 import itertools
 import random
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from memnet import MemoryNetwork
-from rejoin_helpers import feed, is_subsequence
+from rejoin_helpers import feed, is_subsequence, split_audio
 
 import rtengine
 from rtengine.adapters._peer import open_peer_service
@@ -134,7 +133,7 @@ def received(frames: list[dict[str, object]]) -> dict[str, list[str]]:
     got: dict[str, list[str]] = {"text": [], "audio": [], "tool": []}
     for frame in frames:
         if frame.get("type") == "input_audio_buffer.append":
-            got["audio"].append(str(int.from_bytes(base64.b64decode(str(frame["audio"])), "little")))
+            got["audio"].extend(split_audio(str(frame["audio"]), 2))  # frames that waited together: one append
         elif frame.get("type") == "conversation.item.create":
             item = frame["item"]
             assert isinstance(item, dict)
