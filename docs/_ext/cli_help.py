@@ -13,10 +13,10 @@ from sphinx.util.docutils import SphinxDirective
 
 class CliHelp(SphinxDirective):
     def run(self) -> list[nodes.Node]:
-        from rtengine.apps import _cli
+        from rtengine.apps._cli_args import parser as rtengine_parser
 
         os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal's width
-        parser = _cli._parser()
+        parser = rtengine_parser()
         out: list[nodes.Node] = [nodes.literal_block(text=parser.format_help())]
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
