@@ -78,31 +78,36 @@ class Server:
                     if isinstance(event, wse.Request):
                         target = event.target
                         await stream.send_all(ws.send(wse.AcceptConnection()))
+            lock = trio.StrictFIFOLock()  # the reader answers PINGs and the CLOSE while the stream may be sending
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.read, stream, ws, nursery.cancel_scope)
+                nursery.start_soon(self.read, stream, ws, nursery.cancel_scope, lock)
+                async with lock:
+                    if "/paced/" not in target:
+                        await stream.send_all(self.blast)
                 if "/paced/" in target:
-                    await self.send_paced(stream)
-                else:
-                    await stream.send_all(self.blast)
+                    await self.send_paced(stream, lock)
         except (trio.BrokenResourceError, trio.ClosedResourceError, wsproto.utilities.LocalProtocolError):
             pass
         finally:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def send_paced(self, stream: trio.SocketStream) -> None:
+    async def send_paced(self, stream: trio.SocketStream, lock: trio.StrictFIFOLock) -> None:
         frames = self.paced
         start = trio.current_time()
         sent = 0
         while sent < len(frames):
             due = min(len(frames), int((trio.current_time() - start) * 1000) + 1)
             if due > sent:
-                await stream.send_all(b"".join(frames[sent:due]))
+                async with lock:
+                    await stream.send_all(b"".join(frames[sent:due]))
                 sent = due
             await trio.sleep_until(start + sent / 1000)
         await trio.sleep_forever()  # until the client closes
 
-    async def read(self, stream: trio.SocketStream, ws: wsproto.WSConnection, scope: trio.CancelScope) -> None:
+    async def read(
+        self, stream: trio.SocketStream, ws: wsproto.WSConnection, scope: trio.CancelScope, lock: trio.StrictFIFOLock
+    ) -> None:
         while True:
             data = await stream.receive_some(65536)
             if not data:
@@ -111,11 +116,13 @@ class Server:
             ws.receive_data(data)
             for event in ws.events():
                 if isinstance(event, wse.CloseConnection):
-                    await stream.send_all(ws.send(event.response()))
+                    async with lock:
+                        await stream.send_all(ws.send(event.response()))
                     scope.cancel()
                     return
                 if isinstance(event, wse.Ping):
-                    await stream.send_all(ws.send(event.response()))
+                    async with lock:
+                        await stream.send_all(ws.send(event.response()))
 
 
 async def main(events: int, paced: int) -> None:
