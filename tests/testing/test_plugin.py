@@ -24,7 +24,7 @@ filterwarnings =
 
 def plugin_is_installed() -> bool:
     """True once rtengine is installed with its ``pytest11`` entry point (then pytest loads the plugin itself)."""
-    return any(ep.value == "rtengine.testing" for ep in entry_points(group="pytest11"))
+    return any(ep.name == "rtengine" for ep in entry_points(group="pytest11"))
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def run_user_tests(pytester: pytest.Pytester) -> RunUserTests:
             path = pytester.path.joinpath(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(source, encoding="utf-8")
-        plugin = [] if plugin_is_installed() else ["-p", "rtengine.testing"]
+        plugin = [] if plugin_is_installed() else ["-p", "_rtengine_pytest"]
         return pytester.runpytest_subprocess(*plugin, *args, timeout=120)
 
     return run
