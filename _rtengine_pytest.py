@@ -118,9 +118,9 @@ def apply_marker(options: ServerOptions, knobs: dict[str, Any]) -> ServerOptions
 @pytest.fixture
 def realtime_server_options() -> ServerOptions:
     """The options the ``realtime_server`` fixture starts from: 127.0.0.1 on a free port, the API key
-    :data:`TEST_API_KEY`, responses streamed without pauses (``delta_interval=0``) and ICE pinned to 127.0.0.1
-    (``loopback=True``: WebRTC calls connect on a machine without a network). Override this fixture in your
-    ``conftest.py`` to change them for many tests; use the ``realtime_server`` marker for one."""
+    ``TEST_API_KEY`` (``"sk-rtengine-test"``), responses streamed without pauses (``delta_interval=0``) and ICE
+    pinned to 127.0.0.1 (``loopback=True``: WebRTC calls connect on a machine without a network). Override this
+    fixture in your ``conftest.py`` to change them for many tests; use the ``realtime_server`` marker for one."""
     from rtengine.server import ServerOptions
 
     return ServerOptions(api_key=TEST_API_KEY, delta_interval=0.0, loopback=True)
