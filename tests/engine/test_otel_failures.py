@@ -16,7 +16,14 @@ from opentelemetry.trace import StatusCode
 
 import rtengine
 from rtengine.adapters._peer import PeerService
-from rtengine.events import ConnectionDropped, SessionRestored, SessionRotated, SessionUpdated
+from rtengine.events import (
+    ConnectionDropped,
+    SessionRestored,
+    SessionRotated,
+    SessionUpdated,
+    SidebandLost,
+    SidebandRestored,
+)
 from rtengine.server import Faults
 
 SESSION = rtengine.SessionConfig(instructions="test")
@@ -151,6 +158,31 @@ async def test_a_reconnect_is_a_span_from_the_drop_to_the_restored_session(
     assert reconnect.end_time == events_time(root, "rtengine.session.restored")
     reconnects = (("rtengine.rejoin", "reconnect"), ("rtengine.transport", "websocket"))
     assert telemetry.counted("rtengine.conversation.rejoins") == {reconnects: 1}
+    telemetry.assert_no_key()
+
+
+async def test_a_sideband_rejoin_is_a_span_with_the_call_id(
+    peers: PeerService, offer_sdp: str, telemetry: Telemetry
+) -> None:
+    async with serving(peers) as server, client_for(server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, SESSION, offer_sdp=offer_sdp) as conv:
+                await until(conv, SessionUpdated)
+                assert await server.drop_sideband(conv.call_id, mode="reset") == 1
+                await until(conv, SidebandLost)
+                await until(conv, SidebandRestored)
+                await conv.close()
+    root = telemetry.root()
+    assert [event.name for event in root.events] == ["rtengine.sideband.lost", "rtengine.sideband.restored"]
+    [rejoin] = [span for span in telemetry.ended if span.name == "rtengine.sideband.rejoin"]
+    assert rejoin.attributes == {
+        "rtengine.transport": "webrtc",
+        "rtengine.call_id": conv.call_id,
+        "rtengine.attempt": 1,
+    }
+    assert rejoin.start_time == events_time(root, "rtengine.sideband.lost")
+    rejoins = (("rtengine.rejoin", "sideband_rejoin"), ("rtengine.transport", "webrtc"))
+    assert telemetry.counted("rtengine.conversation.rejoins") == {rejoins: 1}
     telemetry.assert_no_key()
 
 
