@@ -19,7 +19,7 @@ from rtengine.server import LocalServer, ServerOptions, ServerRecord, open_local
 #: ``pytest_plugins`` in nested ones). The plugin is named only while rtengine is not installed with its
 #: ``pytest11`` entry point (pytest has then loaded it already).
 pytest_plugins = ("pytester",) + (
-    () if any(ep.value == "rtengine.testing" for ep in entry_points(group="pytest11")) else ("rtengine.testing",)
+    () if any(ep.name == "rtengine" for ep in entry_points(group="pytest11")) else ("_rtengine_pytest",)
 )
 
 #: Put first on the PYTHONPATH of the suite's subprocesses: records the events their local servers send.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import pathlib
 import re
+import types
 
 import pytest
 import trio
@@ -80,3 +81,20 @@ async def test_the_tutorial_conversation_runs_to_its_end(
     assert printed[-1] == "closed: requested"
     assert '"meaning": "three"' in printed[0]  # the server's answer quotes the tool output it got
     assert played  # the model's audio went to play()
+
+
+async def test_the_testing_pages_example_without_the_plugin_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """The testing tutorial's "Without the plugin" block, as a user pastes it into trio code (top-level ``await``):
+    its imports suffice, the conversation answers and the record shows it."""
+    page = DOCS / "tutorial" / "testing.rst"
+    [code] = [
+        "\n".join(line[3:] for line in match.group(1).splitlines())
+        for match in BLOCK.finditer(page.read_text(encoding="utf-8"))
+        if "open_local_server(" in match.group(1)
+    ]
+    compiled = compile(code, str(page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    with trio.fail_after(20):
+        result = eval(compiled, {"__name__": "example"})  # the page's block, as a user pastes it
+        assert isinstance(result, types.CoroutineType)
+        await result
+    assert capsys.readouterr().out.splitlines() == ["You said: Hello", "['client_close']"]

@@ -44,7 +44,8 @@ LIBRARIES: dict[str, set[str]] = {
     "server": {"trio", "h11", "wsproto"},
     # the web app is an ASGI app (Starlette) served by hypercorn: the example of embedding rtengine in one
     "apps": {"trio", "rich", "starlette", "hypercorn"},
-    "testing": {"trio", "pytest", "pytest_trio"},
+    # _rtengine_pytest: the plugin's entry module beside the package (light at pytest start-up), which it re-exports
+    "testing": {"trio", "pytest", "pytest_trio", "_rtengine_pytest"},
 }
 STDLIB = sys.stdlib_module_names
 #: The aiortc bridge: the only module where asyncio may appear.

@@ -123,8 +123,8 @@ async def _run_as_test_file(source: str, pytester: pytest.Pytester) -> None:
     """A README test file, run by pytest in a subprocess (its own trio run) the way a trio app's project runs it."""
     pytester.makefile(".ini", pytest="[pytest]\ntrio_mode = true\naddopts = -p no:asyncio -p no:cacheprovider\n")
     pytester.path.joinpath("test_readme.py").write_text(source.lstrip("\n"), encoding="utf-8")
-    installed = any(ep.value == "rtengine.testing" for ep in entry_points(group="pytest11"))
-    plugin = [] if installed else ["-p", "rtengine.testing"]
+    installed = any(ep.name == "rtengine" for ep in entry_points(group="pytest11"))
+    plugin = [] if installed else ["-p", "_rtengine_pytest"]
     result = await trio.to_thread.run_sync(lambda: pytester.runpytest_subprocess(*plugin, timeout=60))
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 1, result.stdout.str()

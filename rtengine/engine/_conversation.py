@@ -305,6 +305,7 @@ class Conversation(Commands):
     async def _abandon(self) -> None:
         """Never started (its owner's nursery was closed): end silently, hang the call up. Shielded, bounded."""
         self._end(None, None)
+        self._timeline.never_ran(failed=True)
         with trio.CancelScope(shield=True):
             await self._hang_up()
             if self.media is not None:
@@ -326,10 +327,13 @@ class Conversation(Commands):
             await job(self._core, status)
         except RealtimeError as exc:
             if inline and not status.done:
+                self._timeline.mark("start_failed")  # the runner's end marks ``closed``
                 raise
             self._end(Closed("error"), Error(str(exc), _code(exc)))
         except Exception as exc:
-            if not (inline and not status.done):
+            if inline and not status.done:
+                self._timeline.mark("start_failed")
+            else:
                 bug = sole_leaf(exc) if isinstance(exc, BaseExceptionGroup) else exc
                 self._end(Closed("error"), Error(f"internal error: {bug or exc!r}", "internal_error"))
             raise

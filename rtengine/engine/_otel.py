@@ -9,8 +9,12 @@ Theory of operation: the engine records each phase of a conversation once in its
 (``answer``, ``sideband_joined``, ``session_updated``, ``ice_connected``, …). This module is that timeline's one
 observer. It opens a ``rtengine.conversation`` span when the conversation is created (a child of whatever span is
 current there), and each time a phase that ends an interval of :data:`SPANS` is recorded it adds that interval as a
-child span with the phases' own times. When the ``closed`` phase is recorded it records the metrics and ends the
-conversation span. Times come from trio's clock, mapped onto the wall clock once per conversation.
+child span with the phases' own times. The phases of a re-join (a session rotation, a reconnect, a sideband re-join)
+recur, numbered (``rotated``, ``rotated_2`` …): each becomes an event on the conversation span (:data:`REJOIN_EVENTS`),
+the interval from a loss to its re-join a child span (:data:`REJOIN_SPANS`), and a completed re-join a count. When the
+``closed`` phase is recorded it records the metrics and ends the conversation span: an error status when the
+conversation ended with an error or its start failed (``start_failed`` recorded: the call's creation or accept
+refused, the websocket refused). Times come from trio's clock, mapped onto the wall clock once per conversation.
 
 Attributes: ``rtengine.transport`` and, once known, ``rtengine.call_id``. The API key, the ephemeral keys, the SDP
 and the session's instructions are never attributes (the observer sees phase names and counters only). Metrics carry
@@ -21,6 +25,7 @@ would grow an exporter's memory without bound.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
 
     from ._conversation import Conversation
 
-__all__ = ["METRICS", "SPANS", "observe"]
+__all__ = ["METRICS", "REJOIN_EVENTS", "REJOIN_SPANS", "SPANS", "observe"]
 
 #: The child spans: ``(name, start phases, end phase)``. A span is added when its end phase is recorded and one of
 #: its start phases (the first one recorded, in this order) is known; ``""`` is the conversation's start.
@@ -47,12 +52,35 @@ SPANS: Final[tuple[tuple[str, tuple[str, ...], str], ...]] = (
     ("rtengine.first_audio", ("",), "first_audio_received"),
 )
 
+#: The recurring phases of a re-join (numbered from the second: ``rotated_2``) → the conversation span's event.
+REJOIN_EVENTS: Final = {
+    "session_rotated": "rtengine.session.rotated",  # websocket: a new session took over before the cap
+    "rotating": "rtengine.call.rotating",  # WebRTC with rtengine as the peer: a new call is being made
+    "rotated": "rtengine.call.rotated",  # ... and took over
+    "connection_dropped": "rtengine.websocket.dropped",  # websocket: the connection was lost
+    "session_restored": "rtengine.session.restored",  # ... and a new session was rebuilt from the history
+    "sideband_lost": "rtengine.sideband.lost",  # WebRTC: the sideband was lost, the call living on
+    "sideband_restored": "rtengine.sideband.restored",  # ... and was joined again
+}
+
+#: The re-join child spans: ``(name, start phase, end phase, rtengine.rejoin kind)``; a span runs from the latest
+#: start to the end (either numbered), and each end counts one ``rtengine.conversation.rejoins`` of its kind.
+REJOIN_SPANS: Final = (
+    ("rtengine.session.rotate", "", "session_rotated", "rotation"),  # no start phase: counted, no span
+    ("rtengine.call.rotate", "rotating", "rotated", "rotation"),
+    ("rtengine.websocket.reconnect", "connection_dropped", "session_restored", "reconnect"),
+    ("rtengine.sideband.rejoin", "sideband_lost", "sideband_restored", "sideband_rejoin"),
+)
+
+_NUMBERED: Final = re.compile(r"(.*?)(?:_(\d+))?")
+
 #: The metric instruments' names (histograms in seconds; counters in items).
 METRICS: Final = (
     "rtengine.conversation.time_to_answer",
     "rtengine.conversation.time_to_first_audio",
     "rtengine.conversation.dropped",
     "rtengine.conversation.retries",
+    "rtengine.conversation.rejoins",
     "rtengine.conversations",
 )
 
@@ -115,12 +143,17 @@ class _Instruments:
         self.retries = meter.create_counter(
             "rtengine.conversation.retries", unit="{attempt}", description="Connection attempts beyond the first"
         )
+        self.rejoins = meter.create_counter(
+            "rtengine.conversation.rejoins",
+            unit="{rejoin}",
+            description="Session rotations, reconnects and sideband re-joins completed",
+        )
 
 
 class _Observer:
     """One conversation's spans and metrics."""
 
-    __slots__ = ("_attributes", "_conv", "_done", "_made", "_offset_ns", "_root")
+    __slots__ = ("_attributes", "_conv", "_done", "_made", "_offset_ns", "_rejoining", "_root")
 
     def __init__(self, conv: Conversation, made: _Instruments) -> None:
         self._conv = conv
@@ -128,6 +161,8 @@ class _Observer:
         self._offset_ns = time.time_ns() - int(trio.current_time() * 1e9)
         self._attributes: dict[str, str] = {"rtengine.transport": conv.transport}
         self._done: set[str] = set()
+        #: The trio time of the latest start phase of each re-join (``rotating``, ``sideband_lost`` …).
+        self._rejoining: dict[str, float] = {}
         self._root = made.tracer.start_span(
             "rtengine.conversation", start_time=self._ns(conv.started_at), attributes=self._attributes
         )
@@ -151,6 +186,34 @@ class _Observer:
             self._made.time_to_first_audio.record(max(0.0, when - self._conv.started_at), transport)
         elif phase == "closed":
             self._close(when)
+        else:
+            numbered = _NUMBERED.fullmatch(phase)
+            assert numbered is not None  # it matches every string
+            base, number = numbered.groups()
+            if base in REJOIN_EVENTS:
+                self._rejoin(base, int(number or 1), when)
+
+    def _rejoin(self, base: str, attempt: int, when: float) -> None:
+        from opentelemetry import trace
+
+        attributes: dict[str, str | int] = {"rtengine.attempt": attempt}
+        if base == "rotated" and self._conv.call_id is not None:
+            attributes["rtengine.call_id"] = self._conv.call_id  # the new call's
+        self._root.add_event(REJOIN_EVENTS[base], attributes, timestamp=self._ns(when))
+        for name, start, end, kind in REJOIN_SPANS:
+            if base == start:
+                self._rejoining[start] = when
+            elif base == end:
+                self._made.rejoins.add(1, {"rtengine.transport": self._conv.transport, "rtengine.rejoin": kind})
+                began = self._rejoining.pop(start, None) if start else None
+                if began is not None:
+                    span = self._made.tracer.start_span(
+                        name,
+                        context=trace.set_span_in_context(self._root),
+                        start_time=self._ns(began),
+                        attributes={**self._attributes, "rtengine.attempt": attempt},
+                    )
+                    span.end(end_time=self._ns(when))
 
     def _maybe_span(self, name: str, starts: tuple[str, ...], end: str) -> None:
         from opentelemetry import trace
@@ -177,7 +240,11 @@ class _Observer:
         from opentelemetry.trace import Status, StatusCode
 
         closing = self._conv._closing
-        reason = closing.reason if closing is not None else "none"  # a failed start, or replaced by a restart
+        reason: str
+        if closing is not None:
+            reason = closing.reason
+        else:  # it never ran (its start failed: an error; cancelled), or a restart replaced it
+            reason = "error" if "start_failed" in self._conv._timeline else "none"
         stats = self._conv._stats
         transport = {"rtengine.transport": self._conv.transport}
         self._made.ended.add(1, {**transport, "rtengine.close_reason": reason})
@@ -193,5 +260,7 @@ class _Observer:
                 self._made.retries.add(count, {**transport, "rtengine.retry": kind})
         self._root.set_attribute("rtengine.close_reason", reason)
         if reason == "error":
-            self._root.set_status(Status(StatusCode.ERROR, "the conversation ended with an error"))
+            failed = closing is None
+            what = "the conversation's start failed" if failed else "the conversation ended with an error"
+            self._root.set_status(Status(StatusCode.ERROR, what))
         self._root.end(end_time=self._ns(when))

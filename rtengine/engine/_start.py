@@ -142,7 +142,9 @@ async def create_call(endpoint: Endpoint, session: SessionConfig, options: Start
         check_sdp(offer_sdp, what="the SDP offer")
         body = raw_sdp_body(offer_sdp) if options.raw_sdp else multipart_body(offer_sdp, endpoint.session_json(session))
         answer = await endpoint.calls.create(body, headers, on_sent=build)
-    except BaseException:
+    except BaseException as exc:
+        if built:  # the conversation exists (its telemetry span too) and will never run
+            built[0]._timeline.never_ran(failed=not isinstance(exc, trio.Cancelled))
         if peer is not None:
             with trio.CancelScope(shield=True):
                 await peer.aclose()

@@ -47,6 +47,13 @@ class Timeline:
             log.debug("realtime phase %s call_id=%s total_elapsed_ms=%.0f", phase, self.call_id, self.total_ms())
         return elapsed
 
+    def never_ran(self, *, failed: bool) -> None:
+        """The conversation ends before its runner started (its call's creation or accept failed, or was
+        cancelled): ``start_failed`` when it failed, then ``closed``, so the telemetry ends its span."""
+        if failed:
+            self.mark("start_failed")
+        self.mark("closed")
+
     def mark_at(self, phase: str, when: float | None) -> None:
         """Record ``phase`` at trio time ``when`` (first time only; nothing when ``when`` is None)."""
         if when is not None and phase not in self._phases:

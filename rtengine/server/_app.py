@@ -110,21 +110,30 @@ class LocalServer:
 
     # --- scripting a live conversation (tests) ----------------------------------------------------------------
 
-    async def send_event(self, event: dict[str, Any], *, call_id: str | None = None) -> dict[str, Any]:
+    async def send_event(
+        self, event: dict[str, Any], *, call_id: str | None = None, session_id: str | None = None
+    ) -> dict[str, Any]:
         """Send a server event (a dict with ``type``; an ``event_id`` is added when missing) into a live
-        conversation — the call ``call_id``, or the only live conversation — on every view (sidebands, the call's
-        data channel, a direct websocket); return it as sent. ``LookupError`` when there is no such conversation
-        (or, without ``call_id``, none or several). Cancellation: some views may have got it, others not."""
-        return await self._scripting.send_event(event, call_id)
+        conversation — the call ``call_id``, the conversation whose ``session.created`` showed ``session_id`` (how a
+        direct websocket conversation is named), or the only live conversation — on every view (sidebands, the
+        call's data channel, a direct websocket); return it as sent. ``LookupError`` when there is no such
+        conversation (or, naming none, none or several). Cancellation: some views may have got it, others not."""
+        return await self._scripting.send_event(event, call_id, session_id)
 
     async def drop_sideband(
-        self, call_id: str | None = None, *, code: int = 1011, reason: str = "", mode: DropMode = "close"
+        self,
+        call_id: str | None = None,
+        *,
+        session_id: str | None = None,
+        code: int = 1011,
+        reason: str = "",
+        mode: DropMode = "close",
     ) -> int:
         """End the sidebands attached to a call now, the call living on: a CLOSE ``code`` with ``reason``
         (``mode="close"``), a TCP reset (``"reset"``) or a TCP close without a close frame (``"eof"``). Returns how
-        many were dropped. Without ``call_id``: the only live conversation. Cancellation: those dropped stay
-        dropped."""
-        return await self._scripting.drop_sideband(call_id, code=code, reason=reason, mode=mode)
+        many were dropped. A direct websocket conversation (named by ``session_id``, or the only live one) has its
+        websocket dropped the same way. Cancellation: those dropped stay dropped."""
+        return await self._scripting.drop_sideband(call_id, session_id=session_id, code=code, reason=reason, mode=mode)
 
     def delay_next_join(self, seconds: float) -> None:
         """Hold the next sideband handshake ``seconds`` before accepting it (each call queues one more delay, used

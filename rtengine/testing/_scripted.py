@@ -61,27 +61,42 @@ class RealtimeTestServer:
         not delayed; call again to delay more)."""
         self.server.delay_next_join(seconds)
 
-    async def inject(self, event: dict[str, Any], *, call_id: str | None = None) -> dict[str, Any]:
-        """Send a server event (a dict with ``type``) into the live conversation — the call ``call_id``, or the
-        only one — once its websocket has received its first event, so the app reads it after ``session.created``
-        (direct) or the first ``session.updated`` (sideband). Returns the event as sent (with its ``event_id``).
-        Cancellation: while waiting, nothing was sent."""
-        await self._wait_for_websocket(call_id, sideband=False)
-        return await self.server.send_event(event, call_id=call_id)
+    async def inject(
+        self, event: dict[str, Any], *, call_id: str | None = None, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """Send a server event (a dict with ``type``) into a live conversation, once its websocket has received its
+        first event, so the app reads it after ``session.created`` (direct) or the first ``session.updated``
+        (sideband). Returns the event as sent (with its ``event_id``).
+
+        Which conversation: the WebRTC call ``call_id`` (``Conversation.call_id``); the websocket conversation
+        ``session_id`` (the ``session_id`` of the :class:`~rtengine.events.SessionCreated` event the conversation
+        received: a websocket conversation has no call id; after a rotation or a reconnect, the new session's id);
+        or, naming neither, the only live conversation. ``LookupError`` (saying how to name one) when there is no
+        such conversation, or, naming neither, several. Cancellation: while waiting, nothing was sent."""
+        await self._wait_for_websocket(call_id, session_id, sideband=False)
+        return await self.server.send_event(event, call_id=call_id, session_id=session_id)
 
     async def drop_sideband(
         self,
         *,
         call_id: str | None = None,
+        session_id: str | None = None,
         code: int = 1011,
         reason: str = "",
         mode: Literal["close", "reset", "eof"] = "close",
     ) -> int:
-        """Drop the sideband of the call ``call_id`` (or of the only call) once it has joined — with a CLOSE
-        ``code`` and ``reason``, or ``mode="reset"`` (a TCP reset) / ``"eof"`` (no close frame) — while the call
-        lives on; return how many sidebands were dropped. Cancellation: while waiting, nothing was dropped."""
-        await self._wait_for_websocket(call_id, sideband=True)
-        return await self.server.drop_sideband(call_id, code=code, reason=reason, mode=mode)
+        """Drop the sideband of the call ``call_id`` once it has joined — with a CLOSE ``code`` and ``reason``, or
+        ``mode="reset"`` (a TCP reset) / ``"eof"`` (no close frame) — while the call lives on; return how many
+        sidebands were dropped.
+
+        On a websocket conversation (no call: named by ``session_id`` as for :meth:`inject`, or the only live
+        conversation) it drops that conversation's websocket the same way, once the server has sent its first
+        event: the app sees the connection lost (with ``reconnect=True``, ``ConnectionDropped`` then a new session;
+        otherwise the conversation ends). ``LookupError`` as for :meth:`inject`. Naming neither, it waits for the
+        only conversation's first websocket (a call's sideband, or a direct websocket). Cancellation: while
+        waiting, nothing was dropped."""
+        await self._wait_for_websocket(call_id, session_id, sideband=call_id is not None)
+        return await self.server.drop_sideband(call_id, session_id=session_id, code=code, reason=reason, mode=mode)
 
     def client_events(self, type: str | None = None, *, call_id: str | None = None) -> list[dict[str, Any]]:
         """The client events the server received (JSON objects, per websocket in arrival order, then each call's
@@ -97,7 +112,10 @@ class RealtimeTestServer:
         await self.record.wait_until(lambda: len(self.client_events(type, call_id=call_id)) >= count)
         return self.client_events(type, call_id=call_id)
 
-    async def _wait_for_websocket(self, call_id: str | None, *, sideband: bool) -> None:
+    async def _wait_for_websocket(self, call_id: str | None, session_id: str | None, *, sideband: bool) -> None:
+        if session_id is not None:  # the app saw its session.created: the websocket is there, or has gone
+            return
+
         def ready(conn: ConnectionRecord) -> bool:
             return (
                 conn.accepted

@@ -24,7 +24,7 @@ filterwarnings =
 
 def plugin_is_installed() -> bool:
     """True once rtengine is installed with its ``pytest11`` entry point (then pytest loads the plugin itself)."""
-    return any(ep.value == "rtengine.testing" for ep in entry_points(group="pytest11"))
+    return any(ep.name == "rtengine" for ep in entry_points(group="pytest11"))
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def run_user_tests(pytester: pytest.Pytester) -> RunUserTests:
             path = pytester.path.joinpath(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(source, encoding="utf-8")
-        plugin = [] if plugin_is_installed() else ["-p", "rtengine.testing"]
+        plugin = [] if plugin_is_installed() else ["-p", "_rtengine_pytest"]
         return pytester.runpytest_subprocess(*plugin, *args, timeout=120)
 
     return run
@@ -183,14 +183,15 @@ def test_the_helpers_script_a_live_call(run_user_tests: RunUserTests) -> None:
 
 
 def test_loading_the_plugin_imports_neither_the_server_nor_aiortc(run_user_tests: RunUserTests) -> None:
-    """A project that installs rtengine pays no aiortc import in tests that do not use the fixtures; the marker is
-    registered (the run uses ``--strict-markers``)."""
+    """A project that installs rtengine pays no rtengine, httpx or aiortc import in tests that do not use the
+    fixtures; the marker is registered (the run uses ``--strict-markers``)."""
     user_test = textwrap.dedent("""
         import sys
 
         def test_nothing_heavy_loaded(pytestconfig):
             assert "aiortc" not in sys.modules
-            assert "rtengine.server" not in sys.modules
+            assert "rtengine" not in sys.modules
+            assert "httpx" not in sys.modules
             assert any(line.startswith("realtime_server(") for line in pytestconfig.getini("markers"))
     """)
     run_user_tests({"test_light.py": user_test}).assert_outcomes(passed=1)
