@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 import trio.testing
+from engine_helpers import engine_tasks
 from hypothesis import event
 from hypothesis import strategies as st
 from memnet import MemoryNetwork
@@ -99,24 +100,26 @@ async def memnet_client(
 
 
 async def run_on_schedule(
-    conversation: Callable[[], AbstractAsyncContextManager[rtengine.Conversation]],
+    client: rtengine.RealtimeClient,
     run: Run,
     start: float,
     close_at: float | None,
     cancel: bool,
     body: Callable[[rtengine.Conversation], Awaitable[None]],
     also: Callable[[], Awaitable[None]] | None = None,
+    **options: Any,
 ) -> rtengine.Conversation | None:
-    """Open the conversation and run ``body`` (the inputs, then the wait and the close) while a task collects its
-    events into ``run``, ``also`` runs beside them (drops, faults), and at ``close_at`` (virtual time after
-    ``start``) the caller closes the conversation — or cancels the whole block when ``cancel``. Afterwards the
-    events a cancellation kept from the consumer are read too and ``run.stats`` is filled in; returns the
-    conversation (None when it was cancelled while starting)."""
+    """Open a conversation on ``client`` (the default session; ``options`` for ``open_conversation``) and run
+    ``body`` (the inputs, then the wait and the close) while a task collects its events into ``run``, ``also`` runs
+    beside them (drops, faults), and at ``close_at`` (virtual time after ``start``) the caller closes the
+    conversation — or cancels the whole block when ``cancel``. Afterwards the events a cancellation kept from the
+    consumer are read too, and ``run.stats`` and ``run.leftover`` (the engine tasks still alive) are filled in;
+    returns the conversation (None when it was cancelled while starting)."""
     box: list[rtengine.Conversation] = []
     with trio.CancelScope() as outer:
         if cancel and close_at is not None:
             outer.deadline = start + close_at
-        async with conversation() as conv:
+        async with rtengine.open_conversation(client, rtengine.SessionConfig(), **options) as conv:
             box.append(conv)
             run.started = True
 
@@ -139,12 +142,12 @@ async def run_on_schedule(
                 if close_at is not None and not cancel:
                     nursery.start_soon(close_later)
                 await body(conv)
-    if not box:
-        return None
-    async for item in box[0].events:  # what an outer cancellation kept the consumer from reading
-        run.events.append(item)
-    run.stats = box[0].stats
-    return box[0]
+    if box:
+        async for item in box[0].events:  # what an outer cancellation kept the consumer from reading
+            run.events.append(item)
+        run.stats = box[0].stats
+    run.leftover = engine_tasks()
+    return box[0] if box else None
 
 
 def feed_then_close(
@@ -177,6 +180,12 @@ def received(frames: list[dict[str, object]], *, user_texts_only: bool = False) 
             elif not user_texts_only or item.get("role") == "user":
                 got["text"].append(str(item["content"][0]["text"]))
     return got
+
+
+def examine(scenario: Callable[..., Awaitable[None]], check: Callable[[Any, Any], None], s: object, out: Run) -> None:
+    """Run one example's ``scenario(s, out)`` on virtual time (``run_virtual``) and ``check(s, out)`` what it left."""
+    run_virtual(scenario, s, out)
+    check(s, out)
 
 
 def run_virtual(scenario: Callable[..., Awaitable[None]], *args: object) -> None:

@@ -18,24 +18,13 @@ makes the client's write fail after an accepted handshake; ``test_sweep`` covers
 """
 
 import random
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
+import schedule_harness as harness
 import trio
 from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from schedule_harness import (
-    Run,
-    closed_last,
-    memnet_client,
-    note_ending,
-    offer_sdp,
-    received,
-    run_on_schedule,
-    run_virtual,
-    timed_inputs,
-)
 
 import rtengine
 from rtengine.events import Error
@@ -70,7 +59,7 @@ schedules = st.builds(
     join_delay=times,
     refused=st.integers(0, 3),
     retries=st.integers(0, 3),
-    inputs=timed_inputs(times, ["text", "audio", "audio_burst", "tool", "request"]),
+    inputs=harness.timed_inputs(times, ["text", "audio", "audio_burst", "tool", "request"]),
     close_at=st.none() | times,
     cancel=st.booleans(),
     server_close_after=st.none() | st.just(1) | st.integers(2, 40),
@@ -83,7 +72,7 @@ schedules = st.builds(
 
 
 @dataclass
-class Outcome(Run):
+class Outcome(harness.Run):
     audio_refused: int = 0
     not_running_after_end: bool = True
     elapsed: float = 0.0
@@ -101,7 +90,7 @@ async def scenario(s: Schedule, out: Outcome) -> None:
     )
     options = ServerOptions(api_key=KEY, delta_interval=0.0, faults=faults)
     start = trio.current_time()
-    async with memnet_client(
+    async with harness.memnet_client(
         options,
         sideband_retries=s.retries,
         call_retries=0,
@@ -111,7 +100,7 @@ async def scenario(s: Schedule, out: Outcome) -> None:
         rand=random.Random(0).random,
     ) as on:
         capacities = rtengine.Capacities(text=s.text_capacity, tools=s.tool_capacity, audio=s.audio_capacity)
-        offer = await offer_sdp(on.peers) if s.transport == "webrtc" else None
+        offer = await harness.offer_sdp(on.peers) if s.transport == "webrtc" else None
         await run_conversation(s, out, on.client, capacities, offer, start, on.server.record)
         out.frames = [list(c.frames_in) for c in on.server.record.connections if c.accepted]
     out.elapsed = trio.current_time() - start
@@ -135,10 +124,9 @@ async def run_conversation(
             await conv.close()
             out.close_took = out.close_took or trio.current_time() - began
 
-    def conversation() -> AbstractAsyncContextManager[rtengine.Conversation]:
-        return rtengine.open_conversation(client, rtengine.SessionConfig(), offer_sdp=offer, capacities=capacities)
-
-    conv = await run_on_schedule(conversation, out, start, s.close_at, s.cancel, body)
+    conv = await harness.run_on_schedule(
+        client, out, start, s.close_at, s.cancel, body, offer_sdp=offer, capacities=capacities
+    )
     if conv is not None:
         try:
             await conv.send_text("after the end")
@@ -150,7 +138,7 @@ async def run_conversation(
 
 def server_has_everything(record: ServerRecord, out: Outcome) -> bool:
     accepted = [c for c in record.connections if c.accepted]
-    return bool(accepted) and received(accepted[-1].frames_in[1:]) == out.queued
+    return bool(accepted) and harness.received(accepted[-1].frames_in[1:]) == out.queued
 
 
 async def feed(s: Schedule, out: Outcome, conv: rtengine.Conversation, start: float) -> None:
@@ -180,7 +168,7 @@ def check(s: Schedule, out: Outcome) -> None:
     if not out.started:
         return  # cancelled while starting: no conversation, no events, nothing left behind
     events = out.events
-    closed = closed_last(events)
+    closed = harness.closed_last(events)
     fatal = [e for e in events if isinstance(e, Error) and e.fatal]
     assert len(fatal) <= 1
     benign = [e for e in events if isinstance(e, Error) and not e.fatal]
@@ -199,7 +187,7 @@ def check(s: Schedule, out: Outcome) -> None:
         if not frames:
             continue  # accepted at the instant the caller left: nothing was sent
         assert frames[0]["type"] == "session.update"
-        got = received(frames[1:])
+        got = harness.received(frames[1:])
         for kind in ("text", "audio", "tool"):
             assert got[kind] == out.queued[kind][: len(got[kind])], kind
     ended_early = (
@@ -212,7 +200,7 @@ def check(s: Schedule, out: Outcome) -> None:
         assert closed.reason == "requested"
         if any(out.queued.values()):
             assert out.frames, "inputs were queued but the join never happened"
-            assert received(out.frames[0][1:]) == out.queued
+            assert harness.received(out.frames[0][1:]) == out.queued
     if out.close_took is not None:
         assert out.close_took <= CLOSE_TIMEOUT + 1.0 + 1e-6
     worst_join = (s.retries + 1) * s.join_delay + sum(BACKOFF * 2**n * 1.1 for n in range(s.retries))
@@ -224,9 +212,9 @@ def check(s: Schedule, out: Outcome) -> None:
 @given(schedules)
 def test_conversation_invariants_under_random_schedules(s: Schedule) -> None:
     out = Outcome()
-    run_virtual(scenario, s, out)
-    check(s, out)
-    note_ending(out.events)
+    harness.examine(scenario, check, s, out)
+    harness.note_ending(out.events)
     event(f"joined: {bool(out.frames)}")
-    event(f"inputs delivered: {sum(len(v) for v in received(out.frames[0][1:] if out.frames else []).values()) > 0}")
+    delivered = harness.received(out.frames[0][1:] if out.frames else [])
+    event(f"inputs delivered: {sum(len(v) for v in delivered.values()) > 0}")
     event(f"audio dropped: {out.audio_refused > 0}")

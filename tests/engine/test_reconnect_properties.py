@@ -18,13 +18,11 @@ client vanish) and when the caller closes or cancels. Invariants, besides the en
 from __future__ import annotations
 
 import random
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import schedule_harness as harness
 import trio
 import trio.testing
-from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from memnet import MemoryNetwork
@@ -141,11 +139,9 @@ async def converse(
 
     body = harness.feed_then_close(s.inputs, out.queued, start, 5.0)  # past the last input and drop: all reconnected
 
-    def conversation() -> AbstractAsyncContextManager[rtengine.Conversation]:
-        return rtengine.open_conversation(client, rtengine.SessionConfig(), reconnect=True, rotate_margin=None)
-
-    await harness.run_on_schedule(conversation, out, start, s.close_at, s.cancel, body, also=drop_later)
-    out.leftover = engine_tasks()
+    await harness.run_on_schedule(
+        client, out, start, s.close_at, s.cancel, body, also=drop_later, reconnect=True, rotate_margin=None
+    )
 
 
 def check(s: Schedule, out: Outcome) -> None:
@@ -171,8 +167,7 @@ def check(s: Schedule, out: Outcome) -> None:
 @given(schedules)
 def test_reconnect_loses_duplicates_and_reorders_no_text(s: Schedule) -> None:
     out = Outcome()
-    harness.run_virtual(scenario, s, out)
-    check(s, out)
+    harness.examine(scenario, check, s, out)
     event(f"cuts: {out.cuts}")
     event(f"sessions: {len(out.sockets)}")
 

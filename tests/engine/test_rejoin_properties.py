@@ -18,27 +18,13 @@ from __future__ import annotations
 
 import itertools
 import random
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
+import schedule_harness as harness
 import trio
-from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from rejoin_helpers import feed
-from schedule_harness import (
-    Run,
-    assert_accounted,
-    assert_once_in_order,
-    closed_last,
-    memnet_client,
-    note_ending,
-    offer_sdp,
-    received,
-    run_on_schedule,
-    run_virtual,
-    timed_inputs,
-)
 
 import rtengine
 from rtengine.events import Error, SidebandLost, SidebandRestored
@@ -61,7 +47,7 @@ class Schedule:
 
 schedules = st.builds(
     Schedule,
-    inputs=timed_inputs(times),
+    inputs=harness.timed_inputs(times),
     drops=st.lists(st.tuples(times, st.sampled_from(["eof", "1011", "reset"])), max_size=3).map(
         lambda xs: tuple(sorted(xs))
     ),
@@ -72,14 +58,14 @@ schedules = st.builds(
 
 
 @dataclass
-class Outcome(Run):
+class Outcome(harness.Run):
     sockets: list[list[dict[str, object]]] = field(default_factory=list)
 
 
 async def scenario(s: Schedule, out: Outcome) -> None:
     start = trio.current_time()
     options = ServerOptions(api_key=KEY, delta_interval=0.0)
-    async with memnet_client(
+    async with harness.memnet_client(
         options,
         call_retries=0,
         backoff_base=0.2,
@@ -87,7 +73,7 @@ async def scenario(s: Schedule, out: Outcome) -> None:
         rand=random.Random(0).random,
         sideband_rejoin_attempts=s.attempts,
     ) as on:
-        offer = await offer_sdp(on.peers)
+        offer = await harness.offer_sdp(on.peers)
         await converse(s, out, on.client, offer, start, on.server)
         out.sockets = [list(c.frames_in) for c in on.server.record.sidebands() if c.accepted]
 
@@ -106,16 +92,12 @@ async def converse(
             await server.record.wait_until(lambda: not conv.active or received_all(server, out))
         await conv.close()
 
-    def conversation() -> AbstractAsyncContextManager[rtengine.Conversation]:
-        return rtengine.open_conversation(client, rtengine.SessionConfig(), offer_sdp=offer)
-
-    await run_on_schedule(conversation, out, start, s.close_at, s.cancel, body, also=drop_later)
-    out.leftover = engine_tasks()
+    await harness.run_on_schedule(client, out, start, s.close_at, s.cancel, body, also=drop_later, offer_sdp=offer)
 
 
 def received_all(server: LocalServer, out: Outcome) -> bool:
     sockets = [c.frames_in[1:] for c in server.record.sidebands() if c.accepted]
-    got = received([f for frames in sockets for f in frames])
+    got = harness.received([f for frames in sockets for f in frames])
     return got == out.queued
 
 
@@ -124,7 +106,7 @@ def check(s: Schedule, out: Outcome) -> None:
     if not out.started:
         return
     events = out.events
-    closed = closed_last(events)
+    closed = harness.closed_last(events)
     fatal = [e for e in events if isinstance(e, Error) and e.fatal]
     assert len(fatal) <= 1
     if closed.reason == "error":
@@ -143,10 +125,10 @@ def check(s: Schedule, out: Outcome) -> None:
     for frames in out.sockets:
         if frames:
             assert frames[0]["type"] == "session.update"
-    got = received([f for frames in out.sockets for f in frames[1:]])
+    got = harness.received([f for frames in out.sockets for f in frames[1:]])
     for kind in ("text", "audio", "tool"):
-        assert_once_in_order([got], out.queued, kind)
-    assert_accounted(stats, out.queued)
+        harness.assert_once_in_order([got], out.queued, kind)
+    harness.assert_accounted(stats, out.queued)
     written = stats.texts_sent + stats.tool_outputs_sent + stats.audio_frames_sent
     assert sum(map(len, got.values())) <= written
     if stats.sideband_losses == 0:
@@ -159,8 +141,7 @@ def check(s: Schedule, out: Outcome) -> None:
 @given(schedules)
 def test_rejoin_invariants_under_random_drops(s: Schedule) -> None:
     out = Outcome()
-    run_virtual(scenario, s, out)
-    check(s, out)
-    note_ending(out.events)
+    harness.examine(scenario, check, s, out)
+    harness.note_ending(out.events)
     event(f"losses: {out.stats.sideband_losses if out.stats else 0}")
     event(f"sockets: {len(out.sockets)}")

@@ -15,12 +15,10 @@ task left):
 from __future__ import annotations
 
 import random
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import schedule_harness as harness
 import trio
-from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -69,11 +67,7 @@ async def scenario(s: Schedule, out: Outcome) -> None:
 async def converse(s: Schedule, out: Outcome, client: rtengine.RealtimeClient, start: float) -> None:
     body = harness.feed_then_close(s.inputs, out.queued, start, 11.5)  # past the last input: two rotations at least
 
-    def conversation() -> AbstractAsyncContextManager[rtengine.Conversation]:
-        return rtengine.open_conversation(client, rtengine.SessionConfig(), rotate_margin=MARGIN)
-
-    await harness.run_on_schedule(conversation, out, start, s.close_at, s.cancel, body)
-    out.leftover = engine_tasks()
+    await harness.run_on_schedule(client, out, start, s.close_at, s.cancel, body, rotate_margin=MARGIN)
 
 
 def check(s: Schedule, out: Outcome) -> None:
@@ -98,8 +92,7 @@ def check(s: Schedule, out: Outcome) -> None:
 @given(schedules)
 def test_rotation_loses_and_reorders_nothing(s: Schedule) -> None:
     out = Outcome()
-    harness.run_virtual(scenario, s, out)
-    check(s, out)
+    harness.examine(scenario, check, s, out)
     event(f"rotations: {out.stats.rotations if out.stats else 0}")
 
 
