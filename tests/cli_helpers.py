@@ -25,6 +25,15 @@ async def run_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[byte
     )
 
 
+async def run_on_a_busy_port(*args: str) -> tuple[subprocess.CompletedProcess[bytes], int]:
+    """``rtengine ARGS --port P`` to its end (as ``run_cli``) while this process listens on 127.0.0.1:P; the
+    result and P."""
+    (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with listener:
+        port = listener.socket.getsockname()[1]
+        return await run_cli(*args, "--port", str(port)), port
+
+
 #: A log line as the command formats it: ``LEVEL:logger:message``.
 LOG_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):([\w.]+):")
 

@@ -11,6 +11,7 @@ import pytest
 from sdk_events import sdk_problems
 from server_events import sent_events
 
+from rtengine import webrtc
 from rtengine.adapters._peer import PeerService, open_peer_service
 from rtengine.server import LocalServer, ServerOptions, ServerRecord, open_local_server
 
@@ -45,6 +46,22 @@ async def offer_sdp(peers: PeerService) -> AsyncIterator[str]:
         yield peer.local_sdp
     finally:
         await peer.aclose()
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[webrtc.MediaEngine]:
+    """An aiortc media engine on loopback, for tests that carry real media."""
+    async with webrtc.open_media_engine(loopback=True) as media_engine:
+        yield media_engine
+
+
+@pytest.fixture
+async def media_server(engine: webrtc.MediaEngine, request: pytest.FixtureRequest) -> AsyncIterator[LocalServer]:
+    """The local server, its calls' media on ``engine``, with the test module's ``MEDIA_SERVER`` options."""
+    options = request.module.MEDIA_SERVER
+    assert isinstance(options, ServerOptions)
+    async with open_local_server(options, peers=engine) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -64,3 +64,12 @@ def loads(frame: object) -> dict[str, Any]:
     value = json.loads(frame)
     assert isinstance(value, dict)
     return value
+
+
+def exception_chain(exc: BaseException | None) -> str:
+    """Everything an exception carries: str, repr, args, and its cause/context chain."""
+    seen = ""
+    while exc is not None:
+        seen += f"{exc}|{exc!r}|{exc.args!r}|"
+        exc = exc.__cause__ or exc.__context__
+    return seen

@@ -21,6 +21,18 @@ def request(method: str, path: str, headers: dict[str, str] | None = None, body:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+async def read_head(stream: trio.abc.ReceiveStream, end: bytes = b"\r\n\r\n") -> bytes:
+    """What the peer sent up to ``end`` (the blank line after a request's or a response's head; ``b"\r\n"``: its
+    first line), perhaps more; less if it closed first."""
+    head = b""
+    while end not in head:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
 async def read_all(stream: trio.abc.Stream) -> bytes:
     """Everything the server sends until it closes."""
     chunks = []

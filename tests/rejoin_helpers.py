@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from typing import Any
 
 import trio
 
@@ -30,6 +31,16 @@ def delivered(joins: list[ConnectionRecord], frame: int = 2) -> dict[str, list[s
             elif kind == "response.create":
                 got["response"].append(kind)
     return got
+
+
+def texts_created(frames: list[Any]) -> list[str]:
+    """The texts of the ``conversation.item.create`` frames a connection received."""
+    return [
+        part.get("text")
+        for frame in frames
+        if isinstance(frame, dict) and frame.get("type") == "conversation.item.create"
+        for part in frame["item"].get("content", [])
+    ]
 
 
 def split_audio(audio: str, frame: int, how: str = "int") -> list[str]:

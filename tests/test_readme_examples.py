@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import json
 import math
 import re
 import struct
@@ -33,10 +32,11 @@ from typing import Any
 
 import pytest
 import trio
+from loopback import Reply, serving_routes
 from sip_helpers import SECRET
 
 import rtengine
-from rtengine.adapters import HttpRequest, Limits, serve_connection
+from rtengine.adapters import HttpRequest
 from rtengine.server import ToolScript
 from rtengine.testing import RealtimeTestServer
 
@@ -98,25 +98,11 @@ async def _run_module_code(source: str, namespace: dict[str, Any]) -> None:
 async def _ring(server: RealtimeTestServer, on_webhook: Callable[[dict[str, str], bytes], int]) -> Any:
     """A webhook endpoint whose handler is the README's ``on_webhook``; the simulated phone rings it once."""
 
-    async def route(request: HttpRequest) -> tuple[int, list[tuple[str, str]], bytes]:
+    async def route(request: HttpRequest) -> Reply:
         return on_webhook(request.headers, request.body), [], b""
 
-    async def handle(stream: trio.abc.Stream) -> None:
-        async def no_websocket(s: trio.abc.Stream, r: HttpRequest) -> None:
-            await s.aclose()
-
-        def error(message: str, code: str) -> bytes:
-            return json.dumps({"error": {"message": message, "code": code}}).encode()
-
-        await serve_connection(stream, route=route, websocket=no_websocket, limits=Limits(65536), error_body=error)
-
-    async with trio.open_nursery() as endpoint:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        endpoint.start_soon(trio.serve_listeners, handle, listeners)
-        port = listeners[0].socket.getsockname()[1]
-        call = await server.server.sip.place_call(f"http://127.0.0.1:{port}/hook")
-        endpoint.cancel_scope.cancel()
-    return call
+    async with serving_routes(route) as port:
+        return await server.server.sip.place_call(f"http://127.0.0.1:{port}/hook")
 
 
 async def _run_as_test_file(source: str, pytester: pytest.Pytester) -> None:

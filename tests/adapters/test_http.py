@@ -7,9 +7,8 @@ import logging
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 import trio
 import trio.testing
 from engine_helpers import API_KEY, client_for, serving
+from loopback import serving_raw
 
 import rtengine
 from rtengine.adapters._http import HttpCalls, create_call
@@ -146,16 +146,8 @@ def created(call_id: str) -> bytes:
 @asynccontextmanager
 async def raw_server(handler: Handler) -> AsyncIterator[str]:
     """Serve ``handler`` on 127.0.0.1:0; yields the calls URL."""
-
-    async def guarded(stream: trio.SocketStream) -> None:
-        with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await handler(stream)
-
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, guarded, 0, host="127.0.0.1"))
-        port = listeners[0].socket.getsockname()[1]
+    async with serving_raw(handler) as port:
         yield f"http://127.0.0.1:{port}/v1/realtime/calls"
-        nursery.cancel_scope.cancel()
 
 
 @contextmanager
@@ -319,14 +311,15 @@ async def test_a_429_without_retry_after_is_not_retried(autojump_clock: trio.tes
     assert count == 1
 
 
-async def test_the_deadline_bounds_every_attempt_and_sleep(autojump_clock: trio.testing.MockClock) -> None:
-    async def hangs(request: httpx.Request) -> httpx.Response:
-        await trio.sleep_forever()
-        raise AssertionError
+async def _hangs(request: httpx.Request) -> httpx.Response:
+    await trio.sleep_forever()
+    raise AssertionError
 
+
+async def test_the_deadline_bounds_every_attempt_and_sleep(autojump_clock: trio.testing.MockClock) -> None:
     start = trio.current_time()
     with pytest.raises(rtengine.ConnectFailed, match=r"timed out after 10 s"):
-        await mock_calls(hangs).create(BODY, AUTH)
+        await mock_calls(_hangs).create(BODY, AUTH)
     assert trio.current_time() - start == pytest.approx(10, abs=0.01)
 
     count = 0
@@ -493,13 +486,9 @@ async def test_hangup_retries_5xx_and_transport_errors_but_not_4xx(autojump_cloc
 
 
 async def test_hangup_is_bounded_as_a_whole(autojump_clock: trio.testing.MockClock) -> None:
-    async def hangs(request: httpx.Request) -> httpx.Response:
-        await trio.sleep_forever()
-        raise AssertionError
-
     start = trio.current_time()
     with pytest.raises(rtengine.ConnectFailed, match=r"hang-up timed out after 5 s"):
-        await mock_calls(hangs).hangup("rtc_a", AUTH)
+        await mock_calls(_hangs).hangup("rtc_a", AUTH)
     assert trio.current_time() - start == pytest.approx(5, abs=0.01)
 
 

@@ -10,15 +10,16 @@ import hashlib
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 
 import pytest
 import trio
 import wsproto
 import wsproto.events as wse
 from helpers import direct, loads
+from loopback import serving_raw
+from rawnet import read_head
 
 from rtengine import ConnectFailed, ConnectionLost
 from rtengine.adapters._ws import RealtimeSocket, WebSocketOpener, open_socket
@@ -33,28 +34,8 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 @asynccontextmanager
 async def serving(handler: Handler) -> AsyncIterator[str]:
     """Serve ``handler`` on 127.0.0.1:0; yields ``ws://127.0.0.1:port/v1/realtime?model=m``."""
-
-    async def guarded(stream: trio.SocketStream) -> None:
-        async with stream:
-            with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await handler(stream)
-
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, guarded, 0, host="127.0.0.1"))
-        port = listeners[0].socket.getsockname()[1]
+    async with serving_raw(handler, close=True) as port:
         yield f"ws://127.0.0.1:{port}/v1/realtime?model=m"
-        nursery.cancel_scope.cancel()
-
-
-async def read_head(stream: trio.SocketStream) -> bytes:
-    """The raw upgrade request, up to its blank line."""
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = await stream.receive_some(4096)
-        if not chunk:
-            break
-        head += chunk
-    return head
 
 
 def accept_token(head: bytes) -> bytes:

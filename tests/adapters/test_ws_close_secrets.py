@@ -3,25 +3,19 @@ line (issue #15, finding 2: the close reason on the client-initiated path)."""
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from loopback import Reply, serving_routes
 
-from rtengine.adapters._serving import HttpRequest, Limits, Response, WebSocket, WsClosed, serve_connection
+from rtengine.adapters._serving import HttpRequest, WebSocket, WsClosed
 from rtengine.adapters._ws import open_socket
 
 KEY = "gw7f3a9c1e5b2d8f4a6c0e9b1d3f5a7c9e"
 
 
-def _error_body(message: str, code: str) -> bytes:
-    return json.dumps({"error": {"message": message, "code": code}}).encode()
-
-
-async def _route(request: HttpRequest) -> Response:  # pragma: no cover - only websockets are opened
+async def _route(request: HttpRequest) -> Reply:  # pragma: no cover - only websockets are opened
     return 404, [], b""
 
 
@@ -35,23 +29,10 @@ async def _websocket(stream: trio.abc.Stream, request: HttpRequest) -> None:
     await ws.send_close(1000, f"bye {request.headers.get('authorization', '')}"[:120])
 
 
-@asynccontextmanager
-async def closing_server() -> AsyncIterator[int]:
-    async def handle(stream: trio.SocketStream) -> None:
-        await serve_connection(
-            stream, route=_route, websocket=_websocket, limits=Limits(max_body=1 << 20), error_body=_error_body
-        )
-
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, handle, 0)
-        yield listeners[0].socket.getsockname()[1]
-        nursery.cancel_scope.cancel()
-
-
 async def test_a_key_in_the_close_reason_answering_ours_is_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with trio.fail_after(10):
-        async with closing_server() as port:
+        async with serving_routes(_route, _websocket, max_body=1 << 20) as port:
             url = f"ws://127.0.0.1:{port}/v1/realtime"
             async with open_socket(url, {"Authorization": f"Bearer {KEY}"}) as sock:
                 pass  # leaving the block closes: the server answers with the key as its reason

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import trio
 from engine_helpers import API_KEY, serving, until
+from rawnet import read_head
 
 import rtengine
 from rtengine.adapters._peer import PeerService
@@ -43,12 +44,9 @@ async def _pipe(source: trio.abc.Stream, sink: trio.abc.Stream) -> None:
 
 async def _handle(proxy: ConnectProxy, client: trio.SocketStream) -> None:
     async with client:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            data = await client.receive_some(4096)
-            if not data:
-                return
-            head += data
+        head = await read_head(client)
+        if b"\r\n\r\n" not in head:
+            return
         lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         proxy.heads.append(lines)
         if proxy.status != 200:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from cli_helpers import run_on_a_busy_port
 from helpers import RTENGINE, start_serve
 
 from rtengine.protocol._audio import rms
@@ -218,16 +219,7 @@ async def test_web_without_a_key_for_a_real_provider_fails_clearly() -> None:
 async def test_a_busy_port_is_one_line_on_stderr_and_status_1(command: str) -> None:
     """A port already in use is the commonest first-run mistake: one line naming the port, no traceback."""
     with trio.fail_after(60):
-        (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        async with listener:
-            port = listener.socket.getsockname()[1]
-            done = await trio.run_process(
-                [*RTENGINE, command, "--port", str(port)],
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-                env=_env(),
-            )
+        done, port = await run_on_a_busy_port(command)
     err = done.stderr.decode()
     assert done.returncode == 1
     assert "Traceback" not in err

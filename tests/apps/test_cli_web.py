@@ -8,6 +8,7 @@ from functools import partial
 import httpx
 import pytest
 import trio
+from cli_helpers import run_on_a_busy_port
 from helpers import RTENGINE
 
 WARNING = "WARNING: rtengine web is listening on 0.0.0.0"
@@ -58,16 +59,7 @@ async def test_bad_worker_arguments_are_usage_errors() -> None:
 
 async def test_a_busy_port_with_several_workers_is_one_line() -> None:
     with trio.fail_after(60):
-        (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        async with listener:
-            port = listener.socket.getsockname()[1]
-            done = await trio.run_process(
-                [*RTENGINE, "web", "--workers", "2", "--port", str(port)],
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-                env=_env(),
-            )
+        done, port = await run_on_a_busy_port("web", "--workers", "2")
     err = done.stderr.decode()
     assert done.returncode == 1
     assert err.count("\n") == 1, err

@@ -10,68 +10,31 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 import trio
+from echo_servers import echo, echo_error_body, echoing_server
 from engine_fakes import ANSWER
+from loopback import Reply
 from web_helpers import page_session, start_call, until
 
 import rtengine
-from rtengine.adapters._serving import HttpRequest, Limits, Response, WebSocket, WsFrame, serve_connection
+from rtengine.adapters import HttpRequest
 from rtengine.apps._web import open_web_app
 
 KEYS = ["sk-proj-WEBechoSecret0123456789abcdef", "gw7f3a9c1e5b2d8f4a6c0e9b1d3f5a7c9e"]
 
 
-def _echo(request: HttpRequest) -> str:
-    return f"Invalid credentials: {request.headers.get('authorization', '')!r} (query {request.query})"
-
-
-def _error_body(message: str, code: str) -> bytes:
-    return json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code}}).encode()
-
-
-async def _route(request: HttpRequest) -> Response:
+async def _route(request: HttpRequest) -> Reply:
     """``/refuse/…``: 400 echoing the key; ``/location/…``: 201 with the key in the ``Location``; else a call."""
     if request.path.startswith("/refuse/"):
-        return 400, [("content-type", "application/json")], _error_body(_echo(request), "invalid_value")
+        return 400, [("content-type", "application/json")], echo_error_body(echo(request), "invalid_value")
     if request.path.startswith("/location/"):
         token = request.headers.get("authorization", "").partition(" ")[2]
         return 201, [("content-type", "application/sdp"), ("location", f"/v1/realtime/calls/{token}")], ANSWER.encode()
     return 201, [("content-type", "application/sdp"), ("location", "/v1/realtime/calls/rtc_echo1")], ANSWER.encode()
-
-
-async def _sideband(stream: trio.abc.Stream, request: HttpRequest) -> None:
-    """``/reject/…``: a 401 handshake echoing the key; else two ``error`` events and a close reason echoing it."""
-    ws = WebSocket(stream, request, 1 << 20)
-    if request.path.startswith("/reject/"):
-        await ws.reject(401, _error_body(_echo(request), "invalid_api_key"))
-        return
-    await ws.accept()
-    frame = await ws.receive()
-    assert isinstance(frame, WsFrame)
-    for code in ("response_cancel_not_active", "invalid_api_key"):
-        error = {"message": _echo(request), "type": "invalid_request_error", "code": code, "param": None}
-        await ws.send_text(json.dumps({"type": "error", "event_id": f"event_{code}", "error": error}))
-    await ws.send_close(1008, f"bye {request.headers.get('authorization', '')}"[:120])
-    await ws.receive()
-
-
-@asynccontextmanager
-async def reflecting_provider() -> AsyncIterator[int]:
-    async def handle(stream: trio.SocketStream) -> None:
-        await serve_connection(
-            stream, route=_route, websocket=_sideband, limits=Limits(max_body=1 << 20), error_body=_error_body
-        )
-
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, handle, 0)
-        yield listeners[0].socket.getsockname()[1]
-        nursery.cancel_scope.cancel()
 
 
 async def _page_session(base_url: str, key: str, offer_sdp: str) -> tuple[list[Any], list[str]]:
@@ -93,7 +56,7 @@ async def test_the_page_never_receives_a_key_the_provider_echoes(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with trio.fail_after(30):
-        async with reflecting_provider() as port:
+        async with echoing_server(_route) as port:
             base = f"http://127.0.0.1:{port}"
             refused, loaded = await _page_session(f"{base}/refuse/v1?api-key={key}", key, offer_sdp)
             located, _ = await _page_session(f"{base}/location/v1?api-key={key}", key, offer_sdp)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 import trio
 from engine_helpers import API_KEY, client_for
+from rawnet import read_head
 from web_helpers import origin_of, page_session, send, start_call, until, wait_forgotten
 
 import rtengine
@@ -53,12 +54,7 @@ async def _raw_handshake_status(web: WebApp, *, host: str, origin: str) -> int:
     stream = await trio.open_tcp_stream("127.0.0.1", web.port)
     async with stream:
         await stream.send_all(request.encode())
-        head = b""
-        while b"\r\n" not in head:
-            chunk = await stream.receive_some(4096)
-            if not chunk:
-                break
-            head += chunk
+        head = await read_head(stream, b"\r\n")
     return int(head.split(b" ", 2)[1])
 
 

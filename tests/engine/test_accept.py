@@ -9,8 +9,8 @@ import pytest
 import trio
 import trio.testing
 from engine_fakes import FakeCalls, FakeEndpoint, FakeSocket, FakeSockets
-from engine_helpers import client_for, drain, ends, serving
-from sip_helpers import SECRET, receiving, wait_for_call
+from engine_helpers import drain, ends
+from sip_helpers import placed_call
 
 import rtengine
 from rtengine.adapters._peer import PeerService
@@ -130,24 +130,17 @@ async def test_a_cancelled_accept_hangs_the_call_up(autojump_clock: trio.abc.Clo
 async def test_accept_answers_before_a_delayed_sideband_against_the_local_server(peers: PeerService) -> None:
     script = SipScript(calls=0, speech_ms=0, dtmf="7", dtmf_delay=0.0)
     faults = Faults(sideband_accept_delay=0.8)
-    async with (
-        serving(peers, webhook_secret=SECRET, sip=script, faults=faults) as server,
-        client_for(server) as client,
-        receiving() as hook,
-        trio.open_nursery() as nursery,
-    ):
-        with trio.fail_after(15):
-            nursery.start_soon(server.sip.place_call, hook.url)
-            placed = await wait_for_call(hook)
-            start = trio.current_time()
-            async with rtengine.open_conversation(client, SESSION, accept_call_id=placed) as conv:
-                answered = trio.current_time() - start
-                assert server.sip.calls[placed].state == "accepted"
-                await conv.send_text("queued before the join")
-                events = [await conv.events.receive()]
-                while not isinstance(events[-1], DtmfReceived):
-                    events.append(await conv.events.receive())
-                joined = conv.timeline["sideband_joined"]
+    async with placed_call(peers, script, faults=faults) as call:
+        server, client, placed = call.server, call.client, call.call_id
+        start = trio.current_time()
+        async with rtengine.open_conversation(client, SESSION, accept_call_id=placed) as conv:
+            answered = trio.current_time() - start
+            assert server.sip.calls[placed].state == "accepted"
+            await conv.send_text("queued before the join")
+            events = [await conv.events.receive()]
+            while not isinstance(events[-1], DtmfReceived):
+                events.append(await conv.events.receive())
+            joined = conv.timeline["sideband_joined"]
         frames = server.record.sidebands()[-1].types_in()
     assert answered < 0.5 <= 0.8 <= joined + 0.05
     assert events[0] == Started("sip", placed)

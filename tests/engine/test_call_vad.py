@@ -6,7 +6,6 @@ response, seen through the sideband as typed events and on the call's data chann
 from collections.abc import AsyncIterator
 from typing import cast
 
-import pytest
 import trio
 from engine_helpers import API_KEY, client_for, until
 
@@ -23,24 +22,13 @@ from rtengine.events import (
     SpeechStopped,
 )
 from rtengine.protocol._audio import tone
-from rtengine.server import LocalServer, ServerOptions, open_local_server
+from rtengine.server import LocalServer, ServerOptions
 
 TONE_MS = 600
 #: 20 ms frames of PCM16 mono 24 kHz.
 FRAME_BYTES = 960
-
-
-@pytest.fixture
-async def engine() -> AsyncIterator[webrtc.MediaEngine]:
-    async with webrtc.open_media_engine(loopback=True) as media_engine:
-        yield media_engine
-
-
-@pytest.fixture
-async def media_server(engine: webrtc.MediaEngine) -> AsyncIterator[LocalServer]:
-    options = ServerOptions(api_key=API_KEY, delta_interval=0.0, audio_ms=300, greeting_ms=0)
-    async with open_local_server(options, peers=engine) as server:
-        yield server
+#: The local server of ``media_server`` (``tests/conftest.py``).
+MEDIA_SERVER = ServerOptions(api_key=API_KEY, delta_interval=0.0, audio_ms=300, greeting_ms=0)
 
 
 async def tone_then_silence(started: trio.Event) -> AsyncIterator[bytes]:

@@ -9,14 +9,10 @@ then hold exactly one ``Closed``, last, and no engine task is left.
 
 from __future__ import annotations
 
-import functools
-import signal
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 import trio
-from engine_helpers import engine_tasks, until
+from engine_helpers import until
+from interrupt_helpers import Point, ctrl_c_at, only_keyboard_interrupts, until_interrupted
 
 import rtengine
 from rtengine.engine._outlet import Outlet
@@ -26,7 +22,7 @@ from rtengine.server import Faults, ServerOptions, open_local_server
 
 SESSION = rtengine.SessionConfig(instructions="Be brief.")
 #: Where the SIGINT is raised: (class, method, before or after the original runs).
-POINTS: dict[str, tuple[type, str, str]] = {
+POINTS: dict[str, Point] = {
     "after_claim": (Outlet, "claim", "after"),
     "after_put_final": (Outlet, "put_final", "after"),
     "before_finish": (Outlet, "finish", "before"),
@@ -34,59 +30,22 @@ POINTS: dict[str, tuple[type, str, str]] = {
 }
 
 
-def _ctrl_c_at(monkeypatch: pytest.MonkeyPatch, point: str, fired: list[str]) -> None:
-    owner, name, when = POINTS[point]
-    original: Callable[..., Any] = getattr(owner, name)
-
-    @functools.wraps(original)
-    def interrupted(self: object, *args: Any) -> Any:
-        fire = not fired and (name != "mark" or args == ("closed",))
-        if fire and when == "before":
-            fired.append(point)
-            signal.raise_signal(signal.SIGINT)
-        result = original(self, *args)
-        if fire and when == "after":
-            fired.append(point)
-            signal.raise_signal(signal.SIGINT)
-        return result
-
-    monkeypatch.setattr(owner, name, interrupted)
-
-
-def _only_keyboard_interrupts(exc: BaseException) -> bool:
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        match, rest = exc.split(KeyboardInterrupt)
-        return match is not None and rest is None
-    return False
-
-
 async def _conversation(end: str) -> tuple[list[ConversationEvent], BaseException | None, list[str]]:
     """One websocket conversation ended by ``close()`` (``requested``) or by the server dropping it (``lost``);
     the events it delivered, what escaped the block, and the engine tasks left after it."""
     faults = Faults(close_after_events=2, close_mode="abrupt") if end == "lost" else Faults()
-    events: list[ConversationEvent] = []
-    escaped: BaseException | None = None
+
+    async def body(conv: rtengine.Conversation) -> list[ConversationEvent]:
+        if end != "requested":
+            return []
+        events = await until(conv, SessionUpdated)
+        await conv.close()
+        return events
+
     async with open_local_server(ServerOptions(delta_interval=0.0, faults=faults)) as server:
         client = rtengine.RealtimeClient(server.base_url, api_key="sk-x", backoff_base=0.01, close_timeout=1.0)
         async with client:
-            with trio.fail_after(20):
-                try:
-                    async with rtengine.open_conversation(client, SESSION) as conv:
-                        if end == "requested":
-                            events += await until(conv, SessionUpdated)
-                            await conv.close()
-                        await trio.sleep(5)  # the deferred Ctrl-C lands at a checkpoint of this (the main) task
-                except BaseException as exc:
-                    escaped = exc
-                while True:
-                    try:
-                        events.append(conv.events.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                tasks = engine_tasks()
-    return events, escaped, tasks
+            return await until_interrupted(client, SESSION, body)
 
 
 @pytest.mark.parametrize(
@@ -103,11 +62,11 @@ async def _conversation(end: str) -> tuple[list[ConversationEvent], BaseExceptio
 )
 def test_a_ctrl_c_in_the_end_path_still_delivers_closed(monkeypatch: pytest.MonkeyPatch, end: str, point: str) -> None:
     fired: list[str] = []
-    _ctrl_c_at(monkeypatch, point, fired)
+    ctrl_c_at(monkeypatch, POINTS, point, fired)
     events, escaped, tasks = trio.run(_conversation, end)
     assert fired == [point]
     assert escaped is not None
-    assert _only_keyboard_interrupts(escaped), repr(escaped)
+    assert only_keyboard_interrupts(escaped), repr(escaped)
     finals = [e for e in events if isinstance(e, Error | Closed)]
     expected = [Closed("requested")] if end == "requested" else [Closed("error")]
     assert [e for e in finals if isinstance(e, Closed)] == expected

@@ -8,14 +8,10 @@ call hung up; no engine task is left.
 
 from __future__ import annotations
 
-import functools
-import signal
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 import trio
-from engine_helpers import engine_tasks, until
+from engine_helpers import until
+from interrupt_helpers import Point, ctrl_c_at, only_keyboard_interrupts, until_interrupted
 
 import rtengine
 from rtengine.adapters._http_calls import HttpCalls
@@ -24,65 +20,29 @@ from rtengine.engine._outlet import Outlet
 from rtengine.events import Closed, ConversationEvent, SessionUpdated
 from rtengine.server import ServerOptions, open_local_server
 
-POINTS: dict[str, tuple[type, str, str]] = {
+POINTS: dict[str, Point] = {
     "after_claim": (Outlet, "claim", "after"),
     "before_hangup": (HttpCalls, "hangup", "before"),
     "before_finish": (Outlet, "finish", "before"),
 }
 
 
-def _ctrl_c_at(monkeypatch: pytest.MonkeyPatch, point: str, fired: list[str]) -> None:
-    owner, name, when = POINTS[point]
-    original: Callable[..., Any] = getattr(owner, name)
-
-    @functools.wraps(original)
-    def interrupted(self: object, *args: Any) -> Any:
-        fire = not fired
-        if fire and when == "before":
-            fired.append(point)
-            signal.raise_signal(signal.SIGINT)
-        result = original(self, *args)
-        if fire and when == "after":
-            fired.append(point)
-            signal.raise_signal(signal.SIGINT)
-        return result
-
-    monkeypatch.setattr(owner, name, interrupted)
-
-
 async def _conversation() -> tuple[list[ConversationEvent], BaseException | None, list[str], list[str]]:
-    events: list[ConversationEvent] = []
-    escaped: BaseException | None = None
+    async def body(conv: rtengine.Conversation) -> list[ConversationEvent]:
+        events = await until(conv, SessionUpdated)
+        await conv.close()
+        return events
+
     async with open_peer_service(loopback=True) as peers:
         offer = await peers.create_offer()
         async with open_local_server(ServerOptions(delta_interval=0.0), peers=peers) as server:
             client = rtengine.RealtimeClient(server.base_url, api_key="sk-x", backoff_base=0.01, close_timeout=1.0)
             async with client:
-                with trio.fail_after(20):
-                    try:
-                        session = rtengine.SessionConfig(instructions="Be brief.")
-                        async with rtengine.open_conversation(client, session, offer_sdp=offer.local_sdp) as conv:
-                            events += await until(conv, SessionUpdated)
-                            await conv.close()
-                            await trio.sleep(5)  # the deferred Ctrl-C lands at a checkpoint of this (main) task
-                    except BaseException as exc:
-                        escaped = exc
-                    while True:
-                        try:
-                            events.append(conv.events.receive_nowait())
-                        except (trio.WouldBlock, trio.EndOfChannel):
-                            break
-                    tasks = engine_tasks()
+                session = rtengine.SessionConfig(instructions="Be brief.")
+                events, escaped, tasks = await until_interrupted(client, session, body, offer_sdp=offer.local_sdp)
             hangups = list(server.record.hangups)
             await offer.aclose()
     return events, escaped, tasks, hangups
-
-
-def _only_keyboard_interrupts(exc: BaseException) -> bool:
-    if isinstance(exc, BaseExceptionGroup):
-        match, rest = exc.split(KeyboardInterrupt)
-        return match is not None and rest is None
-    return isinstance(exc, KeyboardInterrupt)
 
 
 @pytest.mark.parametrize("point", sorted(POINTS))
@@ -90,11 +50,11 @@ def test_a_ctrl_c_in_a_calls_end_path_still_delivers_closed_and_hangs_up(
     monkeypatch: pytest.MonkeyPatch, point: str
 ) -> None:
     fired: list[str] = []
-    _ctrl_c_at(monkeypatch, point, fired)
+    ctrl_c_at(monkeypatch, POINTS, point, fired)
     events, escaped, tasks, hangups = trio.run(_conversation)
     assert fired == [point]
     assert escaped is not None
-    assert _only_keyboard_interrupts(escaped), repr(escaped)
+    assert only_keyboard_interrupts(escaped), repr(escaped)
     assert [e for e in events if isinstance(e, Closed)] == [Closed("requested")]
     assert isinstance(events[-1], Closed)
     assert len(hangups) == 1

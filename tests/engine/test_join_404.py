@@ -7,8 +7,7 @@ from __future__ import annotations
 import trio
 from engine_helpers import client_for, drain, ends, serving
 from rejoin_helpers import joins_of
-from sip_helpers import SECRET as SERVER_SECRET
-from sip_helpers import receiving, wait_for_call
+from sip_helpers import placed_call
 
 import rtengine
 from rtengine.adapters._peer import PeerService
@@ -29,17 +28,10 @@ def test_only_a_404_on_a_join_means_the_call_ended() -> None:
 async def test_a_caller_who_hangs_up_before_the_join_ends_the_conversation_as_call_ended(peers: PeerService) -> None:
     script = SipScript(calls=0, speech_ms=0, dtmf="", caller_hangup_after=0.0)
     faults = Faults(sideband_accept_delay=0.2)
-    async with (
-        serving(peers, webhook_secret=SERVER_SECRET, sip=script, faults=faults) as server,
-        client_for(server) as client,
-        receiving() as hook,
-        trio.open_nursery() as nursery,
-    ):
-        with trio.fail_after(15):
-            nursery.start_soon(server.sip.place_call, hook.url)
-            call_id = await wait_for_call(hook)
-            async with rtengine.open_conversation(client, SESSION, accept_call_id=call_id) as conv:
-                events = await drain(conv)
+    async with placed_call(peers, script, faults=faults) as call:
+        server, client, call_id = call.server, call.client, call.call_id
+        async with rtengine.open_conversation(client, SESSION, accept_call_id=call_id) as conv:
+            events = await drain(conv)
     assert server.sip.calls[call_id].end_reason == "BYE (caller hung up)"
     assert [e for e in ends(events) if isinstance(e, Error)] == []
     assert isinstance(events[-1], Closed)

@@ -9,7 +9,7 @@ whole process.
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +29,11 @@ from rtengine import webrtc
 from rtengine.adapters._peer import PeerService
 from rtengine.engine import _otel
 from rtengine.events import Closed, ResponseDone, SessionUpdated
-from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
+from rtengine.server import Faults, LocalServer, ServerOptions
 
 SESSION = rtengine.SessionConfig(instructions="test")
+#: The local server of ``media_server`` (``tests/conftest.py``).
+MEDIA_SERVER = ServerOptions(api_key=API_KEY, delta_interval=0.0, audio_ms=300, greeting_ms=300)
 
 
 @dataclass
@@ -71,19 +73,6 @@ def otel(monkeypatch: pytest.MonkeyPatch) -> Iterator[Otel]:
     yield Otel(exporter, reader)
     tracer_provider.shutdown()
     meter_provider.shutdown()
-
-
-@pytest.fixture
-async def engine() -> AsyncIterator[webrtc.MediaEngine]:
-    async with webrtc.open_media_engine(loopback=True) as media_engine:
-        yield media_engine
-
-
-@pytest.fixture
-async def media_server(engine: webrtc.MediaEngine) -> AsyncIterator[LocalServer]:
-    options = ServerOptions(api_key=API_KEY, delta_interval=0.0, audio_ms=300, greeting_ms=300)
-    async with open_local_server(options, peers=engine) as server:
-        yield server
 
 
 def _children_of(root: ReadableSpan, spans: dict[str, ReadableSpan]) -> set[str]:

@@ -20,33 +20,19 @@ makes the client's write fail after an accepted handshake; ``test_sweep`` covers
 import random
 from dataclasses import dataclass, field
 
+import schedule_harness as harness
 import trio
-import trio.testing
 from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from memnet import MemoryNetwork
-from rejoin_helpers import split_audio
 
 import rtengine
-from rtengine.adapters._peer import PeerService, open_peer_service
-from rtengine.events import Closed, ConversationEvent, Error, Started
-from rtengine.server import Faults, ServerOptions, ServerRecord, open_local_server
+from rtengine.events import Error
+from rtengine.server import Faults, ServerOptions, ServerRecord
 
 KEY = "sk-property-test"
 CLOSE_TIMEOUT = 1.0
 BACKOFF = 0.2
-
-_offer: list[str] = []
-
-
-async def offer_sdp(peers: PeerService) -> str:
-    """One real aiortc offer, made once and reused (the server's answerer needs a real one)."""
-    if not _offer:
-        peer = await peers.create_offer()
-        _offer.append(peer.local_sdp)
-        await peer.aclose()
-    return _offer[0]
 
 
 @dataclass(frozen=True)
@@ -73,9 +59,7 @@ schedules = st.builds(
     join_delay=times,
     refused=st.integers(0, 3),
     retries=st.integers(0, 3),
-    inputs=st.lists(
-        st.tuples(times, st.sampled_from(["text", "audio", "audio_burst", "tool", "request"])), max_size=25
-    ).map(lambda xs: tuple(sorted(xs))),
+    inputs=harness.timed_inputs(times, ["text", "audio", "audio_burst", "tool", "request"]),
     close_at=st.none() | times,
     cancel=st.booleans(),
     server_close_after=st.none() | st.just(1) | st.integers(2, 40),
@@ -88,17 +72,11 @@ schedules = st.builds(
 
 
 @dataclass
-class Outcome:
-    events: list[ConversationEvent] = field(default_factory=list)
-    queued: dict[str, list[str]] = field(default_factory=lambda: {"text": [], "audio": [], "tool": []})
+class Outcome(harness.Run):
     audio_refused: int = 0
     not_running_after_end: bool = True
-    close_took: float | None = None
     elapsed: float = 0.0
     frames: list[list[dict[str, object]]] = field(default_factory=list)
-    leftover_tasks: list[str] = field(default_factory=list)
-    stats: rtengine.ConversationStats | None = None
-    started: bool = False
 
 
 async def scenario(s: Schedule, out: Outcome) -> None:
@@ -112,27 +90,19 @@ async def scenario(s: Schedule, out: Outcome) -> None:
     )
     options = ServerOptions(api_key=KEY, delta_interval=0.0, faults=faults)
     start = trio.current_time()
-    async with open_peer_service() as peers, open_local_server(options, peers=peers) as server:
-        async with trio.open_nursery() as net_nursery:
-            net = MemoryNetwork(server, net_nursery)
-            client = rtengine.RealtimeClient(
-                server.base_url,
-                api_key=KEY,
-                http_client=net.http,
-                open_stream=net.open_stream,
-                sideband_retries=s.retries,
-                call_retries=0,
-                backoff_base=BACKOFF,
-                close_timeout=CLOSE_TIMEOUT,
-                connect_timeout=10.0,
-                rand=random.Random(0).random,
-            )
-            capacities = rtengine.Capacities(text=s.text_capacity, tools=s.tool_capacity, audio=s.audio_capacity)
-            offer = await offer_sdp(peers) if s.transport == "webrtc" else None
-            await run_conversation(s, out, client, capacities, offer, start, server.record)
-            out.frames = [list(c.frames_in) for c in server.record.connections if c.accepted]
-            net_nursery.cancel_scope.cancel()
-        await net.http.aclose()
+    async with harness.memnet_client(
+        options,
+        sideband_retries=s.retries,
+        call_retries=0,
+        backoff_base=BACKOFF,
+        close_timeout=CLOSE_TIMEOUT,
+        connect_timeout=10.0,
+        rand=random.Random(0).random,
+    ) as on:
+        capacities = rtengine.Capacities(text=s.text_capacity, tools=s.tool_capacity, audio=s.audio_capacity)
+        offer = await harness.offer_sdp(on.peers) if s.transport == "webrtc" else None
+        await run_conversation(s, out, on.client, capacities, offer, start, on.server.record)
+        out.frames = [list(c.frames_in) for c in on.server.record.connections if c.accepted]
     out.elapsed = trio.current_time() - start
 
 
@@ -145,54 +115,30 @@ async def run_conversation(
     start: float,
     record: ServerRecord,
 ) -> None:
-    box: list[rtengine.Conversation] = []
-    with trio.CancelScope() as outer:
-        if s.cancel and s.close_at is not None:
-            outer.deadline = start + s.close_at
-        async with rtengine.open_conversation(
-            client, rtengine.SessionConfig(), offer_sdp=offer, capacities=capacities
-        ) as conv:
-            box.append(conv)
-            out.started = True
+    async def body(conv: rtengine.Conversation) -> None:
+        await feed(s, out, conv, start)
+        if conv.active:
+            with trio.move_on_after(30):
+                await record.wait_until(lambda: not conv.active or server_has_everything(record, out))
+            began = trio.current_time()
+            await conv.close()
+            out.close_took = out.close_took or trio.current_time() - began
 
-            async def consume() -> None:
-                async for event in conv.events:
-                    out.events.append(event)
-
-            async def close_later() -> None:
-                assert s.close_at is not None
-                await trio.sleep_until(start + s.close_at)
-                began = trio.current_time()
-                await conv.close()
-                out.close_took = trio.current_time() - began
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(consume)
-                if s.close_at is not None and not s.cancel:
-                    nursery.start_soon(close_later)
-                await feed(s, out, conv, start)
-                if conv.active:
-                    with trio.move_on_after(30):
-                        await record.wait_until(lambda: not conv.active or server_has_everything(record, out))
-                    began = trio.current_time()
-                    await conv.close()
-                    out.close_took = out.close_took or trio.current_time() - began
-    if box:
-        conv = box[0]
-        async for event in conv.events:  # what an outer cancellation kept the consumer from reading
-            out.events.append(event)
-        out.stats = conv.stats
+    conv = await harness.run_on_schedule(
+        client, out, start, s.close_at, s.cancel, body, offer_sdp=offer, capacities=capacities
+    )
+    if conv is not None:
         try:
             await conv.send_text("after the end")
             out.not_running_after_end = False
         except rtengine.ConversationNotRunning:
             pass
-    out.leftover_tasks = engine_tasks()
+    out.leftover = engine_tasks()
 
 
 def server_has_everything(record: ServerRecord, out: Outcome) -> bool:
     accepted = [c for c in record.connections if c.accepted]
-    return bool(accepted) and received(accepted[-1].frames_in[1:]) == out.queued
+    return bool(accepted) and harness.received(accepted[-1].frames_in[1:]) == out.queued
 
 
 async def feed(s: Schedule, out: Outcome, conv: rtengine.Conversation, start: float) -> None:
@@ -217,42 +163,23 @@ async def feed(s: Schedule, out: Outcome, conv: rtengine.Conversation, start: fl
             return
 
 
-def received(frames: list[dict[str, object]]) -> dict[str, list[str]]:
-    got: dict[str, list[str]] = {"text": [], "audio": [], "tool": []}
-    for frame in frames:
-        if frame.get("type") == "input_audio_buffer.append":
-            got["audio"].extend(split_audio(str(frame["audio"]), 2))
-        elif frame.get("type") == "conversation.item.create":
-            item = frame["item"]
-            assert isinstance(item, dict)
-            if item["type"] == "function_call_output":
-                got["tool"].append(str(item["call_id"]))
-            else:
-                got["text"].append(str(item["content"][0]["text"]))
-    return got
-
-
 def check(s: Schedule, out: Outcome) -> None:
-    assert out.leftover_tasks == []
+    assert out.leftover == []
     if not out.started:
         return  # cancelled while starting: no conversation, no events, nothing left behind
     events = out.events
-    assert events, "no events at all"
-    assert isinstance(events[0], Started)
-    closed = [e for e in events if isinstance(e, Closed)]
-    assert len(closed) == 1, [type(e).__name__ for e in events]
-    assert events[-1] is closed[0]
+    closed = harness.closed_last(events)
     fatal = [e for e in events if isinstance(e, Error) and e.fatal]
     assert len(fatal) <= 1
     benign = [e for e in events if isinstance(e, Error) and not e.fatal]
     assert [e.code for e in benign] == (["response_cancel_not_active"] if s.benign_error else [])[: len(benign)]
-    if closed[0].reason == "error":
+    if closed.reason == "error":
         assert len(fatal) == 1
         assert events[-2] is fatal[0]
     else:
         assert fatal == []
     assert out.not_running_after_end
-    assert out.leftover_tasks == []
+    assert out.leftover == []
     assert out.stats is not None
     assert out.stats.audio_frames_dropped == out.audio_refused
     assert len(out.frames) <= 1  # at most one accepted connection per conversation
@@ -260,7 +187,7 @@ def check(s: Schedule, out: Outcome) -> None:
         if not frames:
             continue  # accepted at the instant the caller left: nothing was sent
         assert frames[0]["type"] == "session.update"
-        got = received(frames[1:])
+        got = harness.received(frames[1:])
         for kind in ("text", "audio", "tool"):
             assert got[kind] == out.queued[kind][: len(got[kind])], kind
     ended_early = (
@@ -270,10 +197,10 @@ def check(s: Schedule, out: Outcome) -> None:
         or (s.transport == "webrtc" and s.refused > s.retries)
     )
     if not ended_early:
-        assert closed[0].reason == "requested"
+        assert closed.reason == "requested"
         if any(out.queued.values()):
             assert out.frames, "inputs were queued but the join never happened"
-            assert received(out.frames[0][1:]) == out.queued
+            assert harness.received(out.frames[0][1:]) == out.queued
     if out.close_took is not None:
         assert out.close_took <= CLOSE_TIMEOUT + 1.0 + 1e-6
     worst_join = (s.retries + 1) * s.join_delay + sum(BACKOFF * 2**n * 1.1 for n in range(s.retries))
@@ -285,10 +212,9 @@ def check(s: Schedule, out: Outcome) -> None:
 @given(schedules)
 def test_conversation_invariants_under_random_schedules(s: Schedule) -> None:
     out = Outcome()
-    trio.run(scenario, s, out, clock=trio.testing.MockClock(autojump_threshold=0))
-    check(s, out)
-    closed = out.events[-1] if out.events else None
-    event(f"closed: {closed.reason if isinstance(closed, Closed) else 'never started'}")
+    harness.examine(scenario, check, s, out)
+    harness.note_ending(out.events)
     event(f"joined: {bool(out.frames)}")
-    event(f"inputs delivered: {sum(len(v) for v in received(out.frames[0][1:] if out.frames else []).values()) > 0}")
+    delivered = harness.received(out.frames[0][1:] if out.frames else [])
+    event(f"inputs delivered: {sum(len(v) for v in delivered.values()) > 0}")
     event(f"audio dropped: {out.audio_refused > 0}")

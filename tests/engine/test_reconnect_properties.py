@@ -17,22 +17,19 @@ client vanish) and when the caller closes or cancels. Invariants, besides the en
 
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import dataclass, field
 
+import schedule_harness as harness
 import trio
 import trio.testing
-from engine_helpers import engine_tasks
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from memnet import MemoryNetwork
-from rejoin_helpers import feed, is_subsequence, split_audio
 
 import rtengine
-from rtengine.adapters._peer import open_peer_service
-from rtengine.events import Closed, ConnectionDropped, ConversationEvent, Error, SessionRestored, Started
-from rtengine.server import LocalServer, ServerOptions, open_local_server
+from rtengine.events import ConnectionDropped, SessionRestored
+from rtengine.server import LocalServer, ServerOptions
 
 KEY = "sk-reconnect-property"
 
@@ -107,9 +104,7 @@ class Schedule:
 
 schedules = st.builds(
     Schedule,
-    inputs=st.lists(st.tuples(times, st.sampled_from(["text", "audio", "tool"])), max_size=25).map(
-        lambda xs: tuple(sorted(xs))
-    ),
+    inputs=harness.timed_inputs(times),
     drops=st.lists(times, max_size=3).map(lambda xs: tuple(sorted(xs))),
     close_at=st.none() | times,
     cancel=st.booleans(),
@@ -117,130 +112,50 @@ schedules = st.builds(
 
 
 @dataclass
-class Outcome:
-    events: list[ConversationEvent] = field(default_factory=list)
-    queued: dict[str, list[str]] = field(default_factory=lambda: {"text": [], "audio": [], "tool": []})
+class Outcome(harness.Run):
     sockets: list[list[dict[str, object]]] = field(default_factory=list)
-    stats: rtengine.ConversationStats | None = None
-    leftover: list[str] = field(default_factory=list)
-    started: bool = False
     cuts: int = 0
-    closing_index: int | None = None
-
-
-def received(frames: list[dict[str, object]]) -> dict[str, list[str]]:
-    """The inputs in client frames, per kind, in order."""
-    got: dict[str, list[str]] = {"text": [], "audio": [], "tool": []}
-    for frame in frames:
-        if frame.get("type") == "input_audio_buffer.append":
-            got["audio"].extend(split_audio(str(frame["audio"]), 2))  # frames that waited together: one append
-        elif frame.get("type") == "conversation.item.create":
-            item = frame["item"]
-            assert isinstance(item, dict)
-            if item["type"] == "function_call_output":
-                got["tool"].append(str(item["call_id"]))
-            elif item.get("role") == "user":
-                got["text"].append(str(item["content"][0]["text"]))
-    return got
 
 
 async def scenario(s: Schedule, out: Outcome) -> None:
     start = trio.current_time()
     options = ServerOptions(api_key=KEY, delta_interval=0.0)
-    async with open_peer_service() as peers, open_local_server(options, peers=peers) as server:
-        async with trio.open_nursery() as net_nursery:
-            net = CuttableNetwork(server, net_nursery)
-            client = rtengine.RealtimeClient(
-                server.base_url,
-                api_key=KEY,
-                http_client=net.http,
-                open_stream=net.open_stream,
-                backoff_base=0.2,
-                close_timeout=1.0,
-                rand=random.Random(0).random,
-            )
-            await converse(s, out, client, net, start)
-            directs = [c for c in server.record.directs() if c.accepted]
-            out.sockets = [list(c.frames_in) for c in directs]
-            net_nursery.cancel_scope.cancel()
-        await net.http.aclose()
+    async with harness.memnet_client(
+        options, network=CuttableNetwork, backoff_base=0.2, close_timeout=1.0, rand=random.Random(0).random
+    ) as on:
+        assert isinstance(on.net, CuttableNetwork)
+        await converse(s, out, on.client, on.net, start)
+        directs = [c for c in on.server.record.directs() if c.accepted]
+        out.sockets = [list(c.frames_in) for c in directs]
 
 
 async def converse(
     s: Schedule, out: Outcome, client: rtengine.RealtimeClient, net: CuttableNetwork, start: float
 ) -> None:
-    box: list[rtengine.Conversation] = []
-    with trio.CancelScope() as outer:
-        if s.cancel and s.close_at is not None:
-            outer.deadline = start + s.close_at
-        async with rtengine.open_conversation(
-            client, rtengine.SessionConfig(), reconnect=True, rotate_margin=None
-        ) as conv:
-            box.append(conv)
-            out.started = True
+    async def drop_later() -> None:
+        for at in s.drops:
+            await trio.sleep_until(start + at)
+            out.cuts += net.drop()
 
-            async def consume() -> None:
-                async for item in conv.events:
-                    out.events.append(item)
+    body = harness.feed_then_close(s.inputs, out.queued, start, 5.0)  # past the last input and drop: all reconnected
 
-            async def drop_later() -> None:
-                for at in s.drops:
-                    await trio.sleep_until(start + at)
-                    out.cuts += net.drop()
-
-            async def close_later() -> None:
-                assert s.close_at is not None
-                await trio.sleep_until(start + s.close_at)
-                out.closing_index = len(out.events) + conv.events.pending()
-                await conv.close()
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(consume)
-                nursery.start_soon(drop_later)
-                if s.close_at is not None and not s.cancel:
-                    nursery.start_soon(close_later)
-                await feed(s.inputs, out.queued, conv, start)
-                await trio.sleep_until(start + 5.0)  # past the last input and drop: every reconnect done
-                await conv.close()
-    if box:
-        async for item in box[0].events:  # what an outer cancellation kept the consumer from reading
-            out.events.append(item)
-        out.stats = box[0].stats
-    out.leftover = engine_tasks()
+    await harness.run_on_schedule(
+        client, out, start, s.close_at, s.cancel, body, also=drop_later, reconnect=True, rotate_margin=None
+    )
 
 
 def check(s: Schedule, out: Outcome) -> None:
-    assert out.leftover == []
-    if not out.started:
+    stats = harness.ended_as_requested(out)
+    if stats is None:
         return
-    events = out.events
-    assert isinstance(events[0], Started)
-    closed = [e for e in events if isinstance(e, Closed)]
-    assert len(closed) == 1
-    assert events[-1] is closed[0]
-    assert closed[0].reason == "requested"
-    assert [e for e in events if isinstance(e, Error)] == []
-    stats = out.stats
-    assert stats is not None
-    dropped = [e for e in events if isinstance(e, ConnectionDropped)]
-    restored = [e for e in events if isinstance(e, SessionRestored)]
+    dropped = [e for e in out.events if isinstance(e, ConnectionDropped)]
+    restored = [e for e in out.events if isinstance(e, SessionRestored)]
     assert len(dropped) <= out.cuts
     assert len(restored) <= len(dropped) <= len(restored) + 1  # the last may be cut short by the caller's end
     assert len(out.sockets) == len(restored) + 1
-    assert all(frames[0]["type"] == "session.update" for frames in out.sockets)
-    per_socket = [received(frames) for frames in out.sockets]
+    per_socket = harness.websocket_sessions(out.sockets, out.queued)
     texts = per_socket[-1]["text"]
-    assert len(set(texts)) == len(texts), "a text twice in the last session"
-    assert is_subsequence(texts, out.queued["text"]), "texts reordered"
-    for before, after in itertools.pairwise(per_socket):
-        assert after["text"][: len(before["text"])] == before["text"]  # the replay: the conversation so far
-    for kind in ("audio", "tool"):
-        got = [x for socket in per_socket for x in socket[kind]]
-        assert len(set(got)) == len(got), f"{kind} delivered twice"
-        assert is_subsequence(got, out.queued[kind]), kind
-    written = stats.texts_sent + stats.tool_outputs_sent + stats.audio_frames_sent
-    unsent = stats.texts_discarded + stats.tool_items_discarded + stats.audio_frames_discarded
-    assert sum(map(len, out.queued.values())) == written + unsent + stats.inputs_lost + stats.inputs_interrupted
+    harness.assert_accounted(stats, out.queued, expired=False)
     if s.close_at is None:
         assert texts == out.queued["text"]  # every text, in order, once, in the session the caller ended with
         if out.cuts == 0:
@@ -252,8 +167,7 @@ def check(s: Schedule, out: Outcome) -> None:
 @given(schedules)
 def test_reconnect_loses_duplicates_and_reorders_no_text(s: Schedule) -> None:
     out = Outcome()
-    trio.run(scenario, s, out, clock=trio.testing.MockClock(autojump_threshold=0))
-    check(s, out)
+    harness.examine(scenario, check, s, out)
     event(f"cuts: {out.cuts}")
     event(f"sessions: {len(out.sockets)}")
 
@@ -263,7 +177,7 @@ def test_reconnect_with_a_steady_stream_of_inputs_and_three_drops() -> None:
     inputs = tuple((round(i * 0.05, 3), ("text", "audio", "tool")[i % 3]) for i in range(60))
     out = Outcome()
     s = Schedule(inputs, (0.512, 1.337, 2.2), None, False)
-    trio.run(scenario, s, out, clock=trio.testing.MockClock(autojump_threshold=0))
+    harness.run_virtual(scenario, s, out)
     check(s, out)
     assert out.cuts == 3
     assert len(out.sockets) == 4

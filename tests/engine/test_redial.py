@@ -7,12 +7,12 @@ cannot be rotated from the server: the app is warned (``session_expiring``), the
 """
 
 import itertools
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import pytest
 import trio
 from engine_helpers import client_for, drain, engine_tasks, serving, until
+from rejoin_helpers import texts_created
 
 import rtengine
 from rtengine import webrtc
@@ -24,22 +24,6 @@ from rtengine.server import Faults
 
 MEDIA_ONLY = rtengine.SessionConfig(turn_detection="disabled", instructions="redial")
 CAP = "Your session hit the maximum duration of 0.08 minutes."
-
-
-@pytest.fixture
-async def engine() -> AsyncIterator[webrtc.MediaEngine]:
-    async with webrtc.open_media_engine(loopback=True) as media_engine:
-        yield media_engine
-
-
-def texts_created(frames: list[Any]) -> list[str]:
-    """The texts of the ``conversation.item.create`` frames a sideband received."""
-    return [
-        part.get("text")
-        for frame in frames
-        if isinstance(frame, dict) and frame.get("type") == "conversation.item.create"
-        for part in frame["item"].get("content", [])
-    ]
 
 
 class Heard:

@@ -22,12 +22,6 @@ from rtengine.protocol._audio import tone
 FRAME_BYTES = 960
 
 
-@pytest.fixture
-async def engine() -> AsyncIterator[webrtc.MediaEngine]:
-    async with webrtc.open_media_engine(loopback=True) as media_engine:
-        yield media_engine
-
-
 async def one_turn(started: trio.Event) -> AsyncIterator[bytes]:
     """Silence until ``started``, then 600 ms of a loud tone and silence: one spoken turn for the server's VAD."""
     while not started.is_set():

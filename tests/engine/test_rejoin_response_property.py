@@ -15,15 +15,13 @@ import random
 from dataclasses import dataclass, field
 
 import trio
-import trio.testing
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from memnet import MemoryNetwork
+from schedule_harness import memnet_client, run_virtual
 
 import rtengine
-from rtengine.adapters._peer import open_peer_service
 from rtengine.events import Closed, ConversationEvent, Error, SessionUpdated
-from rtengine.server import Faults, ServerOptions, open_local_server
+from rtengine.server import Faults, ServerOptions
 
 KEY = "sk-rejoin-response-property"
 
@@ -46,48 +44,38 @@ def asked_creates(frames: list[dict[str, object]]) -> int | None:
 
 async def scenario(after: int, mode: str, times: int, warm: int, out: Outcome) -> None:
     options = ServerOptions(api_key=KEY, delta_interval=0.0, call_connect_seconds=600.0)
-    async with open_peer_service() as peers, open_local_server(options, peers=peers) as server:
+    async with memnet_client(
+        options, backoff_base=0.2, rand=random.Random(0).random, sideband_rejoin_attempts=times + 1
+    ) as on:
+        server = on.server
 
         def received() -> list[dict[str, object]]:
             return [f for c in server.record.sidebands() if c.accepted for f in c.frames_in]
 
-        async with trio.open_nursery() as net_nursery:
-            net = MemoryNetwork(server, net_nursery)
-            client = rtengine.RealtimeClient(
-                server.base_url,
-                api_key=KEY,
-                http_client=net.http,
-                open_stream=net.open_stream,
-                backoff_base=0.2,
-                rand=random.Random(0).random,
-                sideband_rejoin_attempts=times + 1,
-            )
-            offer = await peers.create_offer()
-            session = rtengine.SessionConfig()
-            try:
-                async with rtengine.open_conversation(client, session, offer_sdp=offer.local_sdp) as conv:
-                    async for item in conv.events:
-                        out.events.append(item)
-                        if isinstance(item, SessionUpdated):
-                            break
-                    for n in range(warm):
-                        await conv.send_text(f"warm-up {n}")
-                    link = server.record.sidebands()[-1]
-                    await server.record.wait_until(lambda: len(link.frames_out) >= 1 + 2 * warm)  # answered
-                    sent = len(link.frames_out)
-                    drop = Faults(drop_sideband=mode, drop_sideband_after=sent + after, drop_sideband_times=times)  # type: ignore[arg-type]
-                    server.set_faults(drop)
-                    await conv.send_tool_output("call_asked", "42", respond=True)
-                    with trio.move_on_after(20):
-                        await server.record.wait_until(lambda: bool(asked_creates(received())))
-                    out.losses = conv.stats.sideband_losses
-                    await conv.close()
-                    out.events += [item async for item in conv.events]
-            finally:
-                await offer.aclose()
-            out.frames = received()
-            net_nursery.cancel_scope.cancel()
-        await net.http.aclose()
+        offer = await on.peers.create_offer()
+        session = rtengine.SessionConfig()
+        try:
+            async with rtengine.open_conversation(on.client, session, offer_sdp=offer.local_sdp) as conv:
+                async for item in conv.events:
+                    out.events.append(item)
+                    if isinstance(item, SessionUpdated):
+                        break
+                for n in range(warm):
+                    await conv.send_text(f"warm-up {n}")
+                link = server.record.sidebands()[-1]
+                await server.record.wait_until(lambda: len(link.frames_out) >= 1 + 2 * warm)  # answered
+                sent = len(link.frames_out)
+                drop = Faults(drop_sideband=mode, drop_sideband_after=sent + after, drop_sideband_times=times)  # type: ignore[arg-type]
+                server.set_faults(drop)
+                await conv.send_tool_output("call_asked", "42", respond=True)
+                with trio.move_on_after(20):
+                    await server.record.wait_until(lambda: bool(asked_creates(received())))
+                out.losses = conv.stats.sideband_losses
+                await conv.close()
+                out.events += [item async for item in conv.events]
+        finally:
+            await offer.aclose()
+        out.frames = received()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -99,7 +87,7 @@ async def scenario(after: int, mode: str, times: int, warm: int, out: Outcome) -
 )
 def test_a_requested_response_is_never_lost_silently(after: int, mode: str, times: int, warm: int) -> None:
     out = Outcome()
-    trio.run(scenario, after, mode, times, warm, out, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_virtual(scenario, after, mode, times, warm, out)
     assert [e for e in out.events if isinstance(e, Error)] == []
     assert out.events[-1] == Closed("requested")
     creates = asked_creates(out.frames)

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import trio
 from engine_helpers import ENGINE_TASK_MARKERS, client_for, drain, live_tasks, serving, until
+from rejoin_helpers import texts_created
 
 import rtengine
 from rtengine import webrtc
@@ -158,12 +158,6 @@ async def test_a_rotation_names_the_new_session(peers: PeerService) -> None:
     assert one.new_session_id == two.old_session_id
 
 
-@pytest.fixture
-async def engine() -> AsyncIterator[webrtc.MediaEngine]:
-    async with webrtc.open_media_engine(loopback=True) as media_engine:
-        yield media_engine
-
-
 @pytest.mark.parametrize("rotate", [False, True])
 async def test_a_redial_does_not_cut_the_answer_the_user_is_hearing(engine: webrtc.MediaEngine, rotate: bool) -> None:
     """WebRTC, rtengine the media peer. On a WebRTC call ``response.done`` comes when the answer is generated,
@@ -274,16 +268,6 @@ def texts_held(call: Any) -> list[str]:
     """The texts of the items a local server's call holds in its conversation, in order."""
     items = call.conversation.items
     return [part.get("text") for i in items.order for part in items.retrieved(i).get("content", [])]
-
-
-def texts_created(frames: list[Any]) -> list[str]:
-    """The texts of the ``conversation.item.create`` frames a connection received."""
-    return [
-        part.get("text")
-        for frame in frames
-        if isinstance(frame, dict) and frame.get("type") == "conversation.item.create"
-        for part in frame["item"].get("content", [])
-    ]
 
 
 @pytest.mark.parametrize("mode", ["1011", "reset"])

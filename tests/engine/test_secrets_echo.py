@@ -8,16 +8,15 @@ appears in no exception (str, repr, attributes), no log record, no event, no ``r
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from echo_servers import echo, echo_error_body, echoing_server
+from loopback import Reply
 
 import rtengine
-from rtengine.adapters._serving import HttpRequest, Limits, Response, WebSocket, WsFrame, serve_connection
+from rtengine.adapters import HttpRequest
 from rtengine.events import Closed, Error
 
 #: Recognisable keys: an OpenAI-shaped one, and a gateway key with no known shape (only the configured-key path
@@ -25,48 +24,9 @@ from rtengine.events import Closed, Error
 KEYS = ["sk-proj-ECHOEDsecret0123456789abcdef", "gw7f3a9c1e5b2d8f4a6c0e9b1d3f5a7c9e"]
 
 
-def _echo(request: HttpRequest) -> str:
-    """What a reflecting server says: the request's own auth header, quoted."""
-    return f"Invalid credentials: {request.headers.get('authorization', '')!r} (query {request.query})"
-
-
-def _error_body(message: str, code: str) -> bytes:
-    return json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code}}).encode()
-
-
-async def _route(request: HttpRequest) -> Response:
+async def _route(request: HttpRequest) -> Reply:
     """``POST …/realtime/calls``: 400 with the key in the body."""
-    return 400, [("content-type", "application/json")], _error_body(_echo(request), "invalid_value")
-
-
-async def _websocket(stream: trio.abc.Stream, request: HttpRequest) -> None:
-    """``/reject/…``: a 401 handshake echoing the key. Else: accept, answer the ``session.update`` with a benign
-    ``error`` echoing the key, then a fatal one echoing it too."""
-    ws = WebSocket(stream, request, 1 << 20)
-    if request.path.startswith("/reject/"):
-        await ws.reject(401, _error_body(_echo(request), "invalid_api_key"))
-        return
-    await ws.accept()
-    frame = await ws.receive()
-    assert isinstance(frame, WsFrame)
-    for code in ("response_cancel_not_active", "invalid_api_key"):
-        error = {"message": _echo(request), "type": "invalid_request_error", "code": code, "param": None}
-        await ws.send_text(json.dumps({"type": "error", "event_id": f"event_{code}", "error": error}))
-    await ws.send_close(1008, f"bye {request.headers.get('authorization', '')}"[:120])
-    await ws.receive()
-
-
-@asynccontextmanager
-async def echoing_server() -> AsyncIterator[int]:
-    async def handle(stream: trio.SocketStream) -> None:
-        await serve_connection(
-            stream, route=_route, websocket=_websocket, limits=Limits(max_body=1 << 20), error_body=_error_body
-        )
-
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, handle, 0)
-        yield listeners[0].socket.getsockname()[1]
-        nursery.cancel_scope.cancel()
+    return 400, [("content-type", "application/json")], echo_error_body(echo(request), "invalid_value")
 
 
 def _leaks(key: str, *things: object) -> list[str]:
@@ -79,7 +39,7 @@ async def test_a_key_the_server_echoes_appears_nowhere(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger
     seen: list[object] = []
-    async with echoing_server() as port:
+    async with echoing_server(_route) as port:
         base = f"http://127.0.0.1:{port}"
         settings: dict[str, object] = {"api_key": key, "call_retries": 0, "sideband_retries": 0}
         with trio.fail_after(20):

@@ -4,6 +4,8 @@ autojump clock: the exact interleaving the old flag-based engine got wrong."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -89,11 +91,11 @@ async def test_a_bug_in_a_task_is_reported_then_raised_as_itself(autojump_clock:
     assert seen[2] == Closed("error")
 
 
-async def test_manager_close_during_a_start_wins(autojump_clock: trio.abc.Clock) -> None:
-    """Defect 4: close() during an in-flight start cancels it; start() raises ConversationNotRunning, the call it
-    created is hung up, nothing is left running."""
-    sockets = FakeSockets()
-    endpoint = FakeEndpoint(sockets=sockets, calls=FakeCalls(delay=1.0))
+@asynccontextmanager
+async def _closed_while_starting(endpoint: FakeEndpoint, after: float) -> AsyncIterator[list[BaseException]]:
+    """A manager on ``endpoint`` whose ``start`` (inline sideband) is under way when ``close()`` is called, ``after``
+    seconds in; the block runs once ``close()`` returned (nothing current), still inside the manager, and gets what
+    ``start`` raised."""
     outcome: list[BaseException] = []
     async with rtengine.open_manager(endpoint) as manager:  # type: ignore[arg-type]
 
@@ -105,9 +107,19 @@ async def test_manager_close_during_a_start_wins(autojump_clock: trio.abc.Clock)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(start)
-            await trio.sleep(0.5)  # the POST is in flight
+            await trio.sleep(after)
             await manager.close()
         assert manager.current is None
+        yield outcome
+
+
+async def test_manager_close_during_a_start_wins(autojump_clock: trio.abc.Clock) -> None:
+    """Defect 4: close() during an in-flight start cancels it; start() raises ConversationNotRunning, the call it
+    created is hung up, nothing is left running."""
+    sockets = FakeSockets()
+    endpoint = FakeEndpoint(sockets=sockets, calls=FakeCalls(delay=1.0))
+    async with _closed_while_starting(endpoint, 0.5) as outcome:  # at 0.5 s the POST is in flight
+        pass
     assert len(outcome) == 1
     assert sockets.opened == []
 
@@ -115,20 +127,7 @@ async def test_manager_close_during_a_start_wins(autojump_clock: trio.abc.Clock)
 async def test_manager_close_during_an_inline_join_hangs_up_the_call(autojump_clock: trio.abc.Clock) -> None:
     sockets = FakeSockets(refuse=100)  # the inline join keeps failing and retrying
     endpoint = FakeEndpoint(sockets=sockets, sideband_retries=50, backoff_base=1.0)
-    outcome: list[BaseException] = []
-    async with rtengine.open_manager(endpoint) as manager:  # type: ignore[arg-type]
-
-        async def start() -> None:
-            try:
-                await manager.start(SESSION, OFFER, sideband="inline")
-            except rtengine.ConversationNotRunning as exc:
-                outcome.append(exc)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(start)
-            await trio.sleep(3)  # the call exists; the join is retrying
-            await manager.close()
-        assert manager.current is None
+    async with _closed_while_starting(endpoint, 3) as outcome:  # at 3 s the call exists; the join is retrying
         opens = len(sockets.open_times)
         await trio.sleep(10)
         assert len(sockets.open_times) == opens  # nothing retries after close()

@@ -24,25 +24,14 @@ from rtengine import webrtc
 from rtengine.adapters._peer import Peer
 from rtengine.events import Closed, Error, ItemAdded, OutputTranscriptDone, ResponseDone, SessionUpdated
 from rtengine.protocol._audio import dominant_frequency, rms, tone
-from rtengine.server import Faults, LocalServer, ServerOptions, open_local_server
+from rtengine.server import Faults, LocalServer, ServerOptions
 
 SESSION = rtengine.SessionConfig()
 #: For tests about the media itself: server VAD off, so the tone they send is not a user turn with its own
 #: automatic response (tests/engine/test_call_vad.py covers VAD on a call).
 MEDIA_ONLY = rtengine.SessionConfig(turn_detection="disabled")
-
-
-@pytest.fixture
-async def engine() -> AsyncIterator[webrtc.MediaEngine]:
-    async with webrtc.open_media_engine(loopback=True) as media_engine:
-        yield media_engine
-
-
-@pytest.fixture
-async def media_server(engine: webrtc.MediaEngine) -> AsyncIterator[LocalServer]:
-    options = ServerOptions(api_key=API_KEY, delta_interval=0.0, audio_ms=600, greeting_ms=300)
-    async with open_local_server(options, peers=engine) as server:
-        yield server
+#: The local server of ``media_server`` (``tests/conftest.py``).
+MEDIA_SERVER = ServerOptions(api_key=API_KEY, delta_interval=0.0, audio_ms=600, greeting_ms=300)
 
 
 def udp_sockets() -> int:

@@ -9,7 +9,8 @@ happens; after the run the same conversation still completes a response.
 """
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -167,32 +168,47 @@ def generated_cases() -> list[tuple[dict[str, Any], str | None]]:
     return cases
 
 
+class DataChannel:
+    """The ``oai-events`` data channel of a caller's call, sending and receiving client and server events."""
+
+    def __init__(self, caller: Peer, call_id: str) -> None:
+        self.caller = caller
+        self.call_id = call_id
+
+    async def send(self, text: str) -> None:
+        assert self.caller.send_data(text)
+
+    async def receive(self) -> dict[str, Any]:
+        message = await self.caller.messages.receive()
+        assert isinstance(message, str)
+        return loads(message)
+
+
+@asynccontextmanager
+async def data_channel_call() -> AsyncIterator[tuple[LocalServer, DataChannel]]:
+    """A call to the local server (on its own peer service) with its data channel open and ``session.created``
+    read; the block runs under the test's 240 s bound."""
+    options = ServerOptions(delta_interval=0.0, greeting_ms=0)
+    async with open_peer_service(loopback=True) as peers, open_local_server(options, peers=peers) as server:
+        with trio.fail_after(240):
+            caller: Peer = await peers.create_offer()
+            created = await create_call(server, caller.local_sdp)
+            await caller.apply_answer(created.text)
+            await caller.channel_open.wait()
+            channel = DataChannel(caller, call_id_of(created))
+            assert (await channel.receive())["type"] == "session.created"
+            yield server, channel
+
+
 async def test_a_call_data_channel_answers_every_refused_client_event_with_an_error() -> None:
     cases = generated_cases()
-    async with open_peer_service(loopback=True) as peers:
-        options = ServerOptions(delta_interval=0.0, greeting_ms=0)
-        async with open_local_server(options, peers=peers) as server:
-            with trio.fail_after(240):
-                caller: Peer = await peers.create_offer()
-                created = await create_call(server, caller.local_sdp)
-                await caller.apply_answer(created.text)
-                await caller.channel_open.wait()
-
-                async def send(text: str) -> None:
-                    assert caller.send_data(text)
-
-                async def receive() -> dict[str, Any]:
-                    message = await caller.messages.receive()
-                    assert isinstance(message, str)
-                    return loads(message)
-
-                assert (await receive())["type"] == "session.created"
-                for event, eid in cases:
-                    seen = await answered(send, receive, event)
-                    check(event, eid, seen)
-                await a_response_completes(send, receive)
-                assert server.open_calls == [call_id_of(created)]
-                await caller.aclose()
+    async with data_channel_call() as (server, channel):
+        for event, eid in cases:
+            seen = await answered(channel.send, channel.receive, event)
+            check(event, eid, seen)
+        await a_response_completes(channel.send, channel.receive)
+        assert server.open_calls == [channel.call_id]
+        await channel.caller.aclose()
 
 
 async def test_a_call_sideband_answers_every_refused_client_event_with_an_error(
@@ -234,31 +250,15 @@ async def test_a_call_data_channel_answers_every_non_event_message_with_an_error
         messages.append(message)
 
     collect()  # drawn up front: aiortc draws from ``random`` on the trio thread
-    options = ServerOptions(delta_interval=0.0, greeting_ms=0)
-    async with open_peer_service(loopback=True) as peers, open_local_server(options, peers=peers) as server:
-        with trio.fail_after(240):
-            caller: Peer = await peers.create_offer()
-            created = await create_call(server, caller.local_sdp)
-            await caller.apply_answer(created.text)
-            await caller.channel_open.wait()
-
-            async def send(text: str) -> None:
-                assert caller.send_data(text)
-
-            async def receive() -> dict[str, Any]:
-                message = await caller.messages.receive()
-                assert isinstance(message, str)
-                return loads(message)
-
-            assert (await receive())["type"] == "session.created"
-            for message in messages:
-                await send(message)
-                await send(json.dumps(SENTINEL))
-                seen: list[dict[str, Any]] = []
-                while not _is_sentinel(got := await receive()):
-                    seen.append(got)
-                assert [e["type"] for e in seen] == ["error"], (message, seen)
-                valid_error(seen[0])
-            await a_response_completes(send, receive)
-            assert server.open_calls == [call_id_of(created)]
-            await caller.aclose()
+    async with data_channel_call() as (server, channel):
+        for message in messages:
+            await channel.send(message)
+            await channel.send(json.dumps(SENTINEL))
+            seen: list[dict[str, Any]] = []
+            while not _is_sentinel(got := await channel.receive()):
+                seen.append(got)
+            assert [e["type"] for e in seen] == ["error"], (message, seen)
+            valid_error(seen[0])
+        await a_response_completes(channel.send, channel.receive)
+        assert server.open_calls == [channel.call_id]
+        await channel.caller.aclose()

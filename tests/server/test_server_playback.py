@@ -8,10 +8,11 @@ that waits for ``stopped`` before hanging up (a re-dial for rotation) must not c
 
 from typing import Any
 
+import pytest
 import trio
-from engine_helpers import client_for, drain, serving, until
+from engine_helpers import drain, until
 from helpers import call_id_of, create_call, loads, sideband
-from sip_helpers import SECRET, receiving, wait_for_call
+from sip_helpers import placed_call
 
 import rtengine
 from rtengine.adapters._peer import Peer, PeerService
@@ -54,8 +55,14 @@ async def connected_call(peers: PeerService, server: Any) -> tuple[Peer, str]:
     return caller, call_id_of(created)
 
 
-async def test_stopped_comes_when_the_answer_has_played_not_when_it_was_generated(peers: PeerService) -> None:
+@pytest.mark.parametrize("cut", [False, True], ids=["played", "cut_after_done"])
+async def test_stopped_comes_when_the_answer_has_played_and_a_cut_answer_is_cleared_instead(
+    peers: PeerService, cut: bool
+) -> None:
+    """Played out, ``stopped`` comes once the caller has heard the answer, not when it was generated. Cut by
+    ``output_audio_buffer.clear`` while it plays (after its ``response.done``), it is ``cleared``, never ``stopped``."""
     ear, heard = Ear(), dict[str, int]()
+    after: list[dict[str, Any]] = []
     options = ServerOptions(delta_interval=0.0, greeting_ms=0, audio_ms=AUDIO_MS)
     async with open_local_server(options, peers=peers) as server:
         with trio.fail_after(20):
@@ -66,69 +73,48 @@ async def test_stopped_comes_when_the_answer_has_played_not_when_it_was_generate
                     await sock.send(encode({"type": "session.update", "session": {"type": "realtime"}}))
                     await read_until(sock, "session.updated", ear, heard)
                     await sock.send(encode({"type": "response.create"}))
-                    events = await read_until(sock, "output_audio_buffer.stopped", ear, heard)
-                nursery.cancel_scope.cancel()
-            await caller.aclose()
-    kinds = [e["type"] for e in events]
-    assert kinds[kinds.index("response.done") :] == [
-        "response.done",
-        "rate_limits.updated",
-        "output_audio_buffer.stopped",
-    ]
-    assert events[-1]["response_id"] == events[0]["response"]["id"]
-    assert heard["response.done"] < FRAMES // 2  # generated at once: most of it still to play
-    assert heard["output_audio_buffer.stopped"] >= FRAMES * 3 // 4  # stopped: the caller has heard it
-
-
-async def test_an_answer_cut_while_playing_after_its_done_is_cleared_not_stopped(peers: PeerService) -> None:
-    ear, heard = Ear(), dict[str, int]()
-    options = ServerOptions(delta_interval=0.0, greeting_ms=0, audio_ms=AUDIO_MS)
-    async with open_local_server(options, peers=peers) as server:
-        with trio.fail_after(20):
-            caller, call_id = await connected_call(peers, server)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(caller.receive_audio, ear.hear)
-                async with open_socket(sideband(server, call_id), {}) as sock:
-                    await sock.send(encode({"type": "session.update", "session": {"type": "realtime"}}))
-                    await read_until(sock, "session.updated", ear, heard)
-                    await sock.send(encode({"type": "response.create"}))
-                    answer = await read_until(sock, "rate_limits.updated", ear, heard)
-                    await sock.send(encode({"type": "output_audio_buffer.clear"}))
-                    cleared = await read_until(sock, "output_audio_buffer.cleared", ear, heard)
-                    after: list[dict[str, Any]] = []
-                    with trio.move_on_after(AUDIO_MS / 1000 + 0.5):  # past when the whole answer would have played
-                        after.append(loads(await sock.receive()))
+                    if cut:
+                        answer = await read_until(sock, "rate_limits.updated", ear, heard)
+                        await sock.send(encode({"type": "output_audio_buffer.clear"}))
+                        events = await read_until(sock, "output_audio_buffer.cleared", ear, heard)
+                        with trio.move_on_after(AUDIO_MS / 1000 + 0.5):  # past when the whole answer would have played
+                            after.append(loads(await sock.receive()))
+                    else:
+                        answer = events = await read_until(sock, "output_audio_buffer.stopped", ear, heard)
                     loud_at_end = ear.loud
                 nursery.cancel_scope.cancel()
             await caller.aclose()
-    assert cleared[-1]["response_id"] == answer[0]["response"]["id"]
-    assert [e["type"] for e in cleared] == ["output_audio_buffer.cleared"]
-    assert after == []  # no stopped for an answer that was cut
-    assert loud_at_end < FRAMES * 3 // 4  # the cut took: the rest was never played
+    assert events[-1]["response_id"] == answer[0]["response"]["id"]
+    if cut:
+        assert [e["type"] for e in events] == ["output_audio_buffer.cleared"]
+        assert after == []  # no stopped for an answer that was cut
+        assert loud_at_end < FRAMES * 3 // 4  # the cut took: the rest was never played
+    else:
+        kinds = [e["type"] for e in events]
+        assert kinds[kinds.index("response.done") :] == [
+            "response.done",
+            "rate_limits.updated",
+            "output_audio_buffer.stopped",
+        ]
+        assert heard["response.done"] < FRAMES // 2  # generated at once: most of it still to play
+        assert heard["output_audio_buffer.stopped"] >= FRAMES * 3 // 4  # stopped: the caller has heard it
 
 
 async def test_on_a_sip_call_the_answer_plays_on_the_servers_clock(peers: PeerService) -> None:
     """A SIP call's phone network is not simulated (no RTP drains the call's audio): ``stopped`` comes once the
     answer would have played, on the server's clock — not at once, and not never."""
     quiet = SipScript(calls=0, speech_ms=0, dtmf="", ring_seconds=5.0)
-    async with (
-        serving(peers, webhook_secret=SECRET, sip=quiet, audio_ms=AUDIO_MS, greeting_ms=0) as server,
-        client_for(server) as client,
-        receiving() as hook,
-        trio.open_nursery() as nursery,
-    ):
-        with trio.fail_after(15):
-            nursery.start_soon(server.sip.place_call, hook.url)
-            call_id = await wait_for_call(hook)
-            session = rtengine.SessionConfig(instructions="Answer the phone.", turn_detection="disabled")
-            async with rtengine.open_conversation(client, session, accept_call_id=call_id) as conv:
-                await conv.request_response()
-                done = (await until(conv, ResponseDone))[-1]
-                done_at = trio.current_time()
-                stopped = (await until(conv, OutputAudioStopped))[-1]
-                waited = trio.current_time() - done_at
-                await conv.close()
-            await drain(conv)
+    async with placed_call(peers, quiet, audio_ms=AUDIO_MS, greeting_ms=0) as call:
+        client, call_id = call.client, call.call_id
+        session = rtengine.SessionConfig(instructions="Answer the phone.", turn_detection="disabled")
+        async with rtengine.open_conversation(client, session, accept_call_id=call_id) as conv:
+            await conv.request_response()
+            done = (await until(conv, ResponseDone))[-1]
+            done_at = trio.current_time()
+            stopped = (await until(conv, OutputAudioStopped))[-1]
+            waited = trio.current_time() - done_at
+            await conv.close()
+        await drain(conv)
     assert isinstance(done, ResponseDone)
     assert isinstance(stopped, OutputAudioStopped)
     assert stopped.response_id == done.response_id

@@ -8,7 +8,7 @@ import httpx
 import pytest
 import trio
 from engine_helpers import API_KEY, client_for, drain, serving
-from sip_helpers import SECRET, receiving, wait_for_call
+from sip_helpers import SECRET, placed_call, receiving, wait_for_call
 
 import rtengine
 from rtengine import webhooks
@@ -46,23 +46,16 @@ async def test_every_failed_delivery_ends_the_call(peers: PeerService) -> None:
 
 
 async def test_reject_with_a_status_code_and_the_errors_after_it(peers: PeerService) -> None:
-    async with (
-        serving(peers, webhook_secret=SECRET, sip=QUIET) as server,
-        client_for(server) as client,
-        receiving() as hook,
-        trio.open_nursery() as nursery,
-    ):
-        with trio.fail_after(10):
-            nursery.start_soon(server.sip.place_call, hook.url)
-            call_id = await wait_for_call(hook)
-            await client.calls.reject(call_id, status_code=486)
-            sip = server.sip.calls[call_id]
-            await sip.ended.wait()
-            assert (sip.state, sip.reject_status, sip.end_reason) == ("rejected", 486, "486 rejected")
-            for action in (client.calls.reject(call_id), client.calls.accept(call_id, SESSION)):
-                with pytest.raises(rtengine.CallNotFound) as caught:
-                    await action
-                assert caught.value.status == 404
+    async with placed_call(peers, QUIET, within=10) as call:
+        server, client, call_id = call.server, call.client, call.call_id
+        await client.calls.reject(call_id, status_code=486)
+        sip = server.sip.calls[call_id]
+        await sip.ended.wait()
+        assert (sip.state, sip.reject_status, sip.end_reason) == ("rejected", 486, "486 rejected")
+        for action in (client.calls.reject(call_id), client.calls.accept(call_id, SESSION)):
+            with pytest.raises(rtengine.CallNotFound) as caught:
+                await action
+            assert caught.value.status == 404
 
 
 async def test_accept_refer_hangup_and_the_apis_errors(peers: PeerService) -> None:
@@ -115,18 +108,11 @@ async def test_accept_refer_hangup_and_the_apis_errors(peers: PeerService) -> No
 
 async def test_the_caller_hangs_up_mid_turn(peers: PeerService) -> None:
     script = SipScript(calls=0, caller_hangup_after=0.3, speech_ms=400, dtmf="")
-    async with (
-        serving(peers, webhook_secret=SECRET, sip=script, delta_interval=0.05) as server,
-        client_for(server) as client,
-        receiving() as hook,
-        trio.open_nursery() as nursery,
-    ):
-        with trio.fail_after(15):
-            nursery.start_soon(server.sip.place_call, hook.url)
-            call_id = await wait_for_call(hook)
-            async with rtengine.open_conversation(client, SESSION, accept_call_id=call_id) as conv:
-                events = await drain(conv)
-            sip = server.sip.calls[call_id]
+    async with placed_call(peers, script, delta_interval=0.05) as call:
+        server, client, call_id = call.server, call.client, call.call_id
+        async with rtengine.open_conversation(client, SESSION, accept_call_id=call_id) as conv:
+            events = await drain(conv)
+        sip = server.sip.calls[call_id]
     assert events[0] == Started("sip", call_id)
     assert sip.end_reason == "BYE (caller hung up)"
     assert isinstance(events[-1], Closed)
@@ -138,18 +124,11 @@ async def test_the_caller_hangs_up_mid_turn(peers: PeerService) -> None:
 
 
 async def test_the_session_cap_ends_an_accepted_call(peers: PeerService) -> None:
-    async with (
-        serving(peers, webhook_secret=SECRET, sip=QUIET, session_max_seconds=0.6) as server,
-        client_for(server) as client,
-        receiving() as hook,
-        trio.open_nursery() as nursery,
-    ):
-        with trio.fail_after(15):
-            nursery.start_soon(server.sip.place_call, hook.url)
-            call_id = await wait_for_call(hook)
-            async with rtengine.open_conversation(client, SESSION, accept_call_id=call_id) as conv:
-                events = await drain(conv)
-            sip = server.sip.calls[call_id]
+    async with placed_call(peers, QUIET, session_max_seconds=0.6) as call:
+        server, client, call_id = call.server, call.client, call.call_id
+        async with rtengine.open_conversation(client, SESSION, accept_call_id=call_id) as conv:
+            events = await drain(conv)
+        sip = server.sip.calls[call_id]
     assert isinstance(events[-1], Closed)
     assert events[-1].code == 1001
     assert sip.end_reason == "BYE (session_expired)"

@@ -3,20 +3,18 @@ deliveries then fail, and the start-up call reaches an app started a few seconds
 
 from __future__ import annotations
 
-import json
-
 import trio
 from engine_helpers import client_for, serving
+from loopback import Reply, serving_routes
 from sip_helpers import SECRET
 
 import rtengine
 from rtengine import webhooks
-from rtengine.adapters import HttpRequest, Limits, serve_connection
+from rtengine.adapters import HttpRequest
 from rtengine.adapters._peer import PeerService
 from rtengine.server import SipScript
 
 SESSION = rtengine.SessionConfig(instructions="Answer the phone.")
-Reply = tuple[int, list[tuple[str, str]], bytes]
 
 
 class _AcceptsThenFails:
@@ -26,7 +24,6 @@ class _AcceptsThenFails:
     def __init__(self, client: rtengine.RealtimeClient) -> None:
         self.client = client
         self.accepted: list[str] = []
-        self.port = 0
 
     async def route(self, request: HttpRequest) -> Reply:
         call = webhooks.verify(request.headers, request.body, SECRET)
@@ -35,34 +32,18 @@ class _AcceptsThenFails:
             self.accepted.append(call.call_id)
         return 500, [], b""
 
-    async def handle(self, stream: trio.abc.Stream) -> None:
-        async def no_ws(s: trio.abc.Stream, r: HttpRequest) -> None:
-            await s.aclose()
-
-        def body(message: str, code: str) -> bytes:
-            return json.dumps({"error": {"message": message, "code": code}}).encode()
-
-        await serve_connection(stream, route=self.route, websocket=no_ws, limits=Limits(65536), error_body=body)
-
 
 async def test_a_failed_delivery_after_the_accept_leaves_the_accepted_call_alone(peers: PeerService) -> None:
     script = SipScript(calls=0, speech_ms=0, dtmf="", webhook_retries=1, webhook_backoff=0.01)
-    async with (
-        serving(peers, webhook_secret=SECRET, sip=script) as server,
-        client_for(server) as client,
-        trio.open_nursery() as nursery,
-    ):
+    async with serving(peers, webhook_secret=SECRET, sip=script) as server, client_for(server) as client:
         hook = _AcceptsThenFails(client)
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        hook.port = listeners[0].socket.getsockname()[1]
-        nursery.start_soon(trio.serve_listeners, hook.handle, listeners)
-        with trio.fail_after(10):
-            sip = await server.sip.place_call(f"http://127.0.0.1:{hook.port}/hook")
-            assert sip.deliveries == [500, 500]
-            assert hook.accepted == [sip.call_id]
-            state = sip.state
-            await client.calls.refer(sip.call_id, "tel:+14155550123")  # the call is live: it can be transferred
-        nursery.cancel_scope.cancel()
+        async with serving_routes(hook.route) as port:
+            with trio.fail_after(10):
+                sip = await server.sip.place_call(f"http://127.0.0.1:{port}/hook")
+                assert sip.deliveries == [500, 500]
+                assert hook.accepted == [sip.call_id]
+                state = sip.state
+                await client.calls.refer(sip.call_id, "tel:+14155550123")  # the call is live: it can be transferred
     assert state == "accepted"
     assert sip.end_reason == "REFER tel:+14155550123"
 
@@ -79,22 +60,12 @@ async def test_the_first_call_reaches_an_app_started_a_few_seconds_after_the_ser
         delivered.append(webhooks.verify(request.headers, request.body, SECRET).call_id)
         return 200, [], b""
 
-    async def handle(stream: trio.abc.Stream) -> None:
-        async def no_ws(s: trio.abc.Stream, r: HttpRequest) -> None:
-            await s.aclose()
-
-        await serve_connection(
-            stream, route=route, websocket=no_ws, limits=Limits(65536), error_body=lambda m, c: b"{}"
-        )
-
-    async with serving(peers, webhook_secret=SECRET, sip_webhook=url, sip=script) as server, trio.open_nursery() as n:
+    async with serving(peers, webhook_secret=SECRET, sip_webhook=url, sip=script) as server:
         with trio.fail_after(15):
             await trio.sleep(3.0)  # the developer starts the app after the server
-            listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
-            n.start_soon(trio.serve_listeners, handle, listeners)
-            with trio.move_on_after(5.0):
-                while not delivered:  # noqa: ASYNC110 - the receiver sets no event
-                    await trio.sleep(0.05)
-        n.cancel_scope.cancel()
+            async with serving_routes(route, port=port):
+                with trio.move_on_after(5.0):
+                    while not delivered:  # noqa: ASYNC110 - the receiver sets no event
+                        await trio.sleep(0.05)
         placed = list(server.sip.calls.values())
     assert [call.call_id for call in placed] == delivered

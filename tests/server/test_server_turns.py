@@ -91,15 +91,22 @@ async def test_no_transcription_no_response_when_not_configured(server: LocalSer
     assert after[0]["previous_item_id"] == events[-1]["item"]["id"]
 
 
-async def test_speech_interrupts_the_active_response_as_turn_detected(peers: PeerService) -> None:
-    async with open_local_server(ServerOptions(delta_interval=0.05, audio_ms=2000), peers=peers) as server:
+async def _speech_during_a_response(
+    peers: PeerService, options: ServerOptions, interrupt: bool
+) -> list[dict[str, Any]]:
+    """A response is sending audio when 100 ms of speech comes in; the events from then to ``response.done``."""
+    async with open_local_server(options, peers=peers) as server:
         with trio.fail_after(10):
             async with open_socket(direct(server), {}) as sock:
-                await open_turn(sock, SessionConfig(turn_detection=TurnDetection(interrupt_response=True)))
+                await open_turn(sock, SessionConfig(turn_detection=TurnDetection(interrupt_response=interrupt)))
                 await sock.send(encode(response_create()))
                 await until(sock, "response.output_audio.delta")
                 await speak(sock, tone(300, 100))
-                events = await until(sock, "response.done")
+                return await until(sock, "response.done")
+
+
+async def test_speech_interrupts_the_active_response_as_turn_detected(peers: PeerService) -> None:
+    events = await _speech_during_a_response(peers, ServerOptions(delta_interval=0.05, audio_ms=2000), True)
     assert "input_audio_buffer.speech_started" in [e["type"] for e in events]
     response = events[-1]["response"]
     assert response["status"] == "cancelled"
@@ -107,14 +114,7 @@ async def test_speech_interrupts_the_active_response_as_turn_detected(peers: Pee
 
 
 async def test_speech_does_not_interrupt_when_interrupt_response_is_false(peers: PeerService) -> None:
-    async with open_local_server(ServerOptions(delta_interval=0.02, audio_ms=400), peers=peers) as server:
-        with trio.fail_after(10):
-            async with open_socket(direct(server), {}) as sock:
-                await open_turn(sock, SessionConfig(turn_detection=TurnDetection(interrupt_response=False)))
-                await sock.send(encode(response_create()))
-                await until(sock, "response.output_audio.delta")
-                await speak(sock, tone(300, 100))
-                events = await until(sock, "response.done")
+    events = await _speech_during_a_response(peers, ServerOptions(delta_interval=0.02, audio_ms=400), False)
     assert "input_audio_buffer.speech_started" in [e["type"] for e in events]
     assert events[-1]["response"]["status"] == "completed"
 

@@ -10,6 +10,7 @@ import logging
 import pytest
 import trio
 from engine_helpers import serving
+from helpers import exception_chain
 from sip_helpers import SECRET, receiving
 
 from rtengine import ConfigError, webhooks
@@ -21,14 +22,6 @@ from rtengine.server import ServerOptions, SipScript
 OTHER = "whsec_" + base64.b64encode(b"another-endpoint-secret-32-bytes").decode()
 #: The base64 of each secret: the key a repr of the decoded bytes would show.
 DECODED = [SECRET.removeprefix("whsec_"), OTHER.removeprefix("whsec_")]
-
-
-def _chain(exc: BaseException | None) -> str:
-    seen = ""
-    while exc is not None:
-        seen += f"{exc}|{exc!r}|{exc.args!r}|"
-        exc = exc.__cause__ or exc.__context__
-    return seen
 
 
 def _leaks(text: str) -> list[str]:
@@ -45,7 +38,7 @@ def test_a_malformed_secret_is_refused_without_being_shown(secret: str) -> None:
     with pytest.raises(ConfigError) as refused:
         webhooks.WebhookSigner(secret)
     assert "whsec_" in str(refused.value)  # it says what a secret looks like
-    assert _leaks(_chain(refused.value)) == []
+    assert _leaks(exception_chain(refused.value)) == []
 
 
 async def test_a_delivery_checked_with_another_secret_fails_without_showing_either(
@@ -60,7 +53,7 @@ async def test_a_delivery_checked_with_another_secret_fails_without_showing_eith
     delivery = hook.deliveries[0]
     with pytest.raises(webhooks.WebhookSignatureError) as refused:
         webhooks.verify(delivery.headers, delivery.body, OTHER)
-    seen += [_chain(refused.value)]
+    seen += [exception_chain(refused.value)]
     seen += [f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records]
     assert any("incoming SIP call" in s for s in seen)  # the phone logged its work
     assert _leaks("\n".join(seen)) == []
