@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+from importlib.metadata import entry_points
 
 import pytest
 import trio
@@ -17,6 +18,8 @@ from rtengine.server import Faults, ServerOptions
 from rtengine.testing import TEST_API_KEY, RealtimeTestServer, apply_marker
 
 SESSION = rtengine.SessionConfig(instructions="test")
+#: Load the plugin in a pytester run unless its entry point is installed (then ``-p`` would register it twice).
+PLUGIN = [] if any(ep.name == "rtengine" for ep in entry_points(group="pytest11")) else ["-p", "_rtengine_pytest"]
 ERROR_EVENT = {"type": "error", "error": {"type": "invalid_request_error", "message": "scripted"}}
 
 
@@ -139,7 +142,7 @@ def test_a_sync_test_asking_for_the_server_fails_clearly_and_the_next_test_runs(
                 assert [conn.end for conn in realtime_server.record.connections] == ["client_close"]
         """)
     )
-    result = pytester.runpytest_subprocess("-p", "_rtengine_pytest", "-p", "no:asyncio", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*PLUGIN, "-p", "no:asyncio", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*test_sync is not a trio test*make the test 'async def' with trio_mode = true*"])
 
