@@ -73,3 +73,6 @@ def test_the_metadata_names_authors_urls_and_what_the_package_is(wheel: zipfile.
     extras = set(meta.get_all("Provides-Extra") or [])
     assert {"otel", "docs", "test", "dev"} <= extras
     assert "rtengine/py.typed" in wheel.namelist()
+    # the pytest11 entry point's module, at the top level of the wheel (pytest imports it by that name)
+    assert "_rtengine_pytest.py" in wheel.namelist()
+    assert not [n for n in wheel.namelist() if n.startswith(("tests/", "benchmarks/", "examples/", "docs/"))]
