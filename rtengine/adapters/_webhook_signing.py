@@ -1,12 +1,13 @@
-"""Standard Webhooks signing through the ``standardwebhooks`` package (the scheme's maintained implementation).
+"""Standard Webhooks signing, held to the ``standardwebhooks`` package (the scheme's maintained implementation).
 
-:class:`WebhookSigner` decodes a ``whsec_…`` secret once and computes the ``v1`` HMAC-SHA256 of a delivery with the
-package's ``standardwebhooks.webhooks.hmac_data`` over the scheme's signed content ``"{id}.{timestamp}.{body}"``:
-what ``standardwebhooks.Webhook.sign`` computes, without its round trips through ``datetime``, text and base64 on
-the verification path (:meth:`WebhookSigner.library_digest` is ``sign`` itself; a property test holds the two
-equal). The rest of the verification (headers, tolerance, constant-time comparison,
-replays, the payload) is rtengine's sans-IO :mod:`rtengine.protocol._webhooks`, because the package's own
-``verify`` has a fixed tolerance, reads the wall clock and lets malformed headers escape as ``ValueError``.
+:class:`WebhookSigner` decodes a ``whsec_…`` secret once and computes the ``v1`` HMAC-SHA256 of a delivery over the
+scheme's signed content ``"{id}.{timestamp}.{body}"``: what ``standardwebhooks.Webhook.sign`` computes (its
+:meth:`~WebhookSigner.library_digest` is ``sign`` itself, and a property test holds the two equal), without its
+per-call work on the verification path — the round trips through ``datetime``, text and base64, and the HMAC's key
+schedule: the keyed ``hmac`` object is made once per secret and copied per delivery (the standard library's
+``HMAC.copy``, meant for this). The rest of the verification (headers, tolerance, constant-time comparison, replays,
+the payload) is rtengine's sans-IO :mod:`rtengine.protocol._webhooks`, because the package's own ``verify`` has a
+fixed tolerance, reads the wall clock and lets malformed headers escape as ``ValueError``.
 The secret never appears in a repr, an exception or a log.
 """
 
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 from datetime import UTC, datetime
 from typing import Final
 
 import standardwebhooks
-from standardwebhooks.webhooks import hmac_data
 
 from ..protocol._errors import ConfigError
 
@@ -33,7 +35,7 @@ _LAST_SECOND: Final = 253_402_300_799
 class WebhookSigner:
     """A webhook secret (``whsec_<base64>``, or the raw key bytes), ready to sign. ``repr`` hides the secret."""
 
-    __slots__ = ("_key", "_webhook")
+    __slots__ = ("_mac", "_webhook")
 
     def __init__(self, secret: str | bytes) -> None:
         if isinstance(secret, str):
@@ -49,7 +51,7 @@ class WebhookSigner:
         if not key:
             raise ConfigError("webhook secret is empty")
         self._webhook = standardwebhooks.Webhook(key)
-        self._key = key
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)  # keyed once; copied per delivery
 
     def __repr__(self) -> str:
         return "<WebhookSigner secret=hidden>"
@@ -64,7 +66,9 @@ class WebhookSigner:
             body.decode("utf-8")
         except UnicodeDecodeError:
             return b""
-        return hmac_data(self._key, b"%s.%d.%s" % (webhook_id.encode("utf-8"), timestamp, body))
+        mac = self._mac.copy()
+        mac.update(b"%s.%d.%s" % (webhook_id.encode("utf-8"), timestamp, body))
+        return mac.digest()
 
     def library_digest(self, webhook_id: str, timestamp: int, body: bytes) -> bytes:
         """:meth:`digest` through ``standardwebhooks.Webhook.sign`` itself (the reference the tests hold it to)."""

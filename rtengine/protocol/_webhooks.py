@@ -27,7 +27,8 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from json.scanner import make_scanner
+from typing import Any, Final, cast
 
 from ._calls import validate_call_id
 from ._errors import ConfigError, InvalidCallId, RemoteError
@@ -58,6 +59,8 @@ MAX_WEBHOOK_ID: Final = 256
 _MAX_SIGNATURES: Final = 16
 #: Length of a ``v1`` digest (HMAC-SHA256): any other length never matches.
 _DIGEST_BYTES: Final = 32
+#: The standard decoder's scanner (what ``json.JSONDecoder`` reads with): one JSON value at an index → ``(value, end)``.
+_SCAN: Final = make_scanner(cast("Any", json.JSONDecoder()))
 #: ``(webhook_id, timestamp, body) -> raw HMAC digest`` of the signed content (empty: nothing can match).
 Signer = Callable[[str, int, bytes], bytes]
 
@@ -273,6 +276,18 @@ def parse_incoming_call(body: bytes) -> IncomingCall:
     return _parse(body, "", 0)
 
 
+def _load(text: str) -> Any:
+    """``json.loads(text)``, with the common case — a document from the first character to the last, as the API
+    sends it — read by the decoder's scanner directly, without ``json.loads``'s two whitespace regexes (a third of
+    its cost on a cold call). Anything else (leading or trailing whitespace, extra data, no document) goes to
+    ``json.loads`` itself, so what is accepted and what raises are exactly ``json.loads``'s."""
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
+
+
 def _missing(where: str, kind: str) -> WebhookPayloadError:
     return WebhookPayloadError(f"webhook {where} is missing or not a {kind}")
 
@@ -281,7 +296,7 @@ def _parse(body: bytes, webhook_id: str, timestamp: int) -> IncomingCall:
     """The event of a body (one decode, one ``json.loads``, each field checked once), with the delivery's id and
     timestamp."""
     try:
-        event = json.loads(body.decode("utf-8"))
+        event = _load(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise WebhookPayloadError("webhook body is not UTF-8 JSON") from None
     if type(event) is not dict:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import rtengine
 from rtengine import webhooks
-from rtengine.protocol._webhooks import incoming_call_payload
+from rtengine.protocol._webhooks import _load, incoming_call_payload
 
 KEY = b"rtengine-verifier-test-key-32by!"
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -139,3 +139,30 @@ def test_the_digest_ends_where_the_packages_datetimes_end(timestamp: int, signab
     digest = signer.digest("wh_1", timestamp, BODY)
     assert digest == signer.library_digest("wh_1", timestamp, BODY)
     assert len(digest) == (32 if signable else 0)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.tuples(
+            st.sampled_from(["", " ", "\n", "\t "]), _JSON_VALUES, st.sampled_from(["", " ", "\r\n", " x", "1"])
+        ).map(lambda t: t[0] + json.dumps(t[1]) + t[2]),
+    )
+)
+def test_the_body_is_read_exactly_as_json_loads_reads_it(text: str) -> None:
+    try:
+        expected: object = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        expected = type(exc)
+    try:
+        got: object = _load(text)
+    except (ValueError, RecursionError) as exc:
+        got = type(exc)
+    assert got == expected or (got != got and expected != expected)  # NaN inside: never equal to itself
