@@ -70,11 +70,11 @@ def _utf8(body: bytes | str) -> bytes:
 class Verifier:
     """The webhook endpoint's verifier: the secret decoded once (``secret``: ``whsec_…``, the raw key bytes or a
     :class:`WebhookSigner`; a malformed one raises :class:`~rtengine.ConfigError` here), the allowed clock skew
-    ``tolerance`` (seconds, both ways; ``ValueError`` unless finite and >= 0), and the :class:`ReplayStore` it
-    records verified ids in (``replay``; a new one by default, as ``.replay``). Not thread-safe; trio tasks may
-    share it. ``repr`` hides the secret."""
+    ``tolerance`` (seconds, both ways; ``ValueError`` unless finite and >= 0; read-only), and the
+    :class:`ReplayStore` it records verified ids in (``replay``; a new one by default, as ``.replay``). Not
+    thread-safe; trio tasks may share it. ``repr`` hides the secret."""
 
-    __slots__ = ("_signer", "replay", "tolerance")
+    __slots__ = ("_signer", "_tolerance", "replay")
 
     def __init__(
         self,
@@ -84,8 +84,13 @@ class Verifier:
         replay: ReplayStore | None = None,
     ) -> None:
         self._signer = secret if isinstance(secret, WebhookSigner) else WebhookSigner(secret)
-        self.tolerance = check_tolerance(tolerance)
+        self._tolerance = check_tolerance(tolerance)
         self.replay = ReplayStore() if replay is None else replay
+
+    @property
+    def tolerance(self) -> float:
+        """The allowed clock skew in seconds, both ways (checked once, when the verifier is made)."""
+        return self._tolerance
 
     def __repr__(self) -> str:
         return f"<Verifier secret=hidden tolerance={self.tolerance:g} seen={len(self.replay)}>"
@@ -101,7 +106,7 @@ class Verifier:
             _utf8(body),
             self._signer.digest,
             time.time() if now is None else now,
-            self.tolerance,
+            self._tolerance,
             self.replay,
         )
 

@@ -59,6 +59,14 @@ def test_a_verifier_refuses_a_bad_tolerance_up_front(tolerance: float) -> None:
         webhooks.Verifier(SECRET, tolerance)
 
 
+def test_a_verifiers_tolerance_cannot_be_changed_to_one_never_checked() -> None:
+    verifier = webhooks.Verifier(SECRET, 10)
+    with pytest.raises(AttributeError):
+        verifier.tolerance = float("nan")  # type: ignore[misc]
+    with pytest.raises(webhooks.WebhookTimestampError):
+        verifier.verify(sign(BODY, timestamp=NOW - 11), BODY, now=NOW)
+
+
 def test_a_verifier_hides_its_secret_and_refuses_a_bad_one() -> None:
     verifier = webhooks.Verifier(SECRET)
     assert SECRET[6:] not in repr(verifier)
