@@ -10,9 +10,9 @@ depends on its position), so machine noise hits every mode alike:
 
 * ``floor`` — from the webhook's arrival to the answer of a bare ``POST /v1/realtime/calls/{id}/accept`` of the same
   JSON body (the session) on the same warm httpx client (no verification: the floor);
-* ``verified floor`` — the same, after ``rtengine.webhooks.verify`` (what any app must do first: the share of the
-  ratio that is the signature check, not the engine);
-* ``rtengine`` — from the webhook's arrival: ``rtengine.webhooks.verify`` (signature, timestamp, replay store,
+* ``verified floor`` — the same, after ``rtengine.webhooks.Verifier.verify`` (what any app must do first: the share
+  of the ratio that is the signature check, not the engine);
+* ``rtengine`` — from the webhook's arrival: ``rtengine.webhooks.Verifier.verify`` (signature, timestamp, replay store,
   payload) then ``open_conversation(client, session, accept_call_id=…)`` until the block starts (the sideband then
   joins in the background; it is not on this path).
 
@@ -60,8 +60,7 @@ class Bench:
     def __init__(self, client: rtengine.RealtimeClient, http: httpx.AsyncClient, secret: str, total: int) -> None:
         self.client = client
         self.http = http
-        self.signer = webhooks.WebhookSigner(secret)
-        self.replay = webhooks.ReplayStore()
+        self.verifier = webhooks.Verifier(secret)  # one per endpoint: the secret decoded once, a replay store
         self.base_url = client.base_url
         self.body = client.session_json(SESSION).encode()
         # Groups of three whose order rotates: floor, verified, rtengine; verified, rtengine, floor; ...
@@ -90,7 +89,7 @@ class Bench:
                 if mode == "floor":
                     call_id = json.loads(request.body)["data"]["call_id"]
                 else:
-                    call_id = webhooks.verify(request.headers, request.body, self.signer, replay=self.replay).call_id
+                    call_id = self.verifier.verify(request.headers, request.body).call_id
                 url = f"{self.base_url}/realtime/calls/{call_id}/accept"
                 headers = {**self.client.auth_headers(), "content-type": "application/json"}
                 response = await self.http.post(url, content=self.body, headers=headers)
@@ -100,7 +99,7 @@ class Bench:
                 gc.enable()
                 await self.client.calls.hangup(call_id)
             else:
-                call = webhooks.verify(request.headers, request.body, self.signer, replay=self.replay)
+                call = self.verifier.verify(request.headers, request.body)
                 call_id = call.call_id
                 async with rtengine.open_conversation(self.client, SESSION, accept_call_id=call_id):
                     took = trio.current_time() - received

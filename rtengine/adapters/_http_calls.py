@@ -9,8 +9,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Final
 
 import httpx
@@ -53,18 +53,30 @@ DEFAULT_HANGUP_TIMEOUT: Final = 5.0
 _SCRUB: Final = Scrubber()
 
 
-@contextmanager
-def _translate(what: str) -> Iterator[None]:
-    """The one place where httpx exceptions become rtengine errors."""
-    try:
-        yield
-    except RealtimeError:
-        raise
-    except httpx.TimeoutException as exc:
-        raise ConnectFailed(f"{what}: timed out ({type(exc).__name__})") from exc
-    except httpx.HTTPError as exc:
-        message = _SCRUB(f"{what}: {describe_exception(exc)}")
-        raise ConnectFailed(message, retryable=not is_permanent(exc)) from exc
+class _translate:
+    """The one place where httpx exceptions become rtengine errors (``with _translate(what): ...``).
+
+    A small class rather than a ``@contextmanager`` generator: it is entered on every request of the answer path,
+    where building and driving a generator cost more than the request's own bookkeeping."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, RealtimeError):
+            return
+        if isinstance(exc, httpx.TimeoutException):
+            raise ConnectFailed(f"{self._what}: timed out ({type(exc).__name__})") from exc
+        if isinstance(exc, httpx.HTTPError):
+            message = _SCRUB(f"{self._what}: {describe_exception(exc)}")
+            raise ConnectFailed(message, retryable=not is_permanent(exc)) from exc
 
 
 class HttpCalls:

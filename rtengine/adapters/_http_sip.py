@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Final
 
 import httpx
 import trio
@@ -24,20 +26,43 @@ from ._http_exchange import _BodyStream, _read_capped
 
 __all__ = ["HttpCallControl"]
 
-_JSON = "application/json"
+_JSON: Final = "application/json"
+#: The translation's words per action (built once, not per request).
+_FAILED: Final[Mapping[ControlAction, str]] = {
+    action: f"realtime call {action} failed" for action in ("accept", "reject", "refer", "hangup")
+}
 
 
 class HttpCallControl:
     """``POST {calls_url}/{call_id}/{accept|reject|refer}``, with the settings (retries, backoff, byte caps) of the
     client's :class:`~rtengine.adapters._http_calls.HttpCalls`. Each request is bounded by ``calls.timeout`` as a
     whole (retries included) → :class:`~rtengine.ConnectFailed`. Cancellation: ``Cancelled`` propagates at once;
-    the request may or may not have taken effect."""
+    the request may or may not have taken effect.
+
+    The success path is one attempt with nothing around it but the deadline's scope: the request headers (the
+    caller's plus the JSON content type) are merged once per headers mapping and kept, the URL is built once, and the
+    retry loop (with its backoff and its log lines) is entered only after a failure that may be retried.
+    """
+
+    __slots__ = ("_calls", "_json_headers")
 
     def __init__(self, calls: HttpCalls) -> None:
         self._calls = calls
+        #: The last headers mapping seen and its merge with the JSON content type (the client's auth headers are
+        #: one read-only mapping, so this is computed once per client).
+        self._json_headers: tuple[Mapping[str, str], dict[str, str]] | None = None
 
     def __repr__(self) -> str:
         return f"<HttpCallControl {redact_url(self._calls.calls_url)}>"
+
+    def _request_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        cached = self._json_headers
+        if cached is not None and cached[0] is headers:
+            return cached[1]
+        merged = {**headers, "content-type": _JSON}
+        if isinstance(headers, MappingProxyType):  # read-only: safe to keep by identity
+            self._json_headers = (headers, merged)
+        return merged
 
     async def send(
         self,
@@ -53,28 +78,52 @@ class HttpCallControl:
         while the accept is in flight)."""
         calls = self._calls
         url = control_url(calls.calls_url, call_id, action)
-        request_headers = {**headers, "content-type": _JSON}
+        request_headers = self._request_headers(headers)
         deadline = trio.current_time() + calls.timeout
-        word = f"realtime call {action}"
         with trio.move_on_at(deadline):
-            attempt = 0
-            while True:
-                try:
-                    await self._post(action, url, body, request_headers, on_sent)
-                    on_sent = None
-                    return
-                except CallNotFound:
-                    if attempt and action in RETRIED:
-                        return  # an earlier attempt got through; the call is gone either way
+            try:
+                await self._post(action, url, body, request_headers, on_sent)
+                return
+            except CallNotFound:
+                raise  # the first attempt's 404: the call is unknown or already ended
+            except (CallRejected, ConnectFailed) as exc:
+                if action not in RETRIED and not _nothing_sent(exc):
                     raise
-                except (CallRejected, ConnectFailed) as exc:
-                    error = exc
-                    on_sent = None if isinstance(exc, CallRejected) else on_sent
-                    if action not in RETRIED and not _nothing_sent(exc):
-                        raise
-                attempt += 1
-                await trio.sleep(calls._next_delay(error, attempt, deadline, word))
-        raise ConnectFailed(f"{word} timed out after {calls.timeout:g} s")
+                error: CallRejected | ConnectFailed = exc
+            await self._retry(action, url, body, request_headers, error, deadline, on_sent)
+            return
+        raise ConnectFailed(f"realtime call {action} timed out after {calls.timeout:g} s")
+
+    async def _retry(
+        self,
+        action: ControlAction,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        error: CallRejected | ConnectFailed,
+        deadline: float,
+        on_sent: Callable[[], None] | None,
+    ) -> None:
+        """The attempts after a first one that failed with ``error`` (retried: see the module docstring)."""
+        calls = self._calls
+        word = f"realtime call {action}"
+        on_sent = None if isinstance(error, CallRejected) else on_sent
+        attempt = 1
+        while True:
+            await trio.sleep(calls._next_delay(error, attempt, deadline, word))
+            try:
+                await self._post(action, url, body, headers, on_sent)
+                return
+            except CallNotFound:
+                if action in RETRIED:
+                    return  # an earlier attempt got through; the call is gone either way
+                raise
+            except (CallRejected, ConnectFailed) as exc:
+                error = exc
+                on_sent = None if isinstance(exc, CallRejected) else on_sent
+                if action not in RETRIED and not _nothing_sent(exc):
+                    raise
+            attempt += 1
 
     async def _post(
         self,
@@ -85,7 +134,7 @@ class HttpCallControl:
         on_sent: Callable[[], None] | None = None,
     ) -> None:
         client = self._calls._http()
-        with _translate(f"realtime call {action} failed"):
+        with _translate(_FAILED[action]):
             request = client.build_request("POST", url, content=body, headers=headers)
             request.stream = _BodyStream(body, on_sent)
             response = await client.send(request, stream=True)

@@ -10,8 +10,8 @@ time-to-answer), and the sideband then joins in the background through the WebRT
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -26,31 +26,42 @@ if TYPE_CHECKING:
 
 __all__ = ["accept_call"]
 
+#: What the caller prepares from the conversation while the accept is in flight (the runner's jobs).
+Plan = TypeVar("Plan")
+
 log = logging.getLogger("rtengine")
 
 
-async def accept_call(endpoint: Endpoint, session: SessionConfig, options: StartOptions) -> Conversation:
-    """Accept ``options.accept_call_id`` with ``session``: the conversation of the accepted call, no task yet.
+async def accept_call(
+    endpoint: Endpoint, session: SessionConfig, options: StartOptions, prepare: Callable[[Conversation], Plan]
+) -> tuple[Conversation, Plan]:
+    """Accept ``options.accept_call_id`` with ``session``: the conversation of the accepted call, no task yet, and
+    what ``prepare(conv)`` made of it (the runner's jobs) — both while the accept is in flight, off the time to
+    accept (or after its answer, for a call seam that never reports its body sent).
 
     Raises what the accept raises (:class:`~rtengine.InvalidCallId` before any request,
     :class:`~rtengine.CallNotFound`, :class:`~rtengine.CallRejected`, :class:`~rtengine.ConnectFailed`).
     Once the accept's body is out it may have gone through: when the accept is then cancelled, times out or loses
     its connection (:class:`~rtengine.TransportError`), or is answered 5xx (a gateway's 502/504: the API may have
     accepted it), the call is hung up (shielded, bounded, unless ``hangup=False``) before the error propagates;
-    before the body is out, nothing is sent.
+    before the body is out, nothing is sent. Cancellation: as for any error once the body is out (the hang-up, then
+    ``Cancelled``); before, ``Cancelled`` at once.
     """
     assert options.accept_call_id is not None
     call_id = validate_call_id(options.accept_call_id)
     headers = endpoint.auth_headers()
     started_at = trio.current_time()
     log.info("starting realtime conversation; accepting SIP call transport=sip call_id=%s", call_id)
-    built: list[Conversation] = []
+    built: list[tuple[Conversation, Plan]] = []
 
     def build() -> None:  # while the accept is in flight: off the answer path
         if not built:
-            built.append(
-                Conversation(endpoint, session, transport="sip", capacities=options.capacities, started_at=started_at)
-            )
+            caps = options.capacities
+            conv = Conversation(endpoint, session, transport="sip", capacities=caps, started_at=started_at)
+            conv.call_id = call_id
+            conv.hangup = options.hangup
+            conv._timeline.call_id = call_id
+            built.append((conv, prepare(conv)))
 
     try:
         await endpoint.calls.accept(call_id, session, headers, on_sent=build)
@@ -62,14 +73,10 @@ async def accept_call(endpoint: Endpoint, session: SessionConfig, options: Start
             await _hang_up(endpoint, call_id, headers, exc)
         raise
     build()  # a call seam that never reported the body sent
-    conv = built[0]
-    conv.call_id = call_id
-    conv.hangup = options.hangup
-    timeline = conv._timeline
-    timeline.call_id = call_id
-    elapsed = timeline.mark("answer")
+    conv, plan = built[0]
+    elapsed = conv._timeline.mark("answer")
     log.info("realtime SIP call accepted transport=sip call_id=%s elapsed_ms=%.0f", call_id, elapsed)
-    return conv
+    return conv, plan
 
 
 async def _hang_up(endpoint: Endpoint, call_id: str, headers: Mapping[str, str], cause: BaseException) -> None:

@@ -99,6 +99,8 @@ class CreatedCall:
     conv: Conversation
     peer: PeerLike | None = None
     track: TrackLike | None = None
+    #: The runner's jobs and sideband job, prepared while the call's request was in flight (a SIP accept).
+    plan: tuple[list[Job], Job] | None = None
 
 
 async def create_call(endpoint: Endpoint, session: SessionConfig, options: StartOptions) -> CreatedCall:
@@ -109,7 +111,8 @@ async def create_call(endpoint: Endpoint, session: SessionConfig, options: Start
     abandoned (a call created meanwhile is hung up by the call seam), the peer closed.
     """
     if options.accept_call_id is not None:
-        return CreatedCall(await accept_call(endpoint, session, options))
+        conv, plan = await accept_call(endpoint, session, options, functools.partial(_plan, endpoint, options))
+        return CreatedCall(conv, plan=plan)
     started_at = trio.current_time()
     log.info("starting realtime conversation; creating realtime call transport=webrtc")
     headers = endpoint.auth_headers()
@@ -182,23 +185,30 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
     the call is hung up)."""
     conv = call.conv
     assert conv.call_id is not None
-    jobs: list[Job] = []
-    inline = options.sideband == "inline"
     if options.media is not None and options.rotate_margin is not None:
         return await _launch_redialing(call, nursery, endpoint, options, options.media)
-    if options.media is None and options.rotate_margin is not None:
-        # A browser-held or SIP call cannot be moved from here: the app is warned before the cap (the clock only;
-        # nothing is replayed).
-        conv._core.follow = Follow(options.rotate_margin, 1)
-        jobs.append(functools.partial(warn_expiry, sip=options.accept_call_id is not None))
+    jobs, sideband = _plan(endpoint, options, conv) if call.plan is None else call.plan
     if options.media is not None:
         assert call.peer is not None
         assert call.track is not None
         assert conv.answer_sdp is not None
         conv.media = MediaCall(call.peer, call.track, options.media.sink, options.capacities.audio_out)
         jobs.append(functools.partial(run_media, conv.media, options.media, conv.answer_sdp))
-    sideband = functools.partial(run_sideband, endpoint, conv.call_id, endpoint.auth_headers(), inline)
-    return await _spawn(conv, nursery, jobs, sideband, inline)
+    return await _spawn(conv, nursery, jobs, sideband, options.sideband == "inline")
+
+
+def _plan(endpoint: Endpoint, options: StartOptions, conv: Conversation) -> tuple[list[Job], Job]:
+    """The jobs of a call's runner but the media's, and its sideband job (``conv.call_id`` known): made while a SIP
+    accept is in flight (off the time to accept), else by :func:`launch`."""
+    assert conv.call_id is not None
+    jobs: list[Job] = []
+    if options.media is None and options.rotate_margin is not None:
+        # A browser-held or SIP call cannot be moved from here: the app is warned before the cap (the clock only;
+        # nothing is replayed).
+        conv._core.follow = Follow(options.rotate_margin, 1)
+        jobs.append(functools.partial(warn_expiry, sip=options.accept_call_id is not None))
+    inline = options.sideband == "inline"
+    return jobs, functools.partial(run_sideband, endpoint, conv.call_id, endpoint.auth_headers(), inline)
 
 
 async def _spawn(
