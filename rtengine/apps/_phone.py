@@ -1,7 +1,7 @@
 """``rtengine phone``: a phone agent — a small trio web app that answers incoming SIP calls.
 
 It receives the API's ``realtime.call.incoming`` webhook (``POST /webhooks/openai``), verifies it
-(:func:`rtengine.webhooks.verify`, with its own replay store), answers ``200`` at once and, in its nursery, accepts
+(a :class:`rtengine.webhooks.Verifier`, with its own replay store), answers ``200`` at once and, in its nursery, accepts
 the call inline with a session (``open_conversation(..., accept_call_id=…)``), answers the caller (server VAD
 turns), transfers the call (``conv.refer``) when the caller presses ``transfer_key``, and records a timeline:
 ``webhook_received``, ``accepted``, ``sideband_joined`` (``Started``), ``session_updated``, ``first_response``,
@@ -79,12 +79,11 @@ class PhoneApp:
         on_phase: Callable[[AnsweredCall, str], None] | None = None,
     ) -> None:
         self._client = client
-        self._signer = webhooks.WebhookSigner(secret)  # a bad secret fails here, before any call
+        self._verifier = webhooks.Verifier(secret)  # a bad secret fails here, before any call
         self._nursery = nursery
         self.session = session or SessionConfig(instructions=PHONE_INSTRUCTIONS)
         self.transfer_key = transfer_key
         self.transfer_to = transfer_to
-        self.replay = webhooks.ReplayStore()
         self.calls: list[AnsweredCall] = []
         self.refused: list[str] = []
         self.duplicates: list[str] = []
@@ -109,7 +108,7 @@ class PhoneApp:
         if request.method != "POST":
             return 405, [*_JSON, ("allow", "POST")], _error("use POST", "method_not_allowed")
         try:
-            incoming = webhooks.verify(request.headers, request.body, self._signer, replay=self.replay)
+            incoming = self._verifier.verify(request.headers, request.body)
         except webhooks.WebhookReplayError as exc:  # verified before: acknowledge it (2xx), act on it once only
             self.duplicates.append(exc.webhook_id)
             log.info("webhook %s: a retry of a delivery already handled; acknowledged", exc.webhook_id)

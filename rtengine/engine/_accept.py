@@ -67,7 +67,7 @@ async def accept_call(
         await endpoint.calls.accept(call_id, session, headers, on_sent=build)
     except (trio.Cancelled, TransportError, CallRejected) as exc:
         if built:  # the conversation exists (its telemetry span too) and will never run
-            built[0]._timeline.never_ran(failed=not isinstance(exc, trio.Cancelled))
+            built[0][0]._timeline.never_ran(failed=not isinstance(exc, trio.Cancelled))
         ambiguous = not isinstance(exc, CallRejected) or exc.status >= 500
         if options.hangup and built and ambiguous:  # the body went out: the accept may have taken effect
             await _hang_up(endpoint, call_id, headers, exc)
