@@ -188,7 +188,7 @@ async def launch(call: CreatedCall, nursery: trio.Nursery, endpoint: Endpoint, o
         # A browser-held or SIP call cannot be moved from here: the app is warned before the cap (the clock only;
         # nothing is replayed).
         conv._core.follow = Follow(options.rotate_margin, 1)
-        jobs.append(functools.partial(warn_expiry, sip=options.accept_call_id is not None))
+        warn_expiry(conv._core, sip=options.accept_call_id is not None)
     if options.media is not None:
         assert call.peer is not None
         assert call.track is not None
