@@ -2,8 +2,8 @@
 
 Run: ``python benchmarks/load.py [--quick] [--json PATH] [--steps 50,100,...] [--seconds S]``. ``--quick`` is a check
 that it runs, not a measurement: N = 25, 100 and 300 with 2 s windows, every step run; it fails (exit status 1) when
-the engine side had an error — an ``Error`` event, an end other than ``Closed("requested")``, a conversation that
-never opened — at any N (lag and drops are overload, reported, not errors).
+the engine side had an error — an ``Error`` event, an end other than ``Closed("requested")`` — at any N (a failed
+open raises out of the run); lag, drops and conversations still opening after 60 s are overload, reported.
 
 The load of one conversation is a live call: 50 frames/s each way. The app sends a 20 ms PCM16 24 kHz frame
 every 20 ms (``conv.send_audio``; its first 8 bytes are the CLOCK_MONOTONIC ns at which it was due); the server
@@ -188,6 +188,14 @@ async def rtengine_conv(
 
 
 async def bare_conv(url: str, window: Window, stop: trio.Event, ready: trio.Semaphore, phase: int) -> int:
+    try:
+        return await _bare_conv(url, window, stop, ready, phase)
+    except* trio_websocket.DisconnectionTimeout:  # its close handshake overran under overload (the baseline's own)
+        pass
+    return 0
+
+
+async def _bare_conv(url: str, window: Window, stop: trio.Event, ready: trio.Semaphore, phase: int) -> int:
     async with trio_websocket.open_websocket_url(url) as ws:
         await ws.send_message(json.dumps({"type": "session.update", "session": {"type": "realtime"}}))
         ready.release()
@@ -241,7 +249,7 @@ async def step(server: Server, url: str, kind: str, count: int, seconds: float) 
         t0 = time.monotonic_ns() + 200_000_000  # after the server has taken the reset
         window.t0, window.t1 = t0, t0 + int(seconds * 1e9)
         await server.ask(f"reset {t0} {window.t1}")
-        await trio.sleep((t0 - time.monotonic_ns()) / 1e9)
+        await trio.sleep(max(0.0, (t0 - time.monotonic_ns()) / 1e9))  # a loaded machine may be past t0 already
         cpu0 = time.process_time()
         await trio.sleep(seconds)
         cpu = time.process_time() - cpu0
@@ -255,7 +263,12 @@ async def step(server: Server, url: str, kind: str, count: int, seconds: float) 
     drops_in = window.expected() - report["frames_in"]
     drops_out = report["frames_out"] + report["out_dropped"] - len(window.lags_out)
     lags = (lag_in_p99, lag_out_p99)
-    passed = drops_in == 0 and drops_out == 0 and all(lag is not None and lag <= LAG_GOAL_MS for lag in lags)
+    passed = (
+        opened == count
+        and drops_in == 0
+        and drops_out == 0
+        and all(lag is not None and lag <= LAG_GOAL_MS for lag in lags)
+    )
     return Step(
         client=kind,
         conversations=count,
@@ -308,16 +321,16 @@ async def run(steps: list[int], seconds: float, clients: list[str], keep_going: 
 
 
 HEADER = (
-    "| client | N | pass | CPU µs per conv-second | client cores | server cores | lag in p50/p99 ms "
+    "| client | N | opened in 60 s | pass | CPU µs per conv-second | client cores | server cores | lag in p50/p99 ms "
     "| lag out p50/p99 ms | drops in/out | appends per frame | engine errors |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def row(s: Step) -> str:
     per = s.appends_in / s.frames_in if s.frames_in else 0.0
     return (
-        f"| {s.client} | {s.conversations} | {'yes' if s.passed else 'no'} | {s.cpu_per_conv_s_us:.0f} "
+        f"| {s.client} | {s.conversations} | {s.opened} | {'yes' if s.passed else 'no'} | {s.cpu_per_conv_s_us:.0f} "
         f"| {s.client_cores:.2f} | {s.server_cores:.2f} | {fmt(s.lag_in_p50_ms)} / {fmt(s.lag_in_p99_ms)} "
         f"| {fmt(s.lag_out_p50_ms)} / {fmt(s.lag_out_p99_ms)} | {s.drops_in} / {s.drops_out} | {per:.2f} "
         f"| {s.engine_errors if s.client == 'rtengine' else '—'} |"
@@ -346,8 +359,8 @@ def main() -> None:
     knees = {kind: max((s.conversations for s in results if s.client == kind and s.passed), default=0)
              for kind in clients}  # fmt: skip
     print("knee (largest N passing):", ", ".join(f"{kind} {n}" for kind, n in knees.items()))
-    failed = [s for s in results if s.client == "rtengine" and (s.engine_errors or s.opened < s.conversations)]
-    if failed:  # overload shows as lag and drops; an error or a conversation that never opened is a bug
+    failed = [s for s in results if s.client == "rtengine" and s.engine_errors]
+    if failed:  # overload shows as lag, drops and slow opens; an error event or an abnormal end is a bug
         sys.exit(f"engine-side failures at N = {', '.join(str(s.conversations) for s in failed)}")
     if args.json:
         with open(args.json, "w") as fh:
