@@ -6,16 +6,22 @@ Theory of operation::
     ├─ inline, in the caller's task: POST /realtime/calls (call seam) ─► conv.answer_sdp, conv.call_id
     │     the Conversation is built while the request is in flight; websocket: connect + session.update instead
     └─ the block's nursery
-       └─ runner (Conversation._run)
-          ├─ owner watch ── cancelled with the owner's scope → the end, as close() does
+       └─ runner (Conversation._run) ── runs one job in its own task (the inline one, else the last); others are tasks
+          ├─ owner watch ── keeps the conversation's alarm (_alarm: a rotation, a cap warning — no task sleeping
+          │                 for them); cancelled with the owner's scope → the end, as close() does
           └─ root scope ── cancelled only as the last resort of an overrunning teardown
              ├─ work scope ── cancelled by every end, unconditionally (and by the owner's cancellation, directly)
-             │  ├─ sideband job: join (retries) ─► session.update ─► loop: reader + control pump + audio pump
+             │  ├─ sideband job: join (retries) ─► session.update ─► loop: reader (this task) + one writer task
              │  │     └─ lost abnormally while the call lives: re-join (bounded) ─► session.update ─► loop again
-             │  ├─ websocket job with reconnect/rotation: one task per session, each holding its socket
-             │  │     └─ the next session opens beside it (rotation) or after it (reconnect) ─► replay ─► loop
+             │  ├─ websocket job with reconnect/rotation: the first session in this task, each next one a task
+             │  │     └─ the next session opens beside it (rotation, started by the alarm) or after it (reconnect)
+             │  │        ─► replay ─► loop
              │  └─ media job (rtengine as the WebRTC peer): answer ─► connected ─► audio both ways
              └─ afterwards, bounded: hang up the call; then Closed is delivered and the stream ends
+
+An idle joined websocket conversation is three tasks — the runner (which reads), the owner watch, the writer — in
+three nurseries (the block's, the watch's, the loop's; a websocket with rotation adds the chain's): a task and its
+scopes are most of what an idle conversation costs in memory, so nothing sleeps in a task of its own.
 
 Why each guarantee holds:
 
@@ -24,7 +30,9 @@ Why each guarantee holds:
   flight) and go out after ``session.update``, FIFO; what is never sent is counted per kind.
 * **One end.** ``Conversation._end`` claims the end synchronously, once, and in the same step refuses further
   ordinary events, delivers the ``Error`` (if any), closes the inputs and cancels the work scope. Whichever path
-  claims first — ``close()``, the owner's cancellation, a job's failure — wins; the others do nothing. After the
+  claims first — ``close()``, the owner's cancellation, a job's failure — wins; the others do nothing (a job whose
+  task is already cancelled when it fails was cancelled by the owner: its end is the owner's, with no ``Error``;
+  a read resumed after the owner's ``cancel()`` is not delivered). After the
   claim the work scope is cancelled, so no connection can be opened, nothing written but the close, no event
   delivered but ``Closed``.
 * **Prompt, bounded teardown.** The socket adapter has no background reader: leaving a socket's block runs the close

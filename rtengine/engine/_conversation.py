@@ -4,9 +4,11 @@ The task tree (see the engine package docstring for the whole picture)::
 
     owner's nursery (the open_conversation block's own, or the one given to start_conversation)
     └─ runner: Conversation._run
-       ├─ owner watch: sleeps; cancelled with the owner's scope, it ends the conversation as close() does
+       ├─ owner watch: keeps the alarm (_alarm); cancelled with the owner's scope, it ends the conversation as
+       │  close() does
        └─ root scope (cancelled only as the last resort of an overrunning teardown)
-          ├─ work scope (cancelled by every end, unconditionally) ── jobs: sideband/websocket, media
+          ├─ work scope (cancelled by every end, unconditionally) ── jobs: sideband/websocket, media; one job
+          │  runs in the runner's own task (the inline one, else the last), the others in a nursery beside it
           └─ then, shielded and bounded: hang up the call; then Closed is delivered
 
 The work sits in the owner's scope, so the owner's cancellation reaches it at once (at its next checkpoint), exactly
@@ -21,8 +23,9 @@ and goes no further; any other exception (a bug) does the same for readers, then
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Literal
 
 import trio
@@ -32,6 +35,7 @@ from ..protocol._errors import CallNotFound, ConfigError, ConversationNotRunning
 from ..protocol._lifecycle import Closed, ConversationStats, Error
 from ..protocol._session import SessionConfig
 from ..protocol._util import sole_leaf
+from ._alarm import Alarm
 from ._capacities import Capacities
 from ._commands import Commands
 from ._inputs import Inputs
@@ -69,6 +73,8 @@ class Core:
     end: Callable[[Closed | None, Error | None], bool]
     #: What follows the conversation across sessions (history, the session's expiry): websocket reconnect/rotation.
     follow: Follow | None = None
+    #: The conversation's one timer (kept by the owner watch): a session's rotation, the warning before a cap.
+    alarm: Alarm = field(default_factory=Alarm)
 
 
 #: A job: runs in the work scope; ``task_status.started()`` when the conversation may start (inline jobs).
@@ -131,7 +137,7 @@ class Conversation(Commands):
             self._inputs,
             self._outlet,
             self._timeline,
-            self._end,
+            self._job_end,
         )
         self._work = trio.CancelScope()
         self._root = trio.CancelScope()
@@ -238,6 +244,16 @@ class Conversation(Commands):
         self._work.cancel()
         return True
 
+    @trio.lowlevel.enable_ki_protection  # a Ctrl-C here is deferred: the end path always delivers Closed
+    def _job_end(self, closed: Closed | None, error: Error | None) -> bool:
+        """``core.end``: a job ends the conversation. A job whose task is cancelled while the end is unclaimed was
+        cancelled by its owner (the work scope is cancelled only by a claim): that is the owner's end, as ``close()``
+        — a failure the job met after the owner's ``cancel()`` (resumed with it at the same checkpoint) is not an
+        ``Error``."""
+        if trio.current_effective_deadline() == -math.inf:
+            return self._end(Closed("requested"), None)
+        return self._end(closed, error)
+
     async def _wait_finished(self) -> None:
         with trio.move_on_after(self._endpoint.close_timeout + _TEARDOWN_MARGIN):
             await self._outlet.wait_finished()
@@ -262,7 +278,9 @@ class Conversation(Commands):
         With ``inline``, ``task_status.started()`` is called once that job started; an error it raises before
         then propagates (no conversation started). Cancellation of the owner: ends the conversation like
         :meth:`close`."""
-        started = False
+        # One job runs in this task (the inline one, else the last): the others are tasks of their own.
+        own, others = (inline, jobs) if inline is not None else (jobs[-1], jobs[:-1])
+        status = _Status(task_status)
         try:
             async with trio.open_nursery() as watch:
                 watch.start_soon(self._watch_owner)
@@ -270,26 +288,26 @@ class Conversation(Commands):
                     with self._root:
                         try:
                             with self._work:
-                                async with trio.open_nursery() as tasks:
-                                    for job in jobs:
-                                        tasks.start_soon(self._guard, job, False)
-                                    if inline is not None:
-                                        await tasks.start(self._guard, inline, True)
-                                        started = True
-                                        task_status.started()
+                                if others:
+                                    async with trio.open_nursery() as tasks:
+                                        for job in others:
+                                            tasks.start_soon(self._guard, job, False)
+                                        await self._guard(own, inline is not None, task_status=status)
+                                else:
+                                    await self._guard(own, inline is not None, task_status=status)
                             self._end(
                                 Closed("error"), Error("the conversation's tasks ended on their own", "internal_error")
                             )
                         finally:
                             # Unclaimed here: a failed inline start (no conversation, no events), or the owner's
                             # cancellation unwinding the work before the owner watch ran (the same end as close()).
-                            self._end(None if inline is not None and not started else Closed("requested"), None)
+                            self._end(None if inline is not None and not status.done else Closed("requested"), None)
                             await self._hang_up()
                 finally:
                     watch.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             leaf = sole_leaf(group)
-            if inline is not None and not started and leaf is not None:
+            if inline is not None and not status.done and leaf is not None:
                 raise leaf from leaf.__cause__  # the start's own error, as the starter expects it
             raise
         finally:
@@ -314,22 +332,23 @@ class Conversation(Commands):
         self._outlet.finish(None)
 
     async def _watch_owner(self) -> None:
+        """Keeps the conversation's alarm (:mod:`~rtengine.engine._alarm`) until cancelled."""
         try:
-            await trio.sleep_forever()
+            await self._core.alarm.run()
         finally:
             self._end(Closed("requested"), None)  # a no-op unless the owner's scope was cancelled
 
     async def _guard(
         self, job: Job, inline: bool, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        status = _Status(task_status)
+        status = task_status if isinstance(task_status, _Status) else _Status(task_status)
         try:
             await job(self._core, status)
         except RealtimeError as exc:
             if inline and not status.done:
                 self._timeline.mark("start_failed")  # the runner's end marks ``closed``
                 raise
-            self._end(Closed("error"), Error(str(exc), _code(exc)))
+            self._job_end(Closed("error"), Error(str(exc), _code(exc)))
         except Exception as exc:
             if inline and not status.done:
                 self._timeline.mark("start_failed")

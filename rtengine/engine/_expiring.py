@@ -2,12 +2,11 @@
 phone holds the media), so the app is told ``rotate_margin`` seconds before the cap —
 ``Error("session_expiring", fatal=False)``, the conversation goes on — and the cap itself (the sideband closed with
 1001 "Your session hit the maximum duration of …") ends the conversation with ``Closed("session_expired")``
-(:func:`~rtengine.protocol._reattach.sideband_ending`)."""
+(:func:`~rtengine.protocol._reattach.sideband_ending`). The warning is the conversation's alarm, not a task."""
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -32,21 +31,27 @@ _ADVICE: Final = {
 }
 
 
-async def warn_expiry(core: Core, task_status: trio.TaskStatus[None], *, sip: bool = False) -> None:
-    """The job that announces the cap of the call's session when its rotation would be due (``core.follow``'s
-    clock: ``rotate_margin`` before the cap). Once: a browser-held or SIP call has one session."""
+def warn_expiry(core: Core, *, sip: bool = False) -> None:
+    """Announce the cap of the call's session when its rotation would be due (``core.follow``'s clock:
+    ``rotate_margin`` before the cap). Once: a browser-held or SIP call has one session. No task: the conversation's
+    alarm (:mod:`~rtengine.engine._alarm`) is set once the cap is known, and its ``fire`` delivers the warning
+    without waiting (beyond the events capacity, like ``Started``: one event, once)."""
     follow: Follow | None = core.follow
     assert follow is not None
-    task_status.started()
-    while True:
-        clock, changed = follow.clock, follow.changed
-        due = math.inf if clock.due is None else clock.due
-        if trio.current_time() >= due:
-            break
-        with trio.move_on_at(due):
-            await changed.wait()
-    left = max(0.0, (clock.expires or 0.0) - trio.current_time())
-    log.warning("realtime session expiring in %.0f s call_id=%s", left, core.timeline.call_id)
-    message = f"the session reaches its cap in {left:.0f} s (at {time.time() + left:.0f}, unix time); {_ADVICE[sip]}"
-    await core.outlet.forward(Error(message, "session_expiring", fatal=False))
-    await trio.sleep_forever()
+
+    def warn() -> None:
+        clock = follow.clock
+        left = max(0.0, (clock.expires or 0.0) - trio.current_time())
+        log.warning("realtime session expiring in %.0f s call_id=%s", left, core.timeline.call_id)
+        message = (
+            f"the session reaches its cap in {left:.0f} s (at {time.time() + left:.0f}, unix time); {_ADVICE[sip]}"
+        )
+        core.outlet.put_now(Error(message, "session_expiring", fatal=False))
+
+    def arm() -> None:
+        due = follow.clock.due
+        if due is not None:
+            follow.on_change = None
+            core.alarm.set(due, warn)
+
+    follow.on_change = arm

@@ -27,7 +27,7 @@ from ..protocol._payloads import encode
 from ..protocol._rotation import SessionClock
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence, Set
+    from collections.abc import Callable, Mapping, Sequence, Set
 
     from ._conversation import Core
     from ._seams import Socket
@@ -44,7 +44,7 @@ class Follow:
     """The history and the current session's clock, fed by the loop; ``changed`` is set when the session's
     rotation time or quiet (no response in flight, the user not speaking) changed (a new event each time)."""
 
-    __slots__ = ("audio", "changed", "clock", "history", "margin")
+    __slots__ = ("audio", "changed", "clock", "history", "margin", "on_change")
 
     def __init__(self, margin: float | None, max_items: int) -> None:
         self.margin = margin
@@ -53,6 +53,9 @@ class Follow:
         self.changed = trio.Event()
         #: The audio written since the server's input buffer was last committed or cleared.
         self.audio = AudioTail()
+        #: Called (synchronously) at every change, after ``changed`` is set: arms the alarm once the rotation time
+        #: is known.
+        self.on_change: Callable[[], None] | None = None
 
     def new_session(self) -> SessionClock:
         """A new session took over: a fresh clock (its ``session.created`` states its cap)."""
@@ -78,6 +81,8 @@ class Follow:
 
     def _changed(self) -> None:
         self.changed.set()
+        if self.on_change is not None:
+            self.on_change()
         self.changed = trio.Event()
 
 

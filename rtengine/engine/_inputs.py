@@ -7,8 +7,9 @@ order of the calls (a ``response.create`` asked for after a text follows that te
 every frame waiting at once (one ``input_audio_buffer.append``), and drops those older than ``max_audio_age`` —
 the overload policy of :mod:`~rtengine.engine._overload`. A control command about the input audio buffer
 (``commit_audio``, ``clear_audio``, a raw ``input_audio_buffer.*`` event) is an *audio barrier*: it remembers how
-many frames had been queued when it was, and the control pump cannot take it before the audio pump has handled
-(written, expired, or lost) that many (:meth:`Inputs.audio_handled`), so a commit follows its audio.
+many frames had been queued when it was, and the writer cannot take it before it has handled (written, expired,
+or lost) that many (:meth:`Inputs.audio_handled`), so a commit follows its audio. One writer per socket takes both
+kinds (:meth:`Inputs.next_input`: a command that may go first, else every frame waiting).
 
 Each kind is bounded in bytes as well as in count (``Capacities.text_bytes``, ``tool_bytes``, ``audio_bytes``):
 the bytes of the texts, of the tool outputs, of the PCM frames held. Full by either bound means the kind's policy —
@@ -50,12 +51,11 @@ class Inputs:
         "_audio_cap",
         "_audio_done",
         "_audio_queued",
-        "_audio_ready",
         "_control",
-        "_control_ready",
         "_drops",
         "_max_age",
         "_open",
+        "_ready",
         "_room",
         "_stats",
         "_text_byte_cap",
@@ -84,11 +84,12 @@ class Inputs:
     ) -> None:
         # Lists, not deques: an empty deque holds a 64-slot block (~760 bytes) and a conversation has several;
         # the queues are short and the audio is taken in batches (``del list[:k]``).
-        #: Each command with the audio mark a barrier waits for (the frames queued before it), else 0.
-        self._control: list[tuple[Command, int]] = []
+        #: Each command with the audio mark a barrier waits for (the frames queued before it), else 0, and the frames
+        #: queued before it (the one writer keeps the call order across the kinds).
+        self._control: list[tuple[Command, int, int]] = []
         self._audio: list[bytes] = []
         self._audio_at: list[float] = []  # when each frame was queued
-        self._audio_queued = self._audio_done = 0  # frames ever queued / handled by the audio pump
+        self._audio_queued = self._audio_done = 0  # frames ever queued / handled by the writer
         self._max_age = math.inf if max_audio_age is None else max_audio_age
         self._drops = DropSummary(max_audio_age)
         self._text_cap, self._tool_cap, self._audio_cap = text, tools, audio
@@ -100,8 +101,9 @@ class Inputs:
         self._room = trio.lowlevel.ParkingLot()  # senders waiting for room
         self._text_line: list[object] = []  # the waiting senders of each kind, in arrival order
         self._tool_line: list[object] = []
-        self._control_ready = trio.lowlevel.ParkingLot()  # the control pump waiting for a command
-        self._audio_ready = trio.lowlevel.ParkingLot()  # the audio pump waiting for a frame
+        # The writer waiting for an input (one lot for both kinds: woken with ``unpark_all``, each waiter checks
+        # for its own kind).
+        self._ready = trio.lowlevel.ParkingLot()
 
     @property
     def open(self) -> bool:
@@ -126,14 +128,15 @@ class Inputs:
                 self._room.unpark_all()  # the next in line may fit now (or this one gave up)
         if not self._open:
             raise ConversationNotRunning
-        self._control.append((command, self._audio_queued if audio_barrier(command) else 0))
+        queued = self._audio_queued
+        self._control.append((command, queued if audio_barrier(command) else 0, queued))
         if text:
             self._texts += 1
             self._text_bytes += size
         else:
             self._tools += 1
             self._tool_bytes += size
-        self._control_ready.unpark()
+        self._ready.unpark_all()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     def put_audio(self, pcm16: bytes) -> bool:
@@ -151,16 +154,41 @@ class Inputs:
         self._audio_at.append(trio.current_time())
         self._audio_bytes += len(pcm16)
         self._stats.audio_frames_queued += 1
-        self._audio_ready.unpark()
+        if self._ready:
+            self._ready.unpark_all()
         return True
 
     async def next_command(self) -> Command:
-        """The oldest control command (for the control pump); an audio barrier once the audio before it was handled.
+        """The oldest control command; an audio barrier once the audio before it was handled.
         Cancellation: takes nothing."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._control or self._control[0][1] > self._audio_done:
-            await self._control_ready.park()
-        command, _ = self._control.pop(0)
+        while not self._command_ready():
+            await self._ready.park()
+        return self._pop_command()
+
+    async def next_input(self, since: float = -math.inf, max_bytes: int = MAX_APPEND_BYTES) -> Command | list[bytes]:
+        """The next input for the one writer of a socket, in call order across the kinds: the oldest control
+        command once the audio queued before it was handled (written, expired or lost), else the audio frames
+        waiting (as :meth:`next_audio`, but only those queued before the oldest command). Cancellation: takes
+        nothing."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            audio = self._audio
+            if self._command_ready() and (not audio or self._control[0][2] <= self._audio_done):
+                return self._pop_command()
+            if audio:
+                until = self._control[0][2] if self._control else None
+                frames = self._take_audio(since, max_bytes, until)
+                if frames is not None:
+                    return frames
+                continue  # expired (handled): the command behind them may go now
+            await self._ready.park()
+
+    def _command_ready(self) -> bool:
+        return bool(self._control) and self._control[0][1] <= self._audio_done
+
+    def _pop_command(self) -> Command:
+        command, _, _ = self._control.pop(0)
         if isinstance(command, SendText):
             self._texts -= 1
             self._text_bytes -= _size(command)
@@ -171,34 +199,42 @@ class Inputs:
         return command
 
     async def next_audio(self, since: float = -math.inf, max_bytes: int = MAX_APPEND_BYTES) -> list[bytes]:
-        """The audio frames waiting, oldest first (for the audio pump): at least one, and as many more as fit in
+        """The audio frames waiting, oldest first: at least one, and as many more as fit in
         ``max_bytes`` together. Frames that waited longer than the age bound — counted from when they were queued
         or from ``since`` (when the socket became writable), whichever is later — are dropped and counted first;
         ``stats.input_audio_lag`` becomes the wait of the oldest frame taken. Cancellation: takes nothing."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        audio, queued_at, stats = self._audio, self._audio_at, self._stats
         while True:
-            while not audio:
-                await self._audio_ready.park()
-            now = trio.current_time()
-            expired = 0
-            while expired < len(audio) and now - max(queued_at[expired], since) > self._max_age:
-                expired += 1
-            if expired:
-                size = sum(map(len, audio[:expired]))
-                del audio[:expired], queued_at[:expired]
-                self._audio_bytes -= size
-                stats.audio_frames_expired += expired
-                stats.audio_bytes_expired += size
-                self._drops.dropped(expired=expired)
-                self.audio_handled(expired)  # a barrier behind them must not wait for frames that will never go
-            if audio:
-                break
+            while not self._audio:
+                await self._ready.park()
+            frames = self._take_audio(since, max_bytes)
+            if frames is not None:
+                return frames
+
+    def _take_audio(self, since: float, max_bytes: int, until: int | None = None) -> list[bytes] | None:
+        """Drop the frames too old (counted), then take what :meth:`next_audio` returns — with ``until``, only
+        frames queued before the ``until``-th (those before a command); None when all expired."""
+        audio, queued_at, stats = self._audio, self._audio_at, self._stats
+        now = trio.current_time()
+        expired = 0
+        while expired < len(audio) and now - max(queued_at[expired], since) > self._max_age:
+            expired += 1
+        if expired:
+            size = sum(map(len, audio[:expired]))
+            del audio[:expired], queued_at[:expired]
+            self._audio_bytes -= size
+            stats.audio_frames_expired += expired
+            stats.audio_bytes_expired += size
+            self._drops.dropped(expired=expired)
+            self.audio_handled(expired)  # a barrier behind them must not wait for frames that will never go
+        if not audio or (until is not None and until <= self._audio_done):
+            return None  # all expired, or those before the command did: the command goes next
         lag = now - queued_at[0]
         stats.input_audio_lag = lag
         stats.input_audio_lag_max = max(stats.input_audio_lag_max, lag)
         size, count = len(audio[0]), 1
-        while count < len(audio) and size + len(audio[count]) <= max_bytes:
+        most = len(audio) if until is None else min(until - self._audio_done, len(audio))
+        while count < most and size + len(audio[count]) <= max_bytes:
             size += len(audio[count])
             count += 1
         frames = audio[:count]
@@ -207,11 +243,11 @@ class Inputs:
         return frames
 
     def audio_handled(self, frames: int = 1) -> None:
-        """The audio pump is done with ``frames`` frames it took (written, or lost for good — not carried to a next
+        """The writer is done with ``frames`` frames it took (written, or lost for good — not carried to a next
         socket), or the age bound dropped them: a barrier waiting for them may go."""
         self._audio_done += frames
-        if self._control and self._control[0][1] <= self._audio_done:
-            self._control_ready.unpark()
+        if self._ready and self._command_ready():
+            self._ready.unpark_all()
 
     def close(self) -> None:
         """No more inputs: waiting and later senders get ``ConversationNotRunning``. Idempotent."""

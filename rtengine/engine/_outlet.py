@@ -46,15 +46,15 @@ class Outlet:
         "_max_bytes",
         "_open",
         "_readers",
-        "_sizes",
         "_stats",
         "_writers",
         "stream",
     )
 
     def __init__(self, capacity: int, stats: ConversationStats, *, max_bytes: int = 8 << 20) -> None:
-        self._buffer: deque[ConversationEvent] = deque()
-        self._sizes: deque[int] = deque()  # each buffered event's size (the frame it came from)
+        # Each buffered event with its size (the frame it came from). None while empty: an empty deque holds a
+        # 64-slot block (~760 bytes), and an idle conversation has nothing buffered.
+        self._buffer: deque[tuple[ConversationEvent, int]] | None = None
         self._bytes = 0
         self._capacity = capacity
         self._max_bytes = max_bytes
@@ -106,7 +106,7 @@ class Outlet:
         if not (self._open and self._listening):
             return False
         full_bytes = self._bytes > 0 and self._bytes + size > self._max_bytes
-        return len(self._buffer) >= self._capacity or full_bytes
+        return (self._buffer is not None and len(self._buffer) >= self._capacity) or full_bytes
 
     def put_now(self, event: Started | Error) -> None:
         """Deliver without waiting (``Started``, non-fatal errors of a failing setup); dropped after the end."""
@@ -140,8 +140,10 @@ class Outlet:
         if not self._listening:
             self._drop()
             return
-        self._buffer.append(event)
-        self._sizes.append(size)
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = deque()
+        buffer.append((event, size))
         self._bytes += size
         self._stats.events_forwarded += 1
         if self._readers:
@@ -153,9 +155,13 @@ class Outlet:
     # --- the caller's side -------------------------------------------------------------------------------------
 
     def _take(self) -> ConversationEvent:
-        event = self._buffer.popleft()
-        self._bytes -= self._sizes.popleft()
-        if self._writers and len(self._buffer) <= self._capacity // 2 and self._bytes <= self._max_bytes // 2:
+        buffer = self._buffer
+        assert buffer is not None
+        event, size = buffer.popleft()
+        self._bytes -= size
+        if not buffer:
+            self._buffer = None
+        if self._writers and len(buffer) <= self._capacity // 2 and self._bytes <= self._max_bytes // 2:
             # A waiting reader resumes once half the room is free, not at every event taken: the reader and the
             # caller then take turns per batch instead of per event.
             self._writers.unpark()
@@ -163,9 +169,8 @@ class Outlet:
 
     def _stop_listening(self) -> None:
         self._listening = False
-        self._stats.events_dropped += len(self._buffer)
-        self._buffer.clear()
-        self._sizes.clear()
+        self._stats.events_dropped += len(self._buffer) if self._buffer is not None else 0
+        self._buffer = None
         self._bytes = 0
         self._writers.unpark_all()
         self._readers.unpark_all()
@@ -209,7 +214,8 @@ class EventStream(trio.abc.ReceiveChannel[ConversationEvent]):
 
     def pending(self) -> int:
         """Events buffered and not yet received."""
-        return len(self._outlet._buffer)
+        buffer = self._outlet._buffer
+        return 0 if buffer is None else len(buffer)
 
     async def aclose(self) -> None:
         if not self._closed:

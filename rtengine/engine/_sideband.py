@@ -6,11 +6,12 @@ it unconditionally: after that no connection can be opened and nothing can be wr
 socket adapter runs by itself (shielded, bounded) when the ``open`` block is left. The decisions — what a server
 event means, what a command sends — come from :class:`~rtengine.protocol.Brain`; this module only does the I/O.
 
-The loop: the reader (this task) and two pumps, control (texts, tool outputs, response requests, in call order)
-and audio. Writes are serialized by the socket. A write that fails ends the conversation with
-``Error("connection_lost")``; so does a read that ends without a close frame — except on a call's sideband that
-may be joined again (:mod:`~rtengine.engine._rejoin`): the loop then returns the loss, and what was taken from the
-buffers but not written is carried (:class:`~rtengine.engine._rejoin.Carry`) to the next socket.
+The loop: the reader (this task) and one writer (:func:`_pump`: texts, tool outputs, response requests in call
+order, and the audio; one task, not one per kind: a task and its scopes are most of an idle conversation's memory).
+A write that fails ends the conversation with ``Error("connection_lost")``; so does a read that ends without a close
+frame — except on a call's sideband that may be joined again (:mod:`~rtengine.engine._rejoin`): the loop then
+returns the loss, and what was taken from the buffers but not written is carried
+(:class:`~rtengine.engine._rejoin.Carry`) to the next socket.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import trio
 
@@ -172,8 +173,7 @@ async def run_loop(
     link = _Link(core, sock, carry, ending)
     async with trio.open_nursery() as nursery:
         link.scope = nursery.cancel_scope
-        nursery.start_soon(_pump_control, link)
-        nursery.start_soon(_pump_audio, link)
+        nursery.start_soon(_pump, link)
         await _read(link)
         if link.lost is None:
             nursery.cancel_scope.cancel()
@@ -182,11 +182,17 @@ async def run_loop(
     return link.lost
 
 
+class Bounded(Protocol):
+    """What the write grace bounds: a cancel scope, or a group of them cancelled together."""
+
+    deadline: float
+
+
 class _Link:
     """One socket's run of the loop: how it was lost (``lost``; ``suspect``: a write failed), the scopes in which
     the pumps wait for inputs, and what is carried over to the next socket."""
 
-    __slots__ = ("carry", "core", "ending", "intakes", "lost", "renews", "scope", "sock", "suspect")
+    __slots__ = ("carry", "core", "ending", "intake", "lost", "renews", "scope", "sock", "suspect")
 
     def __init__(self, core: Core, sock: Socket, carry: Carry | None, ending: Ending) -> None:
         self.core, self.sock, self.carry, self.ending = core, sock, carry, ending
@@ -195,8 +201,8 @@ class _Link:
         self.renews = False
         self.lost: SocketEnd | None = None
         self.suspect: SocketEnd | None = None
-        self.intakes: set[trio.CancelScope] = set()
-        self.scope: trio.CancelScope | None = None
+        self.intake: trio.CancelScope | None = None  # the writer's wait for an input, while it waits
+        self.scope: Bounded | None = None
 
     @property
     def stopping(self) -> bool:
@@ -231,22 +237,22 @@ class _Link:
         self._stop_pumps()
 
     def _stop_pumps(self) -> None:
-        for scope in self.intakes:
-            scope.cancel()
+        if self.intake is not None:
+            self.intake.cancel()
         if self.scope is not None:
             self.scope.deadline = min(self.scope.deadline, trio.current_time() + WRITE_GRACE)
 
     async def take(self, get: Callable[[], Awaitable[T]]) -> T | None:
-        """``await get()`` for a pump, unless the pumps are stopped meanwhile (then None, and nothing was taken)."""
+        """``await get()`` for the writer, unless it is stopped meanwhile (then None, and nothing was taken)."""
         scope = trio.CancelScope()
         if self.stopping:
             scope.cancel()
-        self.intakes.add(scope)
+        self.intake = scope
         try:
             with scope:
                 return await get()
         finally:
-            self.intakes.discard(scope)
+            self.intake = None
         return None
 
     async def write(self, payload: Payload, rest: Sequence[Payload] = ()) -> bool:
@@ -297,74 +303,93 @@ class _Link:
         self.carry.control.extend(rest)
 
 
-async def _pump_control(link: _Link) -> None:
+async def _pump(link: _Link) -> None:
+    """The socket's one writer: the carried inputs first (control, then audio), then whatever the buffers give
+    (:meth:`Inputs.next_input`: a control command that may go, else every audio frame waiting, in one
+    ``input_audio_buffer.append``; frames too old are dropped there — the overload policy). Writes are in call order
+    per kind, and a commit follows its audio (the audio barrier). Returns once the socket is gone or the pumps are
+    stopped (nothing taken then)."""
     inputs, carry = link.core.inputs, link.carry
+    since = trio.current_time()  # the socket is writable from now: waits before this are not overload
+    take = functools.partial(inputs.next_input, since)
     while True:
         if carry is not None and carry.control:
             payloads = tuple(carry.control)  # taken before a loss: they go first, in order
             carry.control.clear()
-        else:
-            command = await link.take(inputs.next_command)
-            if command is None:
+            if not await _write_control(link, payloads):
                 return
-            payloads = await decide(link.core, command)
-        for index, payload in enumerate(payloads):
-            if not await link.write(payload, payloads[index + 1 :]):
-                return
-
-
-async def _pump_audio(link: _Link) -> None:
-    """Write the audio frames: every frame waiting goes out in one ``input_audio_buffer.append`` (the carried ones
-    first); frames too old are dropped by :meth:`Inputs.next_audio` (the overload policy). The counters are per
-    frame: a write that fails or is cut counts each of its frames."""
-    inputs, stats, carry, sock, brain = link.core.inputs, link.core.stats, link.carry, link.sock, link.core.brain
-    since = trio.current_time()  # the socket is writable from now: waits before this are not overload
-    while True:
+            continue
         if carry is not None and carry.audio:
             frames = list(carry.audio)
             carry.audio.clear()
         else:
-            taken = await link.take(functools.partial(inputs.next_audio, since))
+            taken = await link.take(take)
             if taken is None:
                 return
+            if not isinstance(taken, list):
+                if not await _write_control(link, await decide(link.core, taken)):
+                    return
+                continue
             frames = taken
-        try:
-            await sock.send(encode(brain.stamp(input_audio_append(b"".join(frames) if len(frames) > 1 else frames[0]))))
-        except trio.Cancelled:
-            inputs.audio_handled(len(frames))
-            if link.stopping and carry is not None:
-                stats.inputs_interrupted += len(frames)  # part of it may be on the wire: never repeated
-            else:
-                stats.inputs_lost += len(frames)  # taken from the buffer, never written
-            raise
-        except ConnectionLost as exc:
-            link.write_failed(exc)
-            if carry is None:
-                stats.inputs_lost += len(frames)
-            elif exc.partial:
-                stats.inputs_interrupted += len(frames)
-            else:
-                carry.audio[:0] = frames  # handled when written on the next socket
-                return
-            inputs.audio_handled(len(frames))
+        if not await _write_audio(link, frames):
             return
+
+
+async def _write_control(link: _Link, payloads: Sequence[Payload]) -> bool:
+    for index, payload in enumerate(payloads):
+        if not await link.write(payload, payloads[index + 1 :]):
+            return False
+    return True
+
+
+async def _write_audio(link: _Link, frames: list[bytes]) -> bool:
+    """Write ``frames`` in one ``input_audio_buffer.append`` (False when the socket is gone). The counters are per
+    frame: a write that fails or is cut counts each of its frames."""
+    inputs, stats, carry, sock, brain = link.core.inputs, link.core.stats, link.carry, link.sock, link.core.brain
+    try:
+        await sock.send(encode(brain.stamp(input_audio_append(b"".join(frames) if len(frames) > 1 else frames[0]))))
+    except trio.Cancelled:
         inputs.audio_handled(len(frames))
-        stats.audio_frames_sent += len(frames)
-        stats.audio_appends_sent += 1
-        if link.core.follow is not None:
-            for pcm in frames:
-                link.core.follow.audio.wrote(pcm)
+        if link.stopping and carry is not None:
+            stats.inputs_interrupted += len(frames)  # part of it may be on the wire: never repeated
+        else:
+            stats.inputs_lost += len(frames)  # taken from the buffer, never written
+        raise
+    except ConnectionLost as exc:
+        link.write_failed(exc)
+        if carry is None:
+            stats.inputs_lost += len(frames)
+        elif exc.partial:
+            stats.inputs_interrupted += len(frames)
+        else:
+            carry.audio[:0] = frames  # handled when written on the next socket
+            return False
+        inputs.audio_handled(len(frames))
+        return False
+    inputs.audio_handled(len(frames))
+    stats.audio_frames_sent += len(frames)
+    stats.audio_appends_sent += 1
+    if link.core.follow is not None:
+        for pcm in frames:
+            link.core.follow.audio.wrote(pcm)
+    return True
 
 
 async def _read(link: _Link) -> None:
     """Read and deliver until the socket or the conversation ends. Every message one read brought is handled in one
     wake-up (``receive_nowait``, ``Outlet.offer``): the reader yields to the scheduler once per read, not once per
-    event, unless it has to wait for room or write."""
+    event, unless it has to wait for room or write.
+
+    A read that completed just before the owner's scope was cancelled is not delivered: the reader may be resumed
+    with it after the ``cancel()`` (trio delivers a cancellation at the next checkpoint), so it checks for one
+    before handling what it read — within one wake-up no other task can cancel it. Cancellation: raises
+    ``Cancelled``; what was read and not handled is dropped with the conversation."""
     sock, outlet = link.sock, link.core.outlet
-    message: str | bytes | SocketEnd | None = await sock.receive()
+    message: str | bytes | SocketEnd | None = None
     while True:
         if message is None:
             message = await sock.receive()
+            await trio.lowlevel.checkpoint_if_cancelled()
         if isinstance(message, SocketEnd):
             link.lose(message)
             return

@@ -206,7 +206,7 @@ def _plan(endpoint: Endpoint, options: StartOptions, conv: Conversation) -> tupl
         # A browser-held or SIP call cannot be moved from here: the app is warned before the cap (the clock only;
         # nothing is replayed).
         conv._core.follow = Follow(options.rotate_margin, 1)
-        jobs.append(functools.partial(warn_expiry, sip=options.accept_call_id is not None))
+        warn_expiry(conv._core, sip=options.accept_call_id is not None)
     inline = options.sideband == "inline"
     return jobs, functools.partial(run_sideband, endpoint, conv.call_id, endpoint.auth_headers(), inline)
 

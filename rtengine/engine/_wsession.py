@@ -44,13 +44,14 @@ from ..protocol._brain import socket_end
 from ..protocol._continuity import ConnectionDropped, SessionRestored
 from ..protocol._cut import cut_response
 from ..protocol._errors import TransportError
-from ..protocol._lifecycle import Closed, Error, SessionRotated, SocketEnd, Started
+from ..protocol._lifecycle import Closed, Error, SessionRotated, SocketEnd
 from ..protocol._payloads import encode, input_audio_append, response_create, session_update
 from ..protocol._reattach import rejoin_delays
 from ..protocol._rotation import SPARE, SessionClock, latest_start, may_rotate
-from ._follow import Primed, replay_into
+from ._follow import replay_into
 from ._rejoin import Budget, Carry
-from ._sideband import _Link, _pump_audio, _pump_control, _read
+from ._sideband import _Link, _pump, _read
+from ._turns import _First, _Scopes, _Turn
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -68,26 +69,6 @@ _ROTATED: Final = SocketEnd(clean=True, code=1000, reason="rotated")
 _TAKEN: Final = SocketEnd(clean=True, code=None, reason="taken over")
 #: Between failed attempts to open the next session.
 _RETRY: Final = 2.0
-
-
-class _Turn:
-    """A ready session waiting for its turn: how it takes over (``None`` first, or a restore, or a rotation)."""
-
-    __slots__ = ("attempts", "go", "kind", "lost_at", "old_session_id", "primed", "sock")
-
-    def __init__(self, sock: Socket) -> None:
-        self.sock = sock
-        #: Replay items written early (a rotation writes the settled history while the old session runs).
-        self.primed = Primed()
-        self.go = trio.Event()
-        self.kind = "first"
-        self.lost_at = 0.0
-        self.attempts = 0
-        self.old_session_id: str | None = None
-
-    def give(self, kind: str, lost_at: float, attempts: int = 0, old_session_id: str | None = None) -> None:
-        self.kind, self.lost_at, self.attempts, self.old_session_id = kind, lost_at, attempts, old_session_id
-        self.go.set()
 
 
 class _Chain:
@@ -113,7 +94,7 @@ class _Chain:
         #: The audio of an utterance a rotation cut (written again on the next session).
         self._unheard: tuple[bytes, ...] = ()
 
-    async def session(self, *, task_status: trio.TaskStatus[_Turn]) -> None:
+    async def session(self, *, task_status: trio.TaskStatus[_Turn] | _First) -> None:
         core = self.core
         assert core.follow is not None
         lost: SocketEnd | None = None
@@ -180,20 +161,46 @@ class _Chain:
 
     async def _run(self, sock: Socket, clock: SessionClock) -> tuple[SocketEnd | None, _Turn | None]:
         """The loop on ``sock``, with the rotation watcher beside it: how the socket was lost (None once the
-        conversation ended), and the next session when this one handed over to it."""
+        conversation ended), and the next session when this one handed over to it.
+
+        The session's own task is the reader (in the ``reading`` scope); the two pumps and the rotation watcher are
+        tasks of one nursery, each pump in its own scope of ``pumping``."""
         link = _Link(self.core, sock, self.carry, socket_end)
         link.renews = self.reconnect  # a loss opens a new session, rebuilt from the history
         following: list[_Turn] = []
         # A loss (or a failed write) bounds the whole run by the write grace; a rotation only the pumps (``pumping``):
         # the reader goes on while a response in flight plays to its end (``playing`` ends that wait early).
-        pumping, playing = trio.CancelScope(), trio.CancelScope()
+        pumping, playing, reading, rotating = _Scopes(), trio.CancelScope(), trio.CancelScope(), trio.CancelScope()
+        follow = self.core.follow
+        assert follow is not None
         async with trio.open_nursery() as run:
             link.scope = run.cancel_scope
-            idle = _Idle(2)
-            run.start_soon(self._pumps, link, idle, pumping)
-            async with trio.open_nursery() as reading:
-                reading.start_soon(self._read, link, reading.cancel_scope, playing)
-                reading.start_soon(self._rotate, link, clock, idle, (reading.cancel_scope, pumping, playing), following)
+            idle = _Idle(1)
+            run.start_soon(idle.run, _pump, link, pumping)
+            scopes = (reading, pumping, playing)
+
+            def rotate() -> None:  # the alarm fired: the rotation is due
+                run.start_soon(self._rotate, link, clock, idle, scopes, following, rotating)
+
+            def arm() -> None:  # the rotation's time, once known (the session's cap)
+                if clock.due is not None and follow.on_change is arm:
+                    follow.on_change = None
+                    self.core.alarm.set(clock.due, rotate)
+
+            follow.on_change = arm
+            try:
+                arm()
+                with reading:
+                    await _read(link)
+                    if link.lost is _ROTATED:  # the old session ended while handing over: the rotation decides
+                        playing.cancel()
+                    else:
+                        rotating.cancel()
+            finally:  # no rotation of this session starts from here (its nursery closes)
+                if follow.on_change is arm:
+                    follow.on_change = None
+                self.core.alarm.clear()
+            # The reader ended (or the rotation ended it): the rotation, when under way, finishes in the nursery.
             if link.lost is None:
                 run.cancel_scope.cancel()
         if link.lost is None and link.suspect is not None:
@@ -214,36 +221,31 @@ class _Chain:
         self.core.stats.responses_cut += 1
         await self.core.outlet.forward(cut_response(response_id, reason))
 
-    @staticmethod
-    async def _pumps(link: _Link, idle: _Idle, pumping: trio.CancelScope) -> None:
-        with pumping:
-            async with trio.open_nursery() as pumps:
-                pumps.start_soon(idle.run, _pump_control, link)
-                pumps.start_soon(idle.run, _pump_audio, link)
-
-    @staticmethod
-    async def _read(link: _Link, reading: trio.CancelScope, playing: trio.CancelScope) -> None:
-        await _read(link)
-        if link.lost is _ROTATED:  # the old session ended while handing over: the rotation decides what follows
-            playing.cancel()
-        else:
-            reading.cancel()
-
     async def _rotate(
         self,
         link: _Link,
         clock: SessionClock,
         idle: _Idle,
-        scopes: tuple[trio.CancelScope, trio.CancelScope, trio.CancelScope],
+        scopes: tuple[trio.CancelScope, _Scopes, trio.CancelScope],
+        following: list[_Turn],
+        rotating: trio.CancelScope,
+    ) -> None:
+        """Started by the alarm once the session's rotation is due: hand over to a new session (see the module
+        docstring). ``rotating`` is cancelled when the reader ends first (the session is over: nothing to rotate)."""
+        with rotating:
+            await self._rotation(link, clock, idle, scopes, following)
+
+    async def _rotation(
+        self,
+        link: _Link,
+        clock: SessionClock,
+        idle: _Idle,
+        scopes: tuple[trio.CancelScope, _Scopes, trio.CancelScope],
         following: list[_Turn],
     ) -> None:
-        """Sleep until the session's rotation, then hand over to a new session (see the module docstring)."""
         reading, pumping, playing = scopes
         core = self.core
         assert core.follow is not None
-        while clock.due is None:
-            await core.follow.changed.wait()
-        await trio.sleep_until(clock.due)
         due_since = trio.current_time()
         while True:
             while not may_rotate(clock, trio.current_time(), due_since):
@@ -334,13 +336,16 @@ class _Chain:
 class _Idle:
     """Counts the pumps still running; :meth:`wait` returns once none is."""
 
+    __slots__ = ("_count", "_done")
+
     def __init__(self, count: int) -> None:
         self._count = count
         self._done = trio.Event()
 
-    async def run(self, pump: Callable[[_Link], Awaitable[None]], link: _Link) -> None:
+    async def run(self, pump: Callable[[_Link], Awaitable[None]], link: _Link, scopes: _Scopes) -> None:
         try:
-            await pump(link)
+            with scopes.new():
+                await pump(link)
         finally:
             self._count -= 1
             if self._count == 0:
@@ -371,20 +376,14 @@ async def run_websocket_sessions(
     task_status: trio.TaskStatus[None],
 ) -> None:
     """A websocket conversation over a chain of sessions: the first opened inline (a failure raises to the
-    starter), ``Started``, then the sessions as the module docstring says."""
+    starter), ``Started``, then the sessions as the module docstring says. The first session runs in this task
+    (the next ones are tasks of the chain's nursery: a rotation opens one while the old one still runs)."""
     carry: Carry | None = None
     try:
         async with trio.open_nursery() as nursery:
             chain = _Chain(endpoint, url, headers, core, nursery, reconnect)
             carry = chain.carry
-            turn = await nursery.start(chain.session)
-            core.timeline.mark("connected")
-            core.timeline.mark("session_update_sent")
-            log.info("connected realtime websocket total_elapsed_ms=%.0f", core.timeline.total_ms())
-            core.outlet.put_now(Started("websocket"))
-            log.info("realtime conversation started transport=websocket reconnect=%s", reconnect)
-            task_status.started()
-            turn.give("first", trio.current_time())
+            await chain.session(task_status=_First(core, reconnect, task_status))
     finally:
         if carry is not None:
             carry.discard(core.stats)

@@ -31,12 +31,13 @@ class AudioTail:
     __slots__ = ("_bytes", "_frames", "_max")
 
     def __init__(self, max_bytes: int = MAX_BYTES) -> None:
-        self._frames: deque[bytes] = deque()
+        # Built at the first frame (an empty deque holds a 64-slot block, ~760 bytes: idle conversations keep none).
+        self._frames: deque[bytes] | None = None
         self._bytes = 0
         self._max = max_bytes
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return 0 if self._frames is None else len(self._frames)
 
     def sent(self, payload: Mapping[str, Any]) -> None:
         """A client payload was written: a commit or clear empties the tail."""
@@ -45,10 +46,13 @@ class AudioTail:
 
     def wrote(self, frame: bytes) -> None:
         """An audio frame was written (``input_audio_buffer.append``)."""
-        self._frames.append(frame)
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = deque()
+        frames.append(frame)
         self._bytes += len(frame)
-        while self._bytes > self._max and len(self._frames) > 1:
-            self._bytes -= len(self._frames.popleft())
+        while self._bytes > self._max and len(frames) > 1:
+            self._bytes -= len(frames.popleft())
 
     def observe(self, event: ServerEvent) -> None:
         """A server event was read: a commit or clear empties the tail."""
@@ -57,10 +61,10 @@ class AudioTail:
 
     def take(self) -> tuple[bytes, ...]:
         """The frames kept (oldest first); the tail is empty afterwards."""
-        frames = tuple(self._frames)
+        frames = () if self._frames is None else tuple(self._frames)
         self.clear()
         return frames
 
     def clear(self) -> None:
-        self._frames.clear()
+        self._frames = None
         self._bytes = 0

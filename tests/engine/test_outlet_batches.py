@@ -41,7 +41,7 @@ def test_batched_delivery_keeps_order_and_bounds(
                 n += 1
                 if not outlet.offer(event, size):
                     await outlet.forward(event, size)
-                highest["count"] = max(highest["count"], len(outlet._buffer))
+                highest["count"] = max(highest["count"], outlet.stream.pending())
                 highest["bytes"] = max(highest["bytes"], outlet._bytes)
         outlet.finish(None)
 

@@ -1,0 +1,87 @@
+"""The small parts of a websocket conversation's session chain (:mod:`~rtengine.engine._wsession`): a session waiting
+for its turn, the first session's start, and the writer's scopes as the rotation bounds them."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..protocol._lifecycle import Started
+from ._follow import Primed
+
+if TYPE_CHECKING:
+    from ._conversation import Core
+    from ._seams import Socket
+
+__all__ = ["_First", "_Scopes", "_Turn"]
+
+log = logging.getLogger("rtengine")
+
+
+class _Turn:
+    """A ready session waiting for its turn: how it takes over (``None`` first, or a restore, or a rotation)."""
+
+    __slots__ = ("attempts", "go", "kind", "lost_at", "old_session_id", "primed", "sock")
+
+    def __init__(self, sock: Socket) -> None:
+        self.sock = sock
+        #: Replay items written early (a rotation writes the settled history while the old session runs).
+        self.primed = Primed()
+        self.go = trio.Event()
+        self.kind = "first"
+        self.lost_at = 0.0
+        self.attempts = 0
+        self.old_session_id: str | None = None
+
+    def give(self, kind: str, lost_at: float, attempts: int = 0, old_session_id: str | None = None) -> None:
+        self.kind, self.lost_at, self.attempts, self.old_session_id = kind, lost_at, attempts, old_session_id
+        self.go.set()
+
+
+class _Scopes:
+    """The pumps' cancel scopes, one per pump (a scope is entered once): cancelled and bounded together, as one
+    scope around both would be (the pumps run directly in the session's nursery, without a nursery of their own)."""
+
+    __slots__ = ("_deadline", "_scopes")
+
+    def __init__(self) -> None:
+        self._scopes: list[trio.CancelScope] = []
+        self._deadline = math.inf
+
+    def new(self) -> trio.CancelScope:
+        scope = trio.CancelScope(deadline=self._deadline)
+        self._scopes.append(scope)
+        return scope
+
+    @property
+    def deadline(self) -> float:
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, deadline: float) -> None:
+        self._deadline = deadline
+        for scope in self._scopes:
+            scope.deadline = deadline
+
+
+class _First:
+    """The first session's task status: once it is ready, ``Started`` and the conversation's own start, then its
+    turn at once."""
+
+    __slots__ = ("_core", "_outer", "_reconnect")
+
+    def __init__(self, core: Core, reconnect: bool, outer: trio.TaskStatus[None]) -> None:
+        self._core, self._reconnect, self._outer = core, reconnect, outer
+
+    def started(self, turn: _Turn) -> None:
+        core = self._core
+        core.timeline.mark("connected")
+        core.timeline.mark("session_update_sent")
+        log.info("connected realtime websocket total_elapsed_ms=%.0f", core.timeline.total_ms())
+        core.outlet.put_now(Started("websocket"))
+        log.info("realtime conversation started transport=websocket reconnect=%s", self._reconnect)
+        self._outer.started()
+        turn.give("first", trio.current_time())
