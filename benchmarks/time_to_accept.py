@@ -5,7 +5,7 @@ Run: ``python benchmarks/time_to_accept.py [--quick] [--calls N] [--json PATH]``
 The local realtime server runs as ``rtengine serve --sip-webhook URL --webhook-secret … --sip-calls N`` in its own
 process (the API is remote in real life), reached over loopback; it rings this process's webhook endpoint one call
 after the other (each 30 ms after the previous ended, so no call shares the server with the last one's teardown).
-Each call is measured in one of three modes, in groups of three whose order rotates every group (a call's latency
+Each call is measured in one of four modes, in groups of four whose order rotates every group (a call's latency
 depends on its position), so machine noise hits every mode alike:
 
 * ``floor`` — from the webhook's arrival to the answer of a bare ``POST /v1/realtime/calls/{id}/accept`` of the same
@@ -38,6 +38,7 @@ import sys
 import time
 
 import httpx
+import standardwebhooks
 import trio
 
 import rtengine
@@ -45,7 +46,7 @@ from rtengine import webhooks
 from rtengine.adapters import HttpRequest, Limits, serve_connection
 
 KEY = "sk-benchmark"
-MODES = ("floor", "verified floor", "rtengine")
+MODES = ("floor", "verified floor", "app floor", "rtengine")
 SESSION = rtengine.SessionConfig(instructions="You answer the phone for the benchmark.", voice="marin")
 
 
@@ -61,10 +62,11 @@ class Bench:
         self.client = client
         self.http = http
         self.verifier = webhooks.Verifier(secret)  # one per endpoint: the secret decoded once, a replay store
+        self.library = standardwebhooks.Webhook(secret)  # the same, for an app on the scheme's own library
         self.base_url = client.base_url
         self.body = client.session_json(SESSION).encode()
-        # Groups of three whose order rotates: floor, verified, rtengine; verified, rtengine, floor; ...
-        self.schedule = [MODES[(i + i // 3) % 3] for i in range(total)]
+        # Groups of four whose order rotates: floor, verified, app, rtengine; verified, app, rtengine, floor; ...
+        self.schedule = [MODES[(i + i // len(MODES)) % len(MODES)] for i in range(total)]
         self.samples: dict[str, list[float]] = {mode: [] for mode in MODES}
         #: Client CPU (``time.process_time``) of each timed call: what machine load does not reach.
         self.cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
@@ -87,6 +89,9 @@ class Bench:
         try:
             if mode != "rtengine":
                 if mode == "floor":
+                    call_id = json.loads(request.body)["data"]["call_id"]
+                elif mode == "app floor":
+                    self.library.verify(request.body, dict(request.headers))
                     call_id = json.loads(request.body)["data"]["call_id"]
                 else:
                     call_id = self.verifier.verify(request.headers, request.body).call_id
@@ -125,7 +130,7 @@ class Bench:
 
 async def run(calls: int, warmup: int) -> dict[str, object]:
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    total = (warmup + calls) * 3
+    total = (warmup + calls) * len(MODES)
     async with trio.open_nursery() as nursery:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listeners[0].socket.getsockname()[1]
@@ -154,16 +159,19 @@ async def run(calls: int, warmup: int) -> dict[str, object]:
                 await bench.done.wait()
         process.send_signal(signal.SIGINT)
         nursery.cancel_scope.cancel()
-    measured = bench.pairs[warmup * 3 :]
+    measured = bench.pairs[warmup * len(MODES) :]
     floor = [t for m, t in measured if m == "floor"]
     verified = [t for m, t in measured if m == "verified floor"]
+    app = [t for m, t in measured if m == "app floor"]
     ours = [t for m, t in measured if m == "rtengine"]
-    pair_ratios, verified_ratios = [], []
-    for i in range(0, len(measured) - 2, 3):
-        by = dict(measured[i : i + 3])  # calls arrive in schedule order (each starts after the last ended)
+    pair_ratios, verified_ratios, app_ratios = [], [], []
+    size = len(MODES)
+    for i in range(0, len(measured) - size + 1, size):
+        by = dict(measured[i : i + size])  # calls arrive in schedule order (each starts after the last ended)
         if set(by) == set(MODES):
             pair_ratios.append(by["rtengine"] / by["floor"])
             verified_ratios.append(by["rtengine"] / by["verified floor"])
+            app_ratios.append(by["rtengine"] / by["app floor"])
     return {
         "python": sys.version.split()[0],
         "calls": len(floor),
@@ -171,13 +179,18 @@ async def run(calls: int, warmup: int) -> dict[str, object]:
         "floor_p90_ms": p90(floor) * 1000,
         "verified_floor_median_ms": statistics.median(verified) * 1000,
         "verified_floor_p90_ms": p90(verified) * 1000,
+        "app_floor_median_ms": statistics.median(app) * 1000,
+        "app_floor_p90_ms": p90(app) * 1000,
         "rtengine_median_ms": statistics.median(ours) * 1000,
         "rtengine_p90_ms": p90(ours) * 1000,
         "ratio_of_medians": statistics.median(ours) / statistics.median(floor),
         "paired_median_ratio": statistics.median(pair_ratios),
         "ratio_to_verified_floor": statistics.median(ours) / statistics.median(verified),
         "paired_ratio_to_verified_floor": statistics.median(verified_ratios),
+        "ratio_to_app_floor": statistics.median(ours) / statistics.median(app),
+        "paired_ratio_to_app_floor": statistics.median(app_ratios),
         "floor_cpu_median_us": statistics.median(bench.cpu["floor"][warmup:]) * 1e6,
+        "app_floor_cpu_median_us": statistics.median(bench.cpu["app floor"][warmup:]) * 1e6,
         "verified_floor_cpu_median_us": statistics.median(bench.cpu["verified floor"][warmup:]) * 1e6,
         "rtengine_cpu_median_us": statistics.median(bench.cpu["rtengine"][warmup:]) * 1e6,
     }
@@ -196,14 +209,19 @@ def main() -> None:
         f"floor (bare POST …/accept) median / p90: {result['floor_median_ms']:.2f} / {result['floor_p90_ms']:.2f} ms\n"
         f"verified floor (verify, then bare POST) median / p90: {result['verified_floor_median_ms']:.2f} / "
         f"{result['verified_floor_p90_ms']:.2f} ms\n"
+        f"app floor (standardwebhooks verify, then bare POST) median / p90: {result['app_floor_median_ms']:.2f} / "
+        f"{result['app_floor_p90_ms']:.2f} ms\n"
         f"rtengine (verify + accept inline) median / p90: {result['rtengine_median_ms']:.2f} / "
         f"{result['rtengine_p90_ms']:.2f} ms\n"
         f"ratio of medians: {result['ratio_of_medians']:.3f}; "
         f"paired: {result['paired_median_ratio']:.3f} (target <= 1.03)\n"
         f"rtengine / verified floor: {result['ratio_to_verified_floor']:.3f}; "
         f"paired: {result['paired_ratio_to_verified_floor']:.3f}\n"
+        f"rtengine / app floor: {result['ratio_to_app_floor']:.3f}; "
+        f"paired: {result['paired_ratio_to_app_floor']:.3f}\n"
         f"client CPU per call, median: floor {result['floor_cpu_median_us']:.0f} us, "
         f"verified floor {result['verified_floor_cpu_median_us']:.0f} us, "
+        f"app floor {result['app_floor_cpu_median_us']:.0f} us, "
         f"rtengine {result['rtengine_cpu_median_us']:.0f} us"
     )
     if args.json:
