@@ -92,11 +92,13 @@ class Redialer:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._media_leg, first, core, True)
-                await nursery.start(
-                    functools.partial(
-                        run_sideband_leg, self._endpoint, first, self._carry, core, first=True, inline=self._inline
-                    )
+                join = functools.partial(
+                    run_sideband_leg, self._endpoint, first, self._carry, core, first=True, inline=self._inline
                 )
+                if self._inline:  # a failed join raises to the starter (it never returns unstarted)
+                    await nursery.start(join)
+                else:  # in the background a failed join ends the conversation itself (Error, then Closed)
+                    nursery.start_soon(join)
                 task_status.started()
                 nursery.start_soon(self._feed, first)
                 nursery.start_soon(self._rotations, core, core.follow, nursery)
