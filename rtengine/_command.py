@@ -22,9 +22,12 @@ EXIT_INTERRUPTED = 130
 
 
 def _is_the_command() -> bool:
+    """From the interpreter's own command line (``sys.orig_argv``): ``python -m rtengine …`` or ``python
+    …/bin/rtengine …`` (the console script). A worker process the command spawns (``multiprocessing``: ``python -c
+    …``) is not the command, whatever its ``sys.argv``."""
     argv = list(getattr(sys, "orig_argv", ()))
     as_module = any(a == "-m" and b == "rtengine" for a, b in itertools.pairwise(argv))
-    return as_module or os.path.basename(sys.argv[0] if sys.argv else "") == "rtengine"
+    return as_module or (len(argv) > 1 and os.path.basename(argv[1]) == "rtengine")
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:

@@ -85,6 +85,13 @@ class Redialer:
         self._carry = Carry()
 
     async def __call__(self, core: Core, task_status: trio.TaskStatus[None]) -> None:
+        """Run the first call's media and sideband, the app's source and the rotations, until the conversation ends.
+
+        Inline, ``task_status.started()`` comes once the first sideband joined (a failed join raises to the
+        starter); in the background the join runs alongside the media, and a join that fails ends the
+        conversation like any sideband's (``Error("sideband_join_failed")`` then ``Closed("error")``; a 404:
+        ``Closed("call_ended")``). Cancelled (the conversation's end): every peer is closed and every call but the
+        current one hung up (shielded, bounded)."""
         assert core.follow is not None
         first = self.current
         first.go.set()
