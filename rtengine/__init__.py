@@ -5,6 +5,8 @@ trio), thin adapters (httpx, a wsproto websocket client, aiortc via trio-asyncio
 the local realtime server (:mod:`rtengine.server`), which runs everything offline.
 """
 
+# First: when this process is the rtengine command, a Ctrl-C while it imports exits 130 quietly.
+from . import _command as _command
 from . import events as events
 from . import protocol as protocol
 from . import webhooks as webhooks

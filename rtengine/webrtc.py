@@ -17,7 +17,10 @@ this boundary is PCM16 mono at 24 kHz. Everything asyncio stays inside ``rtengin
 
 from __future__ import annotations
 
+import array
 import logging
+import math
+import sys
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,10 +73,21 @@ async def open_media_engine(*, loopback: bool = False) -> AsyncIterator[MediaEng
 async def tone_source(
     frequency: float = 440.0, seconds: float = 3.0, *, amplitude: float = 0.3
 ) -> AsyncIterator[bytes]:
-    """A sine tone as 20 ms PCM16 frames (the media pump paces them in real time)."""
-    pcm = tone(frequency, round(seconds * 1000), amplitude=amplitude)
-    for start in range(0, len(pcm), FRAME_BYTES):
-        yield pcm[start : start + FRAME_BYTES]
+    """A sine tone as 20 ms PCM16 frames (the media pump paces them in real time), computed one frame at a time as
+    they are taken: any length costs one frame of memory and one frame of work per step. ``seconds`` must be finite
+    and >= 0 (``ValueError`` at the first frame)."""
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
+    tone(frequency, 0, amplitude=amplitude)  # the same checks as a whole tone
+    total = SAMPLE_RATE * round(seconds * 1000) // 1000
+    per_frame, peak, step = FRAME_BYTES // 2, amplitude * 32767, 2 * math.pi * frequency / SAMPLE_RATE
+    for start in range(0, total, per_frame):
+        samples = array.array(
+            "h", (round(peak * math.sin(step * i)) for i in range(start, min(total, start + per_frame)))
+        )
+        if sys.byteorder == "big":
+            samples.byteswap()
+        yield samples.tobytes()
 
 
 async def wav_source(path: str | Path) -> AsyncIterator[bytes]:

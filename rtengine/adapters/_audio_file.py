@@ -24,11 +24,16 @@ REALTIME_RATE: Final = 24000
 def decode_audio_file(path: str | Path) -> bytes:
     """The first audio stream of ``path`` as PCM16 mono 24 kHz bytes (resampled and down-mixed as needed).
 
-    Raises :class:`~rtengine.ConfigError` with one line when the file is missing, unreadable, not audio, or
-    holds no samples.
+    Raises :class:`~rtengine.ConfigError` with one line when the file is missing, a directory or not a regular file
+    (``/dev/zero`` never ends), unreadable, not audio, or holds no samples.
     """
     name = str(path)
-    if not Path(name).is_file():
+    where = Path(name)
+    if where.is_dir():
+        raise ConfigError(f"{name}: is a directory, not an audio file")
+    if where.exists() and not where.is_file():
+        raise ConfigError(f"{name}: not a regular file (a device, a pipe or a socket), not an audio file")
+    if not where.is_file():
         raise ConfigError(f"{name}: no such file")
     try:
         with av.open(name) as container:

@@ -1,7 +1,9 @@
 """The ``rtengine`` command: ``serve`` (the local realtime server), ``demo``, ``web``, ``phone`` and ``call``.
 
 Exit statuses: 0 when the command did what was asked, 1 with a one-line reason on stderr when it did not, 2 for
-usage errors (argparse's own, and inputs checked before any network work), 130 on Ctrl-C. Errors go to stderr;
+usage errors (argparse's own, and inputs checked before any network work), 130 on Ctrl-C (also while the command
+is still importing: :mod:`rtengine._command`), 143 on SIGTERM (``demo``/``call``: the conversation is closed and
+the summary printed), 141 when stdout was closed by its reader (``| head -1``). Errors go to stderr;
 stdout carries the command's output (``--json``: one JSON document and nothing else). Logging:
 :mod:`rtengine.apps._cli_logging`.
 """
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 
 import trio
 
+from .._command import started
 from ._cli_args import UsageError, parser, verbosity
 from ._cli_listen import refuse_unbindable, run_listening, serve
 from ._cli_logging import configure_logging
@@ -29,10 +32,34 @@ __all__ = ["main"]
 
 #: Exit status of a usage error (argparse's).
 EXIT_USAGE = 2
+#: Exit status when stdout was closed by its reader: 128 + SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``rtengine`` command with ``argv`` (default: ``sys.argv[1:]``); return its exit status."""
+    """Run the ``rtengine`` command with ``argv`` (default: ``sys.argv[1:]``); return its exit status.
+
+    A closed stdout (``rtengine demo | head -1``) is no error of the command: the rest of its output goes to
+    ``os.devnull`` (the recipe of Python's :mod:`signal` docs) and the status is 141, as shells report a command
+    ended by SIGPIPE."""
+    started()  # the start-up SIGINT handler (rtengine._command) hands over to KeyboardInterrupt
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _stdout_gone()
+    except BaseExceptionGroup as group:  # a write to stdout inside trio.run
+        if group.split(BrokenPipeError)[1] is not None:
+            raise
+        return _stdout_gone()
+
+
+def _stdout_gone() -> int:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's flush of stdout at exit would fail again
+    return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     secrets = [getattr(args, "api_key", None), getattr(args, "webhook_secret", None), os.environ.get("OPENAI_API_KEY")]
     configure_logging(verbosity(args), secrets)

@@ -4,17 +4,51 @@ before any network work (a usage error is exit status 2 with one line on stderr)
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from urllib.parse import urlsplit
 
 from .. import __version__
 from ._cli_serve_args import add_server_arguments
 
-__all__ = ["UsageError", "check_base_url", "check_wav_out", "parser", "verbosity"]
+__all__ = [
+    "MAX_SECONDS",
+    "MAX_SIDEBAND_DELAY",
+    "UsageError",
+    "bounded_seconds",
+    "check_base_url",
+    "check_wav_out",
+    "parser",
+    "verbosity",
+]
+
+#: The longest ``--seconds`` of source audio (and ``--timeout``): one hour, the API's session cap.
+MAX_SECONDS = 3600.0
+#: The longest ``--sideband-delay`` the embedded server may wait before accepting the join.
+MAX_SIDEBAND_DELAY = 60.0
 
 
 class UsageError(Exception):
     """A command line that cannot work (exit status 2, its message on stderr)."""
+
+
+def bounded_seconds(low: float, high: float, *, low_inclusive: bool = False) -> type[float]:
+    """An argparse ``type``: a finite number of seconds within ``(low, high]`` (``[low, high]`` when
+    ``low_inclusive``); anything else (``inf``, ``nan``, out of bounds) is a usage error (exit status 2)."""
+
+    def seconds(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from exc
+        above = number >= low if low_inclusive else number > low
+        if not (math.isfinite(number) and above and number <= high):
+            bounds = f"{'[' if low_inclusive else '('}{low:g}, {high:g}]"
+            raise argparse.ArgumentTypeError(f"must be a number of seconds in {bounds}, got {value!r}")
+        return number
+
+    seconds.__name__ = "seconds"  # argparse names the type in its messages
+    return seconds  # type: ignore[return-value]
 
 
 def _verbose(parser: argparse.ArgumentParser, dest: str, default: object) -> None:
@@ -48,7 +82,12 @@ def parser() -> argparse.ArgumentParser:
     add_server_arguments(command("serve", "run the local realtime server until Ctrl-C"))
     demo = command("demo", "one conversation against the embedded local server (offline)")
     _add_conversation_arguments(demo)
-    demo.add_argument("--sideband-delay", type=float, default=0.0, help="seconds the local server delays the join")
+    demo.add_argument(
+        "--sideband-delay",
+        type=bounded_seconds(0.0, MAX_SIDEBAND_DELAY, low_inclusive=True),
+        default=0.0,
+        help=f"seconds the local server delays the join, 0 to {MAX_SIDEBAND_DELAY:g} (default: 0)",
+    )
     demo.add_argument(
         "--session-cap",
         type=float,
@@ -79,8 +118,18 @@ def parser() -> argparse.ArgumentParser:
 def _add_conversation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transport", choices=("webrtc", "websocket"), default="webrtc", help="default: webrtc")
     parser.add_argument("--text", default="Hello from rtengine!", help="the user text to send")
-    parser.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
-    parser.add_argument("--seconds", type=float, default=3.0, help="webrtc: seconds of 440 Hz tone to send")
+    parser.add_argument(
+        "--timeout",
+        type=bounded_seconds(0.0, MAX_SECONDS),
+        default=30.0,
+        help=f"give up after this many seconds, > 0 and at most {MAX_SECONDS:g} (default: 30)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=bounded_seconds(0.0, MAX_SECONDS),
+        default=3.0,
+        help=f"webrtc: seconds of 440 Hz tone to send, > 0 and at most {MAX_SECONDS:g} (default: 3)",
+    )
     parser.add_argument(
         "--wav-in",
         metavar="FILE",
@@ -113,12 +162,19 @@ def check_base_url(url: str) -> None:
 
 
 def check_wav_out(path: str) -> None:
-    """Raise :class:`UsageError` unless ``path`` can be written (its folder exists and is writable, and the file,
-    if it exists, is a writable file). Nothing is created."""
-    folder = os.path.dirname(os.path.abspath(path))
+    """Raise :class:`UsageError` unless ``path`` can be created or written: it is opened for appending (an existing
+    file is not truncated) and, if this check created it, removed again — the WAV is written from the first audio
+    frame received, so a run that receives no audio leaves no file behind."""
     if os.path.isdir(path):
         raise UsageError(f"--wav-out {path}: is a directory")
+    folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"--wav-out {path}: no such directory {folder}")
-    if not os.access(path if os.path.exists(path) else folder, os.W_OK):
-        raise UsageError(f"--wav-out {path}: permission denied")
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--wav-out {path}: cannot be written ({exc.strerror or exc})") from exc
+    if not existed:
+        os.remove(path)

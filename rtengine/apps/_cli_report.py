@@ -18,6 +18,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "JsonReport",
     "PlainReport",
     "Report",
@@ -28,6 +29,7 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 @dataclass(slots=True)
@@ -46,8 +48,10 @@ class Summary:
 
     @property
     def result(self) -> str:
-        """``ok``, ``failed`` or ``interrupted``."""
-        return {EXIT_OK: "ok", EXIT_INTERRUPTED: "interrupted"}.get(self.status, "failed")
+        """``ok``, ``failed``, ``interrupted`` (SIGINT) or ``terminated`` (SIGTERM)."""
+        return {EXIT_OK: "ok", EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "terminated"}.get(
+            self.status, "failed"
+        )
 
 
 class Report(Protocol):

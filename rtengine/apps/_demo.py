@@ -12,8 +12,10 @@ reported.
 Inputs are checked before any network work (:func:`prepare`): a bad ``--wav-in``, an unwritable ``--wav-out``, a
 ``--base-url`` with an invalid port, or options that do not combine are usage errors (exit status 2). The run's
 verdict (:mod:`rtengine.apps._demo_follow`): 0 when the conversation did what was asked, 1 with a one-line reason
-on stderr otherwise, 130 on Ctrl-C — which closes the conversation (its ``Closed`` is reported). The summary is
-printed on every ending.
+on stderr otherwise, 130 on Ctrl-C and 143 on SIGTERM — each closes the conversation (its ``Closed`` is reported).
+The summary is printed on every ending. ``--wav-out`` is checked by opening it before any network work, written
+from the first audio frame received (no audio: no file), and a write failure mid-call fails the run with one line
+(:mod:`rtengine.apps._cli_wav`).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ import trio
 from .. import ConfigError, Conversation, RealtimeClient, RealtimeError, SessionConfig, TurnDetection
 from ..engine import open_conversation
 from ..server import Faults, ServerOptions, open_local_server
-from ..webrtc import Media, WavWriter, decode_audio_file, open_media_engine, tone_source
+from ..webrtc import Media, decode_audio_file, open_media_engine, tone_source
 from ._cli_args import UsageError, check_base_url, check_wav_out
-from ._cli_report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Report, Summary
+from ._cli_report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Report, Summary
+from ._cli_wav import WavOut
 from ._demo_follow import FRAME_BYTES, Follow, drain, follow
 
 __all__ = ["NO_API_KEY", "DemoOptions", "prepare", "run_demo", "tls_context"]
@@ -110,13 +113,14 @@ def prepare(options: DemoOptions) -> bytes | None:
 async def run_demo(options: DemoOptions, report: Report, pcm_in: bytes | None = None) -> int:
     """Run one conversation, report it, and return the exit status (0, 1 or 130; see the module docstring).
 
-    Bounded by ``options.timeout``. SIGINT (Ctrl-C) ends the run: the conversation is closed, its ``Closed``
-    reported, and 130 returned. Cancellation from outside: the conversation is closed (shielded, bounded) and
-    ``Cancelled`` propagates; nothing is reported after it.
+    Bounded by ``options.timeout``. SIGINT (Ctrl-C) or SIGTERM ends the run: the conversation is closed, its
+    ``Closed`` reported, the summary printed, and 130 (SIGINT) or 143 (SIGTERM) returned. Cancellation from
+    outside: the conversation is closed (shielded, bounded) and ``Cancelled`` propagates; nothing is reported after
+    it.
     """
     summary = Summary(options.command, options.transport)
     run = _Run(trio.CancelScope(deadline=trio.current_time() + options.timeout))
-    with trio.open_signal_receiver(signal.SIGINT) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_interrupt, signals, run)
             try:
@@ -124,7 +128,9 @@ async def run_demo(options: DemoOptions, report: Report, pcm_in: bytes | None = 
             except RealtimeError as exc:
                 summary.status, summary.reason = EXIT_FAILED, _hint(str(exc), options)
             nursery.cancel_scope.cancel()
-    if run.interrupted:
+    if run.interrupted == signal.SIGTERM:
+        summary.status, summary.reason = EXIT_TERMINATED, "terminated (SIGTERM)"
+    elif run.interrupted:
         summary.status, summary.reason = EXIT_INTERRUPTED, "interrupted (Ctrl-C)"
     elif summary.reason is None and (run.scope.cancelled_caught or summary.status != EXIT_OK):
         summary.status, summary.reason = EXIT_FAILED, f"timed out after {options.timeout:g} s"
@@ -139,12 +145,13 @@ class _Run:
     """The scope SIGINT cancels: the whole run until the conversation is open, then only the following of it."""
 
     scope: trio.CancelScope
-    interrupted: bool = False
+    #: The signal that ended the run (SIGINT or SIGTERM), 0 if none did.
+    interrupted: int = 0
 
 
 async def _watch_interrupt(signals: AsyncIterator[int], run: _Run) -> None:
-    async for _ in signals:
-        run.interrupted = True
+    async for signum in signals:
+        run.interrupted = run.interrupted or signum
         run.scope.cancel()
 
 
@@ -178,7 +185,7 @@ async def _run(options: DemoOptions, report: Report, run: _Run, summary: Summary
                 instructions="You are the rtengine demo. Answer in one short sentence.",
                 **_speaking() if options.speak else {},
             )
-            sink = WavWriter(options.wav_out) if options.wav_out is not None else None
+            sink = WavOut(options.wav_out) if options.wav_out is not None else None
             if sink is not None:
                 stack.callback(sink.close)
             media, seconds = None, 0.0
@@ -192,11 +199,13 @@ async def _run(options: DemoOptions, report: Report, run: _Run, summary: Summary
                 try:
                     verdict = await _converse(conv, options, report, run, seconds, None if media else sink)
                 finally:
+                    if sink is not None:
+                        sink.close()  # the WAV complete (or its write failure known) before the summary
                     _summarize(conv, summary, verdict, sink)
 
 
 async def _converse(
-    conv: Conversation, options: DemoOptions, report: Report, run: _Run, seconds: float, sink: WavWriter | None
+    conv: Conversation, options: DemoOptions, report: Report, run: _Run, seconds: float, sink: WavOut | None
 ) -> tuple[int, str | None]:
     """Send the turn and follow the conversation; return its verdict (status, reason). The conversation is closed
     here (its ``Closed`` reported) unless it ended by itself, also when SIGINT or the deadline cut the following
@@ -233,8 +242,10 @@ async def _converse(
     return (EXIT_OK, None) if reason is None and not cut_short else (EXIT_FAILED, reason)
 
 
-def _summarize(conv: Conversation, summary: Summary, verdict: tuple[int, str | None], sink: WavWriter | None) -> None:
+def _summarize(conv: Conversation, summary: Summary, verdict: tuple[int, str | None], sink: WavOut | None) -> None:
     summary.status, summary.reason = verdict
+    if sink is not None and sink.failure is not None and summary.reason is None:
+        summary.status, summary.reason = EXIT_FAILED, sink.failure
     summary.call_id = conv.call_id
     summary.timeline_ms = {phase: seconds * 1000 for phase, seconds in conv.timeline.items()}
     stats = conv.stats
@@ -248,7 +259,7 @@ def _summarize(conv: Conversation, summary: Summary, verdict: tuple[int, str | N
         "join_attempts": stats.join_attempts,
         "rotations": stats.rotations,
     }
-    written = sink.path.as_posix() if sink is not None and sink.frames else None
+    written = sink.path.as_posix() if sink is not None and sink.frames and sink.failure is None else None
     if conv.media is not None:
         summary.audio = {
             "frames_sent": conv.media.frames_sent,

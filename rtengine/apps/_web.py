@@ -11,7 +11,9 @@ lifespan: nothing is detached, and leaving the lifespan closes every conversatio
   its conversation, so whichever worker process accepts it holds the call (``--workers N`` needs no shared state).
 
 Every request passes :class:`~rtengine.apps._web_guard.SameOriginGuard` (Host and Origin of the served origin);
-sessions are capped per client and in total (``429`` / ``503``); an ended conversation is forgotten at once (only
+sessions are capped per client and in total (``429`` / ``503``) — a client being its address (its /64 for IPv6), or,
+for a connection from a ``--forwarded-allow-ips`` proxy, the address it forwards
+(:mod:`~rtengine.apps._web_clients`); an ended conversation is forgotten at once (only
 the count of its ``Closed`` reason is kept).
 """
 
@@ -38,6 +40,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from .. import RealtimeClient, SessionConfig
+from ._web_clients import NO_PROXIES, TrustedProxies, client_key
 from ._web_guard import Caps, SameOriginGuard, served_names
 from ._web_page import PageSession
 
@@ -75,7 +78,16 @@ class WebApp:
     :attr:`pages` holds the live page sessions; :attr:`ended` counts the ``Closed`` reasons of the conversations
     that ended (they are not kept)."""
 
-    def __init__(self, provide: Provider, *, names: frozenset[str], limits: WebLimits = WebLimits()) -> None:
+    def __init__(
+        self,
+        provide: Provider,
+        *,
+        names: frozenset[str],
+        limits: WebLimits = WebLimits(),
+        allowed: frozenset[str] = frozenset(),
+        proxies: TrustedProxies = NO_PROXIES,
+    ) -> None:
+        self._proxies = proxies
         self.pages: set[PageSession] = set()
         self.ended: Counter[str] = Counter()
         self.caps = Caps(limits.max_calls, limits.max_calls_per_client)
@@ -96,7 +108,7 @@ class WebApp:
         ]
         self.asgi = Starlette(
             routes=routes,
-            middleware=[Middleware(SameOriginGuard, names=names)],
+            middleware=[Middleware(SameOriginGuard, names=names, allowed=allowed)],
             exception_handlers={HTTPException: self._http_error},
             lifespan=self._lifespan,
         )
@@ -144,7 +156,7 @@ class WebApp:
         return _json_error(status, "not_found" if status == 404 else "bad_request", f"no route for {request.method}")
 
     async def _session(self, ws: WebSocket) -> None:
-        address = ws.client.host if ws.client else "unknown"
+        address = client_key(ws.client.host if ws.client else "unknown", ws.headers, self._proxies)
         running = self._running
         refusal = (503, "shutting_down", "the app is shutting down") if running is None or self._closing else None
         refusal = refusal or self.caps.refusal(address)
@@ -188,6 +200,7 @@ async def open_web_app(
     port: int = 0,
     limits: WebLimits = WebLimits(),
     allow_hosts: tuple[str, ...] = (),
+    forwarded_allow_ips: tuple[str, ...] = (),
 ) -> AsyncIterator[WebApp]:
     """Serve the app in this process (hypercorn's trio server) for the duration of the block.
 
@@ -198,7 +211,13 @@ async def open_web_app(
     async def given() -> AsyncIterator[tuple[RealtimeClient, SessionConfig]]:
         yield client, session
 
-    web = WebApp(given, names=served_names(host, allow_hosts), limits=limits)
+    web = WebApp(
+        given,
+        names=served_names(host, allow_hosts),
+        limits=limits,
+        allowed=frozenset(allow_hosts),
+        proxies=TrustedProxies(forwarded_allow_ips),
+    )
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         app = cast("ASGIFramework", web.asgi)

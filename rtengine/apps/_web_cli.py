@@ -36,6 +36,7 @@ from ..protocol import redact_url
 from ..server import ServerOptions, open_local_server
 from ._demo import tls_context
 from ._web import WebApp, WebLimits, hypercorn_config, open_web_app
+from ._web_clients import TrustedProxies
 from ._web_guard import is_loopback, served_names
 
 __all__ = ["add_web_arguments", "app_from_environment", "web_main"]
@@ -55,6 +56,7 @@ class WebSettings:
     base_url: str | None = None
     ca_file: str | None = None
     allow_hosts: tuple[str, ...] = ()
+    forwarded_allow_ips: tuple[str, ...] = ()
     max_calls: int = 32
     max_calls_per_client: int = 4
 
@@ -80,11 +82,14 @@ async def _provide(settings: WebSettings) -> AsyncIterator[tuple[RealtimeClient,
 def app_from_environment() -> object:
     """The ASGI app of one worker process (hypercorn loads ``rtengine.apps._web_cli:app_from_environment()``)."""
     raw = json.loads(os.environ[SETTINGS_ENV])
-    settings = WebSettings(**{**raw, "allow_hosts": tuple(raw.get("allow_hosts", ()))})
+    tuples = {name: tuple(raw.get(name, ())) for name in ("allow_hosts", "forwarded_allow_ips")}
+    settings = WebSettings(**{**raw, **tuples})
     web = WebApp(
         lambda: _provide(settings),
         names=served_names(settings.host, settings.allow_hosts),
         limits=settings.limits,
+        allowed=frozenset(settings.allow_hosts),
+        proxies=TrustedProxies(settings.forwarded_allow_ips),
     )
     return web.asgi
 
@@ -101,14 +106,21 @@ def _warning(host: str) -> str | None:
 
 async def _serve_here(settings: WebSettings, port: int) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with _provide(settings) as (client, session):
-            limits, hosts = settings.limits, settings.allow_hosts
-            async with open_web_app(
-                client, session, host=settings.host, port=port, limits=limits, allow_hosts=hosts
-            ) as app:
-                _announce(settings, app.port, 1, client.base_url)
-                async for _ in signals:
-                    break
+        async with (
+            _provide(settings) as (client, session),
+            open_web_app(
+                client,
+                session,
+                host=settings.host,
+                port=port,
+                limits=settings.limits,
+                allow_hosts=settings.allow_hosts,
+                forwarded_allow_ips=settings.forwarded_allow_ips,
+            ) as app,
+        ):
+            _announce(settings, app.port, 1, client.base_url)
+            async for _ in signals:
+                break
 
 
 def _announce(settings: WebSettings, port: int, workers: int, provider: str | None) -> None:
@@ -142,10 +154,25 @@ def _serve_workers(settings: WebSettings, port: int, workers: int) -> int:
 
 def add_web_arguments(web: argparse.ArgumentParser) -> None:
     web.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    web.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080; 0 picks a free one)")
+    web.add_argument(
+        "--port", type=port_number, default=8080, help="port to bind, 0 to 65535 (default: 8080; 0 picks a free one)"
+    )
     web.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default: 1)")
     web.add_argument(
-        "--allow-host", action="append", default=[], metavar="NAME", help="a host name pages may use (repeatable)"
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a public name pages may use, e.g. a reverse proxy's (repeatable): NAME matches the Host NAME, NAME:80, "
+        "NAME:443 and NAME:<bound port>; NAME:PORT matches exactly that",
+    )
+    web.add_argument(
+        "--forwarded-allow-ips",
+        type=_proxy_list,
+        default=(),
+        metavar="IPS",
+        help="comma-separated proxy addresses (IPs, CIDR networks, or *) whose Forwarded / X-Forwarded-For headers "
+        "name the real client for the per-client cap (default: none; headers from anyone else are ignored)",
     )
     web.add_argument("--max-calls", type=int, default=32, help="calls per worker at a time (default: 32)")
     web.add_argument("--max-calls-per-client", type=int, default=4, help="calls per client address (default: 4)")
@@ -153,6 +180,26 @@ def add_web_arguments(web: argparse.ArgumentParser) -> None:
         "--base-url", help="the realtime provider (default: an embedded local server; else $OPENAI_API_KEY)"
     )
     web.add_argument("--ca-file", help="trust this CA (PEM) for the provider's TLS, instead of the system's CAs")
+
+
+def port_number(value: str) -> int:
+    """An argparse ``type``: a TCP port, 0 to 65535 (else a usage error, exit status 2)."""
+    try:
+        port = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from exc
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be within 0..65535, got {value!r}")
+    return port
+
+
+def _proxy_list(value: str) -> tuple[str, ...]:
+    entries = tuple(entry.strip() for entry in value.split(",") if entry.strip())
+    try:
+        TrustedProxies(entries)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an IP address, a network or *: {exc}") from exc
+    return entries
 
 
 def web_main(args: argparse.Namespace) -> int:
@@ -165,6 +212,7 @@ def web_main(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         ca_file=args.ca_file,
         allow_hosts=tuple(args.allow_host),
+        forwarded_allow_ips=args.forwarded_allow_ips,
         max_calls=args.max_calls,
         max_calls_per_client=args.max_calls_per_client,
     )

@@ -134,13 +134,16 @@ class PageSession:
 
     async def _receive_loop(self, nursery: trio.Nursery) -> None:
         while True:
-            raw = await self.ws.receive_text()
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                await self._send(_error("bad_json", "the message is not JSON"))
+            received = await self.ws.receive()
+            if received["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(received.get("code", 1000), received.get("reason"))
+            message = _decode(received.get("text"))
+            if message is _NOT_JSON:
+                await self._send(_error("bad_json", "the message is not JSON text"))
                 continue
-            kind = message.get("type") if isinstance(message, dict) else None
+            if not isinstance(message, dict):
+                message = {}
+            kind = message.get("type")
             if kind == "offer":
                 await self._offer(message.get("sdp"), nursery)
             elif kind == "text":
@@ -207,3 +210,18 @@ class PageSession:
             if phase not in self._phases_sent:
                 self._phases_sent.add(phase)
                 await self._send({"type": "phase", "phase": phase, "ms": round(seconds * 1000, 1)})
+
+
+#: What :func:`_decode` returns for a message that is not JSON text.
+_NOT_JSON: Final = object()
+
+
+def _decode(text: object) -> object:
+    """The one place page messages are decoded: the JSON value of a text message, or :data:`_NOT_JSON` for a binary
+    message (no text), text that is not JSON, or JSON nested too deeply for the decoder (``RecursionError``)."""
+    if not isinstance(text, str):
+        return _NOT_JSON
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError, TypeError):
+        return _NOT_JSON

@@ -85,6 +85,13 @@ class Redialer:
         self._carry = Carry()
 
     async def __call__(self, core: Core, task_status: trio.TaskStatus[None]) -> None:
+        """Run the first call's media and sideband, the app's source and the rotations, until the conversation ends.
+
+        Inline, ``task_status.started()`` comes once the first sideband joined (a failed join raises to the
+        starter); in the background the join runs alongside the media, and a join that fails ends the
+        conversation like any sideband's (``Error("sideband_join_failed")`` then ``Closed("error")``; a 404:
+        ``Closed("call_ended")``). Cancelled (the conversation's end): every peer is closed and every call but the
+        current one hung up (shielded, bounded)."""
         assert core.follow is not None
         first = self.current
         first.go.set()
@@ -92,11 +99,13 @@ class Redialer:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._media_leg, first, core, True)
-                await nursery.start(
-                    functools.partial(
-                        run_sideband_leg, self._endpoint, first, self._carry, core, first=True, inline=self._inline
-                    )
+                join = functools.partial(
+                    run_sideband_leg, self._endpoint, first, self._carry, core, first=True, inline=self._inline
                 )
+                if self._inline:  # a failed join raises to the starter (it never returns unstarted)
+                    await nursery.start(join)
+                else:  # in the background a failed join ends the conversation itself (Error, then Closed)
+                    nursery.start_soon(join)
                 task_status.started()
                 nursery.start_soon(self._feed, first)
                 nursery.start_soon(self._rotations, core, core.follow, nursery)
