@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import trio
 
@@ -38,6 +39,10 @@ from ._overload import MAX_APPEND_BYTES, DropSummary
 __all__ = ["Inputs"]
 
 log = logging.getLogger("rtengine")
+
+
+def _never() -> bool:
+    return False
 
 
 class Inputs:
@@ -166,13 +171,18 @@ class Inputs:
             await self._ready.park()
         return self._pop_command()
 
-    async def next_input(self, since: float = -math.inf, max_bytes: int = MAX_APPEND_BYTES) -> Command | list[bytes]:
+    async def next_input(
+        self, since: float = -math.inf, max_bytes: int = MAX_APPEND_BYTES, stopped: Callable[[], bool] = _never
+    ) -> Command | list[bytes] | None:
         """The next input for the one writer of a socket, in call order across the kinds: the oldest control
         command once the audio queued before it was handled (written, expired or lost), else the audio frames
-        waiting (as :meth:`next_audio`, but only those queued before the oldest command). Cancellation: takes
-        nothing."""
+        waiting (as :meth:`next_audio`, but only those queued before the oldest command). None, with nothing
+        taken, once ``stopped()`` is true: it is asked before each take, and again after :meth:`wake`.
+        Cancellation: takes nothing."""
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
+            if stopped():
+                return None
             audio = self._audio
             if self._command_ready() and (not audio or self._control[0][2] <= self._audio_done):
                 return self._pop_command()
@@ -248,6 +258,10 @@ class Inputs:
         self._audio_done += frames
         if self._ready and self._command_ready():
             self._ready.unpark_all()
+
+    def wake(self) -> None:
+        """Wake the writer waiting in :meth:`next_input`, to ask its ``stopped()`` again."""
+        self._ready.unpark_all()
 
     def close(self) -> None:
         """No more inputs: waiting and later senders get ``ConversationNotRunning``. Idempotent."""
