@@ -163,21 +163,22 @@ class _Chain:
         """The loop on ``sock``, with the rotation watcher beside it: how the socket was lost (None once the
         conversation ended), and the next session when this one handed over to it.
 
-        The session's own task is the reader (in the ``reading`` scope); the two pumps and the rotation watcher are
-        tasks of one nursery, each pump in its own scope of ``pumping``."""
+        The session's own task is the reader, in the body of the session's nursery (``run``: the rotation ends the
+        reader by cancelling it, once the writer and the rotation itself are done); the writer (in its own scope of
+        ``pumping``) and the rotation, once due, are tasks of that nursery."""
         link = _Link(self.core, sock, self.carry, socket_end)
         link.renews = self.reconnect  # a loss opens a new session, rebuilt from the history
         following: list[_Turn] = []
         # A loss (or a failed write) bounds the whole run by the write grace; a rotation only the pumps (``pumping``):
         # the reader goes on while a response in flight plays to its end (``playing`` ends that wait early).
-        pumping, playing, reading, rotating = _Scopes(), trio.CancelScope(), trio.CancelScope(), trio.CancelScope()
+        pumping, playing, rotating = _Scopes(), trio.CancelScope(), trio.CancelScope()
         follow = self.core.follow
         assert follow is not None
         async with trio.open_nursery() as run:
             link.scope = run.cancel_scope
             idle = _Idle(1)
             run.start_soon(idle.run, _pump, link, pumping)
-            scopes = (reading, pumping, playing)
+            scopes = (run.cancel_scope, pumping, playing)  # the reader's scope is the nursery's
 
             def rotate() -> None:  # the alarm fired: the rotation is due
                 run.start_soon(self._rotate, link, clock, idle, scopes, following, rotating)
@@ -190,12 +191,11 @@ class _Chain:
             follow.on_change = arm
             try:
                 arm()
-                with reading:
-                    await _read(link)
-                    if link.lost is _ROTATED:  # the old session ended while handing over: the rotation decides
-                        playing.cancel()
-                    else:
-                        rotating.cancel()
+                await _read(link)
+                if link.lost is _ROTATED:  # the old session ended while handing over: the rotation decides
+                    playing.cancel()
+                else:
+                    rotating.cancel()
             finally:  # no rotation of this session starts from here (its nursery closes)
                 if follow.on_change is arm:
                     follow.on_change = None
@@ -277,7 +277,7 @@ class _Chain:
         with playing:
             while not clock.quiet:
                 await core.follow.changed.wait()
-        reading.cancel()
+        reading.cancel()  # the session's nursery: the reader ends (the writer has, and this task ends here)
 
     async def _after(self, lost: SocketEnd | None) -> None:
         """After a session's socket ended: reconnect when worth it and wanted, else end the conversation."""
