@@ -340,7 +340,7 @@ class _Idle:
 
     def __init__(self, count: int) -> None:
         self._count = count
-        self._done = trio.Event()
+        self._done: trio.Event | None = None  # made by the first wait (a rotation): most sessions never rotate
 
     async def run(self, pump: Callable[[_Link], Awaitable[None]], link: _Link, scopes: _Scopes) -> None:
         try:
@@ -348,10 +348,16 @@ class _Idle:
                 await pump(link)
         finally:
             self._count -= 1
-            if self._count == 0:
+            if self._count == 0 and self._done is not None:
                 self._done.set()
 
     async def wait(self) -> None:
+        """Return once no pump runs. Cancellation: returns nothing, changes nothing."""
+        if self._count == 0:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._done is None:
+            self._done = trio.Event()
         await self._done.wait()
 
 
