@@ -5,8 +5,8 @@ The task tree (see the engine package docstring for the whole picture)::
     owner's nursery (the open_conversation block's own, or the one given to start_conversation)
     └─ runner: Conversation._run, in the root nursery (its scope is cancelled only as the last resort of an
        │  overrunning teardown)
-       ├─ owner watch: keeps the alarm (_alarm); cancelled with the owner's scope, it ends the conversation as
-       │  close() does
+       ├─ owner watch, started the first time the alarm is set: keeps the alarm (_alarm); cancelled with the
+       │  owner's scope, it ends the conversation as close() does
        └─ in the runner's task:
           ├─ work scope (cancelled by every end, unconditionally) ── jobs: sideband/websocket, media; one job
           │  runs in the runner's own task (the inline one, else the last), the others in a nursery beside it
@@ -23,6 +23,7 @@ and goes no further; any other exception (a bug) does the same for readers, then
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -286,7 +287,7 @@ class Conversation(Commands):
         try:
             async with trio.open_nursery() as root:
                 self._root = root.cancel_scope
-                root.start_soon(self._watch_owner)
+                self._core.alarm.keep(functools.partial(root.start_soon, self._watch_owner))
                 try:
                     with self._work:
                         if others:
@@ -304,7 +305,8 @@ class Conversation(Commands):
                         self._end(None if inline is not None and not status.done else Closed("requested"), None)
                         await self._hang_up()
                     finally:
-                        root.cancel_scope.cancel()  # the owner watch: its job is done
+                        self._core.alarm.keep(None)
+                        root.cancel_scope.cancel()  # the owner watch, if started: its job is done
         except BaseExceptionGroup as group:
             leaf = sole_leaf(group)
             if inline is not None and not status.done and leaf is not None:
