@@ -7,9 +7,9 @@ Theory of operation::
     │     the Conversation is built while the request is in flight; websocket: connect + session.update instead
     └─ the block's nursery
        └─ runner (Conversation._run) ── runs one job in its own task (the inline one, else the last); others are tasks
-          ├─ owner watch ── keeps the conversation's alarm (_alarm: a rotation, a cap warning — no task sleeping
-          │                 for them); cancelled with the owner's scope → the end, as close() does
-          └─ root scope ── cancelled only as the last resort of an overrunning teardown
+          └─ root nursery ── its scope cancelled only as the last resort of an overrunning teardown
+             ├─ owner watch, from the first time the alarm is set ── keeps the conversation's alarm (_alarm: a
+             │     rotation, a cap warning — no task sleeping for them); cancelled with the owner's scope → the end
              ├─ work scope ── cancelled by every end, unconditionally (and by the owner's cancellation, directly)
              │  ├─ sideband job: join (retries) ─► session.update ─► loop: reader (this task) + one writer task
              │  │     └─ lost abnormally while the call lives: re-join (bounded) ─► session.update ─► loop again
@@ -19,9 +19,11 @@ Theory of operation::
              │  └─ media job (rtengine as the WebRTC peer): answer ─► connected ─► audio both ways
              └─ afterwards, bounded: hang up the call; then Closed is delivered and the stream ends
 
-An idle joined websocket conversation is three tasks — the runner (which reads), the owner watch, the writer — in
-three nurseries (the block's, the watch's, the loop's; a websocket with rotation adds the chain's): a task and its
-scopes are most of what an idle conversation costs in memory, so nothing sleeps in a task of its own.
+An idle joined websocket conversation is two tasks — the runner (which reads), the writer — in three nurseries (the
+block's, the root, the loop's), and the owner watch once the alarm is set (a websocket with rotation: its rotation
+is armed once the session's cap is known; it adds the chain's nursery): a task and its scopes are most of what an
+idle conversation costs in memory, so nothing sleeps in a task of its own, and the writer waits for an input
+without a cancel scope of its own.
 
 Why each guarantee holds:
 

@@ -2,8 +2,9 @@
 
 Theory of operation. Timed work that happens once in a long while — a websocket session's rotation, the warning
 before a browser-held call's cap — is not a task sleeping for most of an hour beside every idle conversation: its
-job sets the alarm (:meth:`Alarm.set`: a time and a synchronous ``fire``), and the conversation's owner watch, which
-sleeps anyway, sleeps until that time (a deadline on its sleep) and calls ``fire``. ``fire`` starts the timed work as
+job sets the alarm (:meth:`Alarm.set`: a time and a synchronous ``fire``), and the conversation's owner watch —
+started the first time the alarm is set (:meth:`Alarm.keep`), so a conversation that never sets it has no such
+task — sleeps until that time (a deadline on its sleep) and calls ``fire``. ``fire`` starts the timed work as
 a task in the nursery of the job that owns it (so that task lives and dies with its owner, as any other), or does
 something that never waits. One alarm per conversation: a new :meth:`Alarm.set` replaces the one set before, and
 the job clears it (:meth:`Alarm.clear`) before its nursery closes, so ``fire`` never finds it closed.
@@ -30,18 +31,32 @@ def _abort(_raise_cancel: object) -> trio.lowlevel.Abort:
 class Alarm:
     """When to call what (see the module docstring)."""
 
-    __slots__ = ("_at", "_fire", "_scope")
+    __slots__ = ("_at", "_fire", "_keeper", "_scope")
 
     def __init__(self) -> None:
         self._at = math.inf
         self._fire: Callable[[], None] | None = None
         self._scope: trio.CancelScope | None = None
+        self._keeper: Callable[[], None] | None = None
+
+    def keep(self, start: Callable[[], None] | None) -> None:
+        """``start()`` starts the task that keeps this alarm (it calls :meth:`run`): at once when the alarm is set
+        already, else the first time it is (a conversation that never sets it runs no such task). ``None``: start
+        nothing any more (the nursery is closing)."""
+        self._keeper = None
+        if start is not None and self._fire is not None:
+            start()
+        else:
+            self._keeper = start
 
     def set(self, at: float, fire: Callable[[], None]) -> None:
         """Call ``fire()`` at ``trio`` time ``at`` (at once if past), instead of what was set before."""
         self._at, self._fire = at, fire
         if self._scope is not None:
             self._scope.deadline = at
+        elif self._keeper is not None:
+            start, self._keeper = self._keeper, None
+            start()
 
     def clear(self) -> None:
         """Fire nothing (until set again)."""

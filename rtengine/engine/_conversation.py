@@ -3,10 +3,11 @@
 The task tree (see the engine package docstring for the whole picture)::
 
     owner's nursery (the open_conversation block's own, or the one given to start_conversation)
-    └─ runner: Conversation._run
-       ├─ owner watch: keeps the alarm (_alarm); cancelled with the owner's scope, it ends the conversation as
-       │  close() does
-       └─ root scope (cancelled only as the last resort of an overrunning teardown)
+    └─ runner: Conversation._run, in the root nursery (its scope is cancelled only as the last resort of an
+       │  overrunning teardown)
+       ├─ owner watch, started the first time the alarm is set: keeps the alarm (_alarm); cancelled with the
+       │  owner's scope, it ends the conversation as close() does
+       └─ in the runner's task:
           ├─ work scope (cancelled by every end, unconditionally) ── jobs: sideband/websocket, media; one job
           │  runs in the runner's own task (the inline one, else the last), the others in a nursery beside it
           └─ then, shielded and bounded: hang up the call; then Closed is delivered
@@ -22,6 +23,7 @@ and goes no further; any other exception (a bug) does the same for readers, then
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -140,7 +142,7 @@ class Conversation(Commands):
             self._job_end,
         )
         self._work = trio.CancelScope()
-        self._root = trio.CancelScope()
+        self._root: trio.CancelScope | None = None  # the root nursery's scope, once the runner entered it
         self._closing: Closed | None = None
 
     def __repr__(self) -> str:
@@ -259,7 +261,8 @@ class Conversation(Commands):
             await self._outlet.wait_finished()
         if not self._outlet.finished:  # a teardown step overran its own bound: cancel everything
             log.warning("realtime conversation teardown overran; cancelling it call_id=%s", self.call_id)
-            self._root.cancel()
+            if self._root is not None:
+                self._root.cancel()
             with trio.move_on_after(_TEARDOWN_MARGIN):
                 await self._outlet.wait_finished()
 
@@ -282,29 +285,28 @@ class Conversation(Commands):
         own, others = (inline, jobs) if inline is not None else (jobs[-1], jobs[:-1])
         status = _Status(task_status)
         try:
-            async with trio.open_nursery() as watch:
-                watch.start_soon(self._watch_owner)
+            async with trio.open_nursery() as root:
+                self._root = root.cancel_scope
+                self._core.alarm.keep(functools.partial(root.start_soon, self._watch_owner))
                 try:
-                    with self._root:
-                        try:
-                            with self._work:
-                                if others:
-                                    async with trio.open_nursery() as tasks:
-                                        for job in others:
-                                            tasks.start_soon(self._guard, job, False)
-                                        await self._guard(own, inline is not None, task_status=status)
-                                else:
-                                    await self._guard(own, inline is not None, task_status=status)
-                            self._end(
-                                Closed("error"), Error("the conversation's tasks ended on their own", "internal_error")
-                            )
-                        finally:
-                            # Unclaimed here: a failed inline start (no conversation, no events), or the owner's
-                            # cancellation unwinding the work before the owner watch ran (the same end as close()).
-                            self._end(None if inline is not None and not status.done else Closed("requested"), None)
-                            await self._hang_up()
+                    with self._work:
+                        if others:
+                            async with trio.open_nursery() as tasks:
+                                for job in others:
+                                    tasks.start_soon(self._guard, job, False)
+                                await self._guard(own, inline is not None, task_status=status)
+                        else:
+                            await self._guard(own, inline is not None, task_status=status)
+                    self._end(Closed("error"), Error("the conversation's tasks ended on their own", "internal_error"))
                 finally:
-                    watch.cancel_scope.cancel()
+                    try:
+                        # Unclaimed here: a failed inline start (no conversation, no events), or the owner's
+                        # cancellation unwinding the work before the owner watch ran (the same end as close()).
+                        self._end(None if inline is not None and not status.done else Closed("requested"), None)
+                        await self._hang_up()
+                    finally:
+                        self._core.alarm.keep(None)
+                        root.cancel_scope.cancel()  # the owner watch, if started: its job is done
         except BaseExceptionGroup as group:
             leaf = sole_leaf(group)
             if inline is not None and not status.done and leaf is not None:

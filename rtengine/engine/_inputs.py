@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import trio
 
@@ -38,6 +39,10 @@ from ._overload import MAX_APPEND_BYTES, DropSummary
 __all__ = ["Inputs"]
 
 log = logging.getLogger("rtengine")
+
+
+def _never() -> bool:
+    return False
 
 
 class Inputs:
@@ -98,7 +103,7 @@ class Inputs:
         self._text_bytes = self._tool_bytes = self._audio_bytes = 0
         self._open = True
         self._stats = stats
-        self._room = trio.lowlevel.ParkingLot()  # senders waiting for room
+        self._room: trio.lowlevel.ParkingLot | None = None  # senders waiting for room (made for the first)
         self._text_line: list[object] = []  # the waiting senders of each kind, in arrival order
         self._tool_line: list[object] = []
         # The writer waiting for an input (one lot for both kinds: woken with ``unpark_all``, each waiter checks
@@ -122,10 +127,12 @@ class Inputs:
             line.append(ticket)  # first come, first served: a small input never slips past a waiting big one
             try:
                 while self._open and (line[0] is not ticket or self._full(text, size)):
+                    if self._room is None:
+                        self._room = trio.lowlevel.ParkingLot()
                     await self._room.park()
             finally:
                 line.remove(ticket)
-                self._room.unpark_all()  # the next in line may fit now (or this one gave up)
+                self._wake_senders()  # the next in line may fit now (or this one gave up)
         if not self._open:
             raise ConversationNotRunning
         queued = self._audio_queued
@@ -166,13 +173,18 @@ class Inputs:
             await self._ready.park()
         return self._pop_command()
 
-    async def next_input(self, since: float = -math.inf, max_bytes: int = MAX_APPEND_BYTES) -> Command | list[bytes]:
+    async def next_input(
+        self, since: float = -math.inf, max_bytes: int = MAX_APPEND_BYTES, stopped: Callable[[], bool] = _never
+    ) -> Command | list[bytes] | None:
         """The next input for the one writer of a socket, in call order across the kinds: the oldest control
         command once the audio queued before it was handled (written, expired or lost), else the audio frames
-        waiting (as :meth:`next_audio`, but only those queued before the oldest command). Cancellation: takes
-        nothing."""
+        waiting (as :meth:`next_audio`, but only those queued before the oldest command). None, with nothing
+        taken, once ``stopped()`` is true: it is asked before each take, and again after :meth:`wake`.
+        Cancellation: takes nothing."""
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
+            if stopped():
+                return None
             audio = self._audio
             if self._command_ready() and (not audio or self._control[0][2] <= self._audio_done):
                 return self._pop_command()
@@ -195,7 +207,7 @@ class Inputs:
         else:
             self._tools -= 1
             self._tool_bytes -= _size(command)
-        self._room.unpark_all()
+        self._wake_senders()
         return command
 
     async def next_audio(self, since: float = -math.inf, max_bytes: int = MAX_APPEND_BYTES) -> list[bytes]:
@@ -249,10 +261,18 @@ class Inputs:
         if self._ready and self._command_ready():
             self._ready.unpark_all()
 
+    def _wake_senders(self) -> None:
+        if self._room is not None:
+            self._room.unpark_all()
+
+    def wake(self) -> None:
+        """Wake the writer waiting in :meth:`next_input`, to ask its ``stopped()`` again."""
+        self._ready.unpark_all()
+
     def close(self) -> None:
         """No more inputs: waiting and later senders get ``ConversationNotRunning``. Idempotent."""
         self._open = False
-        self._room.unpark_all()
+        self._wake_senders()
 
     def discard(self) -> None:
         """Count (per kind) and drop what is still buffered. Called once the conversation's tasks have ended."""

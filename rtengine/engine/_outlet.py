@@ -41,6 +41,7 @@ class Outlet:
         "_buffer",
         "_bytes",
         "_capacity",
+        "_done",
         "_finished",
         "_listening",
         "_max_bytes",
@@ -61,9 +62,12 @@ class Outlet:
         self._stats = stats
         self._open = True  # ordinary events accepted (until the end is claimed)
         self._listening = True  # the caller has not closed conv.events
-        self._finished = trio.Event()
+        self._done = False  # finished: the stream ended
+        # Made when first needed: most conversations never wait for their finish or for room (an idle one
+        # holds neither).
+        self._finished: trio.Event | None = None  # set once finished (waited by close())
         self._readers = trio.lowlevel.ParkingLot()
-        self._writers = trio.lowlevel.ParkingLot()
+        self._writers: trio.lowlevel.ParkingLot | None = None  # the socket's reader, waiting for room
         #: ``conv.events``.
         self.stream = EventStream(self)
 
@@ -78,7 +82,8 @@ class Outlet:
         if not self._open:
             return False
         self._open = False
-        self._writers.unpark_all()
+        if self._writers is not None:
+            self._writers.unpark_all()
         return True
 
     async def forward(self, event: ConversationEvent, size: int = 0) -> None:
@@ -90,6 +95,8 @@ class Outlet:
         if self._room_needed(size):
             self._stats.event_waits += 1
             while self._room_needed(size):
+                if self._writers is None:
+                    self._writers = trio.lowlevel.ParkingLot()
                 await self._writers.park()
         self._put(event, size) if self._open else self._drop()
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -120,20 +127,29 @@ class Outlet:
     @trio.lowlevel.enable_ki_protection
     def finish(self, closed: Closed | None) -> None:
         """Put ``closed`` (``None`` for a replaced conversation: no event) and end the stream. Idempotent."""
-        if self._finished.is_set():
+        if self._done:
             return
         self._open = False
         if closed is not None:
             self._put(closed)
-        self._finished.set()
+        self._done = True
+        if self._finished is not None:
+            self._finished.set()
         self._readers.unpark_all()
-        self._writers.unpark_all()
+        if self._writers is not None:
+            self._writers.unpark_all()
 
     @property
     def finished(self) -> bool:
-        return self._finished.is_set()
+        return self._done
 
     async def wait_finished(self) -> None:
+        """Return once the stream ended. Cancellation: returns nothing, changes nothing."""
+        if self._done:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._finished is None:
+            self._finished = trio.Event()
         await self._finished.wait()
 
     def _put(self, event: ConversationEvent, size: int = 0) -> None:
@@ -172,7 +188,8 @@ class Outlet:
         self._stats.events_dropped += len(self._buffer) if self._buffer is not None else 0
         self._buffer = None
         self._bytes = 0
-        self._writers.unpark_all()
+        if self._writers is not None:
+            self._writers.unpark_all()
         self._readers.unpark_all()
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import trio
 
@@ -42,7 +42,6 @@ __all__ = ["WRITE_GRACE", "run_loop", "run_sideband", "run_websocket"]
 
 log = logging.getLogger("rtengine")
 
-T = TypeVar("T")
 Payload = dict[str, Any]
 Ending = Callable[[SocketEnd], tuple[Error | None, Closed]]
 #: After a loss worth a re-join, how long the writes in flight may take to finish (or fail) before they are cut.
@@ -189,10 +188,11 @@ class Bounded(Protocol):
 
 
 class _Link:
-    """One socket's run of the loop: how it was lost (``lost``; ``suspect``: a write failed), the scopes in which
-    the pumps wait for inputs, and what is carried over to the next socket."""
+    """One socket's run of the loop: how it was lost (``lost``; ``suspect``: a write failed), the scope that
+    bounds the writes in flight once stopped (``scope``), and what is carried over to the next socket. A stopped
+    writer waiting for an input is woken and takes nothing (:meth:`stopped`): no cancel scope per wait."""
 
-    __slots__ = ("carry", "core", "ending", "intake", "lost", "renews", "scope", "sock", "suspect")
+    __slots__ = ("carry", "core", "ending", "lost", "renews", "scope", "sock", "suspect")
 
     def __init__(self, core: Core, sock: Socket, carry: Carry | None, ending: Ending) -> None:
         self.core, self.sock, self.carry, self.ending = core, sock, carry, ending
@@ -201,7 +201,6 @@ class _Link:
         self.renews = False
         self.lost: SocketEnd | None = None
         self.suspect: SocketEnd | None = None
-        self.intake: trio.CancelScope | None = None  # the writer's wait for an input, while it waits
         self.scope: Bounded | None = None
 
     @property
@@ -237,23 +236,13 @@ class _Link:
         self._stop_pumps()
 
     def _stop_pumps(self) -> None:
-        if self.intake is not None:
-            self.intake.cancel()
+        self.core.inputs.wake()  # a writer waiting for an input sees ``stopping`` and takes nothing
         if self.scope is not None:
             self.scope.deadline = min(self.scope.deadline, trio.current_time() + WRITE_GRACE)
 
-    async def take(self, get: Callable[[], Awaitable[T]]) -> T | None:
-        """``await get()`` for the writer, unless it is stopped meanwhile (then None, and nothing was taken)."""
-        scope = trio.CancelScope()
-        if self.stopping:
-            scope.cancel()
-        self.intake = scope
-        try:
-            with scope:
-                return await get()
-        finally:
-            self.intake = None
-        return None
+    def stopped(self) -> bool:
+        """For :meth:`Inputs.next_input`: the writer takes nothing more (``_stop_pumps`` wakes it to ask)."""
+        return self.stopping
 
     async def write(self, payload: Payload, rest: Sequence[Payload] = ()) -> bool:
         """Write one payload; ``rest`` is what was to follow it. False when the socket is gone: the conversation
@@ -311,7 +300,7 @@ async def _pump(link: _Link) -> None:
     stopped (nothing taken then)."""
     inputs, carry = link.core.inputs, link.carry
     since = trio.current_time()  # the socket is writable from now: waits before this are not overload
-    take = functools.partial(inputs.next_input, since)
+    take = functools.partial(inputs.next_input, since, stopped=link.stopped)
     while True:
         if carry is not None and carry.control:
             payloads = tuple(carry.control)  # taken before a loss: they go first, in order
@@ -323,7 +312,7 @@ async def _pump(link: _Link) -> None:
             frames = list(carry.audio)
             carry.audio.clear()
         else:
-            taken = await link.take(take)
+            taken = await take()
             if taken is None:
                 return
             if not isinstance(taken, list):

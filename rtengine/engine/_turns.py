@@ -1,10 +1,9 @@
 """The small parts of a websocket conversation's session chain (:mod:`~rtengine.engine._wsession`): a session waiting
-for its turn, the first session's start, and the writer's scopes as the rotation bounds them."""
+for its turn, and the first session's start."""
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING
 
 import trio
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
     from ._conversation import Core
     from ._seams import Socket
 
-__all__ = ["_First", "_Scopes", "_Turn"]
+__all__ = ["_First", "_Turn"]
 
 log = logging.getLogger("rtengine")
 
@@ -39,32 +38,6 @@ class _Turn:
     def give(self, kind: str, lost_at: float, attempts: int = 0, old_session_id: str | None = None) -> None:
         self.kind, self.lost_at, self.attempts, self.old_session_id = kind, lost_at, attempts, old_session_id
         self.go.set()
-
-
-class _Scopes:
-    """The pumps' cancel scopes, one per pump (a scope is entered once): cancelled and bounded together, as one
-    scope around both would be (the pumps run directly in the session's nursery, without a nursery of their own)."""
-
-    __slots__ = ("_deadline", "_scopes")
-
-    def __init__(self) -> None:
-        self._scopes: list[trio.CancelScope] = []
-        self._deadline = math.inf
-
-    def new(self) -> trio.CancelScope:
-        scope = trio.CancelScope(deadline=self._deadline)
-        self._scopes.append(scope)
-        return scope
-
-    @property
-    def deadline(self) -> float:
-        return self._deadline
-
-    @deadline.setter
-    def deadline(self, deadline: float) -> None:
-        self._deadline = deadline
-        for scope in self._scopes:
-            scope.deadline = deadline
 
 
 class _First:

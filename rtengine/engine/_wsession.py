@@ -51,7 +51,7 @@ from ..protocol._rotation import SPARE, SessionClock, latest_start, may_rotate
 from ._follow import replay_into
 from ._rejoin import Budget, Carry
 from ._sideband import _Link, _pump, _read
-from ._turns import _First, _Scopes, _Turn
+from ._turns import _First, _Turn
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -163,24 +163,24 @@ class _Chain:
         """The loop on ``sock``, with the rotation watcher beside it: how the socket was lost (None once the
         conversation ended), and the next session when this one handed over to it.
 
-        The session's own task is the reader (in the ``reading`` scope); the two pumps and the rotation watcher are
-        tasks of one nursery, each pump in its own scope of ``pumping``."""
+        The session's own task is the reader, in the body of the session's nursery (``run``: the rotation ends the
+        reader by cancelling it, once the writer and the rotation itself are done); the writer (in its own scope,
+        ``writer.scope``) and the rotation, once due, are tasks of that nursery."""
         link = _Link(self.core, sock, self.carry, socket_end)
         link.renews = self.reconnect  # a loss opens a new session, rebuilt from the history
         following: list[_Turn] = []
-        # A loss (or a failed write) bounds the whole run by the write grace; a rotation only the pumps (``pumping``):
+        # A loss (or a failed write) bounds the whole run by the write grace; a rotation only the writer (its scope):
         # the reader goes on while a response in flight plays to its end (``playing`` ends that wait early).
-        pumping, playing, reading, rotating = _Scopes(), trio.CancelScope(), trio.CancelScope(), trio.CancelScope()
+        writer, playing, rotating = _Writer(), trio.CancelScope(), trio.CancelScope()
         follow = self.core.follow
         assert follow is not None
         async with trio.open_nursery() as run:
             link.scope = run.cancel_scope
-            idle = _Idle(1)
-            run.start_soon(idle.run, _pump, link, pumping)
-            scopes = (reading, pumping, playing)
+            run.start_soon(writer.run, _pump, link)
+            scopes = (run.cancel_scope, writer.scope, playing)  # the reader's scope is the nursery's
 
             def rotate() -> None:  # the alarm fired: the rotation is due
-                run.start_soon(self._rotate, link, clock, idle, scopes, following, rotating)
+                run.start_soon(self._rotate, link, clock, writer, scopes, following, rotating)
 
             def arm() -> None:  # the rotation's time, once known (the session's cap)
                 if clock.due is not None and follow.on_change is arm:
@@ -190,12 +190,11 @@ class _Chain:
             follow.on_change = arm
             try:
                 arm()
-                with reading:
-                    await _read(link)
-                    if link.lost is _ROTATED:  # the old session ended while handing over: the rotation decides
-                        playing.cancel()
-                    else:
-                        rotating.cancel()
+                await _read(link)
+                if link.lost is _ROTATED:  # the old session ended while handing over: the rotation decides
+                    playing.cancel()
+                else:
+                    rotating.cancel()
             finally:  # no rotation of this session starts from here (its nursery closes)
                 if follow.on_change is arm:
                     follow.on_change = None
@@ -225,22 +224,22 @@ class _Chain:
         self,
         link: _Link,
         clock: SessionClock,
-        idle: _Idle,
-        scopes: tuple[trio.CancelScope, _Scopes, trio.CancelScope],
+        writer: _Writer,
+        scopes: tuple[trio.CancelScope, trio.CancelScope, trio.CancelScope],
         following: list[_Turn],
         rotating: trio.CancelScope,
     ) -> None:
         """Started by the alarm once the session's rotation is due: hand over to a new session (see the module
         docstring). ``rotating`` is cancelled when the reader ends first (the session is over: nothing to rotate)."""
         with rotating:
-            await self._rotation(link, clock, idle, scopes, following)
+            await self._rotation(link, clock, writer, scopes, following)
 
     async def _rotation(
         self,
         link: _Link,
         clock: SessionClock,
-        idle: _Idle,
-        scopes: tuple[trio.CancelScope, _Scopes, trio.CancelScope],
+        writer: _Writer,
+        scopes: tuple[trio.CancelScope, trio.CancelScope, trio.CancelScope],
         following: list[_Turn],
     ) -> None:
         reading, pumping, playing = scopes
@@ -269,7 +268,7 @@ class _Chain:
         self._stopped_at = trio.current_time()
         link.scope = pumping  # the write grace bounds the writes in flight, not the reader
         link.hand_over(_ROTATED)
-        await idle.wait()  # the writes in flight finished (bounded by the loop's write grace)
+        await writer.wait()  # the writes in flight finished (bounded by the loop's write grace)
         # A response in flight plays to its end here — but the rotation waits for one at most ``RESPONSE_WAIT``
         # from when it was due, never past ``SPARE`` before the cap (or until the old socket ends); one still in
         # flight then is cut, ended for the app and requested again on the new session (``_run``).
@@ -277,7 +276,7 @@ class _Chain:
         with playing:
             while not clock.quiet:
                 await core.follow.changed.wait()
-        reading.cancel()
+        reading.cancel()  # the session's nursery: the reader ends (the writer has, and this task ends here)
 
     async def _after(self, lost: SocketEnd | None) -> None:
         """After a session's socket ended: reconnect when worth it and wanted, else end the conversation."""
@@ -333,25 +332,33 @@ class _Chain:
                                         "connection_lost"))  # fmt: skip
 
 
-class _Idle:
-    """Counts the pumps still running; :meth:`wait` returns once none is."""
+class _Writer:
+    """The session's writer, in its own cancel scope (``scope``: the rotation bounds the writes in flight by it, not
+    the reader); :meth:`wait` returns once it ended."""
 
-    __slots__ = ("_count", "_done")
+    __slots__ = ("_done", "_running", "scope")
 
-    def __init__(self, count: int) -> None:
-        self._count = count
-        self._done = trio.Event()
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self._running = True
+        self._done: trio.Event | None = None  # made by the first wait (a rotation): most sessions never rotate
 
-    async def run(self, pump: Callable[[_Link], Awaitable[None]], link: _Link, scopes: _Scopes) -> None:
+    async def run(self, pump: Callable[[_Link], Awaitable[None]], link: _Link) -> None:
         try:
-            with scopes.new():
+            with self.scope:
                 await pump(link)
         finally:
-            self._count -= 1
-            if self._count == 0:
+            self._running = False
+            if self._done is not None:
                 self._done.set()
 
     async def wait(self) -> None:
+        """Return once the writer ended. Cancellation: returns nothing, changes nothing."""
+        if not self._running:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._done is None:
+            self._done = trio.Event()
         await self._done.wait()
 
 

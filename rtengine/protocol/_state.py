@@ -29,6 +29,8 @@ __all__ = ["ResponseSequencer", "SentEvents", "ToolCallDedupe", "TruncationTrack
 class ResponseSequencer:
     """At most one ``response.create`` in flight; later requests coalesce into one owed create."""
 
+    __slots__ = ("active", "pending", "response_id", "unacked")
+
     def __init__(self) -> None:
         #: A default-conversation response is in flight (ours or one the server started, e.g. by VAD).
         self.active = False
@@ -124,6 +126,8 @@ class _Tracked:
 class TruncationTracker:
     """Assistant audio received per item, for barge-in truncation (websocket transport only)."""
 
+    __slots__ = ("_current",)
+
     def __init__(self) -> None:
         self._current: _Tracked | None = None
 
@@ -157,14 +161,17 @@ class TruncationTracker:
 class ToolCallDedupe:
     """Remembers the ``call_id`` of every tool call seen in this generation."""
 
+    __slots__ = ("_seen",)
+
     def __init__(self) -> None:
-        self._seen: set[str] = set()
+        # A dict used as an ordered set: empty, it is a quarter of an empty set (one per conversation).
+        self._seen: dict[str, None] = {}
 
     def first(self, call_id: str) -> bool:
         """True the first time ``call_id`` is seen."""
         if call_id in self._seen:
             return False
-        self._seen.add(call_id)
+        self._seen[call_id] = None
         return True
 
 

@@ -1,12 +1,13 @@
 """One writer per socket (fake seams, MockClock): the inputs go out in call order across the kinds — audio queued
 before a text goes before it, audio queued after it waits for it — frames waiting together still go as one
 ``input_audio_buffer.append``, and an idle conversation runs no more tasks than it needs (its runner, which reads;
-the owner watch, which keeps the alarm; the writer)."""
+the writer; the owner watch, which keeps the alarm, once it is set)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 import trio
@@ -54,17 +55,25 @@ async def test_inputs_go_out_in_call_order_across_kinds(
 
 
 @pytest.mark.parametrize("rotate_margin", [None, 60.0], ids=["plain", "sessions"])
-async def test_an_idle_websocket_conversation_runs_three_tasks(
+async def test_an_idle_websocket_conversation_runs_two_tasks_and_a_third_once_its_rotation_is_armed(
     autojump_clock: trio.abc.Clock, rotate_margin: float | None
 ) -> None:
-    """Joined and idle (its rotation armed, not due): the runner (reading), the owner watch (keeping the alarm)
-    and the writer — each a task and its scopes, most of what an idle conversation costs in memory."""
+    """Joined and idle: the runner (reading) and the writer — each a task and its scopes, most of what an idle
+    conversation costs in memory. The owner watch, which keeps the alarm, runs only once the alarm is set: here when
+    the session states its cap (``expires_at``) and its rotation is armed (not due)."""
     sock = FakeSocket()
-    sock.push(UPDATED)
+    expires_at = int(time.time()) + 3600
+    sock.push(json.dumps({"type": "session.updated", "session": {"id": "sess_1", "expires_at": expires_at}}))
     endpoint = FakeEndpoint(sockets=FakeSockets(make=lambda _n: sock))
     before = len(engine_tasks())
+    engine = "rtengine.engine."
+    expected = {engine + "_conversation.Conversation._run", engine + "_sideband._pump"}
+    if rotate_margin is not None:
+        expected = {engine + "_conversation.Conversation._run", engine + "_conversation.Conversation._watch_owner",
+                    engine + "_wsession._Writer.run"}  # fmt: skip
     with trio.fail_after(30):
         async with rtengine.open_conversation(endpoint, SESSION, rotate_margin=rotate_margin):  # type: ignore[arg-type]
             await trio.sleep(1)
-            assert len(engine_tasks()) - before == 3, engine_tasks()
+            running = engine_tasks()[before:]
+            assert sorted(running) == sorted(expected)
     assert engine_tasks()[before:] == []
