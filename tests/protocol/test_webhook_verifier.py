@@ -4,13 +4,13 @@ false accept), replays refused by its own store, and a signature that is the ``s
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+import functools
 import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from webhook_headers import hand_signed
 
 import rtengine
 from rtengine import webhooks
@@ -23,14 +23,7 @@ CALL_ID = "rtc_u1_9c6574da8b8a41a18da9308f4ad974ce"
 BODY = json.dumps(incoming_call_payload("evt_1", CALL_ID, [("From", "<sip:+1555@x>")], NOW)).encode()
 
 
-def sign(body: bytes, *, webhook_id: str = "wh_1", timestamp: int = NOW, key: bytes = KEY) -> dict[str, str]:
-    """Headers signed by hand with the Standard Webhooks rules (independent of rtengine's signer)."""
-    digest = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return {
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
-    }
+sign = functools.partial(hand_signed, key=KEY, timestamp=NOW)
 
 
 def test_a_verifier_gives_the_call_and_refuses_its_replay() -> None:

@@ -4,14 +4,14 @@ false accept. The payload shape is the openai package's ``RealtimeCallIncomingWe
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+import functools
 import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from openai.types.webhooks import RealtimeCallIncomingWebhookEvent
+from webhook_headers import hand_signed
 
 import rtengine
 from rtengine.protocol._webhooks import incoming_call_payload
@@ -37,14 +37,7 @@ SIP = [("From", '"Ada" <sip:+15551230000@sip.example>'), ("To", "<sip:+155598700
 BODY = json.dumps(incoming_call_payload("evt_1", CALL_ID, SIP, NOW)).encode()
 
 
-def sign(body: bytes, *, webhook_id: str = "wh_1", timestamp: int = NOW, key: bytes = KEY) -> dict[str, str]:
-    """Headers signed by hand with the Standard Webhooks rules (independent of rtengine's signer)."""
-    digest = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return {
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
-    }
+sign = functools.partial(hand_signed, key=KEY, timestamp=NOW)
 
 
 def test_the_payload_builder_matches_the_sdk_type() -> None:
