@@ -102,7 +102,7 @@ class _Chain:
             await sock.send(encode(core.brain.stamp(session_update(core.session))))
             turn = _Turn(sock)
             task_status.started(turn)
-            await turn.go.wait()
+            await turn.wait()
             clock = core.follow.new_session()
             taken = _TAKEN if turn.kind == "first" else await self._take_over(sock, turn, clock)
             if taken is None:
@@ -383,14 +383,10 @@ async def run_websocket_sessions(
     task_status: trio.TaskStatus[None],
 ) -> None:
     """A websocket conversation over a chain of sessions: the first opened inline (a failure raises to the
-    starter), ``Started``, then the sessions as the module docstring says. The first session runs in this task
-    (the next ones are tasks of the chain's nursery: a rotation opens one while the old one still runs)."""
-    carry: Carry | None = None
-    try:
-        async with trio.open_nursery() as nursery:
-            chain = _Chain(endpoint, url, headers, core, nursery, reconnect)
-            carry = chain.carry
-            await chain.session(task_status=_First(core, reconnect, task_status))
-    finally:
-        if carry is not None:
-            carry.discard(core.stats)
+    starter), ``Started``, then the sessions as the module docstring says. The first session runs in this task;
+    the next ones are tasks of the conversation's work nursery (``core.nursery``: a rotation opens one while the old
+    one still runs), and the runner discards what is still carried (``core.carry``) once every task has ended."""
+    assert core.nursery is not None
+    chain = _Chain(endpoint, url, headers, core, core.nursery, reconnect)
+    core.carry = chain.carry
+    await chain.session(task_status=_First(core, reconnect, task_status))
