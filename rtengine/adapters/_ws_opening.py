@@ -17,6 +17,7 @@ import trio
 import wsproto
 import wsproto.events as wse
 import wsproto.utilities
+from wsproto.connection import Connection
 
 from ..protocol._errors import ConfigError, ConnectFailed, ConnectionLost, RealtimeError
 from ..protocol._secrets import Scrubber, redact_url
@@ -103,8 +104,9 @@ async def open_connection(
     connect_timeout: float,
     receive_size: int,
     proxies: Mapping[str, str] | None = None,
-) -> tuple[trio.abc.Stream, wsproto.WSConnection]:
-    """Open ``url`` and run the upgrade: the stream and the (open) wsproto connection, all within
+) -> tuple[trio.abc.Stream, Connection]:
+    """Open ``url`` and run the upgrade: the stream and the open wsproto connection (without the finished HTTP
+    handshake and its h11 state, which an open socket never needs again), all within
     ``connect_timeout``. With ``proxies`` (the environment's proxy settings), a host they do not exempt is reached
     through an HTTP ``CONNECT`` tunnel (:mod:`~rtengine.adapters._ws_proxy`).
 
@@ -135,7 +137,8 @@ async def open_connection(
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
         raise
-    return stream, ws
+    assert ws.connection is not None  # the upgrade was accepted (bytes after the answer are in it)
+    return stream, ws.connection
 
 
 async def _upgrade(

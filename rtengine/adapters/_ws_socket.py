@@ -9,9 +9,8 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 import trio
-import wsproto
 import wsproto.events as wse
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 
 from ..protocol._errors import ConnectionLost
 from ..protocol._lifecycle import SocketEnd
@@ -52,7 +51,7 @@ class RealtimeSocket:
     def __init__(
         self,
         stream: trio.abc.Stream,
-        ws: wsproto.WSConnection,
+        ws: Connection,
         url: str,
         *,
         close_timeout: float,

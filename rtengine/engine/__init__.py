@@ -10,20 +10,21 @@ Theory of operation::
           └─ root nursery ── its scope cancelled only as the last resort of an overrunning teardown
              ├─ owner watch, from the first time the alarm is set ── keeps the conversation's alarm (_alarm: a
              │     rotation, a cap warning — no task sleeping for them); cancelled with the owner's scope → the end
-             ├─ work scope ── cancelled by every end, unconditionally (and by the owner's cancellation, directly)
+             ├─ work nursery ── its scope cancelled by every end, unconditionally (and by the owner's cancellation)
              │  ├─ sideband job: join (retries) ─► session.update ─► loop: reader (this task) + one writer task
              │  │     └─ lost abnormally while the call lives: re-join (bounded) ─► session.update ─► loop again
-             │  ├─ websocket job with reconnect/rotation: the first session in this task, each next one a task
+             │  ├─ websocket job with reconnect/rotation: the first session in this task, each next one a task of
+             │  │  the work nursery
              │  │     └─ the next session opens beside it (rotation, started by the alarm) or after it (reconnect)
              │  │        ─► replay ─► loop
              │  └─ media job (rtengine as the WebRTC peer): answer ─► connected ─► audio both ways
              └─ afterwards, bounded: hang up the call; then Closed is delivered and the stream ends
 
-An idle joined websocket conversation is two tasks — the runner (which reads), the writer — in three nurseries (the
-block's, the root, the loop's), and the owner watch once the alarm is set (a websocket with rotation: its rotation
-is armed once the session's cap is known; it adds the chain's nursery): a task and its scopes are most of what an
-idle conversation costs in memory, so nothing sleeps in a task of its own, and the writer waits for an input
-without a cancel scope of its own.
+An idle joined websocket conversation is two tasks — the runner (which reads), the writer — in four nurseries (the
+block's, the root, the work nursery, the loop's), and the owner watch once the alarm is set (a websocket with
+rotation: its rotation is armed once the session's cap is known): a task and its scopes are most of what an idle
+conversation costs in memory, so nothing sleeps in a task of its own, and the writer waits for an input without a
+cancel scope of its own.
 
 Why each guarantee holds:
 

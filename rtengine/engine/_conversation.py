@@ -8,13 +8,15 @@ The task tree (see the engine package docstring for the whole picture)::
        ├─ owner watch, started the first time the alarm is set: keeps the alarm (_alarm); cancelled with the
        │  owner's scope, it ends the conversation as close() does
        └─ in the runner's task:
-          ├─ work scope (cancelled by every end, unconditionally) ── jobs: sideband/websocket, media; one job
-          │  runs in the runner's own task (the inline one, else the last), the others in a nursery beside it
+          ├─ work nursery (its scope cancelled by every end, unconditionally) ── jobs: sideband/websocket, media;
+          │  one job runs in the runner's own task (the inline one, else the last), the others are tasks of the
+          │  work nursery, and so are the tasks a job starts that may outlive its own (a websocket's next session)
           └─ then, shielded and bounded: hang up the call; then Closed is delivered
 
 The work sits in the owner's scope, so the owner's cancellation reaches it at once (at its next checkpoint), exactly
-like ``close()`` cancelling the work scope; every teardown step shields itself and has a bound (the socket's close
-handshake, the audio source, the peer, the hang-up), so no cancellation can cut one short or stretch it.
+like ``close()`` cancelling the work nursery's scope; every teardown step shields itself and has a bound (the
+socket's close handshake, the audio source, the peer, the hang-up), so no cancellation can cut one short or stretch
+it.
 
 A job never ends the conversation by returning: it calls ``core.end(closed, error)``, or raises. A
 :class:`~rtengine.RealtimeError` raised by a job ends the conversation with one ``Error`` then ``Closed("error")``
@@ -26,8 +28,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Literal
 
 import trio
@@ -37,9 +39,9 @@ from ..protocol._errors import CallNotFound, ConfigError, ConversationNotRunning
 from ..protocol._lifecycle import Closed, ConversationStats, Error
 from ..protocol._session import SessionConfig
 from ..protocol._util import sole_leaf
-from ._alarm import Alarm
 from ._capacities import Capacities
 from ._commands import Commands
+from ._core import Core, Job
 from ._inputs import Inputs
 from ._otel import observe
 from ._outlet import EventStream, Outlet
@@ -47,7 +49,6 @@ from ._scrub import endpoint_scrubber
 from ._timeline import Timeline
 
 if TYPE_CHECKING:
-    from ._follow import Follow
     from ._media import MediaCall
     from ._seams import Endpoint
 
@@ -59,28 +60,6 @@ log = logging.getLogger("rtengine")
 _TEARDOWN_MARGIN: Final = 5.0
 #: Bound on hanging up a call when its conversation ends.
 HANGUP_TIMEOUT: Final = 2.0
-
-
-@dataclass(eq=False, slots=True)
-class Core:
-    """The narrow handle a job gets: never the whole :class:`Conversation`."""
-
-    session: SessionConfig
-    stats: ConversationStats
-    brain: Brain
-    inputs: Inputs
-    outlet: Outlet
-    timeline: Timeline
-    #: ``end(closed, error)``: claim the end (True once); ``closed=None`` ends without a ``Closed`` (replaced).
-    end: Callable[[Closed | None, Error | None], bool]
-    #: What follows the conversation across sessions (history, the session's expiry): websocket reconnect/rotation.
-    follow: Follow | None = None
-    #: The conversation's one timer (kept by the owner watch): a session's rotation, the warning before a cap.
-    alarm: Alarm = field(default_factory=Alarm)
-
-
-#: A job: runs in the work scope; ``task_status.started()`` when the conversation may start (inline jobs).
-Job = Callable[[Core, "trio.TaskStatus[None]"], Awaitable[None]]
 
 
 class Conversation(Commands):
@@ -141,7 +120,7 @@ class Conversation(Commands):
             self._timeline,
             self._job_end,
         )
-        self._work = trio.CancelScope()
+        self._work: trio.CancelScope | None = None  # the work nursery's scope, once the runner entered it
         self._root: trio.CancelScope | None = None  # the root nursery's scope, once the runner entered it
         self._closing: Closed | None = None
 
@@ -243,7 +222,8 @@ class Conversation(Commands):
             log.warning("realtime conversation error: %s", error.message)
             self._outlet.put_final(error)
         self._inputs.close()
-        self._work.cancel()
+        if self._work is not None:  # else the runner, entering the work nursery, finds the end claimed
+            self._work.cancel()
         return True
 
     @trio.lowlevel.enable_ki_protection  # a Ctrl-C here is deferred: the end path always delivers Closed
@@ -289,14 +269,13 @@ class Conversation(Commands):
                 self._root = root.cancel_scope
                 self._core.alarm.keep(functools.partial(root.start_soon, self._watch_owner))
                 try:
-                    with self._work:
-                        if others:
-                            async with trio.open_nursery() as tasks:
-                                for job in others:
-                                    tasks.start_soon(self._guard, job, False)
-                                await self._guard(own, inline is not None, task_status=status)
-                        else:
-                            await self._guard(own, inline is not None, task_status=status)
+                    async with trio.open_nursery() as work:
+                        self._work, self._core.nursery = work.cancel_scope, work
+                        if not self._outlet.open:  # ended before it ran (no checkpoint since the claim was made)
+                            work.cancel_scope.cancel()
+                        for job in others:
+                            work.start_soon(self._guard, job, False)
+                        await self._guard(own, inline is not None, task_status=status)
                     self._end(Closed("error"), Error("the conversation's tasks ended on their own", "internal_error"))
                 finally:
                     try:
@@ -314,6 +293,8 @@ class Conversation(Commands):
             raise
         finally:
             self._inputs.discard()
+            if self._core.carry is not None:
+                self._core.carry.discard(self._stats)
             if self._core.brain.owes_response:  # a deferred request_response the end overtook
                 self._stats.tool_items_discarded += 1
             self._timeline.mark("closed")

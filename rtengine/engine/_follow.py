@@ -38,24 +38,33 @@ log = logging.getLogger("rtengine")
 
 #: At most this long a new session's answers to the replay are awaited (then the restore is taken as incomplete).
 REPLAY_WAIT: Final = 10.0
+#: A ``Primed`` that wrote nothing early (one shared empty set: each ``frozenset()`` is an object of its own).
+_NO_IDS: Final[frozenset[str]] = frozenset()
 
 
 class Follow:
     """The history and the current session's clock, fed by the loop; ``changed`` is set when the session's
     rotation time or quiet (no response in flight, the user not speaking) changed (a new event each time)."""
 
-    __slots__ = ("audio", "changed", "clock", "history", "margin", "on_change")
+    __slots__ = ("_next", "audio", "clock", "history", "margin", "on_change")
 
     def __init__(self, margin: float | None, max_items: int) -> None:
         self.margin = margin
         self.history = History(max_items)
         self.clock = SessionClock(margin)
-        self.changed = trio.Event()
+        self._next: trio.Event | None = None  # ``changed``, made when first asked for (an idle one waits for none)
         #: The audio written since the server's input buffer was last committed or cleared.
         self.audio = AudioTail()
         #: Called (synchronously) at every change, after ``changed`` is set: arms the alarm once the rotation time
         #: is known.
         self.on_change: Callable[[], None] | None = None
+
+    @property
+    def changed(self) -> trio.Event:
+        """Set at the next change (each change makes way for a new event)."""
+        if self._next is None:
+            self._next = trio.Event()
+        return self._next
 
     def new_session(self) -> SessionClock:
         """A new session took over: a fresh clock (its ``session.created`` states its cap)."""
@@ -80,10 +89,11 @@ class Follow:
             self._changed()
 
     def _changed(self) -> None:
-        self.changed.set()
+        changed, self._next = self._next, None
+        if changed is not None:
+            changed.set()
         if self.on_change is not None:
             self.on_change()
-        self.changed = trio.Event()
 
 
 async def write_replay(core: Core, sock: Socket, items: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -106,7 +116,7 @@ class Primed:
 
     def __init__(self) -> None:
         self.early: tuple[dict[str, Any], ...] = ()
-        self.ids: frozenset[str] = frozenset()
+        self.ids: frozenset[str] = _NO_IDS
         self.added = self.refused = 0
         self.stash: list[str | bytes | SocketEnd] = []
 

@@ -23,21 +23,39 @@ log = logging.getLogger("rtengine")
 class _Turn:
     """A ready session waiting for its turn: how it takes over (``None`` first, or a restore, or a rotation)."""
 
-    __slots__ = ("attempts", "go", "kind", "lost_at", "old_session_id", "primed", "sock")
+    __slots__ = ("_go", "_primed", "attempts", "given", "kind", "lost_at", "old_session_id", "sock")
 
     def __init__(self, sock: Socket) -> None:
         self.sock = sock
-        #: Replay items written early (a rotation writes the settled history while the old session runs).
-        self.primed = Primed()
-        self.go = trio.Event()
+        self._primed: Primed | None = None  # made when first asked for (the first session has no replay)
+        self.given = False
+        self._go: trio.Event | None = None  # made by a wait before the turn is given (the first session has none)
         self.kind = "first"
         self.lost_at = 0.0
         self.attempts = 0
         self.old_session_id: str | None = None
 
+    @property
+    def primed(self) -> Primed:
+        """Replay items written early (a rotation writes the settled history while the old session runs)."""
+        if self._primed is None:
+            self._primed = Primed()
+        return self._primed
+
     def give(self, kind: str, lost_at: float, attempts: int = 0, old_session_id: str | None = None) -> None:
         self.kind, self.lost_at, self.attempts, self.old_session_id = kind, lost_at, attempts, old_session_id
-        self.go.set()
+        self.given = True
+        if self._go is not None:
+            self._go.set()
+
+    async def wait(self) -> None:
+        """Return once the turn is given. Cancellation: returns nothing, changes nothing."""
+        if self.given:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._go is None:
+            self._go = trio.Event()
+        await self._go.wait()
 
 
 class _First:

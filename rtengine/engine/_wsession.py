@@ -7,8 +7,9 @@ the replay of the history (:func:`~rtengine.engine._follow.replay_into`), then r
 from the session before. All of it runs in the conversation's work scope, so every end guarantee of a plain
 websocket holds (one ``Closed``, no ``Error`` after ``close()`` began, nothing outlives the block).
 
-* **Rotation.** Beside the loop, a watcher sleeps until the session's rotation time
-  (:class:`~rtengine.protocol._rotation.SessionClock`: ``rotate_margin`` before ``expires_at``) and a quiet
+* **Rotation** (:class:`~rtengine.engine._handover.Rotation`). Beside the loop, no task: the conversation's alarm
+  is set for the session's rotation time (:class:`~rtengine.protocol._rotation.SessionClock`: ``rotate_margin``
+  before ``expires_at``); once due, the rotation (a task of the session's nursery) waits for a quiet
   moment (no response in flight, or waited ``RESPONSE_WAIT``). It opens the next session while this one still runs
   (a failure is one non-fatal ``Error("rotation_failed")``, and the conversation goes on here; it retries until
   ``SPARE`` seconds before the cap), then stops this session's pumps (what they took and did not write is carried),
@@ -47,8 +48,9 @@ from ..protocol._errors import TransportError
 from ..protocol._lifecycle import Closed, Error, SessionRotated, SocketEnd
 from ..protocol._payloads import encode, input_audio_append, response_create, session_update
 from ..protocol._reattach import rejoin_delays
-from ..protocol._rotation import SPARE, SessionClock, latest_start, may_rotate
+from ..protocol._rotation import SessionClock
 from ._follow import replay_into
+from ._handover import Rotation
 from ._rejoin import Budget, Carry
 from ._sideband import _Link, _pump, _read
 from ._turns import _First, _Turn
@@ -63,12 +65,8 @@ __all__ = ["run_websocket_sessions"]
 
 log = logging.getLogger("rtengine")
 
-#: What the loop of a session returns when it handed over to the next one.
-_ROTATED: Final = SocketEnd(clean=True, code=1000, reason="rotated")
 #: A new session took over (the replay written and answered).
 _TAKEN: Final = SocketEnd(clean=True, code=None, reason="taken over")
-#: Between failed attempts to open the next session.
-_RETRY: Final = 2.0
 
 
 class _Chain:
@@ -88,7 +86,7 @@ class _Chain:
         self.carry = Carry()
         self.budget: Budget | None = None
         #: When the last session stopped taking inputs (the start of a rotation's gap).
-        self._stopped_at = 0.0
+        self.stopped_at = 0.0
         #: The response streaming when the socket was lost (ended for the app once a session is restored).
         self._dropped_response: str | None = None
         #: The audio of an utterance a rotation cut (written again on the next session).
@@ -102,7 +100,7 @@ class _Chain:
             await sock.send(encode(core.brain.stamp(session_update(core.session))))
             turn = _Turn(sock)
             task_status.started(turn)
-            await turn.go.wait()
+            await turn.wait()
             clock = core.follow.new_session()
             taken = _TAKEN if turn.kind == "first" else await self._take_over(sock, turn, clock)
             if taken is None:
@@ -113,7 +111,7 @@ class _Chain:
                     _reconcile(core, self.carry)
                     unheard = core.follow.audio.take()  # the old session's input buffer, lost with it
                     self._unheard = unheard if clock.user_speaking else ()  # an utterance cut: said again
-                    following.give("rotate", self._stopped_at, 0, clock.session_id)
+                    following.give("rotate", self.stopped_at, 0, clock.session_id)
                     return
             else:
                 lost = taken
@@ -160,56 +158,43 @@ class _Chain:
         return _TAKEN
 
     async def _run(self, sock: Socket, clock: SessionClock) -> tuple[SocketEnd | None, _Turn | None]:
-        """The loop on ``sock``, with the rotation watcher beside it: how the socket was lost (None once the
+        """The loop on ``sock``, with the session's rotation beside it: how the socket was lost (None once the
         conversation ended), and the next session when this one handed over to it.
 
         The session's own task is the reader, in the body of the session's nursery (``run``: the rotation ends the
         reader by cancelling it, once the writer and the rotation itself are done); the writer (in its own scope,
-        ``writer.scope``) and the rotation, once due, are tasks of that nursery."""
+        ``writer.scope``) and the rotation, once due (:class:`~rtengine.engine._handover.Rotation`), are tasks of
+        that nursery."""
         link = _Link(self.core, sock, self.carry, socket_end)
         link.renews = self.reconnect  # a loss opens a new session, rebuilt from the history
-        following: list[_Turn] = []
         # A loss (or a failed write) bounds the whole run by the write grace; a rotation only the writer (its scope):
-        # the reader goes on while a response in flight plays to its end (``playing`` ends that wait early).
-        writer, playing, rotating = _Writer(), trio.CancelScope(), trio.CancelScope()
+        # the reader goes on while a response in flight plays to its end.
+        writer = _Writer()
         follow = self.core.follow
         assert follow is not None
         async with trio.open_nursery() as run:
             link.scope = run.cancel_scope
             run.start_soon(writer.run, _pump, link)
-            scopes = (run.cancel_scope, writer.scope, playing)  # the reader's scope is the nursery's
-
-            def rotate() -> None:  # the alarm fired: the rotation is due
-                run.start_soon(self._rotate, link, clock, writer, scopes, following, rotating)
-
-            def arm() -> None:  # the rotation's time, once known (the session's cap)
-                if clock.due is not None and follow.on_change is arm:
-                    follow.on_change = None
-                    self.core.alarm.set(clock.due, rotate)
-
-            follow.on_change = arm
+            rotation = Rotation(self, link, clock, writer, run)
+            follow.on_change = rotation.arm
             try:
-                arm()
+                rotation.arm()
                 await _read(link)
-                if link.lost is _ROTATED:  # the old session ended while handing over: the rotation decides
-                    playing.cancel()
-                else:
-                    rotating.cancel()
-            finally:  # no rotation of this session starts from here (its nursery closes)
-                if follow.on_change is arm:
-                    follow.on_change = None
-                self.core.alarm.clear()
+                rotation.reader_ended()
+            finally:
+                rotation.disarm()
             # The reader ended (or the rotation ended it): the rotation, when under way, finishes in the nursery.
             if link.lost is None:
                 run.cancel_scope.cancel()
         if link.lost is None and link.suspect is not None:
             link.lose(link.suspect)
-        if following and link.lost is not None:  # handed over (or lost while handing over: the next one is ready)
+        following = rotation.following
+        if following is not None and link.lost is not None:  # handed over (or lost while handing over)
             if clock.response_active:  # cut by the rotation: the new session answers it again
                 log.warning("realtime rotation cut a response in flight; it is requested again on the new session")
                 self.carry.control.append(response_create())
                 await self._cut(clock.response_id, "session_rotated")
-            return None, following[0]
+            return None, following
         return link.lost, None
 
     async def _cut(self, response_id: str | None, reason: Literal["session_rotated", "connection_lost"]) -> None:
@@ -219,64 +204,6 @@ class _Chain:
             return  # never acknowledged: the app saw nothing of it (the brain asks for it again when owed)
         self.core.stats.responses_cut += 1
         await self.core.outlet.forward(cut_response(response_id, reason))
-
-    async def _rotate(
-        self,
-        link: _Link,
-        clock: SessionClock,
-        writer: _Writer,
-        scopes: tuple[trio.CancelScope, trio.CancelScope, trio.CancelScope],
-        following: list[_Turn],
-        rotating: trio.CancelScope,
-    ) -> None:
-        """Started by the alarm once the session's rotation is due: hand over to a new session (see the module
-        docstring). ``rotating`` is cancelled when the reader ends first (the session is over: nothing to rotate)."""
-        with rotating:
-            await self._rotation(link, clock, writer, scopes, following)
-
-    async def _rotation(
-        self,
-        link: _Link,
-        clock: SessionClock,
-        writer: _Writer,
-        scopes: tuple[trio.CancelScope, trio.CancelScope, trio.CancelScope],
-        following: list[_Turn],
-    ) -> None:
-        reading, pumping, playing = scopes
-        core = self.core
-        assert core.follow is not None
-        due_since = trio.current_time()
-        while True:
-            while not may_rotate(clock, trio.current_time(), due_since):
-                with trio.move_on_at(latest_start(clock, due_since)):
-                    await core.follow.changed.wait()
-            try:
-                turn = await self.nursery.start(self.session)
-                break
-            except TransportError as exc:
-                core.stats.rotations_failed += 1
-                log.warning("realtime session rotation failed: %s", exc)
-                await core.outlet.forward(Error(f"session rotation failed: {exc}", "rotation_failed", fatal=False))
-                if clock.expires is not None and trio.current_time() + _RETRY > clock.expires - SPARE:
-                    return  # no time left: the cap ends this session
-                await trio.sleep(_RETRY)
-        following.append(turn)
-        try:
-            await turn.primed.prime(core, turn.sock, core.follow.history.settled())
-        except TransportError as exc:  # the next session is lost already: it finds out when it takes over
-            log.warning("realtime rotation: writing the early replay failed: %s", exc)
-        self._stopped_at = trio.current_time()
-        link.scope = pumping  # the write grace bounds the writes in flight, not the reader
-        link.hand_over(_ROTATED)
-        await writer.wait()  # the writes in flight finished (bounded by the loop's write grace)
-        # A response in flight plays to its end here — but the rotation waits for one at most ``RESPONSE_WAIT``
-        # from when it was due, never past ``SPARE`` before the cap (or until the old socket ends); one still in
-        # flight then is cut, ended for the app and requested again on the new session (``_run``).
-        playing.deadline = min(playing.deadline, latest_start(clock, due_since))
-        with playing:
-            while not clock.quiet:
-                await core.follow.changed.wait()
-        reading.cancel()  # the session's nursery: the reader ends (the writer has, and this task ends here)
 
     async def _after(self, lost: SocketEnd | None) -> None:
         """After a session's socket ended: reconnect when worth it and wanted, else end the conversation."""
@@ -383,14 +310,10 @@ async def run_websocket_sessions(
     task_status: trio.TaskStatus[None],
 ) -> None:
     """A websocket conversation over a chain of sessions: the first opened inline (a failure raises to the
-    starter), ``Started``, then the sessions as the module docstring says. The first session runs in this task
-    (the next ones are tasks of the chain's nursery: a rotation opens one while the old one still runs)."""
-    carry: Carry | None = None
-    try:
-        async with trio.open_nursery() as nursery:
-            chain = _Chain(endpoint, url, headers, core, nursery, reconnect)
-            carry = chain.carry
-            await chain.session(task_status=_First(core, reconnect, task_status))
-    finally:
-        if carry is not None:
-            carry.discard(core.stats)
+    starter), ``Started``, then the sessions as the module docstring says. The first session runs in this task;
+    the next ones are tasks of the conversation's work nursery (``core.nursery``: a rotation opens one while the old
+    one still runs), and the runner discards what is still carried (``core.carry``) once every task has ended."""
+    assert core.nursery is not None
+    chain = _Chain(endpoint, url, headers, core, core.nursery, reconnect)
+    core.carry = chain.carry
+    await chain.session(task_status=_First(core, reconnect, task_status))

@@ -142,6 +142,8 @@ class Reaction:
 _NOTHING: Final = Reaction()
 #: How many raw event ids (``send_event``) are remembered, for the refusals that name them.
 _RAW_IDS: Final = 256
+#: No session places set by a raw ``session.update`` (shared: each ``frozenset()`` is an object of its own).
+_NO_PATHS: Final[frozenset[tuple[str, ...]]] = frozenset()
 
 
 class Brain:
@@ -194,7 +196,7 @@ class Brain:
         self._raw: dict[str, str] = {}  # event id -> type of the latest raw events written (send_event), oldest first
         self._updates: dict[str, UpdatePayload] = {}  # event id -> the latest update_session payloads written
         #: The session places raw ``session.update`` events set, not written by ``update_session`` since.
-        self.raw_session: set[tuple[str, ...]] = set()
+        self.raw_session: frozenset[tuple[str, ...]] = _NO_PATHS  # replaced, never changed in place
 
     def stamp(self, payload: Payload) -> Payload:
         """Give a payload about to be written its ``event_id`` (and remember its type); returns it. A caller's
