@@ -5,7 +5,8 @@ Run: ``python benchmarks/accept_cpu.py [--rounds N] [--calls N]``.
 Three measures, each the best of ``--rounds`` rounds of ``--calls`` calls (warm; GC off inside a round), in µs per
 call of this thread's CPU (``time.thread_time``: the load of a shared machine does not reach it):
 
-* ``bare POST`` — ``httpx.AsyncClient.post`` of the accept's JSON body (the in-process floor);
+* ``bare POST`` — ``httpx.AsyncClient.post`` of the accept's JSON body (the in-process floor), on a client of its
+  own with the same in-memory transport as rtengine's (``RealtimeClient(http_transport=…)``);
 * ``calls.accept`` — ``client.calls.accept(call_id, session)``: the accept seam alone;
 * ``open_conversation`` — ``open_conversation(client, session, accept_call_id=…)`` until the block starts (the
   sideband's connect parks: it is not on this path), the leaving of the block not counted. The transport reads the
@@ -68,7 +69,7 @@ async def run(calls: int, rounds: int) -> dict[str, float]:
     http = httpx.AsyncClient(transport=_Answering(), follow_redirects=False)
     async with (
         http,
-        rtengine.RealtimeClient(BASE, api_key=KEY, http_client=http, open_stream=_park) as client,
+        rtengine.RealtimeClient(BASE, api_key=KEY, http_transport=_Answering(), open_stream=_park) as client,
     ):
         body = client.session_json(SESSION).encode()
         headers = {**client.auth_headers(), "content-type": "application/json"}
