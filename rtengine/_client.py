@@ -144,7 +144,7 @@ class RealtimeClient:
         self._ssl: ssl.SSLContext | None = ssl_context
         self._closed = False
         self._headers: Mapping[str, str] | None = None
-        self._session_json: tuple[SessionConfig, str] | None = None
+        self._session_json: tuple[SessionConfig, str, bytes] | None = None
         self.call_limiter = trio.CapacityLimiter(_MAX_CONCURRENT_CALLS)
         #: Where ended sockets finish their close handshake (while the client is entered).
         self._closers: trio.Nursery | None = None
@@ -268,12 +268,16 @@ class RealtimeClient:
 
     def session_json(self, session: SessionConfig) -> str:
         """``session.call_session_json()``, remembered for the last session used (configs are immutable)."""
+        return self._session_rendered(session)[1]
+
+    def _session_rendered(self, session: SessionConfig) -> tuple[SessionConfig, str, bytes]:
+        """The last session used, its JSON and that JSON's UTF-8 bytes (a SIP accept's body), each made once."""
         cached = self._session_json
         if cached is not None and cached[0] is session:
-            return cached[1]
+            return cached
         rendered = session.call_session_json()
-        self._session_json = (session, rendered)
-        return rendered
+        cached = self._session_json = (session, rendered, rendered.encode("utf-8"))
+        return cached
 
     def auth_headers(self) -> Mapping[str, str]:
         """Bearer auth plus the extra headers, merged by HTTP precedence (computed once; read-only).
@@ -342,7 +346,7 @@ class _Calls:
     ) -> None:
         """Accept an incoming SIP call with ``session`` (``POST …/{call_id}/accept``, the session as JSON).
         ``on_sent`` runs at most once, when the request body is on the wire."""
-        body = self._client.session_json(session).encode("utf-8")
+        body = self._client._session_rendered(session)[2]
         limiter = self._limiter
         try:
             limiter.acquire_nowait()

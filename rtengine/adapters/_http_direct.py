@@ -81,10 +81,14 @@ def pooled_client(
     return client, transport
 
 
+#: Entries kept per cache (the engine has one or two header mappings and body sizes); past this it restarts.
+_KEPT: Final = 8
+
+
 class _Prepared:
     """The header list and extensions of requests with one headers mapping and content type on one client."""
 
-    __slots__ = ("client_headers", "extensions", "raw", "timeout")
+    __slots__ = ("client_headers", "complete", "extensions", "raw", "timeout")
 
     def __init__(self, client: httpx.AsyncClient, headers: Mapping[str, str], content_type: str | None) -> None:
         self.client_headers = client.headers.raw
@@ -95,13 +99,22 @@ class _Prepared:
             merged["content-type"] = content_type
         self.raw = merged.raw
         self.extensions = {"timeout": client.timeout.as_dict()}
+        #: (Host, Content-Length) → every header of such a request (a request copies it: a list copy).
+        self.complete: dict[tuple[bytes, int], httpx.Headers] = {}
+
+    def headers(self, netloc: bytes, length: int) -> httpx.Headers:
+        """As httpx's ``Request(content=…)`` orders them: Host first, the merged headers, then Content-Length."""
+        key = (netloc, length)
+        headers = self.complete.get(key)
+        if headers is None:
+            if len(self.complete) >= _KEPT:
+                self.complete.clear()
+            raw = [(b"Host", netloc), *self.raw, (b"Content-Length", b"%d" % length)]
+            headers = self.complete[key] = httpx.Headers(raw)
+        return headers
 
     def fits(self, client: httpx.AsyncClient) -> bool:
         return client.timeout is self.timeout and client.headers.raw == self.client_headers
-
-
-#: Prepared headers kept per client (the engine uses one or two read-only mappings); past this the cache restarts.
-_KEPT: Final = 8
 
 
 class Poster:
@@ -170,10 +183,9 @@ async def _direct(
     body: bytes,
     on_written: Callable[[], None] | None,
 ) -> httpx.Response:
-    # As httpx's Request(content=…) orders them: Host first, the merged headers, then Content-Length.
-    raw = [(b"Host", url.netloc), *prepared.raw, (b"Content-Length", b"%d" % len(body))]
+    headers = prepared.headers(url.netloc, len(body))
     stream = _BodyStream(body, on_written)
-    request = httpx.Request("POST", url, headers=raw, stream=stream, extensions=prepared.extensions)
+    request = httpx.Request("POST", url, headers=headers, stream=stream, extensions=prepared.extensions)
     try:
         response = await transport.handle_async_request(request)
     except httpx.RequestError as exc:
