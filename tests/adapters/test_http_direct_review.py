@@ -65,7 +65,6 @@ def _client(port: int, **options: object) -> rtengine.RealtimeClient:
     return rtengine.RealtimeClient(f"http://127.0.0.1:{port}/v1", api_key="sk-review-0123456789", **options)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="rev12: a hang-up's Content-Length: 0 comes last, client.post sends it second")
 async def test_a_hang_up_sends_the_bytes_client_post_sends() -> None:
     seen = Seen()
     async with serving_raw(seen.serve) as port, _client(port) as client:
@@ -78,7 +77,6 @@ async def test_a_hang_up_sends_the_bytes_client_post_sends() -> None:
     assert seen.requests[1] == seen.requests[0]  # every header, in the same order
 
 
-@pytest.mark.xfail(strict=True, reason="rev12: a caller's Host header is sent twice (once the client's)")
 async def test_a_host_header_the_caller_gives_is_sent_once_as_client_post_does() -> None:
     seen = Seen()
     headers = {"authorization": "Bearer sk-review-0123456789", "host": "api.example"}
@@ -93,7 +91,6 @@ async def test_a_host_header_the_caller_gives_is_sent_once_as_client_post_does()
     assert seen.requests[1] == seen.requests[0]
 
 
-@pytest.mark.xfail(strict=True, reason="rev12: headers are kept by the identity of a read-only view, not its content")
 async def test_headers_changed_behind_a_read_only_view_are_sent_as_they_are_now() -> None:
     seen = Seen()
     live = {"authorization": "Bearer sk-tenant-a-0123456789", "x-tenant": "a"}
@@ -110,7 +107,6 @@ async def test_headers_changed_behind_a_read_only_view_are_sent_as_they_are_now(
     assert not any(b"tenant-a" in line or line == b"x-tenant: a" for line in second)
 
 
-@pytest.mark.xfail(strict=True, reason="rev12: the client's timeouts are read once; a change made in place is missed")
 async def test_a_read_timeout_changed_in_place_on_the_client_applies_to_the_next_request() -> None:
     seen = Seen(OK, None)  # the second request is never answered
     async with serving_raw(seen.serve) as port, _client(port, call_timeout=4.0) as client:
@@ -219,7 +215,6 @@ async def test_an_error_body_that_fails_to_decode_is_closed_not_left_to_the_garb
     assert leaked == []
 
 
-@pytest.mark.xfail(strict=True, reason="rev12: a closed HTTP client raises httpx's RuntimeError, not a RealtimeError")
 async def test_a_request_on_a_closed_http_client_raises_a_realtime_error() -> None:
     seen = Seen()
     async with serving_raw(seen.serve) as port, _client(port) as client:
