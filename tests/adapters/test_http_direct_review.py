@@ -156,7 +156,6 @@ async def test_what_a_transport_adds_to_one_request_does_not_reach_the_next() ->
     assert len(transport.traced) == traced_first  # the second request was not traced
 
 
-@pytest.mark.xfail(strict=True, reason="rev12: the accept body is cached per session object; its extra dict can change")
 async def test_an_accept_sends_the_session_as_it_is_at_the_call() -> None:
     seen = Seen()
     extra: dict[str, object] = {"tracing": "auto"}
