@@ -66,16 +66,20 @@ def _client(port: int, **options: object) -> rtengine.RealtimeClient:
     return rtengine.RealtimeClient(f"http://127.0.0.1:{port}/v1", api_key="sk-review-0123456789", **options)  # type: ignore[arg-type]
 
 
-async def test_a_hang_up_sends_the_bytes_client_post_sends() -> None:
+@pytest.mark.parametrize("cookie", [False, True])
+async def test_a_hang_up_sends_the_bytes_client_post_sends(cookie: bool) -> None:
     seen = Seen()
     async with serving_raw(seen.serve) as port, _client(port) as client:
         url = f"http://127.0.0.1:{port}/v1/realtime/calls/{CALL}/hangup"
+        if cookie:  # a cookie in the jar (a CDN's): the Cookie header comes after the client's
+            client.http().cookies.set("lb", "7", domain="127.0.0.1", path="/")
         with trio.fail_after(10):
             floor = await client.http().post(url, headers=dict(client.auth_headers()))
             assert floor.status_code == 200
             await client.calls.hangup(CALL)
     assert len(seen.requests) == 2
     assert seen.requests[1] == seen.requests[0]  # every header, in the same order
+    assert (b"Cookie: lb=7" in seen.header_lines(1)) is cookie
 
 
 async def test_a_host_header_the_caller_gives_is_sent_once_as_client_post_does() -> None:
