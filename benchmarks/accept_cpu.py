@@ -5,7 +5,8 @@ Run: ``python benchmarks/accept_cpu.py [--rounds N] [--calls N]``.
 Three measures, each the best of ``--rounds`` rounds of ``--calls`` calls (warm; GC off inside a round), in µs per
 call of this thread's CPU (``time.thread_time``: the load of a shared machine does not reach it):
 
-* ``bare POST`` — ``httpx.AsyncClient.post`` of the accept's JSON body (the in-process floor);
+* ``bare POST`` — ``httpx.AsyncClient.post`` of the accept's JSON body (the in-process floor), on a client of its
+  own with the same in-memory transport as rtengine's (``RealtimeClient(http_transport=…)``);
 * ``calls.accept`` — ``client.calls.accept(call_id, session)``: the accept seam alone;
 * ``open_conversation`` — ``open_conversation(client, session, accept_call_id=…)`` until the block starts (the
   sideband's connect parks: it is not on this path), the leaving of the block not counted. The transport reads the
@@ -14,14 +15,22 @@ call of this thread's CPU (``time.thread_time``: the load of a shared machine do
 
 The difference between the last and the first is what rtengine adds to a phone call's time to accept, less the
 loopback and the server; ``benchmarks/time_to_accept.py`` measures the whole against a real local server.
+
+Then ``open_conversation`` by stage (medians over every call of every round, the accept seam's entry, its body being
+out and its return marked on the way): *before the accept* (the block's start up to the seam), *the accept until its
+body is out* (the request built and written: the in-memory transport's share is small), *built in flight* (the
+conversation and its runner's jobs, made while the accept is on the wire), *the accept after its body* (the answer
+read, the connection back in the pool) and *after the answer* (up to the block's first line).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import httpx
 import trio
@@ -64,11 +73,76 @@ async def _best(calls: int, rounds: int, one: Callable[[int], Awaitable[float]])
     return best
 
 
-async def run(calls: int, rounds: int) -> dict[str, float]:
+STAGES = (
+    "before the accept",
+    "the accept until its body is out",
+    "built in flight",
+    "the accept after its body",
+    "after the answer",
+)
+
+
+class _Timed:
+    """``client.calls`` with the accept's entry, its body being out (before and after ``on_sent``) and its return
+    marked (``time.thread_time``); everything else passed through."""
+
+    def __init__(self, calls: Any) -> None:
+        self._calls = calls
+        self.marks: dict[str, float] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._calls, name)
+
+    async def accept(
+        self,
+        call_id: str,
+        session: rtengine.SessionConfig,
+        headers: Mapping[str, str] | None = None,
+        *,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        marks = self.marks
+        marks["in"] = time.thread_time()
+
+        def sent() -> None:
+            marks["sent"] = time.thread_time()
+            if on_sent is not None:
+                on_sent()
+            marks["built"] = time.thread_time()
+
+        await self._calls.accept(call_id, session, headers, on_sent=sent)
+        marks["out"] = time.thread_time()
+
+
+async def stages(client: rtengine.RealtimeClient, calls: int, rounds: int) -> dict[str, float]:
+    """The median µs of each of :data:`STAGES` over ``rounds * calls`` accepts (GC off inside a round)."""
+    timed = _Timed(client.calls)
+    setattr(client, "calls", timed)  # noqa: B010 - the benchmark's own marks around the seam
+    spans: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    for r in range(rounds):
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(calls):
+                start = time.thread_time()
+                call_id = f"rtc_{(rounds + r) * calls + i:032x}"
+                async with rtengine.open_conversation(client, SESSION, accept_call_id=call_id):
+                    first_line = time.thread_time()
+                marks = timed.marks
+                points = (start, marks["in"], marks["sent"], marks["built"], marks["out"], first_line)
+                for stage, begin, end in zip(STAGES, points, points[1:], strict=False):
+                    spans[stage].append((end - begin) * 1e6)
+        finally:
+            gc.enable()
+    setattr(client, "calls", timed._calls)  # noqa: B010
+    return {stage: statistics.median(values) for stage, values in spans.items()}
+
+
+async def run(calls: int, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
     http = httpx.AsyncClient(transport=_Answering(), follow_redirects=False)
     async with (
         http,
-        rtengine.RealtimeClient(BASE, api_key=KEY, http_client=http, open_stream=_park) as client,
+        rtengine.RealtimeClient(BASE, api_key=KEY, http_transport=_Answering(), open_stream=_park) as client,
     ):
         body = client.session_json(SESSION).encode()
         headers = {**client.auth_headers(), "content-type": "application/json"}
@@ -93,11 +167,12 @@ async def run(calls: int, rounds: int) -> dict[str, float]:
 
         for one in (bare, seam, block):  # warm every path first
             await _best(50, 1, one)
-        return {
+        totals = {
             "bare POST": await _best(calls, rounds, bare),
             "calls.accept": await _best(calls, rounds, seam),
             "open_conversation": await _best(calls, rounds, block),
         }
+        return totals, await stages(client, calls, rounds)
 
 
 def main() -> None:
@@ -105,10 +180,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="rounds per measure; the best counts (default 7)")
     parser.add_argument("--calls", type=int, default=300, help="calls per round (default 300)")
     args = parser.parse_args()
-    result = trio.run(run, args.calls, args.rounds)
+    result, by_stage = trio.run(run, args.calls, args.rounds)
     floor = result["bare POST"]
     for name, value in result.items():
         print(f"{name:18s} {value:7.1f} µs CPU per call (+{value - floor:.1f} over the bare POST)")
+    print("open_conversation by stage (median µs CPU per call):")
+    for stage, value in by_stage.items():
+        print(f"  {stage:34s} {value:7.1f}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import httpx
 import trio
 
 from .adapters._http import HttpCalls
+from .adapters._http_direct import pooled_client
 from .adapters._http_sip import HttpCallControl
 from .adapters._ws import DEFAULT_MAX_MESSAGE_SIZE, StreamOpener, WebSocketOpener
 from .protocol._backoff import DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES
@@ -64,6 +65,8 @@ class RealtimeClient:
     ``trust_env`` says whether websockets, and the HTTP client rtengine creates, follow those settings (``False``:
     always direct); left ``None``, a given ``http_client``'s own ``trust_env`` decides for websockets too, so
     both take the same route (otherwise they do, unless ``open_stream`` is given).
+    ``http_transport`` replaces the connection pool of the HTTP client rtengine creates (an in-memory app, a custom
+    transport; as httpx's ``transport=``, the environment's proxies then do not apply to it).
     ``aclose()`` closes the HTTP client rtengine created.
 
     Used as ``async with``, the client owns a nursery in which the websocket close handshakes of ended
@@ -98,6 +101,7 @@ class RealtimeClient:
         sideband_rejoin_attempts: int = DEFAULT_REJOIN_ATTEMPTS,
         sideband_rejoin_deadline: float = DEFAULT_REJOIN_DEADLINE,
         trust_env: bool | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         for name, value in (
             ("sideband_retries", sideband_retries),
@@ -127,15 +131,20 @@ class RealtimeClient:
         self.rand = rand
         self.max_message_size = max_message_size
         self.open_stream = open_stream
+        if http_client is not None and http_transport is not None:
+            raise ConfigError("pass either http_client or http_transport (for the client rtengine builds), not both")
         self._http = http_client
         self._owns_http = http_client is None
+        self._http_transport = http_transport
+        #: The transport every request of the client rtengine built goes to (None: unknown; see _http_direct).
+        self._pool: httpx.AsyncBaseTransport | None = None
         self._trust_env = trust_env
         if trust_env is None and http_client is not None:
             trust_env = http_client.trust_env  # websockets take the route the caller's client takes
         self._ssl: ssl.SSLContext | None = ssl_context
         self._closed = False
         self._headers: Mapping[str, str] | None = None
-        self._session_json: tuple[SessionConfig, str] | None = None
+        self._session_json: tuple[SessionConfig, str, bytes] | None = None
         self.call_limiter = trio.CapacityLimiter(_MAX_CONCURRENT_CALLS)
         #: Where ended sockets finish their close handshake (while the client is entered).
         self._closers: trio.Nursery | None = None
@@ -152,6 +161,7 @@ class RealtimeClient:
                 rand=rand,
                 timeout=call_timeout,
                 hangup_timeout=close_timeout + 1.0,
+                transport=lambda: self._pool,
             ),
         )
         self.sockets = WebSocketOpener(
@@ -217,7 +227,7 @@ class RealtimeClient:
         """
         self._closed = True
         if self._http is not None and self._owns_http:
-            http, self._http = self._http, None
+            http, self._http, self._pool = self._http, None, None
             with trio.CancelScope(shield=True):
                 await http.aclose()
 
@@ -246,24 +256,28 @@ class RealtimeClient:
         if self._closed:
             raise ConfigError("this RealtimeClient is closed")
         if self._http is None:
-            self._http = httpx.AsyncClient(
+            self._http, self._pool = pooled_client(
                 verify=self.ssl_context,
                 timeout=httpx.Timeout(self.connect_timeout, read=30.0),
                 limits=httpx.Limits(max_connections=_MAX_CONCURRENT_CALLS * 2, keepalive_expiry=30.0),
-                follow_redirects=False,
                 headers={"user-agent": _USER_AGENT},
                 trust_env=self._trust_env is not False,
+                transport=self._http_transport,
             )
         return self._http
 
     def session_json(self, session: SessionConfig) -> str:
         """``session.call_session_json()``, remembered for the last session used (configs are immutable)."""
+        return self._session_rendered(session)[1]
+
+    def _session_rendered(self, session: SessionConfig) -> tuple[SessionConfig, str, bytes]:
+        """The last session used, its JSON and that JSON's UTF-8 bytes (a SIP accept's body), each made once."""
         cached = self._session_json
         if cached is not None and cached[0] is session:
-            return cached[1]
+            return cached
         rendered = session.call_session_json()
-        self._session_json = (session, rendered)
-        return rendered
+        cached = self._session_json = (session, rendered, rendered.encode("utf-8"))
+        return cached
 
     def auth_headers(self) -> Mapping[str, str]:
         """Bearer auth plus the extra headers, merged by HTTP precedence (computed once; read-only).
@@ -332,7 +346,7 @@ class _Calls:
     ) -> None:
         """Accept an incoming SIP call with ``session`` (``POST …/{call_id}/accept``, the session as JSON).
         ``on_sent`` runs at most once, when the request body is on the wire."""
-        body = self._client.session_json(session).encode("utf-8")
+        body = self._client._session_rendered(session)[2]
         limiter = self._limiter
         try:
             limiter.acquire_nowait()

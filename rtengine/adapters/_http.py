@@ -24,6 +24,10 @@ message carries a header.
   an async generator (httpx's own ``ByteStream`` is one, and a cancellation during the write would leave it
   suspended for trio to finalize, with a ``ResourceWarning``). A response abandoned at its cap is closed and its
   (httpx/httpcore generator) iterator run to its end on the closed connection, so each generator finishes.
+* **The short way to the pool.** Every request goes through :class:`~rtengine.adapters._http_direct.Poster`: on the
+  client rtengine builds, straight to its connection pool's transport with the headers, cookies and timeouts the
+  client would give it (≈120 µs of CPU less per request than ``client.send``); on a client passed in, or one with
+  hooks, auth or an environment proxy, through ``client.send`` as before.
 * **``on_sent``** overlaps local work with the round trip: it is called once per ``create()``, as soon as an
   attempt's request body has been written, before its response is awaited. It comes from the body stream itself:
   the transport writes each chunk before it asks for the next, so when it asks for more after the one chunk, the

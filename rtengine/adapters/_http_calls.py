@@ -28,7 +28,8 @@ from ..protocol._calls import (
 from ..protocol._errors import CallRejected, ConnectFailed, ConnectionLost, RealtimeError
 from ..protocol._secrets import Scrubber, redact_url
 from ..protocol._util import describe_exception
-from ._http_exchange import _BodyStream, _Progress, _read_capped
+from ._http_direct import Poster
+from ._http_exchange import _Progress, _read_capped
 from ._permanent import is_permanent
 
 log = logging.getLogger("rtengine")
@@ -87,7 +88,8 @@ class HttpCalls:
     (:func:`~rtengine.protocol.backoff`); ``timeout`` bounds one ``create()`` as a whole (a
     :class:`~rtengine.RealtimeClient` may derive it from its ``connect_timeout``); ``retry_after_ceiling``,
     ``max_answer_bytes``, ``max_error_bytes``, ``answer_grace`` and ``hangup_timeout`` as in
-    :mod:`rtengine.adapters._http`.
+    :mod:`rtengine.adapters._http`. ``transport`` returns the transport every request of ``http()`` goes to, if
+    known (:func:`~rtengine.adapters._http_direct.pooled_client`): requests then take the short way to it.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class HttpCalls:
         max_error_bytes: int = DEFAULT_MAX_ERROR_BYTES,
         answer_grace: float = DEFAULT_ANSWER_GRACE,
         hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT,
+        transport: Callable[[], httpx.AsyncBaseTransport | None] | None = None,
     ) -> None:
         if not 0 <= retries <= 100:
             raise ValueError("retries must be within 0..100")
@@ -113,6 +116,8 @@ class HttpCalls:
         if retry_after_ceiling < 0 or backoff_base < 0 or max_answer_bytes < 1 or max_error_bytes < 0:
             raise ValueError("retry_after_ceiling and backoff_base must be >= 0, the byte caps positive")
         self._http = http
+        #: Sends each request, the short way to the pool when ``transport`` gives one (rtengine.adapters._http_direct).
+        self.poster = Poster(http, transport)
         self.calls_url = calls_url.rstrip("/")
         self.retries = retries
         self.backoff_base = backoff_base
@@ -226,16 +231,10 @@ class HttpCalls:
         return answer
 
     async def _post(self, body: CallBody, headers: Mapping[str, str], progress: _Progress) -> CallAnswer:
-        client = self._http()
         with _translate("realtime call creation failed"):
-            request = client.build_request(
-                "POST",
-                self.calls_url,
-                content=body.content,  # sets Content-Length; the stream is replaced just below
-                headers={**headers, "content-type": body.content_type},
+            response = await self.poster.post(
+                self.calls_url, headers, body.content, content_type=body.content_type, on_written=progress.mark_sent
             )
-            request.stream = _BodyStream(body.content, progress.mark_sent)
-            response = await client.send(request, stream=True)
             try:
                 progress.mark_sent()  # a transport that never iterated the body: the answer implies it was read
                 ok = 200 <= response.status_code <= 299
@@ -283,11 +282,8 @@ class HttpCalls:
         raise ConnectFailed(f"realtime call hang-up timed out after {self.hangup_timeout:g} s")
 
     async def _post_hangup(self, url: str, headers: Mapping[str, str]) -> None:
-        client = self._http()
         with _translate("realtime call hang-up failed"):
-            request = client.build_request("POST", url, headers=dict(headers))
-            request.stream = _BodyStream(b"")
-            response = await client.send(request, stream=True)
+            response = await self.poster.post(url, headers, b"")
             try:
                 content, truncated = await _read_capped(response, self.max_error_bytes)
             finally:

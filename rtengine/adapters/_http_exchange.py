@@ -83,18 +83,34 @@ class _Progress:
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """The (decoded) body up to ``limit`` bytes, and whether it was cut there."""
+    """The (decoded) body up to ``limit`` bytes, and whether it was cut there.
+
+    Decoded here, chunk by chunk, with httpx's own decoder for the ``Content-Encoding`` (what ``aiter_bytes`` does):
+    a body that fails to decode (``httpx.DecodingError``) is then abandoned like one cut at its cap — with
+    ``aiter_bytes``, its raw iterator (and the generators under it) would be left suspended for the GC."""
+    if response.is_stream_consumed:  # read already (an in-memory transport's answer): its content is decoded
+        content = response.content
+        return content[:limit], len(content) > limit
     chunks: list[bytes] = []
     size = 0
-    iterator = response.aiter_bytes()
-    async for chunk in iterator:
-        if len(chunk) > limit - size:
-            chunks.append(chunk[: limit - size])
-            await _abandon(response, iterator)
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), False
+    iterator = response.aiter_raw()
+    decoder = response._get_content_decoder()  # httpx's, as aiter_bytes uses (identity when not encoded)
+    try:
+        async for raw in iterator:
+            chunk = decoder.decode(raw)
+            if len(chunk) > limit - size:
+                chunks.append(chunk[: limit - size])
+                await _abandon(response, iterator)
+                return b"".join(chunks), True
+            chunks.append(chunk)
+            size += len(chunk)
+        chunk = decoder.flush()
+    except httpx.DecodingError:
+        await _abandon(response, iterator)
+        raise
+    if len(chunk) > limit - size:
+        return b"".join(chunks) + chunk[: limit - size], True
+    return b"".join(chunks) + chunk, False
 
 
 async def _abandon(response: httpx.Response, iterator: AsyncIterator[bytes]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
 from typing import Final
 
 import httpx
@@ -22,7 +21,7 @@ from ..protocol._errors import CallNotFound, CallRejected, ConnectFailed
 from ..protocol._secrets import Scrubber, redact_url
 from ..protocol._sip import RETRIED, ControlAction, control_url, interpret_control_response
 from ._http_calls import HttpCalls, _translate
-from ._http_exchange import _BodyStream, _read_capped
+from ._http_exchange import _read_capped
 
 __all__ = ["HttpCallControl"]
 
@@ -39,30 +38,19 @@ class HttpCallControl:
     whole (retries included) → :class:`~rtengine.ConnectFailed`. Cancellation: ``Cancelled`` propagates at once;
     the request may or may not have taken effect.
 
-    The success path is one attempt with nothing around it but the deadline's scope: the request headers (the
-    caller's plus the JSON content type) are merged once per headers mapping and kept, the URL is built once, and the
-    retry loop (with its backoff and its log lines) is entered only after a failure that may be retried.
+    The success path is one attempt with nothing around it but the deadline's scope: the URL is built once, the
+    request goes the short way to the pool when it can (:mod:`rtengine.adapters._http_direct`: the merged headers kept
+    per read-only mapping), and the retry loop (with its backoff and its log lines) is entered only after a failure
+    that may be retried.
     """
 
-    __slots__ = ("_calls", "_json_headers")
+    __slots__ = ("_calls",)
 
     def __init__(self, calls: HttpCalls) -> None:
         self._calls = calls
-        #: The last headers mapping seen and its merge with the JSON content type (the client's auth headers are
-        #: one read-only mapping, so this is computed once per client).
-        self._json_headers: tuple[Mapping[str, str], dict[str, str]] | None = None
 
     def __repr__(self) -> str:
         return f"<HttpCallControl {redact_url(self._calls.calls_url)}>"
-
-    def _request_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        cached = self._json_headers
-        if cached is not None and cached[0] is headers:
-            return cached[1]
-        merged = {**headers, "content-type": _JSON}
-        if isinstance(headers, MappingProxyType):  # read-only: safe to keep by identity
-            self._json_headers = (headers, merged)
-        return merged
 
     async def send(
         self,
@@ -78,11 +66,10 @@ class HttpCallControl:
         while the accept is in flight)."""
         calls = self._calls
         url = control_url(calls.calls_url, call_id, action)
-        request_headers = self._request_headers(headers)
         deadline = trio.current_time() + calls.timeout
         with trio.move_on_at(deadline):
             try:
-                await self._post(action, url, body, request_headers, on_sent)
+                await self._post(action, url, body, headers, on_sent)
                 return
             except CallNotFound:
                 raise  # the first attempt's 404: the call is unknown or already ended
@@ -90,7 +77,7 @@ class HttpCallControl:
                 if action not in RETRIED and not _nothing_sent(exc):
                     raise
                 error: CallRejected | ConnectFailed = exc
-            await self._retry(action, url, body, request_headers, error, deadline, on_sent)
+            await self._retry(action, url, body, headers, error, deadline, on_sent)
             return
         raise ConnectFailed(f"realtime call {action} timed out after {calls.timeout:g} s")
 
@@ -133,11 +120,8 @@ class HttpCallControl:
         headers: Mapping[str, str],
         on_sent: Callable[[], None] | None = None,
     ) -> None:
-        client = self._calls._http()
         with _translate(_FAILED[action]):
-            request = client.build_request("POST", url, content=body, headers=headers)
-            request.stream = _BodyStream(body, on_sent)
-            response = await client.send(request, stream=True)
+            response = await self._calls.poster.post(url, headers, body, content_type=_JSON, on_written=on_sent)
             try:
                 content, truncated = await _read_capped(response, self._calls.max_error_bytes)
             finally:

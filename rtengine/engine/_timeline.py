@@ -44,7 +44,8 @@ class Timeline:
             self._phases[phase] = now - self.started_at
             if self.observer is not None:
                 self.observer(phase, now)
-            log.debug("realtime phase %s call_id=%s total_elapsed_ms=%.0f", phase, self.call_id, self.total_ms())
+            total_ms = (now - self.started_at) * 1000
+            log.debug("realtime phase %s call_id=%s total_elapsed_ms=%.0f", phase, self.call_id, total_ms)
         return elapsed
 
     def never_ran(self, *, failed: bool) -> None:

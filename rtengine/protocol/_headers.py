@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from ._errors import ConfigError
+
 __all__ = ["SECRET_HEADERS", "bearer", "merge_request_headers", "redact"]
 
 #: Headers whose values are secrets.
@@ -22,7 +24,17 @@ def _items(headers: Headers) -> Iterable[tuple[str, str]]:
 
 
 def bearer(token: str) -> dict[str, str]:
-    """``{"authorization": "Bearer <token>"}``."""
+    """``{"authorization": "Bearer <token>"}``.
+
+    Raises :class:`~rtengine.ConfigError` (which never shows the token) when the token has a character no header
+    value can carry as it is — whitespace, a control or a non-ASCII character, such as the newline a key read from
+    a file keeps: sent on, it would fail in the HTTP or websocket library, whose error (and debug log) quotes the
+    whole header."""
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise ConfigError(
+            "the API key has a character an HTTP header cannot carry (whitespace, a control or a non-ASCII "
+            "character; was it read from a file with its newline?)"
+        )
     return {"authorization": f"Bearer {token}"}
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from ._errors import ConfigError
+from ._frozen import freeze
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -128,6 +129,7 @@ class FunctionTool:
     )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "parameters", freeze(self.parameters))  # the caller's dict, copied read-only
         if not self.name or not all(c.isalnum() or c in "_-" for c in self.name) or len(self.name) > 64:
             raise ConfigError(f"tool name must be 1-64 characters of [A-Za-z0-9_-], got {self.name!r}")
 
@@ -146,7 +148,9 @@ class SessionConfig:
     ``type="realtime"`` is a conversation; ``type="transcription"`` a transcription-only session, which has no
     instructions, output modalities, output audio, tools or tool choice (setting them raises
     :class:`~rtengine.ConfigError`). ``extra`` is merged last into the session object for fields rtengine
-    does not model yet; it may not carry ``id``, ``model`` or ``type``.
+    does not model yet; it may not carry ``id``, ``model`` or ``type``. A config is immutable all the way down:
+    ``extra`` (and a tool's ``parameters``) is a read-only copy of the mapping given, so changing that mapping later
+    changes nothing (a client encodes a session's JSON once).
     """
 
     model: str = DEFAULT_MODEL
@@ -165,6 +169,8 @@ class SessionConfig:
     extra: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if self.extra is not None:  # the caller's dict, copied read-only: a later change to it cannot reach the config
+            object.__setattr__(self, "extra", freeze(self.extra))
         if not self.model or not self.model.isprintable() or len(self.model) > 128:
             raise ConfigError(f"model must be a non-empty printable name, got {self.model!r}")
         if self.type not in ("realtime", "transcription"):

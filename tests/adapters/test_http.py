@@ -4,6 +4,7 @@ against raw test servers and ``httpx.MockTransport``."""
 import email.utils
 import gc
 import logging
+import ssl
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -20,6 +21,7 @@ from loopback import serving_raw
 
 import rtengine
 from rtengine.adapters._http import HttpCalls, create_call
+from rtengine.adapters._http_direct import pooled_client
 from rtengine.adapters._peer import PeerService
 from rtengine.protocol import CallBody, multipart_body
 from rtengine.server import Faults
@@ -165,7 +167,33 @@ def mock_calls(handler: Callable[[httpx.Request], Coroutine[None, None, httpx.Re
     return HttpCalls(lambda: client, "http://test/v1/realtime/calls", **kwargs)
 
 
-async def test_cancel_while_the_body_is_written_aborts_at_once_and_leaves_no_generator() -> None:
+@pytest.fixture(params=["client", "direct"])
+def route(request: pytest.FixtureRequest) -> str:
+    """How the requests reach the pool: through ``client.send`` (a caller's client), or the short way to the
+    transport of the client rtengine builds (:mod:`rtengine.adapters._http_direct`)."""
+    return str(request.param)
+
+
+@asynccontextmanager
+async def pooled_calls(route: str, url: str, http_timeout: float = 5.0, **kwargs: Any) -> AsyncIterator[HttpCalls]:
+    """``HttpCalls`` on ``url`` over a real connection pool, by ``route``; the client closed on exit."""
+    if route == "client":
+        async with httpx.AsyncClient(timeout=http_timeout) as http:
+            yield HttpCalls(lambda: http, url, **kwargs)
+        return
+    http, pool = pooled_client(
+        verify=ssl.create_default_context(),
+        timeout=httpx.Timeout(http_timeout),
+        limits=httpx.Limits(),
+        headers={},
+        trust_env=False,
+    )
+    assert pool is not None
+    async with http:
+        yield HttpCalls(lambda: http, url, transport=lambda: pool, **kwargs)
+
+
+async def test_cancel_while_the_body_is_written_aborts_at_once_and_leaves_no_generator(route: str) -> None:
     """Defect 14: the body was an async iterator that httpx wrapped in an async generator; plain ``content=bytes``
     is one too (httpx's ByteStream). A cancellation mid-write left it to trio's GC hook, with a ResourceWarning."""
     accepted = trio.Event()
@@ -176,8 +204,7 @@ async def test_cancel_while_the_body_is_written_aborts_at_once_and_leaves_no_gen
 
     sent: list[bool] = []
     with no_resource_warnings():
-        async with raw_server(never_reads) as url, httpx.AsyncClient() as http:
-            calls = HttpCalls(lambda: http, url)
+        async with raw_server(never_reads) as url, pooled_calls(route, url) as calls:
             with trio.fail_after(10):
                 with trio.move_on_after(0.3) as moved:
                     await calls.create(
@@ -190,7 +217,7 @@ async def test_cancel_while_the_body_is_written_aborts_at_once_and_leaves_no_gen
         await trio.sleep(0.05)  # a system task finalizing a generator would run (and warn) now
 
 
-async def test_a_dripping_answer_hits_the_overall_deadline() -> None:
+async def test_a_dripping_answer_hits_the_overall_deadline(route: str) -> None:
     """Defect 18: a 201 whose body drips one byte a second never ended."""
 
     async def drip(stream: trio.SocketStream) -> None:
@@ -202,8 +229,10 @@ async def test_a_dripping_answer_hits_the_overall_deadline() -> None:
             await stream.send_all(b"v")
             await trio.sleep(0.5)
 
-    async with raw_server(drip) as url, httpx.AsyncClient(timeout=1) as http:
-        calls = HttpCalls(lambda: http, url, timeout=1.5, backoff_base=0.01)
+    async with (
+        raw_server(drip) as url,
+        pooled_calls(route, url, http_timeout=1, timeout=1.5, backoff_base=0.01) as calls,
+    ):
         with trio.fail_after(10), no_resource_warnings():
             start = trio.current_time()
             with pytest.raises(rtengine.ConnectFailed, match=r"timed out after 1.5 s"):
@@ -211,7 +240,7 @@ async def test_a_dripping_answer_hits_the_overall_deadline() -> None:
             assert trio.current_time() - start < 1.5 + 2.5  # the deadline, plus the grace for the read in flight
 
 
-async def test_a_huge_answer_is_refused_without_reading_it() -> None:
+async def test_a_huge_answer_is_refused_without_reading_it(route: str) -> None:
     """Defect 18: a 96 MiB answer body was read whole into memory."""
     written = 0
 
@@ -225,8 +254,7 @@ async def test_a_huge_answer_is_refused_without_reading_it() -> None:
             await stream.send_all(chunk)
             written += len(chunk)
 
-    async with raw_server(huge) as url, httpx.AsyncClient() as http:
-        calls = HttpCalls(lambda: http, url)
+    async with raw_server(huge) as url, pooled_calls(route, url) as calls:
         with trio.fail_after(10), no_resource_warnings():
             with pytest.raises(rtengine.InvalidAnswer, match=r"too large \(more than 1048576 bytes\)"):
                 await calls.create(BODY, AUTH)
@@ -234,7 +262,7 @@ async def test_a_huge_answer_is_refused_without_reading_it() -> None:
     assert written < 16 << 20
 
 
-async def test_a_huge_error_body_is_cut_and_the_rejection_says_so() -> None:
+async def test_a_huge_error_body_is_cut_and_the_rejection_says_so(route: str) -> None:
     """Defect 18: a 64 MiB error body was read whole into memory."""
     written = 0
 
@@ -247,8 +275,7 @@ async def test_a_huge_error_body_is_cut_and_the_rejection_says_so() -> None:
             await stream.send_all(chunk)
             written += len(chunk)
 
-    async with raw_server(huge) as url, httpx.AsyncClient() as http:
-        calls = HttpCalls(lambda: http, url, max_error_bytes=1000)
+    async with raw_server(huge) as url, pooled_calls(route, url, max_error_bytes=1000) as calls:
         with trio.fail_after(10), no_resource_warnings():
             with pytest.raises(rtengine.CallRejected) as info:
                 await calls.create(BODY, AUTH)
@@ -258,7 +285,7 @@ async def test_a_huge_error_body_is_cut_and_the_rejection_says_so() -> None:
     assert written < 16 << 20
 
 
-async def test_a_retry_after_beyond_the_ceiling_fails_at_once() -> None:
+async def test_a_retry_after_beyond_the_ceiling_fails_at_once(route: str) -> None:
     """Defect 18: ``Retry-After: 30`` on a 503 was ignored (4 retries in 0.09 s)."""
     requests: list[Request] = []
 
@@ -268,8 +295,7 @@ async def test_a_retry_after_beyond_the_ceiling_fails_at_once() -> None:
             requests.append(await reader.request())
             await stream.send_all(response(503, {"retry-after": "30"}, b"busy"))
 
-    async with raw_server(busy) as url, httpx.AsyncClient() as http:
-        calls = HttpCalls(lambda: http, url, backoff_base=0.01)
+    async with raw_server(busy) as url, pooled_calls(route, url, backoff_base=0.01) as calls:
         with trio.fail_after(10), pytest.raises(rtengine.CallRejected, match="retry after 30 s") as info:
             await calls.create(BODY, AUTH)
     assert len(requests) == 1
@@ -352,7 +378,7 @@ async def test_on_sent_falls_back_to_the_answer_without_trace_events() -> None:
     assert sent == [1]
 
 
-async def test_cancel_after_the_body_was_sent_reads_the_answer_and_hangs_the_call_up() -> None:
+async def test_cancel_after_the_body_was_sent_reads_the_answer_and_hangs_the_call_up(route: str) -> None:
     """Defect 13: the call made by a cancelled create() was left behind."""
     hangups: list[Request] = []
 
@@ -367,8 +393,7 @@ async def test_cancel_after_the_body_was_sent_reads_the_answer_and_hangs_the_cal
                 await trio.sleep(0.5)
                 await stream.send_all(created("rtc_cancelled"))
 
-    async with raw_server(slow) as url, httpx.AsyncClient() as http:
-        calls = HttpCalls(lambda: http, url)
+    async with raw_server(slow) as url, pooled_calls(route, url) as calls:
         sent = trio.Event()
         cancelled_at = 0.0
         with trio.fail_after(10):
@@ -392,7 +417,9 @@ async def test_cancel_after_the_body_was_sent_reads_the_answer_and_hangs_the_cal
     assert hangups[0].headers["authorization"] == f"Bearer {SECRET}"
 
 
-async def test_a_failed_hangup_after_a_cancellation_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failed_hangup_after_a_cancellation_is_logged_not_raised(
+    route: str, caplog: pytest.LogCaptureFixture
+) -> None:
     async def slow(stream: trio.SocketStream) -> None:
         reader = Reader(stream)
         while True:
@@ -403,8 +430,7 @@ async def test_a_failed_hangup_after_a_cancellation_is_logged_not_raised(caplog:
                 await trio.sleep(0.3)
                 await stream.send_all(created("rtc_kept"))
 
-    async with raw_server(slow) as url, httpx.AsyncClient() as http:
-        calls = HttpCalls(lambda: http, url)
+    async with raw_server(slow) as url, pooled_calls(route, url) as calls:
         with trio.fail_after(10):
             with trio.move_on_after(0.1) as moved:
                 await calls.create(BODY, AUTH)
@@ -516,7 +542,7 @@ async def test_transport_errors_are_translated_without_secrets() -> None:
         pytest.param(response(201, {"content-type": "application/sdp"}, b"v=0\r\n"), id="201-without-location"),
     ],
 )
-async def test_a_cancellation_after_the_body_was_sent_wins_over_the_answers_error(answer: bytes) -> None:
+async def test_a_cancellation_after_the_body_was_sent_wins_over_the_answers_error(route: str, answer: bytes) -> None:
     """Review finding: cancelled while the (shielded) answer was awaited, the caller got the answer's error — a
     CallRejected or InvalidLocation escaping a cancelled scope — instead of Cancelled."""
 
@@ -527,8 +553,7 @@ async def test_a_cancellation_after_the_body_was_sent_wins_over_the_answers_erro
         await stream.send_all(answer)
         await trio.sleep_forever()
 
-    async with raw_server(handler) as url, httpx.AsyncClient() as http:
-        calls = HttpCalls(lambda: http, url, retries=0)
+    async with raw_server(handler) as url, pooled_calls(route, url, retries=0) as calls:
         sent = trio.Event()
         with trio.fail_after(10):
             with trio.CancelScope() as scope:
@@ -544,7 +569,7 @@ async def test_a_cancellation_after_the_body_was_sent_wins_over_the_answers_erro
             assert scope.cancelled_caught
 
 
-async def test_a_request_read_but_never_answered_is_not_posted_again() -> None:
+async def test_a_request_read_but_never_answered_is_not_posted_again(route: str) -> None:
     """Review finding: with answer_grace shorter than the timeout, a POST the server had read but not answered was
     retried — each retry could create another call, none hung up."""
     posts: list[int] = []
@@ -555,8 +580,10 @@ async def test_a_request_read_but_never_answered_is_not_posted_again() -> None:
         posts.append(1)
         await trio.sleep_forever()
 
-    async with raw_server(handler) as url, httpx.AsyncClient() as http:
-        calls = HttpCalls(lambda: http, url, timeout=3, answer_grace=0.3, backoff_base=0.01)
+    async with (
+        raw_server(handler) as url,
+        pooled_calls(route, url, timeout=3, answer_grace=0.3, backoff_base=0.01) as calls,
+    ):
         with trio.fail_after(10), pytest.raises(rtengine.ConnectionLost, match=r"no answer within 0\.3 s"):
             await calls.create(BODY, AUTH)
     assert posts == [1]

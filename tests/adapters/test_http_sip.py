@@ -17,12 +17,32 @@ NOT_FOUND = {"error": {"message": "No session found", "type": "invalid_request_e
 SESSION = rtengine.SessionConfig(instructions="Hello.")
 
 
-def _client(handler: Callable[[httpx.Request], httpx.Response]) -> rtengine.RealtimeClient:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return rtengine.RealtimeClient("https://api.example/v1", api_key="sk-x", http_client=http, backoff_base=0.001)
+Handler = Callable[[httpx.Request], httpx.Response]
+ClientFor = Callable[[Handler], rtengine.RealtimeClient]
 
 
-async def test_the_requests() -> None:
+@pytest.fixture(params=["http_client", "http_transport"])
+def make_client(request: pytest.FixtureRequest) -> ClientFor:
+    """A client over a MockTransport: the caller's httpx client (requests through ``client.send``), or the one
+    rtengine builds around the transport (requests the short way to it: rtengine.adapters._http_direct)."""
+
+    def make(handler: Handler) -> rtengine.RealtimeClient:
+        mock = httpx.MockTransport(handler)
+        if request.param == "http_client":
+            return rtengine.RealtimeClient(
+                "https://api.example/v1",
+                api_key="sk-x",
+                http_client=httpx.AsyncClient(transport=mock),
+                backoff_base=0.001,
+            )
+        return rtengine.RealtimeClient(
+            "https://api.example/v1", api_key="sk-x", http_transport=mock, backoff_base=0.001
+        )
+
+    return make
+
+
+async def test_the_requests(make_client: ClientFor) -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -30,7 +50,7 @@ async def test_the_requests() -> None:
         return httpx.Response(200)
 
     with trio.fail_after(5):
-        async with _client(handler) as client:
+        async with make_client(handler) as client:
             await client.calls.accept(CALL, SESSION)
             await client.calls.reject(CALL)
             await client.calls.reject(CALL, status_code=486)
@@ -46,7 +66,7 @@ async def test_the_requests() -> None:
 
 
 @pytest.mark.parametrize("action", ["accept", "refer"])
-async def test_accept_and_refer_are_not_retried_after_a_5xx(action: str) -> None:
+async def test_accept_and_refer_are_not_retried_after_a_5xx(make_client: ClientFor, action: str) -> None:
     count = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -55,7 +75,7 @@ async def test_accept_and_refer_are_not_retried_after_a_5xx(action: str) -> None
         return httpx.Response(503, json={"error": {"message": "busy"}})
 
     with trio.fail_after(5):
-        async with _client(handler) as client:
+        async with make_client(handler) as client:
             request = (
                 client.calls.accept(CALL, SESSION)
                 if action == "accept"
@@ -67,7 +87,7 @@ async def test_accept_and_refer_are_not_retried_after_a_5xx(action: str) -> None
     assert count == 1
 
 
-async def test_accept_is_retried_when_no_connection_could_be_made() -> None:
+async def test_accept_is_retried_when_no_connection_could_be_made(make_client: ClientFor) -> None:
     count = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -78,12 +98,12 @@ async def test_accept_is_retried_when_no_connection_could_be_made() -> None:
         return httpx.Response(200)
 
     with trio.fail_after(5):
-        async with _client(handler) as client:
+        async with make_client(handler) as client:
             await client.calls.accept(CALL, SESSION)
     assert count == 3
 
 
-async def test_accept_is_not_retried_after_a_read_error() -> None:
+async def test_accept_is_not_retried_after_a_read_error(make_client: ClientFor) -> None:
     count = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -92,32 +112,32 @@ async def test_accept_is_not_retried_after_a_read_error() -> None:
         raise httpx.ReadError("connection reset", request=request)
 
     with trio.fail_after(5):
-        async with _client(handler) as client:
+        async with make_client(handler) as client:
             with pytest.raises(rtengine.ConnectFailed):
                 await client.calls.accept(CALL, SESSION)
     assert count == 1
 
 
-async def test_reject_is_retried_and_a_404_on_a_retry_means_it_went_through() -> None:
+async def test_reject_is_retried_and_a_404_on_a_retry_means_it_went_through(make_client: ClientFor) -> None:
     answers = [httpx.Response(502), httpx.Response(404, json=NOT_FOUND)]
 
     def handler(request: httpx.Request) -> httpx.Response:
         return answers.pop(0)
 
     with trio.fail_after(5):
-        async with _client(handler) as client:
+        async with make_client(handler) as client:
             await client.calls.reject(CALL)
     assert answers == []
 
 
-async def test_errors_are_specific() -> None:
+async def test_errors_are_specific(make_client: ClientFor) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/refer"):
             return httpx.Response(400, json={"error": {"message": "bad", "code": "invalid_value"}})
         return httpx.Response(404, json=NOT_FOUND)
 
     with trio.fail_after(5):
-        async with _client(handler) as client:
+        async with make_client(handler) as client:
             with pytest.raises(rtengine.CallNotFound):
                 await client.calls.accept(CALL, SESSION)
             with pytest.raises(rtengine.CallNotFound):
@@ -132,13 +152,13 @@ async def test_errors_are_specific() -> None:
                 await client.calls.reject(CALL, status_code=200)
 
 
-async def test_a_key_the_server_echoes_is_scrubbed_from_the_error() -> None:
+async def test_a_key_the_server_echoes_is_scrubbed_from_the_error(make_client: ClientFor) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         echoed = request.headers["authorization"]
         return httpx.Response(400, json={"error": {"message": f"bad request from {echoed}", "code": "invalid"}})
 
     with trio.fail_after(5):
-        async with _client(handler) as client:
+        async with make_client(handler) as client:
             with pytest.raises(rtengine.CallRejected) as caught:
                 await client.calls.refer(CALL, "tel:+1")
     assert "sk-x" not in str(caught.value)

@@ -1,6 +1,10 @@
 """SessionConfig: the GA session shapes for session.update and for call creation."""
 
+import copy
 import json
+import pickle
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -180,3 +184,33 @@ def test_each_vad_variant_keeps_its_own_and_the_shared_fields() -> None:
         "silence_duration_ms": 400,
         "idle_timeout_ms": 6000,
     }
+
+
+def test_a_config_is_immutable_all_the_way_down() -> None:
+    """``extra`` and a tool's ``parameters`` are read-only copies: the caller's dicts changed later change nothing
+    (a client encodes a session's JSON once), and the config's own refuse changes, in copies too."""
+    extra: dict[str, Any] = {"tracing": {"workflow_name": "desk", "tags": ["a"]}}
+    parameters: dict[str, Any] = {"type": "object", "required": ["city"]}
+    config = SessionConfig(extra=extra, tools=(FunctionTool("weather", parameters=parameters),))
+    before = config.call_session_json()
+    extra["tracing"]["workflow_name"] = "other"
+    extra["model"] = "sneaked-past-the-check"
+    parameters["required"].append("country")
+    assert config.call_session_json() == before
+    assert config.extra == {"tracing": {"workflow_name": "desk", "tags": ["a"]}}
+    assert config.extra is not None
+    extra_now, parameters_now = config.extra, config.tools[0].parameters
+    changes: list[Callable[[], object]] = [
+        lambda: extra_now["tracing"].update(workflow_name="x"),
+        lambda: extra_now["tracing"]["tags"].append("b"),
+        lambda: parameters_now["required"].clear(),
+    ]
+    for change in changes:
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    for copied in (copy.deepcopy(config), pickle.loads(pickle.dumps(config))):
+        assert copied == config
+        assert copied.extra is not None
+        with pytest.raises(TypeError, match="read-only"):
+            copied.extra["tracing"]["tags"].append("b")
+    assert json.loads(before)["tracing"] == {"workflow_name": "desk", "tags": ["a"]}
