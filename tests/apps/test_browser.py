@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from functools import partial
 from subprocess import PIPE
+from typing import Any
 
 import pytest
 import trio
@@ -60,10 +61,8 @@ async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
     screenshot = ARTIFACTS / "browser-call.png"
     with trio.fail_after(90):
         driver = pathlib.Path(__file__).parents[1] / "browser_driver.py"
-        result = await trio.run_process(
-            [sys.executable, str(driver), web.url, "hello from chromium", str(screenshot)], capture_stdout=True
-        )
-        shown = json.loads(result.stdout.decode().strip().splitlines()[-1])
+        command = [sys.executable, str(driver), web.url, "hello from chromium", str(screenshot)]
+        shown = await _drive(command)
         await web.wait_no_pages()
     assert shown["packets"] > 0  # remote audio arrived over RTP
     assert "You said: hello from chromium" in shown["transcript"]
@@ -81,6 +80,33 @@ async def test_a_browser_call_with_server_side_controls(web: WebApp) -> None:
     assert screenshot.stat().st_size > 10_000
 
 
+async def _drive(command: list[str]) -> dict[str, Any]:
+    """Run the driver; what the pages showed (its last JSON line). A page that got stuck fails the test with what
+    it showed."""
+    result = await trio.run_process(command, capture_stdout=True, check=False)
+    shown: dict[str, Any] = json.loads((result.stdout.decode().strip().splitlines() or ["{}"])[-1])
+    assert "stuck" not in shown, json.dumps(shown["stuck"], indent=1, ensure_ascii=False)
+    assert result.returncode == 0
+    return shown
+
+
+async def test_a_page_that_calls_again_at_once_is_not_upset_by_its_last_sessions_late_close(web: WebApp) -> None:
+    """Hang up and call again at once: the first session's last words (its ``closed``, its websocket's close) reach
+    the page only after the second call started, as they do when the app or the machine is slow. The second call
+    still connects, stays connected and hears audio (the page ignores what its old session says)."""
+    with trio.fail_after(90):
+        driver = pathlib.Path(__file__).parents[1] / "browser_driver.py"
+        shown = await _drive([sys.executable, str(driver), "--again", web.url])
+        await web.wait_no_pages()
+    assert any(late.startswith("close") for late in shown["late"])  # the old session closed during the second call
+    assert shown["status"] == "connected"
+    assert shown["packets"] > 0
+    assert "[error]" not in shown["transcript"]
+    assert shown["workers"] == [f"worker {os.getpid()}"] * 2
+    assert web.ended == {"requested": 2}  # both calls ended by the page's hang-up, and forgotten
+    assert shown["failed"] == []
+
+
 async def _line(stream: trio.abc.ReceiveStream) -> str:
     line = b""
     while not line.endswith(b"\n"):
@@ -89,6 +115,17 @@ async def _line(stream: trio.abc.ReceiveStream) -> str:
             raise AssertionError(f"the stream ended after {line!r}")
         line += chunk
     return line.decode()
+
+
+def _driven(line: str, app_stderr: bytearray) -> dict[str, Any]:
+    """The driver's JSON line; a page that got stuck fails the test with what it showed and the app's stderr."""
+    shown: dict[str, Any] = json.loads(line)
+    if "stuck" in shown:
+        stuck = json.dumps(shown["stuck"], indent=1, ensure_ascii=False)
+        raise AssertionError(
+            f"a page got stuck: {stuck}\n--- the app's stderr ---\n{app_stderr.decode(errors='replace')}"
+        )
+    return shown
 
 
 async def test_two_workers_hold_a_call_each_and_pages_see_the_app_exit() -> None:
@@ -115,9 +152,9 @@ async def test_two_workers_hold_a_call_each_and_pages_see_the_app_exit() -> None
             driver_run = partial(trio.run_process, two, stdout=PIPE, check=False)
             pages: trio.Process = await nursery.start(driver_run)
             assert pages.stdout is not None
-            held = json.loads(await _line(pages.stdout))
+            held = _driven(await _line(pages.stdout), errors)
             app.send_signal(signal.SIGINT)
-            after = json.loads(await _line(pages.stdout))
+            after = _driven(await _line(pages.stdout), errors)
             assert await app.wait() == 0
             assert await pages.wait() == 0
     workers = {int(shown.removeprefix("worker ")) for shown in held["workers"]}
