@@ -103,7 +103,11 @@ async def test_a_page_that_calls_again_at_once_is_not_upset_by_its_last_sessions
     assert shown["packets"] > 0
     assert "[error]" not in shown["transcript"]
     assert shown["workers"] == [f"worker {os.getpid()}"] * 2
-    assert web.ended == {"requested": 2}  # both calls ended by the page's hang-up, and forgotten
+    # Both calls ended by the page's hang-up, and forgotten. The page sends "hangup" on its (here routed, so slower)
+    # websocket and then closes its peer connection: the local server may see the media close first and end the call
+    # itself (the conversation then closes as "call_ended") — either way the hang-up ended it.
+    assert sum(web.ended.values()) == 2
+    assert set(web.ended) <= {"requested", "call_ended"}
     assert shown["failed"] == []
 
 
