@@ -14,47 +14,13 @@ import httpx
 import pytest
 import trio
 from loopback import serving_raw
+from raw_requests import Seen
 
 import rtengine
 from rtengine.adapters._http_direct import Poster, pooled_client
 
 AUTH = MappingProxyType({"authorization": "Bearer sk-test-0123456789", "user-agent": "rtengine/0.1"})
 BODY = b'{"type":"realtime","instructions":"Hello."}'
-
-
-class Seen:
-    """Each request's raw bytes (head and body), as the server read them; answers each with ``answer``."""
-
-    def __init__(self, answer: bytes = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n") -> None:
-        self.requests: list[bytes] = []
-        self.answer = answer
-
-    async def serve(self, stream: trio.SocketStream) -> None:
-        buffer = b""
-        while True:
-            while b"\r\n\r\n" not in buffer:
-                chunk = await stream.receive_some()
-                if not chunk:
-                    return
-                buffer += chunk
-            head, _, buffer = buffer.partition(b"\r\n\r\n")
-            length = next(
-                (
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
-                ),
-                0,
-            )
-            while len(buffer) < length:
-                buffer += await stream.receive_some()
-            self.requests.append(head + b"\r\n\r\n" + buffer[:length])
-            buffer = buffer[length:]
-            await stream.send_all(self.answer)
-
-    def headers(self, index: int) -> dict[str, str]:
-        lines = self.requests[index].split(b"\r\n\r\n")[0].decode().split("\r\n")[1:]
-        return {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
 
 
 @asynccontextmanager
