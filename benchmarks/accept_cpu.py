@@ -57,7 +57,7 @@ async def _park(host: str, port: int) -> trio.abc.Stream:
     raise AssertionError("unreachable")
 
 
-async def _best(calls: int, rounds: int, one: Callable[[int], Awaitable[float]]) -> float:
+async def best_cpu(calls: int, rounds: int, one: Callable[[int], Awaitable[float]]) -> float:
     """The best round's mean CPU per call, in µs (``one(i)`` returns the CPU seconds it wants counted)."""
     best = float("inf")
     for r in range(rounds):
@@ -166,11 +166,11 @@ async def run(calls: int, rounds: int) -> tuple[dict[str, float], dict[str, floa
             return spent  # noqa: RET504 - the block's exit (the hang-up) is not counted
 
         for one in (bare, seam, block):  # warm every path first
-            await _best(50, 1, one)
+            await best_cpu(50, 1, one)
         totals = {
-            "bare POST": await _best(calls, rounds, bare),
-            "calls.accept": await _best(calls, rounds, seam),
-            "open_conversation": await _best(calls, rounds, block),
+            "bare POST": await best_cpu(calls, rounds, bare),
+            "calls.accept": await best_cpu(calls, rounds, seam),
+            "open_conversation": await best_cpu(calls, rounds, block),
         }
         return totals, await stages(client, calls, rounds)
 

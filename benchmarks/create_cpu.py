@@ -16,12 +16,11 @@ inside a round), in µs of this thread's CPU per call:
 from __future__ import annotations
 
 import argparse
-import gc
 import time
-from collections.abc import Awaitable, Callable
 
 import httpx
 import trio
+from accept_cpu import best_cpu
 
 import rtengine
 from rtengine.protocol import multipart_body
@@ -53,22 +52,6 @@ async def _park(host: str, port: int) -> trio.abc.Stream:
     raise AssertionError("unreachable")
 
 
-async def _best(calls: int, rounds: int, one: Callable[[], Awaitable[float]]) -> float:
-    """The best round's mean CPU per call, in µs (``one()`` returns the CPU seconds it wants counted)."""
-    best = float("inf")
-    for _ in range(rounds):
-        gc.collect()
-        gc.disable()
-        try:
-            spent = 0.0
-            for _ in range(calls):
-                spent += await one()
-        finally:
-            gc.enable()
-        best = min(best, spent / calls * 1e6)
-    return best
-
-
 async def run(calls: int, rounds: int) -> dict[str, float]:
     http = httpx.AsyncClient(transport=_Answering(), follow_redirects=False)
     async with (
@@ -78,30 +61,30 @@ async def run(calls: int, rounds: int) -> dict[str, float]:
         body = multipart_body(SDP, client.session_json(SESSION))
         headers = {**client.auth_headers(), "content-type": body.content_type}
 
-        async def bare() -> float:
+        async def bare(_: int) -> float:
             start = time.thread_time()
             response = await http.post(f"{BASE}/realtime/calls", content=body.content, headers=headers)
             spent = time.thread_time() - start
             assert response.status_code == 201
             return spent
 
-        async def seam() -> float:
+        async def seam(_: int) -> float:
             start = time.thread_time()
             await client.calls.create(body, client.auth_headers())
             return time.thread_time() - start
 
-        async def block() -> float:
+        async def block(_: int) -> float:
             start = time.thread_time()
             async with rtengine.open_conversation(client, SESSION, offer_sdp=SDP, hangup=False):
                 spent = time.thread_time() - start
             return spent  # noqa: RET504 - the block's exit is not counted
 
         for one in (bare, seam, block):  # warm every path first
-            await _best(50, 1, one)
+            await best_cpu(50, 1, one)
         return {
-            "bare POST": await _best(calls, rounds, bare),
-            "calls.create": await _best(calls, rounds, seam),
-            "open_conversation": await _best(calls, rounds, block),
+            "bare POST": await best_cpu(calls, rounds, bare),
+            "calls.create": await best_cpu(calls, rounds, seam),
+            "open_conversation": await best_cpu(calls, rounds, block),
         }
 
 
