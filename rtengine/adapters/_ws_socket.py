@@ -32,7 +32,8 @@ def _text_size(data: str | bytes | bytearray) -> int:
 
 
 async def _acquire(lock: trio.Lock) -> None:
-    """Take ``lock``, with no schedule point when it is free (the read that follows is the checkpoint)."""
+    """Take ``lock``, with no schedule point when it is free (the read or write that follows is the checkpoint: a
+    schedule point per message instead of two). Cancellation: a pending one raises here, with the lock not taken."""
     await trio.lowlevel.checkpoint_if_cancelled()
     try:
         lock.acquire_nowait()
@@ -77,6 +78,9 @@ class RealtimeSocket:
         #: per read, not per event).
         self._held: wse.Event | None = None
         self._events: Iterator[wse.Event] = iter(())
+        #: Bytes were fed to wsproto since ``_events`` was made: a spent generator is replaced only then (a fresh
+        #: one over the same bytes would parse the same incomplete frame header again, once per message).
+        self._fed = True  # the opening may have left bytes after the upgrade's answer
         self._reads = 0
         self._end: SocketEnd | None = None
         #: A write was interrupted after it may have begun: part of a frame may be on the wire.
@@ -117,7 +121,8 @@ class RealtimeSocket:
 
     async def _write(self, event: wse.Event) -> None:
         what = "failed to send on the realtime websocket"
-        async with self._send_lock:
+        await _acquire(self._send_lock)  # free (the usual case): no schedule point here; the write is one
+        try:
             if self._finished or self._torn:
                 raise ConnectionLost(f"{what}: the socket is {'closed' if self._finished else 'torn'}")
             if isinstance(event, wse.Message) and (end := self._end) is not None:
@@ -139,6 +144,8 @@ class RealtimeSocket:
             except BaseException:
                 self._torn = True
                 raise
+        finally:
+            self._send_lock.release()
 
     # --- receiving ----------------------------------------------------------------------------------------------
 
@@ -198,7 +205,8 @@ class RealtimeSocket:
         if (held := self._held) is not None:
             self._held = None
             return held
-        if (event := next(self._events, None)) is None:  # spent: a fresh generator sees the bytes fed since
+        if (event := next(self._events, None)) is None and self._fed:  # spent: a fresh one sees the bytes fed since
+            self._fed = False
             self._events = self._ws.events()
             event = next(self._events, None)
         return event
@@ -221,6 +229,7 @@ class RealtimeSocket:
             self._ended(SocketEnd(clean=False, detail="the server closed the connection without a close frame"))
             return False
         self._ws.receive_data(bytes(data))
+        self._fed = True
         return True
 
     def _ended(self, end: SocketEnd) -> None:

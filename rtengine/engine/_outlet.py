@@ -219,15 +219,22 @@ class EventStream(trio.abc.ReceiveChannel[ConversationEvent]):
         raise trio.WouldBlock
 
     async def receive(self) -> ConversationEvent:
+        """The next event (``trio.EndOfChannel`` after ``Closed``). A checkpoint: an event already buffered is
+        taken after a schedule point; otherwise the wait is the schedule point, and the event the reader was woken
+        for is taken at once (as a trio memory channel hands its value to a waiting receiver), not after one more
+        trip through the scheduler. Cancellation: raises ``Cancelled`` with nothing taken."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            try:
-                event = self.receive_nowait()
-            except trio.WouldBlock:
+        try:
+            event = self.receive_nowait()
+        except trio.WouldBlock:
+            while True:
                 await self._outlet._readers.park()
-                continue
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return event
+                try:
+                    return self.receive_nowait()
+                except trio.WouldBlock:
+                    continue
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return event
 
     def pending(self) -> int:
         """Events buffered and not yet received."""
