@@ -7,8 +7,8 @@ rtengine errors, both while opening and on an open socket (:mod:`rtengine.adapte
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
 from typing import Final, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,22 +35,35 @@ _REJECT_TEXT_CAP: Final = 2000
 SHAPES_ONLY: Final = Scrubber()
 
 
-@contextmanager
-def _translate(what: str, error: type[ConnectFailed] | type[ConnectionLost]) -> Iterator[None]:
-    """The one place where OS, TLS, trio-stream, wsproto and h11 exceptions become rtengine errors.
+class _translate:
+    """The one place where OS, TLS, trio-stream, wsproto and h11 exceptions become rtengine errors
+    (``with _translate(what, error): ...``).
 
     ``error`` is :class:`ConnectFailed` while opening and :class:`ConnectionLost` on an open socket. rtengine's
-    own errors and ``BaseException``\\ s (``Cancelled``, ``KeyboardInterrupt``) pass through unchanged.
-    """
-    try:
-        yield
-    except RealtimeError:
-        raise
-    except trio.TooSlowError as exc:
-        raise error(f"{what}: timed out") from exc
-    except (wsproto.utilities.ProtocolError, h11.ProtocolError) as exc:  # may quote what the server sent
-        raise error(SHAPES_ONLY(f"{what}: invalid handshake answer: {exc}")) from exc
-    except Exception as exc:  # OSError, ssl.SSLError, trio.BrokenResourceError/ClosedResourceError, anything else
+    own errors and ``BaseException``\\ s (``Cancelled``, ``KeyboardInterrupt``) pass through unchanged. A small
+    class rather than a ``@contextmanager`` generator: an open socket enters one on every read and every write, and
+    keeps the one it reads with (it holds no state between uses)."""
+
+    __slots__ = ("_error", "_what")
+
+    def __init__(self, what: str, error: type[ConnectFailed] | type[ConnectionLost]) -> None:
+        self._what = what
+        self._error = error
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, RealtimeError) or not isinstance(exc, Exception):
+            return
+        what, error = self._what, self._error
+        if isinstance(exc, trio.TooSlowError):
+            raise error(f"{what}: timed out") from exc
+        if isinstance(exc, wsproto.utilities.ProtocolError | h11.ProtocolError):  # may quote what the server sent
+            raise error(SHAPES_ONLY(f"{what}: invalid handshake answer: {exc}")) from exc
+        # OSError, ssl.SSLError, trio.BrokenResourceError/ClosedResourceError, anything else
         detail = describe_exception(exc)
         if isinstance(exc.__cause__, BaseExceptionGroup) and (leaf := sole_leaf(exc.__cause__)) is not None:
             # trio.open_tcp_stream: "all attempts to connect failed", the reason (refused, unreachable) in a group

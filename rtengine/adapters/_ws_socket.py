@@ -31,14 +31,47 @@ def _text_size(data: str | bytes | bytearray) -> int:
     return len(data)
 
 
-async def _acquire(lock: trio.Lock) -> None:
-    """Take ``lock``, with no schedule point when it is free (the read or write that follows is the checkpoint: a
-    schedule point per message instead of two). Cancellation: a pending one raises here, with the lock not taken."""
-    await trio.lowlevel.checkpoint_if_cancelled()
-    try:
-        lock.acquire_nowait()
-    except trio.WouldBlock:
-        await lock.acquire()
+def _whole(event: wse.Event, cap: int) -> str | None:
+    """The text of ``event`` when it is a whole ASCII text message within ``cap`` (an audio delta: the usual case,
+    taken with no further checks), else None; the caller has no message part pending."""
+    if type(event) is wse.TextMessage and event.message_finished:
+        data = event.data
+        if data.isascii() and len(data) <= cap:
+            return data
+    return None
+
+
+class _Gate:
+    """A FIFO lock over one socket's reads (or its writes), lighter than ``trio.Lock``, which on every acquire
+    registers its owner for the task's parking-lot breaker (inspecting the owner's coroutine) and checks the owner
+    again on release. Free: taken with no schedule point (the read or write that follows is the checkpoint: one
+    schedule point per message, not two). Held: the waiter parks, and :meth:`release` hands the gate to the first
+    waiter (no task can slip in between). Cancellation: a waiter cancelled before it was handed the gate does not
+    hold it; a pending cancellation raises in :meth:`acquire`, with the gate not taken."""
+
+    __slots__ = ("_held", "_waiters")
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters = trio.lowlevel.ParkingLot()
+
+    def locked(self) -> bool:
+        return self._held
+
+    @trio.lowlevel.enable_ki_protection
+    async def acquire(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._held:
+            await self._waiters.park()  # handed over by release(): held from here
+        else:
+            self._held = True
+
+    @trio.lowlevel.enable_ki_protection
+    def release(self) -> None:
+        if self._waiters:
+            self._waiters.unpark()
+        else:
+            self._held = False
 
 
 class RealtimeSocket:
@@ -70,8 +103,11 @@ class RealtimeSocket:
         self.max_message_size = max_message_size
         self.receive_size = receive_size
         self.close_took: float | None = None
-        self._send_lock = trio.Lock()
-        self._read_lock = trio.Lock()
+        self._send_lock = _Gate()
+        self._read_lock = _Gate()
+        #: The exception translations of a write and of a read (one each, reused).
+        self._writing = _translate("failed to send on the realtime websocket", ConnectionLost)
+        self._reading = _translate("reading the realtime websocket failed", ConnectionLost)
         self._parts: list[str | bytes] = []
         self._size = 0
         #: An event :meth:`receive_nowait` took that needs I/O (next for receive); wsproto's events (one generator
@@ -121,7 +157,7 @@ class RealtimeSocket:
 
     async def _write(self, event: wse.Event) -> None:
         what = "failed to send on the realtime websocket"
-        await _acquire(self._send_lock)  # free (the usual case): no schedule point here; the write is one
+        await self._send_lock.acquire()  # free (the usual case): no schedule point here; the write is one
         try:
             if self._finished or self._torn:
                 raise ConnectionLost(f"{what}: the socket is {'closed' if self._finished else 'torn'}")
@@ -132,10 +168,10 @@ class RealtimeSocket:
                 raise ConnectionLost(f"{what}: the connection is closing", code=self.close_code)
             # A pending cancellation is taken here, before any byte is written: such a send is not torn.
             await trio.lowlevel.checkpoint_if_cancelled()
-            with _translate(what, ConnectionLost):
+            with self._writing:
                 data = self._ws.send(event)
             try:
-                with _translate(what, ConnectionLost):
+                with self._writing:
                     await self._stream.send_all(data)
             except ConnectionLost as exc:
                 self._torn = True
@@ -155,27 +191,28 @@ class RealtimeSocket:
         Pings are answered and a server CLOSE is answered here. Once ended, every call returns the same
         :class:`~rtengine.protocol.SocketEnd`. Cancellation: nothing is lost; the socket stays usable.
         """
-        await _acquire(self._read_lock)
+        await self._read_lock.acquire()
         try:
             reads = self._reads
-            message = await self._receive_locked()
+            while True:
+                if (end := self._end) is not None:
+                    message: str | bytes | SocketEnd = end
+                    break
+                event = self._next_event()
+                if event is None:
+                    await self._fill()
+                    continue
+                got: str | bytes | None = _whole(event, self.max_message_size) if not self._parts else None
+                if got is None:
+                    got = await self._on_event(event)
+                if got is not None:
+                    message = got
+                    break
             if self._reads == reads:  # no read (always a checkpoint) was needed: still a schedule point
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return message
         finally:
             self._read_lock.release()
-
-    async def _receive_locked(self) -> str | bytes | SocketEnd:
-        while True:
-            if (end := self._end_now()) is not None:
-                return end
-            event = self._next_event()
-            if event is None:
-                await self._fill()
-                continue
-            message = await self._on_event(event)
-            if message is not None:
-                return message
 
     def receive_nowait(self) -> str | bytes | None:
         """A message already complete in the bytes read, with no I/O (not a checkpoint: a reader drains one read's
@@ -184,6 +221,8 @@ class RealtimeSocket:
         if self._end is not None or self._read_lock.locked():
             return None
         while (event := self._next_event()) is not None:
+            if not self._parts and (whole := _whole(event, self.max_message_size)) is not None:
+                return whole
             if isinstance(event, wse.TextMessage | wse.BytesMessage):
                 data = event.data if isinstance(event.data, str) else bytes(event.data)
                 size = self._size + _text_size(data)
@@ -195,9 +234,6 @@ class RealtimeSocket:
             self._held = event  # a control frame or an oversized part: receive() handles it (with I/O)
             return None
         return None
-
-    def _end_now(self) -> SocketEnd | None:
-        return self._end  # a call: mypy keeps no narrowing of ``_end`` across the awaits of the loop
 
     def _next_event(self) -> wse.Event | None:
         """One event wsproto already has (taking one at a time loses nothing if the caller is cancelled later); an
@@ -220,7 +256,7 @@ class RealtimeSocket:
         """Read once and feed wsproto. False at EOF or after a failed read: the connection has ended (not cleanly)."""
         self._reads += 1
         try:
-            with _translate("reading the realtime websocket failed", ConnectionLost):
+            with self._reading:
                 data = await self._stream.receive_some(self.receive_size)
         except ConnectionLost as exc:
             self._ended(SocketEnd(clean=False, detail=str(exc)))
@@ -323,26 +359,32 @@ class RealtimeSocket:
     async def _close_handshake(self) -> None:
         if self._torn or self._broken:
             return
-        async with self._read_lock:
-            state = self._ws.state
-            if state is ConnectionState.OPEN:
-                await self._write(wse.CloseConnection(code=1000))
-            elif state is ConnectionState.REMOTE_CLOSING:
-                code = self.close_code
-                await self._write(wse.CloseConnection(code=1000 if code is None else code))
-            while self._ws.state is ConnectionState.LOCAL_CLOSING and not self._broken:
-                event = self._next_event()
-                if event is None:
-                    if not await self._fill():
-                        return  # EOF or a failed read: nothing more will come
-                    continue
-                if isinstance(event, wse.CloseConnection):
-                    if not self._genuine_close():
-                        return
-                    code = int(event.code)
-                    public_code = None if code == _NO_STATUS else code
-                    reason = self.scrub(event.reason) if event.reason else None  # server text: scrubbed
-                    detail = "the websocket was closed by the client"
-                    self._ended(SocketEnd(clean=True, code=public_code, reason=reason, detail=detail))
+        await self._read_lock.acquire()
+        try:
+            await self._handshake_locked()
+        finally:
+            self._read_lock.release()
+
+    async def _handshake_locked(self) -> None:
+        state = self._ws.state
+        if state is ConnectionState.OPEN:
+            await self._write(wse.CloseConnection(code=1000))
+        elif state is ConnectionState.REMOTE_CLOSING:
+            code = self.close_code
+            await self._write(wse.CloseConnection(code=1000 if code is None else code))
+        while self._ws.state is ConnectionState.LOCAL_CLOSING and not self._broken:
+            event = self._next_event()
+            if event is None:
+                if not await self._fill():
+                    return  # EOF or a failed read: nothing more will come
+                continue
+            if isinstance(event, wse.CloseConnection):
+                if not self._genuine_close():
                     return
-                # Data frames and pings after our CLOSE are discarded (no pong may follow a CLOSE).
+                code = int(event.code)
+                public_code = None if code == _NO_STATUS else code
+                reason = self.scrub(event.reason) if event.reason else None  # server text: scrubbed
+                detail = "the websocket was closed by the client"
+                self._ended(SocketEnd(clean=True, code=public_code, reason=reason, detail=detail))
+                return
+            # Data frames and pings after our CLOSE are discarded (no pong may follow a CLOSE).
