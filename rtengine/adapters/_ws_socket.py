@@ -16,6 +16,7 @@ from wsproto.connection import ConnectionState
 from ..protocol._errors import ConnectionLost
 from ..protocol._lifecycle import SocketEnd
 from ..protocol._util import describe_exception
+from ._ws_frames import Gate, text_frame, whole_text
 from ._ws_opening import SHAPES_ONLY, _public, _translate
 
 log = logging.getLogger("rtengine.websocket")
@@ -29,49 +30,6 @@ def _text_size(data: str | bytes | bytearray) -> int:
     if isinstance(data, str) and not data.isascii():
         return len(data.encode("utf-8"))
     return len(data)
-
-
-def _whole(event: wse.Event, cap: int) -> str | None:
-    """The text of ``event`` when it is a whole ASCII text message within ``cap`` (an audio delta: the usual case,
-    taken with no further checks), else None; the caller has no message part pending."""
-    if type(event) is wse.TextMessage and event.message_finished:
-        data = event.data
-        if data.isascii() and len(data) <= cap:
-            return data
-    return None
-
-
-class _Gate:
-    """A FIFO lock over one socket's reads (or its writes), lighter than ``trio.Lock``, which on every acquire
-    registers its owner for the task's parking-lot breaker (inspecting the owner's coroutine) and checks the owner
-    again on release. Free: taken with no schedule point (the read or write that follows is the checkpoint: one
-    schedule point per message, not two). Held: the waiter parks, and :meth:`release` hands the gate to the first
-    waiter (no task can slip in between). Cancellation: a waiter cancelled before it was handed the gate does not
-    hold it; a pending cancellation raises in :meth:`acquire`, with the gate not taken."""
-
-    __slots__ = ("_held", "_waiters")
-
-    def __init__(self) -> None:
-        self._held = False
-        self._waiters = trio.lowlevel.ParkingLot()
-
-    def locked(self) -> bool:
-        return self._held
-
-    @trio.lowlevel.enable_ki_protection
-    async def acquire(self) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if self._held:
-            await self._waiters.park()  # handed over by release(): held from here
-        else:
-            self._held = True
-
-    @trio.lowlevel.enable_ki_protection
-    def release(self) -> None:
-        if self._waiters:
-            self._waiters.unpark()
-        else:
-            self._held = False
 
 
 class RealtimeSocket:
@@ -103,8 +61,8 @@ class RealtimeSocket:
         self.max_message_size = max_message_size
         self.receive_size = receive_size
         self.close_took: float | None = None
-        self._send_lock = _Gate()
-        self._read_lock = _Gate()
+        self._send_lock = Gate()
+        self._read_lock = Gate()
         #: The exception translations of a write and of a read (one each, reused).
         self._writing = _translate("failed to send on the realtime websocket", ConnectionLost)
         self._reading = _translate("reading the realtime websocket failed", ConnectionLost)
@@ -153,23 +111,25 @@ class RealtimeSocket:
         """Write one text frame. Raises :class:`~rtengine.ConnectionLost` when the connection has ended, the socket
         is closed or torn, or the write fails. Cancellation: see :mod:`rtengine.adapters._ws` (a send cancelled
         before any byte was written leaves the socket whole)."""
-        await self._write(wse.TextMessage(data=text))
+        await self._write(text)
 
-    async def _write(self, event: wse.Event) -> None:
+    async def _write(self, event: str | wse.Event) -> None:
+        """Write a text message (a ``str``: framed by :func:`~rtengine.adapters._ws_frames.text_frame`) or a
+        control frame (a pong, a close: framed by wsproto)."""
         what = "failed to send on the realtime websocket"
         await self._send_lock.acquire()  # free (the usual case): no schedule point here; the write is one
         try:
             if self._finished or self._torn:
                 raise ConnectionLost(f"{what}: the socket is {'closed' if self._finished else 'torn'}")
-            if isinstance(event, wse.Message) and (end := self._end) is not None:
+            if isinstance(event, str) and (end := self._end) is not None:
                 message = f"{what}: the connection has ended: {end.detail}"
                 raise ConnectionLost(message, code=end.code, reason=end.reason)
-            if isinstance(event, wse.Message | wse.Pong) and self._ws.state is not ConnectionState.OPEN:
+            if type(event) is not wse.CloseConnection and self._ws.state is not ConnectionState.OPEN:
                 raise ConnectionLost(f"{what}: the connection is closing", code=self.close_code)
             # A pending cancellation is taken here, before any byte is written: such a send is not torn.
             await trio.lowlevel.checkpoint_if_cancelled()
             with self._writing:
-                data = self._ws.send(event)
+                data = text_frame(event) if isinstance(event, str) else self._ws.send(event)
             try:
                 with self._writing:
                     await self._stream.send_all(data)
@@ -202,7 +162,7 @@ class RealtimeSocket:
                 if event is None:
                     await self._fill()
                     continue
-                got: str | bytes | None = _whole(event, self.max_message_size) if not self._parts else None
+                got: str | bytes | None = whole_text(event, self.max_message_size) if not self._parts else None
                 if got is None:
                     got = await self._on_event(event)
                 if got is not None:
@@ -221,7 +181,7 @@ class RealtimeSocket:
         if self._end is not None or self._read_lock.locked():
             return None
         while (event := self._next_event()) is not None:
-            if not self._parts and (whole := _whole(event, self.max_message_size)) is not None:
+            if not self._parts and (whole := whole_text(event, self.max_message_size)) is not None:
                 return whole
             if isinstance(event, wse.TextMessage | wse.BytesMessage):
                 data = event.data if isinstance(event.data, str) else bytes(event.data)
