@@ -20,7 +20,10 @@ An open :class:`RealtimeSocket` is a sans-IO state machine plus a stream, and no
   The engine cancels its work scope on close and on outer cancellation; a reader living inside that scope dies
   first, and every close then ran to its timeout. With no background task, whoever closes can finish the
   handshake, inside a cancelled scope too (the exit is shielded).
-* Sends (text frames, pongs, close frames) are serialized by one :class:`trio.Lock`; reads by another.
+* Sends (text frames, pongs, close frames) are serialized by one FIFO gate
+  (:class:`~rtengine.adapters._ws_frames.Gate`); reads by another. Text frames are rtengine's own
+  (:func:`~rtengine.adapters._ws_frames.text_frame`: what wsproto writes, masked with a fresh key); control frames
+  are wsproto's. A message costs one schedule point: a free gate is taken without one; the read or write is one.
 
 Cancellation semantics
 ----------------------
@@ -42,8 +45,8 @@ Third-party exceptions (OS, TLS, trio stream errors, wsproto and h11) become rte
 :func:`~rtengine.adapters._ws_opening._translate`.
 
 Layout: the opening (URL, TCP, TLS, upgrade, ``_translate``) is :mod:`rtengine.adapters._ws_opening`; the open
-socket (frames, close handshake) is :mod:`rtengine.adapters._ws_socket`; this module holds the opener and keeps
-every name importable from here.
+socket (frames, close handshake) is :mod:`rtengine.adapters._ws_socket`, its per-message hot path (text frames, the
+gate) :mod:`rtengine.adapters._ws_frames`; this module holds the opener and keeps every name importable from here.
 """
 
 from __future__ import annotations

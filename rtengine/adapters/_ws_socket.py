@@ -128,17 +128,19 @@ class RealtimeSocket:
                 raise ConnectionLost(f"{what}: the connection is closing", code=self.close_code)
             # A pending cancellation is taken here, before any byte is written: such a send is not torn.
             await trio.lowlevel.checkpoint_if_cancelled()
-            with self._writing:
-                data = text_frame(event) if isinstance(event, str) else self._ws.send(event)
+            data: bytes | None = None
             try:
                 with self._writing:
+                    data = text_frame(event) if isinstance(event, str) else self._ws.send(event)
                     await self._stream.send_all(data)
             except ConnectionLost as exc:
-                self._torn = True
-                exc.partial = True  # part of the frame may be on the wire
+                if data is not None:  # the write had begun: part of the frame may be on the wire
+                    self._torn = True
+                    exc.partial = True
                 raise
             except BaseException:
-                self._torn = True
+                if data is not None:
+                    self._torn = True
                 raise
         finally:
             self._send_lock.release()

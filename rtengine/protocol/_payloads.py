@@ -72,7 +72,7 @@ def session_update(config: SessionConfig) -> dict[str, Any]:
 
 def input_audio_append(pcm16: bytes) -> dict[str, Any]:
     """``input_audio_buffer.append`` with base64 PCM16 audio."""
-    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm16).decode("ascii")}
+    return {"type": "input_audio_buffer.append", "audio": binascii.b2a_base64(pcm16, newline=False).decode("ascii")}
 
 
 def user_text(text: str) -> dict[str, Any]:
