@@ -6,7 +6,9 @@ trio-websocket client does (its reader's step and the caller's)."""
 import base64
 import json
 
+import pytest
 import trio
+import trio.testing
 import wsproto.events as wse
 from engine_helpers import ENGINE_TASK_MARKERS
 from loopback import serving_raw
@@ -54,6 +56,26 @@ async def test_a_caller_cancelled_while_waiting_takes_nothing() -> None:
         assert waited.cancelled_caught
         outlet.put_now(Started("websocket"))
         assert await outlet.stream.receive() == Started("websocket")
+
+
+async def test_a_waiting_caller_learns_the_end_and_the_close() -> None:
+    """Woken by the end of the stream: ``EndOfChannel``; by ``aclose()`` from another task: ``ClosedResourceError``."""
+    with trio.fail_after(10):
+        for end in ("finish", "aclose"):
+            outlet = Outlet(8, ConversationStats())
+            async with trio.open_nursery() as nursery:
+
+                async def ender(outlet: Outlet = outlet, end: str = end) -> None:
+                    await trio.testing.wait_all_tasks_blocked()
+                    if end == "finish":
+                        outlet.finish(None)
+                    else:
+                        await outlet.stream.aclose()
+
+                nursery.start_soon(ender)
+                expected = trio.EndOfChannel if end == "finish" else trio.ClosedResourceError
+                with pytest.raises(expected):
+                    await outlet.stream.receive()
 
 
 async def test_one_delta_per_read_costs_one_reader_step_and_one_caller_step() -> None:
