@@ -12,8 +12,12 @@ status other than 101.
 An open :class:`RealtimeSocket` is a sans-IO state machine plus a stream, and nothing else:
 
 * **There is no reader task.** The task that calls :meth:`RealtimeSocket.receive` reads the stream
-  (``receive_size`` bytes at a time), feeds wsproto and handles every event wsproto already has before it reads
-  again: pings are answered, fragments are assembled, a server CLOSE is answered. The task that leaves the
+  (``receive_size`` bytes at a time) and handles every frame already read before it reads again: pings are
+  answered, fragments are assembled, a server CLOSE is answered. The bytes are split into frames first
+  (:class:`~rtengine.adapters._ws_frames.Splitter`): a whole text frame — an audio delta, the usual frame — is
+  decoded there; every other frame goes whole to wsproto, which judges it (so the two never disagree about where a
+  frame starts; the opening keeps the bytes after the upgrade's answer from wsproto for the same reason). The
+  task that leaves the
   :meth:`WebSocketOpener.open` block runs the close handshake by itself — it sends CLOSE 1000 and reads until the
   server's CLOSE (or EOF), discarding data frames.
 * Why: a reader task has to stay alive for a close handshake, since only it can receive the server's CLOSE reply.
@@ -179,7 +183,7 @@ class WebSocketOpener:
                     await done.wait()
 
     async def _connect(self, url: str, headers: Mapping[str, str]) -> RealtimeSocket:
-        stream, ws = await open_connection(
+        stream, ws, leftover = await open_connection(
             url,
             headers,
             open_stream=self._open_stream,
@@ -196,6 +200,7 @@ class WebSocketOpener:
             max_message_size=self.max_message_size,
             receive_size=self.receive_size,
             scrub=Scrubber.of(headers, (url,)),
+            leftover=leftover,
         )
 
 

@@ -14,9 +14,10 @@ import struct
 from typing import Final
 
 import trio
+import wsproto
 import wsproto.events as wse
 
-__all__ = ["Gate", "text_frame", "whole_text"]
+__all__ = ["Gate", "Splitter", "text_frame", "whole_text"]
 
 _HEAD16: Final = struct.Struct("!BBH")
 _HEAD64: Final = struct.Struct("!BBQ")
@@ -37,6 +38,73 @@ def text_frame(text: str) -> bytes:
         head = _HEAD64.pack(0x81, 0xFF, size)
     mask = int.from_bytes((key * (size // 4 + 1))[:size], "little")
     return head + key + (int.from_bytes(data, "little") ^ mask).to_bytes(size, "little")
+
+
+class Splitter:
+    """The bytes read from the server, split into frames before wsproto sees them. A whole, final, unmasked text
+    frame within ``cap`` whose payload is valid UTF-8 — an audio delta, the usual frame — is decoded here
+    (:meth:`take` returns its text); every other frame (control frames, fragments, binary, anything wsproto must
+    judge — a masked or malformed frame, invalid UTF-8, a frame over ``cap``) is handed to wsproto whole, as it
+    comes (a long frame in pieces), so wsproto always holds whole frames only and the two never disagree about
+    where a frame starts. wsproto's own state is untouched by the frames taken here: a whole message in one frame
+    changes nothing in it. Sans-IO; the socket feeds it what it reads (:meth:`feed`)."""
+
+    __slots__ = ("_buf", "_through", "cap")
+
+    def __init__(self, cap: int, first: bytes = b"") -> None:
+        self.cap = cap
+        self._buf = bytearray(first)
+        #: Bytes of the frame being handed to wsproto that are still to come.
+        self._through = 0
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def take(self, ws: wsproto.WSConnection, fast: bool) -> str | bool | None:
+        """The text of the next frame when it is taken here (only when ``fast``: the connection is open and no
+        fragmented message is being assembled); True when bytes went to wsproto (its events follow); None when
+        more bytes are needed."""
+        buf = self._buf
+        if self._through:
+            part = bytes(buf[: self._through])
+            del buf[: self._through]
+            self._through -= len(part)
+            if not part:
+                return None
+            ws.receive_data(part)
+            return True
+        size = len(buf)
+        if size < 2:
+            return None
+        first, second = buf[0], buf[1]
+        length = second & 0x7F
+        start = 2
+        if length == 126:
+            if size < 4:
+                return None
+            length, start = (buf[2] << 8) | buf[3], 4
+            minimal = length >= 126
+        elif length == 127:
+            if size < 10:
+                return None
+            length, start = int.from_bytes(buf[2:10], "big"), 10
+            minimal = 65536 <= length < 1 << 63
+        else:
+            minimal = True
+        masked = second & 0x80
+        end = start + (4 if masked else 0) + length
+        if fast and first == 0x81 and not masked and minimal and length <= self.cap:
+            if size < end:
+                return None  # the rest of the frame is still to come
+            try:
+                text = buf[start:end].decode()
+            except UnicodeDecodeError:
+                pass  # wsproto fails the connection (1007)
+            else:
+                del buf[:end]
+                return text
+        self._through = end
+        return self.take(ws, fast)
 
 
 def whole_text(event: wse.Event, cap: int) -> str | None:

@@ -116,8 +116,9 @@ async def open_connection(
     connect_timeout: float,
     receive_size: int,
     proxies: Mapping[str, str] | None = None,
-) -> tuple[trio.abc.Stream, wsproto.WSConnection]:
-    """Open ``url`` and run the upgrade: the stream and the (open) wsproto connection, all within
+) -> tuple[trio.abc.Stream, wsproto.WSConnection, bytes]:
+    """Open ``url`` and run the upgrade: the stream, the (open) wsproto connection and the bytes read after the
+    upgrade's answer (the server's first frames, not fed to wsproto: the socket splits them), all within
     ``connect_timeout``. With ``proxies`` (the environment's proxy settings), a host they do not exempt is reached
     through an HTTP ``CONNECT`` tunnel (:mod:`~rtengine.adapters._ws_proxy`).
 
@@ -142,26 +143,31 @@ async def open_connection(
                 await stream.do_handshake()
             ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
             await stream.send_all(ws.send(wse.Request(host=host_header, target=target, extra_headers=extra)))
-            await _upgrade(stream, ws, what, receive_size, Scrubber.of(headers, (url,)))
+            leftover = await _upgrade(stream, ws, what, receive_size, Scrubber.of(headers, (url,)))
     except BaseException:
         if stream is not None:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
         raise
-    return stream, ws
+    return stream, ws, leftover
 
 
 async def _upgrade(
     stream: trio.abc.Stream, ws: wsproto.WSConnection, what: str, receive_size: int, scrub: Scrubber
-) -> None:
-    """Read the answer to the upgrade request: return on 101, raise :class:`ConnectFailed` otherwise (its text
-    scrubbed of the request's secrets: a server may echo them)."""
+) -> bytes:
+    """Read the answer to the upgrade request: on 101, return the bytes read after its head (frames the server sent
+    at once: the socket's first bytes, kept from wsproto so that the socket's frame splitter starts at a frame
+    boundary); otherwise raise :class:`ConnectFailed` (its text scrubbed of the request's secrets: a server may echo
+    them)."""
     status: int | None = None
     body = bytearray()
+    head = bytearray()  # the answer's head so far; ``fed`` of it went to wsproto
+    fed = 0
+    rest = b""  # read after the head: frames (after a 101) or the start of a rejection's body
     while True:
         for event in ws.events():
             if isinstance(event, wse.AcceptConnection):
-                return  # bytes after the answer stay in wsproto for the first receive()
+                return rest
             if isinstance(event, wse.RejectConnection):
                 status = event.status_code
                 if not event.has_body:
@@ -170,9 +176,23 @@ async def _upgrade(
                 body += event.data[: _REJECT_BODY_CAP - len(body)]
                 if event.body_finished or len(body) >= _REJECT_BODY_CAP:
                     raise _rejected(what, status, bytes(body), scrub)
+        if status is not None and rest:  # a rejection's body that came with its head
+            ws.receive_data(rest)
+            rest = b""
+            continue
         data = await stream.receive_some(receive_size)
         if not data:
             if status is not None:
                 raise _rejected(what, status, bytes(body), scrub)
             _fail(what, "the server closed the connection before answering the websocket upgrade")
-        ws.receive_data(bytes(data))
+        if fed < 0:  # past the head: a rejection's body
+            ws.receive_data(bytes(data))
+            continue
+        head += data
+        end = head.find(b"\r\n\r\n", max(fed - 3, 0))
+        if end < 0:
+            ws.receive_data(bytes(head[fed:]))
+            fed = len(head)
+        else:
+            ws.receive_data(bytes(head[fed : end + 4]))
+            rest, fed = bytes(head[end + 4 :]), -1

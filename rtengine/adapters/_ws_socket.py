@@ -16,7 +16,7 @@ from wsproto.connection import ConnectionState
 from ..protocol._errors import ConnectionLost
 from ..protocol._lifecycle import SocketEnd
 from ..protocol._util import describe_exception
-from ._ws_frames import Gate, text_frame, whole_text
+from ._ws_frames import Gate, Splitter, text_frame, whole_text
 from ._ws_opening import SHAPES_ONLY, _public, _translate
 
 log = logging.getLogger("rtengine.websocket")
@@ -51,6 +51,7 @@ class RealtimeSocket:
         max_message_size: int,
         receive_size: int,
         scrub: Callable[[str], str] = SHAPES_ONLY,
+        leftover: bytes = b"",
     ) -> None:
         #: Removes secrets from the server's close reasons (they reach events and logs).
         self.scrub = scrub
@@ -74,7 +75,10 @@ class RealtimeSocket:
         self._events: Iterator[wse.Event] = iter(())
         #: Bytes were fed to wsproto since ``_events`` was made: a spent generator is replaced only then (a fresh
         #: one over the same bytes would parse the same incomplete frame header again, once per message).
-        self._fed = True  # the opening may have left bytes after the upgrade's answer
+        self._fed = False
+        #: The bytes read, split into frames: the usual ones taken there, the rest fed to wsproto whole
+        #: (``leftover``: what the opening read after the upgrade's answer).
+        self._split = Splitter(max_message_size, leftover)
         self._reads = 0
         self._end: SocketEnd | None = None
         #: A write was interrupted after it may have begun: part of a frame may be on the wire.
@@ -164,6 +168,9 @@ class RealtimeSocket:
                 if event is None:
                     await self._fill()
                     continue
+                if isinstance(event, str):  # a whole text frame, taken by the splitter
+                    message = event
+                    break
                 got: str | bytes | None = whole_text(event, self.max_message_size) if not self._parts else None
                 if got is None:
                     got = await self._on_event(event)
@@ -183,6 +190,8 @@ class RealtimeSocket:
         if self._end is not None or self._read_lock.locked():
             return None
         while (event := self._next_event()) is not None:
+            if isinstance(event, str):  # a whole text frame, taken by the splitter
+                return event
             if not self._parts and (whole := whole_text(event, self.max_message_size)) is not None:
                 return whole
             if isinstance(event, wse.TextMessage | wse.BytesMessage):
@@ -197,17 +206,27 @@ class RealtimeSocket:
             return None
         return None
 
-    def _next_event(self) -> wse.Event | None:
-        """One event wsproto already has (taking one at a time loses nothing if the caller is cancelled later); an
-        event held back by :meth:`receive_nowait` comes first."""
+    def _next_event(self) -> wse.Event | str | None:
+        """One event wsproto already has, else the next frame of the bytes read: its text when the splitter takes
+        it (a whole text frame, while the connection is open and no fragmented message is being assembled), else
+        wsproto's events for it; None when more bytes are needed. One at a time: a caller cancelled later loses
+        nothing. An event held back by :meth:`receive_nowait` comes first."""
         if (held := self._held) is not None:
             self._held = None
             return held
-        if (event := next(self._events, None)) is None and self._fed:  # spent: a fresh one sees the bytes fed since
-            self._fed = False
-            self._events = self._ws.events()
-            event = next(self._events, None)
-        return event
+        while True:
+            if (event := next(self._events, None)) is not None:
+                return event
+            if self._fed:  # spent: a fresh generator sees the bytes fed since
+                self._fed = False
+                self._events = self._ws.events()
+                continue
+            taken = self._split.take(self._ws, not self._parts and self._ws.state is ConnectionState.OPEN)
+            if isinstance(taken, str):
+                return taken
+            if taken is None:
+                return None
+            self._fed = True  # bytes went to wsproto: its events next
 
     def _genuine_close(self) -> bool:
         """After a CloseConnection event: True when the server sent a close frame (wsproto moved its state), False
@@ -226,8 +245,7 @@ class RealtimeSocket:
         if not data:
             self._ended(SocketEnd(clean=False, detail="the server closed the connection without a close frame"))
             return False
-        self._ws.receive_data(bytes(data))
-        self._fed = True
+        self._split.feed(bytes(data))
         return True
 
     def _ended(self, end: SocketEnd) -> None:
