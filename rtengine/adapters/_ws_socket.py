@@ -75,7 +75,7 @@ class RealtimeSocket:
         self._events: Iterator[wse.Event] = iter(())
         #: Bytes were fed to wsproto since ``_events`` was made: a spent generator is replaced only then (a fresh
         #: one over the same bytes would parse the same incomplete frame header again, once per message).
-        self._fed = False
+        self._fed = True  # once: whatever wsproto may already have (the opening leaves it none)
         #: The bytes read, split into frames: the usual ones taken there, the rest fed to wsproto whole
         #: (``leftover``: what the opening read after the upgrade's answer).
         self._split = Splitter(max_message_size, leftover)
