@@ -318,53 +318,64 @@ class RealtimeSocket:
 
     async def _finish(self) -> None:
         """Leave the block: the close handshake (unless torn or broken), then close the stream. Shielded, bounded by
-        ``close_timeout`` as a whole, never raises."""
-        start = trio.current_time()
-        deadline = start + self.close_timeout
-        try:
-            with trio.CancelScope(deadline=deadline, shield=True):
-                await self._close_handshake()
-        except Exception as exc:  # the exit never raises: the block's own exception (if any) must propagate
-            log.debug("websocket close handshake failed: %s", describe_exception(exc))
-        finally:
-            self._finished = True
-            with trio.CancelScope(deadline=deadline, shield=True):
-                try:
-                    await self._stream.aclose()  # cancelled at the deadline: still closed, forcefully
-                except Exception as exc:
-                    log.debug("closing the websocket stream failed: %s", describe_exception(exc))
-            self.close_took = trio.current_time() - start
-            self._ended(SocketEnd(clean=False, detail="the socket was closed locally"))
+        ``close_timeout`` as a whole, never raises (:func:`_finish`)."""
+        await _finish(self)
 
-    async def _close_handshake(self) -> None:
-        if self._torn or self._broken:
-            return
-        await self._read_lock.acquire()
-        try:
-            await self._handshake_locked()
-        finally:
-            self._read_lock.release()
 
-    async def _handshake_locked(self) -> None:
-        state = self._ws.state
-        if state is ConnectionState.OPEN:
-            await self._write(wse.CloseConnection(code=1000))
-        elif state is ConnectionState.REMOTE_CLOSING:
-            code = self.close_code
-            await self._write(wse.CloseConnection(code=1000 if code is None else code))
-        while self._ws.state is ConnectionState.LOCAL_CLOSING and not self._broken:
-            event = self._next_event()
-            if event is None:
-                if not await self._fill():
-                    return  # EOF or a failed read: nothing more will come
-                continue
-            if isinstance(event, wse.CloseConnection):
-                if not self._genuine_close():
-                    return
-                code = int(event.code)
-                public_code = None if code == _NO_STATUS else code
-                reason = self.scrub(event.reason) if event.reason else None  # server text: scrubbed
-                detail = "the websocket was closed by the client"
-                self._ended(SocketEnd(clean=True, code=public_code, reason=reason, detail=detail))
+# --- closing: the socket's exit (functions of the socket, kept out of the class to keep it readable) --------------
+
+
+async def _finish(sock: RealtimeSocket) -> None:
+    """Leave the block: the close handshake (unless torn or broken), then close the stream. Shielded, bounded by
+    ``close_timeout`` as a whole, never raises."""
+    start = trio.current_time()
+    deadline = start + sock.close_timeout
+    try:
+        with trio.CancelScope(deadline=deadline, shield=True):
+            await _close_handshake(sock)
+    except Exception as exc:  # the exit never raises: the block's own exception (if any) must propagate
+        log.debug("websocket close handshake failed: %s", describe_exception(exc))
+    finally:
+        sock._finished = True
+        with trio.CancelScope(deadline=deadline, shield=True):
+            try:
+                await sock._stream.aclose()  # cancelled at the deadline: still closed, forcefully
+            except Exception as exc:
+                log.debug("closing the websocket stream failed: %s", describe_exception(exc))
+        sock.close_took = trio.current_time() - start
+        sock._ended(SocketEnd(clean=False, detail="the socket was closed locally"))
+
+
+async def _close_handshake(sock: RealtimeSocket) -> None:
+    if sock._torn or sock._broken:
+        return
+    await sock._read_lock.acquire()
+    try:
+        await _handshake_locked(sock)
+    finally:
+        sock._read_lock.release()
+
+
+async def _handshake_locked(sock: RealtimeSocket) -> None:
+    state = sock._ws.state
+    if state is ConnectionState.OPEN:
+        await sock._write(wse.CloseConnection(code=1000))
+    elif state is ConnectionState.REMOTE_CLOSING:
+        code = sock.close_code
+        await sock._write(wse.CloseConnection(code=1000 if code is None else code))
+    while sock._ws.state is ConnectionState.LOCAL_CLOSING and not sock._broken:
+        event = sock._next_event()
+        if event is None:
+            if not await sock._fill():
+                return  # EOF or a failed read: nothing more will come
+            continue
+        if isinstance(event, wse.CloseConnection):
+            if not sock._genuine_close():
                 return
-            # Data frames and pings after our CLOSE are discarded (no pong may follow a CLOSE).
+            code = int(event.code)
+            public_code = None if code == _NO_STATUS else code
+            reason = sock.scrub(event.reason) if event.reason else None  # server text: scrubbed
+            detail = "the websocket was closed by the client"
+            sock._ended(SocketEnd(clean=True, code=public_code, reason=reason, detail=detail))
+            return
+        # Data frames and pings after our CLOSE are discarded (no pong may follow a CLOSE).

@@ -31,7 +31,7 @@ def _unmasked(frame: bytes) -> tuple[bytes, bytes]:
     return frame[:start], bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # 64 KiB frames unmasked in Python: slow on a loaded machine
 @given(
     text=st.one_of(
         st.text(max_size=300),
