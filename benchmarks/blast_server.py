@@ -7,7 +7,10 @@ path picks the schedule:
 
 * ``/blast/...`` — the N deltas written as fast as the socket takes them (one ``send_all`` of the pre-joined bytes),
   the client is the bottleneck;
-* ``/paced/...`` — P deltas at one per millisecond (every wake-up writes what is due, so a late wake-up catches up).
+* ``/paced/...`` — P deltas at one per millisecond (every wake-up writes what is due, so a late wake-up catches up);
+* ``/stepped/...`` — P deltas, one write each, ``--step-ms`` apart (``benchmarks/wakeups.py``: every delta its own
+  read, even for a slow client);
+* ``/quiet/...`` — nothing: the client's frames are read and dropped (``wakeups.py``'s send path).
 
 The handshake and the client's frames go through wsproto (a CLOSE is answered); nothing else is parsed. The shapes
 follow the GA events the real API sends, so the openai SDK's models accept them.
@@ -61,9 +64,10 @@ def stream_frames(count: int) -> list[bytes]:
 
 
 class Server:
-    def __init__(self, events: int, paced: int) -> None:
+    def __init__(self, events: int, paced: int, step: float = 0.005) -> None:
         self.blast = b"".join(stream_frames(events))
         self.paced = stream_frames(paced)
+        self.step = step
 
     async def handle(self, stream: trio.SocketStream) -> None:
         ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
@@ -81,11 +85,15 @@ class Server:
             lock = trio.StrictFIFOLock()  # the reader answers PINGs and the CLOSE while the stream may be sending
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.read, stream, ws, nursery.cancel_scope, lock)
-                async with lock:
-                    if "/paced/" not in target:
-                        await stream.send_all(self.blast)
                 if "/paced/" in target:
                     await self.send_paced(stream, lock)
+                elif "/stepped/" in target:
+                    await self.send_stepped(stream, lock)
+                elif "/quiet/" in target:
+                    await trio.sleep_forever()  # until the client closes
+                else:
+                    async with lock:
+                        await stream.send_all(self.blast)
         except (trio.BrokenResourceError, trio.ClosedResourceError, wsproto.utilities.LocalProtocolError):
             pass
         finally:
@@ -103,6 +111,13 @@ class Server:
                     await stream.send_all(b"".join(frames[sent:due]))
                 sent = due
             await trio.sleep_until(start + sent / 1000)
+        await trio.sleep_forever()  # until the client closes
+
+    async def send_stepped(self, stream: trio.SocketStream, lock: trio.StrictFIFOLock) -> None:
+        for frame in self.paced:
+            async with lock:
+                await stream.send_all(frame)
+            await trio.sleep(self.step)
         await trio.sleep_forever()  # until the client closes
 
     async def read(
@@ -125,8 +140,8 @@ class Server:
                         await stream.send_all(ws.send(event.response()))
 
 
-async def main(events: int, paced: int) -> None:
-    server = Server(events, paced)
+async def main(events: int, paced: int, step: float = 0.005) -> None:
+    server = Server(events, paced, step)
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     print(f"http://127.0.0.1:{port}", flush=True)
@@ -137,8 +152,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--paced", type=int, default=2000)
+    parser.add_argument("--step-ms", type=float, default=5.0, help="between two deltas of /stepped/")
     args = parser.parse_args()
     try:
-        trio.run(main, args.events, args.paced)
+        trio.run(main, args.events, args.paced, args.step_ms / 1000)
     except KeyboardInterrupt:
         sys.exit(0)

@@ -12,15 +12,22 @@ status other than 101.
 An open :class:`RealtimeSocket` is a sans-IO state machine plus a stream, and nothing else:
 
 * **There is no reader task.** The task that calls :meth:`RealtimeSocket.receive` reads the stream
-  (``receive_size`` bytes at a time), feeds wsproto and handles every event wsproto already has before it reads
-  again: pings are answered, fragments are assembled, a server CLOSE is answered. The task that leaves the
+  (``receive_size`` bytes at a time) and handles every frame already read before it reads again: pings are
+  answered, fragments are assembled, a server CLOSE is answered. The bytes are split into frames first
+  (:class:`~rtengine.adapters._ws_frames.Splitter`): a whole text frame — an audio delta, the usual frame — is
+  decoded there; every other frame goes whole to wsproto, which judges it (so the two never disagree about where a
+  frame starts; the opening keeps the bytes after the upgrade's answer from wsproto for the same reason). The
+  task that leaves the
   :meth:`WebSocketOpener.open` block runs the close handshake by itself — it sends CLOSE 1000 and reads until the
   server's CLOSE (or EOF), discarding data frames.
 * Why: a reader task has to stay alive for a close handshake, since only it can receive the server's CLOSE reply.
   The engine cancels its work scope on close and on outer cancellation; a reader living inside that scope dies
   first, and every close then ran to its timeout. With no background task, whoever closes can finish the
   handshake, inside a cancelled scope too (the exit is shielded).
-* Sends (text frames, pongs, close frames) are serialized by one :class:`trio.Lock`; reads by another.
+* Sends (text frames, pongs, close frames) are serialized by one FIFO gate
+  (:class:`~rtengine.adapters._ws_frames.Gate`); reads by another. Text frames are rtengine's own
+  (:func:`~rtengine.adapters._ws_frames.text_frame`: what wsproto writes, masked with a fresh key); control frames
+  are wsproto's. A message costs one schedule point: a free gate is taken without one; the read or write is one.
 
 Cancellation semantics
 ----------------------
@@ -42,8 +49,8 @@ Third-party exceptions (OS, TLS, trio stream errors, wsproto and h11) become rte
 :func:`~rtengine.adapters._ws_opening._translate`.
 
 Layout: the opening (URL, TCP, TLS, upgrade, ``_translate``) is :mod:`rtengine.adapters._ws_opening`; the open
-socket (frames, close handshake) is :mod:`rtengine.adapters._ws_socket`; this module holds the opener and keeps
-every name importable from here.
+socket (frames, close handshake) is :mod:`rtengine.adapters._ws_socket`, its per-message hot path (text frames, the
+gate) :mod:`rtengine.adapters._ws_frames`; this module holds the opener and keeps every name importable from here.
 """
 
 from __future__ import annotations
@@ -176,7 +183,7 @@ class WebSocketOpener:
                     await done.wait()
 
     async def _connect(self, url: str, headers: Mapping[str, str]) -> RealtimeSocket:
-        stream, ws = await open_connection(
+        stream, ws, leftover = await open_connection(
             url,
             headers,
             open_stream=self._open_stream,
@@ -193,6 +200,7 @@ class WebSocketOpener:
             max_message_size=self.max_message_size,
             receive_size=self.receive_size,
             scrub=Scrubber.of(headers, (url,)),
+            leftover=leftover,
         )
 
 

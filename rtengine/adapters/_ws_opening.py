@@ -7,8 +7,8 @@ rtengine errors, both while opening and on an open socket (:mod:`rtengine.adapte
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
 from typing import Final, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,22 +36,35 @@ _REJECT_TEXT_CAP: Final = 2000
 SHAPES_ONLY: Final = Scrubber()
 
 
-@contextmanager
-def _translate(what: str, error: type[ConnectFailed] | type[ConnectionLost]) -> Iterator[None]:
-    """The one place where OS, TLS, trio-stream, wsproto and h11 exceptions become rtengine errors.
+class _translate:
+    """The one place where OS, TLS, trio-stream, wsproto and h11 exceptions become rtengine errors
+    (``with _translate(what, error): ...``).
 
     ``error`` is :class:`ConnectFailed` while opening and :class:`ConnectionLost` on an open socket. rtengine's
-    own errors and ``BaseException``\\ s (``Cancelled``, ``KeyboardInterrupt``) pass through unchanged.
-    """
-    try:
-        yield
-    except RealtimeError:
-        raise
-    except trio.TooSlowError as exc:
-        raise error(f"{what}: timed out") from exc
-    except (wsproto.utilities.ProtocolError, h11.ProtocolError) as exc:  # may quote what the server sent
-        raise error(SHAPES_ONLY(f"{what}: invalid handshake answer: {exc}")) from exc
-    except Exception as exc:  # OSError, ssl.SSLError, trio.BrokenResourceError/ClosedResourceError, anything else
+    own errors and ``BaseException``\\ s (``Cancelled``, ``KeyboardInterrupt``) pass through unchanged. A small
+    class rather than a ``@contextmanager`` generator: an open socket enters one on every read and every write, and
+    keeps the one it reads with (it holds no state between uses)."""
+
+    __slots__ = ("_error", "_what")
+
+    def __init__(self, what: str, error: type[ConnectFailed] | type[ConnectionLost]) -> None:
+        self._what = what
+        self._error = error
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, RealtimeError) or not isinstance(exc, Exception):
+            return
+        what, error = self._what, self._error
+        if isinstance(exc, trio.TooSlowError):
+            raise error(f"{what}: timed out") from exc
+        if isinstance(exc, wsproto.utilities.ProtocolError | h11.ProtocolError):  # may quote what the server sent
+            raise error(SHAPES_ONLY(f"{what}: invalid handshake answer: {exc}")) from exc
+        # OSError, ssl.SSLError, trio.BrokenResourceError/ClosedResourceError, anything else
         detail = describe_exception(exc)
         if isinstance(exc.__cause__, BaseExceptionGroup) and (leaf := sole_leaf(exc.__cause__)) is not None:
             # trio.open_tcp_stream: "all attempts to connect failed", the reason (refused, unreachable) in a group
@@ -104,9 +117,10 @@ async def open_connection(
     connect_timeout: float,
     receive_size: int,
     proxies: Mapping[str, str] | None = None,
-) -> tuple[trio.abc.Stream, Connection]:
-    """Open ``url`` and run the upgrade: the stream and the open wsproto connection (without the finished HTTP
-    handshake and its h11 state, which an open socket never needs again), all within
+) -> tuple[trio.abc.Stream, Connection, bytes]:
+    """Open ``url`` and run the upgrade: the stream, the open wsproto connection (without the finished HTTP
+    handshake and its h11 state, which an open socket never needs again) and the bytes read after the upgrade's
+    answer (the server's first frames, not fed to wsproto: the socket splits them), all within
     ``connect_timeout``. With ``proxies`` (the environment's proxy settings), a host they do not exempt is reached
     through an HTTP ``CONNECT`` tunnel (:mod:`~rtengine.adapters._ws_proxy`).
 
@@ -131,27 +145,32 @@ async def open_connection(
                 await stream.do_handshake()
             ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
             await stream.send_all(ws.send(wse.Request(host=host_header, target=target, extra_headers=extra)))
-            await _upgrade(stream, ws, what, receive_size, Scrubber.of(headers, (url,)))
+            leftover = await _upgrade(stream, ws, what, receive_size, Scrubber.of(headers, (url,)))
     except BaseException:
         if stream is not None:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
         raise
-    assert ws.connection is not None  # the upgrade was accepted (bytes after the answer are in it)
-    return stream, ws.connection
+    assert ws.connection is not None  # the upgrade was accepted
+    return stream, ws.connection, leftover
 
 
 async def _upgrade(
     stream: trio.abc.Stream, ws: wsproto.WSConnection, what: str, receive_size: int, scrub: Scrubber
-) -> None:
-    """Read the answer to the upgrade request: return on 101, raise :class:`ConnectFailed` otherwise (its text
-    scrubbed of the request's secrets: a server may echo them)."""
+) -> bytes:
+    """Read the answer to the upgrade request: on 101, return the bytes read after its head (frames the server sent
+    at once: the socket's first bytes, kept from wsproto so that the socket's frame splitter starts at a frame
+    boundary); otherwise raise :class:`ConnectFailed` (its text scrubbed of the request's secrets: a server may echo
+    them)."""
     status: int | None = None
     body = bytearray()
+    head = bytearray()  # the answer's head so far; ``fed`` of it went to wsproto
+    fed = 0
+    rest = b""  # read after the head: frames (after a 101) or the start of a rejection's body
     while True:
         for event in ws.events():
             if isinstance(event, wse.AcceptConnection):
-                return  # bytes after the answer stay in wsproto for the first receive()
+                return rest
             if isinstance(event, wse.RejectConnection):
                 status = event.status_code
                 if not event.has_body:
@@ -160,9 +179,23 @@ async def _upgrade(
                 body += event.data[: _REJECT_BODY_CAP - len(body)]
                 if event.body_finished or len(body) >= _REJECT_BODY_CAP:
                     raise _rejected(what, status, bytes(body), scrub)
+        if status is not None and rest:  # a rejection's body that came with its head
+            ws.receive_data(rest)
+            rest = b""
+            continue
         data = await stream.receive_some(receive_size)
         if not data:
             if status is not None:
                 raise _rejected(what, status, bytes(body), scrub)
             _fail(what, "the server closed the connection before answering the websocket upgrade")
-        ws.receive_data(bytes(data))
+        if fed < 0:  # past the head: a rejection's body
+            ws.receive_data(bytes(data))
+            continue
+        head += data
+        end = head.find(b"\r\n\r\n", max(fed - 3, 0))
+        if end < 0:
+            ws.receive_data(bytes(head[fed:]))
+            fed = len(head)
+        else:
+            ws.receive_data(bytes(head[fed : end + 4]))
+            rest, fed = bytes(head[end + 4 :]), -1

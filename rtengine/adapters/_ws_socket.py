@@ -15,6 +15,7 @@ from wsproto.connection import Connection, ConnectionState
 from ..protocol._errors import ConnectionLost
 from ..protocol._lifecycle import SocketEnd
 from ..protocol._util import describe_exception
+from ._ws_frames import Gate, Splitter, text_frame, whole_text
 from ._ws_opening import SHAPES_ONLY, _public, _translate
 
 log = logging.getLogger("rtengine.websocket")
@@ -28,15 +29,6 @@ def _text_size(data: str | bytes | bytearray) -> int:
     if isinstance(data, str) and not data.isascii():
         return len(data.encode("utf-8"))
     return len(data)
-
-
-async def _acquire(lock: trio.Lock) -> None:
-    """Take ``lock``, with no schedule point when it is free (the read that follows is the checkpoint)."""
-    await trio.lowlevel.checkpoint_if_cancelled()
-    try:
-        lock.acquire_nowait()
-    except trio.WouldBlock:
-        await lock.acquire()
 
 
 class RealtimeSocket:
@@ -58,6 +50,7 @@ class RealtimeSocket:
         max_message_size: int,
         receive_size: int,
         scrub: Callable[[str], str] = SHAPES_ONLY,
+        leftover: bytes = b"",
     ) -> None:
         #: Removes secrets from the server's close reasons (they reach events and logs).
         self.scrub = scrub
@@ -68,14 +61,23 @@ class RealtimeSocket:
         self.max_message_size = max_message_size
         self.receive_size = receive_size
         self.close_took: float | None = None
-        self._send_lock = trio.Lock()
-        self._read_lock = trio.Lock()
+        self._send_lock = Gate()
+        self._read_lock = Gate()
+        #: The exception translations of a write and of a read (one each, reused).
+        self._writing = _translate("failed to send on the realtime websocket", ConnectionLost)
+        self._reading = _translate("reading the realtime websocket failed", ConnectionLost)
         self._parts: list[str | bytes] = []
         self._size = 0
         #: An event :meth:`receive_nowait` took that needs I/O (next for receive); wsproto's events (one generator
         #: per read, not per event).
         self._held: wse.Event | None = None
         self._events: Iterator[wse.Event] = iter(())
+        #: Bytes were fed to wsproto since ``_events`` was made: a spent generator is replaced only then (a fresh
+        #: one over the same bytes would parse the same incomplete frame header again, once per message).
+        self._fed = True  # once: whatever wsproto may already have (the opening leaves it none)
+        #: The bytes read, split into frames: the usual ones taken there, the rest fed to wsproto whole
+        #: (``leftover``: what the opening read after the upgrade's answer).
+        self._split = Splitter(max_message_size, leftover)
         self._reads = 0
         self._end: SocketEnd | None = None
         #: A write was interrupted after it may have begun: part of a frame may be on the wire.
@@ -112,32 +114,39 @@ class RealtimeSocket:
         """Write one text frame. Raises :class:`~rtengine.ConnectionLost` when the connection has ended, the socket
         is closed or torn, or the write fails. Cancellation: see :mod:`rtengine.adapters._ws` (a send cancelled
         before any byte was written leaves the socket whole)."""
-        await self._write(wse.TextMessage(data=text))
+        await self._write(text)
 
-    async def _write(self, event: wse.Event) -> None:
+    async def _write(self, event: str | wse.Event) -> None:
+        """Write a text message (a ``str``: framed by :func:`~rtengine.adapters._ws_frames.text_frame`) or a
+        control frame (a pong, a close: framed by wsproto)."""
         what = "failed to send on the realtime websocket"
-        async with self._send_lock:
+        await self._send_lock.acquire()  # free (the usual case): no schedule point here; the write is one
+        try:
             if self._finished or self._torn:
                 raise ConnectionLost(f"{what}: the socket is {'closed' if self._finished else 'torn'}")
-            if isinstance(event, wse.Message) and (end := self._end) is not None:
+            if isinstance(event, str) and (end := self._end) is not None:
                 message = f"{what}: the connection has ended: {end.detail}"
                 raise ConnectionLost(message, code=end.code, reason=end.reason)
-            if isinstance(event, wse.Message | wse.Pong) and self._ws.state is not ConnectionState.OPEN:
+            if type(event) is not wse.CloseConnection and self._ws.state is not ConnectionState.OPEN:
                 raise ConnectionLost(f"{what}: the connection is closing", code=self.close_code)
             # A pending cancellation is taken here, before any byte is written: such a send is not torn.
             await trio.lowlevel.checkpoint_if_cancelled()
-            with _translate(what, ConnectionLost):
-                data = self._ws.send(event)
+            data: bytes | None = None
             try:
-                with _translate(what, ConnectionLost):
+                with self._writing:
+                    data = text_frame(event) if isinstance(event, str) else self._ws.send(event)
                     await self._stream.send_all(data)
             except ConnectionLost as exc:
-                self._torn = True
-                exc.partial = True  # part of the frame may be on the wire
+                if data is not None:  # the write had begun: part of the frame may be on the wire
+                    self._torn = True
+                    exc.partial = True
                 raise
             except BaseException:
-                self._torn = True
+                if data is not None:
+                    self._torn = True
                 raise
+        finally:
+            self._send_lock.release()
 
     # --- receiving ----------------------------------------------------------------------------------------------
 
@@ -147,27 +156,31 @@ class RealtimeSocket:
         Pings are answered and a server CLOSE is answered here. Once ended, every call returns the same
         :class:`~rtengine.protocol.SocketEnd`. Cancellation: nothing is lost; the socket stays usable.
         """
-        await _acquire(self._read_lock)
+        await self._read_lock.acquire()
         try:
             reads = self._reads
-            message = await self._receive_locked()
+            while True:
+                if (end := self._end) is not None:
+                    message: str | bytes | SocketEnd = end
+                    break
+                event = self._next_event()
+                if event is None:
+                    await self._fill()
+                    continue
+                if isinstance(event, str):  # a whole text frame, taken by the splitter
+                    message = event
+                    break
+                got: str | bytes | None = whole_text(event, self.max_message_size) if not self._parts else None
+                if got is None:
+                    got = await self._on_event(event)
+                if got is not None:
+                    message = got
+                    break
             if self._reads == reads:  # no read (always a checkpoint) was needed: still a schedule point
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return message
         finally:
             self._read_lock.release()
-
-    async def _receive_locked(self) -> str | bytes | SocketEnd:
-        while True:
-            if (end := self._end_now()) is not None:
-                return end
-            event = self._next_event()
-            if event is None:
-                await self._fill()
-                continue
-            message = await self._on_event(event)
-            if message is not None:
-                return message
 
     def receive_nowait(self) -> str | bytes | None:
         """A message already complete in the bytes read, with no I/O (not a checkpoint: a reader drains one read's
@@ -176,6 +189,10 @@ class RealtimeSocket:
         if self._end is not None or self._read_lock.locked():
             return None
         while (event := self._next_event()) is not None:
+            if isinstance(event, str):  # a whole text frame, taken by the splitter
+                return event
+            if not self._parts and (whole := whole_text(event, self.max_message_size)) is not None:
+                return whole
             if isinstance(event, wse.TextMessage | wse.BytesMessage):
                 data = event.data if isinstance(event.data, str) else bytes(event.data)
                 size = self._size + _text_size(data)
@@ -188,19 +205,27 @@ class RealtimeSocket:
             return None
         return None
 
-    def _end_now(self) -> SocketEnd | None:
-        return self._end  # a call: mypy keeps no narrowing of ``_end`` across the awaits of the loop
-
-    def _next_event(self) -> wse.Event | None:
-        """One event wsproto already has (taking one at a time loses nothing if the caller is cancelled later); an
-        event held back by :meth:`receive_nowait` comes first."""
+    def _next_event(self) -> wse.Event | str | None:
+        """One event wsproto already has, else the next frame of the bytes read: its text when the splitter takes
+        it (a whole text frame, while the connection is open and no fragmented message is being assembled), else
+        wsproto's events for it; None when more bytes are needed. One at a time: a caller cancelled later loses
+        nothing. An event held back by :meth:`receive_nowait` comes first."""
         if (held := self._held) is not None:
             self._held = None
             return held
-        if (event := next(self._events, None)) is None:  # spent: a fresh generator sees the bytes fed since
-            self._events = self._ws.events()
-            event = next(self._events, None)
-        return event
+        while True:
+            if (event := next(self._events, None)) is not None:
+                return event
+            if self._fed:  # spent: a fresh generator sees the bytes fed since
+                self._fed = False
+                self._events = self._ws.events()
+                continue
+            taken = self._split.take(self._ws, not self._parts and self._ws.state is ConnectionState.OPEN)
+            if isinstance(taken, str):
+                return taken
+            if taken is None:
+                return None
+            self._fed = True  # bytes went to wsproto: its events next
 
     def _genuine_close(self) -> bool:
         """After a CloseConnection event: True when the server sent a close frame (wsproto moved its state), False
@@ -211,7 +236,7 @@ class RealtimeSocket:
         """Read once and feed wsproto. False at EOF or after a failed read: the connection has ended (not cleanly)."""
         self._reads += 1
         try:
-            with _translate("reading the realtime websocket failed", ConnectionLost):
+            with self._reading:
                 data = await self._stream.receive_some(self.receive_size)
         except ConnectionLost as exc:
             self._ended(SocketEnd(clean=False, detail=str(exc)))
@@ -219,7 +244,7 @@ class RealtimeSocket:
         if not data:
             self._ended(SocketEnd(clean=False, detail="the server closed the connection without a close frame"))
             return False
-        self._ws.receive_data(bytes(data))
+        self._split.feed(bytes(data))
         return True
 
     def _ended(self, end: SocketEnd) -> None:
@@ -292,47 +317,64 @@ class RealtimeSocket:
 
     async def _finish(self) -> None:
         """Leave the block: the close handshake (unless torn or broken), then close the stream. Shielded, bounded by
-        ``close_timeout`` as a whole, never raises."""
-        start = trio.current_time()
-        deadline = start + self.close_timeout
-        try:
-            with trio.CancelScope(deadline=deadline, shield=True):
-                await self._close_handshake()
-        except Exception as exc:  # the exit never raises: the block's own exception (if any) must propagate
-            log.debug("websocket close handshake failed: %s", describe_exception(exc))
-        finally:
-            self._finished = True
-            with trio.CancelScope(deadline=deadline, shield=True):
-                try:
-                    await self._stream.aclose()  # cancelled at the deadline: still closed, forcefully
-                except Exception as exc:
-                    log.debug("closing the websocket stream failed: %s", describe_exception(exc))
-            self.close_took = trio.current_time() - start
-            self._ended(SocketEnd(clean=False, detail="the socket was closed locally"))
+        ``close_timeout`` as a whole, never raises (:func:`_finish`)."""
+        await _finish(self)
 
-    async def _close_handshake(self) -> None:
-        if self._torn or self._broken:
+
+# --- closing: the socket's exit (functions of the socket, kept out of the class to keep it readable) --------------
+
+
+async def _finish(sock: RealtimeSocket) -> None:
+    """Leave the block: the close handshake (unless torn or broken), then close the stream. Shielded, bounded by
+    ``close_timeout`` as a whole, never raises."""
+    start = trio.current_time()
+    deadline = start + sock.close_timeout
+    try:
+        with trio.CancelScope(deadline=deadline, shield=True):
+            await _close_handshake(sock)
+    except Exception as exc:  # the exit never raises: the block's own exception (if any) must propagate
+        log.debug("websocket close handshake failed: %s", describe_exception(exc))
+    finally:
+        sock._finished = True
+        with trio.CancelScope(deadline=deadline, shield=True):
+            try:
+                await sock._stream.aclose()  # cancelled at the deadline: still closed, forcefully
+            except Exception as exc:
+                log.debug("closing the websocket stream failed: %s", describe_exception(exc))
+        sock.close_took = trio.current_time() - start
+        sock._ended(SocketEnd(clean=False, detail="the socket was closed locally"))
+
+
+async def _close_handshake(sock: RealtimeSocket) -> None:
+    if sock._torn or sock._broken:
+        return
+    await sock._read_lock.acquire()
+    try:
+        await _handshake_locked(sock)
+    finally:
+        sock._read_lock.release()
+
+
+async def _handshake_locked(sock: RealtimeSocket) -> None:
+    state = sock._ws.state
+    if state is ConnectionState.OPEN:
+        await sock._write(wse.CloseConnection(code=1000))
+    elif state is ConnectionState.REMOTE_CLOSING:
+        code = sock.close_code
+        await sock._write(wse.CloseConnection(code=1000 if code is None else code))
+    while sock._ws.state is ConnectionState.LOCAL_CLOSING and not sock._broken:
+        event = sock._next_event()
+        if event is None:
+            if not await sock._fill():
+                return  # EOF or a failed read: nothing more will come
+            continue
+        if isinstance(event, wse.CloseConnection):
+            if not sock._genuine_close():
+                return
+            code = int(event.code)
+            public_code = None if code == _NO_STATUS else code
+            reason = sock.scrub(event.reason) if event.reason else None  # server text: scrubbed
+            detail = "the websocket was closed by the client"
+            sock._ended(SocketEnd(clean=True, code=public_code, reason=reason, detail=detail))
             return
-        async with self._read_lock:
-            state = self._ws.state
-            if state is ConnectionState.OPEN:
-                await self._write(wse.CloseConnection(code=1000))
-            elif state is ConnectionState.REMOTE_CLOSING:
-                code = self.close_code
-                await self._write(wse.CloseConnection(code=1000 if code is None else code))
-            while self._ws.state is ConnectionState.LOCAL_CLOSING and not self._broken:
-                event = self._next_event()
-                if event is None:
-                    if not await self._fill():
-                        return  # EOF or a failed read: nothing more will come
-                    continue
-                if isinstance(event, wse.CloseConnection):
-                    if not self._genuine_close():
-                        return
-                    code = int(event.code)
-                    public_code = None if code == _NO_STATUS else code
-                    reason = self.scrub(event.reason) if event.reason else None  # server text: scrubbed
-                    detail = "the websocket was closed by the client"
-                    self._ended(SocketEnd(clean=True, code=public_code, reason=reason, detail=detail))
-                    return
-                # Data frames and pings after our CLOSE are discarded (no pong may follow a CLOSE).
+        # Data frames and pings after our CLOSE are discarded (no pong may follow a CLOSE).

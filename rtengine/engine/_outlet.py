@@ -219,15 +219,24 @@ class EventStream(trio.abc.ReceiveChannel[ConversationEvent]):
         raise trio.WouldBlock
 
     async def receive(self) -> ConversationEvent:
+        """The next event (``trio.EndOfChannel`` after ``Closed``). A checkpoint: an event already buffered is
+        taken after a schedule point; otherwise the wait is the schedule point, and the event the reader was woken
+        for is taken at once (as a trio memory channel hands its value to a waiting receiver), not after one more
+        trip through the scheduler. Cancellation: raises ``Cancelled`` with nothing taken."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            try:
-                event = self.receive_nowait()
-            except trio.WouldBlock:
-                await self._outlet._readers.park()
-                continue
+        outlet = self._outlet
+        if outlet._buffer and not self._closed:
+            event = outlet._take()
             await trio.lowlevel.cancel_shielded_checkpoint()
             return event
+        while True:  # as receive_nowait(), without raising WouldBlock to itself on every wait
+            if self._closed:
+                raise trio.ClosedResourceError("conv.events was closed")
+            if outlet._buffer:
+                return outlet._take()
+            if outlet._done:
+                raise trio.EndOfChannel
+            await outlet._readers.park()
 
     def pending(self) -> int:
         """Events buffered and not yet received."""

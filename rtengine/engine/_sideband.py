@@ -241,8 +241,9 @@ class _Link:
             self.scope.deadline = min(self.scope.deadline, trio.current_time() + WRITE_GRACE)
 
     def stopped(self) -> bool:
-        """For :meth:`Inputs.next_input`: the writer takes nothing more (``_stop_pumps`` wakes it to ask)."""
-        return self.stopping
+        """For :meth:`Inputs.next_input`: the writer takes nothing more (``_stop_pumps`` wakes it to ask).
+        :attr:`stopping`, asked before every take."""
+        return self.lost is not None or self.suspect is not None
 
     async def write(self, payload: Payload, rest: Sequence[Payload] = ()) -> bool:
         """Write one payload; ``rest`` is what was to follow it. False when the socket is gone: the conversation

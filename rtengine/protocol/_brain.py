@@ -201,7 +201,8 @@ class Brain:
     def stamp(self, payload: Payload) -> Payload:
         """Give a payload about to be written its ``event_id`` (and remember its type); returns it. A caller's
         own event (``send_event``) keeps the ``event_id`` it came with."""
-        self._ledger.stamped(payload)
+        if payload.get("type") == "session.update":  # the ledger's only concern (asked per payload: 50 a second)
+            self._ledger.stamped(payload)
         if isinstance(payload, UpdatePayload):
             _remember(self._updates, self._sent.stamp(payload)["event_id"], payload)
             return payload

@@ -176,7 +176,7 @@ def _audio_delta(e: Mapping[str, Any], output_format: str) -> AudioOut:
     rules (a wrongly typed optional field reads as absent); a delta that states its geometry takes the long way."""
     get = e.get
     audio, item_id, response_id, event_id = get("delta"), get("item_id"), get("response_id"), get("event_id")
-    if not isinstance(audio, str) or any(name in e for name in _GEOMETRY_FIELDS):
+    if not isinstance(audio, str) or not e.keys().isdisjoint(_GEOMETRY_FIELDS):
         return _audio_delta_geometry(e, output_format)
     return AudioOut(
         audio,
@@ -322,6 +322,19 @@ def parse_server_message(message: Mapping[str, Any], output_format: str = PCM_FO
         )
 
 
+_DECODER: Final = json.JSONDecoder()
+
+
+def _loads(frame: str) -> Any:
+    """``json.loads(frame)``, with one call and two whitespace scans less for the usual frame (a document with no
+    whitespace around it): anything else — whitespace, trailing data, invalid JSON — is left to ``json.loads``."""
+    try:
+        value, end = _DECODER.raw_decode(frame)
+    except ValueError:
+        return json.loads(frame)
+    return value if end == len(frame) else json.loads(frame)
+
+
 def parse_server_event(
     frame: str | bytes | bytearray, output_format: str = PCM_FORMAT
 ) -> ServerEvent | ProtocolWarning:
@@ -333,7 +346,7 @@ def parse_server_event(
             WarningKind.BINARY_FRAME, f"unexpected binary realtime websocket event ({len(frame)} bytes)"
         )
     try:
-        message = json.loads(frame)
+        message = _loads(frame)
     except (ValueError, RecursionError) as exc:
         return ProtocolWarning(WarningKind.INVALID_JSON, f"invalid JSON: {exc}"[:200])
     if not isinstance(message, dict):

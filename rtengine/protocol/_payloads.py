@@ -12,7 +12,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from ._buffer_events import BUFFER_EVENT_TYPES, BufferEvent, parse_buffer_event
 from ._events import ProtocolWarning, WarningKind
@@ -44,9 +44,25 @@ __all__ = [
 ]
 
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_APPEND_KEYS: Final = ("type", "audio", "event_id")
+_APPEND_HEAD: Final = '{"type":"input_audio_buffer.append","audio":"'
+
+
 def encode(event: Mapping[str, Any]) -> str:
-    """Render a client event as compact JSON (non-ASCII kept as is)."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    """Render a client event as compact JSON (non-ASCII kept as is). A stamped audio append — the event sent 50
+    times a second, mostly base64 — is rendered without scanning its audio for characters to escape when it has
+    none (the base64 alphabet): the same text, at a fraction of the cost."""
+    if event.get("type") == "input_audio_buffer.append" and tuple(event) == _APPEND_KEYS:
+        audio, event_id = event["audio"], event["event_id"]
+        if type(audio) is str and type(event_id) is str and _plain(audio):
+            return f'{_APPEND_HEAD}{audio}","event_id":{_ENCODER.encode(event_id)}}}'
+    return _ENCODER.encode(event)
+
+
+def _plain(text: str) -> bool:
+    """JSON writes ``text`` as it is: printable ASCII with no quote and no backslash."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def session_update(config: SessionConfig) -> dict[str, Any]:
@@ -56,7 +72,7 @@ def session_update(config: SessionConfig) -> dict[str, Any]:
 
 def input_audio_append(pcm16: bytes) -> dict[str, Any]:
     """``input_audio_buffer.append`` with base64 PCM16 audio."""
-    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm16).decode("ascii")}
+    return {"type": "input_audio_buffer.append", "audio": binascii.b2a_base64(pcm16, newline=False).decode("ascii")}
 
 
 def user_text(text: str) -> dict[str, Any]:
