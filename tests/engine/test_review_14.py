@@ -1,15 +1,19 @@
-"""Adversarial review of ``conv.events`` (issue #14, review rev14): a caller whose waits are cancelled — by a
+"""Adversarial review of issue #14 (rev14), engine side: a caller whose ``conv.events`` waits are cancelled — by a
 timeout, or in the very step the reader delivers the event it waits for — and who then resumes loses no event and
 sees them in order, under backpressure."""
 
+import pytest
 import trio
 import trio.testing
+from engine_helpers import client_for, serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import rtengine
 from rtengine import ConversationStats
+from rtengine.adapters._peer import PeerService
 from rtengine.engine._outlet import Outlet
-from rtengine.events import ConversationEvent, Started, UnknownEvent
+from rtengine.events import Closed, ConversationEvent, Error, Started, UnknownEvent
 
 
 def _event(n: int) -> UnknownEvent:
@@ -68,3 +72,22 @@ def test_cancelled_waits_lose_nothing(capacity: int, count: int, waits: list[flo
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert got == [Started("websocket"), *(_event(n) for n in range(count))]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rev14: a lone surrogate in send_text is accepted, reaches the websocket, whose UTF-8 encoding fails "
+    "inside the write's exception translation: ConnectionLost, and the conversation ends with Error and "
+    "Closed('error') (pre-existing: wsproto refused it the same way; the fix belongs to every text-taking command)",
+)
+async def test_a_lone_surrogate_in_send_text_is_the_callers_error(peers: PeerService) -> None:
+    async with serving(peers) as server, client_for(server) as client:
+        with trio.fail_after(10):
+            async with rtengine.open_conversation(client, rtengine.SessionConfig()) as conv:
+                with pytest.raises(rtengine.ConfigError):
+                    await conv.send_text("bad \ud800 text")
+                await conv.send_text("fine")
+                with trio.move_on_after(2):
+                    async for event in conv.events:
+                        assert not isinstance(event, Error | Closed), event
+                assert conv.active
