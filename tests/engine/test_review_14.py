@@ -1,6 +1,6 @@
 """Adversarial review of issue #14 (rev14), engine side: a caller whose ``conv.events`` waits are cancelled — by a
 timeout, or in the very step the reader delivers the event it waits for — and who then resumes loses no event and
-sees them in order, under backpressure."""
+sees them in order, under backpressure; and a lone surrogate in ``send_text`` (finding 2, not fixed)."""
 
 import pytest
 import trio
