@@ -6,6 +6,7 @@ rtengine errors, both while opening and on an open socket (:mod:`rtengine.adapte
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
@@ -32,6 +33,8 @@ SslContextSource = Callable[[], ssl.SSLContext] | ssl.SSLContext | None
 #: Largest body of a rejected upgrade that is read, and the characters of it that are kept.
 _REJECT_BODY_CAP: Final = 64 * 1024
 _REJECT_TEXT_CAP: Final = 2000
+#: The end of an HTTP head as h11 finds it (bare LFs accepted): the bytes after it are the socket's, not wsproto's.
+_HEAD_END: Final = re.compile(rb"\n\r?\n")
 #: A scrubber that knows no configured secret: credential-shaped strings and URL secrets only.
 SHAPES_ONLY: Final = Scrubber()
 
@@ -192,10 +195,11 @@ async def _upgrade(
             ws.receive_data(bytes(data))
             continue
         head += data
-        end = head.find(b"\r\n\r\n", max(fed - 3, 0))
-        if end < 0:
+        found = _HEAD_END.search(head, max(fed - 2, 0))
+        if found is None:
             ws.receive_data(bytes(head[fed:]))
             fed = len(head)
         else:
-            ws.receive_data(bytes(head[fed : end + 4]))
-            rest, fed = bytes(head[end + 4 :]), -1
+            end = found.end()
+            ws.receive_data(bytes(head[fed:end]))
+            rest, fed = bytes(head[end:]), -1
