@@ -12,6 +12,7 @@ import wsproto
 import wsproto.events as wse
 from loopback import serving_raw
 from rawnet import read_head
+from wsproto.connection import Connection
 
 from rtengine.adapters._ws import WebSocketOpener
 from rtengine.adapters._ws_socket import RealtimeSocket
@@ -194,13 +195,14 @@ def test_a_hostile_stream_split_anywhere_reads_as_wsproto_reads_it(case: str) ->
     data = HOSTILE[case]
     expected, code, pings = _by_wsproto(data)
     for cut in range(len(data) + 1):
-        client, _ = _wsproto_pair()
+        client = _wsproto_pair()[0].connection
+        assert client is not None
         stream = _Chunks([data[cut:]])
         got: list[str | bytes] = []
 
         async def main(
             stream: _Chunks = stream,
-            client: wsproto.WSConnection = client,
+            client: Connection = client,
             cut: int = cut,
             got: list[str | bytes] = got,
         ) -> SocketEnd:
