@@ -49,9 +49,13 @@ from . import _events as ev
 from ._classify import FATAL_CODES
 from ._commands import (
     AudioBuffer,
+    CancelResponse,
     ClearOutputAudio,
     ClientPayload,
+    RequestResponse,
     SendEvent,
+    SendText,
+    SendToolOutput,
     UpdatePayload,
     UpdateSession,
     buffer_payload,
@@ -82,34 +86,6 @@ __all__ = [
 log = logging.getLogger("rtengine")
 
 Payload = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class SendText:
-    """The caller's ``send_text``: a user message item (no response is requested)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class SendToolOutput:
-    """The caller's ``send_tool_output``: the output item, then a sequenced ``response.create`` if ``respond``."""
-
-    call_id: str
-    output: str
-    respond: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class RequestResponse:
-    """The caller's ``request_response``."""
-
-
-@dataclass(frozen=True, slots=True)
-class CancelResponse:
-    """The caller's ``cancel_response``."""
-
-    response_id: str | None = None
 
 
 Command = (

@@ -1,5 +1,7 @@
-"""The caller commands beyond texts, tool outputs and responses, sans-IO: session updates mid-call, raw client
-events, the input audio buffer (push-to-talk) and the output audio buffer (WebRTC barge-in).
+"""The caller commands, sans-IO: texts, tool outputs and responses, session updates mid-call, raw client events,
+the input audio buffer (push-to-talk) and the output audio buffer (WebRTC barge-in). Each is checked where the
+caller makes it (its constructor, on the caller's line): text the wire cannot carry — not a ``str``, or a lone
+surrogate, which UTF-8 cannot encode — is a :class:`~rtengine.ConfigError` there, never a lost connection later.
 
 Theory of operation. Every command goes into the conversation's one control FIFO, so it reaches the wire in call
 order with texts, tool outputs and response requests (and is buffered while a sideband joins). Two decisions make
@@ -33,12 +35,17 @@ from typing import Any, Final, Literal
 
 from ._errors import ConfigError
 from ._session import SessionConfig
+from ._text import check_text
 
 __all__ = [
     "AudioBuffer",
+    "CancelResponse",
     "ClearOutputAudio",
     "ClientPayload",
+    "RequestResponse",
     "SendEvent",
+    "SendText",
+    "SendToolOutput",
     "UpdatePayload",
     "UpdateSession",
     "apply_update",
@@ -90,6 +97,45 @@ class UpdatePayload(dict[str, Any]):
     def __init__(self, payload: Payload, undo: Mapping[str, tuple[Any, Any]]) -> None:
         super().__init__(payload)
         self.undo = dict(undo)
+
+
+@dataclass(frozen=True, slots=True)
+class SendText:
+    """The caller's ``send_text``: a user message item (no response is requested)."""
+
+    text: str
+
+    def __post_init__(self) -> None:
+        check_text(self.text, "send_text's text")
+
+
+@dataclass(frozen=True, slots=True)
+class SendToolOutput:
+    """The caller's ``send_tool_output``: the output item, then a sequenced ``response.create`` if ``respond``."""
+
+    call_id: str
+    output: str
+    respond: bool = True
+
+    def __post_init__(self) -> None:
+        check_text(self.call_id, "send_tool_output's call_id")
+        check_text(self.output, "send_tool_output's output")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestResponse:
+    """The caller's ``request_response``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResponse:
+    """The caller's ``cancel_response``."""
+
+    response_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.response_id is not None:
+            check_text(self.response_id, "cancel_response's response_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +195,7 @@ def client_event(event: Mapping[str, Any]) -> SendEvent:
         text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"send_event takes a JSON-serialisable event: {exc}") from None
-    size = len(text.encode("utf-8", "surrogatepass"))
+    size = len(check_text(text, "send_event's event").encode())
     if size > MAX_EVENT_BYTES:
         raise ConfigError(f"send_event's event is {size} bytes encoded; the API takes at most {MAX_EVENT_BYTES}")
     payload = ClientPayload(json.loads(text))

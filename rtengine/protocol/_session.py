@@ -14,6 +14,7 @@ from typing import Any, Final, Literal
 
 from ._errors import ConfigError
 from ._frozen import freeze
+from ._text import check_text
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -118,6 +119,15 @@ class TurnDetection:
         return out
 
 
+def _as_json(value: Mapping[str, Any], what: str) -> str:
+    """``value`` as the JSON the API reads, or :class:`~rtengine.ConfigError` naming ``what`` (NaN, infinities,
+    objects JSON has no form for)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} must be JSON: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class FunctionTool:
     """A function the model may call: ``name``, ``description`` and a JSON-schema ``parameters`` object."""
@@ -132,6 +142,8 @@ class FunctionTool:
         object.__setattr__(self, "parameters", freeze(self.parameters))  # the caller's dict, copied read-only
         if not self.name or not all(c.isalnum() or c in "_-" for c in self.name) or len(self.name) > 64:
             raise ConfigError(f"tool name must be 1-64 characters of [A-Za-z0-9_-], got {self.name!r}")
+        check_text(self.description, f"tool {self.name!r} description")
+        check_text(_as_json(self.parameters, f"tool {self.name!r} parameters"), f"tool {self.name!r} parameters")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "function", "name": self.name}
@@ -199,6 +211,10 @@ class SessionConfig:
             reserved = {"id", "model", "type"} & set(self.extra)
             if reserved:
                 raise ConfigError(f"extra may not set {sorted(reserved)}; use the dedicated fields")
+            check_text(_as_json(self.extra, "SessionConfig extra"), "SessionConfig extra (as JSON)")
+        for name in ("instructions", "voice", "transcription_model", "tool_choice"):
+            if (value := getattr(self, name)) is not None:
+                check_text(value, f"SessionConfig {name}")
         if self.type == "transcription":
             conflicting = [
                 name

@@ -3,7 +3,8 @@
 Per websocket view: ``close_after_events`` (a clean CLOSE 1000, then a bounded wait for the client's answer, or an
 abrupt TCP drop), ``ignore_client_close`` (a dead peer: never answer a CLOSE, hold the TCP open). Per
 conversation: ``inject`` (frames sent once, right after the first ``session.updated``), ``drop_sideband`` (the
-first sidebands of a call lost abnormally — reset, EOF, CLOSE 1011 — while the call lives on). The settings are read
+first sidebands of a call lost abnormally — reset, EOF, CLOSE 1011 — while the call lives on, after a count of
+server events or on a client frame of a given type). The settings are read
 at the moment they apply, so ``server.set_faults`` takes effect on live conversations.
 """
 
@@ -51,15 +52,30 @@ class ConversationFaults:
         if limit is not None and link.sent >= limit:
             await self._close(link)
             return
-        if (
-            faults.drop_sideband is not None
-            and link.record.kind == "sideband"
-            and link.sent >= faults.drop_sideband_after
-            and self._sidebands_dropped < faults.drop_sideband_times
-            and not link.closing
-        ):
+        if faults.drop_sideband_on is None and link.sent >= faults.drop_sideband_after and self._may_drop(link, faults):
+            assert faults.drop_sideband is not None
             self._sidebands_dropped += 1
             await self._drop_sideband(link, faults.drop_sideband)
+
+    async def before_handle(self, link: Link, kind: object) -> bool:
+        """A client frame of type ``kind`` arrived on ``link``: True when ``drop_sideband_on`` names it and the
+        sideband was dropped (the frame is lost with it: the caller neither handles nor records it)."""
+        faults = self._faults()
+        if faults.drop_sideband_on is None or kind != faults.drop_sideband_on or not self._may_drop(link, faults):
+            return False
+        assert faults.drop_sideband is not None
+        self._sidebands_dropped += 1
+        await self._drop_sideband(link, faults.drop_sideband)
+        return True
+
+    def _may_drop(self, link: Link, faults: Faults) -> bool:
+        """``link`` is a live sideband and ``drop_sideband`` asks for a drop that ``drop_sideband_times`` allows."""
+        return (
+            faults.drop_sideband is not None
+            and link.record.kind == "sideband"
+            and self._sidebands_dropped < faults.drop_sideband_times
+            and not link.closing
+        )
 
     async def _drop_sideband(self, link: Link, mode: str) -> None:
         """Lose one sideband abnormally; the call and its conversation go on."""

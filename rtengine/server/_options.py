@@ -49,6 +49,9 @@ class Faults:
       calls 1006), ``"1011"`` sends CLOSE 1011 (server error). It happens once ``drop_sideband_after`` server events
       were sent on that sideband, to the first ``drop_sideband_times`` sidebands of each call (the rest are left
       alone). The call, its conversation and its media are untouched: a sideband may join it again.
+      With ``drop_sideband_on`` (a client event type), the drop comes instead when the sideband's next client frame
+      of that type arrives, before the server reads it: that frame is lost with the connection (neither handled nor
+      recorded), as a frame still in flight when a network drops — the frames before it were handled.
     """
 
     call_delay: float = 0.0
@@ -67,6 +70,7 @@ class Faults:
     drop_sideband: Literal["reset", "eof", "1011"] | None = None
     drop_sideband_after: int = 1
     drop_sideband_times: int = 1
+    drop_sideband_on: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("call_delay", "sideband_accept_delay", "websocket_accept_delay"):
@@ -86,6 +90,8 @@ class Faults:
             raise ValueError("drop_sideband must be 'reset', 'eof' or '1011'")
         if self.drop_sideband_after < 1 or self.drop_sideband_times < 0:
             raise ValueError("drop_sideband_after must be >= 1 and drop_sideband_times >= 0")
+        if self.drop_sideband_on is not None and (self.drop_sideband is None or not self.drop_sideband_on):
+            raise ValueError("drop_sideband_on needs drop_sideband and names a client event type")
         for name in self.inject:
             check_injection(name)
 

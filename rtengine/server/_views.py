@@ -179,6 +179,9 @@ class ConversationViews:
                 continue
             assert outcome.text is not None
             frame = ClientFrame.decode(outcome.text)  # the one parse of this frame
+            kind = frame.value.get("type") if isinstance(frame.value, dict) else None
+            if await self._faults.before_handle(link, kind):
+                return  # dropped on this frame (drop_sideband_on): it never reached the server
             self._records.frame_in(record, frame)
             await handle(frame, link)
 

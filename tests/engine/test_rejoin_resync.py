@@ -114,13 +114,14 @@ async def test_a_rejoin_after_another_view_changed_the_voice_keeps_the_call(peer
 async def test_a_response_requested_with_a_tool_output_right_before_a_drop_is_not_lost(
     peers: PeerService, offer_sdp: str
 ) -> None:
-    """The drop lands after the tool output item was written and before the ``response.create`` behind it was
-    read: the create is sent again on the new socket, the response comes, and the server got one create."""
+    """The drop lands after the tool output item was read and before the ``response.create`` behind it was (the
+    server resets the sideband on that frame: it never reached the server): the create is sent again on the new
+    socket, the response comes, and the server got one create."""
     async with serving(peers) as server, client_for(server) as client:
         with trio.fail_after(20):
             async with rtengine.open_conversation(client, SESSION, offer_sdp=offer_sdp) as conv:
                 await until(conv, SessionUpdated)
-                await arm_drop(server, conv)
+                server.set_faults(Faults(drop_sideband="reset", drop_sideband_on="response.create"))
                 await conv.send_tool_output("call_before_drop", "42", respond=True)
                 seen = await until(conv, SidebandLost)
                 seen += await until(conv, SidebandRestored)
@@ -133,7 +134,9 @@ async def test_a_response_requested_with_a_tool_output_right_before_a_drop_is_no
     got = delivered(joins)
     assert got["tool"] == ["call_before_drop"]
     assert got["response"] == ["response.create"]
-    assert "response.create" not in joins[0].types_in()  # the drop came between the two frames
+    first = [f["item"]["type"] for f in joins[0].frames_in if f["type"] == "conversation.item.create"]
+    assert first == ["function_call_output"]  # the drop came between the two frames
+    assert "response.create" not in joins[0].types_in()
     assert [e for e in seen if isinstance(e, ResponseDone)], "the requested response never came"
     assert not [e for e in seen if isinstance(e, Error)]
     assert seen[-1] == Closed("requested")

@@ -1,6 +1,7 @@
 """Adversarial review of issue #14 (rev14), engine side: a caller whose ``conv.events`` waits are cancelled — by a
 timeout, or in the very step the reader delivers the event it waits for — and who then resumes loses no event and
-sees them in order, under backpressure; and a lone surrogate in ``send_text`` (finding 2, not fixed)."""
+sees them in order, under backpressure; and text the wire cannot carry (a lone surrogate) is the caller's error
+(finding 2, fixed)."""
 
 import pytest
 import trio
@@ -74,18 +75,18 @@ def test_cancelled_waits_lose_nothing(capacity: int, count: int, waits: list[flo
     assert got == [Started("websocket"), *(_event(n) for n in range(count))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rev14: a lone surrogate in send_text is accepted, reaches the websocket, whose UTF-8 encoding fails "
-    "inside the write's exception translation: ConnectionLost, and the conversation ends with Error and "
-    "Closed('error') (pre-existing: wsproto refused it the same way; the fix belongs to every text-taking command)",
-)
-async def test_a_lone_surrogate_in_send_text_is_the_callers_error(peers: PeerService) -> None:
+async def test_a_lone_surrogate_in_any_text_command_is_the_callers_error(peers: PeerService) -> None:
     async with serving(peers) as server, client_for(server) as client:
         with trio.fail_after(10):
             async with rtengine.open_conversation(client, rtengine.SessionConfig()) as conv:
-                with pytest.raises(rtengine.ConfigError):
+                with pytest.raises(rtengine.ConfigError, match="lone surrogate"):
                     await conv.send_text("bad \ud800 text")
+                with pytest.raises(rtengine.ConfigError, match="lone surrogate"):
+                    await conv.send_tool_output("call_1", "\udfff")
+                with pytest.raises(rtengine.ConfigError, match="lone surrogate"):
+                    await conv.send_event({"type": "conversation.item.create", "note": "\ud800"})
+                with pytest.raises(rtengine.ConfigError, match="lone surrogate"):
+                    await conv.update_session(instructions="\ud800")
                 await conv.send_text("fine")
                 with trio.move_on_after(2):
                     async for event in conv.events:

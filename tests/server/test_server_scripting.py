@@ -4,10 +4,15 @@
 import pytest
 import trio
 from engine_helpers import client_for, serving, until
+from helpers import call_id_of, create_call, read_until, sideband
 
 import rtengine
 from rtengine.adapters._peer import PeerService
+from rtengine.adapters._ws import open_socket
 from rtengine.events import RateLimit, RateLimits, SessionUpdated, SidebandLost, SidebandRestored
+from rtengine.protocol import SocketEnd
+from rtengine.protocol._payloads import encode, response_create, user_text
+from rtengine.server import Faults, LocalServer
 
 SESSION = rtengine.SessionConfig(instructions="scripted")
 RATE_LIMITS = {
@@ -100,3 +105,37 @@ async def test_scripting_names_its_conversation_or_refuses(peers: PeerService) -
                 await server.drop_sideband(code=1006)
             with pytest.raises(ValueError, match=">= 0"):
                 server.delay_next_join(-1)
+
+
+async def test_a_sideband_dropped_on_a_client_frame_never_handles_that_frame(
+    server: LocalServer, offer_sdp: str
+) -> None:
+    """``Faults(drop_sideband_on=…)``: the frames before the named one were handled, the named one is lost with
+    the connection (a reset), and the call lives on for the next sideband."""
+    with trio.fail_after(10):
+        call_id = call_id_of(await create_call(server, offer_sdp))
+        server.set_faults(Faults(drop_sideband="reset", drop_sideband_on="response.create"))
+        async with open_socket(sideband(server, call_id), {}) as sock:
+            await sock.send(encode(user_text("before the drop")))
+            await sock.send(encode(response_create()))
+            await sock.send(encode(user_text("after the drop")))
+            while not isinstance(await sock.receive(), SocketEnd):
+                pass
+        assert sock.end is not None
+        assert not sock.end.clean
+        async with open_socket(sideband(server, call_id), {}) as again:
+            await again.send(encode(user_text("on the next sideband")))
+            await read_until(again, "conversation.item.done")
+    first, second = server.record.joins(call_id)
+    assert first.types_in() == ["conversation.item.create"]
+    assert first.end == "abrupt"
+    assert second.types_in() == ["conversation.item.create"]
+    assert second.end is not None  # the next sideband was not dropped (drop_sideband_times=1)
+    assert "response.create" not in [event["type"] for event in server.record.client_events(call_id)]
+
+
+def test_drop_sideband_on_needs_a_drop_and_an_event_type() -> None:
+    with pytest.raises(ValueError, match="drop_sideband_on needs drop_sideband"):
+        Faults(drop_sideband_on="response.create")
+    with pytest.raises(ValueError, match="drop_sideband_on needs drop_sideband"):
+        Faults(drop_sideband="reset", drop_sideband_on="")
