@@ -96,6 +96,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="with --drop-sideband: drop the first K sidebands of each call; later joins stay (default: 1)",
     )
+    faults.add_argument(
+        "--drop-sideband-on",
+        metavar="TYPE",
+        help="with --drop-sideband: drop when the sideband's next client event of TYPE (e.g. response.create) "
+        "arrives, before the server reads it (instead of after N server events)",
+    )
     parser.add_argument(
         "--session-max-seconds",
         type=positive_seconds,
@@ -175,6 +181,8 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
     if args.tool_call:
         name, _, arguments = args.tool_call.partition(":")
         tool = ToolScript(name, arguments or "{}")
+    if args.drop_sideband_on is not None and args.drop_sideband is None:
+        raise ValueError("--drop-sideband-on needs --drop-sideband")
     faults = Faults(
         call_delay=args.call_delay,
         call_status=args.call_status,
@@ -192,6 +200,7 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
         drop_sideband=args.drop_sideband,
         drop_sideband_after=args.drop_sideband_after,
         drop_sideband_times=args.drop_sideband_times,
+        drop_sideband_on=args.drop_sideband_on,
     )
     tls = None
     if args.certfile:

@@ -35,6 +35,9 @@ class ActiveResponse:
     request: Mapping[str, Any] = field(default_factory=dict)
     #: ``status_details.reason`` of its ``response.done`` when cancelled.
     reason: str = "client_cancelled"
+    #: Set once its ``response.created`` went out (or its stream ended without it): a ``response.create`` is
+    #: answered before the client's next event is read, as the API does.
+    announced: trio.Event = field(default_factory=trio.Event)
 
     def cancel(self, reason: str) -> None:
         """Cancel the response, recording why: ``client_cancelled`` (``response.cancel``) or ``turn_detected``

@@ -332,7 +332,8 @@ class RealtimeSession:
             code = "conversation_already_has_active_response"
             await self.views.reply(origin, error_event(message, code=code, event_id=eid))
             return
-        self._start_response(request)
+        if self._start_response(request) and (started := self.state.response) is not None:
+            await started.announced.wait()  # its response.created goes out before the next client event is read
 
     def _start_response(self, request: Mapping[str, Any] | None = None) -> bool:
         """Start streaming a response (``request``: the ``response.create`` payload, if a client asked), unless one
@@ -349,6 +350,7 @@ class RealtimeSession:
         try:
             await self._responses.stream(response)
         except BaseException as exc:
+            response.announced.set()  # never announced (cancelled or a bug first): the reader waits no longer
             passing, bug = split_bug(exc)
             if bug is None:
                 raise

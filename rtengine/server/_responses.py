@@ -191,7 +191,10 @@ class ResponseStreamer:
         # Announced even when cancelled before it began (a response.cancel right behind the response.create):
         # every response.done follows its response.created.
         created = self._response_object(response, "in_progress", [], None)
-        await send({"type": "response.created", "response": created})
+        try:
+            await send({"type": "response.created", "response": created})
+        finally:
+            response.announced.set()
         with response.scope:
             if self._options.tool_call is not None and not state.tool_used:
                 state.tool_used = True

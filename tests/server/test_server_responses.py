@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from marked_client import started, types
 
 from rtengine.adapters._ws import open_socket
+from rtengine.adapters._ws_frames import text_frame
 from rtengine.protocol import user_text
+from rtengine.protocol._payloads import encode
 from rtengine.server import LocalServer
 from rtengine.server._validate_requests import check_response
 
@@ -42,6 +44,23 @@ async def test_response_create_with_non_string_metadata_is_refused(server: Local
     assert types(fixed)[:1] == ["response.created"]
     assert done["response"]["metadata"] == {"turn": "1"}
     assert client.problems == []
+
+
+async def test_a_response_create_is_answered_before_the_next_event_in_the_same_read(server: LocalServer) -> None:
+    """``response.create`` and the next client event arrive in one TCP segment (a fast client): the server's
+    ``response.created`` still comes before its answer to that next event, as the API handles events in order."""
+    with trio.fail_after(10):
+        async with open_socket(direct(server), {}) as sock:
+            client = await started(sock)
+            await client.send(user_text("hi"))
+            await client.until("conversation.item.done")
+            both = text_frame(encode({"type": "response.create"})) + text_frame(
+                encode({"type": "conversation.item.retrieve", "item_id": "item_none", "event_id": "evt_next"})
+            )
+            await sock._stream.send_all(both)  # one write: the server reads both frames at once
+            seen = await client.until("error")
+    assert types(seen)[0] == "response.created"
+    assert seen[-1]["error"]["event_id"] == "evt_next"
 
 
 @pytest.mark.parametrize(
