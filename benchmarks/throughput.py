@@ -18,7 +18,9 @@ Clients, each measured once per round in a rotating order (ratios are paired per
 * ``trio-websocket tuned`` — the same with 64 KiB reads (``receive_buffer_size``), ``max_message_size`` 16 MiB and
   ``message_queue_size=64``;
 * ``websockets`` — the asyncio ``websockets`` library, ``json.loads`` per message (when installed);
-* ``openai SDK`` — ``AsyncOpenAI().realtime.connect`` (asyncio, pydantic event models; when installed).
+* ``openai SDK`` — ``AsyncOpenAI().realtime.connect`` (asyncio, pydantic event models; when installed);
+* ``openai-agents`` — the Agents SDK's realtime transport, ``OpenAIRealtimeWebSocketModel`` with a listener (asyncio
+  ``websockets``; when installed).
 
 Targets (issue #14): rtengine ≥ 0.85 × tuned trio-websocket events/s; paced CPU per event ≤ 1.05 × trio-websocket.
 """
@@ -146,6 +148,36 @@ async def run_openai(base: str, meter: Meter) -> None:
     await client.close()
 
 
+async def run_agents(base: str, meter: Meter) -> None:
+    """openai-agents' realtime transport (``OpenAIRealtimeWebSocketModel``: asyncio ``websockets``, every server event
+    validated into the SDK's models, then turned into the transport's own events for its listeners)."""
+    import asyncio
+
+    from agents.realtime.model import RealtimeModelListener
+    from agents.realtime.model_events import RealtimeModelEvent
+    from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
+
+    done = asyncio.Event()
+
+    class Listener(RealtimeModelListener):
+        async def on_event(self, event: RealtimeModelEvent) -> None:
+            if event.type == "audio":
+                meter.delta()
+            elif event.type == "turn_ended":
+                meter.done()
+                done.set()
+
+    model = OpenAIRealtimeWebSocketModel()
+    model.add_listener(Listener())
+    url = base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+    await model.connect({"api_key": KEY, "url": url})
+    meter.open()
+    try:
+        await done.wait()
+    finally:
+        await model.close()
+
+
 @dataclass(frozen=True)
 class Client:
     name: str
@@ -172,6 +204,12 @@ def clients(include_sdk: bool) -> list[Client]:
             found.append(Client("openai SDK", run_openai, "asyncio"))
         except ImportError:
             print("openai is not installed: its column is skipped", file=sys.stderr)
+        try:
+            import agents  # noqa: F401
+
+            found.append(Client("openai-agents", run_agents, "asyncio"))
+        except ImportError:
+            print("openai-agents is not installed: its column is skipped", file=sys.stderr)
     return found
 
 
@@ -273,7 +311,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds of 5000 deltas (paced: 500)")
     parser.add_argument("--rounds", type=int)
-    parser.add_argument("--no-sdk", action="store_true", help="skip the openai SDK column")
+    parser.add_argument("--no-sdk", action="store_true", help="skip the openai SDK and openai-agents columns")
     parser.add_argument("--only", action="append", help="measure only this client (repeatable; tuned is kept)")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
