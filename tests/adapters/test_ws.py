@@ -11,15 +11,14 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 import pytest
 import trio
-import wsproto
 import wsproto.events as wse
 from helpers import direct, loads
 from loopback import serving_raw
 from rawnet import read_head
+from ws_peer import WsPeer
 
 from rtengine import ConnectFailed, ConnectionLost
 from rtengine.adapters._ws import RealtimeSocket, WebSocketOpener, open_socket
@@ -46,62 +45,15 @@ def accept_token(head: bytes) -> bytes:
     raise AssertionError("no key in the request")
 
 
-@dataclass
-class Peer:
-    """A server-side websocket driven by wsproto, recording what the client sent."""
-
-    stream: trio.SocketStream
-    ws: wsproto.WSConnection = field(default_factory=lambda: wsproto.WSConnection(wsproto.ConnectionType.SERVER))
-    texts: list[str] = field(default_factory=list)
-    pongs: list[bytes] = field(default_factory=list)
-    close_codes: list[int] = field(default_factory=list)
-    done: trio.Event = field(default_factory=trio.Event)
-
-    async def accept(self) -> None:
-        while True:
-            for event in self.ws.events():
-                if isinstance(event, wse.Request):
-                    await self.send(wse.AcceptConnection())
-                    return
-            self.ws.receive_data(await self.stream.receive_some(65536))
-
-    async def send(self, event: wse.Event) -> None:
-        await self.stream.send_all(self.ws.send(event))
-
-    async def next_event(self) -> wse.Event | None:
-        """The next event from the client (``None`` at EOF); records texts, pongs and close codes."""
-        while True:
-            for event in self.ws.events():
-                if isinstance(event, wse.TextMessage):
-                    self.texts.append(event.data)
-                elif isinstance(event, wse.Pong):
-                    self.pongs.append(bytes(event.payload))
-                elif isinstance(event, wse.CloseConnection):
-                    self.close_codes.append(int(event.code))
-                return event
-            data = await self.stream.receive_some(65536)
-            if not data:
-                return None
-            self.ws.receive_data(data)
-
-    async def until_close(self, *, answer: bool = True) -> None:
-        """Read until the client's CLOSE (answered unless ``answer`` is False) or EOF."""
-        while (event := await self.next_event()) is not None:
-            if isinstance(event, wse.CloseConnection):
-                if answer:
-                    await self.send(event.response())
-                return
-
-
 # --- 1. messages ------------------------------------------------------------------------------------------------------
 
 
 async def test_round_trip_fragments_binary_and_ping() -> None:
-    peers: list[Peer] = []
+    peers: list[WsPeer] = []
     big = "x" * 300_000  # several reads of receive_size
 
     async def handler(stream: trio.SocketStream) -> None:
-        peer = Peer(stream)
+        peer = WsPeer(stream, answer_close=False)
         peers.append(peer)
         await peer.accept()
         await peer.send(wse.TextMessage(data="hel", message_finished=False))
@@ -139,11 +91,11 @@ async def test_round_trip_fragments_binary_and_ping() -> None:
 async def test_receive_nowait_drains_what_one_read_brought_and_leaves_io_to_receive() -> None:
     """Messages already read come out without I/O (fragments assembled); a ping stops the drain and the next
     receive() answers it; an oversized message stops it too and receive() fails the connection with 1009."""
-    peers: list[Peer] = []
+    peers: list[WsPeer] = []
     sent = trio.Event()
 
     async def handler(stream: trio.SocketStream) -> None:
-        peer = Peer(stream)
+        peer = WsPeer(stream, answer_close=False)
         peers.append(peer)
         await peer.accept()
         await peer.next_event()  # the client's "go"
@@ -182,7 +134,7 @@ async def test_receive_nowait_drains_what_one_read_brought_and_leaves_io_to_rece
 
 async def test_repr_hides_the_query_string() -> None:
     async def handler(stream: trio.SocketStream) -> None:
-        peer = Peer(stream)
+        peer = WsPeer(stream, answer_close=False)
         await peer.accept()
         await peer.until_close()
 
@@ -197,10 +149,10 @@ async def test_repr_hides_the_query_string() -> None:
 
 
 async def test_clean_server_close_and_sends_after_the_end() -> None:
-    peers: list[Peer] = []
+    peers: list[WsPeer] = []
 
     async def handler(stream: trio.SocketStream) -> None:
-        peer = Peer(stream)
+        peer = WsPeer(stream, answer_close=False)
         peers.append(peer)
         await peer.accept()
         await peer.send(wse.CloseConnection(code=4000, reason="bye"))
@@ -225,7 +177,7 @@ async def test_clean_server_close_and_sends_after_the_end() -> None:
 
 async def test_eof_without_a_close_frame_is_not_clean() -> None:
     async def handler(stream: trio.SocketStream) -> None:
-        await Peer(stream).accept()
+        await WsPeer(stream, answer_close=False).accept()
 
     with trio.fail_after(10):
         async with serving(handler) as url, WebSocketOpener(close_timeout=5).open(url, {}) as sock:
@@ -240,7 +192,7 @@ async def test_eof_without_a_close_frame_is_not_clean() -> None:
 
 async def test_a_reset_is_not_clean() -> None:
     async def handler(stream: trio.SocketStream) -> None:
-        await Peer(stream).accept()
+        await WsPeer(stream, answer_close=False).accept()
         await trio.sleep(0.05)
         stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
 
@@ -255,10 +207,10 @@ async def test_a_reset_is_not_clean() -> None:
 
 
 async def test_a_protocol_violation_is_failed_with_1002() -> None:
-    peers: list[Peer] = []
+    peers: list[WsPeer] = []
 
     async def handler(stream: trio.SocketStream) -> None:
-        peer = Peer(stream)
+        peer = WsPeer(stream, answer_close=False)
         peers.append(peer)
         await peer.accept()
         await stream.send_all(b"\x83\x00")  # opcode 3 is reserved
@@ -399,9 +351,9 @@ async def test_a_dripped_upgrade_answer_is_bounded_as_a_whole() -> None:
 # --- 5. the close handshake -------------------------------------------------------------------------------------------
 
 
-def _closing_server(peers: list[Peer], *, answer: bool = True) -> Handler:
+def _closing_server(peers: list[WsPeer], *, answer: bool = True) -> Handler:
     async def handler(stream: trio.SocketStream) -> None:
-        peer = Peer(stream)
+        peer = WsPeer(stream, answer_close=False)
         peers.append(peer)
         try:
             await peer.accept()
@@ -415,7 +367,7 @@ def _closing_server(peers: list[Peer], *, answer: bool = True) -> Handler:
 
 
 async def test_close_is_prompt_when_an_outer_cancel_interrupts_a_receive() -> None:
-    peers: list[Peer] = []
+    peers: list[WsPeer] = []
     opened: list[RealtimeSocket] = []
     with trio.fail_after(10):
         async with serving(_closing_server(peers)) as url:
@@ -435,7 +387,7 @@ async def test_close_is_prompt_when_an_outer_cancel_interrupts_a_receive() -> No
 
 
 async def test_close_against_a_server_that_never_answers_takes_close_timeout() -> None:
-    peers: list[Peer] = []
+    peers: list[WsPeer] = []
     with trio.fail_after(10):
         async with serving(_closing_server(peers, answer=False)) as url:
             start = trio.current_time()
@@ -472,7 +424,7 @@ async def test_leaving_right_after_a_send_always_sends_close_1000() -> None:
     checkpoints: with 0 the cancel lands while the sender holds the lock at its shielded checkpoint, just before
     the write — a heuristic that marks every exception out of the write's ``try`` as torn skips the close
     handshake there), and right after the send. The server must receive CLOSE 1000 every time."""
-    peers: list[Peer] = []
+    peers: list[WsPeer] = []
     rounds = 60
     modes = ["before", "race0", "race1", "race2", "race3", "after"]
     with trio.fail_after(30):
@@ -513,10 +465,10 @@ async def test_leaving_right_after_a_send_always_sends_close_1000() -> None:
 
 @pytest.mark.parametrize("shape", ["text", "binary", "fragments"])
 async def test_a_message_over_max_message_size_ends_with_1009(shape: str) -> None:
-    peers: list[Peer] = []
+    peers: list[WsPeer] = []
 
     async def handler(stream: trio.SocketStream) -> None:
-        peer = Peer(stream)
+        peer = WsPeer(stream, answer_close=False)
         peers.append(peer)
         await peer.accept()
         await peer.send(wse.TextMessage(data="small"))

@@ -5,22 +5,12 @@ wsproto refuses it."""
 import struct
 
 import pytest
-import wsproto
 import wsproto.events as wse
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ws_peer import open_wsproto_pair
 
 from rtengine.adapters._ws_frames import text_frame
-
-
-def _open_pair() -> tuple[wsproto.WSConnection, wsproto.WSConnection]:
-    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
-    server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
-    server.receive_data(client.send(wse.Request(host="127.0.0.1", target="/")))
-    assert isinstance(next(server.events()), wse.Request)
-    client.receive_data(server.send(wse.AcceptConnection()))
-    assert isinstance(next(client.events()), wse.AcceptConnection)
-    return client, server
 
 
 def _unmasked(frame: bytes) -> tuple[bytes, bytes]:
@@ -40,7 +30,7 @@ def _unmasked(frame: bytes) -> tuple[bytes, bytes]:
     )
 )
 def test_a_text_frame_is_wsprotos_but_for_the_key(text: str) -> None:
-    client, server = _open_pair()
+    client, server = open_wsproto_pair()
     ours, theirs = text_frame(text), client.send(wse.TextMessage(data=text))
     assert _unmasked(ours) == _unmasked(theirs)
     assert ours[1] & 0x80  # masked, as a client's frames must be
@@ -64,7 +54,7 @@ def test_the_length_forms() -> None:
 
 
 def test_a_lone_surrogate_is_refused_as_wsproto_refuses_it() -> None:
-    client, _ = _open_pair()
+    client, _ = open_wsproto_pair()
     with pytest.raises(UnicodeEncodeError):
         client.send(wse.TextMessage(data="\ud800"))
     with pytest.raises(UnicodeEncodeError):

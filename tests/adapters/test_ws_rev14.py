@@ -12,6 +12,7 @@ import wsproto
 import wsproto.events as wse
 from loopback import serving_raw
 from rawnet import read_head
+from ws_peer import open_wsproto_pair
 from wsproto.connection import Connection
 
 from rtengine.adapters._ws import WebSocketOpener
@@ -132,19 +133,9 @@ HOSTILE: dict[str, bytes] = {
 }
 
 
-def _wsproto_pair() -> tuple[wsproto.WSConnection, wsproto.WSConnection]:
-    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
-    server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
-    server.receive_data(client.send(wse.Request(host="127.0.0.1", target="/")))
-    assert isinstance(next(server.events()), wse.Request)
-    client.receive_data(server.send(wse.AcceptConnection()))
-    assert isinstance(next(client.events()), wse.AcceptConnection)
-    return client, server
-
-
 def _by_wsproto(data: bytes) -> tuple[list[str | bytes], int | None, list[bytes]]:
     """What wsproto alone makes of ``data`` (messages assembled within CAP, the close code, the pings)."""
-    client, _ = _wsproto_pair()
+    client, _ = open_wsproto_pair()
     client.receive_data(data)
     messages: list[str | bytes] = []
     parts: list[str | bytes] = []
@@ -195,7 +186,7 @@ def test_a_hostile_stream_split_anywhere_reads_as_wsproto_reads_it(case: str) ->
     data = HOSTILE[case]
     expected, code, pings = _by_wsproto(data)
     for cut in range(len(data) + 1):
-        client = _wsproto_pair()[0].connection
+        client = open_wsproto_pair()[0].connection
         assert client is not None
         stream = _Chunks([data[cut:]])
         got: list[str | bytes] = []
@@ -215,7 +206,7 @@ def test_a_hostile_stream_split_anywhere_reads_as_wsproto_reads_it(case: str) ->
 
         end = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
         assert (got, end.code) == (expected, code), f"split at {cut}"
-        server = _wsproto_pair()[1]
+        server = open_wsproto_pair()[1]
         server.receive_data(bytes(stream.written))
         pongs = [bytes(e.payload) for e in server.events() if isinstance(e, wse.Pong)]
         assert pongs == pings, f"split at {cut}"

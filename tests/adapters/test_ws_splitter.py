@@ -12,6 +12,7 @@ import wsproto
 import wsproto.events as wse
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ws_peer import open_wsproto_pair
 from wsproto.connection import Connection
 
 from rtengine.adapters._ws_socket import RealtimeSocket
@@ -22,12 +23,7 @@ CAP = 200
 
 def _pair() -> tuple[Connection, wsproto.WSConnection]:
     """An open client connection (as the opening hands it to the socket) and its server."""
-    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
-    server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
-    server.receive_data(client.send(wse.Request(host="127.0.0.1", target="/")))
-    assert isinstance(next(server.events()), wse.Request)
-    client.receive_data(server.send(wse.AcceptConnection()))
-    assert isinstance(next(client.events()), wse.AcceptConnection)
+    client, server = open_wsproto_pair()
     assert client.connection is not None
     return client.connection, server
 
