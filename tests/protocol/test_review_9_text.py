@@ -1,0 +1,70 @@
+"""Adversarial review of session 9 (rev9), protocol side: text the wire cannot carry is refused where the caller
+makes it, and every text the wire can carry (non-ASCII, emoji, astral planes, NUL) still goes out as given."""
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import rtengine
+from rtengine.protocol._calls import multipart_body, raw_sdp_body
+from rtengine.protocol._commands import SendText, SendToolOutput, client_event
+from rtengine.protocol._payloads import encode
+
+LONE = "\ud800"
+#: Every code point UTF-8 can encode: all of Unicode but the surrogates (NUL and the astral planes included).
+WIRE_TEXT = st.text(st.characters(exclude_categories=["Cs"]))
+
+
+@given(WIRE_TEXT)
+def test_any_text_the_wire_can_carry_is_accepted_and_sent_as_given(text: str) -> None:
+    """No finding: NUL, emoji, astral planes and any non-ASCII text pass every text-taking command, and the
+    event written for them decodes back to the same text."""
+    sent = SendText(text)
+    output = SendToolOutput("call_1", text)
+    event = client_event({"type": "conversation.item.create", "note": text, text: "as a key"})
+    config = rtengine.SessionConfig(instructions=text, extra={"tracing": {"workflow_name": text}})
+    tool = rtengine.FunctionTool("lookup", description=text, parameters={"type": "object", "description": text})
+    assert (sent.text, output.output, config.instructions, tool.description) == (text, text, text, text)
+    wire = encode(event.payload).encode()  # what the socket writes: UTF-8
+    assert json.loads(wire.decode()) == {"type": "conversation.item.create", "note": text, text: "as a key"}
+    assert event.size == len(wire)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rev9 finding 1: TurnDetection.eagerness is not checked: a lone surrogate (or any value) is accepted and "
+    "the session.update carrying it fails inside the websocket's write: the conversation ends as ConnectionLost",
+)
+@pytest.mark.parametrize("eagerness", [LONE, "sometimes"])
+def test_an_eagerness_the_api_does_not_take_is_refused(eagerness: str) -> None:
+    with pytest.raises(rtengine.ConfigError, match="eagerness"):
+        rtengine.TurnDetection("semantic_vad", eagerness=eagerness)  # type: ignore[arg-type]
+
+
+def test_every_eagerness_the_api_takes_is_accepted() -> None:
+    for eagerness in ("low", "medium", "high", "auto"):
+        assert rtengine.TurnDetection("semantic_vad", eagerness=eagerness).to_json()["eagerness"] == eagerness
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rev9 finding 2: an offer SDP with a lone surrogate reaches the body's UTF-8 encoding: a bare "
+    "UnicodeEncodeError (bytes: a TypeError), not a ConfigError",
+)
+@pytest.mark.parametrize("make", [lambda: multipart_body(f"v=0\r\n{LONE}", "{}"), lambda: raw_sdp_body(f"v=0{LONE}")])
+def test_a_call_body_refuses_an_offer_the_wire_cannot_carry(make: object) -> None:
+    with pytest.raises(rtengine.ConfigError, match=r"offer_sdp holds a lone surrogate \('\\ud800' at index"):
+        make()  # type: ignore[operator]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rev9 finding 5: a tool name of non-ASCII letters passes (str.isalnum), although the error promises "
+    "[A-Za-z0-9_-] and the API refuses it",
+)
+@pytest.mark.parametrize("name", ["名前", "café", "x²"])
+def test_a_tool_name_outside_ascii_is_refused_as_the_message_says(name: str) -> None:
+    with pytest.raises(rtengine.ConfigError, match=r"\[A-Za-z0-9_-\]"):
+        rtengine.FunctionTool(name)
