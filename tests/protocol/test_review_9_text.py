@@ -1,5 +1,6 @@
 """Adversarial review of session 9 (rev9), protocol side: text the wire cannot carry is refused where the caller
-makes it, and every text the wire can carry (non-ASCII, emoji, astral planes, NUL) still goes out as given."""
+makes it — also an eagerness (finding 1, fixed), an offer SDP (finding 2, fixed) and a non-ASCII tool name (finding
+5, fixed) — and every text the wire can carry (non-ASCII, emoji, astral planes, NUL) still goes out as given."""
 
 import json
 
@@ -32,13 +33,9 @@ def test_any_text_the_wire_can_carry_is_accepted_and_sent_as_given(text: str) ->
     assert event.size == len(wire)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rev9 finding 1: TurnDetection.eagerness is not checked: a lone surrogate (or any value) is accepted and "
-    "the session.update carrying it fails inside the websocket's write: the conversation ends as ConnectionLost",
-)
 @pytest.mark.parametrize("eagerness", [LONE, "sometimes"])
 def test_an_eagerness_the_api_does_not_take_is_refused(eagerness: str) -> None:
+    """Finding 1: unchecked, it reached the socket's UTF-8 encoding and ended the conversation (ConnectionLost)."""
     with pytest.raises(rtengine.ConfigError, match="eagerness"):
         rtengine.TurnDetection("semantic_vad", eagerness=eagerness)  # type: ignore[arg-type]
 
@@ -48,23 +45,15 @@ def test_every_eagerness_the_api_takes_is_accepted() -> None:
         assert rtengine.TurnDetection("semantic_vad", eagerness=eagerness).to_json()["eagerness"] == eagerness
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rev9 finding 2: an offer SDP with a lone surrogate reaches the body's UTF-8 encoding: a bare "
-    "UnicodeEncodeError (bytes: a TypeError), not a ConfigError",
-)
 @pytest.mark.parametrize("make", [lambda: multipart_body(f"v=0\r\n{LONE}", "{}"), lambda: raw_sdp_body(f"v=0{LONE}")])
 def test_a_call_body_refuses_an_offer_the_wire_cannot_carry(make: object) -> None:
+    """Finding 2: the body's UTF-8 encoding raised a bare ``UnicodeEncodeError``."""
     with pytest.raises(rtengine.ConfigError, match=r"offer_sdp holds a lone surrogate \('\\ud800' at index"):
         make()  # type: ignore[operator]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rev9 finding 5: a tool name of non-ASCII letters passes (str.isalnum), although the error promises "
-    "[A-Za-z0-9_-] and the API refuses it",
-)
 @pytest.mark.parametrize("name", ["名前", "café", "x²"])
 def test_a_tool_name_outside_ascii_is_refused_as_the_message_says(name: str) -> None:
+    """Finding 5: ``str.isalnum`` let non-ASCII letters and digits through, which the API refuses."""
     with pytest.raises(rtengine.ConfigError, match=r"\[A-Za-z0-9_-\]"):
         rtengine.FunctionTool(name)
