@@ -41,11 +41,6 @@ async def test_a_page_offer_the_wire_cannot_carry_is_an_invalid_offer(web: WebAp
     assert web.ended == {"requested": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rev9 finding 8: the page session answers send_text's ConfigError as not_running ('the conversation is "
-    "not running'), although the call goes on",
-)
 async def test_a_page_text_the_wire_cannot_carry_is_a_bad_text_and_the_call_goes_on(
     web: WebApp, offer_sdp: str
 ) -> None:
