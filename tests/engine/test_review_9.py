@@ -6,10 +6,12 @@ nothing."""
 import pytest
 import trio
 from engine_helpers import API_KEY, client_for, serving, until
+from rejoin_helpers import joins_of
 
 import rtengine
 from rtengine.adapters._peer import PeerService
-from rtengine.events import Closed, Error, ItemAdded, SessionUpdated
+from rtengine.events import Closed, Error, ItemAdded, ResponseDone, SessionUpdated, SidebandLost, SidebandRestored
+from rtengine.server import Faults
 
 LONE = "\ud800"
 
@@ -83,3 +85,33 @@ async def test_a_base_url_the_wire_cannot_carry_is_refused_by_the_client(peers: 
         base, realtime = (bad, None) if name == "base_url" else (server.base_url, bad)
         with pytest.raises(rtengine.ConfigError, match=f"{name} holds a lone surrogate"):
             rtengine.RealtimeClient(base, api_key=API_KEY, realtime_base_url=realtime)
+
+
+@pytest.mark.parametrize("mode", ["reset", "eof", "1011"])
+async def test_a_sideband_dropped_on_its_response_create_is_joined_again_and_the_response_comes_once(
+    peers: PeerService, offer_sdp: str, mode: str
+) -> None:
+    """No finding: ``drop_sideband_on="response.create"`` in every mode — the text before the create was handled on
+    the first sideband, the create never reached the server there, the engine joins again and sends it once more:
+    one response; after a ``1011`` the server read the engine's CLOSE reply (finding 6's fix)."""
+    async with serving(peers) as server, client_for(server) as client:
+        with trio.fail_after(20):
+            async with rtengine.open_conversation(client, rtengine.SessionConfig(), offer_sdp=offer_sdp) as conv:
+                seen = await until(conv, SessionUpdated)
+                server.set_faults(Faults(drop_sideband=mode, drop_sideband_on="response.create"))  # type: ignore[arg-type]
+                await conv.send_text("answer this")
+                await conv.request_response()
+                seen += await until(conv, SidebandRestored)
+                seen += await until(conv, ResponseDone)
+                await conv.close()
+                seen += [event async for event in conv.events]
+    first, second = joins_of(server, conv)
+    assert [f["type"] for f in first.frames_in] == ["session.update", "conversation.item.create"]
+    assert [f["type"] for f in second.frames_in] == ["session.update", "response.create"]
+    assert first.end == {"reset": "abrupt", "eof": "server_eof", "1011": "server_close"}[mode]
+    assert first.close_answered is (True if mode == "1011" else None)
+    lost = next(e for e in seen if isinstance(e, SidebandLost))
+    assert lost.code == (1011 if mode == "1011" else None)
+    assert len([e for e in seen if isinstance(e, ResponseDone)]) == 1
+    assert not [e for e in seen if isinstance(e, Error)]
+    assert seen[-1] == Closed("requested")

@@ -3,12 +3,17 @@ is read (on a sideband, under frames that arrive in one write), and ``Faults(dro
 and 7, fixed). Every event the server sends here is checked against the ``openai`` package's types by the
 suite-wide fixture."""
 
-from typing import Any
+import json
+from typing import Any, cast
 
 import pytest
 import trio
+from engine_helpers import client_for, serving
 from helpers import call_id_of, create_call, loads, read_until, sideband
 
+import rtengine
+from rtengine import webrtc
+from rtengine.adapters._peer import Peer
 from rtengine.adapters._ws import RealtimeSocket, open_socket
 from rtengine.adapters._ws_frames import text_frame
 from rtengine.protocol import SocketEnd
@@ -81,3 +86,38 @@ def test_drop_sideband_on_names_a_client_event_type_the_api_has() -> None:
     """Finding 7: a misspelt type was accepted, and the fault silently never fired."""
     with pytest.raises(ValueError, match=r"drop_sideband_on must be a client event type.*response\.create"):
         Faults(drop_sideband="reset", drop_sideband_on="response.craete")
+
+
+async def test_a_create_on_a_calls_data_channel_is_answered_before_the_next_event() -> None:
+    """No finding: on a call's ``oai-events`` data channel, a ``response.create`` and a retrieve of an unknown item
+    right behind it: the create's ``response.created`` goes out before the retrieve's ``error``. (This order also
+    holds without the server's wait for the announcement: the inbox's receive lets the response's task run first;
+    the sideband test above is the one that fails without it.)"""
+    next_event = {"type": "conversation.item.retrieve", "item_id": "item_none", "event_id": "evt_next"}
+    with trio.fail_after(30):
+        async with webrtc.open_media_engine(loopback=True) as engine, serving(engine) as server:
+            media = webrtc.Media(engine, connect_timeout=5, data_channel=True)
+            async with (
+                client_for(server) as client,
+                rtengine.open_conversation(client, rtengine.SessionConfig(), media=media) as conv,
+            ):
+                assert conv.media is not None
+                peer = cast(Peer, conv.media.peer)
+                await conv.media.peer.channel_open.wait()
+                record = server.record.calls[-1]
+                for event in ({"type": "response.create"}, next_event):
+                    assert peer.send_data(json.dumps(event))
+
+                def answered() -> bool:
+                    return "error" in _types(record.data_frames_out)
+
+                await server.record.wait_until(answered)
+    kinds = _types(record.data_frames_out)
+    assert "response.created" in kinds
+    assert kinds.index("response.created") < kinds.index("error")
+    error = next(f for f in record.data_frames_out if isinstance(f, dict) and f["type"] == "error")
+    assert error["error"]["event_id"] == "evt_next"
+
+
+def _types(frames: list[Any]) -> list[str]:
+    return [f["type"] for f in frames if isinstance(f, dict)]
