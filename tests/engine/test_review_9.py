@@ -127,13 +127,9 @@ async def test_a_sideband_dropped_on_its_response_create_is_joined_again_and_the
     assert seen[-1] == Closed("requested")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rev9 finding 10: a server item whose text holds an escaped lone surrogate (JSON allows '\\\\ud800') is "
-    "kept in the history; every reconnect's replay fails in the socket's UTF-8 encoding, and the conversation ends "
-    "with Error after the reconnect attempts",
-)
 async def test_a_lone_surrogate_the_server_sent_is_replayed_as_it_came_after_a_reconnect(peers: PeerService) -> None:
+    """Finding 10: the replay's write failed in UTF-8 on every reconnect attempt, and the conversation ended with
+    ``Error``; now the item goes back escaped, as the server sent it."""
     item = {
         "id": "item_server_1",
         "type": "message",

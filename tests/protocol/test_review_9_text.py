@@ -57,3 +57,18 @@ def test_a_tool_name_outside_ascii_is_refused_as_the_message_says(name: str) -> 
     """Finding 5: ``str.isalnum`` let non-ASCII letters and digits through, which the API refuses."""
     with pytest.raises(rtengine.ConfigError, match=r"\[A-Za-z0-9_-\]"):
         rtengine.FunctionTool(name)
+
+
+@given(st.text())
+def test_an_event_always_encodes_to_utf8_and_decodes_to_what_it_held(text: str) -> None:
+    """Finding 10: a lone surrogate (only a server's text can hold one: JSON lets it escape it) goes out escaped and
+    comes back the same; text without one is rendered as before, non-ASCII kept as is."""
+    event = {"type": "conversation.item.create", "item": {"content": [{"type": "input_text", "text": text}]}}
+    wire = encode(event)
+    assert json.loads(wire.encode().decode()) == event
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        assert wire.isascii()  # escaped, as a server sent it
+    else:
+        assert wire == json.dumps(event, separators=(",", ":"), ensure_ascii=False)
