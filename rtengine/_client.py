@@ -25,11 +25,12 @@ from .adapters._ws import DEFAULT_MAX_MESSAGE_SIZE, StreamOpener, WebSocketOpene
 from .protocol._backoff import DEFAULT_BACKOFF_BASE, DEFAULT_RETRIES
 from .protocol._calls import CallAnswer, CallBody
 from .protocol._errors import ConfigError
-from .protocol._headers import bearer, merge_request_headers
+from .protocol._headers import bearer, check_headers, merge_request_headers
 from .protocol._reattach import DEFAULT_REJOIN_ATTEMPTS, DEFAULT_REJOIN_DEADLINE
 from .protocol._secrets import redact_url
 from .protocol._session import SessionConfig
 from .protocol._sip import refer_body, reject_body
+from .protocol._text import check_text
 from .protocol._urls import calls_url, realtime_ws_url
 
 __all__ = ["DEFAULT_BASE_URL", "RealtimeClient"]
@@ -55,6 +56,9 @@ class RealtimeClient:
     ``ssl_context`` replaces the default TLS context (the system's CA bundle) for both HTTPS and WSS: a private CA,
     a proxy that re-signs, client certificates.
     ``call_timeout`` bounds one call creation as a whole (every attempt and retry wait).
+    ``extra_headers`` go on every request; a name that is not an HTTP token, or a value with a control, a line
+    break or a non-ASCII character, raises :class:`~rtengine.ConfigError` here (never showing the value), as does
+    a base URL with a lone surrogate.
     ``sideband_rejoin_attempts``/``sideband_rejoin_deadline``: when a WebRTC call's sideband is lost abnormally while
     the call lives, it is joined again — at most this many attempts (0..100; 0 turns re-attach off), all within
     this many seconds of the loss (``SidebandLost``/``SidebandRestored`` events; see ``rtengine.engine._rejoin``).
@@ -114,7 +118,9 @@ class RealtimeClient:
             raise ConfigError("connect_timeout, close_timeout and call_timeout must be > 0 and backoff_base >= 0")
         if not sideband_rejoin_deadline > 0:
             raise ConfigError(f"sideband_rejoin_deadline must be > 0, got {sideband_rejoin_deadline}")
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        base_url = check_text(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL, "base_url")
+        if realtime_base_url is not None:
+            check_text(realtime_base_url, "realtime_base_url")
         self.base_url = base_url.rstrip("/") if base_url.endswith("/v1/") else base_url
         self.realtime_base_url = realtime_base_url or self.base_url
         self.calls_url = calls_url(self.base_url)
@@ -128,6 +134,7 @@ class RealtimeClient:
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout
         self.extra_headers: Mapping[str, str] = MappingProxyType(dict(extra_headers or {}))
+        check_headers(self.extra_headers, "extra_headers")
         self.rand = rand
         self.max_message_size = max_message_size
         self.open_stream = open_stream

@@ -10,7 +10,8 @@ deltas. ``--speak`` (websocket) says the user's turn instead of typing it: serve
 reported.
 
 Inputs are checked before any network work (:func:`prepare`): a bad ``--wav-in``, an unwritable ``--wav-out``, a
-``--base-url`` with an invalid port, or options that do not combine are usage errors (exit status 2). The run's
+``--base-url`` with an invalid port, text no request can carry (argv bytes that are not UTF-8), or options that do
+not combine are usage errors (exit status 2). The run's
 verdict (:mod:`rtengine.apps._demo_follow`): 0 when the conversation did what was asked, 1 with a one-line reason
 on stderr otherwise, 130 on Ctrl-C and 143 on SIGTERM — each closes the conversation (its ``Closed`` is reported).
 The summary is printed on every ending. ``--wav-out`` is checked by opening it before any network work, written
@@ -86,11 +87,26 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
         raise ConfigError(f"cannot use --ca-file {ca_file}: {exc}") from exc
 
 
+def _check_utf8(flag: str, value: str) -> None:
+    """Argv bytes that are not UTF-8 arrive as lone surrogates (``surrogateescape``), which no request can carry:
+    a :class:`~rtengine.apps._cli_args.UsageError` naming the flag and the index, never the text."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"{flag} holds a lone surrogate ({value[exc.start]!r} at index {exc.start}): a byte that is not UTF-8"
+        ) from None
+
+
 def prepare(options: DemoOptions) -> bytes | None:
     """Check ``options`` before any network work; return the decoded ``--wav-in`` (PCM16 mono 24 kHz) if given.
 
     Raises :class:`~rtengine.apps._cli_args.UsageError` (exit status 2) for anything that cannot work.
     """
+    texts = (("--text", options.text), ("--model", options.model), ("--base-url", options.base_url))
+    for flag, value in (*texts, ("--api-key (or $OPENAI_API_KEY)", options.api_key)):
+        if value is not None:
+            _check_utf8(flag, value)
     if options.speak and options.transport != "websocket":
         raise UsageError("--speak needs --transport websocket (the audio goes out as input_audio_buffer.append)")
     if options.session_cap is not None and not options.session_cap > 0:

@@ -186,6 +186,9 @@ class PageSession:
         try:
             await self.conv.send_text(text)
             await self.conv.request_response()
+        except ConfigError as exc:  # text the wire cannot carry (a lone surrogate): the page's, the call goes on
+            await self._send(_error("bad_text", str(exc)))
+            return
         except RealtimeError as exc:
             await self._send(_error("not_running", f"the conversation is not running: {exc}"))
             return

@@ -22,6 +22,7 @@ from ..protocol._history import DEFAULT_HISTORY_ITEMS
 from ..protocol._lifecycle import Started
 from ..protocol._rotation import DEFAULT_ROTATE_MARGIN, check_margin
 from ..protocol._session import SessionConfig
+from ..protocol._text import check_text
 from ..protocol._urls import realtime_ws_url
 from ._accept import accept_call
 from ._conversation import Capacities, Conversation, Job
@@ -75,6 +76,8 @@ class StartOptions:
             raise ConfigError(f"reconnect must be a bool, got {self.reconnect!r}")
         if self.sideband not in ("background", "inline"):
             raise ConfigError(f"sideband must be 'background' or 'inline', got {self.sideband!r}")
+        if self.offer_sdp is not None:
+            check_text(self.offer_sdp, "offer_sdp")  # the call body is UTF-8: refused here, not in the POST
         if self.media is not None and self.offer_sdp is not None:
             raise ConfigError("pass either offer_sdp (someone else is the media peer) or media (rtengine is), not both")
         if self.accept_call_id is not None:

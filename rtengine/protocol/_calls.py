@@ -20,6 +20,7 @@ from typing import Final
 from ._backoff import backoff
 from ._errors import CallNotFound, CallRejected, InvalidAnswer, InvalidCallId, InvalidLocation, InvalidSdp
 from ._secrets import Scrubber
+from ._text import check_text
 
 __all__ = [
     "CALL_ID_MAX_LENGTH",
@@ -73,10 +74,11 @@ def multipart_body(offer_sdp: str, session_json: str, *, boundary: str | None = 
 
     CRLF line ends, no preamble, form fields without filenames. Without ``boundary``, a random per-process
     boundary is used, or a fresh random one in the (adversarial) case where it occurs in the body. A given
-    ``boundary`` that is invalid or occurs in the body raises ``ValueError``.
+    ``boundary`` that is invalid or occurs in the body raises ``ValueError``; text UTF-8 cannot encode (a lone
+    surrogate) raises :class:`~rtengine.ConfigError`.
     """
-    sdp = offer_sdp.encode("utf-8")
-    session = session_json.encode("utf-8")
+    sdp = check_text(offer_sdp, "offer_sdp").encode()
+    session = check_text(session_json, "the session (as JSON)").encode()
     if boundary is None:
         boundary = _PROCESS_BOUNDARY
         while (marker := f"--{boundary}".encode("ascii")) in sdp or marker in session:
@@ -93,7 +95,7 @@ def multipart_body(offer_sdp: str, session_json: str, *, boundary: str | None = 
 
 def raw_sdp_body(offer_sdp: str) -> CallBody:
     """The raw variant: the offer alone as ``application/sdp`` (the session then comes via ``session.update``)."""
-    return CallBody("application/sdp", offer_sdp.encode("utf-8"))
+    return CallBody("application/sdp", check_text(offer_sdp, "offer_sdp").encode())
 
 
 def check_sdp(sdp: str, *, what: str = "SDP") -> str:

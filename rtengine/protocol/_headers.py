@@ -11,16 +11,38 @@ from typing import Final
 
 from ._errors import ConfigError
 
-__all__ = ["SECRET_HEADERS", "bearer", "merge_request_headers", "redact"]
+__all__ = ["SECRET_HEADERS", "bearer", "check_headers", "merge_request_headers", "redact"]
 
 #: Headers whose values are secrets.
 SECRET_HEADERS: Final = frozenset({"authorization", "openai-api-key", "api-key", "x-api-key", "cookie"})
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
+#: The characters of a header name (RFC 9110 ``token``).
+_TOKEN: Final = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
 
 def _items(headers: Headers) -> Iterable[tuple[str, str]]:
     return headers.items() if isinstance(headers, Mapping) else headers
+
+
+def check_headers(headers: Mapping[str, str], what: str) -> None:
+    """Refuse, with :class:`~rtengine.ConfigError`, a header a request cannot carry as it is: a name that is not a
+    ``str`` token, or a value that is not a ``str`` of visible ASCII, spaces and tabs (a CR/LF, a control, a
+    non-ASCII character or a lone surrogate would fail inside the HTTP or websocket library, whose error quotes
+    the value). The message names the header and the offending character's index, never the value (it may be a
+    secret)."""
+    for name, value in headers.items():
+        if not isinstance(name, str) or not name or not set(name) <= _TOKEN:
+            raise ConfigError(f"{what}: header name {name!r} is not an HTTP token (letters, digits, !#$%&'*+-.^_`|~)")
+        if not isinstance(value, str):
+            raise ConfigError(f"{what}: header {name!r} must have a str value, got {type(value).__name__}")
+        bad = next((index for index, c in enumerate(value) if not (" " <= c <= "~" or c == "\t")), None)
+        if bad is not None:
+            raise ConfigError(
+                f"{what}: header {name!r} has a character an HTTP header cannot carry at index {bad} (a control, "
+                "a line break or a non-ASCII character)"
+            )
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -45,6 +46,8 @@ __all__ = [
 
 
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_ESCAPING: Final = json.JSONEncoder(separators=(",", ":"))
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _APPEND_KEYS: Final = ("type", "audio", "event_id")
 _APPEND_HEAD: Final = '{"type":"input_audio_buffer.append","audio":"'
 
@@ -52,12 +55,18 @@ _APPEND_HEAD: Final = '{"type":"input_audio_buffer.append","audio":"'
 def encode(event: Mapping[str, Any]) -> str:
     """Render a client event as compact JSON (non-ASCII kept as is). A stamped audio append — the event sent 50
     times a second, mostly base64 — is rendered without scanning its audio for characters to escape when it has
-    none (the base64 alphabet): the same text, at a fraction of the cost."""
+    none (the base64 alphabet): the same text, at a fraction of the cost. A lone surrogate, which UTF-8 cannot
+    encode, can only come from a server (JSON lets it escape one, ``"\\ud800"``; a caller's is refused where it is
+    given): an event holding one — a history item a reconnect replays — is rendered with every non-ASCII character
+    escaped, so it goes back as it came instead of failing the socket's write."""
     if event.get("type") == "input_audio_buffer.append" and tuple(event) == _APPEND_KEYS:
         audio, event_id = event["audio"], event["event_id"]
         if type(audio) is str and type(event_id) is str and _plain(audio):
             return f'{_APPEND_HEAD}{audio}","event_id":{_ENCODER.encode(event_id)}}}'
-    return _ENCODER.encode(event)
+    text = _ENCODER.encode(event)
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return _ESCAPING.encode(event)
 
 
 def _plain(text: str) -> bool:

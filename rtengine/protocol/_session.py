@@ -35,6 +35,8 @@ _PCM_RATES = frozenset({24000})
 _FORMAT_TYPES = frozenset({"audio/pcm", "audio/pcmu", "audio/pcma"})
 _MODALITIES = frozenset({"audio", "text"})
 _TOOL_CHOICES = frozenset({"auto", "none", "required"})
+_EAGERNESS = ("low", "medium", "high", "auto")
+_TOOL_NAME = frozenset("_-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,10 @@ class TurnDetection:
                 f"turn_detection {self.type} does not take {', '.join(foreign)} "
                 f"(only {_OTHER_VAD[self.type]} does); remove it or use type={_OTHER_VAD[self.type]!r}"
             )
+        if self.eagerness is not None and self.eagerness not in _EAGERNESS:
+            raise ConfigError(
+                f"turn_detection eagerness must be one of {', '.join(_EAGERNESS)}, got {self.eagerness!r}"
+            )
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"turn_detection threshold must be within [0, 1], got {self.threshold!r}")
         low, high = IDLE_TIMEOUT_RANGE_MS
@@ -140,7 +146,11 @@ class FunctionTool:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parameters", freeze(self.parameters))  # the caller's dict, copied read-only
-        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name) or len(self.name) > 64:
+        if (
+            not self.name
+            or not all(c.isascii() and (c.isalnum() or c in "_-") for c in self.name)
+            or len(self.name) > 64
+        ):
             raise ConfigError(f"tool name must be 1-64 characters of [A-Za-z0-9_-], got {self.name!r}")
         check_text(self.description, f"tool {self.name!r} description")
         check_text(_as_json(self.parameters, f"tool {self.name!r} parameters"), f"tool {self.name!r} parameters")

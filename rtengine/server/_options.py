@@ -10,6 +10,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from ._shapes import CLIENT_EVENT_TYPES
 from ._sip_options import SipScript
 
 __all__ = ["INJECTIONS", "Faults", "ServerOptions", "ToolScript", "check_injection", "session_cap_message"]
@@ -49,9 +50,11 @@ class Faults:
       calls 1006), ``"1011"`` sends CLOSE 1011 (server error). It happens once ``drop_sideband_after`` server events
       were sent on that sideband, to the first ``drop_sideband_times`` sidebands of each call (the rest are left
       alone). The call, its conversation and its media are untouched: a sideband may join it again.
-      With ``drop_sideband_on`` (a client event type), the drop comes instead when the sideband's next client frame
-      of that type arrives, before the server reads it: that frame is lost with the connection (neither handled nor
-      recorded), as a frame still in flight when a network drops — the frames before it were handled.
+      With ``drop_sideband_on`` (a GA client event type, e.g. ``"response.create"``; another name is a
+      ``ValueError``), the drop comes instead when the sideband's next client frame of that type arrives, before the
+      server reads it: that frame is lost with the connection (neither handled nor recorded), as a frame still in
+      flight when a network drops — the frames before it were handled. After a ``"1011"`` the server reads only the
+      client's CLOSE reply (recorded as ``close_answered``), as after a drop that follows server events.
     """
 
     call_delay: float = 0.0
@@ -92,6 +95,8 @@ class Faults:
             raise ValueError("drop_sideband_after must be >= 1 and drop_sideband_times >= 0")
         if self.drop_sideband_on is not None and (self.drop_sideband is None or not self.drop_sideband_on):
             raise ValueError("drop_sideband_on needs drop_sideband and names a client event type")
+        if self.drop_sideband_on is not None and self.drop_sideband_on not in CLIENT_EVENT_TYPES:
+            raise ValueError(f"drop_sideband_on must be a client event type: {', '.join(CLIENT_EVENT_TYPES)}")
         for name in self.inject:
             check_injection(name)
 

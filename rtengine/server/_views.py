@@ -180,8 +180,10 @@ class ConversationViews:
             assert outcome.text is not None
             frame = ClientFrame.decode(outcome.text)  # the one parse of this frame
             kind = frame.value.get("type") if isinstance(frame.value, dict) else None
-            if await self._faults.before_handle(link, kind):
-                return  # dropped on this frame (drop_sideband_on): it never reached the server
+            if await self._faults.before_handle(link, kind):  # dropped on this frame (drop_sideband_on): unread
+                if record.end == "server_close":
+                    continue  # a CLOSE 1011: wait for the client's reply, as a drop after N events does
+                return
             self._records.frame_in(record, frame)
             await handle(frame, link)
 
