@@ -146,11 +146,7 @@ class FunctionTool:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parameters", freeze(self.parameters))  # the caller's dict, copied read-only
-        if (
-            not self.name
-            or not all(c.isascii() and (c.isalnum() or c in "_-") for c in self.name)
-            or len(self.name) > 64
-        ):
+        if not self.name or not set(self.name) <= _TOOL_NAME or len(self.name) > 64:
             raise ConfigError(f"tool name must be 1-64 characters of [A-Za-z0-9_-], got {self.name!r}")
         check_text(self.description, f"tool {self.name!r} description")
         check_text(_as_json(self.parameters, f"tool {self.name!r} parameters"), f"tool {self.name!r} parameters")
