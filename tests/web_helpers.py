@@ -1,6 +1,6 @@
 """Driving ``rtengine web``'s page session the way its page does: one websocket to ``/api/session`` with the page's
 own ``Origin``, JSON messages both ways (over rtengine's own websocket client, which closes its socket on every
-path)."""
+path); and the app itself in front of a local server (:func:`serving_web`)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,29 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from engine_helpers import API_KEY, client_for
 
+import rtengine
+from rtengine.adapters._peer import PeerService
 from rtengine.adapters._ws import open_socket
 from rtengine.adapters._ws_socket import RealtimeSocket
-from rtengine.apps._web import WebApp
+from rtengine.apps._web import WebApp, open_web_app
 from rtengine.protocol._lifecycle import SocketEnd
+from rtengine.server import ServerOptions, open_local_server
 
 Message = dict[str, Any]
+
+
+@asynccontextmanager
+async def serving_web(peers: PeerService) -> AsyncIterator[WebApp]:
+    """``rtengine web``'s app for a default session, its client on a local server (the tests' ``web`` fixtures)."""
+    options = ServerOptions(api_key=API_KEY, delta_interval=0.0)
+    async with (
+        open_local_server(options, peers=peers) as server,
+        client_for(server) as client,
+        open_web_app(client, rtengine.SessionConfig()) as app,
+    ):
+        yield app
 
 
 def origin_of(web: WebApp) -> str:

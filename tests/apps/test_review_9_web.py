@@ -7,23 +7,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
-from engine_helpers import API_KEY, client_for
-from web_helpers import no_app_errors, page_session, send, start_call, until, wait_forgotten
+from web_helpers import no_app_errors, page_session, send, serving_web, start_call, until, wait_forgotten
 
-import rtengine
 from rtengine.adapters._peer import PeerService
-from rtengine.apps._web import WebApp, open_web_app
-from rtengine.server import ServerOptions, open_local_server
+from rtengine.apps._web import WebApp
 
 
 @pytest.fixture
 async def web(peers: PeerService, caplog: pytest.LogCaptureFixture) -> AsyncIterator[WebApp]:
-    options = ServerOptions(api_key=API_KEY, delta_interval=0.0)
-    async with (
-        open_local_server(options, peers=peers) as server,
-        client_for(server) as client,
-        open_web_app(client, rtengine.SessionConfig()) as app,
-    ):
+    async with serving_web(peers) as app:
         yield app
     assert no_app_errors(caplog) == []
 

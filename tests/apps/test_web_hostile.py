@@ -9,7 +9,7 @@ import pytest
 import trio
 import wsproto.events as wse
 from engine_helpers import API_KEY, client_for
-from web_helpers import Message, no_app_errors, page_session, send, until, wait_forgotten
+from web_helpers import Message, no_app_errors, page_session, send, serving_web, until, wait_forgotten
 
 import rtengine
 from rtengine.adapters._peer import PeerService
@@ -20,12 +20,7 @@ from rtengine.server import Faults, ServerOptions, open_local_server
 
 @pytest.fixture
 async def web(peers: PeerService) -> AsyncIterator[WebApp]:
-    options = ServerOptions(api_key=API_KEY, delta_interval=0.0)
-    async with (
-        open_local_server(options, peers=peers) as server,
-        client_for(server) as client,
-        open_web_app(client, rtengine.SessionConfig()) as app,
-    ):
+    async with serving_web(peers) as app:
         yield app
 
 
