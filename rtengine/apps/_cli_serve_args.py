@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import ssl
 
 from ..server import INJECTIONS, Faults, ServerOptions, SipScript, ToolScript, check_injection
@@ -177,6 +178,18 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def server_options(args: argparse.Namespace) -> ServerOptions:
+    """The ``ServerOptions`` the arguments ask for. Raises ``ValueError`` naming the flag at fault: the options' own
+    checks name their fields (``drop_sideband_on``), given back as the flags a user typed (``--drop-sideband-on``)."""
+    try:
+        return _server_options(args)
+    except ValueError as exc:
+        message = str(exc)
+        for name in sorted((dest for dest in vars(args) if "_" in dest), key=len, reverse=True):
+            message = re.sub(rf"(?<![\w-]){name}(?![\w-])", "--" + name.replace("_", "-"), message)
+        raise ValueError(message) from None
+
+
+def _server_options(args: argparse.Namespace) -> ServerOptions:
     tool = None
     if args.tool_call:
         name, _, arguments = args.tool_call.partition(":")

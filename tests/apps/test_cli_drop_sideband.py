@@ -73,6 +73,12 @@ async def test_serve_documents_and_checks_the_drop_sideband_flags() -> None:
             )
             assert result.returncode == 2
             assert bad[0].encode() in result.stderr
+        typo = ["--drop-sideband", "reset", "--drop-sideband-on", "response.craete"]
+        result = await trio.run_process(
+            [*RTENGINE, "serve", "--port", "0", *typo], capture_stderr=True, check=False, env=_env()
+        )
+        assert result.returncode == 2
+        assert b"--drop-sideband-on must be a client event type" in result.stderr  # the flag, not the field
 
 
 async def test_serve_drops_a_sideband_on_a_client_event(offer_sdp: str) -> None:
