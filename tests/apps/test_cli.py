@@ -178,7 +178,7 @@ async def test_serve_rejects_bad_fault_flags() -> None:
             [*RTENGINE, "serve", "--call-status", "200"], capture_stderr=True, check=False, env=_env()
         )
     assert status.returncode == 2
-    assert b"call_status must be an HTTP error status" in status.stderr
+    assert b"--call-status must be an HTTP error status" in status.stderr
 
 
 async def test_web_serves_the_page_and_stops_on_ctrl_c() -> None:

@@ -74,4 +74,4 @@ async def test_serve_refuses_a_bad_webhook_secret_without_showing_it() -> None:
     assert b"webhook secret" in bad.stderr
     assert b"s3cr3t" not in bad.stderr
     assert missing.returncode == 2
-    assert b"sip_webhook needs webhook_secret" in missing.stderr
+    assert b"--sip-webhook needs --webhook-secret" in missing.stderr
