@@ -305,12 +305,12 @@ class Inputs:
 
 
 def _size(command: Command) -> int:
-    """The bytes an input holds: a text's or a tool output's UTF-8 length; a raw
+    """The bytes an input holds: a text's or a tool output's UTF-8 length (checked encodable when made); a raw
     event its encoded size; other commands hold none."""
     if isinstance(command, SendText):
-        return len(command.text.encode("utf-8", "surrogatepass"))
+        return len(command.text.encode())
     if isinstance(command, SendToolOutput):
-        return len(command.output.encode("utf-8", "surrogatepass")) + len(command.call_id)
+        return len(command.output.encode()) + len(command.call_id)
     if isinstance(command, SendEvent):
         return command.size
     return 0

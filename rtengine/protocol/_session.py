@@ -218,7 +218,7 @@ class SessionConfig:
             if reserved:
                 raise ConfigError(f"extra may not set {sorted(reserved)}; use the dedicated fields")
             check_text(_as_json(self.extra, "SessionConfig extra"), "SessionConfig extra (as JSON)")
-        for name in ("instructions", "voice", "transcription_model", "tool_choice"):
+        for name in ("instructions", "voice", "transcription_model"):
             if (value := getattr(self, name)) is not None:
                 check_text(value, f"SessionConfig {name}")
         if self.type == "transcription":
