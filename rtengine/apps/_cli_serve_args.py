@@ -154,6 +154,14 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="end a call no sideband joined and whose data channel stayed silent after S seconds (default: 120)",
     )
     parser.add_argument(
+        "--slow-client-seconds",
+        type=positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="reset a websocket client that has not taken the next frame for S seconds, so that it never stalls "
+        "the call's other views (default: 10)",
+    )
+    parser.add_argument(
         "--record-limit",
         type=positive_count,
         default=100,
@@ -245,6 +253,7 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
         webhook_secret=_webhook_secret(args.webhook_secret),
         sip=SipScript(calls=args.sip_calls, interval=args.sip_interval),
         unused_call_seconds=args.unused_call_seconds,
+        slow_client_seconds=args.slow_client_seconds,
         record_limit=args.record_limit,
     )
 

@@ -10,6 +10,7 @@ at the moment they apply, so ``server.set_faults`` takes effect on live conversa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -83,10 +84,7 @@ class ConversationFaults:
         if mode == "1011":
             link.record.end, link.record.close_code = "server_close", 1011
             self._records.changed()
-            try:
-                await link.ws.send_close(1011, "rtengine local server: drop_sideband")
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
+            await link.write(functools.partial(link.ws.send_close, 1011, "rtengine local server: drop_sideband"))
             return
         if mode == "reset":
             link.ws.drop()
@@ -105,10 +103,7 @@ class ConversationFaults:
         link.record.end = "server_close"
         link.record.close_code = 1000
         self._records.changed()
-        try:
-            await link.ws.send_close(1000, "rtengine local server: close_after_events")
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
+        await link.write(functools.partial(link.ws.send_close, 1000, "rtengine local server: close_after_events"))
 
     async def await_close_reply(self, link: Link) -> None:
         """After a fault's clean CLOSE: wait (bounded) for the client's CLOSE and record whether it answered."""

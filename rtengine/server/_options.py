@@ -144,6 +144,10 @@ class ServerOptions:
     With ``webhook_secret`` alone, calls are placed by ``server.sip.place_call(url)``.
     ``unused_call_seconds`` — a call nobody uses ends this long after its creation (recorded ``unused``), as the API
     expires unused calls: no sideband joined it and its data channel carried no client event. ``None``: never.
+    ``slow_client_seconds`` — a websocket client that has not taken the server's next frame (an event or a CLOSE)
+    this long is dropped — a TCP reset, recorded ``too_slow`` — and the conversation goes on: one view that stopped
+    reading never stalls the others (the call's data channel, its other sidebands). Its kernel buffers must be full
+    first, so only a client that stopped reading meets it.
     ``record_limit`` — the server's ``record`` keeps this many of the most recent calls, connections and hang-ups
     (a ring: a long-running server holds a bounded history); ``None`` records everything (tests that read a long
     history opt in).
@@ -173,6 +177,7 @@ class ServerOptions:
     webhook_secret: str | None = field(default=None, repr=False)
     sip: SipScript = field(default_factory=SipScript)
     unused_call_seconds: float | None = 120.0
+    slow_client_seconds: float = 10.0
     record_limit: int | None = 100
 
     def __post_init__(self) -> None:
@@ -192,6 +197,8 @@ class ServerOptions:
             raise ValueError("sip_webhook must be an http:// or https:// URL")
         if self.unused_call_seconds is not None and not self.unused_call_seconds > 0:
             raise ValueError("unused_call_seconds must be > 0 (or None: never)")
+        if not self.slow_client_seconds > 0:  # NaN fails too
+            raise ValueError("slow_client_seconds must be > 0")
         if self.record_limit is not None and self.record_limit < 1:
             raise ValueError("record_limit must be >= 1 (or None: record everything)")
 

@@ -94,7 +94,8 @@ class ConnectionRecord:
     a close frame), ``eof`` (the client's TCP ended without CLOSE), ``rejected``
     (handshake answered ``status``), ``handshake_abandoned`` (the client left before the accept),
     ``session_expired`` (the session cap: the server sent CLOSE 1001), ``call_ended`` (its call ended),
-    ``protocol_error``, ``too_big``, ``server_shutdown``. ``None`` while it is open.
+    ``too_slow`` (the client took no frame for ``slow_client_seconds``: the server reset it), ``protocol_error``,
+    ``too_big``, ``server_shutdown``. ``None`` while it is open.
     """
 
     kind: str  # "direct" or "sideband"

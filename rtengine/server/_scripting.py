@@ -10,9 +10,8 @@ with neither, is the one live conversation of the server (a call or a direct web
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Literal
-
-import trio
 
 from ._record import ServerRecord
 
@@ -106,10 +105,7 @@ async def _drop(link: Link, record: ServerRecord, code: int, reason: str, mode: 
     if mode == "close":
         link.record.end, link.record.close_code = "server_close", code
         record.changed()
-        try:
-            await link.ws.send_close(code, reason)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
+        await link.write(functools.partial(link.ws.send_close, code, reason))
         return
     if mode == "reset":
         link.ws.drop()

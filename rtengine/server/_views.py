@@ -7,10 +7,14 @@ Client events from any view go into the conversation; its server events go out o
 event is the ``session.updated`` answering its ``session.update``) and an ``error`` (only to the view whose client
 event caused it). A client that vanished is not an error of the conversation: its link stops being written to, and
 its reader records how it ended. At the session cap every websocket view is closed with ``1001`` (:meth:`expire`).
+
+Every write to a websocket goes through :meth:`Link.write`, bounded by ``ServerOptions.slow_client_seconds``: a
+client that stopped reading is reset (recorded ``too_slow``) instead of stalling the fan-out to the other views.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,13 +48,37 @@ class Link:
     closing: bool = False
     #: Set once the link is detached (its reader has returned).
     left: trio.Event = field(default_factory=trio.Event)
+    #: Seconds the client may leave one frame untaken before it is dropped (``ServerOptions.slow_client_seconds``).
+    send_timeout: float = 10.0
+
+    async def write(self, send: Callable[[], Awaitable[None]]) -> bool:
+        """Run one write to the client (a message or a CLOSE); False when the client is gone or too slow. A client
+        that has not taken the frame within ``send_timeout`` is dropped there and then: a TCP reset (the half
+        written frame is never finished), recorded ``too_slow``, its reader cancelled. Cancellation from outside
+        leaves the connection as a cancelled write does: the caller's scope decides what follows."""
+        with trio.move_on_after(self.send_timeout):
+            try:
+                await send()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.closing = True
+                return False
+            return True
+        self.closing = True
+        if self.record.end is None:
+            self.record.end = "too_slow"
+        self.ws.drop()
+        self.scope.cancel()
+        return False
 
 
 class ConversationViews:
     """The websockets attached to one conversation (``links``), plus the call's data channel when it has a call."""
 
-    def __init__(self, records: ServerRecord, faults: ConversationFaults, call: Call | None) -> None:
+    def __init__(
+        self, records: ServerRecord, faults: ConversationFaults, call: Call | None, slow_client_seconds: float = 10.0
+    ) -> None:
         self._records = records
+        self._slow_client_seconds = slow_client_seconds
         self._faults = faults
         self._call = call
         self.links: list[Link] = []
@@ -87,17 +115,16 @@ class ConversationViews:
         self._records.changed()
 
     async def send_to(self, link: Link, text: str | None, recorded: Any, data: bytes | None = None) -> None:
-        """Send on one websocket, honouring ``close_after_events``."""
+        """Send on one websocket, honouring ``close_after_events``; a client too slow to take it is dropped."""
         if link.closing:
             return
-        try:
-            if data is not None:
-                await link.ws.send_bytes(data)
-            else:
-                assert text is not None
-                await link.ws.send_text(text)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            link.closing = True
+        if data is not None:
+            sent = await link.write(functools.partial(link.ws.send_bytes, data))
+        else:
+            assert text is not None
+            sent = await link.write(functools.partial(link.ws.send_text, text))
+        if not sent:
+            self._records.changed()
             return
         link.record.frames_out.append(recorded)
         self._records.changed()
@@ -119,7 +146,7 @@ class ConversationViews:
     # --- attached websockets ---------------------------------------------------------------------------------
 
     def attach(self, ws: WebSocket, record: ConnectionRecord) -> Link:
-        link = Link(ws, record)
+        link = Link(ws, record, send_timeout=self._slow_client_seconds)
         self.links.append(link)
         return link
 
@@ -142,10 +169,7 @@ class ConversationViews:
             link.closing = True
             if link.record.end is None:
                 link.record.end, link.record.close_code = end, code
-            try:
-                await link.ws.send_close(code, reason)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                continue
+            await link.write(functools.partial(link.ws.send_close, code, reason))
         self._records.changed()
         with trio.move_on_after(reply_timeout):
             for link in expiring:
@@ -197,5 +221,5 @@ class ConversationViews:
             if not ws.answer_close:
                 await self._faults.play_dead(ws)
         elif outcome.kind in ("protocol_error", "too_big") and outcome.code is not None:
-            await ws.send_close(outcome.code, outcome.reason or "")
+            await link.write(functools.partial(ws.send_close, outcome.code, outcome.reason or ""))
         self._records.changed()

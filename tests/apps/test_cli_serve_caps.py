@@ -45,6 +45,7 @@ async def test_serve_refuses_caps_that_are_not_positive_seconds() -> None:
             ("--max-connections", "0"),
             ("--max-connections", "many"),
             ("--unused-call-seconds", "0"),
+            ("--slow-client-seconds", "0"),
             ("--record-limit", "0"),
         ):
             result = await trio.run_process(
@@ -102,8 +103,8 @@ def test_serve_bounds_unused_calls_and_its_record() -> None:
     from rtengine.apps._cli_args import parser
     from rtengine.apps._cli_serve_args import server_options
 
-    args = parser().parse_args(["serve", "--unused-call-seconds", "7.5", "--record-limit", "12"])
-    options = server_options(args)
-    assert (options.unused_call_seconds, options.record_limit) == (7.5, 12)
+    flags = ["serve", "--unused-call-seconds", "7.5", "--record-limit", "12", "--slow-client-seconds", "2.5"]
+    options = server_options(parser().parse_args(flags))
+    assert (options.unused_call_seconds, options.record_limit, options.slow_client_seconds) == (7.5, 12, 2.5)
     defaults = server_options(parser().parse_args(["serve"]))
-    assert (defaults.unused_call_seconds, defaults.record_limit) == (120.0, 100)
+    assert (defaults.unused_call_seconds, defaults.record_limit, defaults.slow_client_seconds) == (120.0, 100, 10.0)
