@@ -74,10 +74,13 @@ async def test_a_rotation_that_loses_spoken_turns_says_so(peers: PeerService) ->
     replayed: the new session's model has lost them. A reconnect says so (``state_restored=False``); a rotation
     — the default path for every long call — reports nothing at all: no flag on ``SessionRotated``, no counter."""
     spoken = rtengine.SessionConfig(instructions="no transcription")  # server VAD, no transcription model
-    async with serving(peers, session_max_seconds=6.0) as server:
+    # Due at 4 s (half the session's life), in the middle of the utterance (1.5 s to 4.5 s, heard to its end at
+    # ≈ 5 s); forced at the latest 1 s before the cap (7 s), 2 s after the utterance: time for its transcription
+    # on a loaded machine. (With a 6 s session the forced start at 5 s met the utterance's end.)
+    async with serving(peers, session_max_seconds=8.0) as server:
         client = client_for(server)
         with trio.fail_after(30):
-            async with rtengine.open_conversation(client, spoken, rotate_margin=3.0) as conv:
+            async with rtengine.open_conversation(client, spoken, rotate_margin=5.0) as conv:
                 seen = await until(conv, Started)
                 audio = tone(440, 300) + b"\x00" * 48 * 600
                 for start in range(0, len(audio), 960):
@@ -116,10 +119,13 @@ async def test_a_rotation_does_not_cut_the_user_mid_utterance(peers: PeerService
     answering half a sentence, and no counter or event says audio was lost."""
     spoken = rtengine.SessionConfig(instructions="vad", transcription_model="whisper-1")
     transcripts: list[str] = []
-    async with serving(peers, session_max_seconds=6.0) as server:
+    # Due at 4 s (half the session's life), in the middle of the utterance (1.5 s to 4.5 s, heard to its end at
+    # ≈ 5 s); forced at the latest 1 s before the cap (7 s), 2 s after the utterance: time for its transcription
+    # on a loaded machine. (With a 6 s session the forced start at 5 s met the utterance's end.)
+    async with serving(peers, session_max_seconds=8.0) as server:
         client = client_for(server)
         with trio.fail_after(30):
-            async with rtengine.open_conversation(client, spoken, rotate_margin=3.0) as conv:
+            async with rtengine.open_conversation(client, spoken, rotate_margin=5.0) as conv:
                 seen = await until(conv, Started)
 
                 async def read() -> None:
