@@ -151,6 +151,11 @@ def blocking_open(url: str, window: Window) -> tuple[socket.socket, Reader]:
     return sock, reader
 
 
+async def send_nonblocking(sock: socket.socket, data: bytes) -> bool:
+    """The app's write of one frame to a non-blocking socket."""
+    return sock.send(data) > 0
+
+
 async def reactor(poller: select.epoll, readers: dict[int, tuple[socket.socket, Reader]]) -> None:
     """Read every ready socket of the set in one wake-up."""
     while True:
@@ -241,7 +246,7 @@ async def shared_reactor(server: Server, url: str, count: int, seconds: float) -
                     poller.register(sock.fileno(), select.EPOLLIN)
 
                     async def send(frame: bytes, sock: socket.socket = sock) -> bool:
-                        return sock.send(append(frame)) > 0
+                        return await send_nonblocking(sock, append(frame))
 
                     nursery.start_soon(sender, window, send, stop, index * PERIOD_NS // count)
                 nursery.start_soon(reactor, poller, readers)
