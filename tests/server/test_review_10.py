@@ -38,8 +38,6 @@ async def _read_to_the_end(stream: trio.SocketStream) -> None:
         pass
 
 
-@pytest.mark.xfail(strict=True, reason="rev10: the pong path writes without the bound: a pinging client that does "
-                   "not read holds its connection (and its reader) until the session cap")  # fmt: skip
 async def test_a_client_that_pings_but_never_reads_is_reset_as_too_slow() -> None:
     options = ServerOptions(slow_client_seconds=0.5)
     async with open_local_server(options) as server:
@@ -60,8 +58,6 @@ PADDED = {"type": "error", "error": {"type": "server_error", "code": "padding", 
 AFTER = {"type": "error", "error": {"type": "server_error", "code": "after", "message": "after the cut"}}
 
 
-@pytest.mark.xfail(strict=True, reason="rev10: a write cancelled midway (response.cancel while a slow view "
-                   "takes a frame) leaves half a frame, and the next frame follows it: a corrupt stream")  # fmt: skip
 async def test_a_write_cancelled_midway_finishes_its_frame_before_the_next_one() -> None:
     options = ServerOptions(slow_client_seconds=30.0)
     async with open_local_server(options) as server:
