@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import functools
 import json
 import os
@@ -85,19 +86,20 @@ class Reader:
 
     def feed(self, data: bytes) -> None:
         buf = self.buf + data
-        while len(buf) >= 2:
-            size, at = buf[1] & 0x7F, 2
+        start = 0  # frames are read in place: a read holding many frames costs no copy of its rest per frame
+        while len(buf) - start >= 2:
+            size, at = buf[start + 1] & 0x7F, start + 2
             if size == 126:
-                size, at = int.from_bytes(buf[2:4], "big"), 4
+                size, at = int.from_bytes(buf[at : at + 2], "big"), at + 2
             elif size == 127:
-                size, at = int.from_bytes(buf[2:10], "big"), 10
+                size, at = int.from_bytes(buf[at : at + 8], "big"), at + 8
             if len(buf) < at + size:
                 break
-            payload, buf = buf[at : at + size], buf[at + size :]
+            payload, start = buf[at : at + size], at + size
             mark = payload.find(EVENT_ID)
             if mark >= 0 and b"output_audio.delta" in payload:
                 seen(self.window, payload[mark + len(EVENT_ID) : mark + 60].decode("ascii"))
-        self.buf = buf
+        self.buf = buf[start:]
 
 
 def upgraded(data: bytes) -> tuple[bool, bytes]:
@@ -151,6 +153,19 @@ def blocking_open(url: str, window: Window) -> tuple[socket.socket, Reader]:
     return sock, reader
 
 
+async def send_nonblocking(sock: socket.socket, data: bytes) -> bool:
+    """The app's write of one frame to a non-blocking socket, whole: what the kernel does not take at once is sent
+    when there is room (as ``load.py``'s clients' ``send_all`` does) — never counted as sent with its rest lost,
+    which would also corrupt every later frame of the connection."""
+    rest = memoryview(data)
+    while True:
+        with contextlib.suppress(BlockingIOError):  # no room at all: wait for some
+            rest = rest[sock.send(rest) :]
+        if not rest:
+            return True
+        await trio.lowlevel.wait_writable(sock)
+
+
 async def reactor(poller: select.epoll, readers: dict[int, tuple[socket.socket, Reader]]) -> None:
     """Read every ready socket of the set in one wake-up."""
     while True:
@@ -158,9 +173,12 @@ async def reactor(poller: select.epoll, readers: dict[int, tuple[socket.socket, 
         for fd, _ in poller.poll(0):
             sock, reader = readers[fd]
             try:
-                reader.feed(sock.recv(262144))
+                data = sock.recv(262144)
             except BlockingIOError:
                 continue
+            if not data:  # the server closed it: stays readable for good, so it leaves the set (no spinning)
+                poller.unregister(fd)
+            reader.feed(data)
 
 
 async def measure(server: Server, window: Window, seconds: float) -> tuple[float, dict[str, object]]:
@@ -241,7 +259,7 @@ async def shared_reactor(server: Server, url: str, count: int, seconds: float) -
                     poller.register(sock.fileno(), select.EPOLLIN)
 
                     async def send(frame: bytes, sock: socket.socket = sock) -> bool:
-                        return sock.send(append(frame)) > 0
+                        return await send_nonblocking(sock, append(frame))
 
                     nursery.start_soon(sender, window, send, stop, index * PERIOD_NS // count)
                 nursery.start_soon(reactor, poller, readers)

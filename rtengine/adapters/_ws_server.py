@@ -6,6 +6,8 @@ refuses a message over its size limit with 1009 as soon as a frame header declar
 
 from __future__ import annotations
 
+import contextlib
+import math
 import socket
 import struct
 from dataclasses import dataclass
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["HandshakeError", "WebSocket", "WsClosed", "WsFrame"]
 
 RECEIVE_SIZE: Final = 65536
+#: Seconds a write cancelled midway has to finish its frame (within its own bound too) before the connection is reset:
+#: a cancellation (a server shutting down, a cancelled response) waits this long at most.
+FINISH_CANCELLED_WRITE: Final = 2.0
 
 
 class HandshakeError(Exception):
@@ -49,8 +54,16 @@ class WsClosed:
 class WebSocket:
     """A server-side websocket over a trio stream, driven by wsproto. Sends are serialized by a lock."""
 
-    def __init__(self, stream: trio.abc.Stream, request: HttpRequest, max_message_size: int) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, request: HttpRequest, max_message_size: int, write_timeout: float = math.inf
+    ) -> None:
         self.stream = stream
+        #: Seconds one write may wait for the client to take it; then the connection is reset (``too_slow``).
+        self.write_timeout = write_timeout
+        #: True once a write was not finished in time: the connection was reset, and every later write raises
+        #: ``trio.BrokenResourceError``.
+        self.too_slow = False
+        self._unsent = memoryview(b"")
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         self._send_lock = trio.Lock()
         self._max_message_size = max_message_size
@@ -69,8 +82,47 @@ class WebSocket:
             raise HandshakeError("expected one websocket upgrade request")
 
     async def _write(self, data: bytes) -> None:
-        async with self._send_lock:
-            await self.stream.send_all(data)
+        """Every write: bounded by ``write_timeout`` (waiting for the lock included — the write ahead of it is
+        bounded too). A write the client does not take in time resets the connection (``too_slow``): raises
+        ``trio.BrokenResourceError``, as every later write does (and any write once the client is gone).
+        Cancelled after part of its frame went out, the write first finishes the frame (shielded, within the same
+        bound and :data:`FINISH_CANCELLED_WRITE`, else the connection is reset: a half written frame is never
+        followed by another one), then ``Cancelled`` goes on; cancelled before any byte went out, it just goes
+        on."""
+        with trio.move_on_after(self.write_timeout) as bound:
+            async with self._send_lock:
+                if self.too_slow:
+                    raise trio.BrokenResourceError("the connection was reset")
+                self._unsent = memoryview(data)
+                try:
+                    await self._send_unsent()
+                except trio.Cancelled:
+                    if not bound.cancel_called and 0 < len(self._unsent) < len(data):
+                        deadline = min(bound.deadline, trio.current_time() + FINISH_CANCELLED_WRITE)
+                        with trio.CancelScope(shield=True, deadline=deadline):
+                            await self._send_unsent()
+                        if self._unsent:
+                            self._too_slow()
+                    raise
+                return
+        self._too_slow()
+        raise trio.BrokenResourceError("the client took no frame for the write timeout")
+
+    def _too_slow(self) -> None:
+        self.too_slow = True
+        self.drop()
+
+    async def _send_unsent(self) -> None:
+        if not isinstance(self.stream, trio.SocketStream):  # TLS: a cancelled send breaks trio's SSLStream itself
+            await self.stream.send_all(self._unsent)
+            self._unsent = memoryview(b"")
+            return
+        while self._unsent:
+            try:
+                sent = await self.stream.socket.send(self._unsent)
+            except OSError as exc:
+                raise trio.BrokenResourceError from exc
+            self._unsent = self._unsent[sent:]
 
     async def accept(self) -> None:
         await self._write(self._ws.send(ws_events.AcceptConnection()))
@@ -142,13 +194,18 @@ class WebSocket:
     async def _handle(self, event: ws_events.Event) -> WsFrame | WsClosed | None:
         if isinstance(event, ws_events.Ping):
             if self._ws.state is ConnectionState.OPEN:  # no pong may follow the client's CLOSE
-                await self._write(self._ws.send(event.response()))
+                try:
+                    await self._write(self._ws.send(event.response()))
+                except trio.BrokenResourceError:
+                    self.client_closed = WsClosed("too_slow" if self.too_slow else "eof")
+                    return self.client_closed
             return None
         if isinstance(event, ws_events.CloseConnection):
             self.client_closed = WsClosed("close", event.code, event.reason or None)
             if self.answer_close and not self.server_close_sent:
                 self.server_close_sent = True
-                await self._write(self._ws.send(event.response()))
+                with contextlib.suppress(trio.BrokenResourceError):  # it closed first: its CLOSE is how it ended
+                    await self._write(self._ws.send(event.response()))
             return self.client_closed
         if isinstance(event, ws_events.Message):
             self._parts.append(event.data)

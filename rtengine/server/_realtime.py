@@ -90,7 +90,7 @@ class RealtimeSession:
             session = merge(session, {k: v for k, v in call.session.items() if k != "model"})
         self.state = ModelState(session)
         self.faults = ConversationFaults(server_record, faults_getter)
-        self.views = ConversationViews(server_record, self.faults, call, options.slow_client_seconds)
+        self.views = ConversationViews(server_record, self.faults, call)
         self._responses = ResponseStreamer(self.state, options, call, self._send)
         self.items = ConversationItems(self.state, self._send, self.views.reply)
         self.turns = Turns(

@@ -8,8 +8,9 @@ event is the ``session.updated`` answering its ``session.update``) and an ``erro
 event caused it). A client that vanished is not an error of the conversation: its link stops being written to, and
 its reader records how it ended. At the session cap every websocket view is closed with ``1001`` (:meth:`expire`).
 
-Every write to a websocket goes through :meth:`Link.write`, bounded by ``ServerOptions.slow_client_seconds``: a
-client that stopped reading is reset (recorded ``too_slow``) instead of stalling the fan-out to the other views.
+Every write to a websocket is bounded by ``ServerOptions.slow_client_seconds`` (:class:`WebSocket`; its pongs and
+its answer to a CLOSE too): a client that stopped reading is reset (recorded ``too_slow``, by :meth:`Link.write`
+or, for a pong, by its reader) instead of stalling the fan-out to the other views.
 """
 
 from __future__ import annotations
@@ -48,37 +49,31 @@ class Link:
     closing: bool = False
     #: Set once the link is detached (its reader has returned).
     left: trio.Event = field(default_factory=trio.Event)
-    #: Seconds the client may leave one frame untaken before it is dropped (``ServerOptions.slow_client_seconds``).
-    send_timeout: float = 10.0
 
     async def write(self, send: Callable[[], Awaitable[None]]) -> bool:
-        """Run one write to the client (a message or a CLOSE); False when the client is gone or too slow. A client
-        that has not taken the frame within ``send_timeout`` is dropped there and then: a TCP reset (the half
-        written frame is never finished), recorded ``too_slow``, its reader cancelled. Cancellation from outside
-        leaves the connection as a cancelled write does: the caller's scope decides what follows."""
-        with trio.move_on_after(self.send_timeout):
-            try:
-                await send()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self.closing = True
-                return False
-            return True
-        self.closing = True
-        if self.record.end is None:
-            self.record.end = "too_slow"
-        self.ws.drop()
-        self.scope.cancel()
-        return False
+        """Run one write to the client (a message or a CLOSE); False when the client is gone or too slow. Every
+        write of the socket is bounded (``ServerOptions.slow_client_seconds``, :class:`WebSocket`): a client that
+        has not taken the frame in time was reset there and then (the half written frame is never finished); it is
+        recorded ``too_slow`` (unless it had ended otherwise) and its reader is cancelled. Cancelled from outside
+        midway, the write resets the connection too (a later frame must not follow half a frame) and
+        ``Cancelled`` goes on."""
+        try:
+            await send()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.closing = True
+            if self.ws.too_slow:
+                if self.record.end is None:
+                    self.record.end = "too_slow"
+                self.scope.cancel()
+            return False
+        return True
 
 
 class ConversationViews:
     """The websockets attached to one conversation (``links``), plus the call's data channel when it has a call."""
 
-    def __init__(
-        self, records: ServerRecord, faults: ConversationFaults, call: Call | None, slow_client_seconds: float = 10.0
-    ) -> None:
+    def __init__(self, records: ServerRecord, faults: ConversationFaults, call: Call | None) -> None:
         self._records = records
-        self._slow_client_seconds = slow_client_seconds
         self._faults = faults
         self._call = call
         self.links: list[Link] = []
@@ -146,7 +141,7 @@ class ConversationViews:
     # --- attached websockets ---------------------------------------------------------------------------------
 
     def attach(self, ws: WebSocket, record: ConnectionRecord) -> Link:
-        link = Link(ws, record, send_timeout=self._slow_client_seconds)
+        link = Link(ws, record)
         self.links.append(link)
         return link
 

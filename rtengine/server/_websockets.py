@@ -67,7 +67,7 @@ class WebSocketGate:
         )
         self._record.connections.append(record)
         self._record.changed()
-        ws = WebSocket(stream, request, self._options.max_message_bytes)
+        ws = WebSocket(stream, request, self._options.max_message_bytes, self._options.slow_client_seconds)
         faults = self._faults()
         ws.answer_close = not faults.ignore_client_close
         try:
