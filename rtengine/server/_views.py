@@ -55,8 +55,8 @@ class Link:
         write of the socket is bounded (``ServerOptions.slow_client_seconds``, :class:`WebSocket`): a client that
         has not taken the frame in time was reset there and then (the half written frame is never finished); it is
         recorded ``too_slow`` (unless it had ended otherwise) and its reader is cancelled. Cancelled from outside
-        midway, the write resets the connection too (a later frame must not follow half a frame) and
-        ``Cancelled`` goes on."""
+        midway, the write first finishes its frame (a later frame must never follow half a frame), or resets the
+        connection when it cannot within its bound, and ``Cancelled`` goes on."""
         try:
             await send()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
