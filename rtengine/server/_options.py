@@ -148,7 +148,8 @@ class ServerOptions:
     this long is dropped — a TCP reset, recorded ``too_slow`` — and the conversation goes on: one view that stopped
     reading never stalls the others (the call's data channel, its other sidebands). Every write counts (its pongs and
     CLOSE frames too). Its kernel buffers must be full first, so only a client that stopped reading, or takes less
-    than one frame in that time, meets it.
+    than one frame in that time, meets it;
+    ``math.inf`` never resets one.
     ``record_limit`` — the server's ``record`` keeps this many of the most recent calls, connections and hang-ups
     (a ring: a long-running server holds a bounded history); ``None`` records everything (tests that read a long
     history opt in).
