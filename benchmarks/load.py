@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import functools
 import json
 import os
@@ -37,7 +38,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
 import trio
@@ -296,27 +297,34 @@ def fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
-async def run(steps: list[int], seconds: float, clients: list[str], keep_going: bool = False) -> list[Step]:
+@contextlib.asynccontextmanager
+async def load_server() -> AsyncIterator[tuple[Server, str]]:
+    """The load server process (:mod:`load_server`) and its ``ws://`` URL; it ends when its stdin closes, on the
+    way out."""
     command = [sys.executable, os.path.join(HERE, "load_server.py")]
-    results: list[Step] = []
     async with trio.open_nursery() as nursery:
         run_server = functools.partial(
             trio.run_process, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, check=False
         )
         process: trio.Process = await nursery.start(run_server)
         server = Server(process)
-        url = await server.line()
         try:
-            for kind in clients:
-                for count in steps:
-                    result = await step(server, url, kind, count, seconds)
-                    results.append(result)
-                    print(row(result), flush=True)
-                    if not result.passed and not keep_going:
-                        break
+            yield server, await server.line()
         finally:
             assert process.stdin is not None
             await process.stdin.aclose()
+
+
+async def run(steps: list[int], seconds: float, clients: list[str], keep_going: bool = False) -> list[Step]:
+    results: list[Step] = []
+    async with load_server() as (server, url):
+        for kind in clients:
+            for count in steps:
+                result = await step(server, url, kind, count, seconds)
+                results.append(result)
+                print(row(result), flush=True)
+                if not result.passed and not keep_going:
+                    break
     return results
 
 

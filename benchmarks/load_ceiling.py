@@ -24,22 +24,18 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import functools
 import json
 import os
 import platform
 import select
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 import trio
-from load import LAG_GOAL_MS, PERIOD_NS, Server, Window, fmt, pct, seen, sender
+from load import LAG_GOAL_MS, PERIOD_NS, Server, Window, fmt, load_server, pct, seen, sender
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 UPGRADE = (
     b"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
     b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
@@ -279,26 +275,15 @@ async def run(steps: list[int], seconds: float) -> list[Floor]:
     results = [await pacing_alone(count, seconds) for count in steps]
     for result in results:
         print(row(result), flush=True)
-    command = [sys.executable, os.path.join(HERE, "load_server.py")]
-    async with trio.open_nursery() as nursery:
-        run_server = functools.partial(
-            trio.run_process, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, check=False
-        )
-        process: trio.Process = await nursery.start(run_server)
-        server = Server(process)
-        url = await server.line()
-        floors: list[Run] = [trio_floor, shared_reactor]
-        try:
-            for floor in floors:
-                for count in steps:
-                    result = await floor(server, url, count, seconds)
-                    results.append(result)
-                    print(row(result), flush=True)
-                    if not result.passed:
-                        break
-        finally:
-            assert process.stdin is not None
-            await process.stdin.aclose()
+    floors: list[Run] = [trio_floor, shared_reactor]
+    async with load_server() as (server, url):
+        for floor in floors:
+            for count in steps:
+                result = await floor(server, url, count, seconds)
+                results.append(result)
+                print(row(result), flush=True)
+                if not result.passed:
+                    break
     return results
 
 

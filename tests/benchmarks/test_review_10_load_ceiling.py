@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmar
 
 import load_ceiling
 from load import Window
+from load_server import _text_frame
 
 
 async def test_the_reactor_floor_writes_a_frame_whole_when_the_socket_has_less_room() -> None:
@@ -36,21 +37,12 @@ async def test_the_reactor_floor_writes_a_frame_whole_when_the_socket_has_less_r
         assert bytes(got) == frame
 
 
-def _server_frame(payload: bytes) -> bytes:
-    size = len(payload)
-    if size < 126:
-        return bytes((0x81, size)) + payload
-    if size < 65536:
-        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
-    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
-
-
 def test_the_floors_reader_finds_every_delta_stamp_however_the_reads_split_the_frames() -> None:
     window = Window(t0=0, t1=1 << 62)
     dues = [1_000_000_000 + n * 20_000_000 for n in range(40)]
     frames = b"".join(
-        _server_frame(b'{"type":"response.output_audio.transcript.delta","event_id":"event_x","delta":"hi"}')
-        + _server_frame(
+        _text_frame(b'{"type":"response.output_audio.transcript.delta","event_id":"event_x","delta":"hi"}')
+        + _text_frame(
             b'{"type":"response.output_audio.delta","event_id":"event_%010d_%020d","delta":"' % (n, due)
             + b"A" * (200 if n % 2 else 70_000)  # small frames and frames over 64 KiB (the 8-byte length)
             + b'"}'
