@@ -2,11 +2,13 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 import trio
 
 import rtengine
-from rtengine.adapters._peer import PeerService
+from rtengine import webrtc
+from rtengine.adapters._peer import Peer, PeerService
 from rtengine.events import Closed, ConversationEvent, Error
 from rtengine.server import LocalServer, ServerOptions, open_local_server
 
@@ -20,6 +22,21 @@ async def serving(peers: PeerService, **options: object) -> AsyncIterator[LocalS
     opts = ServerOptions(**settings)  # type: ignore[arg-type]
     async with open_local_server(opts, peers=peers) as server:
         yield server
+
+
+@asynccontextmanager
+async def data_channel_call() -> AsyncIterator[tuple[LocalServer, rtengine.Conversation, Peer]]:
+    """A WebRTC conversation against a local server over loopback, rtengine the media peer, its ``oai-events`` data
+    channel open: (the server, the conversation, rtengine's peer — which writes on the data channel)."""
+    async with webrtc.open_media_engine(loopback=True) as engine, serving(engine) as server:
+        media = webrtc.Media(engine, connect_timeout=5, data_channel=True)
+        async with (
+            client_for(server) as client,
+            rtengine.open_conversation(client, rtengine.SessionConfig(), media=media) as conv,
+        ):
+            assert conv.media is not None
+            await conv.media.peer.channel_open.wait()
+            yield server, conv, cast(Peer, conv.media.peer)
 
 
 def client_for(server: LocalServer, **kwargs: object) -> rtengine.RealtimeClient:

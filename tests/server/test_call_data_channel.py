@@ -5,47 +5,35 @@ data channel reader waits for the conversation's inbox (backpressure) instead of
 """
 
 import json
-from typing import cast
 
 import trio
-from engine_helpers import client_for, serving
+from engine_helpers import data_channel_call
 
-import rtengine
-from rtengine import webrtc
-from rtengine.adapters._peer import Peer
 from rtengine.protocol import user_text
 
 
 async def test_a_burst_of_items_on_the_data_channel_is_all_added_in_order() -> None:
     burst = 1000
     with trio.fail_after(90):
-        async with webrtc.open_media_engine(loopback=True) as engine, serving(engine) as server:
-            media = webrtc.Media(engine, connect_timeout=5, data_channel=True)
-            async with (
-                client_for(server) as client,
-                rtengine.open_conversation(client, rtengine.SessionConfig(), media=media) as conv,
-            ):
-                assert conv.media is not None
-                peer = cast(Peer, conv.media.peer)
-                await conv.media.peer.channel_open.wait()
-                for n in range(burst):
-                    assert peer.send_data(json.dumps(user_text(f"history {n}")))
-                record = server.record.calls[-1]
+        async with data_channel_call() as (server, conv, peer):
+            for n in range(burst):
+                assert peer.send_data(json.dumps(user_text(f"history {n}")))
+            record = server.record.calls[-1]
 
-                def all_done() -> bool:
-                    return [f["type"] for f in record.data_frames_out].count("conversation.item.done") >= burst
+            def all_done() -> bool:
+                return [f["type"] for f in record.data_frames_out].count("conversation.item.done") >= burst
 
-                async def read_events() -> None:  # the app reads its events (the sideband sees the burst too)
-                    async for _ in conv.events:
-                        pass
+            async def read_events() -> None:  # the app reads its events (the sideband sees the burst too)
+                async for _ in conv.events:
+                    pass
 
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(read_events)
-                    # A sanity bound, not the behaviour under test: aiortc's SCTP paces a burst (≈12 s for 1000
-                    # items on a quiet machine, 20-35 s on a loaded one), so a tight bound only measures the load.
-                    with trio.move_on_after(60):
-                        await server.record.wait_until(all_done)
-                    nursery.cancel_scope.cancel()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_events)
+                # A sanity bound, not the behaviour under test: aiortc's SCTP paces a burst (≈12 s for 1000
+                # items on a quiet machine, 20-35 s on a loaded one), so a tight bound only measures the load.
+                with trio.move_on_after(60):
+                    await server.record.wait_until(all_done)
+                nursery.cancel_scope.cancel()
             sent = [f for f in record.data_frames_out if isinstance(f, dict)]
     assert len(record.data_frames_in) == burst
     assert record.data_frames_refused == 0

@@ -4,16 +4,13 @@ and 7, fixed). Every event the server sends here is checked against the ``openai
 suite-wide fixture."""
 
 import json
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import trio
-from engine_helpers import client_for, serving
+from engine_helpers import data_channel_call
 from helpers import call_id_of, create_call, loads, read_until, sideband
 
-import rtengine
-from rtengine import webrtc
-from rtengine.adapters._peer import Peer
 from rtengine.adapters._ws import RealtimeSocket, open_socket
 from rtengine.adapters._ws_frames import text_frame
 from rtengine.protocol import SocketEnd
@@ -95,23 +92,15 @@ async def test_a_create_on_a_calls_data_channel_is_answered_before_the_next_even
     the sideband test above is the one that fails without it.)"""
     next_event = {"type": "conversation.item.retrieve", "item_id": "item_none", "event_id": "evt_next"}
     with trio.fail_after(30):
-        async with webrtc.open_media_engine(loopback=True) as engine, serving(engine) as server:
-            media = webrtc.Media(engine, connect_timeout=5, data_channel=True)
-            async with (
-                client_for(server) as client,
-                rtengine.open_conversation(client, rtengine.SessionConfig(), media=media) as conv,
-            ):
-                assert conv.media is not None
-                peer = cast(Peer, conv.media.peer)
-                await conv.media.peer.channel_open.wait()
-                record = server.record.calls[-1]
-                for event in ({"type": "response.create"}, next_event):
-                    assert peer.send_data(json.dumps(event))
+        async with data_channel_call() as (server, _, peer):
+            record = server.record.calls[-1]
+            for event in ({"type": "response.create"}, next_event):
+                assert peer.send_data(json.dumps(event))
 
-                def answered() -> bool:
-                    return "error" in _types(record.data_frames_out)
+            def answered() -> bool:
+                return "error" in _types(record.data_frames_out)
 
-                await server.record.wait_until(answered)
+            await server.record.wait_until(answered)
     kinds = _types(record.data_frames_out)
     assert "response.created" in kinds
     assert kinds.index("response.created") < kinds.index("error")
